@@ -1,0 +1,66 @@
+"""What a block is: a class that names itself, its capabilities, the core API it targets and its config."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+
+from retailblocks.hookspecs import Capability
+
+if TYPE_CHECKING:
+    import click
+
+
+def secret_field(**kwargs: Any) -> Any:
+    """An attrs field whose value is a secret: never printed, logged, or written to the lock file."""
+    metadata = dict(kwargs.pop("metadata", {}) or {})
+    metadata["secret"] = True
+    return attrs.field(metadata=metadata, repr=False, **kwargs)
+
+
+def is_secret(field: attrs.Attribute[Any]) -> bool:
+    return bool(field.metadata.get("secret"))
+
+
+@attrs.frozen
+class NoConfig:
+    """The configuration of a block that takes none."""
+
+
+class Block:
+    """Base class of every block.
+
+    A subclass declares ``name`` (its entry-point name), ``capabilities``, ``core_api`` ("major.minor" of
+    the core API it was written against) and ``Config`` (an attrs class). Payment blocks also declare the
+    ``payment_methods`` they answer. The stack creates one instance per manifest entry with its validated
+    configuration and registers it with the plugin manager; hook implementations are methods marked with
+    :data:`retailblocks.hookimpl`.
+    """
+
+    name: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    core_api: ClassVar[str] = "1.0"
+    Config: ClassVar[type[Any]] = NoConfig
+    payment_methods: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+
+    def __init__(self, config: Any, *, block_id: str | None = None):
+        self.config = config
+        #: The instance id from the manifest (defaults to the block's name). Tables use ``table_prefix``.
+        self.id = block_id or self.name
+
+    @property
+    def table_prefix(self) -> str:
+        """Prefix of the tables this block owns: its name, made safe for SQL identifiers."""
+        return self.name.replace("-", "_")
+
+    @classmethod
+    def cli_commands(cls) -> Sequence[click.Command]:
+        """Operator commands the block adds to ``blocks`` (``blocks stock …``). Each takes the manifest
+        path and opens the stack with :func:`retailblocks.cli.support.open_stack`."""
+        return ()
+
+    def __repr__(self) -> str:
+        return f"<block {self.id} ({type(self).__module__}.{type(self).__qualname__})>"

@@ -1,0 +1,78 @@
+"""What a stack is made of, as data: printed by ``blocks assemble`` and written to ``blocks.lock``.
+
+Nothing here may contain a secret: configurations appear as a fingerprint and with secrets masked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from retailblocks.assembly.stack import Plan
+from retailblocks.hookspecs import dispatch_of
+from retailblocks.manifest import config_fingerprint, config_to_public_dict
+from retailblocks.storage import describe_url
+
+LOCK_FORMAT = 1
+
+
+def describe_plan(plan: Plan) -> dict[str, Any]:
+    from retailblocks import CORE_API_VERSION, __version__
+
+    manifest = plan.manifest
+    routing = plan.relay.routing
+    return {
+        "lock_format": LOCK_FORMAT,
+        "core": {"distribution": "retailblocks", "version": __version__, "api": CORE_API_VERSION},
+        "merchant": {
+            "id": manifest.merchant.id,
+            "name": manifest.merchant.name,
+            "currency": manifest.merchant.currency,
+        },
+        "database": describe_url(manifest.database_url),
+        "channels": [{"id": c.id, "type": c.type.value, "location": c.location} for c in manifest.channels],
+        "blocks": [
+            {
+                "id": block.entry.id,
+                "use": block.entry.use,
+                "distribution": block.info.distribution,
+                "version": block.info.version,
+                "core_api": block.instance.core_api,
+                "capabilities": sorted(str(c) for c in block.instance.capabilities),
+                "payment_methods": list(block.instance.payment_methods),
+                "config": config_to_public_dict(block.instance.config),
+                "config_fingerprint": config_fingerprint(block.instance.config),
+            }
+            for block in plan.blocks
+        ],
+        "routing": {
+            "hooks": {
+                hook: {"dispatch": dispatch_of(hook).value, "blocks": [block]}
+                for hook, block in sorted(routing.providers.items())
+            }
+            | {
+                hook: {"dispatch": dispatch_of(hook).value, "blocks": list(blocks)}
+                for hook, blocks in sorted(routing.contributors.items())
+            },
+            "payment_methods": dict(sorted(routing.payment_methods.items())),
+        },
+    }
+
+
+def write_lock(plan: Plan) -> Path:
+    """Write ``blocks.lock`` beside the manifest, atomically (a crash never leaves half a file)."""
+    target = plan.manifest.path.parent / "blocks.lock"
+    data = describe_plan(plan)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    handle, temporary = tempfile.mkstemp(prefix=".blocks.lock.", dir=target.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target

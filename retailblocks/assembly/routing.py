@@ -1,0 +1,126 @@
+"""Deciding which block answers which call, and rejecting stacks where that is ambiguous or impossible."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pluggy
+
+from retailblocks.assembly.hooks import Routing
+from retailblocks.errors import AssemblyError
+from retailblocks.hookspecs import (
+    FLOW_CAPABILITIES,
+    REQUIRED_HOOKS,
+    Capability,
+    Dispatch,
+    capability_of,
+    dispatch_of,
+)
+from retailblocks.manifest import Manifest, ManifestError
+
+if TYPE_CHECKING:
+    from retailblocks.assembly.stack import AssembledBlock
+
+
+def implemented_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    callers = pm.get_hookcallers(plugin) or []
+    return sorted(caller.name for caller in callers)
+
+
+def plan_routing(manifest: Manifest, blocks: Sequence[AssembledBlock], pm: pluggy.PluginManager) -> Routing:
+    hooks_of = {b.entry.id: implemented_hooks(pm, b.instance) for b in blocks}
+    for block in blocks:
+        _check_declared_capabilities(block, hooks_of[block.entry.id])
+
+    provided = {c for b in blocks for c in b.instance.capabilities}
+    missing = sorted(c.value for c in FLOW_CAPABILITIES if c not in provided)
+    if missing:
+        raise AssemblyError(
+            f"the manifest {manifest.path} has no block providing {', '.join(missing)}; the order flows "
+            "need one (add a block to `blocks:` — `blocks plugins` lists what is installed)"
+        )
+
+    providers: dict[str, str] = {}
+    contributors: dict[str, tuple[str, ...]] = {}
+    all_hooks = sorted({hook for hooks in hooks_of.values() for hook in hooks})
+    for hook in all_hooks:
+        implementers = tuple(b.entry.id for b in blocks if hook in hooks_of[b.entry.id])
+        kind = dispatch_of(hook)
+        if kind is Dispatch.ONE_PROVIDER:
+            if len(implementers) > 1:
+                raise AssemblyError(
+                    f"blocks {', '.join(repr(i) for i in implementers)} all answer {hook}, which one block "
+                    f"must answer; keep one {capability_of(hook)} provider in the manifest",
+                    block=implementers[1],
+                )
+            providers[hook] = implementers[0]
+        else:
+            contributors[hook] = implementers
+    return Routing(providers=providers, payment_methods=_route_payment(manifest, blocks), contributors=contributors)
+
+
+def _check_declared_capabilities(block: AssembledBlock, hooks: Sequence[str]) -> None:
+    declared = set(block.instance.capabilities)
+    name, distribution = block.entry.use, block.info.distribution
+    for capability in declared:
+        absent = sorted(REQUIRED_HOOKS[Capability(capability)] - set(hooks))
+        if absent:
+            raise AssemblyError(
+                f"block {name!r} (distribution {distribution}) declares capability {capability} but does "
+                f"not implement {', '.join(absent)}",
+                block=name,
+                distribution=distribution,
+            )
+    undeclared = sorted(
+        {capability_of(h) for h in hooks if capability_of(h) != "lifecycle"} - {str(c) for c in declared}
+    )
+    if undeclared:
+        raise AssemblyError(
+            f"block {name!r} (distribution {distribution}) implements hooks of {', '.join(undeclared)} "
+            "without declaring the capability in `capabilities`",
+            block=name,
+            distribution=distribution,
+        )
+    if Capability.PAYMENT in declared and not block.instance.payment_methods:
+        raise AssemblyError(
+            f"payment block {name!r} (distribution {distribution}) lists no `payment_methods`",
+            block=name,
+            distribution=distribution,
+        )
+
+
+def _route_payment(manifest: Manifest, blocks: Sequence[AssembledBlock]) -> dict[str, str]:
+    offered: dict[str, list[str]] = {}
+    payment_blocks = {b.entry.id: b for b in blocks if Capability.PAYMENT in b.instance.capabilities}
+    for block_id, block in payment_blocks.items():
+        for method in block.instance.payment_methods:
+            offered.setdefault(method, []).append(block_id)
+    routes: dict[str, str] = {}
+    for method, block_id in manifest.routing.payment.items():
+        where = manifest.routing.position_of(method)
+        if block_id not in payment_blocks:
+            problem = (
+                f"payment method {method!r} is routed to {block_id!r}, which is not a payment block of this "
+                f"manifest (payment blocks: {', '.join(payment_blocks) or 'none'})"
+            )
+            if where is None:
+                raise AssemblyError(problem)
+            raise ManifestError.at(where, problem)
+        if block_id not in offered.get(method, []):
+            methods = ", ".join(payment_blocks[block_id].instance.payment_methods)
+            problem = f"block {block_id!r} does not accept payment method {method!r} (it accepts: {methods})"
+            if where is None:
+                raise AssemblyError(problem)
+            raise ManifestError.at(where, problem)
+        routes[method] = block_id
+    for method, block_ids in sorted(offered.items()):
+        if method in routes:
+            continue
+        if len(block_ids) > 1:
+            raise AssemblyError(
+                f"payment method {method!r} is offered by several blocks ({', '.join(block_ids)}); say which one "
+                f"answers it under `routing: payment: {{{method}: <block id>}}` in the manifest"
+            )
+        routes[method] = block_ids[0]
+    return routes

@@ -1,0 +1,329 @@
+"""Assembly: from a manifest and the installed blocks to a running :class:`Stack`.
+
+Nothing is written (no database, no directory, no lock file) until the whole manifest, every block's
+configuration and the routing have been checked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import pluggy
+import sqlalchemy as sa
+from packaging.version import InvalidVersion, Version
+
+from retailblocks.assembly.blocks import Block
+from retailblocks.assembly.core_block import CoreBlock
+from retailblocks.assembly.discovery import TRACE_ENV, BlockInfo, api_incompatibility, discover
+from retailblocks.assembly.hooks import HookRelay
+from retailblocks.assembly.routing import plan_routing
+from retailblocks.clock import Clock, IdFactory, RandomIds, SystemClock
+from retailblocks.context import FlowContext
+from retailblocks.errors import AssemblyError, UnknownChannel
+from retailblocks.hookspecs import PROJECT, SPEC_MODULES
+from retailblocks.manifest import (
+    BlockEntry,
+    ConfigTypeError,
+    Manifest,
+    ManifestError,
+    build_config,
+    load_manifest,
+)
+from retailblocks.manifest.readers import suggestion
+from retailblocks.model import Channel, Product
+from retailblocks.storage import UnitOfWork, check_reachable, create_engine, migrate
+from retailblocks.storage.engine import sqlite_path
+
+if TYPE_CHECKING:
+    from retailblocks.flows.api import OrderFlows
+
+CORE_ID = "core"
+
+
+@attrs.frozen
+class AssembledBlock:
+    """A manifest entry resolved to an installed block and its validated configuration."""
+
+    entry: BlockEntry
+    info: BlockInfo
+    instance: Block
+
+
+@attrs.frozen
+class Plan:
+    """Everything assembly decided before touching storage: what ``blocks assemble --check`` validates."""
+
+    manifest: Manifest
+    blocks: tuple[AssembledBlock, ...]
+    plugin_manager: pluggy.PluginManager = attrs.field(eq=False)
+    relay: HookRelay = attrs.field(eq=False)
+
+
+def new_plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(PROJECT)
+    for module in SPEC_MODULES.values():
+        pm.add_hookspecs(module)
+    return pm
+
+
+def plan(
+    manifest_path: str | os.PathLike[str],
+    *,
+    environ: Mapping[str, str] | None = None,
+    installed: Mapping[str, BlockInfo] | None = None,
+) -> Plan:
+    """Load the manifest and resolve, configure and register its blocks, writing nothing."""
+    env = dict(os.environ if environ is None else environ)
+    manifest = load_manifest(manifest_path, environ=env)
+    available = dict(installed if installed is not None else discover(env))
+    from retailblocks import CORE_API_VERSION
+
+    assembled: list[AssembledBlock] = []
+    for entry in manifest.blocks:
+        info = available.get(entry.use)
+        if info is None:
+            hint = suggestion(entry.use, available)
+            installed_names = ", ".join(sorted(available)) or "none"
+            raise ManifestError.at(
+                entry.position_of("use"),
+                f"unknown block {entry.use!r}{hint}; installed blocks: {installed_names}",
+            )
+        if info.block_class is None:
+            raise ManifestError.at(entry.position_of("use"), info.error or f"block {entry.use!r} cannot be loaded")
+        if entry.version is not None:
+            try:
+                installed_version = Version(info.version)
+            except InvalidVersion:
+                installed_version = None
+            if installed_version is None or not entry.version.contains(installed_version, prereleases=True):
+                raise ManifestError.at(
+                    entry.position_of("version"),
+                    f"block {entry.use!r} is installed at version {info.version} (distribution "
+                    f"{info.distribution}), which does not satisfy {str(entry.version)!r}",
+                )
+        incompatible = api_incompatibility(info.block_class.core_api, CORE_API_VERSION)
+        if incompatible:
+            raise ManifestError.at(
+                entry.position_of("use"),
+                f"block {entry.use!r} (distribution {info.distribution} {info.version}) cannot be used: {incompatible}",
+            )
+        try:
+            config = build_config(info.block_class.Config, entry.config, environ=env)
+        except ConfigTypeError as error:
+            raise AssemblyError(
+                f"block {entry.use!r} (distribution {info.distribution} {info.version}) has a configuration "
+                f"class the core cannot read: {error}",
+                block=entry.use,
+                distribution=info.distribution,
+            ) from None
+        try:
+            instance = info.block_class(config, block_id=entry.id)
+        except (ValueError, TypeError) as error:
+            raise ManifestError.at(
+                entry.position_of("config"), f"block {entry.use!r} rejected its configuration: {error}"
+            ) from None
+        assembled.append(AssembledBlock(entry, info, instance))
+
+    pm = new_plugin_manager()
+    pm.register(CoreBlock(None, block_id=CORE_ID), name=CORE_ID)
+    for block in assembled:
+        try:
+            pm.register(block.instance, name=block.entry.id)
+        except pluggy.PluginValidationError as error:
+            raise AssemblyError(
+                f"block {block.entry.use!r} (distribution {block.info.distribution} {block.info.version}): {error}",
+                block=block.entry.use,
+                distribution=block.info.distribution,
+            ) from None
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as error:
+        plugin_name = pm.get_name(error.plugin) or "?"
+        owner = next((b for b in assembled if b.entry.id == plugin_name), None)
+        distribution = owner.info.distribution if owner else "?"
+        raise AssemblyError(
+            f"block {plugin_name!r} (distribution {distribution}) implements a hook that no specification "
+            f"declares: {error}. Check the spelling against `blocks plugins` or the hookspecs.",
+            block=plugin_name,
+            distribution=distribution,
+        ) from None
+    routing = plan_routing(manifest, assembled, pm)
+    relay = HookRelay(
+        pm, {b.entry.id: b.instance for b in assembled}, routing, trace=env.get(TRACE_ENV, "") not in ("", "0")
+    )
+    return Plan(manifest, tuple(assembled), pm, relay)
+
+
+def assemble(
+    manifest_path: str | os.PathLike[str],
+    *,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    ids: IdFactory | None = None,
+    installed: Mapping[str, BlockInfo] | None = None,
+) -> Stack:
+    """Assemble the manifest into a running stack: validate everything, then prepare storage."""
+    the_plan = plan(manifest_path, environ=environ, installed=installed)
+    url = the_plan.manifest.database_url
+    database_file = sqlite_path(url)
+    if database_file is not None:
+        database_file.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    try:
+        check_reachable(engine)
+        owners: dict[str, list[Any]] = {}
+        for block_id in [CORE_ID, *[b.entry.id for b in the_plan.blocks]]:
+            plugin = the_plan.plugin_manager.get_plugin(block_id)
+            function = getattr(plugin, "stack_migrations", None)
+            if function is not None:
+                owner = plugin.name if isinstance(plugin, Block) else block_id
+                owners.setdefault(owner, list(function()))
+        migrate(engine, owners)
+    except BaseException:
+        engine.dispose()
+        raise
+    stack = Stack(the_plan, engine, clock or SystemClock(), ids or RandomIds())
+    the_plan.plugin_manager.hook.stack_startup(stack=stack)
+    return stack
+
+
+class Stack:
+    """A manifest assembled: configured blocks registered with one plugin manager, plus storage.
+
+    The order flows are reached through :meth:`checkout`, :meth:`cancel`, :meth:`refund` and the readers
+    :meth:`order` and :meth:`orders`; operators' housekeeping through :meth:`recover` and
+    :meth:`dispatch_events`.
+    """
+
+    def __init__(self, the_plan: Plan, engine: sa.Engine, clock: Clock, ids: IdFactory):
+        self.plan = the_plan
+        self.manifest = the_plan.manifest
+        self.engine = engine
+        self.clock = clock
+        self.ids = ids
+        self.hooks = the_plan.relay
+        self.plugin_manager = the_plan.plugin_manager
+        self.channels: dict[str, Channel] = {c.id: c for c in self.manifest.channels}
+        self.catalog: dict[str, Product] = {p.sku: p for p in self.manifest.catalog}
+        self.blocks: dict[str, Block] = {b.entry.id: b.instance for b in the_plan.blocks}
+        self._flows: OrderFlows | None = None
+        self._closed = False
+
+    # -- blocks and contexts ----------------------------------------------------------------------
+
+    @property
+    def merchant(self) -> Any:
+        return self.manifest.merchant
+
+    @property
+    def currency(self) -> str:
+        return str(self.manifest.merchant.currency)
+
+    def block(self, block_id: str) -> Block:
+        try:
+            return self.blocks[block_id]
+        except KeyError:
+            raise AssemblyError(f"no block {block_id!r} in this stack (blocks: {', '.join(self.blocks)})") from None
+
+    def block_providing(self, capability: str) -> Block:
+        """The first block (in manifest order) that declares ``capability``."""
+        for block in self.blocks.values():
+            if capability in block.capabilities:
+                return block
+        raise AssemblyError(f"no block in this stack provides {capability}")
+
+    def channel(self, channel_id: str) -> Channel:
+        try:
+            return self.channels[channel_id]
+        except KeyError:
+            known = ", ".join(self.channels)
+            raise UnknownChannel(f"unknown channel {channel_id!r}; this stack's channels: {known}") from None
+
+    def new_context(
+        self,
+        uow: UnitOfWork,
+        channel: str | None = None,
+        *,
+        flow: str = "operator",
+        flow_id: str = "",
+        key: str = "",
+    ) -> FlowContext:
+        return FlowContext(
+            merchant=self.manifest.merchant,
+            channel=self.channel(channel) if channel else None,
+            clock=self.clock,
+            ids=self.ids,
+            uow=uow,
+            flow=flow,
+            flow_id=flow_id,
+            idempotency_key=key,
+        )
+
+    @contextmanager
+    def context(
+        self,
+        channel: str | None = None,
+        *,
+        flow: str = "operator",
+        flow_id: str = "",
+        key: str = "",
+        read_only: bool = False,
+    ) -> Iterator[FlowContext]:
+        """A flow context whose unit of work commits when the block returns and rolls back if it raises."""
+        with UnitOfWork(self.engine, read_only=read_only) as uow:
+            yield self.new_context(uow, channel, flow=flow, flow_id=flow_id, key=key)
+
+    # -- order flows ------------------------------------------------------------------------------
+
+    @property
+    def flows(self) -> OrderFlows:
+        if self._flows is None:
+            from retailblocks.flows.api import OrderFlows
+
+            self._flows = OrderFlows(self)
+        return self._flows
+
+    def checkout(self, cart: Any, *, key: str, **options: Any) -> Any:
+        """Run the checkout saga for ``cart`` under idempotency ``key``; returns the order."""
+        return self.flows.checkout(cart, key=key, **options)
+
+    def cancel(self, order_id: str, *, key: str | None = None, reason: str = "") -> Any:
+        return self.flows.cancel(order_id, key=key, reason=reason)
+
+    def refund(self, order_id: str, lines: Mapping[int, int] | None = None, *, key: str, reason: str = "") -> Any:
+        return self.flows.refund(order_id, lines, key=key, reason=reason)
+
+    def order(self, order_id: str) -> Any:
+        return self.flows.order(order_id)
+
+    def orders(self, **filters: Any) -> Sequence[Any]:
+        return self.flows.orders(**filters)
+
+    def recover(self, **options: Any) -> Any:
+        return self.flows.recover(**options)
+
+    def dispatch_events(self, **options: Any) -> Any:
+        from retailblocks.events.dispatcher import dispatch
+
+        return dispatch(self, **options)
+
+    # -- closing ----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.plugin_manager.hook.stack_shutdown(stack=self)
+        finally:
+            self.engine.dispose()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

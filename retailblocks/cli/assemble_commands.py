@@ -1,0 +1,163 @@
+"""``blocks assemble``, ``blocks plugins`` and ``blocks schema``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from retailblocks.cli.support import (
+    console,
+    manifest_argument,
+    print_json,
+    print_table,
+    reporting_errors,
+)
+
+
+@click.command()
+@manifest_argument()
+@click.option("--check", is_flag=True, help="Validate only: prepare no storage and write no lock file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stack as JSON.")
+def assemble(manifest: Path, check: bool, as_json: bool) -> None:
+    """Assemble MANIFEST (default ./blocks.yaml): validate it, prepare storage, write blocks.lock."""
+    from retailblocks.assembly.describe import describe_plan, write_lock
+    from retailblocks.assembly.stack import assemble as assemble_stack
+    from retailblocks.assembly.stack import plan
+
+    with reporting_errors():
+        if check:
+            the_plan = plan(manifest)
+            lock_path = None
+        else:
+            stack = assemble_stack(manifest)
+            try:
+                the_plan = stack.plan
+                lock_path = write_lock(the_plan)
+            finally:
+                stack.close()
+    described = describe_plan(the_plan)
+    if as_json:
+        print_json(described)
+        return
+    show_stack(described)
+    if lock_path is None:
+        console.print(f"[green]✓[/] {manifest} is valid (checked only: nothing written)")
+    else:
+        console.print(f"[green]✓[/] stack assembled; storage ready at {described['database']}; wrote {lock_path}")
+
+
+def show_stack(described: dict[str, Any]) -> None:
+    merchant = described["merchant"]
+    console.print(
+        f"[bold]{merchant['name']}[/] ({merchant['id']}, {merchant['currency']}) — "
+        f"core {described['core']['version']} (API {described['core']['api']})"
+    )
+    print_table(
+        "Channels",
+        ["channel", "type", "location"],
+        [[c["id"], c["type"], c["location"] or ""] for c in described["channels"]],
+    )
+    print_table(
+        "Blocks",
+        ["id", "block", "distribution", "version", "capabilities", "config"],
+        [
+            [
+                b["id"],
+                b["use"],
+                b["distribution"],
+                b["version"],
+                ", ".join(b["capabilities"]) or "-",
+                b["config_fingerprint"][:12],
+            ]
+            for b in described["blocks"]
+        ],
+    )
+    hooks = described["routing"]["hooks"]
+    print_table(
+        "Which block answers which hook",
+        ["hook", "dispatch", "blocks"],
+        [
+            [hook, info["dispatch"], ", ".join(info["blocks"])]
+            for hook, info in hooks.items()
+            if not hook.startswith("stack_")
+        ],
+    )
+    methods = described["routing"]["payment_methods"]
+    if methods:
+        print_table("Payment methods", ["method", "block"], [[m, b] for m, b in methods.items()])
+
+
+def hook_names(cls: type[Any]) -> list[str]:
+    """The hooks a block class implements, read from its markers without instantiating it."""
+    from retailblocks.hookspecs import PROJECT
+
+    marker = f"{PROJECT}_impl"
+    return sorted(name for name in dir(cls) if hasattr(getattr(cls, name, None), marker))
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins(as_json: bool) -> None:
+    """List installed blocks: distribution, version, capabilities and hooks."""
+    from retailblocks.assembly.discovery import discover
+
+    rows = []
+    for info in discover().values():
+        entry: dict[str, Any] = {
+            "name": info.name,
+            "distribution": info.distribution,
+            "version": info.version,
+            "target": info.target,
+        }
+        if info.block_class is None:
+            entry["error"] = info.error
+        else:
+            cls = info.block_class
+            hooks = hook_names(cls)
+            entry.update(
+                core_api=cls.core_api,
+                capabilities=sorted(str(c) for c in cls.capabilities),
+                payment_methods=list(cls.payment_methods),
+                hooks=hooks,
+                description=cls.description,
+            )
+        rows.append(entry)
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        "Installed blocks",
+        ["block", "distribution", "version", "core API", "capabilities", "hooks"],
+        [
+            [
+                r["name"],
+                r["distribution"],
+                r["version"],
+                r.get("core_api", "?"),
+                ", ".join(r.get("capabilities", [])) or "-",
+                r["error"] if "error" in r else f"{len(r['hooks'])} hooks",
+            ]
+            for r in rows
+        ],
+    )
+
+
+@click.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
+def schema(output: Path | None) -> None:
+    """Print the JSON Schema (draft 2020-12) of blocks.yaml, with every installed block's configuration."""
+    from retailblocks.assembly.discovery import discover
+    from retailblocks.manifest import manifest_json_schema
+
+    configs = {name: info.block_class.Config for name, info in discover().items() if info.block_class is not None}
+    text = json.dumps(manifest_json_schema(configs), indent=2, sort_keys=True)
+    if output is None:
+        click.echo(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+
+
+COMMANDS = [assemble, plugins, schema]

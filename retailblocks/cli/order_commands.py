@@ -1,0 +1,314 @@
+"""``blocks checkout``, ``cancel``, ``refund``, ``orders``, ``recover`` and ``events``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from retailblocks.cli.support import (
+    console,
+    fail,
+    manifest_argument,
+    open_stack,
+    print_json,
+    print_table,
+)
+from retailblocks.errors import BusinessRejection, InvalidValue
+from retailblocks.model import (
+    Cart,
+    CartLine,
+    Fulfilment,
+    FulfilmentKind,
+    Identity,
+    Money,
+    Order,
+    PaymentRequest,
+)
+from retailblocks.model.serialize import to_data
+
+
+def order_summary(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "channel": order.channel,
+        "status": order.status.value,
+        "member": order.member_id,
+        "subtotal": str(order.subtotal),
+        "discount": str(order.discount),
+        "shipping": str(order.shipping),
+        "total": str(order.total),
+        "refunded": str(order.refunded) if order.refunded else None,
+        "failure": order.failure,
+    }
+
+
+def show_order(order: Order, as_json: bool) -> None:
+    if as_json:
+        print_json(to_data(order))
+        return
+    summary = order_summary(order)
+    console.print(
+        f"[bold]order {order.id}[/] — {summary['status']} in {order.channel}"
+        + (f" for member {order.member_id}" if order.member_id else "")
+    )
+    print_table(
+        "Lines",
+        ["#", "sku", "qty", "unit", "discount", "total", "refunded"],
+        [
+            [line.index, line.sku, line.quantity, line.unit_price, line.discount, line.total, line.refunded_quantity]
+            for line in order.lines
+        ],
+    )
+    for adjustment in order.adjustments:
+        console.print(f"  − {adjustment.amount} {adjustment.reason} (funded by {adjustment.funder})")
+    console.print(
+        f"subtotal {order.subtotal}  discount {order.discount}  shipping {order.shipping}  [bold]total {order.total}[/]"
+    )
+
+
+def _parse_pairs(values: tuple[str, ...], what: str) -> list[tuple[str, str]]:
+    pairs = []
+    for value in values:
+        name, sep, rest = value.partition(":")
+        if not sep or not name or not rest:
+            raise click.BadParameter(f"expected {what} (got {value!r})")
+        pairs.append((name, rest))
+    return pairs
+
+
+@click.command()
+@manifest_argument()
+@click.option("--channel", required=True, help="The channel the order comes from.")
+@click.option("--item", "items", multiple=True, required=True, metavar="SKU:QTY", help="A cart line; repeat.")
+@click.option(
+    "--pay",
+    "payments",
+    multiple=True,
+    metavar="METHOD[:AMOUNT][:KEY=VALUE,…]",
+    help="A payment, e.g. card::card_number=4242424242424242 or gift_card:50.00:code=GC-…",
+)
+@click.option("--identity", "identities", multiple=True, metavar="KIND:VALUE", help="e.g. phone:+8613800000000")
+@click.option("--coupon", "coupons", multiple=True)
+@click.option("--deliver-to", "region", metavar="COUNTRY/REGION", help="Deliver to an address in this region.")
+@click.option("--pickup", "pickup", metavar="LOCATION", help="Click and collect at this store.")
+@click.option("--key", required=True, help="Idempotency key: the same key never places two orders.")
+@click.option("--json", "as_json", is_flag=True)
+def checkout(
+    manifest: Path,
+    channel: str,
+    items: tuple[str, ...],
+    payments: tuple[str, ...],
+    identities: tuple[str, ...],
+    coupons: tuple[str, ...],
+    region: str | None,
+    pickup: str | None,
+    key: str,
+    as_json: bool,
+) -> None:
+    """Place one order through the stack's checkout saga."""
+    from retailblocks.model import Address
+
+    lines = []
+    for sku, quantity in _parse_pairs(items, "SKU:QTY"):
+        if not quantity.isdigit() or int(quantity) <= 0:
+            raise click.BadParameter(
+                f"quantity of {sku} must be a positive integer (got {quantity!r})", param_hint="--item"
+            )
+        lines.append(CartLine(sku, int(quantity)))
+    with open_stack(manifest) as stack:
+        requests = []
+        for text in payments:
+            method, _, rest = text.partition(":")
+            amount_text, _, detail_text = rest.partition(":")
+            details = dict(part.split("=", 1) for part in detail_text.split(",") if "=" in part)
+            amount = Money.parse(f"{amount_text} {stack.currency}") if amount_text else None
+            requests.append(PaymentRequest(method, amount, details))
+        try:
+            ids = tuple(Identity(kind, value) for kind, value in _parse_pairs(identities, "KIND:VALUE"))
+        except ValueError as error:
+            raise InvalidValue(f"--identity: {error}") from None
+        if pickup and region:
+            fail("choose either --pickup or --deliver-to")
+        if pickup:
+            fulfilment = Fulfilment(FulfilmentKind.PICKUP, pickup_location=pickup)
+        elif region:
+            country, _, area = region.partition("/")
+            fulfilment = Fulfilment(FulfilmentKind.DELIVERY, Address(country=country, region=area))
+        else:
+            fulfilment = Fulfilment(FulfilmentKind.CARRY_OUT)
+        cart = Cart(
+            channel=channel,
+            lines=tuple(lines),
+            payments=tuple(requests),
+            identities=ids,
+            fulfilment=fulfilment,
+            coupons=coupons,
+        )
+        try:
+            order = stack.checkout(cart, key=key)
+        except BusinessRejection as rejection:
+            fail(f"rejected ({rejection.cause}): {rejection}", rejection.exit_status)
+        show_order(order, as_json)
+
+
+@click.command()
+@manifest_argument()
+@click.argument("order_id")
+@click.option("--reason", default="")
+@click.option("--json", "as_json", is_flag=True)
+def cancel(manifest: Path, order_id: str, reason: str, as_json: bool) -> None:
+    """Cancel ORDER_ID: stop delivery, restock, release coupons, reverse points, return the money."""
+    with open_stack(manifest) as stack:
+        try:
+            order = stack.cancel(order_id, reason=reason)
+        except BusinessRejection as rejection:
+            fail(str(rejection), rejection.exit_status)
+        show_order(order, as_json)
+
+
+@click.command()
+@manifest_argument()
+@click.argument("order_id")
+@click.option("--line", "lines", multiple=True, metavar="INDEX:QTY", help="Refund QTY units of line INDEX.")
+@click.option("--key", required=True, help="Idempotency key of this refund.")
+@click.option("--no-restock", is_flag=True, help="Do not put the units back on hand.")
+@click.option("--json", "as_json", is_flag=True)
+def refund(manifest: Path, order_id: str, lines: tuple[str, ...], key: str, no_restock: bool, as_json: bool) -> None:
+    """Refund ORDER_ID in full, or some units of some lines."""
+    chosen: dict[int, int] | None = None
+    if lines:
+        chosen = {}
+        for index, quantity in _parse_pairs(lines, "INDEX:QTY"):
+            if not index.isdigit() or not quantity.isdigit():
+                raise click.BadParameter(
+                    f"expected INDEX:QTY with whole numbers (got {index}:{quantity})", param_hint="--line"
+                )
+            chosen[int(index)] = chosen.get(int(index), 0) + int(quantity)
+    with open_stack(manifest) as stack:
+        try:
+            order = stack.flows.refund(order_id, chosen, key=key, restock=not no_restock)
+        except BusinessRejection as rejection:
+            fail(str(rejection), rejection.exit_status)
+        show_order(order, as_json)
+
+
+@click.command()
+@manifest_argument()
+@click.option("--status")
+@click.option("--channel")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def orders(manifest: Path, status: str | None, channel: str | None, limit: int, as_json: bool) -> None:
+    """List orders."""
+    with open_stack(manifest) as stack:
+        found = stack.orders(status=status, channel=channel)[-limit:]
+    if as_json:
+        print_json([order_summary(o) for o in found])
+        return
+    print_table(
+        "Orders",
+        ["id", "channel", "status", "member", "total", "refunded"],
+        [[o.id, o.channel, o.status.value, o.member_id or "", o.total, o.refunded or ""] for o in found],
+    )
+
+
+@click.command()
+@manifest_argument()
+@click.option(
+    "--all",
+    "ignore_leases",
+    is_flag=True,
+    help="Take over every running saga, not only those whose lease ran out (only when no other "
+    "process serves this stack).",
+)
+@click.option("--json", "as_json", is_flag=True)
+def recover(manifest: Path, ignore_leases: bool, as_json: bool) -> None:
+    """Resume or compensate every flow a crash left half-way, then run the blocks' housekeeping."""
+    with open_stack(manifest) as stack:
+        report = stack.recover(ignore_leases=ignore_leases)
+        dispatched = stack.dispatch_events()
+    data = {
+        "resumed": list(report.resumed),
+        "compensated": list(report.compensated),
+        "stuck": list(report.stuck),
+        "events_delivered": dispatched.delivered,
+        "events_failed": dispatched.failed,
+    }
+    if as_json:
+        print_json(data)
+        return
+    console.print(
+        f"resumed {len(report.resumed)}, compensated {len(report.compensated)}, "
+        f"still unresolved {len(report.stuck)}; events delivered {dispatched.delivered}"
+    )
+    if report.stuck:
+        fail(f"{len(report.stuck)} flows could not be finished yet: {', '.join(report.stuck)}", 1)
+
+
+@click.command()
+@manifest_argument()
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events (and deliver them) until Ctrl-C.")
+@click.option("--type", "event_type", help="Only events whose type starts with this, e.g. order.")
+@click.option("--order", "order_id", help="Only the events of one order.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--deliver", is_flag=True, help="Deliver pending events to the blocks first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def events(
+    manifest: Path, follow: bool, event_type: str | None, order_id: str | None, limit: int, deliver: bool, as_json: bool
+) -> None:
+    """Show the event outbox."""
+    import json as json_module
+
+    from retailblocks.events import read_events
+
+    with open_stack(manifest) as stack:
+        if deliver or follow:
+            stack.dispatch_events()
+        found = read_events(stack, event_type=event_type, order_id=order_id, limit=1_000_000)[-limit:]
+        last = found[-1].id if found else 0
+
+        def emit(batch: list[Any]) -> None:
+            for event in batch:
+                if as_json:
+                    click.echo(
+                        json_module.dumps(
+                            {
+                                "id": event.id,
+                                "type": event.type,
+                                "source": event.source,
+                                "channel": event.channel,
+                                "order_id": event.order_id,
+                                "member_id": event.member_id,
+                                "occurred_at": str(event.occurred_at),
+                                "payload": event.payload,
+                            },
+                            sort_keys=True,
+                            default=str,
+                        )
+                    )
+                else:
+                    console.print(
+                        f"{event.id:>6} {str(event.occurred_at)[:19]} [bold]{event.type:<24}[/] "
+                        f"{event.source:<14} {event.order_id or '':<28} {event.payload}",
+                        soft_wrap=True,
+                    )
+
+        emit(found)
+        if not follow:
+            return
+        try:
+            while True:
+                time.sleep(1.0)
+                stack.dispatch_events()
+                batch = read_events(stack, after=last, event_type=event_type, order_id=order_id, limit=500)
+                if batch:
+                    last = batch[-1].id
+                    emit(batch)
+        except KeyboardInterrupt:
+            return
+
+
+COMMANDS = [checkout, cancel, refund, orders, recover, events]

@@ -1,0 +1,145 @@
+"""``blocks simulate`` and ``blocks demo``: a reproducible retail day, and the whole system in one command."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from retailblocks.cli.support import console, fail, print_json, print_table, reporting_errors
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DEMO_EXAMPLE = "lucky-coffee"
+
+
+def run_day(
+    manifest: Path,
+    *,
+    orders: int,
+    seed: int,
+    workers: int,
+    profile_path: Path | None,
+    as_json: bool,
+    title: str = "Simulated day",
+) -> dict[str, Any]:
+    from retailblocks.assembly.stack import assemble
+    from retailblocks.clock import ManualClock, RandomIds
+    from retailblocks.simulation import RetailDay, load_profile, summarize
+
+    with reporting_errors():
+        profile = load_profile(profile_path, manifest)
+        clock = ManualClock(datetime(2026, 6, 18, profile.day_start_hour, tzinfo=UTC))
+        stack = assemble(manifest, clock=clock, ids=RandomIds(seed, namespace=f"s{seed}"))
+        try:
+            day = RetailDay(stack, profile, seed=seed, clock=clock)
+            day.open_store()
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                disable=as_json,
+                transient=False,
+            ) as bar:
+                task = bar.add_task(title, total=orders)
+                result = day.run(orders, workers=workers, progress=lambda n: bar.advance(task, n))
+            summary = summarize(stack, result)
+            summary["seed"], summary["workers"] = seed, workers
+        finally:
+            stack.close()
+    if as_json:
+        print_json(summary)
+    else:
+        show_summary(summary)
+    return summary
+
+
+def show_summary(summary: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]{summary['orders_placed']}[/] of {summary['orders_attempted']} checkouts placed in "
+        f"{summary['seconds']} s ({summary['orders_per_second']} per second); revenue [bold]{summary['revenue']}[/] "
+        f"(gross {summary['gross_sales']}, refunded {summary['refunded']}); {summary['cancelled']} cancelled, "
+        f"{summary['refunds']} partly refunded, {summary['replayed_requests']} requests replayed without effect"
+    )
+    if summary["rejections"]:
+        print_table("Rejections by cause", ["cause", "count"], list(summary["rejections"].items()))
+    if summary["orders_by_channel"]:
+        print_table("Orders by channel", ["channel", "orders"], list(summary["orders_by_channel"].items()))
+    if summary["discounts_by_funder"]:
+        print_table("Discounts by funder", ["funder", "amount"], list(summary["discounts_by_funder"].items()))
+    print_table(
+        "Invariants",
+        ["", "invariant", "detail"],
+        [["[green]✓[/]" if i["ok"] else "[red]✗[/]", i["name"], i["detail"]] for i in summary["invariants"]],
+    )
+    for note in summary.get("notes", []):
+        console.print(f"note: {note}")
+
+
+@click.command()
+@click.argument("manifest", type=click.Path(path_type=Path))
+@click.option("--orders", type=click.IntRange(min=1, max=1_000_000), default=200, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True)
+@click.option(
+    "--profile",
+    "profile_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Simulation profile (default: simulation.yaml beside the manifest, if any).",
+)
+@click.option("--json", "as_json", is_flag=True)
+def simulate(manifest: Path, orders: int, seed: int, workers: int, profile_path: Path | None, as_json: bool) -> None:
+    """Run a reproducible mix of shoppers against MANIFEST's stack and check the invariants."""
+    summary = run_day(manifest, orders=orders, seed=seed, workers=workers, profile_path=profile_path, as_json=as_json)
+    if not summary["ok"]:
+        fail("an invariant failed: see the table above", 3)
+
+
+@click.command()
+@click.option("--orders", type=click.IntRange(min=1, max=100_000), default=300, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1, max=64), default=2, show_default=True)
+@click.option(
+    "--keep",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Assemble into this directory and keep it (default: a temporary directory).",
+)
+@click.option("--json", "as_json", is_flag=True)
+def demo(orders: int, seed: int, workers: int, keep: Path | None, as_json: bool) -> None:
+    """Assemble the richest example into a fresh directory and simulate a retail day in it."""
+    source = EXAMPLES / DEMO_EXAMPLE
+    if not (source / "blocks.yaml").exists():
+        fail(f"the demo example is missing: {source / 'blocks.yaml'}", 1)
+    workdir = keep or Path(tempfile.mkdtemp(prefix="retailblocks-demo-"))
+    if keep is not None and (keep / "blocks.yaml").exists():
+        fail(f"{keep} already holds a blocks.yaml; give an empty directory", 2)
+    workdir.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.is_file():
+            shutil.copy2(item, workdir / item.name)
+    if not as_json:
+        console.print(f"[bold]retailblocks demo[/]: {DEMO_EXAMPLE} assembled in {workdir}")
+    try:
+        summary = run_day(
+            workdir / "blocks.yaml",
+            orders=orders,
+            seed=seed,
+            workers=workers,
+            profile_path=None,
+            as_json=as_json,
+            title="A retail day",
+        )
+    finally:
+        if keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if not summary["ok"]:
+        fail("an invariant failed: see the table above", 3)
+
+
+COMMANDS = [simulate, demo]

@@ -1,0 +1,88 @@
+"""What a hook that changes state receives: the flow's context and its unit of work."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import sqlalchemy as sa
+
+from retailblocks.clock import Clock, IdFactory
+from retailblocks.model import Channel, Merchant
+
+if TYPE_CHECKING:
+    from retailblocks.storage.unit_of_work import UnitOfWork
+
+
+@attrs.frozen
+class Event:
+    """A fact recorded when state changed. ``type`` is dotted: ``order.placed``, ``stock.reserved``."""
+
+    id: int
+    type: str
+    payload: Mapping[str, Any]
+    occurred_at: Any
+    source: str
+    channel: str | None = None
+    order_id: str | None = None
+    member_id: str | None = None
+
+
+@attrs.frozen
+class AuditFinding:
+    """One invariant a block checked: ``name`` says what ("points ledger balanced"), ``detail`` the figures."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@attrs.define
+class FlowContext:
+    """The context of one step of a flow.
+
+    ``db`` is the step's database connection: every block writes through it, so the writes of all
+    blocks in one step commit or roll back together. It opens its transaction on first use, so a block
+    that calls the outside world (a gateway, a carrier) must make that call *before* touching ``db``:
+    then no database lock is held across the call.
+    """
+
+    merchant: Merchant
+    channel: Channel | None
+    clock: Clock
+    ids: IdFactory
+    uow: UnitOfWork
+    flow: str = "maintenance"
+    flow_id: str = ""
+    idempotency_key: str = ""
+    # The block a hook is currently running in; the core sets it so events name their source.
+    current_block: str = "core"
+
+    @property
+    def db(self) -> sa.Connection:
+        return self.uow.connection
+
+    def key_for(self, step: str) -> str:
+        """An idempotency key for one outside call of this flow, stable across retries and recovery."""
+        return f"{self.idempotency_key or self.flow_id}:{step}"
+
+    def record(
+        self,
+        event_type: str,
+        payload: Mapping[str, Any],
+        *,
+        order_id: str | None = None,
+        member_id: str | None = None,
+    ) -> None:
+        """Record an event in the outbox, in this step's transaction."""
+        self.uow.record_event(
+            event_type=event_type,
+            payload=json.loads(json.dumps(payload, default=str)),
+            source=self.current_block,
+            channel=self.channel.id if self.channel else None,
+            order_id=order_id if order_id is not None else (self.flow_id or None),
+            member_id=member_id,
+            occurred_at=self.clock.now(),
+        )

@@ -1,0 +1,237 @@
+"""Delivering outbox events to the blocks' ``stack_event`` hooks: at least once, with retries and dead letters.
+
+Each subscriber has a cursor. A batch of new events is handed over in one transaction that also moves the
+cursor, so what a listener writes to the database and the fact that it received the event commit
+together. A listener that raises has its delivery parked in ``event_failures`` (the cursor moves on so one
+bad event does not block the rest) and retried with backoff; after ``max_attempts`` it is a dead letter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import sqlalchemy as sa
+
+from retailblocks.context import Event
+from retailblocks.errors import BlockFailure, RetailBlocksError
+from retailblocks.storage import UnitOfWork
+from retailblocks.storage.tables import event_cursors, event_failures, outbox
+
+if TYPE_CHECKING:
+    from retailblocks.assembly.stack import Stack
+
+MAX_ATTEMPTS = 5
+BASE_BACKOFF = timedelta(seconds=5)
+
+
+@attrs.frozen
+class DispatchReport:
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+
+
+def event_from_row(row: Any) -> Event:
+    return Event(
+        id=row["id"],
+        type=row["type"],
+        payload=row["payload"],
+        occurred_at=row["occurred_at"],
+        source=row["source"],
+        channel=row["channel"],
+        order_id=row["order_id"],
+        member_id=row["member_id"],
+    )
+
+
+def read_events(
+    stack: Stack,
+    *,
+    after: int = 0,
+    limit: int = 100,
+    event_type: str | None = None,
+    order_id: str | None = None,
+) -> list[Event]:
+    query = sa.select(outbox).where(outbox.c.id > after).order_by(outbox.c.id).limit(limit)
+    if event_type:
+        query = query.where(outbox.c.type.startswith(event_type, autoescape=True))
+    if order_id:
+        query = query.where(outbox.c.order_id == order_id)
+    with stack.engine.connect() as connection:
+        connection.info["read_only"] = True
+        rows = connection.execute(query).mappings().all()
+        connection.rollback()
+    return [event_from_row(row) for row in rows]
+
+
+def dispatch(stack: Stack, *, batch: int = 200, max_attempts: int = MAX_ATTEMPTS, rounds: int = 1000) -> DispatchReport:
+    """Deliver every pending event and every retry that is due; returns what happened."""
+    totals = [0, 0, 0]
+    for subscriber in stack.hooks.implementers("stack_event"):
+        for _ in range(rounds):
+            delivered, failed, more = _deliver_new(stack, subscriber, batch)
+            totals[0] += delivered
+            totals[1] += failed
+            if not more:
+                break
+        delivered, failed, dead = _retry_due(stack, subscriber, batch, max_attempts)
+        totals[0] += delivered
+        totals[1] += failed
+        totals[2] += dead
+    return DispatchReport(*totals)
+
+
+def _lock_cursor(connection: sa.Connection, subscriber: str) -> int:
+    query = sa.select(event_cursors.c.last_event_id).where(event_cursors.c.subscriber == subscriber)
+    last = connection.execute(query.with_for_update()).scalar()
+    if last is None:
+        if connection.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            connection.execute(
+                pg_insert(event_cursors).values(subscriber=subscriber, last_event_id=0).on_conflict_do_nothing()
+            )
+        else:
+            connection.execute(
+                event_cursors.insert().prefix_with("OR IGNORE").values(subscriber=subscriber, last_event_id=0)
+            )
+        last = connection.execute(query.with_for_update()).scalar()
+    return int(last or 0)
+
+
+def _deliver(stack: Stack, subscriber: str, event: Event, uow: UnitOfWork) -> str | None:
+    """Hand one event over inside a savepoint; the error text if the listener raised."""
+    savepoint = uow.connection.begin_nested()
+    ctx = stack.new_context(
+        uow, event.channel if event.channel in stack.channels else None, flow="event", flow_id=event.order_id or ""
+    )
+    try:
+        stack.hooks.stack_event(subscriber, event, ctx)
+    except (RetailBlocksError, Exception) as error:
+        savepoint.rollback()
+        cause = error.error if isinstance(error, BlockFailure) else error
+        return f"{type(cause).__name__}: {cause}"
+    savepoint.commit()
+    return None
+
+
+def _deliver_new(stack: Stack, subscriber: str, batch: int) -> tuple[int, int, bool]:
+    delivered = failed = 0
+    with UnitOfWork(stack.engine) as uow:
+        last = _lock_cursor(uow.connection, subscriber)
+        rows: Sequence[Any] = (
+            uow.connection.execute(sa.select(outbox).where(outbox.c.id > last).order_by(outbox.c.id).limit(batch))
+            .mappings()
+            .all()
+        )
+        now = stack.clock.now()
+        for row in rows:
+            event = event_from_row(row)
+            error = _deliver(stack, subscriber, event, uow)
+            if error is None:
+                delivered += 1
+            else:
+                failed += 1
+                uow.connection.execute(
+                    event_failures.insert().values(
+                        event_id=event.id,
+                        subscriber=subscriber,
+                        attempts=1,
+                        next_attempt_at=now + BASE_BACKOFF,
+                        last_error=error[:2000],
+                        dead=False,
+                    )
+                )
+        if rows:
+            uow.connection.execute(
+                event_cursors.update()
+                .where(event_cursors.c.subscriber == subscriber)
+                .values(last_event_id=rows[-1]["id"])
+            )
+    return delivered, failed, len(rows) == batch
+
+
+def _retry_due(stack: Stack, subscriber: str, batch: int, max_attempts: int) -> tuple[int, int, int]:
+    delivered = failed = dead = 0
+    now = stack.clock.now()
+    with UnitOfWork(stack.engine) as uow:
+        _lock_cursor(uow.connection, subscriber)  # serializes dispatchers per subscriber
+        due = uow.connection.execute(
+            sa.select(event_failures.c.event_id, event_failures.c.attempts)
+            .where(
+                event_failures.c.subscriber == subscriber,
+                event_failures.c.dead.is_(False),
+                event_failures.c.delivered_at.is_(None),
+                event_failures.c.next_attempt_at <= now,
+            )
+            .order_by(event_failures.c.event_id)
+            .limit(batch)
+        ).all()
+        for event_id, attempts in due:
+            row = uow.connection.execute(sa.select(outbox).where(outbox.c.id == event_id)).mappings().one()
+            error = _deliver(stack, subscriber, event_from_row(row), uow)
+            where = (event_failures.c.event_id == event_id) & (event_failures.c.subscriber == subscriber)
+            if error is None:
+                delivered += 1
+                uow.connection.execute(event_failures.update().where(where).values(delivered_at=now))
+                continue
+            attempts += 1
+            is_dead = attempts >= max_attempts
+            dead += int(is_dead)
+            failed += int(not is_dead)
+            uow.connection.execute(
+                event_failures.update()
+                .where(where)
+                .values(
+                    attempts=attempts,
+                    last_error=error[:2000],
+                    dead=is_dead,
+                    next_attempt_at=now + BASE_BACKOFF * (2 ** (attempts - 1)),
+                )
+            )
+    return delivered, failed, dead
+
+
+def dead_letters(stack: Stack) -> list[dict[str, Any]]:
+    with stack.engine.connect() as connection:
+        connection.info["read_only"] = True
+        rows = (
+            connection.execute(
+                sa.select(event_failures, outbox.c.type)
+                .join(outbox, outbox.c.id == event_failures.c.event_id)
+                .where(event_failures.c.dead.is_(True))
+                .order_by(event_failures.c.event_id)
+            )
+            .mappings()
+            .all()
+        )
+        connection.rollback()
+    return [dict(row) for row in rows]
+
+
+def undelivered(stack: Stack) -> int:
+    """Events some subscriber has not yet received successfully (new, retrying or dead)."""
+    subscribers = stack.hooks.implementers("stack_event")
+    with stack.engine.connect() as connection:
+        connection.info["read_only"] = True
+        newest = connection.execute(sa.select(sa.func.max(outbox.c.id))).scalar() or 0
+        count = 0
+        for subscriber in subscribers:
+            last = (
+                connection.execute(
+                    sa.select(event_cursors.c.last_event_id).where(event_cursors.c.subscriber == subscriber)
+                ).scalar()
+                or 0
+            )
+            count += int(newest) - int(last)
+        count += (
+            connection.execute(
+                sa.select(sa.func.count()).select_from(event_failures).where(event_failures.c.delivered_at.is_(None))
+            ).scalar()
+            or 0
+        )
+        connection.rollback()
+    return count

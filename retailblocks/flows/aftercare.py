@@ -1,0 +1,275 @@
+"""Cancel and refund: undoing what checkout did, as forward-only sagas that recovery resumes.
+
+Cancel stops delivery, puts the stock back, gives back coupon uses, takes back points and returns the
+money (void what was only authorized, refund what was captured). Refund does the same for some units of
+some lines: the money for exactly those units, their points, and — when asked — their stock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from retailblocks.context import FlowContext
+from retailblocks.errors import InvalidValue, NotRefundable
+from retailblocks.flows.checkout import authorizations_of, reservation_of
+from retailblocks.flows.orders import load_order, order_details, update_order
+from retailblocks.flows.saga import LEASE, SagaRun, Step
+from retailblocks.model import Money, Order, OrderStatus, ReservedStock, Shipment, allocate_integer
+from retailblocks.model.serialize import from_data
+from retailblocks.storage.tables import order_lines, orders, sagas
+
+if TYPE_CHECKING:
+    from retailblocks.flows.api import OrderFlows
+
+CANCELLABLE = {OrderStatus.PLACED, OrderStatus.PAID, OrderStatus.FULFILLED}
+REFUNDABLE = {OrderStatus.PLACED, OrderStatus.PAID, OrderStatus.FULFILLED, OrderStatus.PARTIALLY_REFUNDED}
+
+
+def unit_amounts(line_total: int, quantity: int) -> list[int]:
+    """A line's total split into its units so that any run of units is refunded exactly once."""
+    return allocate_integer(line_total, [1] * quantity)
+
+
+def checkout_state(connection: sa.Connection, order_id: str) -> dict[str, Any]:
+    state = connection.execute(
+        sa.select(sagas.c.state).where(sagas.c.order_id == order_id, sagas.c.flow == "checkout")
+    ).scalar()
+    return dict(state or {})
+
+
+class AftercareSteps:
+    def __init__(self, flows: OrderFlows):
+        self.flows = flows
+        self.stack = flows.stack
+        self.hooks = flows.stack.hooks
+
+    # -- shared -----------------------------------------------------------------------------------
+
+    def _begin_saga(self, ctx: FlowContext, run: SagaRun) -> None:
+        now = ctx.clock.now()
+        ctx.db.execute(
+            sagas.insert().values(
+                id=run.id,
+                flow=run.flow,
+                order_id=run.order_id,
+                status="running",
+                step="start",
+                state={**run.state, "done": []},
+                lease_until=now + LEASE,
+                attempts=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    def _return_money(self, run: SagaRun, ctx: FlowContext, amounts: Mapping[str, int], void_rest: bool) -> None:
+        checkout = checkout_state(ctx.db, run.order_id)
+        probe = SagaRun(id="", flow="checkout", order_id=run.order_id, channel=None, key="", state=checkout)
+        for index, authorization in sorted(authorizations_of(probe).items()):
+            amount = int(amounts.get(str(index), 0))
+            if amount:
+                self.hooks.payment_refund(
+                    ctx, authorization, Money(amount, authorization.amount.currency), ctx.key_for(f"refund-{index}")
+                )
+            if void_rest:
+                self.hooks.payment_void(ctx, authorization, ctx.key_for(f"void-{index}"))
+
+    def finish(self, run: SagaRun, ctx: FlowContext) -> None:
+        now = ctx.clock.now()
+        ctx.db.execute(sagas.update().where(sagas.c.id == run.id).values(status="completed", updated_at=now))
+
+    # -- cancel -----------------------------------------------------------------------------------
+
+    def cancel_steps(self) -> list[Step]:
+        return [
+            Step("begin", self.begin_cancel),
+            Step("stop-delivery", self.stop_delivery),
+            Step("return-stock", self.return_all_stock),
+            Step("release-promotions", self.release_promotions),
+            Step("reverse-points", self.reverse_all_points),
+            Step("return-money", self.return_all_money),
+            Step("finish", self.finish_cancel),
+        ]
+
+    def begin_cancel(self, run: SagaRun, ctx: FlowContext) -> None:
+        order = load_order(ctx.db, run.order_id, for_update=True)
+        if order.status not in CANCELLABLE:
+            raise NotRefundable(
+                f"order {order.id} is {order.status.value}; only placed, paid or fulfilled orders "
+                "without refunds can be cancelled"
+            )
+        checkout = checkout_state(ctx.db, order.id)
+        captures = checkout.get("captures", {})
+        run.state.update(captures=captures, member_id=order.member_id, total=order.total.amount)
+        self._begin_saga(ctx, run)
+
+    def stop_delivery(self, run: SagaRun, ctx: FlowContext) -> None:
+        details = order_details(ctx.db, run.order_id)
+        for data in details.get("shipments", []):
+            shipment = from_data(data, Shipment)
+            if not self.hooks.logistics_cancel(ctx, shipment, ctx.key_for("cancel-shipment")):
+                raise NotRefundable(
+                    f"order {run.order_id}: shipment {shipment.id} has already left; refund its lines instead"
+                )
+
+    def return_all_stock(self, run: SagaRun, ctx: FlowContext) -> None:
+        checkout = checkout_state(ctx.db, run.order_id)
+        probe = SagaRun(id="", flow="checkout", order_id=run.order_id, channel=None, key="", state=checkout)
+        reservation = reservation_of(probe)
+        if reservation is not None:
+            self.hooks.inventory_return(ctx, run.order_id, reservation.lines, ctx.key_for("return-stock"))
+
+    def release_promotions(self, run: SagaRun, ctx: FlowContext) -> None:
+        self.hooks.marketing_release(ctx, run.order_id)
+
+    def reverse_all_points(self, run: SagaRun, ctx: FlowContext) -> None:
+        member_id = run.state.get("member_id")
+        if member_id:
+            total = Money(int(run.state["total"]), self.stack.currency)
+            self.hooks.membership_reverse(ctx, member_id, run.order_id, total, total, ctx.key_for("reverse-points"))
+
+    def return_all_money(self, run: SagaRun, ctx: FlowContext) -> None:
+        captures = {k: int(v) for k, v in run.state.get("captures", {}).items()}
+        details = order_details(ctx.db, run.order_id)
+        refunded_before = {k: int(v) for k, v in details.get("refunds", {}).items()}
+        remaining = {k: v - refunded_before.get(k, 0) for k, v in captures.items()}
+        self._return_money(run, ctx, remaining, void_rest=True)
+        details["refunds"] = captures
+        update_order(ctx.db, run.order_id, refunded=orders.c.refunded + sum(remaining.values()), details=details)
+
+    def finish_cancel(self, run: SagaRun, ctx: FlowContext) -> None:
+        update_order(ctx.db, run.order_id, status="cancelled", updated_at=ctx.clock.now())
+        ctx.record("order.cancelled", {"reason": run.state.get("reason", "")}, member_id=run.state.get("member_id"))
+        self.finish(run, ctx)
+
+    # -- refund -----------------------------------------------------------------------------------
+
+    def refund_steps(self) -> list[Step]:
+        return [
+            Step("begin", self.begin_refund),
+            Step("return-money", self.refund_money),
+            Step("restock", self.restock),
+            Step("reverse-points", self.reverse_some_points),
+            Step("finish", self.finish_refund),
+        ]
+
+    def begin_refund(self, run: SagaRun, ctx: FlowContext) -> None:
+        order = load_order(ctx.db, run.order_id, for_update=True)
+        if order.status not in REFUNDABLE:
+            raise NotRefundable(f"order {order.id} is {order.status.value} and cannot be refunded")
+        requested: dict[int, int] = (
+            {int(k): int(v) for k, v in run.state["lines"].items()}
+            if run.state.get("lines") is not None
+            else {line.index: line.quantity - line.refunded_quantity for line in order.lines}
+        )
+        amount = 0
+        units: list[dict[str, Any]] = []
+        by_index = {line.index: line for line in order.lines}
+        for index, quantity in sorted(requested.items()):
+            line = by_index.get(index)
+            if line is None:
+                raise InvalidValue(f"order {order.id} has no line {index} (lines 0–{len(order.lines) - 1})")
+            if quantity <= 0:
+                continue
+            if quantity > line.quantity - line.refunded_quantity:
+                raise NotRefundable(
+                    f"line {index} ({line.sku}) has {line.quantity - line.refunded_quantity} refundable units, "
+                    f"{quantity} requested"
+                )
+            parts = unit_amounts(line.total.amount, line.quantity)
+            amount += sum(parts[line.refunded_quantity : line.refunded_quantity + quantity])
+            # Conditional: two refunds racing for the same units cannot both pass.
+            updated = ctx.db.execute(
+                order_lines.update()
+                .where(
+                    order_lines.c.order_id == order.id,
+                    order_lines.c.line_index == index,
+                    order_lines.c.refunded_quantity + quantity <= order_lines.c.quantity,
+                )
+                .values(refunded_quantity=order_lines.c.refunded_quantity + quantity)
+            ).rowcount
+            if updated != 1:
+                raise NotRefundable(f"line {index} ({line.sku}) was refunded concurrently")
+            units.append({"sku": line.sku, "quantity": quantity})
+        if not units:
+            raise InvalidValue("nothing to refund: every requested quantity is 0")
+        remaining_units = sum(line.quantity - line.refunded_quantity for line in order.lines) - sum(
+            u["quantity"] for u in units
+        )
+        if remaining_units == 0:
+            amount += order.shipping.amount  # a full refund gives the delivery charge back too
+        captures = {k: int(v) for k, v in checkout_state(ctx.db, order.id).get("captures", {}).items()}
+        details = order_details(ctx.db, order.id)
+        refunds_so_far = {k: int(v) for k, v in details.get("refunds", {}).items()}
+        refundable = {k: captures[k] - refunds_so_far.get(k, 0) for k in sorted(captures)}
+        if amount > sum(refundable.values()):
+            raise NotRefundable(f"refund of {amount} exceeds what is left to refund ({sum(refundable.values())})")
+        keys = list(refundable)
+        shares = allocate_integer(amount, [refundable[k] for k in keys]) if keys and amount else []
+        plan = {k: share for k, share in zip(keys, shares, strict=True) if share}
+        for k, share in plan.items():
+            refunds_so_far[k] = refunds_so_far.get(k, 0) + share
+        details["refunds"] = refunds_so_far
+        fully = remaining_units == 0
+        update_order(ctx.db, order.id, refunded=orders.c.refunded + amount, details=details, updated_at=ctx.clock.now())
+        run.state.update(
+            amount=amount, plan=plan, units=units, member_id=order.member_id, total=order.total.amount, fully=fully
+        )
+        self._begin_saga(ctx, run)
+
+    def refund_money(self, run: SagaRun, ctx: FlowContext) -> None:
+        self._return_money(run, ctx, run.state.get("plan", {}), void_rest=False)
+
+    def restock(self, run: SagaRun, ctx: FlowContext) -> None:
+        if not run.state.get("restock"):
+            return
+        checkout = checkout_state(ctx.db, run.order_id)
+        probe = SagaRun(id="", flow="checkout", order_id=run.order_id, channel=None, key="", state=checkout)
+        reservation = reservation_of(probe)
+        if reservation is None:
+            return
+        items: list[ReservedStock] = []
+        for unit in run.state["units"]:
+            wanted = int(unit["quantity"])
+            for line in reservation.lines:
+                if line.sku != unit["sku"] or wanted == 0:
+                    continue
+                take = min(wanted, line.quantity)
+                items.append(ReservedStock(line.sku, line.location, take))
+                wanted -= take
+        if items:
+            self.hooks.inventory_return(ctx, run.order_id, items, ctx.key_for("restock"))
+
+    def reverse_some_points(self, run: SagaRun, ctx: FlowContext) -> None:
+        member_id = run.state.get("member_id")
+        if member_id:
+            currency = self.stack.currency
+            self.hooks.membership_reverse(
+                ctx,
+                member_id,
+                run.order_id,
+                Money(int(run.state["amount"]), currency),
+                Money(int(run.state["total"]), currency),
+                ctx.key_for("reverse-points"),
+            )
+
+    def finish_refund(self, run: SagaRun, ctx: FlowContext) -> None:
+        order: Order = load_order(ctx.db, run.order_id)
+        all_refunded = all(line.refunded_quantity == line.quantity for line in order.lines)
+        status = "refunded" if all_refunded else "partially_refunded"
+        update_order(ctx.db, run.order_id, status=status, updated_at=ctx.clock.now())
+        ctx.record(
+            "order.refunded",
+            {
+                "amount": run.state["amount"],
+                "currency": self.stack.currency,
+                "units": run.state["units"],
+                "restocked": bool(run.state.get("restock")),
+                "reason": run.state.get("reason", ""),
+            },
+            member_id=run.state.get("member_id"),
+        )
+        self.finish(run, ctx)

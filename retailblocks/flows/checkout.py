@@ -1,0 +1,403 @@
+"""The checkout saga: price → reserve → authorize → place → capture → deliver → earn → complete.
+
+Each step is declared next to its compensation. Placing the order is the point after which a crash is
+resumed rather than compensated: the shopper's money is promised and the stock is allocated, so recovery
+finishes the order (capture, delivery, points) instead of undoing it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from retailblocks.context import FlowContext
+from retailblocks.errors import (
+    InvalidValue,
+    PaymentDeclined,
+    PaymentOutcomeUnknown,
+)
+from retailblocks.flows.orders import load_order, order_details, update_order
+from retailblocks.flows.pricing import price_cart, price_lines
+from retailblocks.flows.saga import LEASE, SagaRun, Step
+from retailblocks.model import (
+    Cart,
+    FulfilmentKind,
+    Money,
+    Parcel,
+    PaymentAuthorization,
+    PaymentStatus,
+    Reservation,
+    ReservedStock,
+    ShippingQuote,
+    StockDemand,
+)
+from retailblocks.model.serialize import from_data, to_data
+from retailblocks.storage.tables import idempotency_keys, order_lines, orders, sagas
+
+if TYPE_CHECKING:
+    from retailblocks.flows.api import OrderFlows
+
+#: How long stock stays reserved for a checkout that has not placed its order.
+RESERVATION_TTL = timedelta(minutes=15)
+
+
+def plan_payments(cart: Cart, total: Money) -> list[dict[str, Any]]:
+    """Split ``total`` over the cart's payment requests; one request may leave its amount open."""
+    if total.amount == 0:
+        return []
+    if not cart.payments:
+        raise InvalidValue(f"the cart needs a payment for {total} (give at least one payment method)")
+    fixed = [p.amount for p in cart.payments if p.amount is not None]
+    open_ended = [p for p in cart.payments if p.amount is None]
+    if len(open_ended) > 1:
+        raise InvalidValue("at most one payment may leave its amount open (it pays what is left)")
+    for amount in fixed:
+        if amount.currency != total.currency or amount.amount <= 0:
+            raise InvalidValue(f"payment amounts must be positive {total.currency} amounts (got {amount})")
+    paid = sum((a for a in fixed if a is not None), Money.zero(total.currency))
+    rest = total - paid
+    if rest.amount < 0 or (rest.amount > 0 and not open_ended) or (rest.amount == 0 and open_ended):
+        raise InvalidValue(f"the payments add up to {paid} but the order total is {total}")
+    plan: list[dict[str, Any]] = []
+    for request in cart.payments:
+        amount = request.amount if request.amount is not None else rest
+        plan.append({"method": request.method, "amount": to_data(amount)})
+    return plan
+
+
+def reservation_of(run: SagaRun) -> Reservation | None:
+    data = run.state.get("reservation")
+    return from_data(data, Reservation) if data else None
+
+
+def authorizations_of(run: SagaRun) -> dict[int, PaymentAuthorization]:
+    return {int(i): from_data(a, PaymentAuthorization) for i, a in run.state.get("authorizations", {}).items()}
+
+
+class CheckoutSteps:
+    """The steps of checkout for one stack. Every action and compensation is idempotent."""
+
+    def __init__(self, flows: OrderFlows):
+        self.flows = flows
+        self.stack = flows.stack
+        self.hooks = flows.stack.hooks
+
+    def steps(self) -> list[Step]:
+        return [
+            Step("reserve", self.reserve, self.release),
+            Step("authorize", self.authorize, self.void),
+            Step("place", self.place, self.unplace),
+            Step("capture", self.capture, self.refund_captures),
+            Step("deliver", self.deliver, self.cancel_delivery),
+            Step("earn", self.earn, self.reverse_points),
+            Step("complete", self.complete),
+        ]
+
+    # -- reserve: the order, its price and its stock, in one transaction --------------------------
+
+    def reserve(self, run: SagaRun, ctx: FlowContext) -> None:
+        cart: Cart = run.transient["cart"]
+        now = ctx.clock.now()
+        # The key goes in first: a concurrent request with the same key fails here, before reserving.
+        ctx.db.execute(
+            idempotency_keys.insert().values(
+                key=run.key,
+                flow="checkout",
+                request_hash=run.state["request_hash"],
+                result_id=run.order_id,
+                created_at=now,
+            )
+        )
+        member = self.hooks.membership_identify(ctx, cart.identities, True) if cart.identities else None
+        lines = price_lines(cart, self.stack.catalog, self.stack.currency)
+        priced = price_cart(ctx, self.hooks, cart, lines, member, self.stack.currency)
+        plan = plan_payments(cart, priced.total)
+        reservation = self._reserve_stock(ctx, cart)
+        run.state.update(
+            member_id=member.id if member else None,
+            plan=plan,
+            reservation=to_data(reservation),
+            quote=to_data(priced.quote) if priced.quote else None,
+            total=priced.total.amount,
+            authorizations={},
+            captures={},
+        )
+        details = {
+            "fulfilment": to_data(cart.fulfilment),
+            "adjustments": to_data(list(priced.adjustments)),
+            "authorizations": {},
+            "shipments": [],
+            "reservation": run.state["reservation"],
+            "quote": run.state["quote"],
+            "identities": [str(i) for i in cart.identities],
+        }
+        ctx.db.execute(
+            orders.insert().values(
+                id=run.order_id,
+                channel=cart.channel,
+                status="pending",
+                currency=self.stack.currency,
+                member_id=run.state["member_id"],
+                subtotal=priced.subtotal.amount,
+                discount=priced.discount.amount,
+                shipping=priced.shipping.amount,
+                total=priced.total.amount,
+                refunded=0,
+                idempotency_key=run.key,
+                attribution=cart.attribution,
+                details=details,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        ctx.db.execute(
+            order_lines.insert(),
+            [
+                {
+                    "order_id": run.order_id,
+                    "line_index": line.index,
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                    "unit_price": line.unit_price.amount,
+                    "discount": line.discount.amount if line.discount is not None else 0,
+                }
+                for line in priced.lines
+            ],
+        )
+        ctx.db.execute(
+            sagas.insert().values(
+                id=run.id,
+                flow="checkout",
+                order_id=run.order_id,
+                status="running",
+                step="start",
+                state={**run.state, "done": []},
+                lease_until=now + LEASE,
+                attempts=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        ctx.record(
+            "order.created",
+            {
+                "total": priced.total.amount,
+                "currency": self.stack.currency,
+                "lines": len(priced.lines),
+                "discount": priced.discount.amount,
+                "shipping": priced.shipping.amount,
+                "attribution": cart.attribution,
+            },
+            member_id=run.state["member_id"],
+        )
+
+    def _reserve_stock(self, ctx: FlowContext, cart: Cart) -> Reservation:
+        demands = [StockDemand(sku, quantity) for sku, quantity in sorted(cart.demand().items())]
+        fulfilment = cart.fulfilment
+        if fulfilment.kind is FulfilmentKind.CARRY_OUT:
+            location = ctx.channel.location if ctx.channel else None
+            locations = [location] if location else list(self.hooks.inventory_locations(ctx))
+            allow_split = False
+        elif fulfilment.kind is FulfilmentKind.PICKUP:
+            if not fulfilment.pickup_location:
+                raise InvalidValue("a pickup needs a pickup_location (the store to collect from)")
+            locations, allow_split = [fulfilment.pickup_location], False
+        else:
+            candidates = list(self.hooks.inventory_locations(ctx))
+            locations = list(self.hooks.logistics_rank_locations(ctx, fulfilment, candidates))
+            allow_split = True
+        return self.hooks.inventory_reserve(ctx, demands, locations, allow_split, RESERVATION_TTL)
+
+    def release(self, run: SagaRun, ctx: FlowContext) -> None:
+        reservation = reservation_of(run)
+        if reservation is not None:
+            self.hooks.inventory_release(ctx, reservation.id)
+        failure = run.state.get("failure") or "checkout failed"
+        failed = ctx.db.execute(
+            orders.update()
+            .where(orders.c.id == run.order_id, orders.c.status != "failed")
+            .values(status="failed", failure=failure, updated_at=ctx.clock.now())
+        ).rowcount
+        if failed:
+            ctx.record("order.failed", {"reason": failure}, member_id=run.state.get("member_id"))
+
+    # -- authorize: outside calls, one per payment share ------------------------------------------
+
+    def authorize(self, run: SagaRun, ctx: FlowContext) -> None:
+        details: list[dict[str, str]] = run.transient.get("payment_details", [])
+        made = run.state.setdefault("authorizations", {})
+        for index, share in enumerate(run.state.get("plan", [])):
+            if str(index) in made:
+                continue
+            key = ctx.key_for(f"authorize-{index}")
+            amount = from_data(share["amount"], Money)
+            try:
+                authorization = self.hooks.payment_authorize(
+                    ctx,
+                    share["method"],
+                    amount,
+                    details[index] if index < len(details) else {},
+                    run.state.get("member_id"),
+                    key,
+                )
+            except PaymentOutcomeUnknown:
+                resolved = self.hooks.payment_status(ctx, share["method"], key)
+                if resolved is None or resolved.status is not PaymentStatus.AUTHORIZED:
+                    raise PaymentDeclined(
+                        f"the {share['method']} payment did not go through", reason="no_authorization"
+                    ) from None
+                authorization = resolved
+            made[str(index)] = to_data(authorization)
+        details_row = order_details(ctx.db, run.order_id)
+        details_row["authorizations"] = made
+        update_order(ctx.db, run.order_id, details=details_row, updated_at=ctx.clock.now())
+
+    def void(self, run: SagaRun, ctx: FlowContext) -> None:
+        known = authorizations_of(run)
+        for index, share in enumerate(run.state.get("plan", [])):
+            key = ctx.key_for(f"authorize-{index}")
+            authorization = known.get(index)
+            if authorization is None:
+                # The call may have reached the provider before the process died: ask under its key.
+                authorization = self.hooks.payment_status(ctx, share["method"], key)
+            if authorization is not None:
+                self.hooks.payment_void(ctx, authorization, ctx.key_for(f"void-{index}"))
+
+    # -- place: the order exists from here on ---------------------------------------------------
+
+    def place(self, run: SagaRun, ctx: FlowContext) -> None:
+        reservation = reservation_of(run)
+        assert reservation is not None
+        self.hooks.inventory_commit(ctx, reservation.id, run.order_id)
+        order = load_order(ctx.db, run.order_id)
+        self.hooks.marketing_redeem(ctx, run.order_id, run.state.get("member_id"), order.adjustments)
+        update_order(ctx.db, run.order_id, status="placed", updated_at=ctx.clock.now())
+        ctx.record(
+            "order.placed",
+            {
+                "total": order.total.amount,
+                "currency": order.currency,
+                "lines": [
+                    {"sku": line.sku, "quantity": line.quantity, "total": line.total.amount} for line in order.lines
+                ],
+                "coupons": [a.coupon for a in order.adjustments if a.coupon],
+                "attribution": order.attribution,
+            },
+            member_id=order.member_id,
+        )
+
+    def unplace(self, run: SagaRun, ctx: FlowContext) -> None:
+        self.hooks.marketing_release(ctx, run.order_id)
+        reservation = reservation_of(run)
+        if reservation is not None:
+            # Gives back allocated units (and units that already left, if delivery had started).
+            self.hooks.inventory_return(ctx, run.order_id, reservation.lines, ctx.key_for("undo-place"))
+
+    # -- capture ----------------------------------------------------------------------------------
+
+    def capture(self, run: SagaRun, ctx: FlowContext) -> None:
+        captures = run.state.setdefault("captures", {})
+        for index, authorization in sorted(authorizations_of(run).items()):
+            if str(index) in captures:
+                continue
+            capture = self.hooks.payment_capture(
+                ctx, authorization, authorization.amount, ctx.key_for(f"capture-{index}")
+            )
+            captures[str(index)] = capture.amount.amount
+        update_order(ctx.db, run.order_id, status="paid", updated_at=ctx.clock.now())
+        ctx.record(
+            "order.paid",
+            {"captured": sum(captures.values()), "currency": self.stack.currency},
+            member_id=run.state.get("member_id"),
+        )
+
+    def refund_captures(self, run: SagaRun, ctx: FlowContext) -> None:
+        authorizations = authorizations_of(run)
+        for index, authorization in sorted(authorizations.items()):
+            key = ctx.key_for(f"capture-{index}")
+            captured = run.state.get("captures", {}).get(str(index))
+            if captured is None:
+                # Unknown whether the capture happened: capturing again under the same key returns the
+                # provider's earlier answer without charging twice, and tells us what to refund.
+                captured = self.hooks.payment_capture(ctx, authorization, authorization.amount, key).amount.amount
+            if captured:
+                self.hooks.payment_refund(
+                    ctx,
+                    authorization,
+                    Money(captured, authorization.amount.currency),
+                    ctx.key_for(f"undo-capture-{index}"),
+                )
+
+    # -- deliver ----------------------------------------------------------------------------------
+
+    def deliver(self, run: SagaRun, ctx: FlowContext) -> None:
+        reservation = reservation_of(run)
+        assert reservation is not None
+        parcels = parcels_from(reservation.lines)
+        quote_data = run.state.get("quote")
+        shipments = []
+        if quote_data:
+            order = load_order(ctx.db, run.order_id)
+            quote = from_data(quote_data, ShippingQuote)
+            shipment = self.hooks.logistics_arrange(ctx, order, quote, parcels, ctx.key_for("deliver"))
+            shipments.append(to_data(shipment))
+            run.state["shipments"] = shipments
+        self.hooks.inventory_fulfil(ctx, run.order_id, parcels)
+        details = order_details(ctx.db, run.order_id)
+        details["shipments"] = shipments
+        update_order(ctx.db, run.order_id, details=details, updated_at=ctx.clock.now())
+
+    def cancel_delivery(self, run: SagaRun, ctx: FlowContext) -> None:
+        quote_data = run.state.get("quote")
+        if not quote_data:
+            return
+        details = order_details(ctx.db, run.order_id)
+        from retailblocks.model import Shipment
+
+        for data in details.get("shipments", []):
+            self.hooks.logistics_cancel(ctx, from_data(data, Shipment), ctx.key_for("undo-deliver"))
+
+    # -- earn -------------------------------------------------------------------------------------
+
+    def earn(self, run: SagaRun, ctx: FlowContext) -> None:
+        member_id = run.state.get("member_id")
+        if member_id:
+            order = load_order(ctx.db, run.order_id)
+            self.hooks.membership_earn(ctx, member_id, order, ctx.key_for("earn"))
+
+    def reverse_points(self, run: SagaRun, ctx: FlowContext) -> None:
+        member_id = run.state.get("member_id")
+        if member_id:
+            total = Money(int(run.state.get("total", 0)), self.stack.currency)
+            self.hooks.membership_reverse(ctx, member_id, run.order_id, total, total, ctx.key_for("undo-earn"))
+
+    # -- complete ---------------------------------------------------------------------------------
+
+    def complete(self, run: SagaRun, ctx: FlowContext) -> None:
+        now = ctx.clock.now()
+        update_order(ctx.db, run.order_id, status="fulfilled", updated_at=now)
+        ctx.db.execute(sagas.update().where(sagas.c.id == run.id).values(status="completed", updated_at=now))
+        ctx.record("order.completed", {"total": run.state.get("total")}, member_id=run.state.get("member_id"))
+
+
+def parcels_from(lines: Sequence[ReservedStock]) -> tuple[Parcel, ...]:
+    """One parcel per location, its lines sorted by SKU."""
+    by_location: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for line in lines:
+        by_location[line.location][line.sku] += line.quantity
+    return tuple(Parcel(location, tuple(sorted(skus.items()))) for location, skus in sorted(by_location.items()))
+
+
+def cart_fingerprint_data(cart: Cart) -> Any:
+    """What identifies a checkout request for idempotency: the cart without payment secrets."""
+    data = to_data(cart)
+    for payment in data.get("payments", []):
+        payment["details"] = sorted(payment.get("details", {}))
+    return data
+
+
+__all__ = ["RESERVATION_TTL", "CheckoutSteps", "attrs", "parcels_from", "plan_payments"]

@@ -1,0 +1,124 @@
+"""Pricing a cart: list prices from the catalog, promotions from marketing, shipping from logistics.
+
+The evaluation order is fixed and documented so every adjustment can be explained: item and order
+promotions first (on list prices), then shipping is quoted on the value after those discounts (so a
+free-shipping threshold sees what the shopper pays), then shipping promotions on the chosen quote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from retailblocks.assembly.hooks import HookRelay
+from retailblocks.context import FlowContext
+from retailblocks.errors import InvalidValue, NotDeliverable, PromotionRejected, UnknownSku
+from retailblocks.model import (
+    AdjustmentTarget,
+    Cart,
+    FulfilmentKind,
+    Member,
+    Money,
+    PriceAdjustment,
+    PricedLine,
+    Product,
+    ShippingQuote,
+)
+
+
+@attrs.frozen
+class PricedCart:
+    lines: tuple[PricedLine, ...]
+    adjustments: tuple[PriceAdjustment, ...]
+    quote: ShippingQuote | None
+    subtotal: Money
+    discount: Money
+    shipping: Money
+    total: Money
+
+
+def price_lines(cart: Cart, catalog: dict[str, Product], currency: str) -> list[PricedLine]:
+    lines: list[PricedLine] = []
+    for index, line in enumerate(cart.lines):
+        product = catalog.get(line.sku)
+        if product is None:
+            raise UnknownSku(f"cart line {index}: unknown SKU {line.sku!r} (not in the manifest's catalog)")
+        if not product.sold_in(cart.channel):
+            raise InvalidValue(f"cart line {index}: SKU {line.sku!r} is not sold in channel {cart.channel!r}")
+        price = product.price_in(cart.channel)
+        if price.currency != currency:
+            raise InvalidValue(f"SKU {line.sku!r} is priced in {price.currency}, the merchant sells in {currency}")
+        lines.append(PricedLine(index, line.sku, line.quantity, price, product.category, product.weight_grams))
+    return lines
+
+
+def price_cart(
+    ctx: FlowContext,
+    hooks: HookRelay,
+    cart: Cart,
+    lines: Sequence[PricedLine],
+    member: Member | None,
+    currency: str,
+) -> PricedCart:
+    zero = Money.zero(currency)
+    subtotal = sum((line.subtotal for line in lines), zero)
+    adjustments = hooks.marketing_adjustments(ctx, lines, zero, member, cart.coupons)
+    goods_discount = _discount(adjustments, (AdjustmentTarget.ITEM, AdjustmentTarget.ORDER), zero)
+    quote = choose_quote(ctx, hooks, cart, lines, subtotal - goods_discount)
+    if quote is not None and quote.amount:
+        # Shipping promotions need the quoted amount; item and order results do not depend on it.
+        adjustments = hooks.marketing_adjustments(ctx, lines, quote.amount, member, cart.coupons)
+        goods_discount = _discount(adjustments, (AdjustmentTarget.ITEM, AdjustmentTarget.ORDER), zero)
+    _check_coupons(cart.coupons, adjustments)
+    shipping_list = quote.amount if quote is not None else zero
+    shipping_discount = min(_discount(adjustments, (AdjustmentTarget.SHIPPING,), zero), shipping_list)
+    per_line = [zero] * len(lines)
+    for adjustment in adjustments:
+        if adjustment.target is AdjustmentTarget.SHIPPING:
+            continue
+        for index, share in adjustment.line_amounts:
+            per_line[index] = per_line[index] + share
+    priced = tuple(attrs.evolve(line, discount=per_line[i]) for i, line in enumerate(lines))
+    for line in priced:
+        if line.total.amount < 0:
+            raise InvalidValue(f"promotions discount line {line.index} ({line.sku}) below zero")
+    discount = sum(per_line, zero)
+    if discount != goods_discount:
+        raise InvalidValue(
+            f"promotions allocated {discount} to lines but announced {goods_discount}; a marketing block "
+            "broke the contract (line_amounts must sum to amount)"
+        )
+    shipping = shipping_list - shipping_discount
+    return PricedCart(priced, tuple(adjustments), quote, subtotal, discount, shipping, subtotal - discount + shipping)
+
+
+def choose_quote(
+    ctx: FlowContext, hooks: HookRelay, cart: Cart, lines: Sequence[PricedLine], order_value: Money
+) -> ShippingQuote | None:
+    fulfilment = cart.fulfilment
+    quotes = hooks.logistics_quote(ctx, lines, fulfilment, order_value)
+    if not quotes:
+        if fulfilment.kind is FulfilmentKind.CARRY_OUT:
+            return None  # walking out with the goods needs no logistics block
+        raise NotDeliverable(f"no logistics block can serve a {fulfilment.kind.value} for this cart")
+    if fulfilment.option_id is not None:
+        for quote in quotes:
+            if quote.option_id == fulfilment.option_id:
+                return quote
+        offered = ", ".join(sorted(q.option_id for q in quotes))
+        raise InvalidValue(
+            f"shipping option {fulfilment.option_id!r} is not offered for this cart (offered: {offered})"
+        )
+    return min(quotes, key=lambda q: (q.amount.amount, q.max_days, q.option_id))
+
+
+def _discount(adjustments: Sequence[PriceAdjustment], targets: tuple[AdjustmentTarget, ...], zero: Money) -> Money:
+    return sum((a.amount for a in adjustments if a.target in targets), zero)
+
+
+def _check_coupons(coupons: Sequence[str], adjustments: Sequence[PriceAdjustment]) -> None:
+    used = {a.coupon.casefold() for a in adjustments if a.coupon}
+    for code in coupons:
+        if code.casefold() not in used:
+            raise PromotionRejected(f"coupon {code!r} is not valid for this cart")

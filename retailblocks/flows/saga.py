@@ -1,0 +1,204 @@
+"""A small saga engine: steps declared with their compensation, progress persisted in the same
+transaction as each step's writes.
+
+A step either only writes to the database (its writes and its progress record commit together, so it
+happened or it did not), or first calls the outside world and then records what came back. Outside calls
+carry idempotency keys derived from the saga, so repeating a step after a crash never repeats its effect;
+compensations are idempotent for the same reason and are safe to run for a step whose effect is unknown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import sqlalchemy as sa
+
+from retailblocks.context import FlowContext
+from retailblocks.errors import BusinessRejection
+from retailblocks.storage import UnitOfWork
+from retailblocks.storage.tables import saga_log, sagas
+
+if TYPE_CHECKING:
+    from retailblocks.assembly.stack import Stack
+
+#: How long a process owns a running saga before recovery may take it over.
+LEASE = timedelta(minutes=2)
+
+Action = Callable[["SagaRun", FlowContext], None]
+
+
+class SimulatedCrash(BaseException):
+    """Raised by fault injection to stop a flow as a dying process would: no compensation runs.
+
+    It derives from BaseException so that no ``except Exception`` in a flow or a block can swallow it.
+    """
+
+
+@attrs.frozen
+class Step:
+    """One step of a saga and how to undo it. ``channel_scoped`` steps run in the order's channel."""
+
+    name: str
+    action: Action
+    compensation: Action | None = None
+
+
+@attrs.define
+class SagaRun:
+    """A saga in progress: its id, the order it is about, and its JSON state (what later steps need)."""
+
+    id: str
+    flow: str
+    order_id: str
+    channel: str | None
+    key: str
+    state: dict[str, Any]
+    done: list[str] = attrs.field(factory=list)
+    #: What the running process knows but never persists (payment details such as card tokens).
+    transient: dict[str, Any] = attrs.field(factory=dict)
+
+
+class FaultInjector:
+    """Stops a flow at a chosen point, before or after a step's side effect: for crash tests."""
+
+    def __init__(self) -> None:
+        self.points: set[tuple[str, str, str]] = set()
+
+    def arm(self, flow: str, step: str, when: str) -> None:
+        """Crash ``flow`` at ``step`` — ``when`` is "before" (nothing done) or "after" (effect done,
+        progress not yet committed)."""
+        self.points.add((flow, step, when))
+
+    def clear(self) -> None:
+        self.points.clear()
+
+    def check(self, flow: str, step: str, when: str) -> None:
+        if (flow, step, when) in self.points:
+            self.points.discard((flow, step, when))
+            raise SimulatedCrash(f"injected crash {when} {flow}.{step}")
+
+
+class SagaRunner:
+    """Runs the steps of one flow, persisting progress, compensating on rejection or failure."""
+
+    def __init__(
+        self, stack: Stack, flow: str, steps: Sequence[Step], faults: FaultInjector, *, forward_only: bool = False
+    ):
+        self.stack = stack
+        self.flow = flow
+        self.steps = list(steps)
+        self.faults = faults
+        #: Forward-only flows (cancel, refund) are never undone: a failure leaves them for recovery.
+        self.forward_only = forward_only
+
+    def run_step(self, run: SagaRun, step: Step) -> None:
+        self.faults.check(self.flow, step.name, "before")
+        uow = UnitOfWork(self.stack.engine)
+        ctx = self.stack.new_context(uow, run.channel, flow=self.flow, flow_id=run.order_id, key=run.key)
+        try:
+            step.action(run, ctx)
+            self.faults.check(self.flow, step.name, "after")
+            run.done.append(step.name)
+            self._progress(ctx, run, step.name, "done")
+        except BaseException:
+            uow.rollback()
+            raise
+        uow.commit()
+
+    def run(self, run: SagaRun, *, start: int = 0) -> None:
+        """Run steps from ``start``; on a rejection or failure compensate what was done and re-raise."""
+        for step in self.steps[start:]:
+            try:
+                self.run_step(run, step)
+            except Exception as error:
+                if not self.forward_only:
+                    self.compensate(run, error, failed_step=step.name)
+                elif isinstance(error, BusinessRejection) and run.done:
+                    self._mark(run, "stuck", _reason(error))
+                raise
+
+    def compensate(self, run: SagaRun, error: BaseException | None, *, failed_step: str | None) -> None:
+        """Undo, newest first, every step that is done — and the failed one, whose effect may be partial."""
+        names = list(run.done)
+        if failed_step is not None and failed_step not in names:
+            names.append(failed_step)
+        by_name = {step.name: step for step in self.steps}
+        reason = _reason(error)
+        run.state["compensating"] = True
+        if reason is not None:
+            run.state["failure"] = reason
+        with UnitOfWork(self.stack.engine) as uow:
+            uow.connection.execute(
+                sagas.update()
+                .where(sagas.c.id == run.id)
+                .values(state={**run.state, "done": run.done}, updated_at=self.stack.clock.now())
+            )
+        for name in reversed(names):
+            step = by_name[name]
+            if step.compensation is None:
+                continue
+            self.faults.check(self.flow, f"undo-{name}", "before")
+            # A compensation that cannot finish now (a payment whose outcome is still unknown) raises;
+            # the saga stays running with its lease, and recovery tries again later.
+            with UnitOfWork(self.stack.engine) as uow:
+                ctx = self.stack.new_context(uow, run.channel, flow=self.flow, flow_id=run.order_id, key=run.key)
+                step.compensation(run, ctx)
+                if name in run.done:
+                    run.done.remove(name)
+                self._progress(ctx, run, name, "compensated", detail=reason)
+        with UnitOfWork(self.stack.engine) as uow:
+            uow.connection.execute(
+                sagas.update()
+                .where(sagas.c.id == run.id)
+                .values(status="compensated", error=reason, state=run.state, updated_at=self.stack.clock.now())
+            )
+
+    def _mark(self, run: SagaRun, status: str, reason: str | None) -> None:
+        with UnitOfWork(self.stack.engine) as uow:
+            uow.connection.execute(
+                sagas.update()
+                .where(sagas.c.id == run.id)
+                .values(status=status, error=reason, updated_at=self.stack.clock.now())
+            )
+
+    def _progress(self, ctx: FlowContext, run: SagaRun, step: str, action: str, detail: str | None = None) -> None:
+        now = self.stack.clock.now()
+        ctx.db.execute(saga_log.insert().values(saga_id=run.id, step=step, action=action, detail=detail, at=now))
+        ctx.db.execute(
+            sagas.update()
+            .where(sagas.c.id == run.id)
+            .values(
+                step=step,
+                state={**run.state, "done": run.done},
+                updated_at=now,
+                lease_until=now + LEASE,
+            )
+        )
+
+
+def _reason(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    if isinstance(error, BusinessRejection):
+        return f"{error.cause}: {error}"
+    return f"{type(error).__name__}: {error}"
+
+
+def load_run(connection: sa.Connection, saga_id: str) -> SagaRun | None:
+    row = connection.execute(sa.select(sagas).where(sagas.c.id == saga_id)).mappings().first()
+    if row is None:
+        return None
+    state = dict(row["state"])
+    done = list(state.pop("done", []))
+    return SagaRun(
+        id=row["id"],
+        flow=row["flow"],
+        order_id=row["order_id"],
+        channel=state.get("channel"),
+        key=state.get("key", ""),
+        state=state,
+        done=done,
+    )

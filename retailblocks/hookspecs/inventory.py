@@ -1,0 +1,81 @@
+"""The inventory contract: where stock is, setting it aside for a checkout, and moving it out and back.
+
+One block answers these hooks. Stock is never read and written back in Python: a reservation is a
+conditional update (or a row lock) in the database, so channels, threads and processes selling the same
+last unit never oversell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from retailblocks.hookspecs._markers import hookspec
+
+if TYPE_CHECKING:
+    from retailblocks.context import FlowContext
+    from retailblocks.model import Parcel, Reservation, ReservedStock, StockDemand, StockLevel
+
+
+@hookspec(firstresult=True)
+def inventory_locations(ctx: FlowContext) -> Sequence[str]:
+    """The stock locations ``ctx.channel`` may sell from, in the block's order of preference."""
+
+
+@hookspec(firstresult=True)
+def inventory_available(ctx: FlowContext, skus: Sequence[str]) -> Mapping[str, int]:
+    """Units of each SKU that ``ctx.channel`` can sell now (on hand − reserved − allocated − safety stock,
+    over the channel's locations). SKUs the block does not know map to 0."""
+
+
+@hookspec(firstresult=True)
+def inventory_reserve(
+    ctx: FlowContext,
+    demands: Sequence[StockDemand],
+    locations: Sequence[str],
+    allow_split: bool,
+    ttl: timedelta,
+) -> Reservation:
+    """Set stock aside for one checkout until ``ttl`` from now.
+
+    ``demands`` has one entry per SKU (the core sums the cart's lines first). ``locations`` are the
+    candidate locations in the order to prefer them; with ``allow_split`` False every SKU must come from
+    one location among them. All or nothing: on a shortfall raise
+    :class:`~retailblocks.errors.OutOfStock` naming the SKU, and reserve nothing. Take rows in a fixed
+    order (by SKU, then location) so concurrent multi-SKU checkouts cannot deadlock.
+    """
+
+
+@hookspec(firstresult=True)
+def inventory_commit(ctx: FlowContext, reservation_id: str, order_id: str) -> None:
+    """The order is placed: turn the reservation into an allocation to ``order_id``. Idempotent."""
+
+
+@hookspec(firstresult=True)
+def inventory_release(ctx: FlowContext, reservation_id: str) -> None:
+    """Compensation for :func:`inventory_reserve`: give the reserved stock back. Idempotent; releasing a
+    committed or already released reservation does nothing."""
+
+
+@hookspec(firstresult=True)
+def inventory_fulfil(ctx: FlowContext, order_id: str, parcels: Sequence[Parcel]) -> None:
+    """Stock leaves: the allocated units in ``parcels`` leave on-hand at their locations. Idempotent."""
+
+
+@hookspec(firstresult=True)
+def inventory_return(ctx: FlowContext, order_id: str, items: Sequence[ReservedStock], key: str) -> None:
+    """Units of an order come back (a cancelled shipment, a return) and are on hand again at their
+    locations. Allocated units not yet fulfilled are de-allocated instead. Idempotent per ``key``."""
+
+
+@hookspec(firstresult=True)
+def inventory_adjust(ctx: FlowContext, sku: str, location: str, delta: int, reason: str, key: str) -> int:
+    """An operator's stock movement: goods received (positive), damaged or lost (negative), a count's
+    correction. Returns the new on-hand quantity. Never makes on hand fall below what is reserved and
+    allocated; raises :class:`~retailblocks.errors.InvalidValue` instead. Idempotent per ``key``."""
+
+
+@hookspec(firstresult=True)
+def inventory_levels(ctx: FlowContext, skus: Sequence[str]) -> Sequence[StockLevel]:
+    """Stock of ``skus`` (all SKUs when empty) at every location: on hand, reserved, allocated."""

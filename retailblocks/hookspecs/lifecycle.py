@@ -1,0 +1,61 @@
+"""Lifecycle hooks: storage, start-up and shut-down, housekeeping and event delivery.
+
+Any block may implement these; none is required.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from retailblocks.hookspecs._markers import hookspec
+
+if TYPE_CHECKING:
+    from retailblocks.assembly.stack import Stack
+    from retailblocks.context import AuditFinding, Event, FlowContext
+    from retailblocks.storage.migrations import Migration
+
+
+@hookspec
+def stack_migrations() -> Sequence[Migration]:
+    """Return the block's schema migrations, oldest first.
+
+    Each :class:`~retailblocks.storage.migrations.Migration` has a version (1, 2, …) and a function that
+    upgrades the database by one version. Tables a block owns are prefixed with the block's name. The core
+    records the version reached per owner, so upgrading one block migrates only that block's tables.
+    Called once per block at ``blocks assemble``.
+    """
+
+
+@hookspec
+def stack_startup(stack: Stack) -> None:
+    """The stack is assembled and its storage is ready. Called once per process."""
+
+
+@hookspec
+def stack_shutdown(stack: Stack) -> None:
+    """The stack is closing. Release what ``stack_startup`` acquired."""
+
+
+@hookspec
+def stack_maintain(ctx: FlowContext) -> None:
+    """Housekeeping that time makes due: release expired reservations, expire points, resolve payments
+    whose outcome was unknown. Called by ``blocks recover`` and the event dispatcher; must be idempotent.
+    """
+
+
+@hookspec
+def stack_event(event: Event, ctx: FlowContext) -> None:
+    """Receive one event from the outbox. Delivery is at least once: the same event may arrive again after
+    a failure, so a listener must be idempotent (``event.id`` is stable). Raising makes the core retry the
+    delivery later; after repeated failures the delivery is recorded as a dead letter.
+    """
+
+
+@hookspec
+def stack_audit(ctx: FlowContext) -> Sequence[AuditFinding]:
+    """Check the block's own invariants and report each as an :class:`AuditFinding`: a ledger's entries sum
+    to zero, every balance equals the sum of its entries, nothing is negative, on hand equals the sum of
+    stock movements. ``blocks simulate`` and ``blocks audit`` print them; a failed finding fails the run.
+    Read-only.
+    """

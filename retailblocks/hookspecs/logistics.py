@@ -1,0 +1,63 @@
+"""The logistics contract: what delivery costs, where parcels leave from, and shipments.
+
+Every logistics block contributes quotes; the shopper's choice (or the cheapest) is arranged by the block
+that quoted it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from retailblocks.hookspecs._markers import hookspec
+
+if TYPE_CHECKING:
+    from retailblocks.context import FlowContext
+    from retailblocks.model import (
+        Fulfilment,
+        Money,
+        Order,
+        Parcel,
+        PricedLine,
+        Shipment,
+        ShipmentStatus,
+        ShippingQuote,
+    )
+
+
+@hookspec
+def logistics_quote(
+    ctx: FlowContext, lines: Sequence[PricedLine], fulfilment: Fulfilment, order_value: Money
+) -> Sequence[ShippingQuote]:
+    """Offer ways to deliver ``lines``. ``order_value`` is after item and order discounts, for free-shipping
+    thresholds. Return an empty sequence when the block cannot serve the fulfilment."""
+
+
+@hookspec(firstresult=True)
+def logistics_rank_locations(
+    ctx: FlowContext, fulfilment: Fulfilment, candidates: Sequence[str]
+) -> Sequence[str] | None:
+    """Order candidate stock locations from best to worst for this fulfilment (nearest first for a
+    delivery). Locations the block cannot ship from are left out. None leaves the order unchanged."""
+
+
+@hookspec(firstresult=True)
+def logistics_arrange(
+    ctx: FlowContext,
+    order: Order,
+    quote: ShippingQuote,
+    parcels: Sequence[Parcel],
+    idempotency_key: str,
+) -> Shipment:
+    """Book the delivery ``quote`` promised, one parcel per location. Idempotent per key."""
+
+
+@hookspec(firstresult=True)
+def logistics_cancel(ctx: FlowContext, shipment: Shipment, idempotency_key: str) -> bool:
+    """Cancel a shipment that has not left. Return False if it already left (then goods come back as a
+    return)."""
+
+
+@hookspec(firstresult=True)
+def logistics_track(ctx: FlowContext, shipment_id: str, status: ShipmentStatus, note: str) -> Shipment:
+    """Record a tracking update from the carrier or the store and emit ``shipment.<status>``."""

@@ -1,0 +1,53 @@
+"""The marketing contract: promotions and coupons priced into a cart, and their usage recorded.
+
+Every marketing block contributes adjustments. The core calls them in manifest order and gives each the
+adjustments the earlier ones made, so stacking across blocks is explicit. Inside a block, the block's own
+stacking policy decides; every adjustment carries its reason and who funds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from retailblocks.hookspecs._markers import hookspec
+
+if TYPE_CHECKING:
+    from retailblocks.context import FlowContext
+    from retailblocks.model import Member, Money, PriceAdjustment, PricedLine
+
+
+@hookspec
+def marketing_adjustments(
+    ctx: FlowContext,
+    lines: Sequence[PricedLine],
+    shipping: Money,
+    member: Member | None,
+    coupons: Sequence[str],
+    existing: Sequence[PriceAdjustment],
+) -> Sequence[PriceAdjustment]:
+    """Price promotions into the cart.
+
+    ``lines`` carry list prices; ``existing`` are adjustments already made (by earlier blocks), which an
+    order-wide discount must be computed after. Item and order adjustments allocate their amount over lines
+    in ``line_amounts`` summing exactly to ``amount`` and never making a line negative; shipping
+    adjustments never exceed ``shipping``. A coupon code the block knows but that does not apply is left
+    out; the core rejects codes no block used.
+    """
+
+
+@hookspec
+def marketing_redeem(
+    ctx: FlowContext,
+    order_id: str,
+    member_id: str | None,
+    adjustments: Sequence[PriceAdjustment],
+) -> None:
+    """The order is placed with these adjustments (the block's own): count coupon uses and spend campaign
+    budgets, with conditional updates so that concurrent orders never exceed a limit. Raise
+    :class:`~retailblocks.errors.PromotionRejected` if a limit is reached. Idempotent per order."""
+
+
+@hookspec
+def marketing_release(ctx: FlowContext, order_id: str) -> None:
+    """Compensation for :func:`marketing_redeem`: give back the order's coupon uses and budget. Idempotent."""

@@ -1,0 +1,58 @@
+"""The membership contract: who the shopper is across channels, and the points they earn.
+
+One block answers these hooks. Points postings are idempotent per key, so a replayed request (an
+offline store re-syncing, a retried checkout) changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from retailblocks.hookspecs._markers import hookspec
+
+if TYPE_CHECKING:
+    from retailblocks.context import FlowContext
+    from retailblocks.model import Identity, Member, Money, Order, PointsMovement
+
+
+@hookspec(firstresult=True)
+def membership_identify(ctx: FlowContext, identities: Sequence[Identity], enroll: bool) -> Member | None:
+    """Resolve the identities a channel knows the shopper by into one member.
+
+    Identities that belong to no member are linked to the member the others resolve to; identities that
+    resolve to two members merge them (auditably, reversibly). With ``enroll`` a new member is created
+    when none resolves; without it, None is returned.
+    """
+
+
+@hookspec(firstresult=True)
+def membership_member(ctx: FlowContext, member_id: str) -> Member | None:
+    """The member as the block knows them now (tier, points balance, identities), or None."""
+
+
+@hookspec(firstresult=True)
+def membership_earn(ctx: FlowContext, member_id: str, order: Order, idempotency_key: str) -> PointsMovement | None:
+    """Credit the points ``order`` earns under the block's rules (by channel, tier, SKU). None if it earns
+    none. Idempotent per key."""
+
+
+@hookspec(firstresult=True)
+def membership_reverse(
+    ctx: FlowContext,
+    member_id: str,
+    order_id: str,
+    refunded: Money,
+    order_total: Money,
+    idempotency_key: str,
+) -> PointsMovement | None:
+    """Take back the share ``refunded / order_total`` of the points ``order_id`` earned (all of them on a
+    cancellation). Never takes back more than was earned for the order. Idempotent per key."""
+
+
+@hookspec(firstresult=True)
+def membership_adjust(
+    ctx: FlowContext, member_id: str, points: int, reason: str, idempotency_key: str
+) -> PointsMovement:
+    """Post ``points`` (signed) to a member outside any order: a goodwill credit, a partner transfer.
+    Never lets the balance fall below zero. Idempotent per key."""

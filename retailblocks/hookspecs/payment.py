@@ -1,0 +1,70 @@
+"""The payment contract: authorize, capture, void, refund, and resolving an unknown outcome.
+
+Every payment method (``card``, ``gift_card``, ``wallet``, ``points``…) is answered by one block: the
+block that lists it in its ``payment_methods``, or the one the manifest's ``routing.payment`` names.
+Calls on an existing authorization go to the block that made it.
+
+A payment block calls the outside world: it passes ``idempotency_key`` to the provider so that a retry
+never charges twice, and makes the outside call before writing through ``ctx.db``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from retailblocks.hookspecs._markers import hookspec
+
+if TYPE_CHECKING:
+    from retailblocks.context import FlowContext
+    from retailblocks.model import Money, PaymentAuthorization, PaymentCapture, PaymentRefund
+
+
+@hookspec(firstresult=True)
+def payment_authorize(
+    ctx: FlowContext,
+    method: str,
+    amount: Money,
+    details: Mapping[str, str],
+    member_id: str | None,
+    idempotency_key: str,
+) -> PaymentAuthorization:
+    """Ask the payer's provider to promise ``amount``.
+
+    Raise :class:`~retailblocks.errors.PaymentDeclined` when the provider refuses, and
+    :class:`~retailblocks.errors.PaymentOutcomeUnknown` when it cannot tell (a time-out); the core then
+    resolves the outcome with :func:`payment_status` under the same key.
+    """
+
+
+@hookspec(firstresult=True)
+def payment_status(ctx: FlowContext, method: str, idempotency_key: str) -> PaymentAuthorization | None:
+    """What became of the authorization attempted under ``idempotency_key``: the authorization if the
+    provider made one, None if it did not. Raises PaymentOutcomeUnknown if it still cannot tell."""
+
+
+@hookspec(firstresult=True)
+def payment_capture(
+    ctx: FlowContext, authorization: PaymentAuthorization, amount: Money, idempotency_key: str
+) -> PaymentCapture:
+    """Take ``amount`` (at most what is authorized and not yet captured) of an authorization."""
+
+
+@hookspec(firstresult=True)
+def payment_void(ctx: FlowContext, authorization: PaymentAuthorization, idempotency_key: str) -> None:
+    """Compensation for :func:`payment_authorize`: cancel the uncaptured part. Idempotent."""
+
+
+@hookspec(firstresult=True)
+def payment_refund(
+    ctx: FlowContext, authorization: PaymentAuthorization, amount: Money, idempotency_key: str
+) -> PaymentRefund:
+    """Give ``amount`` of the captured money back to where it came from. May be called several times for
+    partial refunds; the refunds of one authorization never exceed its captures. Idempotent per key."""
+
+
+@hookspec(firstresult=True)
+def payment_issue(ctx: FlowContext, method: str, amount: Money, member_id: str | None, idempotency_key: str) -> str:
+    """Issue a stored-value instrument of ``method`` (a gift card, a wallet top-up) loaded with ``amount``
+    and return the instrument's reference (a card number, a wallet id). Optional: only blocks that hold
+    value implement it. Idempotent per key."""

@@ -1,0 +1,65 @@
+"""``${VAR}`` interpolation of manifest strings from the environment, so secrets stay out of the
+file.
+
+``${NAME}`` is replaced by the variable's value, anywhere in a string; ``$${`` stands for a literal
+``${``; a ``$`` not followed by ``{`` is left alone (``price: $5`` means what it says).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class InterpolationError(ValueError):
+    """A ``${…}`` that cannot be expanded; ``variable`` names the variable when there is one."""
+
+    def __init__(self, message: str, *, variable: str | None = None) -> None:
+        super().__init__(message)
+        self.variable = variable
+
+
+def has_reference(text: str) -> bool:
+    """Whether ``text`` would change under interpolation (a reference, or an escaped ``$${``)."""
+    return "${" in text
+
+
+def interpolate(text: str, environ: Mapping[str, str]) -> str:
+    """``text`` with every ``${NAME}`` replaced from ``environ`` and every ``$${`` turned into
+    ``${``."""
+    return expand(text, environ)[0]
+
+
+def expand(text: str, environ: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
+    """Like :func:`interpolate`, and also the names of the variables that were used, in order."""
+    out: list[str] = []
+    used: list[str] = []
+    i = 0
+    while True:
+        start = text.find("$", i)
+        if start < 0:
+            out.append(text[i:])
+            return "".join(out), tuple(used)
+        out.append(text[i:start])
+        if text.startswith("$${", start):
+            out.append("${")
+            i = start + 3
+        elif text.startswith("${", start):
+            end = text.find("}", start + 2)
+            if end < 0:
+                raise InterpolationError("unterminated '${' (write '$${' for a literal '${')")
+            name = text[start + 2 : end]
+            if not _NAME.fullmatch(name):
+                raise InterpolationError(
+                    f"invalid variable name {name!r} in '${{…}}'; names are letters, digits and '_'"
+                )
+            if name not in environ:
+                raise InterpolationError(f"environment variable {name!r} is not set", variable=name)
+            out.append(environ[name])
+            used.append(name)
+            i = end + 1
+        else:
+            out.append("$")
+            i = start + 1

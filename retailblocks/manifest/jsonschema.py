@@ -1,0 +1,273 @@
+"""JSON Schema (draft 2020-12) of the manifest and of block configurations, for editors and ``blocks
+schema``.
+
+The schemas are derived from the same annotations :func:`~retailblocks.manifest.build_config` reads,
+so what an editor accepts is what assembly accepts. Values that may come from ``${VAR}``
+interpolation (numbers, booleans, durations, enums) also accept a string holding a reference.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import enum
+import types
+import typing
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import attrs
+
+from retailblocks.assembly.blocks import is_secret
+from retailblocks.manifest.config import public_value
+from retailblocks.manifest.model import SUPPORTED_VERSION, PartnerType
+from retailblocks.manifest.units import DURATION_PATTERN, WEIGHT_PATTERN
+from retailblocks.model import ChannelType, Money
+from retailblocks.model._validators import SLUG
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+MONEY_PATTERN = r"^\s*-?\d+(\.\d+)?\s+[A-Z]{3}\s*$"
+_ENV_REFERENCE: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*\}",
+    "description": "a ${VAR} reference, interpolated from the environment",
+}
+_SEQUENCES = (list, tuple, set, frozenset, collections.abc.Sequence, collections.abc.Set)
+_MAPPINGS = (dict, collections.abc.Mapping)
+# attrs' stubs present Factory as a function; at run time it is the class of default factories.
+_FACTORY: type[Any] = type(attrs.Factory(list))
+_SLUG: dict[str, Any] = {"type": "string", "pattern": SLUG.pattern}
+
+
+def _or_environment(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, _ENV_REFERENCE]}
+
+
+def config_json_schema(config_cls: type[Any]) -> dict[str, Any]:
+    """The schema of an attrs config class: an object with ``additionalProperties: false``."""
+    return _schema(config_cls, ())
+
+
+def _schema(tp: Any, active: tuple[type[Any], ...]) -> dict[str, Any]:
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    if tp is Any or tp is object or tp is None:
+        return {}
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Literal:
+        return _or_environment({"enum": list(args)})
+    if origin in (typing.Union, types.UnionType):
+        return {"anyOf": [_schema(arg, active) for arg in args]}
+    if origin in _SEQUENCES:
+        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+            return {
+                "type": "array",
+                "prefixItems": [_schema(arg, active) for arg in args],
+                "items": False,
+                "minItems": len(args),
+            }
+        return {"type": "array", "items": _schema(args[0], active) if args else {}}
+    if origin in _MAPPINGS:
+        values = _schema(args[1], active) if len(args) == 2 else {}
+        return {"type": "object", "additionalProperties": values}
+    simple: dict[Any, dict[str, Any]] = {
+        str: {"type": "string"},
+        int: _or_environment({"type": "integer"}),
+        float: _or_environment({"type": "number"}),
+        bool: _or_environment({"type": "boolean"}),
+        type(None): {"type": "null"},
+        timedelta: _or_environment({"type": "string", "pattern": DURATION_PATTERN}),
+        Money: _or_environment({"type": "string", "pattern": MONEY_PATTERN}),
+    }
+    if tp in simple:
+        return simple[tp]
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return _or_environment({"enum": [member.value for member in tp]})
+    if isinstance(tp, type) and attrs.has(tp):
+        return _object_schema(tp, active)
+    # An annotation build_config would refuse: accept anything rather than fail to print a schema.
+    return {}
+
+
+def _object_schema(cls: type[Any], active: tuple[type[Any], ...]) -> dict[str, Any]:
+    if cls in active:  # a recursive config class: stop rather than recurse forever
+        return {"type": "object"}
+    attrs.resolve_types(cls)
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for field in attrs.fields(cls):
+        if not field.init:
+            continue
+        key = field.alias or field.name
+        schema = dict(_schema(field.type, (*active, cls)))
+        help_text = field.metadata.get("help")
+        if help_text:
+            schema["description"] = str(help_text)
+        if is_secret(field):
+            schema["writeOnly"] = True
+        if field.default is attrs.NOTHING:
+            required.append(key)
+        elif not is_secret(field):
+            default = _default(field)
+            if default is not attrs.NOTHING:
+                schema["default"] = default
+        properties[key] = schema
+    result: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        result["required"] = required
+    doc = (cls.__doc__ or "").strip()
+    if doc and not doc.startswith(f"{cls.__name__}("):  # attrs' generated signature is no doc
+        result["description"] = doc.split("\n\n", 1)[0]
+    return result
+
+
+def _default(field: attrs.Attribute[Any]) -> Any:
+    default: Any = field.default
+    if isinstance(default, _FACTORY):
+        if default.takes_self:
+            return attrs.NOTHING
+        default = default.factory()
+    try:
+        return public_value(default)
+    except Exception:  # a default we cannot show is simply not shown
+        return attrs.NOTHING
+
+
+def _config_def(block_name: str) -> str:
+    return "config-" + block_name
+
+
+def _pointer(key: str) -> str:
+    # JSON Pointer escaping, for the (unusual) entry-point name holding '~' or '/'.
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _block_schema(block_configs: Mapping[str, type[Any]]) -> dict[str, Any]:
+    names = sorted(block_configs)
+    selectors: list[dict[str, Any]] = []
+    for name in names:
+        config_ref: dict[str, Any] = {"$ref": f"#/$defs/{_pointer(_config_def(name))}"}
+        takes_null = "required" not in config_json_schema(block_configs[name])
+        selectors.append(
+            {
+                "if": {"properties": {"use": {"const": name}}, "required": ["use"]},
+                "then": {
+                    "properties": {"config": {"anyOf": [config_ref, {"type": "null"}]} if takes_null else config_ref},
+                    **({} if takes_null else {"required": ["config"]}),
+                },
+            }
+        )
+    schema: dict[str, Any] = {
+        "type": "object",
+        "required": ["use"],
+        "additionalProperties": False,
+        "properties": {
+            "use": {"enum": names, "description": "the block's entry-point name"},
+            "id": {**_SLUG, "description": "the instance id; defaults to the block's name"},
+            "version": {
+                "type": "string",
+                "description": "a PEP 440 specifier the installed block must satisfy",
+            },
+            "config": {"type": ["object", "null"]},
+        },
+    }
+    if selectors:
+        schema["allOf"] = selectors
+    return schema
+
+
+def manifest_json_schema(block_configs: Mapping[str, type[Any]]) -> dict[str, Any]:
+    """The whole ``blocks.yaml`` schema; ``block_configs`` maps each installed block's name to its
+    config class, which the entries that ``use`` it are checked against."""
+    money = _or_environment({"type": "string", "pattern": MONEY_PATTERN})
+    channel = {
+        "type": "object",
+        "required": ["id", "type"],
+        "additionalProperties": False,
+        "properties": {
+            "id": _SLUG,
+            "type": {"enum": [kind.value for kind in ChannelType]},
+            "location": {"type": "string", "minLength": 1},
+            "name": {"type": "string"},
+        },
+        "if": {"properties": {"type": {"const": ChannelType.STORE.value}}},
+        "then": {"required": ["location"]},
+    }
+    product = {
+        "type": "object",
+        "required": ["sku", "title", "price"],
+        "additionalProperties": False,
+        "properties": {
+            "sku": {"type": "string", "minLength": 1},
+            "title": {"type": "string", "minLength": 1},
+            "price": money,
+            "category": {"type": "string", "minLength": 1},
+            "weight": {
+                "anyOf": [
+                    {"type": "integer", "minimum": 0},
+                    {"type": "string", "pattern": WEIGHT_PATTERN},
+                ]
+            },
+            "channels": {"type": "array", "items": {"type": "string"}},
+            "channel_prices": {"type": "object", "additionalProperties": money},
+        },
+    }
+    partner = {
+        "type": "object",
+        "required": ["id", "name", "type"],
+        "additionalProperties": False,
+        "properties": {
+            "id": _SLUG,
+            "name": {"type": "string", "minLength": 1},
+            "type": {"enum": [kind.value for kind in PartnerType]},
+        },
+    }
+    return {
+        "$schema": DIALECT,
+        "title": "retailblocks manifest (blocks.yaml)",
+        "type": "object",
+        "required": ["version", "merchant", "channels", "blocks"],
+        "additionalProperties": False,
+        "properties": {
+            "version": {"const": SUPPORTED_VERSION},
+            "merchant": {
+                "type": "object",
+                "required": ["id", "name", "currency"],
+                "additionalProperties": False,
+                "properties": {
+                    "id": _SLUG,
+                    "name": {"type": "string", "minLength": 1},
+                    "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                },
+            },
+            "database": {
+                "type": "string",
+                "pattern": r"^(sqlite:///|postgresql(\+psycopg)?://|.*\$\{)",
+                "description": "sqlite:///path/to/file.db or postgresql+psycopg://user@host/db",
+            },
+            "channels": {"type": "array", "minItems": 1, "items": channel},
+            "catalog": {"type": "array", "items": product},
+            "blocks": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/block"}},
+            "routing": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "payment": {
+                        "type": "object",
+                        "additionalProperties": _SLUG,
+                        "description": "payment method → id of the block that answers it",
+                    }
+                },
+            },
+            "partners": {"type": "array", "items": partner},
+        },
+        "$defs": {
+            "block": _block_schema(block_configs),
+            **{_config_def(name): config_json_schema(cls) for name, cls in sorted(block_configs.items())},
+        },
+    }

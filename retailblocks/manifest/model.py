@@ -1,0 +1,94 @@
+"""What a loaded manifest is: frozen values built from ``blocks.yaml``, with positions kept for
+later errors.
+
+Assembly reports problems it finds after loading (an unknown block, a version no installed
+distribution satisfies, a payment method routed to a block that cannot take it) at the place they
+were written, so the entries keep their :class:`~retailblocks.manifest.errors.SourcePosition`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+from packaging.specifiers import SpecifierSet
+
+from retailblocks.manifest.errors import SourcePosition
+from retailblocks.manifest.nodes import Node
+from retailblocks.model import Channel, Merchant, Product
+
+SUPPORTED_VERSION = 1
+
+
+class PartnerType(enum.StrEnum):
+    BRAND = "brand"
+    PLATFORM = "platform"
+
+
+@attrs.frozen
+class Partner:
+    """Another party whose rights (points, coupons) this merchant honours or issues into."""
+
+    id: str
+    name: str
+    type: PartnerType
+
+
+@attrs.frozen
+class BlockEntry:
+    """One ``blocks:`` entry: which block, as which instance, at which version, configured how.
+
+    ``config`` is the raw configuration node (an empty mapping when omitted), converted by assembly
+    with :func:`retailblocks.manifest.build_config` once the block's config class is known.
+    """
+
+    use: str
+    id: str
+    version: SpecifierSet | None
+    config: Node = attrs.field(eq=False)
+    position: SourcePosition = attrs.field(eq=False)
+    doc_path: str = attrs.field(eq=False)
+    key_positions: Mapping[str, SourcePosition] = attrs.field(eq=False, factory=dict, repr=False)
+
+    def position_of(self, key: str) -> SourcePosition:
+        """Where ``use``, ``id``, ``version`` or ``config`` was written (the entry itself if it was
+        not)."""
+        found = self.key_positions.get(key)
+        path = self.position.child(key).doc_path
+        return found.with_path(path) if found is not None else self.position.with_path(path)
+
+
+@attrs.frozen
+class Routing:
+    """Which block instance answers which payment method, as the manifest's ``routing:`` says."""
+
+    payment: Mapping[str, str] = attrs.field(factory=dict)
+    positions: Mapping[str, SourcePosition] = attrs.field(eq=False, factory=dict, repr=False)
+
+    def position_of(self, method: str) -> SourcePosition | None:
+        """Where the route of ``method`` was written (``routing.payment.card``), if it was."""
+        return self.positions.get(method)
+
+
+@attrs.frozen
+class Manifest:
+    """A valid manifest. ``database_url`` is absolute for SQLite and uses psycopg for PostgreSQL."""
+
+    path: Path
+    version: int
+    merchant: Merchant
+    database_url: str
+    channels: tuple[Channel, ...]
+    catalog: tuple[Product, ...]
+    blocks: tuple[BlockEntry, ...]
+    routing: Routing
+    partners: tuple[Partner, ...]
+
+    def block(self, block_id: str) -> BlockEntry:
+        """The entry with instance id ``block_id``; ``KeyError`` when there is none."""
+        for entry in self.blocks:
+            if entry.id == block_id:
+                return entry
+        raise KeyError(block_id)

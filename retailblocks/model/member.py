@@ -1,0 +1,40 @@
+"""Members and the identities by which channels know them."""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from retailblocks.model._validators import non_empty
+
+
+class IdentityKind(enum.StrEnum):
+    PHONE = "phone"
+    EMAIL = "email"
+    MINIPROGRAM_OPENID = "openid"
+    MARKETPLACE_ACCOUNT = "marketplace"
+    STORE_CARD = "store_card"
+    SOCIAL = "social"
+
+
+@attrs.frozen
+class Identity:
+    """One way a channel knows a person: ``Identity("phone", "+8613800000000")``."""
+
+    kind: IdentityKind = attrs.field(converter=IdentityKind)
+    value: str = attrs.field(validator=non_empty)
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.value}"
+
+
+@attrs.frozen
+class Member:
+    """A person in the merchant's programme, as membership knows them now."""
+
+    id: str
+    identities: tuple[Identity, ...] = ()
+    tier: str = "base"
+    points: int = 0
+    segments: frozenset[str] = frozenset()

@@ -1,0 +1,266 @@
+"""A reproducible simulated retail day against an assembled stack.
+
+Every shopper's request is drawn from ``random.Random(f"{seed}:{n}")``, so the day's requests are the same
+for the same seed whatever the number of workers; with one worker the outcomes are the same too (with
+several, which of two racing checkouts gets the last unit depends on the scheduler — the invariants hold
+either way).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from retailblocks.assembly.stack import Stack
+from retailblocks.clock import ManualClock
+from retailblocks.errors import BusinessRejection, InvalidInput
+from retailblocks.model import (
+    Address,
+    Cart,
+    CartLine,
+    ChannelType,
+    Fulfilment,
+    FulfilmentKind,
+    Identity,
+    Money,
+    Order,
+    OrderStatus,
+    PaymentRequest,
+)
+from retailblocks.simulation.invariants import Invariant, check_invariants, stock_snapshot
+from retailblocks.simulation.profile import PaymentChoice, Profile
+
+IDENTITY_FOR_CHANNEL = {
+    ChannelType.ONLINE: "openid",
+    ChannelType.STORE: "phone",
+    ChannelType.MARKETPLACE: "marketplace",
+    ChannelType.SOCIAL: "social",
+}
+
+
+@attrs.define
+class DayResult:
+    attempted: int = 0
+    placed: int = 0
+    replays: int = 0
+    rejections: Counter[str] = attrs.field(factory=Counter)
+    by_channel: Counter[str] = attrs.field(factory=Counter)
+    refunds: int = 0
+    cancels: int = 0
+    seconds: float = 0.0
+    invariants: list[Invariant] = attrs.field(factory=list)
+    orders: list[Order] = attrs.field(factory=list)
+    notes: list[str] = attrs.field(factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(invariant.ok for invariant in self.invariants)
+
+
+class RetailDay:
+    def __init__(self, stack: Stack, profile: Profile, *, seed: int, clock: ManualClock | None = None):
+        self.stack = stack
+        self.profile = profile
+        self.seed = seed
+        self.clock = clock
+        self.channels = list(stack.channels.values())
+        self.skus = sorted(p.sku for p in stack.catalog.values())
+        if not self.skus:
+            raise InvalidInput(
+                f"the manifest {stack.manifest.path} has no catalog: a simulation needs products to sell"
+            )
+        self.methods = set(stack.hooks.routing.payment_methods)
+        self.gift_cards: list[str] = []
+        self._lock = threading.Lock()
+
+    # -- opening ----------------------------------------------------------------------------------
+
+    def open_store(self) -> None:
+        """Receive the opening stock and issue the gift cards shoppers will pay with."""
+        with self.stack.context(flow="simulation") as ctx:
+            for index, line in enumerate(self.profile.stock):
+                self.stack.hooks.inventory_adjust(
+                    ctx, line.sku, line.location, line.quantity, "opening stock", f"sim-{self.seed}-stock-{index}"
+                )
+        if "gift_card" in self.methods and any(p.split_gift_card for p in self.profile.payments):
+            value = Money.parse(f"{self.profile.gift_card_value} {self.stack.currency}")
+            for index in range(max(4, self.profile.members // 4)):
+                with self.stack.context(flow="simulation") as ctx:
+                    self.gift_cards.append(
+                        self.stack.hooks.payment_issue(ctx, "gift_card", value, None, f"sim-{self.seed}-gift-{index}")
+                    )
+
+    # -- shoppers ---------------------------------------------------------------------------------
+
+    def cart_for(self, n: int) -> tuple[Cart, bool]:
+        rng = random.Random(f"{self.seed}:{n}")
+        channel = rng.choice(self.channels)
+        skus = [sku for sku in self.skus if self.stack.catalog[sku].sold_in(channel.id)] or self.skus
+        lines = [
+            CartLine(rng.choice(skus), rng.randint(1, self.profile.max_quantity))
+            for _ in range(rng.randint(1, self.profile.max_lines))
+        ]
+        identities: tuple[Identity, ...] = ()
+        if rng.randrange(100) >= self.profile.guest_percent:
+            person = rng.randrange(self.profile.members)
+            kind = self.profile.identity_kinds.get(channel.id) or IDENTITY_FOR_CHANNEL[channel.type]
+            identities = (Identity(kind, f"{kind}-{person:04d}"),)
+            if rng.randrange(100) < 20:
+                # Shoppers sometimes give their phone too: that is how identities from channels meet.
+                identities += (Identity("phone", f"+86138{person:08d}"),)
+        fulfilment = self._fulfilment(rng, channel.type, channel.location)
+        coupons = tuple(c.code for c in self.profile.coupons if rng.randrange(100) < c.probability_percent)[:1]
+        payments = self._payments(rng, identities)
+        replay = rng.randrange(100) < self.profile.replay_percent
+        cart = Cart(
+            channel=channel.id,
+            lines=tuple(lines),
+            payments=payments,
+            identities=identities,
+            fulfilment=fulfilment,
+            coupons=coupons,
+        )
+        return cart, replay
+
+    def _fulfilment(self, rng: random.Random, kind: ChannelType, location: str | None) -> Fulfilment:
+        if kind is ChannelType.STORE:
+            return Fulfilment(FulfilmentKind.CARRY_OUT)
+        pickups = [c.location for c in self.channels if c.type is ChannelType.STORE and c.location]
+        if pickups and kind is ChannelType.ONLINE and rng.randrange(100) < self.profile.pickup_percent:
+            return Fulfilment(FulfilmentKind.PICKUP, pickup_location=rng.choice(pickups))
+        if self.profile.destinations:
+            d = rng.choice(self.profile.destinations)
+            return Fulfilment(
+                FulfilmentKind.DELIVERY,
+                Address(country=d.country, region=d.region, city=d.city, latitude=d.latitude, longitude=d.longitude),
+            )
+        return Fulfilment(FulfilmentKind.CARRY_OUT)
+
+    def _payments(self, rng: random.Random, identities: tuple[Identity, ...]) -> tuple[PaymentRequest, ...]:
+        choices = [p for p in self.profile.payments if p.method in self.methods] or [
+            PaymentChoice(weight=1, method=sorted(self.methods)[0])
+        ]
+        choice = rng.choices(choices, weights=[c.weight for c in choices])[0]
+        payments: list[PaymentRequest] = []
+        if choice.split_gift_card and self.gift_cards:
+            amount = Money(rng.randint(1, 20) * 100, self.stack.currency)
+            payments.append(PaymentRequest("gift_card", amount, {"code": rng.choice(self.gift_cards)}))
+        details = {"card_number": choice.card_number} if choice.method == "card" else {}
+        payments.append(PaymentRequest(choice.method, None, details))
+        return tuple(payments)
+
+    # -- the day ----------------------------------------------------------------------------------
+
+    def run(self, orders: int, *, workers: int = 1, progress: Callable[[int], None] | None = None) -> DayResult:
+        result = DayResult()
+        before = stock_snapshot(self.stack)
+        started = time.perf_counter()
+        opening: datetime | None = self.clock.now() if self.clock else None
+        step = timedelta(hours=self.profile.day_hours) / max(orders, 1)
+
+        def shop(n: int) -> None:
+            if self.clock is not None and opening is not None:
+                moment = opening + step * n
+                if moment > self.clock.now():
+                    self.clock.set(moment)
+            cart, replay = self.cart_for(n)
+            key = f"sim-{self.seed}-{n}"
+            try:
+                order = self.stack.checkout(cart, key=key)
+                if replay:
+                    again = self.stack.checkout(cart, key=key)
+                    if again.id != order.id:
+                        raise AssertionError("a replayed checkout placed a second order")
+                with self._lock:
+                    result.placed += 1
+                    result.replays += int(replay)
+                    result.by_channel[cart.channel] += 1
+            except BusinessRejection as rejection:
+                with self._lock:
+                    result.rejections[rejection.cause] += 1
+            finally:
+                with self._lock:
+                    result.attempted += 1
+                if progress is not None:
+                    progress(1)
+
+        if workers <= 1:
+            for n in range(orders):
+                shop(n)
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for future in [pool.submit(shop, n) for n in range(orders)]:
+                    future.result()
+        self._aftercare(result)
+        if self.clock is not None:
+            self.clock.advance(timedelta(hours=1))
+        recovery = self.stack.recover()
+        if recovery.stuck:
+            result.notes.append(f"{len(recovery.stuck)} flows could not be finished")
+        self.stack.dispatch_events()
+        result.seconds = time.perf_counter() - started
+        result.orders = list(self.stack.orders())
+        result.invariants = check_invariants(self.stack, before, result.orders)
+        return result
+
+    def _aftercare(self, result: DayResult) -> None:
+        """Some shoppers come back: a partial refund of one line, or a cancellation."""
+        rng = random.Random(f"{self.seed}:aftercare")
+        for order in self.stack.orders(status=OrderStatus.FULFILLED.value):
+            roll = rng.randrange(100)
+            try:
+                if roll < self.profile.cancel_percent:
+                    self.stack.cancel(order.id, reason="changed mind")
+                    result.cancels += 1
+                elif roll < self.profile.cancel_percent + self.profile.refund_percent:
+                    line = rng.choice(order.lines)
+                    self.stack.refund(
+                        order.id, {line.index: max(1, line.quantity // 2)}, key=f"sim-{self.seed}-refund-{order.id}"
+                    )
+                    result.refunds += 1
+            except BusinessRejection as rejection:
+                result.rejections[f"aftercare_{rejection.cause}"] += 1
+
+
+def summarize(stack: Stack, result: DayResult) -> dict[str, Any]:
+    currency = stack.currency
+    placed = [o for o in result.orders if o.status not in (OrderStatus.FAILED, OrderStatus.PENDING)]
+    gross = sum(o.total.amount for o in placed if o.status is not OrderStatus.CANCELLED)
+    refunded = sum(o.refunded.amount for o in placed if o.refunded and o.status is not OrderStatus.CANCELLED)
+    discount_by_funder: Counter[str] = Counter()
+    coupon_orders = 0
+    for order in placed:
+        if order.status is OrderStatus.CANCELLED:
+            continue
+        for adjustment in order.adjustments:
+            discount_by_funder[adjustment.funder] += adjustment.amount.amount
+        coupon_orders += int(any(a.coupon for a in order.adjustments))
+    members = {o.member_id for o in placed if o.member_id}
+    return {
+        "orders_attempted": result.attempted,
+        "orders_placed": result.placed,
+        "replayed_requests": result.replays,
+        "rejections": dict(sorted(result.rejections.items())),
+        "orders_by_channel": dict(sorted(result.by_channel.items())),
+        "cancelled": result.cancels,
+        "refunds": result.refunds,
+        "revenue": Money(gross - refunded, currency).format(),
+        "gross_sales": Money(gross, currency).format(),
+        "refunded": Money(refunded, currency).format(),
+        "discounts_by_funder": {k: Money(v, currency).format() for k, v in sorted(discount_by_funder.items())},
+        "orders_with_coupons": coupon_orders,
+        "members_buying": len(members),
+        "seconds": round(result.seconds, 2),
+        "orders_per_second": round(result.attempted / result.seconds, 1) if result.seconds else None,
+        "invariants": [{"name": i.name, "ok": i.ok, "detail": i.detail} for i in result.invariants],
+        "ok": result.ok,
+        "notes": result.notes,
+    }

@@ -1,0 +1,132 @@
+"""The core's own tables: orders and their lines, the saga log, idempotency keys, and the event outbox."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from retailblocks.storage.migrations import Migration, create_tables
+
+metadata = sa.MetaData()
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("member_id", sa.String(64), index=True),
+    sa.Column("subtotal", sa.BigInteger, nullable=False),
+    sa.Column("discount", sa.BigInteger, nullable=False),
+    sa.Column("shipping", sa.BigInteger, nullable=False),
+    sa.Column("total", sa.BigInteger, nullable=False),
+    sa.Column("refunded", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("attribution", sa.String(100)),
+    sa.Column("failure", sa.Text),
+    # Everything the flows need to finish or undo the order: fulfilment, adjustments, payments,
+    # reservation, chosen quote and shipments, as JSON written by the checkout saga.
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+order_lines = sa.Table(
+    "order_lines",
+    metadata,
+    sa.Column("order_id", sa.String(64), sa.ForeignKey("orders.id"), primary_key=True),
+    sa.Column("line_index", sa.Integer, primary_key=True),
+    sa.Column("sku", sa.String(100), nullable=False, index=True),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("unit_price", sa.BigInteger, nullable=False),
+    sa.Column("discount", sa.BigInteger, nullable=False),
+    sa.Column("refunded_quantity", sa.Integer, nullable=False, server_default="0"),
+)
+
+sagas = sa.Table(
+    "sagas",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("flow", sa.String(32), nullable=False),
+    sa.Column("order_id", sa.String(64), nullable=False, index=True),
+    # running → completed | compensated; "stuck" when compensation itself keeps failing.
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("step", sa.String(32), nullable=False),
+    sa.Column("state", sa.JSON, nullable=False),
+    # A process owns a running saga until its lease ends; recovery takes over only expired leases.
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+saga_log = sa.Table(
+    "saga_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("saga_id", sa.String(64), nullable=False, index=True),
+    sa.Column("step", sa.String(32), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),  # done | compensated | failed
+    sa.Column("detail", sa.Text),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("flow", sa.String(32), nullable=False),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("result_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("type", sa.String(64), nullable=False, index=True),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("channel", sa.String(64)),
+    sa.Column("order_id", sa.String(64), index=True),
+    sa.Column("member_id", sa.String(64), index=True),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# One row per subscriber: the last event it was handed (delivered, or parked as failed below).
+event_cursors = sa.Table(
+    "event_cursors",
+    metadata,
+    sa.Column("subscriber", sa.String(64), primary_key=True),
+    sa.Column("last_event_id", sa.Integer, nullable=False),
+)
+
+# Deliveries that failed: retried with backoff, dead letters after too many attempts.
+event_failures = sa.Table(
+    "event_failures",
+    metadata,
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("outbox.id"), primary_key=True),
+    sa.Column("subscriber", sa.String(64), primary_key=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_error", sa.Text, nullable=False),
+    sa.Column("dead", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("delivered_at", sa.DateTime(timezone=True)),
+)
+
+CORE_MIGRATIONS: list[Migration] = [
+    create_tables(
+        1,
+        "orders, saga log, idempotency keys, outbox",
+        orders,
+        order_lines,
+        sagas,
+        saga_log,
+        idempotency_keys,
+        outbox,
+        event_cursors,
+        event_failures,
+    ),
+]
