@@ -66,16 +66,24 @@ class AftercareSteps:
         )
 
     def _return_money(self, run: SagaRun, ctx: FlowContext, amounts: Mapping[str, int], void_rest: bool) -> None:
-        checkout = checkout_state(ctx.db, run.order_id)
+        # Read apart from the step: providers are called before the step's own transaction opens.
+        with self.stack.engine.connect() as connection:
+            connection.info["read_only"] = True
+            checkout = checkout_state(connection, run.order_id)
+            connection.rollback()
         probe = SagaRun(id="", flow="checkout", order_id=run.order_id, channel=None, key="", state=checkout)
         for index, authorization in sorted(authorizations_of(probe).items()):
             amount = int(amounts.get(str(index), 0))
-            if amount:
-                self.hooks.payment_refund(
-                    ctx, authorization, Money(amount, authorization.amount.currency), ctx.key_for(f"refund-{index}")
-                )
-            if void_rest:
-                self.hooks.payment_void(ctx, authorization, ctx.key_for(f"void-{index}"))
+            with self.flows.outside_call(run, ctx) as call:
+                if amount:
+                    self.hooks.payment_refund(
+                        call,
+                        authorization,
+                        Money(amount, authorization.amount.currency),
+                        ctx.key_for(f"refund-{index}"),
+                    )
+                if void_rest:
+                    self.hooks.payment_void(call, authorization, ctx.key_for(f"void-{index}"))
 
     def finish(self, run: SagaRun, ctx: FlowContext) -> None:
         now = ctx.clock.now()

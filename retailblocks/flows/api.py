@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import sqlalchemy as sa
 
+from retailblocks.context import FlowContext
 from retailblocks.errors import (
     BusinessRejection,
     IdempotencyConflict,
@@ -19,6 +21,7 @@ from retailblocks.errors import (
     NotRefundable,
     OutOfStock,
     PaymentDeclined,
+    PaymentOutcomeUnknown,
     PromotionRejected,
     RetailBlocksError,
 )
@@ -69,6 +72,25 @@ class OrderFlows:
         self.faults = FaultInjector()
         self._checkout = CheckoutSteps(self)
         self._aftercare = AftercareSteps(self)
+
+    @contextmanager
+    def outside_call(self, run: SagaRun, ctx: FlowContext) -> Iterator[FlowContext]:
+        """A context of its own for one call to the outside world and what the block records about it.
+
+        Each payment share gets its own unit of work: a block records its side of one call without holding
+        the database while the next provider is called (on SQLite a held write lock would stall everyone).
+        """
+        uow = UnitOfWork(self.stack.engine)
+        try:
+            yield self.stack.new_context(uow, run.channel, flow=ctx.flow, flow_id=run.order_id, key=run.key)
+        except BusinessRejection:
+            # What the provider answered (a decline) is a fact the block recorded on purpose: keep it.
+            uow.commit()
+            raise
+        except BaseException:
+            uow.rollback()
+            raise
+        uow.commit()
 
     def _runner(self, flow: str) -> SagaRunner:
         steps = {
@@ -373,7 +395,8 @@ class OrderFlows:
         next_index = max((names.index(n) + 1 for n in run.done if n in names), default=0)
         in_flight = names[next_index] if next_index < len(names) else None
         if run.flow == "checkout" and (run.state.get("compensating") or "place" not in run.done):
-            runner.compensate(run, None, failed_step=in_flight)
+            if not runner.compensate(run, None, failed_step=in_flight):
+                raise PaymentOutcomeUnknown(f"saga {run.id} could not be fully undone yet")
             return "compensated"
         try:
             runner.run(run, start=next_index)

@@ -89,10 +89,10 @@ class CheckoutSteps:
     def steps(self) -> list[Step]:
         return [
             Step("reserve", self.reserve, self.release),
-            Step("authorize", self.authorize, self.void),
+            Step("authorize", self.authorize, self.void, outside=True),
             Step("place", self.place, self.unplace),
-            Step("capture", self.capture, self.refund_captures),
-            Step("deliver", self.deliver, self.cancel_delivery),
+            Step("capture", self.capture, self.refund_captures, outside=True),
+            Step("deliver", self.deliver, self.cancel_delivery, outside=True),
             Step("earn", self.earn, self.reverse_points),
             Step("complete", self.complete),
         ]
@@ -236,25 +236,36 @@ class CheckoutSteps:
             key = ctx.key_for(f"authorize-{index}")
             amount = from_data(share["amount"], Money)
             try:
-                authorization = self.hooks.payment_authorize(
-                    ctx,
-                    share["method"],
-                    amount,
-                    details[index] if index < len(details) else {},
-                    run.state.get("member_id"),
-                    key,
-                )
+                with self.flows.outside_call(run, ctx) as call:
+                    authorization = self.hooks.payment_authorize(
+                        call,
+                        share["method"],
+                        amount,
+                        details[index] if index < len(details) else {},
+                        run.state.get("member_id"),
+                        key,
+                    )
             except PaymentOutcomeUnknown:
-                resolved = self.hooks.payment_status(ctx, share["method"], key)
-                if resolved is None or resolved.status is not PaymentStatus.AUTHORIZED:
-                    raise PaymentDeclined(
-                        f"the {share['method']} payment did not go through", reason="no_authorization"
-                    ) from None
-                authorization = resolved
+                authorization = self._resolve_unknown(run, ctx, share["method"], key)
             made[str(index)] = to_data(authorization)
         details_row = order_details(ctx.db, run.order_id)
         details_row["authorizations"] = made
         update_order(ctx.db, run.order_id, details=details_row, updated_at=ctx.clock.now())
+
+    def _resolve_unknown(self, run: SagaRun, ctx: FlowContext, method: str, key: str) -> PaymentAuthorization:
+        try:
+            with self.flows.outside_call(run, ctx) as call:
+                resolved = self.hooks.payment_status(call, method, key)
+        except PaymentOutcomeUnknown:
+            # The shopper is not kept waiting: the order is not placed, and recovery voids the
+            # authorization if the provider later says there was one.
+            raise PaymentDeclined(
+                f"the {method} provider did not answer in time; the order was not placed and any hold will be released",
+                reason="outcome_unknown",
+            ) from None
+        if resolved is None or resolved.status is not PaymentStatus.AUTHORIZED:
+            raise PaymentDeclined(f"the {method} payment did not go through", reason="no_authorization")
+        return resolved
 
     def void(self, run: SagaRun, ctx: FlowContext) -> None:
         known = authorizations_of(run)
@@ -263,9 +274,11 @@ class CheckoutSteps:
             authorization = known.get(index)
             if authorization is None:
                 # The call may have reached the provider before the process died: ask under its key.
-                authorization = self.hooks.payment_status(ctx, share["method"], key)
+                with self.flows.outside_call(run, ctx) as call:
+                    authorization = self.hooks.payment_status(call, share["method"], key)
             if authorization is not None:
-                self.hooks.payment_void(ctx, authorization, ctx.key_for(f"void-{index}"))
+                with self.flows.outside_call(run, ctx) as call:
+                    self.hooks.payment_void(call, authorization, ctx.key_for(f"void-{index}"))
 
     # -- place: the order exists from here on ---------------------------------------------------
 
@@ -304,11 +317,14 @@ class CheckoutSteps:
         for index, authorization in sorted(authorizations_of(run).items()):
             if str(index) in captures:
                 continue
-            capture = self.hooks.payment_capture(
-                ctx, authorization, authorization.amount, ctx.key_for(f"capture-{index}")
-            )
+            with self.flows.outside_call(run, ctx) as call:
+                capture = self.hooks.payment_capture(
+                    call, authorization, authorization.amount, ctx.key_for(f"capture-{index}")
+                )
             captures[str(index)] = capture.amount.amount
-        update_order(ctx.db, run.order_id, status="paid", updated_at=ctx.clock.now())
+        details = order_details(ctx.db, run.order_id)
+        details["captures"] = captures
+        update_order(ctx.db, run.order_id, status="paid", details=details, updated_at=ctx.clock.now())
         ctx.record(
             "order.paid",
             {"captured": sum(captures.values()), "currency": self.stack.currency},
@@ -316,40 +332,47 @@ class CheckoutSteps:
         )
 
     def refund_captures(self, run: SagaRun, ctx: FlowContext) -> None:
-        authorizations = authorizations_of(run)
-        for index, authorization in sorted(authorizations.items()):
+        for index, authorization in sorted(authorizations_of(run).items()):
             key = ctx.key_for(f"capture-{index}")
             captured = run.state.get("captures", {}).get(str(index))
-            if captured is None:
-                # Unknown whether the capture happened: capturing again under the same key returns the
-                # provider's earlier answer without charging twice, and tells us what to refund.
-                captured = self.hooks.payment_capture(ctx, authorization, authorization.amount, key).amount.amount
-            if captured:
-                self.hooks.payment_refund(
-                    ctx,
-                    authorization,
-                    Money(captured, authorization.amount.currency),
-                    ctx.key_for(f"undo-capture-{index}"),
-                )
+            with self.flows.outside_call(run, ctx) as call:
+                if captured is None:
+                    # Unknown whether the capture happened: capturing again under the same key returns the
+                    # provider's earlier answer without charging twice, and tells us what to refund.
+                    captured = self.hooks.payment_capture(call, authorization, authorization.amount, key).amount.amount
+                if captured:
+                    self.hooks.payment_refund(
+                        call,
+                        authorization,
+                        Money(captured, authorization.amount.currency),
+                        ctx.key_for(f"undo-capture-{index}"),
+                    )
 
     # -- deliver ----------------------------------------------------------------------------------
 
     def deliver(self, run: SagaRun, ctx: FlowContext) -> None:
         reservation = reservation_of(run)
         assert reservation is not None
-        parcels = parcels_from(reservation.lines)
+        # Back-ordered units stay allocated to the order until they are received; the rest leave now.
+        parcels = parcels_from([line for line in reservation.lines if not line.backordered])
+        backordered = [to_data(line) for line in reservation.lines if line.backordered]
         quote_data = run.state.get("quote")
         shipments = []
-        if quote_data:
-            order = load_order(ctx.db, run.order_id)
+        if quote_data and parcels:
+            # Read on a connection of its own so the carrier is called before this step's transaction opens.
+            order = self.flows.order(run.order_id)
             quote = from_data(quote_data, ShippingQuote)
             shipment = self.hooks.logistics_arrange(ctx, order, quote, parcels, ctx.key_for("deliver"))
             shipments.append(to_data(shipment))
             run.state["shipments"] = shipments
-        self.hooks.inventory_fulfil(ctx, run.order_id, parcels)
+        if parcels:
+            self.hooks.inventory_fulfil(ctx, run.order_id, parcels)
         details = order_details(ctx.db, run.order_id)
         details["shipments"] = shipments
+        details["backordered"] = backordered
         update_order(ctx.db, run.order_id, details=details, updated_at=ctx.clock.now())
+        if backordered:
+            ctx.record("order.backordered", {"lines": backordered}, member_id=run.state.get("member_id"))
 
     def cancel_delivery(self, run: SagaRun, ctx: FlowContext) -> None:
         quote_data = run.state.get("quote")
@@ -379,7 +402,9 @@ class CheckoutSteps:
 
     def complete(self, run: SagaRun, ctx: FlowContext) -> None:
         now = ctx.clock.now()
-        update_order(ctx.db, run.order_id, status="fulfilled", updated_at=now)
+        waiting = order_details(ctx.db, run.order_id).get("backordered")
+        # An order with back-ordered units stays "paid" until they are received and sent.
+        update_order(ctx.db, run.order_id, status="paid" if waiting else "fulfilled", updated_at=now)
         ctx.db.execute(sagas.update().where(sagas.c.id == run.id).values(status="completed", updated_at=now))
         ctx.record("order.completed", {"total": run.state.get("total")}, member_id=run.state.get("member_id"))
 

@@ -17,7 +17,7 @@ import attrs
 import sqlalchemy as sa
 
 from retailblocks.context import FlowContext
-from retailblocks.errors import BusinessRejection
+from retailblocks.errors import BusinessRejection, RetailBlocksError
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.tables import saga_log, sagas
 
@@ -44,6 +44,9 @@ class Step:
     name: str
     action: Action
     compensation: Action | None = None
+    #: Whether the step calls the outside world. A step that only writes to the database either
+    #: committed (and is "done") or left no trace, so only outside steps are undone when they fail.
+    outside: bool = False
 
 
 @attrs.define
@@ -120,41 +123,67 @@ class SagaRunner:
                     self._mark(run, "stuck", _reason(error))
                 raise
 
-    def compensate(self, run: SagaRun, error: BaseException | None, *, failed_step: str | None) -> None:
-        """Undo, newest first, every step that is done — and the failed one, whose effect may be partial."""
+    def compensate(self, run: SagaRun, error: BaseException | None, *, failed_step: str | None) -> bool:
+        """Undo, newest first, every step that is done — and the failed one, whose effect may be partial.
+
+        A compensation that cannot finish now (a payment whose outcome the provider cannot tell yet) is
+        left for recovery: the others still run, the saga stays running with a fresh lease, and the
+        method returns False. Returns True when everything was undone.
+        """
         names = list(run.done)
-        if failed_step is not None and failed_step not in names:
-            names.append(failed_step)
         by_name = {step.name: step for step in self.steps}
+        if failed_step is not None and failed_step not in names and by_name[failed_step].outside:
+            names.append(failed_step)
         reason = _reason(error)
         run.state["compensating"] = True
         if reason is not None:
-            run.state["failure"] = reason
+            run.state.setdefault("failure", reason)
         with UnitOfWork(self.stack.engine) as uow:
             uow.connection.execute(
                 sagas.update()
                 .where(sagas.c.id == run.id)
                 .values(state={**run.state, "done": run.done}, updated_at=self.stack.clock.now())
             )
+        unfinished: list[str] = []
         for name in reversed(names):
             step = by_name[name]
             if step.compensation is None:
-                continue
-            self.faults.check(self.flow, f"undo-{name}", "before")
-            # A compensation that cannot finish now (a payment whose outcome is still unknown) raises;
-            # the saga stays running with its lease, and recovery tries again later.
-            with UnitOfWork(self.stack.engine) as uow:
-                ctx = self.stack.new_context(uow, run.channel, flow=self.flow, flow_id=run.order_id, key=run.key)
-                step.compensation(run, ctx)
                 if name in run.done:
                     run.done.remove(name)
-                self._progress(ctx, run, name, "compensated", detail=reason)
+                continue
+            self.faults.check(self.flow, f"undo-{name}", "before")
+            uow = UnitOfWork(self.stack.engine)
+            ctx = self.stack.new_context(uow, run.channel, flow=self.flow, flow_id=run.order_id, key=run.key)
+            try:
+                step.compensation(run, ctx)
+            except (RetailBlocksError, Exception) as problem:
+                uow.rollback()
+                unfinished.append(f"{name}: {_reason(problem)}")
+                if name not in run.done:
+                    run.done.append(name)
+                continue
+            except BaseException:
+                uow.rollback()
+                raise
+            if name in run.done:
+                run.done.remove(name)
+            self._progress(ctx, run, name, "compensated", detail=reason)
+            uow.commit()
+        status = "running" if unfinished else "compensated"
+        now = self.stack.clock.now()
         with UnitOfWork(self.stack.engine) as uow:
             uow.connection.execute(
                 sagas.update()
                 .where(sagas.c.id == run.id)
-                .values(status="compensated", error=reason, state=run.state, updated_at=self.stack.clock.now())
+                .values(
+                    status=status,
+                    error="; ".join(unfinished) if unfinished else reason,
+                    state={**run.state, "done": run.done},
+                    updated_at=now,
+                    lease_until=now + LEASE,
+                )
             )
+        return not unfinished
 
     def _mark(self, run: SagaRun, status: str, reason: str | None) -> None:
         with UnitOfWork(self.stack.engine) as uow:

@@ -1,7 +1,8 @@
 """``${VAR}`` interpolation of manifest strings from the environment, so secrets stay out of the
 file.
 
-``${NAME}`` is replaced by the variable's value, anywhere in a string; ``$${`` stands for a literal
+``${NAME}`` is replaced by the variable's value, anywhere in a string; ``${NAME:-fallback}`` uses
+``fallback`` when the variable is unset (as shells and compose files do); ``$${`` stands for a literal
 ``${``; a ``$`` not followed by ``{`` is left alone (``price: $5`` means what it says).
 """
 
@@ -50,11 +51,15 @@ def expand(text: str, environ: Mapping[str, str]) -> tuple[str, tuple[str, ...]]
             end = text.find("}", start + 2)
             if end < 0:
                 raise InterpolationError("unterminated '${' (write '$${' for a literal '${')")
-            name = text[start + 2 : end]
+            name, has_fallback, fallback = text[start + 2 : end].partition(":-")
             if not _NAME.fullmatch(name):
                 raise InterpolationError(
                     f"invalid variable name {name!r} in '${{…}}'; names are letters, digits and '_'"
                 )
+            if name not in environ and has_fallback:
+                out.append(fallback)
+                i = end + 1
+                continue
             if name not in environ:
                 raise InterpolationError(f"environment variable {name!r} is not set", variable=name)
             out.append(environ[name])

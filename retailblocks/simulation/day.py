@@ -112,10 +112,11 @@ class RetailDay:
         if rng.randrange(100) >= self.profile.guest_percent:
             person = rng.randrange(self.profile.members)
             kind = self.profile.identity_kinds.get(channel.id) or IDENTITY_FOR_CHANNEL[channel.type]
-            identities = (Identity(kind, f"{kind}-{person:04d}"),)
-            if rng.randrange(100) < 20:
+            phone = Identity("phone", f"+86138{person:08d}")
+            identities = (phone if kind == "phone" else Identity(kind, f"{kind}-{person:04d}"),)
+            if kind != "phone" and rng.randrange(100) < 20:
                 # Shoppers sometimes give their phone too: that is how identities from channels meet.
-                identities += (Identity("phone", f"+86138{person:08d}"),)
+                identities += (phone,)
         fulfilment = self._fulfilment(rng, channel.type, channel.location)
         coupons = tuple(c.code for c in self.profile.coupons if rng.randrange(100) < c.probability_percent)[:1]
         payments = self._payments(rng, identities)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from retailblocks.assembly.stack import Stack
 from retailblocks.events.dispatcher import dead_letters, undelivered
 from retailblocks.model import Order, OrderStatus, StockLevel
-from retailblocks.storage.tables import sagas
+from retailblocks.storage.tables import orders, sagas
 
 SOLD = {
     OrderStatus.PLACED,
@@ -34,11 +34,25 @@ def stock_snapshot(stack: Stack) -> list[StockLevel]:
         return list(stack.hooks.inventory_levels(ctx, []))
 
 
+def backordered_units(stack: Stack) -> Counter[str]:
+    """Units sold on back-order and still waiting for stock, per SKU, from the orders' details."""
+    waiting: Counter[str] = Counter()
+    with stack.engine.connect() as connection:
+        connection.info["read_only"] = True
+        rows = connection.execute(sa.select(orders.c.details).where(orders.c.status.in_(["paid", "placed"]))).all()
+        connection.rollback()
+    for row in rows:
+        for line in (row.details or {}).get("backordered", []):
+            waiting[line["sku"]] += int(line["quantity"])
+    return waiting
+
+
 def check_invariants(stack: Stack, before: Sequence[StockLevel], orders: Sequence[Order]) -> list[Invariant]:
     after = stock_snapshot(stack)
+    waiting = backordered_units(stack)
     checks = [
-        _stock_conserved(before, after, orders),
-        _nothing_held(after),
+        _stock_conserved(before, after, orders, waiting),
+        _nothing_held(after, waiting),
         _paid_orders_have_payments(stack, orders),
         _failed_orders_hold_no_money(stack, orders),
         _no_saga_left(stack),
@@ -50,7 +64,9 @@ def check_invariants(stack: Stack, before: Sequence[StockLevel], orders: Sequenc
     return checks
 
 
-def _stock_conserved(before: Sequence[StockLevel], after: Sequence[StockLevel], orders: Sequence[Order]) -> Invariant:
+def _stock_conserved(
+    before: Sequence[StockLevel], after: Sequence[StockLevel], orders: Sequence[Order], waiting: Counter[str]
+) -> Invariant:
     on_hand_before: Counter[str] = Counter()
     on_hand_after: Counter[str] = Counter()
     for level in before:
@@ -63,6 +79,7 @@ def _stock_conserved(before: Sequence[StockLevel], after: Sequence[StockLevel], 
             for line in order.lines:
                 # The simulation restocks every refunded unit.
                 shipped[line.sku] += line.quantity - line.refunded_quantity
+    shipped.subtract(waiting)  # sold, but still waiting for stock to arrive
     wrong = [
         f"{sku}: {on_hand_before[sku]} → {on_hand_after[sku]} but {shipped[sku]} sold"
         for sku in sorted(set(on_hand_before) | set(on_hand_after) | set(shipped))
@@ -76,11 +93,18 @@ def _stock_conserved(before: Sequence[StockLevel], after: Sequence[StockLevel], 
     )
 
 
-def _nothing_held(after: Sequence[StockLevel]) -> Invariant:
+def _nothing_held(after: Sequence[StockLevel], waiting: Counter[str]) -> Invariant:
+    allocated: Counter[str] = Counter()
+    for level in after:
+        allocated[level.sku] += level.allocated
     held = [
+        f"{sku}: {allocated[sku]} allocated but {waiting[sku]} units wait on back-order"
+        for sku in sorted(set(allocated) | set(waiting))
+        if allocated[sku] != waiting[sku]
+    ] + [
         f"{level.sku}@{level.location}: reserved {level.reserved}, allocated {level.allocated}"
         for level in after
-        if level.reserved or level.allocated
+        if level.reserved
     ]
     negative = [f"{level.sku}@{level.location}: on hand {level.on_hand}" for level in after if level.on_hand < 0]
     problems = held + negative

@@ -25,6 +25,12 @@ class UnitOfWork:
         self._transaction: sa.RootTransaction | None = None
 
     @property
+    def engine(self) -> sa.Engine:
+        """The engine, for blocks that keep state apart from the step (a sandbox standing in for a remote
+        service). Reading it does not open the transaction."""
+        return self._engine
+
+    @property
     def connection(self) -> sa.Connection:
         if self._connection is None:
             connection = self._engine.connect()

@@ -1,0 +1,175 @@
+"""The ``loyalty`` block: members across channels, tiers, a points ledger, points as payment, partners.
+
+The hook implementations are thin: each resolves its arguments and hands over to the module that owns
+the rule (``members``, ``points``, ``payments``), all writing through the flow's ``ctx.db``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from retailblocks import Block, Capability, FlowContext, hookimpl
+from retailblocks.errors import InvalidValue
+from retailblocks.model import (
+    Identity,
+    Member,
+    Money,
+    Order,
+    PaymentAuthorization,
+    PaymentCapture,
+    PaymentRefund,
+    PointsMovement,
+)
+from retailblocks.storage import Migration
+from retailblocks_loyalty import members, payments
+from retailblocks_loyalty import points as points_ops
+from retailblocks_loyalty.config import LoyaltyConfig
+from retailblocks_loyalty.points import JournalEntry
+from retailblocks_loyalty.tables import MIGRATIONS
+
+
+class Loyalty(Block):
+    """Members resolved across channels, tiers by lifetime spend, and a double-entry points ledger."""
+
+    name = "loyalty"
+    capabilities = frozenset({Capability.MEMBERSHIP, Capability.PAYMENT})
+    core_api = "1.0"
+    Config = LoyaltyConfig
+    payment_methods: ClassVar[tuple[str, ...]] = (payments.METHOD,)
+    description = "Members across channels, tiers and a points ledger; points pay for orders."
+
+    def __init__(self, config: LoyaltyConfig | None = None, *, block_id: str | None = None):
+        super().__init__(config if config is not None else LoyaltyConfig(), block_id=block_id)
+        self.config: LoyaltyConfig
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @hookimpl
+    def stack_migrations(self) -> Sequence[Migration]:
+        return MIGRATIONS
+
+    @hookimpl
+    def stack_maintain(self, ctx: FlowContext) -> None:
+        points_ops.expire_due(ctx)
+
+    # -- membership ------------------------------------------------------------------------------
+
+    @hookimpl
+    def membership_identify(self, ctx: FlowContext, identities: Sequence[Identity], enroll: bool) -> Member | None:
+        row = members.identify(ctx, self.config, identities, enroll)
+        return members.view(ctx, row) if row is not None else None
+
+    @hookimpl
+    def membership_member(self, ctx: FlowContext, member_id: str) -> Member | None:
+        row = members.resolve(ctx, member_id)
+        return members.view(ctx, row) if row is not None else None
+
+    @hookimpl
+    def membership_earn(
+        self, ctx: FlowContext, member_id: str, order: Order, idempotency_key: str
+    ) -> PointsMovement | None:
+        return points_ops.earn(ctx, self.config, member_id, order, idempotency_key)
+
+    @hookimpl
+    def membership_reverse(
+        self,
+        ctx: FlowContext,
+        member_id: str,
+        order_id: str,
+        refunded: Money,
+        order_total: Money,
+        idempotency_key: str,
+    ) -> PointsMovement | None:
+        return points_ops.reverse(ctx, self.config, member_id, order_id, refunded, order_total, idempotency_key)
+
+    @hookimpl
+    def membership_adjust(
+        self, ctx: FlowContext, member_id: str, points: int, reason: str, idempotency_key: str
+    ) -> PointsMovement:
+        return points_ops.adjust(ctx, self.config, member_id, points, reason, idempotency_key)
+
+    # -- payment: points as a payment method -----------------------------------------------------
+
+    @hookimpl
+    def payment_authorize(
+        self,
+        ctx: FlowContext,
+        method: str,
+        amount: Money,
+        details: Mapping[str, str],
+        member_id: str | None,
+        idempotency_key: str,
+    ) -> PaymentAuthorization:
+        return payments.authorize(ctx, self.config, self.id, method, amount, details, member_id, idempotency_key)
+
+    @hookimpl
+    def payment_status(self, ctx: FlowContext, method: str, idempotency_key: str) -> PaymentAuthorization | None:
+        return payments.status(ctx, self.id, idempotency_key)
+
+    @hookimpl
+    def payment_capture(
+        self,
+        ctx: FlowContext,
+        authorization: PaymentAuthorization,
+        amount: Money,
+        idempotency_key: str,
+    ) -> PaymentCapture:
+        return payments.capture(ctx, authorization, amount, idempotency_key)
+
+    @hookimpl
+    def payment_void(self, ctx: FlowContext, authorization: PaymentAuthorization, idempotency_key: str) -> None:
+        payments.void(ctx, self.config, authorization)
+
+    @hookimpl
+    def payment_refund(
+        self,
+        ctx: FlowContext,
+        authorization: PaymentAuthorization,
+        amount: Money,
+        idempotency_key: str,
+    ) -> PaymentRefund:
+        return payments.refund(ctx, self.config, authorization, amount, idempotency_key)
+
+    # -- public methods beyond the hooks ---------------------------------------------------------
+
+    def unmerge(self, ctx: FlowContext, merge_id: str, reason: str = "") -> dict[str, Any]:
+        """Revert merge ``merge_id``: its identities and transferred points go back to the absorbed
+        member, as new postings; the merge row keeps the audit trail. Idempotent."""
+        row = members.unmerge(ctx, self.config, merge_id, reason)
+        return dict(row)
+
+    def merges(self, ctx: FlowContext, member_id: str) -> list[dict[str, Any]]:
+        """The merges a member took part in (as survivor or absorbed), oldest first."""
+        return members.merges_of(ctx, member_id)
+
+    def exchange_in(
+        self, ctx: FlowContext, member_id: str, partner: str, partner_points: int, key: str
+    ) -> PointsMovement:
+        """Credit our points for ``partner_points`` of ``partner``'s programme."""
+        return points_ops.exchange_in(ctx, self.config, member_id, partner, partner_points, key)
+
+    def exchange_out(self, ctx: FlowContext, member_id: str, partner: str, points_out: int, key: str) -> PointsMovement:
+        """Send ``points_out`` of a member's points to ``partner``'s programme."""
+        return points_ops.exchange_out(ctx, self.config, member_id, partner, points_out, key)
+
+    def partner_balances(self, ctx: FlowContext) -> dict[str, int]:
+        """Clearing balance per partner, in our points: > 0 we owe the partner, < 0 it owes us."""
+        return points_ops.partner_balances(ctx, self.config)
+
+    def journal(self, ctx: FlowContext, member_id: str) -> list[JournalEntry]:
+        """Every posting on the member's points account, oldest first."""
+        return points_ops.member_journal(ctx, member_id)
+
+    def expire_points(self, ctx: FlowContext) -> int:
+        """Expire due points now (what ``stack_maintain`` does); returns the points expired."""
+        return points_ops.expire_due(ctx)
+
+    def tier_benefits(self, tier: str) -> list[str]:
+        """The configured benefits of ``tier`` (none for the base tier)."""
+        for candidate in self.config.tiers:
+            if candidate.name == tier:
+                return list(candidate.benefits)
+        if tier == "base":
+            return []
+        raise InvalidValue(f"unknown tier {tier!r} (known: {[t.name for t in self.config.tiers]})")

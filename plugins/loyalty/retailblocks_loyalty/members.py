@@ -1,0 +1,431 @@
+"""Members across channels: resolving identities, enrolling, linking, merging and unmerging.
+
+Identities are unique per ``(kind, value)`` in the database, and that constraint is what keeps two
+channels from enrolling the same shopper twice: an identity is claimed with insert-or-ignore, and whoever
+loses the race re-reads and finds the winner's member. Merges move identities and points (as ledger
+postings) into the oldest member and are recorded in ``loyalty_merges`` so they can be reverted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from retailblocks.context import FlowContext
+from retailblocks.errors import EnvironmentFailure, InvalidValue, UnknownObject
+from retailblocks.model import Identity, Member, Money
+from retailblocks_loyalty import ledger
+from retailblocks_loyalty._sql import insert_ignore
+from retailblocks_loyalty.config import LoyaltyConfig
+from retailblocks_loyalty.engine import BASE_TIER, normalize_identities, tier_name
+from retailblocks_loyalty.tables import identities, member_account, members, merges
+
+# How often identify re-reads after losing a race for an identity before giving up. Each loss means
+# another transaction committed that identity, so a handful is plenty.
+_ATTEMPTS = 8
+# Merges chain (A into B, B into C); a chain longer than this is a corrupted table, not a real history.
+_MAX_CHAIN = 64
+
+
+class UnknownMerge(UnknownObject):
+    """No merge has the given id."""
+
+
+def resolve(ctx: FlowContext, member_id: str) -> Any | None:
+    """The active member ``member_id`` is now: itself, or the survivor it was merged into."""
+    current = member_id
+    for _ in range(_MAX_CHAIN):
+        row = ctx.db.execute(sa.select(members).where(members.c.id == current)).mappings().first()
+        if row is None:
+            return None
+        if row["status"] == "active" or row["merged_into"] is None:
+            return row
+        current = row["merged_into"]
+    raise EnvironmentFailure(f"member {member_id!r} is merged through more than {_MAX_CHAIN} members")
+
+
+def view(ctx: FlowContext, row: Any) -> Member:
+    """The Member value for an active member row."""
+    found = ctx.db.execute(
+        sa.select(identities.c.kind, identities.c.value)
+        .where(identities.c.member_id == row["id"])
+        .order_by(identities.c.kind, identities.c.value)
+    ).all()
+    return Member(
+        id=row["id"],
+        identities=tuple(Identity(kind, value) for kind, value in found),
+        tier=row["tier"],
+        points=ledger.balance(ctx, member_account(row["id"])),
+    )
+
+
+def identify(ctx: FlowContext, config: LoyaltyConfig, given: Sequence[Identity], enroll: bool) -> Any | None:
+    """Resolve identities to one active member row (enrolling, linking or merging), or None."""
+    wanted = normalize_identities(given)
+    for _ in range(_ATTEMPTS):
+        owners = _owners(ctx, wanted)
+        resolved: dict[str, Any] = {}
+        for member_id in dict.fromkeys(owners.values()):
+            row = resolve(ctx, member_id)
+            if row is not None:
+                resolved[row["id"]] = row
+        unknown = [identity for identity in wanted if identity not in owners]
+        if not resolved:
+            if not enroll:
+                return None
+            row = _enroll(ctx, config, unknown)
+            if row is not None:
+                return row
+            continue  # lost a race for an identity: re-read
+        if len(resolved) == 1:
+            survivor = next(iter(resolved.values()))
+        else:
+            merged = _merge_all(ctx, config, list(resolved))
+            if merged is None:
+                continue  # someone merged these members meanwhile: re-read
+            survivor = merged
+        if _link(ctx, survivor["id"], unknown):
+            return resolve(ctx, survivor["id"])
+    raise EnvironmentFailure(
+        f"could not settle the member for {[str(i) for i in wanted]} after {_ATTEMPTS} attempts; "
+        "identities kept changing under concurrent requests"
+    )
+
+
+def _owners(ctx: FlowContext, wanted: Sequence[Identity]) -> dict[Identity, str]:
+    condition = sa.or_(*(sa.and_(identities.c.kind == i.kind.value, identities.c.value == i.value) for i in wanted))
+    rows = ctx.db.execute(
+        sa.select(identities.c.kind, identities.c.value, identities.c.member_id).where(condition)
+    ).all()
+    return {Identity(kind, value): member_id for kind, value, member_id in rows}
+
+
+def _enroll(ctx: FlowContext, config: LoyaltyConfig, wanted: Sequence[Identity]) -> Any | None:
+    """A new member holding ``wanted``; None (with nothing left behind) if another request got one first."""
+    now = ctx.clock.now()
+    member_id = ctx.ids.new_id("mem")
+    tier = tier_name(config.tiers, Money.zero(config.tiers[0].threshold.currency)) if config.tiers else BASE_TIER
+    ctx.db.execute(
+        members.insert().values(
+            id=member_id,
+            status="active",
+            merged_into=None,
+            tier=tier,
+            lifetime_spend=0,
+            enrolled_at=now,
+            enrolled_channel=ctx.channel.id if ctx.channel else None,
+        )
+    )
+    claimed: list[Identity] = []
+    for identity in wanted:
+        if not _claim_identity(ctx, identity, member_id):
+            # Undo within this transaction; nothing of it was ever visible to anyone else.
+            for mine in claimed:
+                ctx.db.execute(
+                    identities.delete().where(identities.c.kind == mine.kind.value, identities.c.value == mine.value)
+                )
+            ctx.db.execute(members.delete().where(members.c.id == member_id))
+            return None
+        claimed.append(identity)
+    ledger.ensure_member_account(ctx, member_id)
+    ctx.record(
+        "member.enrolled",
+        {
+            "member_id": member_id,
+            "identities": [str(i) for i in claimed],
+            "tier": tier,
+            "channel": ctx.channel.id if ctx.channel else None,
+        },
+        member_id=member_id,
+    )
+    return ctx.db.execute(sa.select(members).where(members.c.id == member_id)).mappings().one()
+
+
+def _claim_identity(ctx: FlowContext, identity: Identity, member_id: str) -> bool:
+    return insert_ignore(
+        ctx.db,
+        identities,
+        {
+            "kind": identity.kind.value,
+            "value": identity.value,
+            "member_id": member_id,
+            "linked_at": ctx.clock.now(),
+        },
+    )
+
+
+def _link(ctx: FlowContext, member_id: str, unknown: Sequence[Identity]) -> bool:
+    """Link identities to a member; False if one was taken meanwhile (the caller re-reads)."""
+    for identity in unknown:
+        if not _claim_identity(ctx, identity, member_id):
+            return False
+        ctx.record(
+            "member.identity_linked",
+            {
+                "member_id": member_id,
+                "identity": str(identity),
+                "channel": ctx.channel.id if ctx.channel else None,
+            },
+            member_id=member_id,
+        )
+    return True
+
+
+def _lock_active(ctx: FlowContext, member_ids: Sequence[str]) -> list[Any] | None:
+    """Lock the members (in id order, so concurrent merges cannot deadlock); None if one is no longer active."""
+    rows = (
+        ctx.db.execute(
+            sa.select(members).where(members.c.id.in_(sorted(member_ids))).order_by(members.c.id).with_for_update()
+        )
+        .mappings()
+        .all()
+    )
+    if len(rows) != len(member_ids) or any(row["status"] != "active" for row in rows):
+        return None
+    return list(rows)
+
+
+def _merge_all(ctx: FlowContext, config: LoyaltyConfig, member_ids: Sequence[str]) -> Any | None:
+    rows = _lock_active(ctx, member_ids)
+    if rows is None:
+        return None
+    ordered = sorted(rows, key=lambda row: (row["enrolled_at"], row["id"]))
+    survivor = ordered[0]
+    for absorbed in ordered[1:]:
+        merge(
+            ctx,
+            config,
+            survivor["id"],
+            absorbed["id"],
+            reason="identities resolved to both members",
+        )
+    return ctx.db.execute(sa.select(members).where(members.c.id == survivor["id"])).mappings().one()
+
+
+def merge(ctx: FlowContext, config: LoyaltyConfig, survivor: str, absorbed: str, *, reason: str) -> str:
+    """Merge ``absorbed`` into ``survivor`` (both locked and active): identities, points, spend."""
+    merge_id = ctx.ids.new_id("merge")
+    now = ctx.clock.now()
+    moved = [
+        [kind, value]
+        for kind, value in ctx.db.execute(
+            sa.select(identities.c.kind, identities.c.value)
+            .where(identities.c.member_id == absorbed)
+            .order_by(identities.c.kind, identities.c.value)
+        ).all()
+    ]
+    ctx.db.execute(identities.update().where(identities.c.member_id == absorbed).values(member_id=survivor))
+    points = _transfer_all(
+        ctx,
+        config,
+        absorbed,
+        survivor,
+        key=f"merge:{merge_id}",
+        reference=merge_id,
+        reason=f"merge {merge_id}: {absorbed} into {survivor}",
+    )
+    spend = int(ctx.db.execute(sa.select(members.c.lifetime_spend).where(members.c.id == absorbed)).scalar() or 0)
+    ctx.db.execute(
+        members.update().where(members.c.id == absorbed).values(status="merged", merged_into=survivor, lifetime_spend=0)
+    )
+    ctx.db.execute(
+        members.update().where(members.c.id == survivor).values(lifetime_spend=members.c.lifetime_spend + spend)
+    )
+    ctx.db.execute(
+        merges.insert().values(
+            id=merge_id,
+            survivor=survivor,
+            absorbed=absorbed,
+            at=now,
+            reason=reason,
+            identities=moved,
+            points_moved=points,
+            spend_moved=spend,
+            reverted_at=None,
+            revert_reason=None,
+        )
+    )
+    ctx.record(
+        "member.merged",
+        {
+            "merge_id": merge_id,
+            "survivor": survivor,
+            "absorbed": absorbed,
+            "identities": moved,
+            "points_moved": points,
+            "reason": reason,
+        },
+        member_id=survivor,
+    )
+    refresh_tier(ctx, config, survivor)
+    return merge_id
+
+
+def _transfer_all(
+    ctx: FlowContext,
+    config: LoyaltyConfig,
+    source: str,
+    target: str,
+    *,
+    key: str,
+    reference: str,
+    reason: str,
+) -> int:
+    """Move a member's whole balance to another member as one transfer journal; returns the points."""
+    available = ledger.balance(ctx, ledger.ensure_member_account(ctx, source), lock=True)
+    return _transfer(ctx, config, source, target, available, key=key, reference=reference, reason=reason)
+
+
+def _transfer(
+    ctx: FlowContext,
+    config: LoyaltyConfig,
+    source: str,
+    target: str,
+    points: int,
+    *,
+    key: str,
+    reference: str,
+    reason: str,
+) -> int:
+    claim = ledger.claim(
+        ctx,
+        kind="transfer",
+        key=key,
+        member_id=target,
+        reason=reason,
+        requested=points,
+        reference=reference,
+    )
+    if claim.replay:
+        return int(claim.existing["points"])
+    parts = ledger.debit_member(ctx, claim.journal_id, source, points)
+    # The points keep the expiry they had: a merge must not extend or shorten their life.
+    ledger.credit_member(ctx, claim.journal_id, target, points, expire_after=config.points_expire_after, parts=parts)
+    ledger.finish(
+        ctx,
+        claim.journal_id,
+        points=points,
+        balance_after=ledger.balance(ctx, member_account(target)),
+    )
+    return points
+
+
+def unmerge(ctx: FlowContext, config: LoyaltyConfig, merge_id: str, reason: str) -> Any:
+    """Revert a merge: identities and the transferred points go back, as new postings. Idempotent."""
+    row = ctx.db.execute(sa.select(merges).where(merges.c.id == merge_id).with_for_update()).mappings().first()
+    if row is None:
+        raise UnknownMerge(f"no merge with id {merge_id!r}")
+    if row["reverted_at"] is not None:
+        return row
+    survivor, absorbed = row["survivor"], row["absorbed"]
+    locked = (
+        ctx.db.execute(
+            sa.select(members)
+            .where(members.c.id.in_(sorted([survivor, absorbed])))
+            .order_by(members.c.id)
+            .with_for_update()
+        )
+        .mappings()
+        .all()
+    )
+    by_id = {member["id"]: member for member in locked}
+    if by_id[survivor]["status"] != "active":
+        raise InvalidValue(
+            f"merge {merge_id} cannot be reverted while its survivor {survivor} is itself merged into "
+            f"{by_id[survivor]['merged_into']}; revert that later merge first"
+        )
+    for kind, value in row["identities"]:
+        ctx.db.execute(
+            identities.update()
+            .where(
+                identities.c.kind == kind,
+                identities.c.value == value,
+                identities.c.member_id == survivor,
+            )
+            .values(member_id=absorbed)
+        )
+    # The survivor may have spent the points since; give back what is there and say what was not.
+    available = ledger.balance(ctx, member_account(survivor), lock=True)
+    wanted = int(row["points_moved"])
+    giving = min(wanted, available)
+    note = f"unmerge {merge_id}: {survivor} back to {absorbed}"
+    if giving < wanted:
+        note += f"; shortfall {wanted - giving} points already spent by the survivor"
+    _transfer(
+        ctx,
+        config,
+        survivor,
+        absorbed,
+        giving,
+        key=f"unmerge:{merge_id}",
+        reference=merge_id,
+        reason=note,
+    )
+    spend = int(row["spend_moved"])
+    ctx.db.execute(
+        members.update()
+        .where(members.c.id == survivor)
+        .values(lifetime_spend=sa.case((members.c.lifetime_spend >= spend, members.c.lifetime_spend - spend), else_=0))
+    )
+    ctx.db.execute(
+        members.update()
+        .where(members.c.id == absorbed)
+        .values(status="active", merged_into=None, lifetime_spend=members.c.lifetime_spend + spend)
+    )
+    ctx.db.execute(
+        merges.update().where(merges.c.id == merge_id).values(reverted_at=ctx.clock.now(), revert_reason=reason or note)
+    )
+    ctx.record(
+        "member.unmerged",
+        {
+            "merge_id": merge_id,
+            "survivor": survivor,
+            "restored": absorbed,
+            "identities": row["identities"],
+            "points_returned": giving,
+            "shortfall": wanted - giving,
+            "reason": reason,
+        },
+        member_id=absorbed,
+    )
+    refresh_tier(ctx, config, absorbed)
+    return ctx.db.execute(sa.select(merges).where(merges.c.id == merge_id)).mappings().one()
+
+
+def refresh_tier(ctx: FlowContext, config: LoyaltyConfig, member_id: str) -> str:
+    """Move a member up to the tier their lifetime spend has reached; never down (see README)."""
+    row = ctx.db.execute(sa.select(members).where(members.c.id == member_id)).mappings().one()
+    if not config.tiers:
+        return str(row["tier"])
+    reached = tier_name(config.tiers, Money(int(row["lifetime_spend"]), config.tiers[0].threshold.currency))
+    rank = {tier.name: index for index, tier in enumerate(config.sorted_tiers())}
+    current = row["tier"]
+    if rank.get(reached, -1) <= rank.get(current, -1):
+        return str(current)
+    ctx.db.execute(members.update().where(members.c.id == member_id).values(tier=reached))
+    ctx.record(
+        "member.tier_changed",
+        {
+            "member_id": member_id,
+            "from": current,
+            "to": reached,
+            "lifetime_spend": int(row["lifetime_spend"]),
+        },
+        member_id=member_id,
+    )
+    return reached
+
+
+def merges_of(ctx: FlowContext, member_id: str) -> list[dict[str, Any]]:
+    rows = (
+        ctx.db.execute(
+            sa.select(merges)
+            .where(sa.or_(merges.c.survivor == member_id, merges.c.absorbed == member_id))
+            .order_by(merges.c.at, merges.c.id)
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(row) for row in rows]

@@ -1,0 +1,299 @@
+"""The promotions block: the marketing hooks over the pure engine, plus coupon issuing and reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from retailblocks import Block, Capability, hookimpl
+from retailblocks.errors import InvalidValue
+from retailblocks.model import AdjustmentTarget, Member, Money, PriceAdjustment, PricedLine
+from retailblocks_promotions import engine
+from retailblocks_promotions import usage as store
+from retailblocks_promotions.config import Config as PromotionsConfig
+from retailblocks_promotions.config import PromotionConfig
+from retailblocks_promotions.tables import MIGRATIONS
+
+if TYPE_CHECKING:
+    from retailblocks.context import FlowContext
+    from retailblocks.storage import Migration
+
+
+class Promotions(Block):
+    """Discounts, coupons, budgets and an explicit stacking policy (see SEMANTICS.md)."""
+
+    name: ClassVar[str] = "promotions"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.MARKETING})
+    core_api: ClassVar[str] = "1.0"
+    Config: ClassVar[type[Any]] = PromotionsConfig
+    description: ClassVar[str] = "Promotions and coupons priced into carts, with usage limits and budgets."
+
+    config: PromotionsConfig
+
+    @property
+    def promotions(self) -> dict[str, PromotionConfig]:
+        return {promotion.id: promotion for promotion in self.config.promotions}
+
+    # --- storage ---------------------------------------------------------------------------------
+
+    @hookimpl
+    def stack_migrations(self) -> Sequence[Migration]:
+        return MIGRATIONS
+
+    # --- marketing hooks -------------------------------------------------------------------------
+
+    @hookimpl
+    def marketing_adjustments(
+        self,
+        ctx: FlowContext,
+        lines: Sequence[PricedLine],
+        shipping: Money,
+        member: Member | None,
+        coupons: Sequence[str],
+        existing: Sequence[PriceAdjustment],
+    ) -> Sequence[PriceAdjustment]:
+        """Price this block's promotions into the cart, after ``existing`` (other blocks'
+        adjustments).
+        """
+        promotions = self.config.promotions
+        if not promotions or not lines:
+            return []
+        member_id = member.id if member is not None else None
+        usage: dict[str, engine.Usage] = {}
+        issued: dict[str, str] = {}
+        limited = [
+            p.id
+            for p in promotions
+            if p.usage_limit is not None or p.budget is not None or p.per_member_limit is not None
+        ]
+        # Only open the database when something needs it: most carts carry no coupon.
+        if limited:
+            usage = store.read_usage(ctx.db, limited, member_id)
+        presented = {engine.normalize_code(code) for code in coupons if code.strip()}
+        configured = {engine.normalize_code(p.code) for p in promotions if p.code is not None}
+        if presented - configured:
+            issued = store.valid_issued_codes(ctx.db, presented - configured, member_id)
+        adjustments = engine.compute(
+            _engine_lines(lines, existing, self.id),
+            shipping,
+            engine.Shopper(
+                member_id=member_id,
+                tier=member.tier if member is not None else None,
+                segments=member.segments if member is not None else (),
+                channel_id=ctx.channel.id if ctx.channel is not None else None,
+                channel_type=str(ctx.channel.type) if ctx.channel is not None else None,
+            ),
+            coupons,
+            promotions,
+            now=ctx.clock.now(),
+            merchant_id=ctx.merchant.id,
+            usage=usage,
+            issued_codes=issued,
+            shipping_discount=_shipping_taken(existing, shipping, self.id),
+        )
+        return [
+            PriceAdjustment(
+                block=self.id,
+                promotion_id=adjustment.promotion_id,
+                target=adjustment.target,
+                amount=adjustment.amount,
+                reason=adjustment.reason,
+                funder=adjustment.funder,
+                line_amounts=adjustment.line_amounts,
+                coupon=adjustment.coupon,
+                campaign=adjustment.campaign,
+            )
+            for adjustment in adjustments
+        ]
+
+    @hookimpl
+    def marketing_redeem(
+        self,
+        ctx: FlowContext,
+        order_id: str,
+        member_id: str | None,
+        adjustments: Sequence[PriceAdjustment],
+    ) -> None:
+        """Count uses and spend budgets for the order; raises PromotionRejected when a limit is
+        reached.
+        """
+        claims: dict[str, store.Claim] = {}
+        for adjustment in adjustments:
+            if adjustment.block != self.id:
+                continue
+            earlier = claims.get(adjustment.promotion_id)
+            claims[adjustment.promotion_id] = store.Claim(
+                promotion_id=adjustment.promotion_id,
+                amount=adjustment.amount + earlier.amount if earlier else adjustment.amount,
+                funder=adjustment.funder,
+                campaign=adjustment.campaign,
+                coupon=adjustment.coupon or (earlier.coupon if earlier else None),
+            )
+        if not claims:
+            return
+        known = self.promotions
+        now = ctx.clock.now()
+        for promotion_id in sorted(claims):  # one lock order for every order
+            claim = claims[promotion_id]
+            counted, exhausted = store.redeem(
+                ctx.db,
+                order_id=order_id,
+                member_id=member_id,
+                claim=claim,
+                promotion=known.get(promotion_id),
+                now=now,
+            )
+            if not counted:
+                continue
+            ctx.record(
+                "promotion.redeemed",
+                {
+                    "promotion_id": promotion_id,
+                    "amount": claim.amount.amount,
+                    "currency": claim.amount.currency,
+                    "coupon": claim.coupon,
+                    "funder": claim.funder,
+                    "campaign": claim.campaign,
+                },
+                order_id=order_id,
+                member_id=member_id,
+            )
+            if exhausted:
+                ctx.record(
+                    "promotion.budget_exhausted",
+                    {"promotion_id": promotion_id, "campaign": claim.campaign},
+                    order_id=order_id,
+                )
+
+    @hookimpl
+    def marketing_release(self, ctx: FlowContext, order_id: str) -> None:
+        """Give back the order's uses and budget; a second call changes nothing."""
+        for redemption in store.release(ctx.db, order_id, ctx.clock.now()):
+            ctx.record(
+                "promotion.released",
+                {
+                    "promotion_id": redemption.promotion_id,
+                    "amount": redemption.amount.amount,
+                    "currency": redemption.amount.currency,
+                    "coupon": redemption.coupon,
+                    "funder": redemption.funder,
+                    "campaign": redemption.campaign,
+                },
+                order_id=order_id,
+                member_id=redemption.member_id,
+            )
+
+    # --- public methods --------------------------------------------------------------------------
+
+    def issue_coupons(
+        self,
+        ctx: FlowContext,
+        promotion_id: str,
+        member_ids: Sequence[str],
+        key: str,
+        *,
+        max_uses: int = 1,
+    ) -> dict[str, str]:
+        """Issue single-member coupon codes for a promotion: ``{member_id: code}``.
+
+        ``key`` makes the call idempotent: issuing again with the same key returns the same codes.
+        Each code can be used ``max_uses`` times, only by its member.
+        """
+        if promotion_id not in self.promotions:
+            raise InvalidValue(f"unknown promotion {promotion_id!r}; configured: {sorted(self.promotions) or 'none'}")
+        if not key or not key.strip():
+            raise InvalidValue(f"an idempotency key is required to issue coupons (got {key!r})")
+        if isinstance(max_uses, bool) or not isinstance(max_uses, int) or max_uses < 1:
+            raise InvalidValue(f"max_uses must be a whole number >= 1 (got {max_uses!r})")
+        configured = {engine.normalize_code(p.code) for p in self.config.promotions if p.code}
+        now = ctx.clock.now()
+        issued: dict[str, str] = {}
+        for member_id in dict.fromkeys(member_ids):
+            if not isinstance(member_id, str) or not member_id:
+                raise InvalidValue(f"member ids must be non-empty strings (got {member_id!r})")
+            code = _new_code(ctx, configured)
+            code, fresh = store.issue(
+                ctx.db,
+                promotion_id=promotion_id,
+                member_id=member_id,
+                key=key,
+                code=code,
+                max_uses=max_uses,
+                now=now,
+            )
+            issued[member_id] = code
+            if fresh:
+                ctx.record(
+                    "coupon.issued",
+                    {"promotion_id": promotion_id, "code": code, "max_uses": max_uses},
+                    member_id=member_id,
+                )
+        return issued
+
+    def redemptions(
+        self,
+        ctx: FlowContext,
+        *,
+        order_id: str | None = None,
+        promotion_id: str | None = None,
+        campaign: str | None = None,
+        funder: str | None = None,
+        include_released: bool = False,
+    ) -> list[store.Redemption]:
+        """Redemptions for reports: campaign attribution and what each funder paid."""
+        return store.list_redemptions(
+            ctx.db,
+            order_id=order_id,
+            promotion_id=promotion_id,
+            campaign=campaign,
+            funder=funder,
+            include_released=include_released,
+        )
+
+
+def _new_code(ctx: FlowContext, configured: set[str]) -> str:
+    # Ids come from the context's factory (seeded in tests); 16 hex characters are plenty to guess.
+    while True:
+        code = ctx.ids.new_id("cpn").rsplit("_", 1)[-1][-16:].upper()
+        if code not in configured:
+            return code
+
+
+def _engine_lines(
+    lines: Sequence[PricedLine], existing: Sequence[PriceAdjustment], own_block: str
+) -> list[engine.Line]:
+    """The cart for the engine: what earlier blocks took off each line, never counted twice.
+
+    The contract gives both ``line.discount`` and ``existing``; a core may fill either, or both with
+    the
+    same money, so a line's discount is the larger of the two rather than their sum.
+    """
+    taken: dict[int, int] = {}
+    for adjustment in existing:
+        if adjustment.block == own_block or adjustment.target == AdjustmentTarget.SHIPPING:
+            continue  # our own earlier answer is recomputed, not stacked on
+        for index, share in adjustment.line_amounts:
+            taken[index] = taken.get(index, 0) + share.amount
+    result = []
+    for line in lines:
+        already = max(line.discount.amount if line.discount is not None else 0, taken.get(line.index, 0))
+        result.append(
+            engine.Line(
+                index=line.index,
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                category=line.category,
+                discount=Money(already, line.unit_price.currency),
+            )
+        )
+    return result
+
+
+def _shipping_taken(existing: Sequence[PriceAdjustment], shipping: Money, own_block: str) -> Money:
+    amount = sum(
+        adjustment.amount.amount
+        for adjustment in existing
+        if adjustment.target == AdjustmentTarget.SHIPPING and adjustment.block != own_block
+    )
+    return Money(amount, shipping.currency)

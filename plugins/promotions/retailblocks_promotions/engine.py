@@ -1,0 +1,527 @@
+"""The promotion engine: pure functions from a priced cart and the configured promotions to
+adjustments.
+
+No database and no clock of its own: the block reads usage and issued coupons, then calls
+:func:`compute`
+with plain values. Amounts are worked out exactly (as fractions of a minor unit) the way the peer
+platforms do, and rounded once per adjustment; see SEMANTICS.md for every rule and its reason.
+
+Data in:
+
+* :class:`Line` — a cart line: index, sku, category, quantity, unit price, and what earlier
+adjustments
+  already took off it;
+* ``shipping`` and ``shipping_discount`` — the shipping price and what earlier adjustments took
+  off
+it;
+* :class:`Shopper` — member id, tier, segments and the channel;
+* the presented coupon codes, plus the issued single-member codes the block resolved;
+* :class:`~retailblocks_promotions.config.PromotionConfig` — the promotions, in config order;
+* :class:`Usage` per promotion id — uses so far, budget spent, and this member's uses.
+
+Data out: :class:`Adjustment` values, each with its target, amount, per-line split (summing exactly
+to
+the amount, never taking a line below zero), an explanation, the funder and the campaign.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from fractions import Fraction
+
+import attrs
+
+from retailblocks.errors import CurrencyMismatch
+from retailblocks.model import AdjustmentTarget, Money
+from retailblocks_promotions.config import PromotionConfig, parse_moment
+
+#: Items are priced first, then the order, then shipping (so order-wide percentages see item
+#: discounts).
+_PHASES = {"items": 0, "order": 1, "shipping": 2}
+
+
+@attrs.frozen
+class Line:
+    """A cart line as the engine sees it. ``discount`` is what earlier adjustments already took off."""
+
+    index: int
+    sku: str
+    quantity: int
+    unit_price: Money
+    category: str = "general"
+    discount: Money | None = None
+
+    @property
+    def subtotal(self) -> int:
+        return self.unit_price.amount * self.quantity
+
+    @property
+    def taken(self) -> int:
+        return self.discount.amount if self.discount is not None else 0
+
+
+def _frozen(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(values)
+
+
+@attrs.frozen
+class Shopper:
+    """Who buys and where: the facts promotion conditions look at."""
+
+    member_id: str | None = None
+    tier: str | None = None
+    segments: frozenset[str] = attrs.field(default=frozenset(), converter=_frozen)
+    channel_id: str | None = None
+    channel_type: str | None = None
+
+
+@attrs.frozen
+class Usage:
+    """How much of a promotion's limits is used: orders, budget spent (minor units), this member's
+    orders.
+    """
+
+    uses: int = 0
+    budget_spent: int = 0
+    member_uses: int = 0
+
+
+@attrs.frozen
+class Adjustment:
+    """One promotion's discount on this cart, explained. ``line_amounts`` is empty for shipping."""
+
+    promotion_id: str
+    target: AdjustmentTarget
+    amount: Money
+    reason: str
+    funder: str
+    line_amounts: tuple[tuple[int, Money], ...] = ()
+    coupon: str | None = None
+    campaign: str | None = None
+
+
+def normalize_code(code: str) -> str:
+    """Coupon codes compare case-insensitively and without surrounding spaces."""
+    return code.strip().upper()
+
+
+def compute(
+    lines: Sequence[Line],
+    shipping: Money,
+    shopper: Shopper,
+    coupons: Sequence[str],
+    promotions: Sequence[PromotionConfig],
+    *,
+    now: datetime,
+    merchant_id: str,
+    usage: Mapping[str, Usage] | None = None,
+    issued_codes: Mapping[str, str] | None = None,
+    shipping_discount: Money | None = None,
+) -> list[Adjustment]:
+    """The adjustments the promotions give this cart, in evaluation order.
+
+    ``coupons`` are the codes the shopper presented; ``issued_codes`` maps the normalized issued
+    codes
+    that are valid for this shopper to their promotion id. A promotion whose limits are used up,
+    whose
+    conditions fail or which gives nothing is left out. ``merchant_id`` funds promotions without a
+    ``funder``.
+    """
+    currency = shipping.currency
+    for line in lines:
+        line.unit_price._same(shipping)
+    for promotion in promotions:
+        for name, money in promotion.money_fields():
+            if money.currency != currency:
+                raise CurrencyMismatch(
+                    f"promotion {promotion.id!r}: {name} is in {money.currency}, the cart in {currency}"
+                )
+    usage = usage or {}
+    unlocked = _unlocked_by(coupons, promotions, issued_codes or {})
+    candidates = [
+        (position, promotion)
+        for position, promotion in enumerate(promotions)
+        if _eligible(promotion, shopper, now, usage.get(promotion.id, Usage()), unlocked, lines)
+    ]
+    if not candidates:
+        return []
+    cart = _Cart(lines, shipping, shipping_discount)
+
+    def standalone(promotion: PromotionConfig) -> int:
+        return sum(a.amount.amount for a in _run(cart, [promotion], unlocked, usage, merchant_id))
+
+    # An exclusive promotion that gives something is the only one: the first by priority, then
+    # config.
+    for _position, promotion in sorted((c for c in candidates if c[1].exclusive), key=lambda c: (-c[1].priority, c[0])):
+        alone = _run(cart, [promotion], unlocked, usage, merchant_id)
+        if alone:
+            return alone
+    kept = [c for c in candidates if not c[1].exclusive]
+    # One promotion per stacking group: the highest priority, then the larger discount, then config
+    # order.
+    winners: dict[str, tuple[int, int, int]] = {}
+    for position, promotion in kept:
+        if promotion.stacking_group is None:
+            continue
+        rank = (promotion.priority, standalone(promotion), -position)
+        best = winners.get(promotion.stacking_group)
+        if best is None or rank > best:
+            winners[promotion.stacking_group] = rank
+    kept = [
+        (position, promotion)
+        for position, promotion in kept
+        if promotion.stacking_group is None or winners[promotion.stacking_group][2] == -position
+    ]
+    ordered = [
+        promotion for _position, promotion in sorted(kept, key=lambda c: (_PHASES[c[1].target], -c[1].priority, c[0]))
+    ]
+    return _run(cart, ordered, unlocked, usage, merchant_id)
+
+
+# --- eligibility ----------------------------------------------------------------------------------
+
+
+def _unlocked_by(
+    coupons: Sequence[str], promotions: Sequence[PromotionConfig], issued: Mapping[str, str]
+) -> dict[str, str]:
+    """promotion id -> the code (as presented) that unlocks it; the first presented code wins."""
+    by_code = {normalize_code(p.code): p.id for p in promotions if p.code is not None}
+    unlocked: dict[str, str] = {}
+    for code in coupons:
+        key = normalize_code(code)
+        promotion_id = by_code.get(key) or issued.get(key)
+        if promotion_id is not None and promotion_id not in unlocked:
+            unlocked[promotion_id] = code
+    return unlocked
+
+
+def _eligible(
+    promotion: PromotionConfig,
+    shopper: Shopper,
+    now: datetime,
+    usage: Usage,
+    unlocked: Mapping[str, str],
+    lines: Sequence[Line],
+) -> bool:
+    if not promotion.is_automatic and promotion.id not in unlocked:
+        return False
+    if promotion.starts_at is not None and now < parse_moment(promotion.starts_at):
+        return False
+    if promotion.ends_at is not None and now >= parse_moment(promotion.ends_at):
+        return False
+    if promotion.channels and not ({shopper.channel_id, shopper.channel_type} & set(promotion.channels)):
+        return False
+    if promotion.tiers and shopper.tier not in promotion.tiers:
+        return False
+    if promotion.segments and not (shopper.segments & set(promotion.segments)):
+        return False
+    if promotion.usage_limit is not None and usage.uses >= promotion.usage_limit:
+        return False
+    if promotion.per_member_limit is not None and (
+        shopper.member_id is None or usage.member_uses >= promotion.per_member_limit
+    ):
+        # A per-member limit can only be kept for a member we know.
+        return False
+    if promotion.budget is not None and usage.budget_spent >= promotion.budget.amount:
+        return False
+    if promotion.min_subtotal is not None:
+        spend = sum(line.subtotal for line in lines if _qualifies(promotion, line))
+        if spend < promotion.min_subtotal.amount:
+            return False
+    return True
+
+
+def _matches(skus: Iterable[str], categories: Iterable[str], line: Line) -> bool:
+    sku_set, category_set = set(skus), set(categories)
+    return (not sku_set or line.sku in sku_set) and (not category_set or line.category in category_set)
+
+
+def _targets(promotion: PromotionConfig, line: Line) -> bool:
+    return _matches(promotion.skus, promotion.categories, line)
+
+
+def _qualifies(promotion: PromotionConfig, line: Line) -> bool:
+    """Lines whose list price counts toward ``min_subtotal``."""
+    if promotion.type == "buyget":
+        return _matches(promotion.buy_skus, promotion.buy_categories, line)
+    return _targets(promotion, line)
+
+
+# --- evaluation -----------------------------------------------------------------------------------
+
+
+class _Cart:
+    """What is left to discount while promotions are applied one after another."""
+
+    def __init__(self, lines: Sequence[Line], shipping: Money, shipping_discount: Money | None):
+        self.lines = list(lines)
+        self.shipping = shipping
+        self.shipping_taken = min(shipping_discount.amount if shipping_discount else 0, shipping.amount)
+
+    def fresh(self) -> _State:
+        return _State(
+            taken={line.index: min(line.taken, line.subtotal) for line in self.lines},
+            shipping_taken=self.shipping_taken,
+            consumed={line.index: 0 for line in self.lines},
+        )
+
+
+@attrs.define
+class _State:
+    taken: dict[int, int]  # minor units already off each line
+    shipping_taken: int
+    consumed: dict[int, int]  # units used by buy-get promotions (as buy or get units)
+
+
+def _run(
+    cart: _Cart,
+    promotions: Sequence[PromotionConfig],
+    unlocked: Mapping[str, str],
+    usage: Mapping[str, Usage],
+    merchant_id: str,
+) -> list[Adjustment]:
+    state = cart.fresh()
+    currency = cart.shipping.currency
+    adjustments: list[Adjustment] = []
+    for promotion in promotions:
+        if promotion.target == "shipping":
+            exact = {-1: _shipping_amount(promotion, cart.shipping.amount - state.shipping_taken)}
+        elif promotion.type == "buyget":
+            exact = _buyget_amounts(promotion, cart.lines, state)
+        elif promotion.target == "order" or promotion.allocation == "across":
+            exact = _across_amounts(promotion, cart.lines, state)
+        else:
+            exact = _each_amounts(promotion, cart.lines, state)
+        exact = _limit(promotion, exact, usage.get(promotion.id, Usage()))
+        split = _round(exact)
+        total = sum(split.values())
+        if total <= 0:
+            continue
+        if promotion.target == "shipping":
+            state.shipping_taken += total
+            target = AdjustmentTarget.SHIPPING
+            line_amounts: tuple[tuple[int, Money], ...] = ()
+        else:
+            for index, amount in split.items():
+                state.taken[index] += amount
+            target = AdjustmentTarget.ORDER if promotion.target == "order" else AdjustmentTarget.ITEM
+            line_amounts = tuple((index, Money(amount, currency)) for index, amount in split.items() if amount > 0)
+        adjustments.append(
+            Adjustment(
+                promotion_id=promotion.id,
+                target=target,
+                amount=Money(total, currency),
+                reason=explain(promotion),
+                funder=promotion.funder or merchant_id,
+                line_amounts=line_amounts,
+                coupon=unlocked.get(promotion.id),
+                campaign=promotion.campaign,
+            )
+        )
+    return adjustments
+
+
+def _value_on(promotion: PromotionConfig, applicable: Fraction) -> Fraction:
+    """A percentage of ``applicable``; callers handle fixed values themselves."""
+    return applicable * promotion.basis_points / 10_000
+
+
+def _each_amounts(promotion: PromotionConfig, lines: Sequence[Line], state: _State) -> dict[int, Fraction]:
+    """Per line: at most ``max_quantity`` units' worth, and never more than what is left on the
+    line.
+    """
+    amounts: dict[int, Fraction] = {}
+    for line in lines:
+        if not _targets(promotion, line):
+            continue
+        remaining = line.subtotal - state.taken[line.index]
+        if remaining <= 0:
+            continue
+        units = line.quantity if promotion.max_quantity is None else min(line.quantity, promotion.max_quantity)
+        applicable = Fraction(min(remaining, line.unit_price.amount * units))
+        if promotion.value_type == "percentage":
+            amount = _value_on(promotion, applicable)
+        else:
+            amount = min(Fraction(promotion.fixed.amount * units), applicable)
+        if amount > 0:
+            amounts[line.index] = amount
+    return amounts
+
+
+def _across_amounts(promotion: PromotionConfig, lines: Sequence[Line], state: _State) -> dict[int, Fraction]:
+    """Spread over the matching lines in proportion to what is left on each (after earlier
+    discounts).
+    """
+    left: dict[int, int] = {}
+    for line in lines:
+        if not _targets(promotion, line):
+            continue
+        units = line.quantity if promotion.max_quantity is None else min(line.quantity, promotion.max_quantity)
+        amount = line.unit_price.amount * units - state.taken[line.index]
+        if amount > 0:
+            left[line.index] = amount
+    base = sum(left.values())
+    if base <= 0:
+        return {}
+    if promotion.value_type == "percentage":
+        return {index: _value_on(promotion, Fraction(amount)) for index, amount in left.items()}
+    value = promotion.fixed.amount
+    return {index: min(Fraction(value * amount, base), Fraction(amount)) for index, amount in left.items()}
+
+
+def _shipping_amount(promotion: PromotionConfig, remaining: int) -> Fraction:
+    if remaining <= 0:
+        return Fraction(0)
+    if promotion.value_type == "percentage":
+        return _value_on(promotion, Fraction(remaining))
+    return Fraction(min(promotion.fixed.amount, remaining))
+
+
+def _by_subtotal(lines: Iterable[Line]) -> list[Line]:
+    # Dearest lines first (ties keep cart order): the buy side uses them up, the get side takes the
+    # rest.
+    return sorted(lines, key=lambda line: -line.subtotal)
+
+
+def _buyget_amounts(promotion: PromotionConfig, lines: Sequence[Line], state: _State) -> dict[int, Fraction]:
+    """Buy X get Y, applied set after set until the buy units, the get units or ``max_quantity`` run
+    out.
+
+    Units a set uses (bought or discounted) are used up for the rest of this promotion and for every
+    buy-get promotion after it; the discount is per unit of the get lines.
+    """
+    assert promotion.buy_quantity is not None
+    assert promotion.get_quantity is not None
+    buy_lines = _by_subtotal(line for line in lines if _matches(promotion.buy_skus, promotion.buy_categories, line))
+    get_lines = _by_subtotal(line for line in lines if _matches(promotion.get_skus, promotion.get_categories, line))
+    available = {line.index: line.quantity - state.consumed[line.index] for line in lines}
+    max_units = promotion.max_quantity if promotion.max_quantity is not None else promotion.get_quantity
+    discounted_units: dict[int, int] = {}
+    applied = 0
+    while applied < max_units:
+        bought: dict[int, int] = {}
+        needed = promotion.buy_quantity
+        for line in buy_lines:
+            if needed == 0:
+                break
+            take = min(available[line.index], needed)
+            if take > 0:
+                bought[line.index] = take
+                needed -= take
+        if needed > 0:
+            break
+        got: dict[int, int] = {}
+        wanted = promotion.get_quantity
+        for line in get_lines:
+            free = available[line.index] - bought.get(line.index, 0)
+            take = min(wanted - sum(got.values()), free, max_units - applied - sum(got.values()))
+            if take > 0:
+                got[line.index] = take
+            if sum(got.values()) >= wanted:
+                break
+        if sum(got.values()) < wanted:
+            break
+        for index, units in bought.items():
+            available[index] -= units
+        for index, units in got.items():
+            available[index] -= units
+            discounted_units[index] = discounted_units.get(index, 0) + units
+        applied += wanted
+    for line in lines:
+        state.consumed[line.index] = line.quantity - available[line.index]
+    amounts: dict[int, Fraction] = {}
+    by_index = {line.index: line for line in lines}
+    for index, units in discounted_units.items():
+        line = by_index[index]
+        worth = Fraction(line.unit_price.amount * units)
+        if promotion.value_type == "percentage":
+            amount = _value_on(promotion, worth)
+        else:
+            amount = min(Fraction(promotion.fixed.amount * units), worth)
+        # Never below zero, whatever earlier adjustments took.
+        amount = min(amount, Fraction(max(line.subtotal - state.taken[index], 0)))
+        if amount > 0:
+            amounts[index] = amount
+    # Report lines in cart order, like every other kind of promotion.
+    return {line.index: amounts[line.index] for line in lines if line.index in amounts}
+
+
+def _limit(promotion: PromotionConfig, exact: dict[int, Fraction], usage: Usage) -> dict[int, Fraction]:
+    """Apply the per-order cap (line by line in cart order), then the campaign budget."""
+    if promotion.cap is not None:
+        cap_left = Fraction(promotion.cap.amount)
+        capped: dict[int, Fraction] = {}
+        for index, amount in exact.items():
+            capped[index] = min(amount, cap_left)
+            cap_left -= capped[index]
+        exact = capped
+    if promotion.budget is not None:
+        # All or nothing: a budget that cannot cover the whole discount gives none of it (the peer's
+        # "campaign budget exceeded"), so a redemption never fails on a budget the cart fit in.
+        budget_left = promotion.budget.amount - usage.budget_spent
+        if _round_half_up(sum(exact.values(), Fraction(0))) > budget_left:
+            return {}
+    return {index: amount for index, amount in exact.items() if amount > 0}
+
+
+def _round_half_up(value: Fraction) -> int:
+    floor = value.numerator // value.denominator
+    return floor + 1 if (value - floor) * 2 >= 1 else floor
+
+
+def _round(exact: Mapping[int, Fraction]) -> dict[int, int]:
+    """Round the promotion's exact total once (half up), then split it by largest remainder.
+
+    Each line gets the floor of its exact share, and the minor units left go one each to the lines
+    with
+    the largest fractions (cart order on ties), so no line gets more than the ceiling of its share:
+    which never exceeds what was left on it.
+    """
+    total = _round_half_up(sum(exact.values(), Fraction(0)))
+    floors = {index: amount.numerator // amount.denominator for index, amount in exact.items()}
+    left = total - sum(floors.values())
+    position = {index: place for place, index in enumerate(exact)}
+    order = sorted(exact, key=lambda index: (-(exact[index] - floors[index]), position[index]))
+    for index in order[: max(left, 0)]:
+        floors[index] += 1
+    return floors
+
+
+# --- explanations ---------------------------------------------------------------------------------
+
+
+def explain(promotion: PromotionConfig) -> str:
+    """A sentence a shopper can read: ``"10% off coffee, per item, max 2 units"``."""
+    value = f"{promotion.basis_points / 100:g}%" if promotion.value_type == "percentage" else promotion.fixed.format()
+    if promotion.type == "buyget":
+        buy = _scope(promotion.buy_skus, promotion.buy_categories, "items")
+        get = _scope(promotion.get_skus, promotion.get_categories, "items")
+        text = f"buy {promotion.buy_quantity} {buy}, get {promotion.get_quantity} {get} {value} off"
+        if promotion.value_type == "percentage" and promotion.basis_points == 10_000:
+            text = f"buy {promotion.buy_quantity} {buy}, get {promotion.get_quantity} {get} free"
+        if promotion.max_quantity is not None:
+            text += f", max {promotion.max_quantity} units"
+    elif promotion.target == "shipping":
+        text = f"{value} off shipping"
+    elif promotion.target == "order":
+        text = f"{value} off the order"
+    else:
+        text = f"{value} off {_scope(promotion.skus, promotion.categories, 'items')}"
+        if promotion.allocation == "each":
+            text += ", per item"
+            if promotion.max_quantity is not None:
+                plural = "s" if promotion.max_quantity > 1 else ""
+                text += f", max {promotion.max_quantity} unit{plural}"
+        else:
+            text += ", spread across items"
+    if promotion.min_subtotal is not None:
+        text += f", when spending {promotion.min_subtotal.format()}"
+    if promotion.cap is not None:
+        text += f", up to {promotion.cap.format()}"
+    return f"{promotion.description}: {text}" if promotion.description else text
+
+
+def _scope(skus: Sequence[str], categories: Sequence[str], default: str) -> str:
+    names = [*categories, *skus]
+    return " and ".join(names) if names else default

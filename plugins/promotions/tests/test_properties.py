@@ -1,0 +1,95 @@
+"""Properties of every result: splits sum exactly, no line or shipping goes below zero."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from promotions_helpers import NOW, cny
+from retailblocks_promotions import PromotionConfig
+from retailblocks_promotions.engine import Line, Shopper, compute
+
+from retailblocks.model import Money
+
+SKUS = ["a", "b", "c"]
+
+
+@st.composite
+def lines(draw: st.DrawFn) -> list[Line]:
+    count = draw(st.integers(1, 5))
+    return [
+        Line(
+            index,
+            draw(st.sampled_from(SKUS)),
+            draw(st.integers(1, 6)),
+            cny(draw(st.integers(0, 5000))),
+            discount=cny(draw(st.integers(0, 2000))),
+        )
+        for index in range(count)
+    ]
+
+
+@st.composite
+def promotions(draw: st.DrawFn) -> list[PromotionConfig]:
+    result = []
+    for number in range(draw(st.integers(1, 5))):
+        percentage = draw(st.booleans())
+        value: float | Money = draw(st.integers(1, 10_000)) / 100 if percentage else cny(draw(st.integers(1, 20_000)))
+        kind = draw(st.sampled_from(["standard", "standard", "buyget"]))
+        fields: dict[str, object] = {
+            "id": f"p{number}",
+            "value_type": "percentage" if percentage else "fixed",
+            "value": value,
+            "automatic": True,
+            "priority": draw(st.integers(0, 2)),
+            "max_quantity": draw(st.one_of(st.none(), st.integers(1, 4))),
+            "cap": draw(st.one_of(st.none(), st.integers(1, 5000).map(cny))),
+            "exclusive": draw(st.booleans()) and draw(st.booleans()),
+            "stacking_group": draw(st.sampled_from([None, None, "g"])),
+        }
+        if kind == "buyget":
+            fields.update(
+                type="buyget",
+                buy_skus=[draw(st.sampled_from(SKUS))],
+                get_skus=[draw(st.sampled_from(SKUS))],
+                buy_quantity=draw(st.integers(1, 3)),
+                get_quantity=draw(st.integers(1, 3)),
+            )
+        else:
+            fields.update(
+                target=draw(st.sampled_from(["items", "order", "shipping"])),
+                allocation=draw(st.sampled_from(["each", "across"])),
+                skus=draw(st.lists(st.sampled_from(SKUS), max_size=2)),
+            )
+        result.append(PromotionConfig(**fields))  # type: ignore[arg-type]
+    return result
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines(), promotions(), st.integers(0, 3000))
+def test_splits_are_exact_and_nothing_goes_negative(
+    cart: list[Line], configured: list[PromotionConfig], shipping: int
+) -> None:
+    result = compute(cart, cny(shipping), Shopper(), (), configured, now=NOW, merchant_id="shop")
+    left = {line.index: line.subtotal - min(line.taken, line.subtotal) for line in cart}
+    shipping_left = shipping
+    for adjustment in result:
+        assert adjustment.amount.amount > 0
+        if adjustment.target == "shipping":
+            assert adjustment.line_amounts == ()
+            shipping_left -= adjustment.amount.amount
+            continue
+        assert sum(share.amount for _, share in adjustment.line_amounts) == adjustment.amount.amount
+        for index, share in adjustment.line_amounts:
+            assert share.amount > 0
+            left[index] -= share.amount
+    assert all(amount >= 0 for amount in left.values())
+    assert shipping_left >= 0
+    promotion = {p.id: p for p in configured}
+    for adjustment in result:
+        cap = promotion[adjustment.promotion_id].cap
+        assert cap is None or adjustment.amount <= cap
+    assert len({a.promotion_id for a in result}) == len(result)
+    groups = [promotion[a.promotion_id].stacking_group for a in result]
+    assert groups.count("g") <= 1
+    if any(promotion[a.promotion_id].exclusive for a in result):
+        assert len(result) == 1

@@ -1,0 +1,585 @@
+"""The ``sandbox-card`` block: the payment hooks for ``card``, on top of a :class:`CardGateway`.
+
+Every hook calls the gateway first and only then writes the block's own view through ``ctx.db``,
+so no database lock is held across the call. The view (payments, operations) is keyed by
+idempotency key, so a replay records nothing twice and records each event once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from retailblocks import Block, FlowContext, hookimpl
+from retailblocks.errors import (
+    CurrencyMismatch,
+    InvalidValue,
+    NotRefundable,
+    PaymentDeclined,
+    PaymentOutcomeUnknown,
+)
+from retailblocks.hookspecs import Capability
+from retailblocks.model import (
+    Money,
+    PaymentAuthorization,
+    PaymentCapture,
+    PaymentRefund,
+    PaymentStatus,
+)
+from retailblocks.storage import Migration
+from retailblocks_sandbox_card import cards
+from retailblocks_sandbox_card._sql import insert_or_ignore
+from retailblocks_sandbox_card.config import SandboxCardConfig
+from retailblocks_sandbox_card.errors import IdempotencyKeyReused
+from retailblocks_sandbox_card.gateway import (
+    CardGateway,
+    GatewayCharge,
+    GatewayDeclined,
+    GatewayOperation,
+    GatewayRejected,
+    GatewayTimeout,
+    GatewayUnavailable,
+    OperationKind,
+    RejectionCode,
+    charge_status,
+)
+from retailblocks_sandbox_card.sandbox import SandboxGateway
+from retailblocks_sandbox_card.tables import MIGRATIONS, attempts, operations, payments
+
+T = TypeVar("T")
+
+METHOD = "card"
+#: How many unresolved attempts one ``stack_maintain`` call looks at, to keep it cheap.
+MAINTAIN_BATCH = 100
+_MAX_KEY_LENGTH = 200
+
+_EVENTS = {
+    OperationKind.CAPTURE: "payment.captured",
+    OperationKind.VOID: "payment.voided",
+    OperationKind.REFUND: "payment.refunded",
+}
+
+
+class SandboxCard(Block):
+    """Card payments on the sandbox gateway, or on a :class:`CardGateway` passed as ``gateway``."""
+
+    name = "sandbox-card"
+    capabilities = frozenset({Capability.PAYMENT})
+    Config = SandboxCardConfig
+    payment_methods = (METHOD,)
+    description = "A card gateway sandbox: authorize, capture, void, refund, with test cards."
+    config: SandboxCardConfig
+
+    def __init__(
+        self,
+        config: SandboxCardConfig,
+        *,
+        block_id: str | None = None,
+        gateway: CardGateway | None = None,
+    ):
+        super().__init__(config, block_id=block_id)
+        #: The gateway to use instead of the configured one (a FakeCardGateway in tests).
+        self.gateway = gateway
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @hookimpl
+    def stack_migrations(self) -> Sequence[Migration]:
+        return MIGRATIONS
+
+    @hookimpl
+    def stack_maintain(self, ctx: FlowContext) -> None:
+        """Resolve authorization attempts whose outcome never came back, once the gateway knows."""
+        engine = _engine_of(ctx, writes=False)
+        cutoff = ctx.clock.now() - self.config.timeout_resolution
+        with engine.connect() as connection:
+            connection.info["read_only"] = True
+            pending = connection.execute(
+                sa.select(attempts.c.idempotency_key, attempts.c.flow_id)
+                .where(attempts.c.status == "pending", attempts.c.created_at <= cutoff)
+                .order_by(attempts.c.created_at)
+                .limit(MAINTAIN_BATCH)
+            ).all()
+            connection.rollback()
+        if not pending:
+            return
+        gateway = self._gateway(ctx, writes=False)
+        answers: list[tuple[str, str | None, GatewayCharge | None]] = []
+        for key, flow_id in pending:
+            try:
+                answers.append((key, flow_id, self._call(functools.partial(gateway.status, key))))
+            except (GatewayTimeout, PaymentOutcomeUnknown):
+                continue  # still unknown: the next run asks again
+        # Every gateway call is done; now write the block's view.
+        for key, flow_id, charge in answers:
+            if charge is None:
+                _resolve_attempt(ctx.db, key, "not_authorized", ctx)
+            else:
+                self._record_authorization(ctx, charge, member_id=None, flow_id=flow_id)
+
+    # --- payment ------------------------------------------------------------------------------
+
+    @hookimpl
+    def payment_authorize(
+        self,
+        ctx: FlowContext,
+        method: str,
+        amount: Money,
+        details: Mapping[str, str],
+        member_id: str | None,
+        idempotency_key: str,
+    ) -> PaymentAuthorization:
+        _check_method(method)
+        _check_key(idempotency_key)
+        if amount.amount <= 0:
+            raise InvalidValue(f"sandbox-card can authorize only an amount > 0 (got {amount})")
+        number = cards.card_from_details(dict(details))
+        if not cards.well_formed(number):
+            # Checked here, as a card form would: a malformed number need not travel to the gateway.
+            self._record_decline(ctx, amount, number, "invalid_card", idempotency_key, member_id)
+            raise PaymentDeclined(
+                "sandbox-card: the card number is invalid (expected 12 to 19 digits passing the "
+                "Luhn check)",
+                reason="invalid_card",
+            )
+        gateway = self._gateway(ctx)
+        engine = _engine_of(ctx)
+        _note_attempt(engine, ctx, idempotency_key, amount)
+        try:
+            charge = self._call(
+                lambda: gateway.authorize(number, amount, idempotency_key=idempotency_key)
+            )
+        except GatewayDeclined as declined:
+            _resolve_attempt_apart(engine, idempotency_key, "declined", ctx)
+            self._record_decline(ctx, amount, number, declined.reason, idempotency_key, member_id)
+            raise PaymentDeclined(
+                f"sandbox-card: {declined} (card ending {cards.last4(number)})",
+                reason=declined.reason,
+            ) from None
+        except GatewayTimeout:
+            raise PaymentOutcomeUnknown(
+                f"sandbox-card: the gateway did not answer the authorization {idempotency_key!r}; "
+                "ask payment_status with the same key"
+            ) from None
+        except GatewayRejected as rejected:
+            raise _core_error(rejected, "authorize") from None
+        if charge.amount != amount:
+            raise IdempotencyKeyReused(
+                f"idempotency key {idempotency_key!r} already authorized {charge.amount}, "
+                f"not {amount}"
+            )
+        return self._record_authorization(
+            ctx, charge, member_id=member_id, flow_id=ctx.flow_id or None
+        )
+
+    @hookimpl
+    def payment_status(
+        self, ctx: FlowContext, method: str, idempotency_key: str
+    ) -> PaymentAuthorization | None:
+        _check_method(method)
+        _check_key(idempotency_key)
+        gateway = self._gateway(ctx, writes=False)
+        try:
+            charge = self._call(lambda: gateway.status(idempotency_key))
+        except GatewayTimeout:
+            raise PaymentOutcomeUnknown(
+                f"sandbox-card: the gateway cannot yet tell what became of {idempotency_key!r}; "
+                f"ask again after {self.config.timeout_resolution}"
+            ) from None
+        if charge is None:
+            _resolve_attempt(ctx.db, idempotency_key, "not_authorized", ctx)
+            return None
+        flow_id = ctx.db.execute(
+            sa.select(attempts.c.flow_id).where(attempts.c.idempotency_key == idempotency_key)
+        ).scalar()
+        return self._record_authorization(
+            ctx, charge, member_id=None, flow_id=flow_id or ctx.flow_id or None
+        )
+
+    @hookimpl
+    def payment_capture(
+        self,
+        ctx: FlowContext,
+        authorization: PaymentAuthorization,
+        amount: Money,
+        idempotency_key: str,
+    ) -> PaymentCapture:
+        self._check_ours(authorization)
+        _check_key(idempotency_key)
+        _check_part(authorization, amount, "capture")
+        gateway = self._gateway(ctx)
+        operation = self._operate(
+            OperationKind.CAPTURE,
+            lambda: gateway.capture(authorization.id, amount, idempotency_key=idempotency_key),
+        )
+        self._record_operation(ctx, authorization, operation)
+        return PaymentCapture(operation.id, authorization.id, operation.amount)
+
+    @hookimpl
+    def payment_void(
+        self, ctx: FlowContext, authorization: PaymentAuthorization, idempotency_key: str
+    ) -> None:
+        self._check_ours(authorization)
+        _check_key(idempotency_key)
+        gateway = self._gateway(ctx)
+        operation = self._operate(
+            OperationKind.VOID,
+            lambda: gateway.void(authorization.id, idempotency_key=idempotency_key),
+        )
+        self._record_operation(ctx, authorization, operation)
+
+    @hookimpl
+    def payment_refund(
+        self,
+        ctx: FlowContext,
+        authorization: PaymentAuthorization,
+        amount: Money,
+        idempotency_key: str,
+    ) -> PaymentRefund:
+        self._check_ours(authorization)
+        _check_key(idempotency_key)
+        _check_part(authorization, amount, "refund")
+        gateway = self._gateway(ctx)
+        operation = self._operate(
+            OperationKind.REFUND,
+            lambda: gateway.refund(authorization.id, amount, idempotency_key=idempotency_key),
+        )
+        self._record_operation(ctx, authorization, operation)
+        return PaymentRefund(operation.id, authorization.id, operation.amount)
+
+    # --- public helpers -----------------------------------------------------------------------
+
+    def view_of(
+        self, connection: sa.Connection, authorization_id: str
+    ) -> Mapping[Any, Any] | None:
+        """The block's record of one authorization (amount, captured, refunded…), or None."""
+        return (
+            connection.execute(sa.select(payments).where(payments.c.id == authorization_id))
+            .mappings()
+            .first()
+        )
+
+    # --- the gateway --------------------------------------------------------------------------
+
+    def _gateway(self, ctx: FlowContext, *, writes: bool = True) -> CardGateway:
+        if self.gateway is not None:
+            return self.gateway
+        return SandboxGateway(
+            _engine_of(ctx, writes=writes),
+            clock=ctx.clock,
+            ids=ctx.ids,
+            timeout_resolution=self.config.timeout_resolution,
+        )
+
+    def _call(self, request: Callable[[], T]) -> T:
+        """Make one gateway request, retrying (same key: safe) while the gateway is unreachable."""
+        for _ in range(self.config.max_attempts):
+            try:
+                return request()
+            except GatewayUnavailable:
+                continue
+        raise PaymentOutcomeUnknown(
+            f"sandbox-card: the gateway could not be reached in {self.config.max_attempts} tries; "
+            "retry later with the same idempotency key"
+        )
+
+    def _operate(
+        self, kind: OperationKind, request: Callable[[], GatewayOperation]
+    ) -> GatewayOperation:
+        try:
+            return self._call(request)
+        except GatewayTimeout:
+            raise PaymentOutcomeUnknown(
+                f"sandbox-card: the gateway did not answer the {kind.value}; retrying with the "
+                "same idempotency key is safe"
+            ) from None
+        except GatewayRejected as rejected:
+            raise _core_error(rejected, kind.value) from None
+        except GatewayDeclined as declined:
+            if kind is OperationKind.REFUND:
+                raise NotRefundable(f"sandbox-card: the refund was declined: {declined}") from None
+            raise PaymentDeclined(
+                f"sandbox-card: the {kind.value} was declined: {declined}", reason=declined.reason
+            ) from None
+
+    # --- the block's view ---------------------------------------------------------------------
+
+    def _check_ours(self, authorization: PaymentAuthorization) -> None:
+        if authorization.block != self.id:
+            raise InvalidValue(
+                f"authorization {authorization.id} belongs to block {authorization.block!r}, "
+                f"not to {self.id!r}"
+            )
+        _check_method(authorization.method)
+
+    def _authorization(self, row: Mapping[Any, Any]) -> PaymentAuthorization:
+        return PaymentAuthorization(
+            id=row["id"],
+            block=self.id,
+            method=METHOD,
+            amount=Money(row["amount"], row["currency"]),
+            status=PaymentStatus(row["status"]),
+            reference=f"{row['brand']} ending {row['card_last4']}",
+        )
+
+    def _record_authorization(
+        self, ctx: FlowContext, charge: GatewayCharge, *, member_id: str | None, flow_id: str | None
+    ) -> PaymentAuthorization:
+        now = ctx.clock.now()
+        inserted = insert_or_ignore(
+            ctx.db,
+            payments,
+            {
+                "id": charge.id,
+                "idempotency_key": charge.idempotency_key,
+                "flow_id": flow_id,
+                "channel": ctx.channel.id if ctx.channel else None,
+                "member_id": member_id,
+                "currency": charge.amount.currency,
+                "amount": charge.amount.amount,
+                "status": PaymentStatus.AUTHORIZED.value,
+                "card_last4": charge.card_last4,
+                "brand": charge.brand,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        _resolve_attempt(ctx.db, charge.idempotency_key, "authorized", ctx)
+        row = self.view_of(ctx.db, charge.id)
+        assert row is not None
+        if inserted:
+            ctx.record(
+                "payment.authorized",
+                {
+                    "authorization_id": charge.id,
+                    "method": METHOD,
+                    "amount": charge.amount.amount,
+                    "currency": charge.amount.currency,
+                    "card_last4": charge.card_last4,
+                    "brand": charge.brand,
+                    "idempotency_key": charge.idempotency_key,
+                },
+                order_id=flow_id,
+                member_id=member_id,
+            )
+        return self._authorization(row)
+
+    def _record_decline(
+        self,
+        ctx: FlowContext,
+        amount: Money,
+        number: str,
+        reason: str,
+        key: str,
+        member_id: str | None,
+    ) -> None:
+        # Written in the step's transaction like every event; it survives if the core commits the
+        # step after a PaymentDeclined (the harness rolls back on any exception).
+        ctx.record(
+            "payment.declined",
+            {
+                "method": METHOD,
+                "amount": amount.amount,
+                "currency": amount.currency,
+                "reason": reason,
+                "card_last4": cards.last4(number),
+                "idempotency_key": key,
+            },
+            order_id=ctx.flow_id or None,
+            member_id=member_id,
+        )
+
+    def _record_operation(
+        self, ctx: FlowContext, authorization: PaymentAuthorization, operation: GatewayOperation
+    ) -> None:
+        db = ctx.db
+        now = ctx.clock.now()
+        _ensure_payment(ctx, authorization, operation.charge)
+        # The row lock serializes this payment's operations (PostgreSQL); SQLite's BEGIN IMMEDIATE
+        # already does. Under it, computing the new totals in Python is safe.
+        row = (
+            db.execute(
+                sa.select(payments).where(payments.c.id == authorization.id).with_for_update()
+            )
+            .mappings()
+            .one()
+        )
+        inserted = insert_or_ignore(
+            db,
+            operations,
+            {
+                "id": operation.id,
+                "idempotency_key": operation.idempotency_key,
+                "payment_id": authorization.id,
+                "kind": operation.kind.value,
+                "currency": operation.amount.currency,
+                "amount": operation.amount.amount,
+                "flow_id": ctx.flow_id or None,
+                "created_at": now,
+            },
+        )
+        if not inserted:
+            return  # a replay: the first call recorded it and its event
+        captured, refunded, voided = row["captured"], row["refunded"], bool(row["voided"])
+        moved = operation.amount.amount
+        if operation.kind is OperationKind.CAPTURE:
+            captured += moved
+        elif operation.kind is OperationKind.REFUND:
+            refunded += moved
+        elif voided:
+            return  # voided before, under another key: nothing changed, nothing to announce
+        else:
+            voided = True
+        if not refunded <= captured <= row["amount"]:
+            # Our view missed an operation whose step rolled back; the gateway's totals are true.
+            snapshot = operation.charge
+            captured, refunded, voided = snapshot.captured, snapshot.refunded, snapshot.voided
+        status = charge_status(row["amount"], captured, refunded, voided=voided)
+        db.execute(
+            payments.update()
+            .where(payments.c.id == authorization.id)
+            .values(
+                captured=captured,
+                refunded=refunded,
+                voided=voided,
+                status=status.value,
+                updated_at=now,
+            )
+        )
+        ctx.record(
+            _EVENTS[operation.kind],
+            {
+                "authorization_id": authorization.id,
+                "operation_id": operation.id,
+                "amount": moved,
+                "currency": operation.amount.currency,
+                "captured": captured,
+                "refunded": refunded,
+                "status": status.value,
+                "idempotency_key": operation.idempotency_key,
+            },
+            order_id=row["flow_id"] or ctx.flow_id or None,
+            member_id=row["member_id"],
+        )
+
+
+# --- module helpers ---------------------------------------------------------------------------
+
+
+def _engine_of(ctx: FlowContext, *, writes: bool = True) -> sa.Engine:
+    """The stack's engine, for the connections the block opens apart from the step's transaction.
+
+    ``ctx.db.engine`` would open the step's transaction, and on SQLite that takes the write lock
+    the gateway's own connection then waits for; so read the engine from the unit of work when it
+    has not started yet (the core exposes no public accessor for it). Reading apart is fine even
+    then: SQLite runs in WAL mode, where readers never wait for the writer.
+    """
+    uow = ctx.uow
+    engine = getattr(uow, "engine", None) or getattr(uow, "_engine", None)
+    if not isinstance(engine, sa.Engine):
+        engine = ctx.db.engine
+    if writes and uow.started and engine.dialect.name == "sqlite":
+        raise RuntimeError(
+            "sandbox-card must be called before the step writes to the database: on SQLite the "
+            "gateway's own connection would wait forever for the step's write lock"
+        )
+    return engine
+
+
+def _check_method(method: str) -> None:
+    if method != METHOD:
+        raise InvalidValue(f"sandbox-card answers only the payment method 'card' (got {method!r})")
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not key or len(key) > _MAX_KEY_LENGTH:
+        raise InvalidValue(
+            f"an idempotency key must be a non-empty string of at most {_MAX_KEY_LENGTH} "
+            "characters "
+            f"(got {key!r})"
+        )
+
+
+def _check_part(authorization: PaymentAuthorization, amount: Money, what: str) -> None:
+    if amount.currency != authorization.amount.currency:
+        raise CurrencyMismatch(
+            f"cannot {what} {amount} of authorization {authorization.id}, which is in "
+            f"{authorization.amount.currency}"
+        )
+    if amount.amount <= 0:
+        raise InvalidValue(f"the amount to {what} must be > 0 (got {amount})")
+    if amount.amount > authorization.amount.amount:
+        raise InvalidValue(
+            f"cannot {what} {amount}: authorization {authorization.id} is for "
+            f"{authorization.amount}"
+        )
+
+
+def _core_error(rejected: GatewayRejected, what: str) -> Exception:
+    message = f"sandbox-card cannot {what}: {rejected}"
+    if rejected.code is RejectionCode.KEY_REUSED:
+        return IdempotencyKeyReused(message)
+    if rejected.code is RejectionCode.CURRENCY_MISMATCH:
+        return CurrencyMismatch(message)
+    if rejected.code is RejectionCode.NOT_CAPTURED:
+        return NotRefundable(message)
+    return InvalidValue(message)
+
+
+def _ensure_payment(
+    ctx: FlowContext, authorization: PaymentAuthorization, charge: GatewayCharge
+) -> None:
+    """Make sure the block's view holds the authorization (its authorize step may have failed)."""
+    now = ctx.clock.now()
+    insert_or_ignore(
+        ctx.db,
+        payments,
+        {
+            "id": authorization.id,
+            "idempotency_key": charge.idempotency_key,
+            "flow_id": ctx.flow_id or None,
+            "channel": ctx.channel.id if ctx.channel else None,
+            "member_id": None,
+            "currency": charge.amount.currency,
+            "amount": charge.amount.amount,
+            "status": PaymentStatus.AUTHORIZED.value,
+            "card_last4": charge.card_last4,
+            "brand": charge.brand,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+
+
+def _note_attempt(engine: sa.Engine, ctx: FlowContext, key: str, amount: Money) -> None:
+    """Note the attempt before the gateway call, committed on its own, so it outlives a crash."""
+    with engine.begin() as connection:
+        insert_or_ignore(
+            connection,
+            attempts,
+            {
+                "idempotency_key": key,
+                "flow_id": ctx.flow_id or None,
+                "currency": amount.currency,
+                "amount": amount.amount,
+                "status": "pending",
+                "created_at": ctx.clock.now(),
+            },
+        )
+
+
+def _resolve_attempt(connection: sa.Connection, key: str, status: str, ctx: FlowContext) -> None:
+    connection.execute(
+        attempts.update()
+        .where(attempts.c.idempotency_key == key, attempts.c.status == "pending")
+        .values(status=status, resolved_at=ctx.clock.now())
+    )
+
+
+def _resolve_attempt_apart(engine: sa.Engine, key: str, status: str, ctx: FlowContext) -> None:
+    # Apart from the step's transaction, which rolls back when the hook raises.
+    with engine.begin() as connection:
+        _resolve_attempt(connection, key, status, ctx)
