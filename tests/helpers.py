@@ -83,13 +83,14 @@ def write_manifest(directory: Path, database_url: str, text: str = SHOP_MANIFEST
     return path
 
 
-def make_stack(directory: Path, database_url: str, *, text: str = SHOP_MANIFEST, stock: int = 10,
-               seed: int = 0) -> Stack:
+def make_stack(
+    directory: Path, database_url: str, *, text: str = SHOP_MANIFEST, stock: int = 10, seed: int = 0
+) -> Stack:
     """A stack over a fresh database with ``stock`` units of every SKU at the warehouse and the store."""
     clock = ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
     stack = assemble(write_manifest(directory, database_url, text), clock=clock, ids=RandomIds(seed))
     if stock:
-        receive(stack, {sku: stock for sku in stack.catalog}, locations=("dc", "store-a"))
+        receive(stack, dict.fromkeys(stack.catalog, stock), locations=("dc", "store-a"))
     return stack
 
 
@@ -97,22 +98,39 @@ def receive(stack: Stack, quantities: dict[str, int], *, locations: tuple[str, .
     with stack.context(flow="test") as ctx:
         for location in locations:
             for sku, quantity in quantities.items():
-                stack.hooks.inventory_adjust(ctx, sku, location, quantity, "received",
-                                             f"receive-{sku}-{location}-{quantity}-{stack.ids.new_id('k')}")
+                stack.hooks.inventory_adjust(
+                    ctx,
+                    sku,
+                    location,
+                    quantity,
+                    "received",
+                    f"receive-{sku}-{location}-{quantity}-{stack.ids.new_id('k')}",
+                )
 
 
 def card(number: str = CARD_OK, amount: Money | None = None) -> PaymentRequest:
     return PaymentRequest("card", amount, {"card_number": number})
 
 
-def cart(*lines: tuple[str, int], channel: str = "web", pay: tuple[PaymentRequest, ...] | None = None,
-         delivery: bool = True, **extra: Any) -> Cart:
-    fulfilment = (Fulfilment(FulfilmentKind.DELIVERY, Address(country="CN", region="Shanghai", latitude=31.2,
-                                                               longitude=121.45))
-                  if delivery and channel != "store-a" else Fulfilment(FulfilmentKind.CARRY_OUT))
-    return Cart(channel=channel, lines=tuple(CartLine(s, q) for s, q in lines),
-                payments=pay if pay is not None else (card(),), fulfilment=extra.pop("fulfilment", fulfilment),
-                **extra)
+def cart(
+    *lines: tuple[str, int],
+    channel: str = "web",
+    pay: tuple[PaymentRequest, ...] | None = None,
+    delivery: bool = True,
+    **extra: Any,
+) -> Cart:
+    fulfilment = (
+        Fulfilment(FulfilmentKind.DELIVERY, Address(country="CN", region="Shanghai", latitude=31.2, longitude=121.45))
+        if delivery and channel != "store-a"
+        else Fulfilment(FulfilmentKind.CARRY_OUT)
+    )
+    return Cart(
+        channel=channel,
+        lines=tuple(CartLine(s, q) for s, q in lines),
+        payments=pay if pay is not None else (card(),),
+        fulfilment=extra.pop("fulfilment", fulfilment),
+        **extra,
+    )
 
 
 def member(phone: str) -> tuple[Identity, ...]:
@@ -121,5 +139,6 @@ def member(phone: str) -> tuple[Identity, ...]:
 
 def levels(stack: Stack) -> dict[tuple[str, str], tuple[int, int, int]]:
     with stack.context(flow="test", read_only=True) as ctx:
-        return {(l.sku, l.location): (l.on_hand, l.reserved, l.allocated)  # noqa: E741
-                for l in stack.hooks.inventory_levels(ctx, [])}
+        return {
+            (l.sku, l.location): (l.on_hand, l.reserved, l.allocated) for l in stack.hooks.inventory_levels(ctx, [])
+        }

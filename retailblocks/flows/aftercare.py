@@ -74,15 +74,17 @@ class AftercareSteps:
         probe = SagaRun(id="", flow="checkout", order_id=run.order_id, channel=None, key="", state=checkout)
         for index, authorization in sorted(authorizations_of(probe).items()):
             amount = int(amounts.get(str(index), 0))
-            with self.flows.outside_call(run, ctx) as call:
-                if amount:
+            # One unit of work per provider call: see OrderFlows.outside_call.
+            if amount:
+                with self.flows.outside_call(run, ctx) as call:
                     self.hooks.payment_refund(
                         call,
                         authorization,
                         Money(amount, authorization.amount.currency),
                         ctx.key_for(f"refund-{index}"),
                     )
-                if void_rest:
+            if void_rest:
+                with self.flows.outside_call(run, ctx) as call:
                     self.hooks.payment_void(call, authorization, ctx.key_for(f"void-{index}"))
 
     def finish(self, run: SagaRun, ctx: FlowContext) -> None:
@@ -141,10 +143,13 @@ class AftercareSteps:
 
     def return_all_money(self, run: SagaRun, ctx: FlowContext) -> None:
         captures = {k: int(v) for k, v in run.state.get("captures", {}).items()}
-        details = order_details(ctx.db, run.order_id)
-        refunded_before = {k: int(v) for k, v in details.get("refunds", {}).items()}
+        with self.stack.engine.connect() as connection:
+            connection.info["read_only"] = True
+            refunded_before = {k: int(v) for k, v in order_details(connection, run.order_id).get("refunds", {}).items()}
+            connection.rollback()
         remaining = {k: v - refunded_before.get(k, 0) for k, v in captures.items()}
         self._return_money(run, ctx, remaining, void_rest=True)
+        details = order_details(ctx.db, run.order_id)
         details["refunds"] = captures
         update_order(ctx.db, run.order_id, refunded=orders.c.refunded + sum(remaining.values()), details=details)
 

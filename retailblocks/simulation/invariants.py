@@ -109,7 +109,7 @@ def _nothing_held(after: Sequence[StockLevel], waiting: Counter[str]) -> Invaria
     negative = [f"{level.sku}@{level.location}: on hand {level.on_hand}" for level in after if level.on_hand < 0]
     problems = held + negative
     return Invariant(
-        "no stock reserved without an order, none negative",
+        "no stock reserved without an order, none negative, allocations match orders",
         not problems,
         "; ".join(problems[:5]) if problems else f"{len(after)} stock positions clean",
     )

@@ -27,11 +27,12 @@ class MiniInventory(Block):
 
     @hookimpl
     def inventory_available(self, skus: Sequence[str]) -> Mapping[str, int]:
-        return {sku: 0 for sku in skus}
+        return dict.fromkeys(skus, 0)
 
     @hookimpl
-    def inventory_reserve(self, demands: Sequence[StockDemand], locations: Sequence[str], allow_split: bool,
-                          ttl: timedelta) -> Reservation:
+    def inventory_reserve(
+        self, demands: Sequence[StockDemand], locations: Sequence[str], allow_split: bool, ttl: timedelta
+    ) -> Reservation:
         raise OutOfStock("nothing here")
 
     @hookimpl
@@ -117,8 +118,22 @@ def info(cls: type[Block], distribution: str = "acme-blocks", version: str = "1.
     return BlockInfo(cls.name, distribution, version, f"tests:{cls.__name__}", block_class=cls)
 
 
-INSTALLED = {i.name: i for i in map(info, [MiniInventory, MiniPay, MisspelledPay, FutureInventory,
-                                            NewerMinorInventory, SecondInventory, IncompletePay, ConfiguredPay])}
+INSTALLED = {
+    i.name: i
+    for i in map(
+        info,
+        [
+            MiniInventory,
+            MiniPay,
+            MisspelledPay,
+            FutureInventory,
+            NewerMinorInventory,
+            SecondInventory,
+            IncompletePay,
+            ConfiguredPay,
+        ],
+    )
+}
 
 
 def manifest(tmp_path: Path, blocks: str, extra: str = "") -> Path:
@@ -159,8 +174,10 @@ def test_a_newer_minor_core_api_is_rejected(tmp_path: Path) -> None:
 
 def test_two_providers_of_a_one_provider_hook_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(AssemblyError, match="all answer inventory_"):
-        plan(manifest(tmp_path, "  - use: mini-inventory\n  - use: second-inventory\n  - use: mini-pay\n"),
-             installed=INSTALLED)
+        plan(
+            manifest(tmp_path, "  - use: mini-inventory\n  - use: second-inventory\n  - use: mini-pay\n"),
+            installed=INSTALLED,
+        )
 
 
 def test_two_payment_blocks_for_one_method_need_routing(tmp_path: Path) -> None:
@@ -189,12 +206,19 @@ def test_flows_need_inventory_and_payment(tmp_path: Path) -> None:
 
 
 def test_a_block_whose_import_raises_is_reported_by_name(tmp_path: Path) -> None:
-    broken = BlockInfo("broken-block", "broken-dist", "0.3.0", "broken_block:Block",
-                       error="error importing block 'broken-block' from distribution broken-dist 0.3.0 "
-                             "(broken_block:Block): ZeroDivisionError: division by zero")
+    broken = BlockInfo(
+        "broken-block",
+        "broken-dist",
+        "0.3.0",
+        "broken_block:Block",
+        error="error importing block 'broken-block' from distribution broken-dist 0.3.0 "
+        "(broken_block:Block): ZeroDivisionError: division by zero",
+    )
     with pytest.raises(ManifestError) as error:
-        plan(manifest(tmp_path, "  - use: broken-block\n  - use: mini-pay\n"),
-             installed={**INSTALLED, "broken-block": broken})
+        plan(
+            manifest(tmp_path, "  - use: broken-block\n  - use: mini-pay\n"),
+            installed={**INSTALLED, "broken-block": broken},
+        )
     assert "broken-block" in str(error.value) and "broken-dist" in str(error.value)
     assert "ZeroDivisionError" in str(error.value)
 
@@ -228,8 +252,10 @@ def test_the_allowlist_switch_loads_only_named_blocks() -> None:
 
 def test_bad_block_configuration_is_reported_at_its_place(tmp_path: Path) -> None:
     with pytest.raises(ManifestError) as error:
-        plan(manifest(tmp_path, "  - use: mini-inventory\n  - use: configured-pay\n    config: {limit: lots}\n"),
-             installed=INSTALLED)
+        plan(
+            manifest(tmp_path, "  - use: mini-inventory\n  - use: configured-pay\n    config: {limit: lots}\n"),
+            installed=INSTALLED,
+        )
     assert "blocks[1].config.limit" in str(error.value) and ":7:" in str(error.value)
 
 
@@ -240,8 +266,9 @@ def test_an_unknown_block_gets_a_suggestion(tmp_path: Path) -> None:
 
 def test_an_unsatisfied_version_names_the_installed_version(tmp_path: Path) -> None:
     with pytest.raises(ManifestError) as error:
-        plan(manifest(tmp_path, "  - use: mini-inventory\n  - use: mini-pay\n    version: '>=2'\n"),
-             installed=INSTALLED)
+        plan(
+            manifest(tmp_path, "  - use: mini-inventory\n  - use: mini-pay\n    version: '>=2'\n"), installed=INSTALLED
+        )
     assert "1.2.0" in str(error.value) and "blocks[1].version" in str(error.value)
 
 

@@ -213,12 +213,8 @@ def test_plain_mapping_and_none(tmp_path):
     assert config == Retry(attempts=2, backoff=timedelta(seconds=2))
     assert build_config(Retry, None) == Retry()
     with pytest.raises(ManifestError) as caught:
-        build_config(
-            Retry, {"attempts": "${N}"}, file="cli", doc_path="blocks[0].config", environ={}
-        )
-    assert str(caught.value) == (
-        "cli: blocks[0].config.attempts: environment variable 'N' is not set"
-    )
+        build_config(Retry, {"attempts": "${N}"}, file="cli", doc_path="blocks[0].config", environ={})
+    assert str(caught.value) == ("cli: blocks[0].config.attempts: environment variable 'N' is not set")
     with pytest.raises(ManifestError, match=r"^x.yaml:3:4: c.attempts: expected an integer"):
         build_config(Retry, {"attempts": "two"}, position=SourcePosition("x.yaml", 3, 4, "c"))
 

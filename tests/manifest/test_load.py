@@ -48,8 +48,7 @@ def test_block_entries_keep_positions_for_assembly_errors(load, valid):
     assert (use.line, use.column, use.doc_path) == (18, 10, "blocks[1].use")
     error = ManifestError.at(use, "unknown block 'sandbox-paymnt'; did you mean 'sandbox-payment'?")
     assert str(error).endswith(
-        "blocks.yaml:18:10: blocks[1].use: unknown block 'sandbox-paymnt'; "
-        "did you mean 'sandbox-payment'?"
+        "blocks.yaml:18:10: blocks[1].use: unknown block 'sandbox-paymnt'; did you mean 'sandbox-payment'?"
     )
     # A key that was not written falls back to the entry, with the key's path.
     assert payment.position_of("version").doc_path == "blocks[1].version"
@@ -201,8 +200,6 @@ def test_manifest_error_pickles_and_renders_without_place():
 def test_manifest_error_at_a_position():
     position = SourcePosition("b.yaml", 12, 5, "blocks[2].config.reservation_ttl")
     error = ManifestError.at(position, "expected a duration\nlike '15m'")
-    assert str(error) == (
-        "b.yaml:12:5: blocks[2].config.reservation_ttl: expected a duration like '15m'"
-    )
+    assert str(error) == ("b.yaml:12:5: blocks[2].config.reservation_ttl: expected a duration like '15m'")
     assert error.position == position
     assert error.exit_status == 2

@@ -176,9 +176,7 @@ def test_empty_channels(valid, fails):
 
 def test_duplicate_block_ids(valid, fails):
     fails(
-        valid.replace(
-            "  - use: sandbox-payment\n", "  - use: sandbox-payment\n    id: inventory\n"
-        ),
+        valid.replace("  - use: sandbox-payment\n", "  - use: sandbox-payment\n    id: inventory\n"),
         at=(19, 9),
         path="blocks[1].id",
         says="duplicate block id 'inventory' (first declared at line 14:9)",
@@ -187,9 +185,7 @@ def test_duplicate_block_ids(valid, fails):
 
 def test_duplicate_block_ids_by_default_name(valid, fails):
     fails(
-        valid.replace("    id: inventory\n", "").replace(
-            "use: sandbox-payment", "use: sql-inventory"
-        ),
+        valid.replace("    id: inventory\n", "").replace("use: sandbox-payment", "use: sql-inventory"),
         at=(17, 10),
         path="blocks[1].use",
         says="duplicate block id 'sql-inventory'",
@@ -306,9 +302,7 @@ def test_catalog_unknown_channel(fails):
 
 def test_catalog_unknown_channel_price(fails):
     fails(
-        CATALOG.replace(
-            '    price: "18.00 CNY"', '    price: "18.00 CNY"\n    channel_prices: {shop: "1 CNY"}'
-        ),
+        CATALOG.replace('    price: "18.00 CNY"', '    price: "18.00 CNY"\n    channel_prices: {shop: "1 CNY"}'),
         at=(9, 22),
         path="catalog[0].channel_prices.shop",
         says="unknown channel 'shop'",

@@ -210,7 +210,5 @@ def test_nul_in_path():
 
 
 def test_parse_manifest_in_memory(valid, tmp_path: Path):
-    manifest = parse_manifest(
-        valid, path=tmp_path / "shop.yaml", environ={"SANDBOX_PAYMENT_KEY": "k"}
-    )
+    manifest = parse_manifest(valid, path=tmp_path / "shop.yaml", environ={"SANDBOX_PAYMENT_KEY": "k"})
     assert manifest.database_url == f"sqlite:///{tmp_path}/.blocks/lucky-coffee.db"

@@ -47,7 +47,7 @@ def test_allocate_splits_exactly_and_deterministically() -> None:
 
 
 @given(
-    total=st.integers(min_value=-10**9, max_value=10**9),
+    total=st.integers(min_value=-(10**9), max_value=10**9),
     weights=st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=12),
 )
 def test_allocation_always_sums_to_the_total(total: int, weights: list[int]) -> None:

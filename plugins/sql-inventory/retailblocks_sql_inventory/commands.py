@@ -1,0 +1,187 @@
+"""``blocks stock …``: the operator's commands to see stock and record what happened to it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from retailblocks.context import FlowContext
+    from retailblocks_sql_inventory.block import SqlInventory
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_MANIFEST = click.Path(dir_okay=True, path_type=Path)
+
+
+@contextmanager
+def _inventory(
+    manifest: Path, location: str | None = None
+) -> Iterator[tuple[SqlInventory, FlowContext]]:
+    """The stack's inventory block and an operator context that commits when the command ends."""
+    from retailblocks.cli.support import fail, open_stack
+    from retailblocks_sql_inventory.block import SqlInventory
+
+    with open_stack(manifest) as stack:
+        block = stack.block_providing("inventory")
+        if not isinstance(block, SqlInventory):
+            fail(f"the stack's inventory block {block.id!r} is not sql-inventory")
+        if location is not None and location not in block.config.location_ids:
+            raise click.BadParameter(
+                f"unknown location {location!r}; known locations: "
+                f"{', '.join(sorted(block.config.location_ids))}",
+                param_hint="LOCATION",
+            )
+        with stack.context(channel=None, flow="operator") as ctx:
+            ctx.current_block = block.id
+            yield block, ctx
+
+
+def _sku(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+    values = value if isinstance(value, tuple) else (value,)
+    for sku in values:
+        if not sku.strip() or len(sku) > 100:
+            raise click.BadParameter(f"a SKU must be 1 to 100 characters (got {sku!r})")
+    return value
+
+
+def _non_zero(_ctx: click.Context, _param: click.Parameter, value: int) -> int:
+    if value == 0:
+        raise click.BadParameter("must be a non-zero number of units (e.g. -2 for two damaged)")
+    return value
+
+
+@click.group("stock")
+def stock_group() -> None:
+    """See and move stock held by the sql-inventory block."""
+
+
+@stock_group.command("levels")
+@click.argument("manifest", type=_MANIFEST)
+@click.option("--sku", "skus", multiple=True, callback=_sku, help="Only this SKU (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def levels_command(manifest: Path, skus: Sequence[str], as_json: bool) -> None:
+    """Stock per SKU and location: on hand, reserved, allocated, available."""
+    from retailblocks.cli.support import print_json, print_table
+
+    with _inventory(manifest) as (block, ctx):
+        rows = block.levels(ctx, skus)
+    if as_json:
+        print_json(
+            [
+                {
+                    "sku": r.sku,
+                    "location": r.location,
+                    "on_hand": r.on_hand,
+                    "reserved": r.reserved,
+                    "allocated": r.allocated,
+                    "available": r.available,
+                }
+                for r in rows
+            ]
+        )
+        return
+    print_table(
+        "Stock levels",
+        ["SKU", "Location", "On hand", "Reserved", "Allocated", "Available"],
+        [[r.sku, r.location, r.on_hand, r.reserved, r.allocated, r.available] for r in rows],
+    )
+
+
+@stock_group.command("receive")
+@click.argument("manifest", type=_MANIFEST)
+@click.argument("sku", callback=_sku)
+@click.argument("location")
+@click.argument("quantity", type=click.IntRange(min=1))
+@click.option(
+    "--reason", default="received", show_default=True, help="Why (a delivery note, a PO)."
+)
+def receive_command(manifest: Path, sku: str, location: str, quantity: int, reason: str) -> None:
+    """Goods arrived: add QUANTITY units of SKU on hand at LOCATION."""
+    with _inventory(manifest, location) as (block, ctx):
+        on_hand = block.receive(ctx, sku, location, quantity, reason=reason)
+    click.echo(f"received {quantity} x {sku} at {location}; on hand now {on_hand}")
+
+
+# Let "-2" reach DELTA as a number instead of being read as an unknown option.
+@stock_group.command("adjust", context_settings={"ignore_unknown_options": True})
+@click.argument("manifest", type=_MANIFEST)
+@click.argument("sku", callback=_sku)
+@click.argument("location")
+@click.argument("delta", type=int, callback=_non_zero)
+@click.option("--reason", required=True, help="Why the stock changed ('damaged', 'found').")
+def adjust_command(manifest: Path, sku: str, location: str, delta: int, reason: str) -> None:
+    """Correct on hand of SKU at LOCATION by DELTA units (negative for damage or loss)."""
+    if not reason.strip():
+        raise click.BadParameter("must say why the stock changed", param_hint="--reason")
+    with _inventory(manifest, location) as (block, ctx):
+        on_hand = block.adjust(ctx, sku, location, delta, reason=reason)
+    click.echo(f"adjusted {sku} at {location} by {delta:+d}; on hand now {on_hand}")
+
+
+@stock_group.command("count")
+@click.argument("manifest", type=_MANIFEST)
+@click.argument("sku", callback=_sku)
+@click.argument("location")
+@click.argument("counted", type=click.IntRange(min=0))
+def count_command(manifest: Path, sku: str, location: str, counted: int) -> None:
+    """Record a count: on hand of SKU at LOCATION becomes COUNTED; the difference is a movement."""
+    with _inventory(manifest, location) as (block, ctx):
+        before = block.levels(ctx, [sku])
+        on_hand = block.count(ctx, sku, location, counted)
+    previous = next((level.on_hand for level in before if level.location == location), 0)
+    click.echo(f"counted {counted} x {sku} at {location} (was {previous}, {on_hand - previous:+d})")
+
+
+@stock_group.command("movements")
+@click.argument("manifest", type=_MANIFEST)
+@click.option("--sku", "skus", multiple=True, callback=_sku, help="Only this SKU (repeatable).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the newest N.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def movements_command(
+    manifest: Path, skus: Sequence[str], limit: int | None, as_json: bool
+) -> None:
+    """The movement ledger, oldest first: every change of on hand and why."""
+    from retailblocks.cli.support import print_json, print_table
+
+    with _inventory(manifest) as (block, ctx):
+        rows = block.movements(ctx, skus, limit=limit)
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": m.id,
+                    "sku": m.sku,
+                    "location": m.location,
+                    "delta": m.delta,
+                    "kind": m.kind,
+                    "reason": m.reason,
+                    "order_id": m.order_id,
+                    "key": m.key,
+                    "at": m.at.isoformat(),
+                }
+                for m in rows
+            ]
+        )
+        return
+    print_table(
+        "Stock movements",
+        ["#", "At", "SKU", "Location", "Delta", "Kind", "Reason", "Order"],
+        [
+            [
+                m.id,
+                m.at.isoformat(timespec="seconds"),
+                m.sku,
+                m.location,
+                f"{m.delta:+d}",
+                m.kind,
+                m.reason,
+                m.order_id or "",
+            ]
+            for m in rows
+        ],
+    )

@@ -1,0 +1,94 @@
+"""Dialect-aware SQL helpers: insert-if-absent and idempotency claims, on SQLite and PostgreSQL.
+
+On PostgreSQL an IntegrityError aborts the whole transaction, so "insert and catch the duplicate" is
+not an option inside a flow's step; ``ON CONFLICT DO NOTHING`` (both dialects spell it so) reports
+the duplicate through the row count instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from retailblocks.errors import IdempotencyConflict, InvalidValue
+from retailblocks_sql_inventory.tables import operations
+
+MAX_KEY_LENGTH = 200
+
+
+def insert_if_absent(connection: sa.Connection, table: sa.Table, values: Mapping[str, Any]) -> bool:
+    """Insert one row unless its key exists; True when this call inserted it."""
+    # RETURNING, not the row count: psycopg reports -1 for a skipped ``ON CONFLICT DO NOTHING``.
+    key_columns = list(table.primary_key.columns)
+    statement: Any
+    if connection.dialect.name == "postgresql":
+        statement = postgresql.insert(table).values(**values).on_conflict_do_nothing()
+    else:
+        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
+    return connection.execute(statement.returning(*key_columns)).first() is not None
+
+
+def request_hash(request: Any) -> str:
+    """A stable digest of a JSON-able request, to tell a replay from a reused key."""
+    text = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def check_key(key: str) -> str:
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidValue(f"an idempotency key must be a non-empty string (got {key!r})")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidValue(
+            f"an idempotency key must be at most {MAX_KEY_LENGTH} characters (got {len(key)})"
+        )
+    return key
+
+
+class Claim:
+    """The outcome of claiming an idempotency key: ``fresh`` on the first call, else its result."""
+
+    def __init__(self, key: str, fresh: bool, result: int | None):
+        self.key = key
+        self.fresh = fresh
+        self.result = result
+
+
+def claim(connection: sa.Connection, key: str, kind: str, request: Any, now: datetime) -> Claim:
+    """Claim ``key`` for one operation of ``kind``; a replay gets the stored result back.
+
+    The claim is the first write of a keyed operation, so two concurrent calls with one key
+    serialize on it: the second waits for the first to commit and then sees a replay. The same key
+    with a different request is a caller's mistake and raises :class:`IdempotencyConflict`.
+    """
+    digest = request_hash(request)
+    if insert_if_absent(
+        connection, operations, {"key": key, "kind": kind, "request_hash": digest, "at": now}
+    ):
+        return Claim(key, True, None)
+    row = connection.execute(
+        sa.select(operations.c.kind, operations.c.request_hash, operations.c.result).where(
+            operations.c.key == key
+        )
+    ).one()
+    if row.kind != kind or row.request_hash != digest:
+        raise IdempotencyConflict(
+            f"the key {key.split(':', 1)[-1]!r} was already used for a different {row.kind} "
+            "request; use a new key for a new operation"
+        )
+    return Claim(key, False, row.result)
+
+
+def settle(connection: sa.Connection, key: str, result: int) -> None:
+    """Store the result of a claimed operation for its replays."""
+    connection.execute(operations.update().where(operations.c.key == key).values(result=result))
+
+
+def aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored moment is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
