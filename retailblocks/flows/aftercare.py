@@ -17,7 +17,7 @@ from retailblocks.errors import InvalidValue, NotRefundable
 from retailblocks.flows.checkout import authorizations_of, reservation_of
 from retailblocks.flows.orders import load_order, order_details, update_order
 from retailblocks.flows.saga import LEASE, SagaRun, Step
-from retailblocks.model import Money, Order, OrderStatus, ReservedStock, Shipment, allocate_integer
+from retailblocks.model import Money, Order, OrderStatus, ReservedStock, Shipment, ShipmentStatus, allocate_integer
 from retailblocks.model.serialize import from_data
 from retailblocks.storage.tables import order_lines, orders, sagas
 
@@ -110,6 +110,12 @@ class AftercareSteps:
             raise NotRefundable(
                 f"order {order.id} is {order.status.value}; only placed, paid or fulfilled orders "
                 "without refunds can be cancelled"
+            )
+        left = [s for s in order.shipments if s.status not in (ShipmentStatus.PENDING, ShipmentStatus.READY_FOR_PICKUP)]
+        if left:
+            raise NotRefundable(
+                f"order {order.id}: shipment {left[0].id} is {left[0].status.value} (it has already left); refund "
+                "its lines instead"
             )
         checkout = checkout_state(ctx.db, order.id)
         captures = checkout.get("captures", {})

@@ -102,10 +102,13 @@ class RetailDay:
 
     def cart_for(self, n: int) -> tuple[Cart, bool]:
         rng = random.Random(f"{self.seed}:{n}")
-        channel = rng.choice(self.channels)
+        channel = rng.choices(
+            self.channels, weights=[self.profile.channel_weights.get(c.id, 1) for c in self.channels]
+        )[0]
         skus = [sku for sku in self.skus if self.stack.catalog[sku].sold_in(channel.id)] or self.skus
+        weights = [self.profile.sku_weights.get(sku, 1) for sku in skus]
         lines = [
-            CartLine(rng.choice(skus), rng.randint(1, self.profile.max_quantity))
+            CartLine(rng.choices(skus, weights=weights)[0], rng.randint(1, self.profile.max_quantity))
             for _ in range(rng.randint(1, self.profile.max_lines))
         ]
         identities: tuple[Identity, ...] = ()
@@ -118,7 +121,11 @@ class RetailDay:
                 # Shoppers sometimes give their phone too: that is how identities from channels meet.
                 identities += (phone,)
         fulfilment = self._fulfilment(rng, channel.type, channel.location)
-        coupons = tuple(c.code for c in self.profile.coupons if rng.randrange(100) < c.probability_percent)[:1]
+        coupons = tuple(
+            c.code
+            for c in self.profile.coupons
+            if (not c.channels or channel.id in c.channels) and rng.randrange(100) < c.probability_percent
+        )[:1]
         payments = self._payments(rng, identities)
         replay = rng.randrange(100) < self.profile.replay_percent
         cart = Cart(

@@ -46,8 +46,11 @@ class Destination:
 
 @attrs.frozen
 class CouponUse:
+    """A coupon circulating among shoppers; ``channels`` limits where they try it (empty: anywhere)."""
+
     code: str
     probability_percent: int = 10
+    channels: list[str] = attrs.field(factory=list)
 
 
 @attrs.frozen
@@ -68,6 +71,10 @@ class Profile:
     identity_kinds: dict[str, Literal["phone", "openid", "marketplace", "store_card", "social"]] = attrs.field(
         factory=dict
     )
+    #: How popular each SKU is, by SKU; unlisted SKUs weigh 1.
+    sku_weights: dict[str, int] = attrs.field(factory=dict)
+    #: How often each channel sees a shopper, by channel id; unlisted channels weigh 1.
+    channel_weights: dict[str, int] = attrs.field(factory=dict)
     day_start_hour: int = 9
     day_hours: int = 12
 

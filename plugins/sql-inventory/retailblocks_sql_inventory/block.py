@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 
-from retailblocks import Block, Capability, FlowContext, hookimpl
+from retailblocks import AuditFinding, Block, Capability, FlowContext, hookimpl
 from retailblocks.errors import InvalidValue, OutOfStock
 from retailblocks.model import (
     Channel,
@@ -22,6 +22,7 @@ from retailblocks.model import (
     StockLevel,
 )
 from retailblocks_sql_inventory import stock
+from retailblocks_sql_inventory.audit import audit
 from retailblocks_sql_inventory.config import SqlInventoryConfig
 from retailblocks_sql_inventory.engine import PlannedLine, Shortfall, plan_reservation, sum_demands
 from retailblocks_sql_inventory.sql import check_key, claim, request_hash, settle
@@ -67,6 +68,10 @@ class SqlInventory(Block):
     @hookimpl
     def stack_migrations(self) -> Sequence[Migration]:
         return MIGRATIONS
+
+    @hookimpl
+    def stack_audit(self, ctx: FlowContext) -> Sequence[AuditFinding]:
+        return audit(ctx.db)
 
     @hookimpl
     def stack_maintain(self, ctx: FlowContext) -> None:

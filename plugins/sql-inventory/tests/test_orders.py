@@ -165,3 +165,23 @@ def test_count_records_the_difference_as_a_count_movement(inventory: Any) -> Non
     assert inventory.ledger_sum("mug", "wh-east") == 8
     with inventory.ctx(None) as ctx, pytest.raises(InvalidValue, match="integer >= 0"):
         inventory.block.count(ctx, "mug", "wh-east", -1)
+
+
+def test_the_audit_finds_a_ledger_that_does_not_add_up(database_url: str) -> None:
+    from retailblocks.testing import BlockHarness
+    from retailblocks_sql_inventory import SqlInventory
+    from retailblocks_sql_inventory.config import Location, SqlInventoryConfig
+    from retailblocks_sql_inventory.tables import levels
+
+    block = SqlInventory(SqlInventoryConfig(locations=[Location(id="dc")]))
+    harness = BlockHarness(block, database_url)
+    with harness.context() as ctx:
+        block.inventory_adjust(ctx, "SKU", "dc", 5, "received", "k1")
+    with harness.context() as ctx:
+        assert all(finding.ok for finding in block.stack_audit(ctx))
+        # Someone edits the balance behind the ledger's back: the audit must notice.
+        ctx.db.execute(levels.update().values(on_hand=levels.c.on_hand + 1))
+        findings = {f.name: f for f in block.stack_audit(ctx)}
+    assert not findings["on hand equals the sum of stock movements"].ok
+    assert "movements 5" in findings["on hand equals the sum of stock movements"].detail
+    harness.close()
