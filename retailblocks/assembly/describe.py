@@ -62,8 +62,18 @@ def describe_plan(plan: Plan) -> dict[str, Any]:
     }
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_lock(plan: Plan) -> Path:
-    """Write ``blocks.lock`` beside the manifest, atomically (a crash never leaves half a file)."""
+    """Write ``blocks.lock`` beside the manifest, atomically (a crash never leaves half a file).
+
+    The lock file is meant to be committed beside the manifest, so it gets the permissions of any
+    file the user creates (0644 under the usual umask), not the private 0600 of a temporary file.
+    """
     target = plan.manifest.path.parent / "blocks.lock"
     data = describe_plan(plan)
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
@@ -71,6 +81,7 @@ def write_lock(plan: Plan) -> Path:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
+        os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

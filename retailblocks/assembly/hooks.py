@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
@@ -18,7 +18,8 @@ import pluggy
 
 from retailblocks.assembly.blocks import Block
 from retailblocks.context import AuditFinding, Event, FlowContext
-from retailblocks.errors import AssemblyError, BlockFailure, RetailBlocksError
+from retailblocks.errors import AssemblyError, BlockFailure, InvalidValue, RetailBlocksError
+from retailblocks.hookspecs.membership import PartnerPointsMovement
 from retailblocks.model import (
     Fulfilment,
     Identity,
@@ -42,6 +43,9 @@ from retailblocks.model import (
 )
 
 Impl = tuple[Callable[..., Any], tuple[str, ...]]
+
+#: Ids under which the core registers blocks of its own that take part in dispatch (event listeners).
+CORE_DEFAULT_BLOCKS = frozenset({"fusion"})
 
 
 @attrs.frozen
@@ -67,7 +71,8 @@ class HookRelay:
             caller = getattr(pm.hook, hook_name)
             for impl in caller.get_hookimpls():
                 block_id = pm.get_name(impl.plugin)
-                if block_id is None or block_id not in blocks:
+                # The core's own default blocks (the fusion timeline) answer beside the manifest's.
+                if block_id is None or (block_id not in blocks and block_id not in CORE_DEFAULT_BLOCKS):
                     continue
                 self._impls.setdefault(hook_name, {})[block_id] = (impl.function, tuple(impl.argnames))
 
@@ -75,9 +80,10 @@ class HookRelay:
 
     def implementers(self, hook_name: str) -> tuple[str, ...]:
         ordered = self.routing.contributors.get(hook_name)
-        if ordered is not None:
-            return ordered
-        return tuple(self._impls.get(hook_name, {}))
+        if ordered is None:
+            return tuple(self._impls.get(hook_name, {}))
+        # Routing lists the manifest's blocks; the core's default listeners come after them.
+        return ordered + tuple(b for b in self._impls.get(hook_name, {}) if b not in ordered)
 
     def provides(self, hook_name: str) -> bool:
         return hook_name in self.routing.providers
@@ -116,8 +122,6 @@ class HookRelay:
             return self.routing.payment_methods[method]
         except KeyError:
             known = ", ".join(sorted(self.routing.payment_methods)) or "none"
-            from retailblocks.errors import InvalidValue
-
             raise InvalidValue(f"no payment block accepts method {method!r} (this stack accepts: {known})") from None
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -315,6 +319,16 @@ class HookRelay:
         )
         return result
 
+    def membership_partner_movements(
+        self, ctx: FlowContext, partner: str, since: datetime, until: datetime
+    ) -> list[PartnerPointsMovement]:
+        if not self.provides("membership_partner_movements"):
+            return []
+        result: Sequence[PartnerPointsMovement] = self._one(
+            "membership_partner_movements", ctx, partner=partner, since=since, until=until
+        )
+        return list(result or ())
+
     # -- logistics --------------------------------------------------------------------------------
 
     def logistics_quote(
@@ -401,3 +415,23 @@ class HookRelay:
     def marketing_release(self, ctx: FlowContext, order_id: str) -> None:
         for block_id in self.implementers("marketing_release"):
             self.call(block_id, "marketing_release", ctx, order_id=order_id)
+
+    def marketing_issue_coupons(
+        self, ctx: FlowContext, promotion_id: str, member_ids: Sequence[str], idempotency_key: str
+    ) -> dict[str, str]:
+        """The codes of the block that owns ``promotion_id``; InvalidValue when no block knows it."""
+        for block_id in self.implementers("marketing_issue_coupons"):
+            issued: Mapping[str, str] | None = self.call(
+                block_id,
+                "marketing_issue_coupons",
+                ctx,
+                promotion_id=promotion_id,
+                member_ids=member_ids,
+                idempotency_key=idempotency_key,
+            )
+            if issued is not None:
+                return dict(issued)
+        raise InvalidValue(
+            f"no marketing block of this stack issues coupons for promotion {promotion_id!r}; check the "
+            "promotion id against the marketing block's configuration"
+        )

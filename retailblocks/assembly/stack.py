@@ -24,6 +24,7 @@ from retailblocks.assembly.routing import plan_routing
 from retailblocks.clock import Clock, IdFactory, RandomIds, SystemClock
 from retailblocks.context import FlowContext
 from retailblocks.errors import AssemblyError, UnknownChannel
+from retailblocks.fusion.block import FUSION_ID, FusionBlock
 from retailblocks.hookspecs import PROJECT, SPEC_MODULES
 from retailblocks.manifest import (
     BlockEntry,
@@ -130,6 +131,7 @@ def plan(
 
     pm = new_plugin_manager()
     pm.register(CoreBlock(None, block_id=CORE_ID), name=CORE_ID)
+    pm.register(FusionBlock(None, block_id=FUSION_ID), name=FUSION_ID)
     for block in assembled:
         try:
             pm.register(block.instance, name=block.entry.id)
@@ -165,8 +167,13 @@ def assemble(
     clock: Clock | None = None,
     ids: IdFactory | None = None,
     installed: Mapping[str, BlockInfo] | None = None,
+    recover: bool = True,
 ) -> Stack:
-    """Assemble the manifest into a running stack: validate everything, then prepare storage."""
+    """Assemble the manifest into a running stack: validate everything, then prepare storage.
+
+    With ``recover`` (the default) the new stack first finishes or undoes the flows that a crashed process
+    left half-way and whose lease has run out, so a restart heals what the crash broke.
+    """
     the_plan = plan(manifest_path, environ=environ, installed=installed)
     url = the_plan.manifest.database_url
     database_file = sqlite_path(url)
@@ -176,7 +183,7 @@ def assemble(
     try:
         check_reachable(engine)
         owners: dict[str, list[Any]] = {}
-        for block_id in [CORE_ID, *[b.entry.id for b in the_plan.blocks]]:
+        for block_id in [CORE_ID, FUSION_ID, *[b.entry.id for b in the_plan.blocks]]:
             plugin = the_plan.plugin_manager.get_plugin(block_id)
             function = getattr(plugin, "stack_migrations", None)
             if function is not None:
@@ -188,6 +195,8 @@ def assemble(
         raise
     stack = Stack(the_plan, engine, clock or SystemClock(), ids or RandomIds())
     the_plan.plugin_manager.hook.stack_startup(stack=stack)
+    if recover:
+        stack.recover()
     return stack
 
 

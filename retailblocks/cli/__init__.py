@@ -6,14 +6,16 @@ request the stack rejected (out of stock, declined), or an invariant a simulatio
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import click
 
 from retailblocks.cli import assemble_commands, order_commands, simulation_commands
-from retailblocks.cli.support import error_console
+from retailblocks.cli.support import report
 from retailblocks.errors import RetailBlocksError
 
 DEBUG_ENV = "RETAILBLOCKS_DEBUG"
@@ -45,6 +47,73 @@ class BlocksGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return super().get_command(ctx, cmd_name) or self._block_commands().get(cmd_name)
 
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the command; in standalone mode every failure ends as one ``error:`` line and its status.
+
+        Click's own usage errors (a bad option value, a missing argument) are reported in the same one
+        line as retailblocks' errors, with the ``--help`` to try, instead of click's usage block.
+        """
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as error:
+            hint = ""
+            if error.ctx is not None:
+                hint = f" (see '{error.ctx.command_path} --help')"
+            report(error.format_message() + hint)
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            report(error.format_message())
+            sys.exit(error.exit_code)
+        except click.Abort:
+            report("aborted")
+            sys.exit(1)
+        except RetailBlocksError as error:
+            report(str(error))
+            sys.exit(error.exit_status)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except BrokenPipeError:
+            # The reader went away (``blocks events | head``): nothing more can be said to it.
+            _silence_stdout()
+            sys.exit(1)
+        except OSError as error:
+            if error.errno == errno.EPIPE:
+                _silence_stdout()
+                sys.exit(1)
+            _internal_error(error)
+        except Exception as error:
+            _internal_error(error)
+        # Without standalone mode click returns the exit code of an explicit exit (``--help``,
+        # ``ctx.exit(n)``) and the command's return value otherwise.
+        sys.exit(result if isinstance(result, int) and not isinstance(result, bool) else 0)
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _internal_error(error: Exception) -> NoReturn:
+    if os.environ.get(DEBUG_ENV) == "1":
+        raise error
+    report(
+        f"{type(error).__name__}: {error} (set {DEBUG_ENV}=1 to see the traceback, and please report it)",
+        label="internal error",
+    )
+    sys.exit(1)
+
 
 @click.group(cls=BlocksGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="retailblocks", prog_name="blocks")
@@ -59,19 +128,4 @@ for module in (assemble_commands, order_commands, simulation_commands):
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: one line per error, the right exit status, a traceback only with RETAILBLOCKS_DEBUG=1."""
-    try:
-        return cli.main(args=argv, prog_name="blocks", standalone_mode=True)
-    except RetailBlocksError as error:
-        error_console.print(f"[bold red]error:[/] {error}", soft_wrap=True)
-        sys.exit(error.exit_status)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as error:
-        if os.environ.get(DEBUG_ENV) == "1":
-            raise
-        error_console.print(
-            f"[bold red]internal error:[/] {type(error).__name__}: {error} "
-            f"(set {DEBUG_ENV}=1 to see the traceback, and please report it)",
-            soft_wrap=True,
-        )
-        sys.exit(1)
+    return cli.main(args=argv, prog_name="blocks", standalone_mode=True)

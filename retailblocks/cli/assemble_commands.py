@@ -7,14 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from retailblocks.cli.support import (
+    assemble_stack,
     console,
     manifest_argument,
     print_json,
     print_table,
     reporting_errors,
 )
+from retailblocks.errors import EnvironmentFailure
 
 
 @click.command()
@@ -24,7 +27,6 @@ from retailblocks.cli.support import (
 def assemble(manifest: Path, check: bool, as_json: bool) -> None:
     """Assemble MANIFEST (default ./blocks.yaml): validate it, prepare storage, write blocks.lock."""
     from retailblocks.assembly.describe import describe_plan, write_lock
-    from retailblocks.assembly.stack import assemble as assemble_stack
     from retailblocks.assembly.stack import plan
 
     with reporting_errors():
@@ -35,7 +37,12 @@ def assemble(manifest: Path, check: bool, as_json: bool) -> None:
             stack = assemble_stack(manifest)
             try:
                 the_plan = stack.plan
-                lock_path = write_lock(the_plan)
+                try:
+                    lock_path = write_lock(the_plan)
+                except OSError as error:
+                    raise EnvironmentFailure(
+                        f"{manifest}: cannot write blocks.lock beside it: {error.strerror or error}"
+                    ) from None
             finally:
                 stack.close()
     described = describe_plan(the_plan)
@@ -44,15 +51,19 @@ def assemble(manifest: Path, check: bool, as_json: bool) -> None:
         return
     show_stack(described)
     if lock_path is None:
-        console.print(f"[green]✓[/] {manifest} is valid (checked only: nothing written)")
+        console.print(f"[green]✓[/] {escape(str(manifest))} is valid (checked only: nothing written)")
     else:
-        console.print(f"[green]✓[/] stack assembled; storage ready at {described['database']}; wrote {lock_path}")
+        console.print(
+            f"[green]✓[/] stack assembled; storage ready at {escape(described['database'])}; "
+            f"wrote {escape(str(lock_path))}",
+            soft_wrap=True,
+        )
 
 
 def show_stack(described: dict[str, Any]) -> None:
     merchant = described["merchant"]
     console.print(
-        f"[bold]{merchant['name']}[/] ({merchant['id']}, {merchant['currency']}) — "
+        f"[bold]{escape(merchant['name'])}[/] ({merchant['id']}, {merchant['currency']}) — "
         f"core {described['core']['version']} (API {described['core']['api']})"
     )
     print_table(

@@ -311,4 +311,24 @@ def events(
             return
 
 
-COMMANDS = [checkout, cancel, refund, orders, recover, events]
+@click.command()
+@manifest_argument()
+@click.option("--json", "as_json", is_flag=True)
+def audit(manifest: Path, as_json: bool) -> None:
+    """Check every block's own invariants (ledgers balanced, stock equal to its movements)."""
+    with open_stack(manifest) as stack, stack.context(flow="audit", read_only=True) as ctx:
+        findings = stack.hooks.stack_audit(ctx)
+    rows = [{"block": block, "name": f.name, "ok": f.ok, "detail": f.detail} for block, f in findings]
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(
+            "Audit",
+            ["", "block", "invariant", "detail"],
+            [["[green]✓[/]" if r["ok"] else "[red]✗[/]", r["block"], r["name"], r["detail"]] for r in rows],
+        )
+    if not all(r["ok"] for r in rows):
+        fail(f"{sum(not r['ok'] for r in rows)} invariants do not hold", 3)
+
+
+COMMANDS = [checkout, cancel, refund, orders, recover, events, audit]

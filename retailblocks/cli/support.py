@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from retailblocks.errors import RetailBlocksError
+from retailblocks.errors import EnvironmentFailure, RetailBlocksError
 
 if TYPE_CHECKING:
     from retailblocks.assembly.stack import Stack
@@ -39,9 +41,23 @@ def manifest_argument() -> Callable[[F], F]:
     return decorator
 
 
+def one_line(text: str) -> str:
+    """``text`` with its line breaks (and the runs of blanks around them) folded into single spaces."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def report(message: str, *, label: str = "error") -> None:
+    """Print ``label: message`` as one line on stderr.
+
+    ``message`` is shown as written: it quotes the manifest and the operator's input, so square
+    brackets in it (a YAML key ``"[/x]"``) are text, never rich markup that could swallow or crash it.
+    """
+    error_console.print(f"[bold red]{label}:[/] {escape(one_line(message))}", soft_wrap=True)
+
+
 def fail(message: str, status: int = 2) -> NoReturn:
     """Print one line to stderr and exit with ``status`` (2: bad input, 1: the environment failed)."""
-    error_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    report(message)
     sys.exit(status)
 
 
@@ -54,25 +70,68 @@ def reporting_errors() -> Iterator[None]:
         fail(str(error), error.exit_status)
 
 
+def assemble_stack(manifest: Path | str, **options: Any) -> Stack:
+    """:func:`retailblocks.assemble` for a command: storage that cannot be prepared (a file where the
+    database's directory should be, a file that is not a database) is a failure of the environment,
+    reported as one line with exit status 1, not as an internal error."""
+    import sqlalchemy.exc
+
+    from retailblocks.assembly.stack import assemble
+    from retailblocks.storage import describe_url
+
+    try:
+        return assemble(manifest, **options)
+    except OSError as error:
+        where = f" {error.filename}" if error.filename else ""
+        raise EnvironmentFailure(
+            f"{manifest}: cannot prepare the stack's storage:{where}: {error.strerror or error}"
+        ) from None
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        original = getattr(error, "orig", None)
+        reason = one_line(str(original if original is not None else error)) or type(error).__name__
+        try:
+            from retailblocks.manifest import load_manifest
+
+            database = describe_url(load_manifest(manifest).database_url)
+        except Exception:
+            database = "the database"
+        raise EnvironmentFailure(f"{manifest}: cannot prepare the stack's storage in {database}: {reason}") from None
+
+
 @contextmanager
 def open_stack(manifest: Path | str, **options: Any) -> Iterator[Stack]:
     """Assemble the stack for an operator command, report errors cleanly, close it afterwards."""
-    from retailblocks.assembly.stack import assemble
-
     with reporting_errors():
-        stack = assemble(manifest, **options)
+        stack = assemble_stack(manifest, **options)
         try:
             yield stack
         finally:
             stack.close()
 
 
+#: Status marks some commands put in table cells as markup; every other string cell is shown as text.
+_STATUS_MARKS = frozenset({"[green]✓[/]", "[red]✗[/]", "[yellow]![/]"})
+
+
+def cell(value: object) -> RenderableType:
+    """A table cell: ``None`` is empty, rich renderables (``Text("✓", style="green")``) pass through,
+    anything else is shown as its text, never read as rich markup (it may be a SKU or a reason)."""
+    if value is None:
+        return ""
+    if isinstance(value, Text):
+        return value
+    text = str(value)
+    if text in _STATUS_MARKS:
+        return Text.from_markup(text)
+    return Text(text)
+
+
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     for column in columns:
-        table.add_column(column)
+        table.add_column(escape(column))
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        table.add_row(*(cell(value) for value in row))
     console.print(table)
 
 

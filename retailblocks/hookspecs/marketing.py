@@ -7,7 +7,7 @@ stacking policy decides; every adjustment carries its reason and who funds it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from retailblocks.hookspecs._markers import hookspec
@@ -51,3 +51,15 @@ def marketing_redeem(
 @hookspec
 def marketing_release(ctx: FlowContext, order_id: str) -> None:
     """Compensation for :func:`marketing_redeem`: give back the order's coupon uses and budget. Idempotent."""
+
+
+@hookspec
+def marketing_issue_coupons(
+    ctx: FlowContext, promotion_id: str, member_ids: Sequence[str], idempotency_key: str
+) -> Mapping[str, str] | None:
+    """Issue single-member coupon codes for ``promotion_id``: ``{member_id: code}``.
+
+    A block that does not know ``promotion_id`` returns None, so the core can ask every marketing block
+    and take the answer of the one that owns the promotion. Idempotent per key and member: issuing again
+    with the same key returns the same codes, and members new to the list get new ones. Optional.
+    """

@@ -7,13 +7,17 @@ offline store re-syncing, a retried checkout) changes nothing the second time.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+import attrs
+
 from retailblocks.hookspecs._markers import hookspec
+from retailblocks.model import Money
 
 if TYPE_CHECKING:
     from retailblocks.context import FlowContext
-    from retailblocks.model import Identity, Member, Money, Order, PointsMovement
+    from retailblocks.model import Identity, Member, Order, PointsMovement
 
 
 @hookspec(firstresult=True)
@@ -56,3 +60,32 @@ def membership_adjust(
 ) -> PointsMovement:
     """Post ``points`` (signed) to a member outside any order: a goodwill credit, a partner transfer.
     Never lets the balance fall below zero. Idempotent per key."""
+
+
+@attrs.frozen
+class PartnerPointsMovement:
+    """Points that crossed between this programme and a partner's, as the settlement report reads them.
+
+    ``points`` is signed from the member's side: positive when the member brought the partner's points
+    in (the partner owes the merchant ``value``), negative when the member sent points out (the merchant
+    owes the partner). ``value`` is what ``abs(points)`` of our points are worth at the programme's
+    configured points value, so a report built twice from the same ledger gives the same money.
+    """
+
+    journal_id: str
+    member_id: str
+    partner: str
+    points: int
+    partner_points: int
+    value: Money
+    at: datetime
+
+
+@hookspec(firstresult=True)
+def membership_partner_movements(
+    ctx: FlowContext, partner: str, since: datetime, until: datetime
+) -> Sequence[PartnerPointsMovement]:
+    """Every exchange of points with ``partner`` posted in ``[since, until)``, oldest first. Read-only.
+
+    Optional: a stack whose membership block does not answer it settles partner-funded discounts only.
+    """

@@ -22,10 +22,12 @@ from retailblocks.manifest.loader import load_manifest, parse_manifest
 from retailblocks.manifest.model import (
     SUPPORTED_VERSION,
     BlockEntry,
+    Campaign,
     Manifest,
     Partner,
     PartnerType,
     Routing,
+    Segment,
 )
 from retailblocks.manifest.nodes import Node
 from retailblocks.manifest.units import format_duration, parse_duration, parse_weight
@@ -38,6 +40,7 @@ __all__ = [
     "SECRET_MASK",
     "SUPPORTED_VERSION",
     "BlockEntry",
+    "Campaign",
     "ConfigTypeError",
     "Manifest",
     "ManifestError",
@@ -46,6 +49,7 @@ __all__ = [
     "PartnerType",
     "Positioned",
     "Routing",
+    "Segment",
     "SourcePosition",
     "build_config",
     "config_fingerprint",

@@ -227,6 +227,44 @@ def manifest_json_schema(block_configs: Mapping[str, type[Any]]) -> dict[str, An
             "type": {"enum": [kind.value for kind in PartnerType]},
         },
     }
+    count = {"type": "integer", "minimum": 0}
+    day = {"type": "string", "format": "date"}
+    names = {"type": "array", "items": {"type": "string", "minLength": 1}}
+    segment = {
+        "type": "object",
+        "required": ["id"],
+        "additionalProperties": False,
+        "description": "members picked by rules over the fused profile; every rule given must hold",
+        "properties": {
+            "id": _SLUG,
+            "description": {"type": "string"},
+            "min_orders": count,
+            "max_orders": count,
+            "min_spend": money,
+            "max_spend": money,
+            "purchased_within_days": count,
+            "not_purchased_for_days": count,
+            "tiers": names,
+            "channels": names,
+            "skus": names,
+            "categories": names,
+            "last_purchase_before": day,
+            "last_purchase_after": day,
+        },
+    }
+    campaign = {
+        "type": "object",
+        "required": ["id", "segment", "promotion", "channel"],
+        "additionalProperties": False,
+        "description": "coupons of one promotion issued to a segment through a channel",
+        "properties": {
+            "id": _SLUG,
+            "segment": _SLUG,
+            "promotion": {"type": "string", "minLength": 1},
+            "channel": _SLUG,
+            "description": {"type": "string"},
+        },
+    }
     return {
         "$schema": DIALECT,
         "title": "retailblocks manifest (blocks.yaml)",
@@ -265,6 +303,8 @@ def manifest_json_schema(block_configs: Mapping[str, type[Any]]) -> dict[str, An
                 },
             },
             "partners": {"type": "array", "items": partner},
+            "segments": {"type": "array", "items": segment},
+            "campaigns": {"type": "array", "items": campaign},
         },
         "$defs": {
             "block": _block_schema(block_configs),

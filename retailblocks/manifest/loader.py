@@ -40,6 +40,8 @@ _TOP_KEYS = (
     "blocks",
     "routing",
     "partners",
+    "segments",
+    "campaigns",
 )
 _REQUIRED_TOP_KEYS = ("version", "merchant", "channels", "blocks")
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -118,6 +120,15 @@ def _parse(data: bytes | str, file: str, environ: Mapping[str, str] | None) -> M
     blocks = _blocks(entries["blocks"])
     routing = _routing(entries["routing"], [b.id for b in blocks]) if "routing" in entries else Routing()
     partners = _partners(entries["partners"], merchant.id) if "partners" in entries else ()
+    # Imported here: the audience module reuses this module's readers.
+    from retailblocks.manifest.audience import parse_campaigns, parse_segments
+
+    segments = (
+        parse_segments(entries["segments"], merchant.currency, channel_ids, catalog) if "segments" in entries else ()
+    )
+    campaigns = (
+        parse_campaigns(entries["campaigns"], [s.id for s in segments], channel_ids) if "campaigns" in entries else ()
+    )
     return Manifest(
         path=manifest_path,
         version=version,
@@ -128,6 +139,8 @@ def _parse(data: bytes | str, file: str, environ: Mapping[str, str] | None) -> M
         blocks=blocks,
         routing=routing,
         partners=partners,
+        segments=segments,
+        campaigns=campaigns,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 
 import attrs
@@ -17,7 +18,7 @@ from packaging.specifiers import SpecifierSet
 
 from retailblocks.manifest.errors import SourcePosition
 from retailblocks.manifest.nodes import Node
-from retailblocks.model import Channel, Merchant, Product
+from retailblocks.model import Channel, Merchant, Money, Product
 
 SUPPORTED_VERSION = 1
 
@@ -34,6 +35,43 @@ class Partner:
     id: str
     name: str
     type: PartnerType
+
+
+@attrs.frozen
+class Segment:
+    """Members picked by rules over their fused profile; every rule given must hold (they are ANDed).
+
+    Spend is net of refunds over orders that were not cancelled; ``channels`` is channel affinity (the
+    member bought in at least one of them); ``skus`` and ``categories`` match anything ever bought; the
+    ``last_purchase_*`` dates are compared with the day of the last purchase (UTC), ``before`` exclusive
+    and ``after`` inclusive.
+    """
+
+    id: str
+    description: str = ""
+    min_orders: int | None = None
+    max_orders: int | None = None
+    min_spend: Money | None = None
+    max_spend: Money | None = None
+    purchased_within_days: int | None = None
+    not_purchased_for_days: int | None = None
+    tiers: frozenset[str] = frozenset()
+    channels: frozenset[str] = frozenset()
+    skus: frozenset[str] = frozenset()
+    categories: frozenset[str] = frozenset()
+    last_purchase_before: date | None = None
+    last_purchase_after: date | None = None
+
+
+@attrs.frozen
+class Campaign:
+    """Coupons of one promotion issued to one segment's members through one channel."""
+
+    id: str
+    segment: str
+    promotion: str
+    channel: str
+    description: str = ""
 
 
 @attrs.frozen
@@ -85,6 +123,8 @@ class Manifest:
     blocks: tuple[BlockEntry, ...]
     routing: Routing
     partners: tuple[Partner, ...]
+    segments: tuple[Segment, ...] = ()
+    campaigns: tuple[Campaign, ...] = ()
 
     def block(self, block_id: str) -> BlockEntry:
         """The entry with instance id ``block_id``; ``KeyError`` when there is none."""

@@ -1,0 +1,140 @@
+"""The manifest's ``segments:`` and ``campaigns:``: who to reach over the fused member profile, and how.
+
+::
+
+    segments:
+      - id: bean-lovers
+        categories: [beans]
+        min_orders: 2
+        purchased_within_days: 60
+    campaigns:
+      - {id: beans-back, segment: bean-lovers, promotion: beans-10, channel: miniprogram}
+
+Rules are checked here against what the manifest itself declares (channels, catalog); a campaign's
+promotion belongs to a marketing block's configuration and is checked when the campaign runs.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from retailblocks.manifest import readers
+from retailblocks.manifest.errors import ManifestError
+from retailblocks.manifest.loader import _channel_ref, _money, _slug, _unique
+from retailblocks.manifest.model import Campaign, Segment
+from retailblocks.manifest.nodes import Node
+from retailblocks.model import Money, Product
+
+_COUNT_RULES = ("min_orders", "max_orders", "purchased_within_days", "not_purchased_for_days")
+_MONEY_RULES = ("min_spend", "max_spend")
+_DATE_RULES = ("last_purchase_before", "last_purchase_after")
+_SEGMENT_KEYS = (
+    "id",
+    "description",
+    *_COUNT_RULES,
+    *_MONEY_RULES,
+    "tiers",
+    "channels",
+    "skus",
+    "categories",
+    *_DATE_RULES,
+)
+_CAMPAIGN_KEYS = ("id", "segment", "promotion", "channel", "description")
+
+
+def parse_segments(
+    node: Node, currency: str, channel_ids: list[str], catalog: tuple[Product, ...]
+) -> tuple[Segment, ...]:
+    seen: dict[str, Node] = {}
+    segments: list[Segment] = []
+    for item in readers.sequence(node):
+        entries = readers.check_keys(item, _SEGMENT_KEYS, ("id",))
+        segment_id = _slug(entries["id"])
+        _unique(entries["id"], segment_id, seen, "segment id")
+        counts = {key: _count(entries[key]) for key in _COUNT_RULES if key in entries}
+        money: dict[str, Money] = {key: _money(entries[key], currency) for key in _MONEY_RULES if key in entries}
+        dates = {key: _date(entries[key]) for key in _DATE_RULES if key in entries}
+        skus = _references(entries.get("skus"), [p.sku for p in catalog], "SKU")
+        categories = _references(entries.get("categories"), sorted({p.category for p in catalog}), "category")
+        channels = frozenset(_channel_ref(ref, channel_ids) for ref in _list(entries.get("channels")))
+        tiers = frozenset(readers.string(ref) for ref in _list(entries.get("tiers")))
+        _ordered(entries, counts, "min_orders", "max_orders")
+        _ordered(entries, {k: v.amount for k, v in money.items()}, "min_spend", "max_spend")
+        segments.append(
+            Segment(
+                id=segment_id,
+                description=readers.string(entries["description"]) if "description" in entries else "",
+                tiers=tiers,
+                channels=channels,
+                skus=skus,
+                categories=categories,
+                **counts,
+                **money,
+                **dates,
+            )
+        )
+    return tuple(segments)
+
+
+def parse_campaigns(node: Node, segment_ids: list[str], channel_ids: list[str]) -> tuple[Campaign, ...]:
+    seen: dict[str, Node] = {}
+    campaigns: list[Campaign] = []
+    for item in readers.sequence(node):
+        entries = readers.check_keys(item, _CAMPAIGN_KEYS, ("id", "segment", "promotion", "channel"))
+        campaign_id = _slug(entries["id"])
+        _unique(entries["id"], campaign_id, seen, "campaign id")
+        segment_node = entries["segment"]
+        segment = readers.string(segment_node)
+        if segment not in segment_ids:
+            declared = ", ".join(segment_ids) or "none; declare it under 'segments:'"
+            raise ManifestError.at(
+                segment_node,
+                f"unknown segment {segment!r}{readers.suggestion(segment, segment_ids)} (declared segments: {declared})",
+            )
+        campaigns.append(
+            Campaign(
+                id=campaign_id,
+                segment=segment,
+                promotion=readers.string(entries["promotion"]),
+                channel=_channel_ref(entries["channel"], channel_ids),
+                description=readers.string(entries["description"]) if "description" in entries else "",
+            )
+        )
+    return tuple(campaigns)
+
+
+def _list(node: Node | None) -> tuple[Node, ...]:
+    return () if node is None else readers.sequence(node)
+
+
+def _count(node: Node) -> int:
+    value = readers.integer(node)
+    if value < 0:
+        raise ManifestError.at(node, f"expected a whole number >= 0 (got {node.describe()})")
+    return value
+
+
+def _date(node: Node) -> date:
+    text = readers.string(node)
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ManifestError.at(node, f"expected a date like '2026-06-01' (got {node.describe()})") from None
+
+
+def _references(node: Node | None, known: list[str], what: str) -> frozenset[str]:
+    values: list[str] = []
+    for ref in _list(node):
+        value = readers.string(ref)
+        # Without a catalog the manifest cannot know what exists; the catalog, when given, is the truth.
+        if known and value not in known:
+            raise ManifestError.at(
+                ref, f"unknown {what} {value!r}{readers.suggestion(value, known)} (the catalog has: {', '.join(known)})"
+            )
+        values.append(value)
+    return frozenset(values)
+
+
+def _ordered(entries: dict[str, Node], values: dict[str, int], low: str, high: str) -> None:
+    if low in values and high in values and values[low] > values[high]:
+        raise ManifestError.at(entries[high], f"{high} is below {low}; no member could match this segment")
