@@ -35,6 +35,7 @@ from retailblocks.model import (
     OrderStatus,
     PaymentRequest,
 )
+from retailblocks.simulation.moments import Moments
 from retailblocks.simulation.invariants import Invariant, check_invariants, stock_snapshot
 from retailblocks.simulation.profile import PaymentChoice, Profile
 
@@ -59,6 +60,8 @@ class DayResult:
     invariants: list[Invariant] = attrs.field(factory=list)
     orders: list[Order] = attrs.field(factory=list)
     notes: list[str] = attrs.field(factory=list)
+    #: Units an operator added (positive) or wrote off (negative) during the day, per SKU.
+    stock_adjustments: Counter[str] = attrs.field(factory=Counter)
 
     @property
     def ok(self) -> bool:
@@ -90,6 +93,7 @@ class RetailDay:
                 self.stack.hooks.inventory_adjust(
                     ctx, line.sku, line.location, line.quantity, "opening stock", f"sim-{self.seed}-stock-{index}"
                 )
+        Moments(self).opening()
         if "gift_card" in self.methods and any(p.split_gift_card for p in self.profile.payments):
             value = Money.parse(f"{self.profile.gift_card_value} {self.stack.currency}")
             for index in range(max(4, self.profile.members // 4)):
@@ -161,6 +165,16 @@ class RetailDay:
         if choice.split_gift_card and self.gift_cards:
             amount = Money(rng.randint(1, 20) * 100, self.stack.currency)
             payments.append(PaymentRequest("gift_card", amount, {"code": rng.choice(self.gift_cards)}))
+        # Wallets and welcome points belong to the members who joined with their phone (see Moments).
+        known_member = any(i.kind.value == "phone" for i in identities)
+        if choice.points_share_percent and known_member and "points" in self.methods:
+            # A member spends a few yuan of points and pays the rest by card.
+            amount = Money(rng.randint(1, 3) * 100, self.stack.currency)
+            payments.append(PaymentRequest("points", amount, {}))
+            payments.append(PaymentRequest("card", None, {"card_number": choice.card_number}))
+            return tuple(payments)
+        if choice.method == "wallet" and not known_member:
+            choice = PaymentChoice(weight=1)  # no wallet: pays by card
         details = {"card_number": choice.card_number} if choice.method == "card" else {}
         payments.append(PaymentRequest(choice.method, None, details))
         return tuple(payments)
@@ -208,6 +222,7 @@ class RetailDay:
                 for future in [pool.submit(shop, n) for n in range(orders)]:
                     future.result()
         self._aftercare(result)
+        Moments(self).after_hours(result)
         if self.clock is not None:
             self.clock.advance(timedelta(hours=1))
         recovery = self.stack.recover()
@@ -216,7 +231,7 @@ class RetailDay:
         self.stack.dispatch_events()
         result.seconds = time.perf_counter() - started
         result.orders = list(self.stack.orders())
-        result.invariants = check_invariants(self.stack, before, result.orders)
+        result.invariants = check_invariants(self.stack, before, result.orders, result.stock_adjustments)
         return result
 
     def _aftercare(self, result: DayResult) -> None:
@@ -236,6 +251,50 @@ class RetailDay:
                     result.refunds += 1
             except BusinessRejection as rejection:
                 result.rejections[f"aftercare_{rejection.cause}"] += 1
+
+
+#: What the events of a day say the stack did, in a merchant's words.
+FEATURES = {
+    "stock.reserved": "stock reserved for checkouts",
+    "stock.expired": "abandoned reservations expired",
+    "stock.returned": "units returned to stock",
+    "stock.adjusted": "operator stock adjustments",
+    "stock.low": "low-stock alerts",
+    "order.backordered": "orders sold on back-order",
+    "payment.authorized": "payments authorized",
+    "payment.declined": "payments declined",
+    "payment.voided": "authorizations voided",
+    "payment.refunded": "refunds to the original payment",
+    "stored_value.issued": "gift cards and wallets issued",
+    "points.held": "points spent as payment",
+    "points.earned": "points earned",
+    "points.reversed": "points reversed for refunds",
+    "points.expired": "points expired",
+    "member.enrolled": "members enrolled",
+    "member.identity_linked": "identities linked across channels",
+    "member.merged": "members merged across channels",
+    "member.tier_changed": "members moved up a tier",
+    "promotion.redeemed": "promotions and coupons redeemed",
+    "shipment.created": "shipments booked",
+    "shipment.ready_for_pickup": "click-and-collect orders ready",
+    "shipment.collected": "orders collected or carried out",
+    "shipment.delivered": "parcels delivered",
+    "order.cancelled": "orders cancelled",
+    "order.refunded": "refunds by line",
+}
+
+
+def features_exercised(stack: Stack) -> dict[str, int]:
+    """How often the day did each thing, counted from the event outbox."""
+    import sqlalchemy as sa
+
+    from retailblocks.storage.tables import outbox
+
+    with stack.engine.connect() as connection:
+        connection.info["read_only"] = True
+        counts = dict(connection.execute(sa.select(outbox.c.type, sa.func.count()).group_by(outbox.c.type)).all())
+        connection.rollback()
+    return {label: int(counts.get(event_type, 0)) for event_type, label in FEATURES.items()}
 
 
 def summarize(stack: Stack, result: DayResult) -> dict[str, Any]:
@@ -268,6 +327,7 @@ def summarize(stack: Stack, result: DayResult) -> dict[str, Any]:
         "members_buying": len(members),
         "seconds": round(result.seconds, 2),
         "orders_per_second": round(result.attempted / result.seconds, 1) if result.seconds else None,
+        "features": features_exercised(stack),
         "invariants": [{"name": i.name, "ok": i.ok, "detail": i.detail} for i in result.invariants],
         "ok": result.ok,
         "notes": result.notes,

@@ -47,11 +47,14 @@ def backordered_units(stack: Stack) -> Counter[str]:
     return waiting
 
 
-def check_invariants(stack: Stack, before: Sequence[StockLevel], orders: Sequence[Order]) -> list[Invariant]:
+def check_invariants(
+    stack: Stack, before: Sequence[StockLevel], orders: Sequence[Order], adjusted: Counter[str] | None = None
+) -> list[Invariant]:
+    """Check the day against the stock ``before`` it; ``adjusted`` is what operators added or removed."""
     after = stock_snapshot(stack)
     waiting = backordered_units(stack)
     checks = [
-        _stock_conserved(before, after, orders, waiting),
+        _stock_conserved(before, after, orders, waiting, adjusted or Counter()),
         _nothing_held(after, waiting),
         _paid_orders_have_payments(stack, orders),
         _failed_orders_hold_no_money(stack, orders),
@@ -65,7 +68,11 @@ def check_invariants(stack: Stack, before: Sequence[StockLevel], orders: Sequenc
 
 
 def _stock_conserved(
-    before: Sequence[StockLevel], after: Sequence[StockLevel], orders: Sequence[Order], waiting: Counter[str]
+    before: Sequence[StockLevel],
+    after: Sequence[StockLevel],
+    orders: Sequence[Order],
+    waiting: Counter[str],
+    adjusted: Counter[str],
 ) -> Invariant:
     on_hand_before: Counter[str] = Counter()
     on_hand_after: Counter[str] = Counter()
@@ -80,6 +87,8 @@ def _stock_conserved(
                 # The simulation restocks every refunded unit.
                 shipped[line.sku] += line.quantity - line.refunded_quantity
     shipped.subtract(waiting)  # sold, but still waiting for stock to arrive
+    for sku, delta in adjusted.items():
+        on_hand_before[sku] += delta  # operators' adjustments are not sales
     wrong = [
         f"{sku}: {on_hand_before[sku]} → {on_hand_after[sku]} but {shipped[sku]} sold"
         for sku in sorted(set(on_hand_before) | set(on_hand_after) | set(shipped))

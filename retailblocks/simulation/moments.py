@@ -1,0 +1,115 @@
+"""The scripted moments of a simulated day, around the random shoppers.
+
+Random carts exercise most of what a stack does; some features need a particular moment: members who
+join before the shops open and top up their wallets, a shopper who abandons a cart (its reservation
+expires), parcels travelling to the door and pickups collected, an operator counting a shelf and writing
+off a broken mug, and — a year later — points that were never spent expiring.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from retailblocks.errors import BusinessRejection, InvalidInput
+from retailblocks.model import Identity, Money, OrderStatus, ShipmentStatus, StockDemand
+
+if TYPE_CHECKING:
+    from retailblocks.simulation.day import DayResult, RetailDay
+
+WELCOME_POINTS = 500
+
+
+class Moments:
+    def __init__(self, day: RetailDay):
+        self.day = day
+        self.stack = day.stack
+        self.hooks = day.stack.hooks
+        self.rng = random.Random(f"{day.seed}:moments")
+
+    def opening(self) -> None:
+        """Members who joined in a store with their phone: welcome points and a topped-up wallet."""
+        if not self.hooks.provides("membership_identify"):
+            return
+        wallets = "wallet" in self.day.methods
+        for person in range(self.day.profile.members):
+            phone = Identity("phone", f"+86138{person:08d}")
+            with self.stack.context(self._store_channel(), flow="simulation") as ctx:
+                member = self.hooks.membership_identify(ctx, [phone], True)
+                if member is None:
+                    continue
+                if self.hooks.provides("membership_adjust"):
+                    self.hooks.membership_adjust(ctx, member.id, WELCOME_POINTS, "welcome bonus",
+                                                 f"sim-{self.day.seed}-welcome-{person}")
+            if wallets:
+                with self.stack.context(flow="simulation") as ctx:
+                    self.hooks.payment_issue(ctx, "wallet", Money(20000, self.stack.currency), member.id,
+                                             f"sim-{self.day.seed}-wallet-{person}")
+
+    def after_hours(self, result: DayResult) -> None:
+        self._abandoned_cart(result)
+        self._parcels_travel(result)
+        self._stock_count(result)
+        self._a_year_later(result)
+
+    def _store_channel(self) -> str | None:
+        stores = [c.id for c in self.day.channels if c.type.value == "store"]
+        return stores[0] if stores else None
+
+    def _abandoned_cart(self, result: DayResult) -> None:
+        """A shopper reserves the last units in a basket and never pays: the reservation expires."""
+        online = [c.id for c in self.day.channels if c.type.value == "online"]
+        if not online:
+            return
+        sku = self.day.skus[0]
+        try:
+            with self.stack.context(online[0], flow="simulation") as ctx:
+                locations = self.hooks.inventory_locations(ctx)
+                self.hooks.inventory_reserve(ctx, [StockDemand(sku, 1)], locations, True, timedelta(minutes=15))
+        except BusinessRejection:
+            return
+        if self.day.clock is not None:
+            self.day.clock.advance(timedelta(minutes=30))
+        result.notes.append(f"an abandoned basket held 1 × {sku} for 15 minutes; maintenance released it")
+
+    def _parcels_travel(self, result: DayResult) -> None:
+        """Carriers report parcels shipped, in transit and delivered; shoppers collect their pickups."""
+        if not self.hooks.implementers("logistics_track"):
+            return
+        moved = 0
+        for order in self.stack.orders(status=OrderStatus.FULFILLED.value):
+            for shipment in order.shipments:
+                steps: list[ShipmentStatus] = []
+                if shipment.status is ShipmentStatus.PENDING:
+                    steps = [ShipmentStatus.SHIPPED, ShipmentStatus.IN_TRANSIT, ShipmentStatus.DELIVERED]
+                elif shipment.status is ShipmentStatus.READY_FOR_PICKUP:
+                    steps = [ShipmentStatus.COLLECTED]
+                for status in steps:
+                    with self.stack.context(order.channel, flow="simulation", flow_id=order.id) as ctx:
+                        self.hooks.logistics_track(ctx, shipment.block, shipment.id, status, "carrier update")
+                moved += bool(steps)
+        result.notes.append(f"{moved} shipments tracked to the door or collected in store")
+
+    def _stock_count(self, result: DayResult) -> None:
+        """Closing time: a broken item is written off and a shelf is counted."""
+        if not self.day.profile.stock or not self.hooks.provides("inventory_adjust"):
+            return
+        line = max(self.day.profile.stock, key=lambda stock_line: stock_line.quantity)
+        try:
+            with self.stack.context(flow="simulation") as ctx:
+                self.hooks.inventory_adjust(ctx, line.sku, line.location, -1, "broken in the stockroom",
+                                            f"sim-{self.day.seed}-write-off")
+        except InvalidInput:
+            return  # everything on that shelf is sold or held: nothing to break
+        result.stock_adjustments[line.sku] -= 1
+        result.notes.append(f"1 × {line.sku} written off at {line.location}")
+
+    def _a_year_later(self, result: DayResult) -> None:
+        """Unspent points expire after their validity; maintenance posts the expiries."""
+        if self.day.clock is None or not self.hooks.provides("membership_identify"):
+            return
+        self.day.clock.advance(timedelta(days=400))
+        with self.stack.context(flow="maintenance") as ctx:
+            self.hooks.stack_maintain(ctx)
+        result.notes.append("a year later, unspent points expired")
