@@ -140,5 +140,6 @@ def member(phone: str) -> tuple[Identity, ...]:
 def levels(stack: Stack) -> dict[tuple[str, str], tuple[int, int, int]]:
     with stack.context(flow="test", read_only=True) as ctx:
         return {
-            (l.sku, l.location): (l.on_hand, l.reserved, l.allocated) for l in stack.hooks.inventory_levels(ctx, [])
+            (level.sku, level.location): (level.on_hand, level.reserved, level.allocated)
+            for level in stack.hooks.inventory_levels(ctx, [])
         }

@@ -96,11 +96,25 @@ def validate_block_class(name: str, candidate: object) -> str | None:
         return f"entry point {name!r} does not point at a retailblocks.Block subclass (got {candidate!r})"
     if candidate.name != name:
         return f"block class {candidate.__qualname__} is named {candidate.name!r} but its entry point is {name!r}"
-    if not _API.match(candidate.core_api):
+    # A third party's class can declare anything; each attribute is checked for its type before use, so a
+    # sloppy declaration (``core_api = 1.0``) is reported as that block's problem, not as a crash of every
+    # command.
+    core_api: object = candidate.core_api
+    if not (isinstance(core_api, str) and _API.match(core_api)):
         return f"block {name!r} declares core_api {candidate.core_api!r}; expected 'major.minor' such as '1.0'"
-    unknown = [c for c in candidate.capabilities if c not in set(Capability)]
+    capabilities: object = candidate.capabilities
+    if isinstance(capabilities, str) or not isinstance(capabilities, frozenset | set | tuple | list):
+        return f"block {name!r} declares capabilities {capabilities!r}; expected a set such as {{'payment'}}"
+    unknown = [c for c in capabilities if not isinstance(c, str) or c not in set(Capability)]
     if unknown:
-        return f"block {name!r} declares unknown capabilities {unknown}"
+        return f"block {name!r} declares unknown capabilities {unknown}; known: {', '.join(Capability)}"
+    methods: object = candidate.payment_methods
+    if (
+        isinstance(methods, str)
+        or not isinstance(methods, tuple | list)
+        or not all(isinstance(m, str) and m for m in methods)
+    ):
+        return f"block {name!r} declares payment_methods {methods!r}; expected a tuple of method names"
     return None
 
 

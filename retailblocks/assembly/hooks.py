@@ -306,6 +306,12 @@ class HookRelay:
         )
         return result
 
+    def membership_order_points(self, ctx: FlowContext, order_id: str) -> int | None:
+        if not self.provides("membership_order_points"):
+            return None
+        result: int = self._one("membership_order_points", ctx, order_id=order_id)
+        return result
+
     def membership_adjust(
         self, ctx: FlowContext, member_id: str, points: int, reason: str, idempotency_key: str
     ) -> PointsMovement:

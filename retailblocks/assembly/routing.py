@@ -17,7 +17,7 @@ from retailblocks.hookspecs import (
     capability_of,
     dispatch_of,
 )
-from retailblocks.manifest import Manifest, ManifestError
+from retailblocks.manifest import Manifest, ManifestError, SourcePosition
 
 if TYPE_CHECKING:
     from retailblocks.assembly.stack import AssembledBlock
@@ -36,9 +36,11 @@ def plan_routing(manifest: Manifest, blocks: Sequence[AssembledBlock], pm: plugg
     provided = {c for b in blocks for c in b.instance.capabilities}
     missing = sorted(c.value for c in FLOW_CAPABILITIES if c not in provided)
     if missing:
-        raise AssemblyError(
-            f"the manifest {manifest.path} has no block providing {', '.join(missing)}; the order flows "
-            "need one (add a block to `blocks:` — `blocks plugins` lists what is installed)"
+        where = blocks[0].entry.position.with_path("blocks") if blocks else SourcePosition(str(manifest.path))
+        raise ManifestError.at(
+            where,
+            f"no block provides {', '.join(missing)}; the order flows need one (add a block to `blocks:` — "
+            "`blocks plugins` lists what is installed)",
         )
 
     providers: dict[str, str] = {}
@@ -49,10 +51,11 @@ def plan_routing(manifest: Manifest, blocks: Sequence[AssembledBlock], pm: plugg
         kind = dispatch_of(hook)
         if kind is Dispatch.ONE_PROVIDER:
             if len(implementers) > 1:
-                raise AssemblyError(
+                second = next(b for b in blocks if b.entry.id == implementers[1])
+                raise ManifestError.at(
+                    second.entry.position_of("use"),
                     f"blocks {', '.join(repr(i) for i in implementers)} all answer {hook}, which one block "
                     f"must answer; keep one {capability_of(hook)} provider in the manifest",
-                    block=implementers[1],
                 )
             providers[hook] = implementers[0]
         else:
@@ -118,9 +121,10 @@ def _route_payment(manifest: Manifest, blocks: Sequence[AssembledBlock]) -> dict
         if method in routes:
             continue
         if len(block_ids) > 1:
-            raise AssemblyError(
+            raise ManifestError.at(
+                payment_blocks[block_ids[1]].entry.position_of("use"),
                 f"payment method {method!r} is offered by several blocks ({', '.join(block_ids)}); say which one "
-                f"answers it under `routing: payment: {{{method}: <block id>}}` in the manifest"
+                f"answers it under `routing: payment: {{{method}: <block id>}}` in the manifest",
             )
         routes[method] = block_ids[0]
     return routes

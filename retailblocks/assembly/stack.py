@@ -23,7 +23,7 @@ from retailblocks.assembly.hooks import HookRelay
 from retailblocks.assembly.routing import plan_routing
 from retailblocks.clock import Clock, IdFactory, RandomIds, SystemClock
 from retailblocks.context import FlowContext
-from retailblocks.errors import AssemblyError, UnknownChannel
+from retailblocks.errors import AssemblyError, EnvironmentFailure, UnknownChannel
 from retailblocks.fusion.block import FUSION_ID, FusionBlock
 from retailblocks.hookspecs import PROJECT, SPEC_MODULES
 from retailblocks.manifest import (
@@ -36,13 +36,15 @@ from retailblocks.manifest import (
 )
 from retailblocks.manifest.readers import suggestion
 from retailblocks.model import Channel, Product
-from retailblocks.storage import UnitOfWork, check_reachable, create_engine, migrate
+from retailblocks.storage import UnitOfWork, check_reachable, create_engine, describe_url, migrate
 from retailblocks.storage.engine import sqlite_path
 
 if TYPE_CHECKING:
     from retailblocks.flows.api import OrderFlows
 
 CORE_ID = "core"
+#: Blocks the core registers in every stack; manifest entries may not take their ids.
+CORE_BLOCK_IDS = (CORE_ID, FUSION_ID)
 
 
 @attrs.frozen
@@ -85,6 +87,12 @@ def plan(
 
     assembled: list[AssembledBlock] = []
     for entry in manifest.blocks:
+        if entry.id in CORE_BLOCK_IDS:
+            raise ManifestError.at(
+                entry.position_of("id"),
+                f"block id {entry.id!r} is reserved for the core's own blocks ({', '.join(CORE_BLOCK_IDS)}); "
+                "give this entry another `id`",
+            )
         info = available.get(entry.use)
         if info is None:
             hint = suggestion(entry.use, available)
@@ -175,29 +183,52 @@ def assemble(
     left half-way and whose lease has run out, so a restart heals what the crash broke.
     """
     the_plan = plan(manifest_path, environ=environ, installed=installed)
+    engine = prepare_storage(the_plan)
+    stack = Stack(the_plan, engine, clock or SystemClock(), ids or RandomIds())
+    the_plan.plugin_manager.hook.stack_startup(stack=stack)
+    if recover:
+        stack.recover()
+    return stack
+
+
+def prepare_storage(the_plan: Plan) -> sa.Engine:
+    """Create the database if needed and migrate every owner's tables.
+
+    Storage that cannot be prepared (a file where the database's directory should be, a file that is not
+    a database, a server that refuses) is a failure of the environment, reported in one sentence.
+    """
     url = the_plan.manifest.database_url
+    where = describe_url(url)
     database_file = sqlite_path(url)
-    if database_file is not None:
-        database_file.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url)
+    try:
+        if database_file is not None:
+            database_file.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+    except OSError as error:
+        raise EnvironmentFailure(
+            f"{the_plan.manifest.path}: cannot prepare the stack's storage at {where}: {error.strerror or error}"
+        ) from None
     try:
         check_reachable(engine)
         owners: dict[str, list[Any]] = {}
-        for block_id in [CORE_ID, FUSION_ID, *[b.entry.id for b in the_plan.blocks]]:
+        for block_id in [*CORE_BLOCK_IDS, *[b.entry.id for b in the_plan.blocks]]:
             plugin = the_plan.plugin_manager.get_plugin(block_id)
             function = getattr(plugin, "stack_migrations", None)
             if function is not None:
                 owner = plugin.name if isinstance(plugin, Block) else block_id
                 owners.setdefault(owner, list(function()))
         migrate(engine, owners)
+    except sa.exc.SQLAlchemyError as error:
+        engine.dispose()
+        original = getattr(error, "orig", None) or error
+        reason = " ".join(str(original).split()) or type(error).__name__
+        raise EnvironmentFailure(
+            f"{the_plan.manifest.path}: cannot prepare the stack's storage in {where}: {reason}"
+        ) from None
     except BaseException:
         engine.dispose()
         raise
-    stack = Stack(the_plan, engine, clock or SystemClock(), ids or RandomIds())
-    the_plan.plugin_manager.hook.stack_startup(stack=stack)
-    if recover:
-        stack.recover()
-    return stack
+    return engine
 
 
 class Stack:

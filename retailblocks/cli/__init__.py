@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
-from retailblocks.cli import assemble_commands, order_commands, simulation_commands
+from retailblocks.cli import assemble_commands, fusion_commands, order_commands, simulation_commands
 from retailblocks.cli.support import report
 from retailblocks.errors import RetailBlocksError
 
@@ -121,7 +121,7 @@ def cli() -> None:
     """Assemble a retailer's systems from blocks, and run orders through them."""
 
 
-for module in (assemble_commands, order_commands, simulation_commands):
+for module in (assemble_commands, order_commands, simulation_commands, fusion_commands):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from retailblocks.cli.support import (
     console,
@@ -25,6 +26,7 @@ from retailblocks.model import (
     Identity,
     Money,
     Order,
+    OrderStatus,
     PaymentRequest,
 )
 from retailblocks.model.serialize import to_data
@@ -51,8 +53,8 @@ def show_order(order: Order, as_json: bool) -> None:
         return
     summary = order_summary(order)
     console.print(
-        f"[bold]order {order.id}[/] — {summary['status']} in {order.channel}"
-        + (f" for member {order.member_id}" if order.member_id else "")
+        f"[bold]order {escape(order.id)}[/] — {summary['status']} in {escape(order.channel)}"
+        + (f" for member {escape(order.member_id)}" if order.member_id else "")
     )
     print_table(
         "Lines",
@@ -63,7 +65,7 @@ def show_order(order: Order, as_json: bool) -> None:
         ],
     )
     for adjustment in order.adjustments:
-        console.print(f"  − {adjustment.amount} {adjustment.reason} (funded by {adjustment.funder})")
+        console.print(f"  − {adjustment.amount} {escape(adjustment.reason)} (funded by {escape(adjustment.funder)})")
     console.print(
         f"subtotal {order.subtotal}  discount {order.discount}  shipping {order.shipping}  [bold]total {order.total}[/]"
     )
@@ -197,7 +199,7 @@ def refund(manifest: Path, order_id: str, lines: tuple[str, ...], key: str, no_r
 
 @click.command()
 @manifest_argument()
-@click.option("--status")
+@click.option("--status", type=click.Choice([s.value for s in OrderStatus]))
 @click.option("--channel")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -291,8 +293,8 @@ def events(
                     )
                 else:
                     console.print(
-                        f"{event.id:>6} {str(event.occurred_at)[:19]} [bold]{event.type:<24}[/] "
-                        f"{event.source:<14} {event.order_id or '':<28} {event.payload}",
+                        f"{event.id:>6} {str(event.occurred_at)[:19]} [bold]{escape(event.type):<24}[/] "
+                        f"{escape(event.source):<14} {escape(event.order_id or ''):<28} {escape(str(event.payload))}",
                         soft_wrap=True,
                     )
 

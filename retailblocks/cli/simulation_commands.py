@@ -26,6 +26,7 @@ def run_day(
     profile_path: Path | None,
     as_json: bool,
     title: str = "Simulated day",
+    story: bool = False,
 ) -> dict[str, Any]:
     from retailblocks.assembly.stack import assemble
     from retailblocks.clock import ManualClock, RandomIds
@@ -50,6 +51,10 @@ def run_day(
                 task = bar.add_task(title, total=orders)
                 result = day.run(orders, workers=workers, progress=lambda n: bar.advance(task, n))
             summary = summarize(stack, result)
+            if story:  # the demo runs the example's campaigns; a plain simulation leaves them alone
+                from retailblocks.fusion.story import boundaryless_summary
+
+                summary["boundaryless"] = boundaryless_summary(stack)
             summary["seed"], summary["workers"] = seed, workers
         finally:
             stack.close()
@@ -73,6 +78,11 @@ def show_summary(summary: dict[str, Any]) -> None:
         print_table("Orders by channel", ["channel", "orders"], list(summary["orders_by_channel"].items()))
     if summary["discounts_by_funder"]:
         print_table("Discounts by funder", ["funder", "amount"], list(summary["discounts_by_funder"].items()))
+    features = summary.get("features", {})
+    if features:
+        done = [[label, count] for label, count in features.items() if count]
+        print_table(f"What the day exercised ({len(done)} of {len(features)})", ["", "times"], done)
+    show_boundaryless(summary.get("boundaryless"))
     print_table(
         "Invariants",
         ["", "invariant", "detail"],
@@ -80,6 +90,31 @@ def show_summary(summary: dict[str, Any]) -> None:
     )
     for note in summary.get("notes", []):
         console.print(f"note: {note}")
+
+
+def show_boundaryless(story: dict[str, Any] | None) -> None:
+    """Members fused across channels, what each partner owes, and what each campaign reached."""
+    if not story:
+        return
+    console.print(
+        f"[bold]Boundaryless[/]: {story['members']} members fused, {story['members_in_several_channels']} buying in "
+        f"several channels, {story['members_with_several_identities']} known by several identities"
+    )
+    if story["settlements"]:
+        print_table(
+            "Partner settlement (the day)",
+            ["partner", "partner owes", "merchant owes", "net"],
+            [
+                [p, s["partner_owes_merchant"], s["merchant_owes_partner"], s["net"]]
+                for p, s in story["settlements"].items()
+            ],
+        )
+    if story["campaigns"]:
+        print_table(
+            "Campaigns",
+            ["campaign", "segment", "reach", "redemptions", "revenue"],
+            [[c, r["segment"], r["reach"], r["redemptions"], r["revenue"]] for c, r in story["campaigns"].items()],
+        )
 
 
 @click.command()
@@ -134,6 +169,7 @@ def demo(orders: int, seed: int, workers: int, keep: Path | None, as_json: bool)
             profile_path=None,
             as_json=as_json,
             title="A retail day",
+            story=True,
         )
     finally:
         if keep is None:

@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from retailblocks.errors import EnvironmentFailure, RetailBlocksError
+from retailblocks.errors import RetailBlocksError
 
 if TYPE_CHECKING:
     from retailblocks.assembly.stack import Stack
@@ -71,31 +71,10 @@ def reporting_errors() -> Iterator[None]:
 
 
 def assemble_stack(manifest: Path | str, **options: Any) -> Stack:
-    """:func:`retailblocks.assemble` for a command: storage that cannot be prepared (a file where the
-    database's directory should be, a file that is not a database) is a failure of the environment,
-    reported as one line with exit status 1, not as an internal error."""
-    import sqlalchemy.exc
-
+    """:func:`retailblocks.assemble` for a command (kept as the one place commands assemble through)."""
     from retailblocks.assembly.stack import assemble
-    from retailblocks.storage import describe_url
 
-    try:
-        return assemble(manifest, **options)
-    except OSError as error:
-        where = f" {error.filename}" if error.filename else ""
-        raise EnvironmentFailure(
-            f"{manifest}: cannot prepare the stack's storage:{where}: {error.strerror or error}"
-        ) from None
-    except sqlalchemy.exc.SQLAlchemyError as error:
-        original = getattr(error, "orig", None)
-        reason = one_line(str(original if original is not None else error)) or type(error).__name__
-        try:
-            from retailblocks.manifest import load_manifest
-
-            database = describe_url(load_manifest(manifest).database_url)
-        except Exception:
-            database = "the database"
-        raise EnvironmentFailure(f"{manifest}: cannot prepare the stack's storage in {database}: {reason}") from None
+    return assemble(manifest, **options)
 
 
 @contextmanager
@@ -129,7 +108,9 @@ def cell(value: object) -> RenderableType:
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     table = Table(title=escape(title), title_justify="left")
     for column in columns:
-        table.add_column(escape(column))
+        # On a narrow terminal a long value wraps inside its cell rather than losing its end to an ellipsis:
+        # ids, distributions and versions are what an operator reads the table for.
+        table.add_column(escape(column), overflow="fold")
     for row in rows:
         table.add_row(*(cell(value) for value in row))
     console.print(table)

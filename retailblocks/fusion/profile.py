@@ -10,13 +10,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import attrs
 
-from retailblocks.assembly.stack import Stack
 from retailblocks.context import FlowContext
+from retailblocks.fusion._time import as_utc
 from retailblocks.fusion.timeline import signal_counts
 from retailblocks.model import Member, Money, Order, OrderStatus
+
+if TYPE_CHECKING:
+    from retailblocks.assembly.stack import Stack
 
 #: Orders that never became a sale (or were undone entirely) say nothing about a member's buying.
 NOT_SALES = frozenset({OrderStatus.PENDING, OrderStatus.FAILED, OrderStatus.CANCELLED})
@@ -100,9 +104,10 @@ def build_profiles(
     profiles: dict[str, MemberProfile] = {}
     for member_id in sorted(aliases):
         member = resolver.member(member_id)
-        bought = sorted(by_member.get(member_id, []), key=lambda o: (o.created_at, o.id))
+        bought = sorted(by_member.get(member_id, []), key=lambda o: (as_utc(o.created_at), o.id))
         identities = tuple(str(i) for i in member.identities) if member is not None else ()
-        last = bought[-1].created_at if bought else None
+        first = as_utc(bought[0].created_at) if bought else None
+        last = as_utc(bought[-1].created_at) if bought else None
         skus = frozenset(line.sku for order in bought for line in order.lines)
         profiles[member_id] = MemberProfile(
             member_id=member_id,
@@ -112,13 +117,13 @@ def build_profiles(
             member_ids=tuple(sorted(aliases[member_id] | {member_id})),
             orders=len(bought),
             monetary=Money(sum(net_amount(order) for order in bought), stack.currency),
-            first_purchase=bought[0].created_at if bought else None,
+            first_purchase=first,
             last_purchase=last,
             recency_days=(now - last).days if last is not None else None,
             channel_mix=dict(sorted(Counter(order.channel for order in bought).items())),
             skus=skus,
             categories=frozenset(stack.catalog[sku].category for sku in skus if sku in stack.catalog),
-            signals=sum(signals.get(owner, 0) for owner in (*aliases[member_id], member_id, *identities)),
+            signals=sum(signals.get(owner, 0) for owner in {*aliases[member_id], member_id, *identities}),
         )
     return profiles
 

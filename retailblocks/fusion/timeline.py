@@ -10,6 +10,7 @@ import attrs
 import sqlalchemy as sa
 
 from retailblocks.context import Event, FlowContext
+from retailblocks.fusion._time import as_utc
 from retailblocks.fusion.tables import insert_new, timeline
 from retailblocks.model import ChannelType
 
@@ -98,15 +99,13 @@ def read_timeline(
 ) -> list[TimelineEntry]:
     """Every entry of the member known by any of ``member_ids`` (merged members included) or, for external
     signals, by any of ``identities``; oldest first."""
-    condition = timeline.c.member_id.in_(sorted(member_ids))
-    if identities:
-        condition = condition | timeline.c.identity.in_(sorted(identities))
+    condition = sa.or_(timeline.c.member_id.in_(sorted(member_ids)), timeline.c.identity.in_(sorted(identities)))
     rows = connection.execute(
         sa.select(timeline).where(condition).order_by(timeline.c.occurred_at, timeline.c.id)
     ).mappings()
     return [
         TimelineEntry(
-            at=row["occurred_at"],
+            at=as_utc(row["occurred_at"]),
             kind=row["kind"],
             channel=row["channel"],
             source=row["source"],

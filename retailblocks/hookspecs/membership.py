@@ -89,3 +89,10 @@ def membership_partner_movements(
 
     Optional: a stack whose membership block does not answer it settles partner-funded discounts only.
     """
+
+
+@hookspec(firstresult=True)
+def membership_order_points(ctx: FlowContext, order_id: str) -> int:
+    """Points ``order_id`` earned, net of what was taken back for it (0 for a cancelled order once its
+    reversal is posted). Optional: lets simulations and operators check that no cancelled order keeps
+    its points."""

@@ -23,7 +23,7 @@ from retailblocks.manifest.errors import ManifestError
 from retailblocks.manifest.loader import _channel_ref, _money, _slug, _unique
 from retailblocks.manifest.model import Campaign, Segment
 from retailblocks.manifest.nodes import Node
-from retailblocks.model import Money, Product
+from retailblocks.model import Product
 
 _COUNT_RULES = ("min_orders", "max_orders", "purchased_within_days", "not_purchased_for_days")
 _MONEY_RULES = ("min_spend", "max_spend")
@@ -52,7 +52,7 @@ def parse_segments(
         segment_id = _slug(entries["id"])
         _unique(entries["id"], segment_id, seen, "segment id")
         counts = {key: _count(entries[key]) for key in _COUNT_RULES if key in entries}
-        money: dict[str, Money] = {key: _money(entries[key], currency) for key in _MONEY_RULES if key in entries}
+        money = {key: _money(entries[key], currency) for key in _MONEY_RULES if key in entries}
         dates = {key: _date(entries[key]) for key in _DATE_RULES if key in entries}
         skus = _references(entries.get("skus"), [p.sku for p in catalog], "SKU")
         categories = _references(entries.get("categories"), sorted({p.category for p in catalog}), "category")
@@ -64,13 +64,18 @@ def parse_segments(
             Segment(
                 id=segment_id,
                 description=readers.string(entries["description"]) if "description" in entries else "",
+                min_orders=counts.get("min_orders"),
+                max_orders=counts.get("max_orders"),
+                min_spend=money.get("min_spend"),
+                max_spend=money.get("max_spend"),
+                purchased_within_days=counts.get("purchased_within_days"),
+                not_purchased_for_days=counts.get("not_purchased_for_days"),
                 tiers=tiers,
                 channels=channels,
                 skus=skus,
                 categories=categories,
-                **counts,
-                **money,
-                **dates,
+                last_purchase_before=dates.get("last_purchase_before"),
+                last_purchase_after=dates.get("last_purchase_after"),
             )
         )
     return tuple(segments)
@@ -89,7 +94,8 @@ def parse_campaigns(node: Node, segment_ids: list[str], channel_ids: list[str]) 
             declared = ", ".join(segment_ids) or "none; declare it under 'segments:'"
             raise ManifestError.at(
                 segment_node,
-                f"unknown segment {segment!r}{readers.suggestion(segment, segment_ids)} (declared segments: {declared})",
+                f"unknown segment {segment!r}{readers.suggestion(segment, segment_ids)} "
+                f"(declared segments: {declared})",
             )
         campaigns.append(
             Campaign(

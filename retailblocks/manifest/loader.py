@@ -205,7 +205,11 @@ def _database(node: Node | None, merchant_id: str, directory: Path) -> str:
     url = readers.string(node).strip()
     shown = repr(_mask_password(url))
     if url.startswith(("postgresql://", "postgresql+psycopg://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
+        normalized = "postgresql+psycopg://" + url.split("://", 1)[1]
+        problem = _postgres_problem(normalized)
+        if problem:
+            raise ManifestError.at(node, f"invalid PostgreSQL URL {shown}: {problem}")
+        return normalized
     if url.startswith("sqlite:"):
         if not url.startswith("sqlite:///"):
             raise ManifestError.at(
@@ -228,6 +232,22 @@ def _database(node: Node | None, merchant_id: str, directory: Path) -> str:
     scheme = url.split("://", 1)[0] if "://" in url else ""
     hint = " (write 'postgresql://')" if scheme == "postgres" else ""
     raise ManifestError.at(node, f"unsupported database URL {shown}{hint}; {_SUPPORTED_DATABASES}")
+
+
+def _postgres_problem(url: str) -> str | None:
+    """What is wrong with a PostgreSQL URL that can be told without connecting, or None."""
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.make_url(url)
+        port = parsed.port
+    except (sa.exc.ArgumentError, ValueError) as error:
+        return str(error).split("\n")[0] or "it cannot be parsed"
+    if port is not None and not 0 < port < 65536:
+        return f"port {port} is out of range (1–65535)"
+    if not parsed.database:
+        return "it names no database (…/<database> at the end)"
+    return None
 
 
 def _channels(node: Node) -> tuple[Channel, ...]:

@@ -12,11 +12,20 @@ from retailblocks.model.address import Fulfilment, FulfilmentKind
 from retailblocks.model.member import Identity
 from retailblocks.model.money import Money
 
+#: More units than any cart line can hold: a guard against typos and overflow, not a business rule.
+MAX_LINE_QUANTITY = 1_000_000
+
+
+def _line_quantity(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    positive(instance, attribute, value)
+    if value > MAX_LINE_QUANTITY:
+        raise InvalidValue(f"'quantity' must be at most {MAX_LINE_QUANTITY:,} (got {value})")
+
 
 @attrs.frozen
 class CartLine:
     sku: str = attrs.field(validator=non_empty)
-    quantity: int = attrs.field(validator=positive)
+    quantity: int = attrs.field(validator=_line_quantity)
 
 
 @attrs.frozen

@@ -35,8 +35,8 @@ from retailblocks.model import (
     OrderStatus,
     PaymentRequest,
 )
-from retailblocks.simulation.moments import Moments
 from retailblocks.simulation.invariants import Invariant, check_invariants, stock_snapshot
+from retailblocks.simulation.moments import Moments
 from retailblocks.simulation.profile import PaymentChoice, Profile
 
 IDENTITY_FOR_CHANNEL = {
@@ -82,6 +82,8 @@ class RetailDay:
             )
         self.methods = set(stack.hooks.routing.payment_methods)
         self.gift_cards: list[str] = []
+        #: identity value → (coupon code, channel it is valid in), filled by the midday campaigns
+        self.campaign_coupons: dict[str, tuple[str, str | None]] = {}
         self._lock = threading.Lock()
 
     # -- opening ----------------------------------------------------------------------------------
@@ -116,6 +118,7 @@ class RetailDay:
             for _ in range(rng.randint(1, self.profile.max_lines))
         ]
         identities: tuple[Identity, ...] = ()
+        person: int | None = None
         if rng.randrange(100) >= self.profile.guest_percent:
             person = rng.randrange(self.profile.members)
             kind = self.profile.identity_kinds.get(channel.id) or IDENTITY_FOR_CHANNEL[channel.type]
@@ -130,6 +133,14 @@ class RetailDay:
             for c in self.profile.coupons
             if (not c.channels or channel.id in c.channels) and rng.randrange(100) < c.probability_percent
         )[:1]
+        if person is not None:
+            # A member who got a campaign coupon signs in with the phone it was sent to and uses it.
+            phone = Identity("phone", f"+86138{person:08d}")
+            offer = self.campaign_coupons.get(phone.value)
+            if offer is not None and offer[1] in (None, channel.id):
+                coupons = (offer[0],)
+                if phone not in identities:
+                    identities += (phone,)
         payments = self._payments(rng, identities)
         replay = rng.randrange(100) < self.profile.replay_percent
         cart = Cart(
@@ -214,13 +225,22 @@ class RetailDay:
                 if progress is not None:
                     progress(1)
 
-        if workers <= 1:
-            for n in range(orders):
-                shop(n)
-        else:
+        def shop_range(numbers: range) -> None:
+            if workers <= 1:
+                for n in numbers:
+                    shop(n)
+                return
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                for future in [pool.submit(shop, n) for n in range(orders)]:
+                for future in [pool.submit(shop, n) for n in numbers]:
                     future.result()
+
+        # At midday the merchant runs its campaigns over what the morning taught it; afternoon shoppers
+        # bring the coupons they received.
+        midday = orders // 2 if self.stack.manifest.campaigns else orders
+        shop_range(range(midday))
+        if midday < orders:
+            self.campaign_coupons = Moments(self).midday_campaigns(result)
+        shop_range(range(midday, orders))
         self._aftercare(result)
         Moments(self).after_hours(result)
         if self.clock is not None:
@@ -292,7 +312,8 @@ def features_exercised(stack: Stack) -> dict[str, int]:
 
     with stack.engine.connect() as connection:
         connection.info["read_only"] = True
-        counts = dict(connection.execute(sa.select(outbox.c.type, sa.func.count()).group_by(outbox.c.type)).all())
+        rows = connection.execute(sa.select(outbox.c.type, sa.func.count()).group_by(outbox.c.type)).all()
+        counts: dict[str, int] = {str(event_type): int(count) for event_type, count in rows}
         connection.rollback()
     return {label: int(counts.get(event_type, 0)) for event_type, label in FEATURES.items()}
 

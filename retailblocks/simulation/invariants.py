@@ -58,6 +58,7 @@ def check_invariants(
         _nothing_held(after, waiting),
         _paid_orders_have_payments(stack, orders),
         _failed_orders_hold_no_money(stack, orders),
+        _no_points_without_a_sale(stack, orders),
         _no_saga_left(stack),
         _events_delivered(stack),
     ]
@@ -166,6 +167,23 @@ def _failed_orders_hold_no_money(stack: Stack, orders: Sequence[Order]) -> Invar
         "no captured payment without an order or a refund",
         not wrong,
         "; ".join(wrong[:5]) if wrong else f"{failed} failed checkouts hold nothing",
+    )
+
+
+def _no_points_without_a_sale(stack: Stack, orders: Sequence[Order]) -> Invariant:
+    undone = [o for o in orders if o.member_id and o.status in (OrderStatus.CANCELLED, OrderStatus.FAILED)]
+    kept: list[str] = []
+    with stack.context(flow="audit", read_only=True) as ctx:
+        for order in undone:
+            points = stack.hooks.membership_order_points(ctx, order.id)
+            if points is None:
+                return Invariant("no points for a cancelled or failed order", True, "no membership block to ask")
+            if points:
+                kept.append(f"{order.id} ({order.status.value}) kept {points} points")
+    return Invariant(
+        "no points for a cancelled or failed order",
+        not kept,
+        "; ".join(kept[:5]) or f"{len(undone)} cancelled or failed member orders hold none",
     )
 
 

@@ -40,12 +40,39 @@ class Moments:
                 if member is None:
                     continue
                 if self.hooks.provides("membership_adjust"):
-                    self.hooks.membership_adjust(ctx, member.id, WELCOME_POINTS, "welcome bonus",
-                                                 f"sim-{self.day.seed}-welcome-{person}")
+                    self.hooks.membership_adjust(
+                        ctx, member.id, WELCOME_POINTS, "welcome bonus", f"sim-{self.day.seed}-welcome-{person}"
+                    )
             if wallets:
                 with self.stack.context(flow="simulation") as ctx:
-                    self.hooks.payment_issue(ctx, "wallet", Money(20000, self.stack.currency), member.id,
-                                             f"sim-{self.day.seed}-wallet-{person}")
+                    self.hooks.payment_issue(
+                        ctx,
+                        "wallet",
+                        Money(20000, self.stack.currency),
+                        member.id,
+                        f"sim-{self.day.seed}-wallet-{person}",
+                    )
+
+    def midday_campaigns(self, result: DayResult) -> dict[str, tuple[str, str | None]]:
+        """Run every campaign of the manifest; return who got which coupon, by identity value."""
+        import sqlalchemy as sa
+
+        from retailblocks.fusion.campaigns import run_campaign
+        from retailblocks.fusion.tables import campaign_coupons
+
+        offers: dict[str, tuple[str, str | None]] = {}
+        for campaign in self.stack.manifest.campaigns:
+            run = run_campaign(self.stack, campaign.id)
+            result.notes.append(f"campaign {campaign.id} reached {run.reach} members at midday")
+        with self.stack.context(flow="simulation", read_only=True) as ctx:
+            issued = ctx.db.execute(
+                sa.select(campaign_coupons.c.member_id, campaign_coupons.c.code, campaign_coupons.c.channel)
+            ).all()
+            for member_id, code, channel in issued:
+                member = self.hooks.membership_member(ctx, member_id)
+                for identity in member.identities if member else ():
+                    offers[identity.value] = (code, channel)
+        return offers
 
     def after_hours(self, result: DayResult) -> None:
         self._abandoned_cart(result)
@@ -98,8 +125,9 @@ class Moments:
         line = max(self.day.profile.stock, key=lambda stock_line: stock_line.quantity)
         try:
             with self.stack.context(flow="simulation") as ctx:
-                self.hooks.inventory_adjust(ctx, line.sku, line.location, -1, "broken in the stockroom",
-                                            f"sim-{self.day.seed}-write-off")
+                self.hooks.inventory_adjust(
+                    ctx, line.sku, line.location, -1, "broken in the stockroom", f"sim-{self.day.seed}-write-off"
+                )
         except InvalidInput:
             return  # everything on that shelf is sold or held: nothing to break
         result.stock_adjustments[line.sku] -= 1

@@ -94,8 +94,9 @@ class InventoryContract(_Contract):
         with harness.context(self.channel, flow_id="order-1") as ctx:
             block.inventory_commit(ctx, reservation.id, "order-1")
         with harness.context(self.channel, flow_id="order-1") as ctx:
-            block.inventory_fulfil(ctx, "order-1", [Parcel(line.location, ((line.sku, line.quantity),))
-                                                     for line in reservation.lines])
+            block.inventory_fulfil(
+                ctx, "order-1", [Parcel(line.location, ((line.sku, line.quantity),)) for line in reservation.lines]
+            )
         assert self.available(harness, "A") == 1
         with harness.context(self.channel, flow_id="order-1") as ctx:
             block.inventory_return(ctx, "order-1", reservation.lines, "return-1")
@@ -167,9 +168,8 @@ class PaymentContract(_Contract):
             block.payment_capture(ctx, authorization, self.money(600), "capture-1")  # replay, not a second capture
         with harness.context() as ctx:
             block.payment_refund(ctx, authorization, self.money(400), "refund-1")
-        with pytest.raises(RetailBlocksError):
-            with harness.context() as ctx:
-                block.payment_refund(ctx, authorization, self.money(300), "refund-2")
+        with pytest.raises(RetailBlocksError), harness.context() as ctx:
+            block.payment_refund(ctx, authorization, self.money(300), "refund-2")
         with harness.context() as ctx:
             block.payment_refund(ctx, authorization, self.money(200), "refund-3")
 
@@ -179,6 +179,5 @@ class PaymentContract(_Contract):
         for key in ("void-1", "void-1", "void-2"):
             with harness.context() as ctx:
                 block.payment_void(ctx, authorization, key)
-        with pytest.raises(RetailBlocksError):
-            with harness.context() as ctx:
-                block.payment_capture(ctx, authorization, self.money(800), "capture-after-void")
+        with pytest.raises(RetailBlocksError), harness.context() as ctx:
+            block.payment_capture(ctx, authorization, self.money(800), "capture-after-void")

@@ -173,7 +173,7 @@ def test_a_newer_minor_core_api_is_rejected(tmp_path: Path) -> None:
 
 
 def test_two_providers_of_a_one_provider_hook_are_rejected(tmp_path: Path) -> None:
-    with pytest.raises(AssemblyError, match="all answer inventory_"):
+    with pytest.raises(ManifestError, match=r":6:\d+: blocks\[1\]\.use: .*all answer inventory_"):
         plan(
             manifest(tmp_path, "  - use: mini-inventory\n  - use: second-inventory\n  - use: mini-pay\n"),
             installed=INSTALLED,
@@ -182,7 +182,7 @@ def test_two_providers_of_a_one_provider_hook_are_rejected(tmp_path: Path) -> No
 
 def test_two_payment_blocks_for_one_method_need_routing(tmp_path: Path) -> None:
     blocks = "  - use: mini-inventory\n  - use: mini-pay\n  - use: mini-pay\n    id: backup-pay\n"
-    with pytest.raises(AssemblyError, match="routing: payment"):
+    with pytest.raises(ManifestError, match=r"blocks\[2\]\.use: .*routing: payment"):
         plan(manifest(tmp_path, blocks), installed=INSTALLED)
     routed = plan(manifest(tmp_path, blocks, "routing:\n  payment: {card: backup-pay}\n"), installed=INSTALLED)
     assert routed.relay.routing.payment_methods == {"card": "backup-pay"}
@@ -196,12 +196,12 @@ def test_routing_to_a_block_that_does_not_take_the_method_is_placed(tmp_path: Pa
 
 
 def test_a_capability_without_its_required_hooks_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(AssemblyError, match="incomplete-pay.*payment_capture"):
+    with pytest.raises(AssemblyError, match=r"incomplete-pay.*payment_capture"):
         plan(manifest(tmp_path, "  - use: mini-inventory\n  - use: incomplete-pay\n"), installed=INSTALLED)
 
 
 def test_flows_need_inventory_and_payment(tmp_path: Path) -> None:
-    with pytest.raises(AssemblyError, match="no block providing payment"):
+    with pytest.raises(ManifestError, match="no block provides payment"):
         plan(manifest(tmp_path, "  - use: mini-inventory\n"), installed=INSTALLED)
 
 

@@ -14,8 +14,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_readme_python_example_runs_as_written(tmp_path: Path) -> None:
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
     assert blocks, "the README lost its Python example"
-    shutil.copytree(ROOT / "examples" / "corner-shop", tmp_path / "examples" / "corner-shop",
-                    ignore=shutil.ignore_patterns(".blocks", "blocks.lock"))
+    shutil.copytree(
+        ROOT / "examples" / "corner-shop",
+        tmp_path / "examples" / "corner-shop",
+        ignore=shutil.ignore_patterns(".blocks", "blocks.lock"),
+    )
     script = tmp_path / "readme_example.py"
     script.write_text("\n".join(blocks), encoding="utf-8")
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)

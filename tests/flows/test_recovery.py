@@ -29,6 +29,7 @@ def assert_consistent(stack: Stack, before) -> None:  # type: ignore[no-untyped-
     assert not report.stuck, report
     stack.dispatch_events()
     orders = stack.orders()
+    # Among them: no points kept by a failed or cancelled order (asked of membership per order).
     failures = [f"{i.name}: {i.detail}" for i in check_invariants(stack, before, orders) if not i.ok]
     assert not failures, failures
     for order in orders:
@@ -39,10 +40,6 @@ def assert_consistent(stack: Stack, before) -> None:  # type: ignore[no-untyped-
             OrderStatus.REFUNDED,
             OrderStatus.PARTIALLY_REFUNDED,
         ), order.status
-        if order.status is OrderStatus.FAILED and order.member_id:
-            with stack.context(read_only=True) as ctx:
-                person = stack.hooks.membership_member(ctx, order.member_id)
-            assert person is not None and person.points == 0, "points for an order that failed"
 
 
 @pytest.mark.parametrize("when", ["before", "after"])

@@ -7,10 +7,12 @@ the rule (``members``, ``points``, ``payments``), all writing through the flow's
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 
-from retailblocks import Block, Capability, FlowContext, hookimpl
+from retailblocks import AuditFinding, Block, Capability, FlowContext, hookimpl
 from retailblocks.errors import InvalidValue
+from retailblocks.hookspecs.membership import PartnerPointsMovement
 from retailblocks.model import (
     Identity,
     Member,
@@ -22,7 +24,7 @@ from retailblocks.model import (
     PointsMovement,
 )
 from retailblocks.storage import Migration
-from retailblocks_loyalty import members, payments
+from retailblocks_loyalty import audit, members, payments
 from retailblocks_loyalty import points as points_ops
 from retailblocks_loyalty.config import LoyaltyConfig
 from retailblocks_loyalty.points import JournalEntry
@@ -48,6 +50,14 @@ class Loyalty(Block):
     @hookimpl
     def stack_migrations(self) -> Sequence[Migration]:
         return MIGRATIONS
+
+    @hookimpl
+    def stack_audit(self, ctx: FlowContext) -> Sequence[AuditFinding]:
+        return audit.audit(ctx.db)
+
+    @hookimpl
+    def membership_order_points(self, ctx: FlowContext, order_id: str) -> int:
+        return audit.order_points(ctx.db, order_id)
 
     @hookimpl
     def stack_maintain(self, ctx: FlowContext) -> None:
@@ -88,6 +98,12 @@ class Loyalty(Block):
         self, ctx: FlowContext, member_id: str, points: int, reason: str, idempotency_key: str
     ) -> PointsMovement:
         return points_ops.adjust(ctx, self.config, member_id, points, reason, idempotency_key)
+
+    @hookimpl
+    def membership_partner_movements(
+        self, ctx: FlowContext, partner: str, since: datetime, until: datetime
+    ) -> Sequence[PartnerPointsMovement]:
+        return points_ops.partner_movements(ctx, self.config, partner, since, until)
 
     # -- payment: points as a payment method -----------------------------------------------------
 

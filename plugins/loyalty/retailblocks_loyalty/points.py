@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from retailblocks.context import FlowContext
 from retailblocks.errors import CurrencyMismatch, InvalidValue, UnknownMember
+from retailblocks.hookspecs.membership import PartnerPointsMovement
 from retailblocks.model import Money, Order, PointsMovement
 from retailblocks_loyalty import ledger
 from retailblocks_loyalty.config import LoyaltyConfig
@@ -443,6 +444,37 @@ def partner_balances(ctx: FlowContext, config: LoyaltyConfig) -> dict[str, int]:
     for owner, balance in rows:
         result[owner] = int(balance)
     return result
+
+
+def partner_movements(
+    ctx: FlowContext, config: LoyaltyConfig, partner: str, since: datetime, until: datetime
+) -> list[PartnerPointsMovement]:
+    """The exchanges with ``partner`` journaled in ``[since, until)``, valued at the points value now
+    configured, oldest first: what settlement with the partner is built from."""
+    rows = ctx.db.execute(
+        sa.select(journals.c.id, journals.c.member_id, journals.c.points, journals.c.amount, journals.c.at)
+        .where(
+            journals.c.kind == "exchange",
+            journals.c.reference == partner,
+            journals.c.at >= since,
+            journals.c.at < until,
+        )
+        .order_by(journals.c.at, journals.c.id)
+    ).all()
+    value = config.points_value
+    return [
+        PartnerPointsMovement(
+            journal_id=journal_id,
+            member_id=member_id,
+            partner=partner,
+            points=int(points),
+            partner_points=int(amount or 0),
+            # ``points_value`` is what 100 points are worth; rounding down never overstates a debt.
+            value=Money(abs(int(points)) * value.amount // 100, value.currency),
+            at=at,
+        )
+        for journal_id, member_id, points, amount, at in rows
+    ]
 
 
 def member_journal(ctx: FlowContext, member_id: str) -> list[JournalEntry]:

@@ -183,6 +183,15 @@ class Promotions(Block):
                 member_id=redemption.member_id,
             )
 
+    @hookimpl
+    def marketing_issue_coupons(
+        self, ctx: FlowContext, promotion_id: str, member_ids: Sequence[str], idempotency_key: str
+    ) -> dict[str, str] | None:
+        """Coupons for a campaign; None when the promotion is another block's."""
+        if promotion_id not in self.promotions:
+            return None
+        return self.issue_coupons(ctx, promotion_id, member_ids, idempotency_key)
+
     # --- public methods --------------------------------------------------------------------------
 
     def issue_coupons(

@@ -141,17 +141,14 @@ class SandboxCard(Block):
             # Checked here, as a card form would: a malformed number need not travel to the gateway.
             self._record_decline(ctx, amount, number, "invalid_card", idempotency_key, member_id)
             raise PaymentDeclined(
-                "sandbox-card: the card number is invalid (expected 12 to 19 digits passing the "
-                "Luhn check)",
+                "sandbox-card: the card number is invalid (expected 12 to 19 digits passing the Luhn check)",
                 reason="invalid_card",
             )
         gateway = self._gateway(ctx)
         engine = _engine_of(ctx)
         _note_attempt(engine, ctx, idempotency_key, amount)
         try:
-            charge = self._call(
-                lambda: gateway.authorize(number, amount, idempotency_key=idempotency_key)
-            )
+            charge = self._call(lambda: gateway.authorize(number, amount, idempotency_key=idempotency_key))
         except GatewayDeclined as declined:
             _resolve_attempt_apart(engine, idempotency_key, "declined", ctx)
             self._record_decline(ctx, amount, number, declined.reason, idempotency_key, member_id)
@@ -168,17 +165,12 @@ class SandboxCard(Block):
             raise _core_error(rejected, "authorize") from None
         if charge.amount != amount:
             raise IdempotencyKeyReused(
-                f"idempotency key {idempotency_key!r} already authorized {charge.amount}, "
-                f"not {amount}"
+                f"idempotency key {idempotency_key!r} already authorized {charge.amount}, not {amount}"
             )
-        return self._record_authorization(
-            ctx, charge, member_id=member_id, flow_id=ctx.flow_id or None
-        )
+        return self._record_authorization(ctx, charge, member_id=member_id, flow_id=ctx.flow_id or None)
 
     @hookimpl
-    def payment_status(
-        self, ctx: FlowContext, method: str, idempotency_key: str
-    ) -> PaymentAuthorization | None:
+    def payment_status(self, ctx: FlowContext, method: str, idempotency_key: str) -> PaymentAuthorization | None:
         _check_method(method)
         _check_key(idempotency_key)
         gateway = self._gateway(ctx, writes=False)
@@ -195,9 +187,7 @@ class SandboxCard(Block):
         flow_id = ctx.db.execute(
             sa.select(attempts.c.flow_id).where(attempts.c.idempotency_key == idempotency_key)
         ).scalar()
-        return self._record_authorization(
-            ctx, charge, member_id=None, flow_id=flow_id or ctx.flow_id or None
-        )
+        return self._record_authorization(ctx, charge, member_id=None, flow_id=flow_id or ctx.flow_id or None)
 
     @hookimpl
     def payment_capture(
@@ -219,9 +209,7 @@ class SandboxCard(Block):
         return PaymentCapture(operation.id, authorization.id, operation.amount)
 
     @hookimpl
-    def payment_void(
-        self, ctx: FlowContext, authorization: PaymentAuthorization, idempotency_key: str
-    ) -> None:
+    def payment_void(self, ctx: FlowContext, authorization: PaymentAuthorization, idempotency_key: str) -> None:
         self._check_ours(authorization)
         _check_key(idempotency_key)
         gateway = self._gateway(ctx)
@@ -252,15 +240,9 @@ class SandboxCard(Block):
 
     # --- public helpers -----------------------------------------------------------------------
 
-    def view_of(
-        self, connection: sa.Connection, authorization_id: str
-    ) -> Mapping[Any, Any] | None:
+    def view_of(self, connection: sa.Connection, authorization_id: str) -> Mapping[Any, Any] | None:
         """The block's record of one authorization (amount, captured, refunded…), or None."""
-        return (
-            connection.execute(sa.select(payments).where(payments.c.id == authorization_id))
-            .mappings()
-            .first()
-        )
+        return connection.execute(sa.select(payments).where(payments.c.id == authorization_id)).mappings().first()
 
     # --- the gateway --------------------------------------------------------------------------
 
@@ -286,9 +268,7 @@ class SandboxCard(Block):
             "retry later with the same idempotency key"
         )
 
-    def _operate(
-        self, kind: OperationKind, request: Callable[[], GatewayOperation]
-    ) -> GatewayOperation:
+    def _operate(self, kind: OperationKind, request: Callable[[], GatewayOperation]) -> GatewayOperation:
         try:
             return self._call(request)
         except GatewayTimeout:
@@ -310,8 +290,7 @@ class SandboxCard(Block):
     def _check_ours(self, authorization: PaymentAuthorization) -> None:
         if authorization.block != self.id:
             raise InvalidValue(
-                f"authorization {authorization.id} belongs to block {authorization.block!r}, "
-                f"not to {self.id!r}"
+                f"authorization {authorization.id} belongs to block {authorization.block!r}, not to {self.id!r}"
             )
         _check_method(authorization.method)
 
@@ -401,11 +380,7 @@ class SandboxCard(Block):
         # The row lock serializes this payment's operations (PostgreSQL); SQLite's BEGIN IMMEDIATE
         # already does. Under it, computing the new totals in Python is safe.
         row = (
-            db.execute(
-                sa.select(payments).where(payments.c.id == authorization.id).with_for_update()
-            )
-            .mappings()
-            .one()
+            db.execute(sa.select(payments).where(payments.c.id == authorization.id).with_for_update()).mappings().one()
         )
         inserted = insert_or_ignore(
             db,
@@ -497,25 +472,19 @@ def _check_method(method: str) -> None:
 def _check_key(key: str) -> None:
     if not isinstance(key, str) or not key or len(key) > _MAX_KEY_LENGTH:
         raise InvalidValue(
-            f"an idempotency key must be a non-empty string of at most {_MAX_KEY_LENGTH} "
-            "characters "
-            f"(got {key!r})"
+            f"an idempotency key must be a non-empty string of at most {_MAX_KEY_LENGTH} characters (got {key!r})"
         )
 
 
 def _check_part(authorization: PaymentAuthorization, amount: Money, what: str) -> None:
     if amount.currency != authorization.amount.currency:
         raise CurrencyMismatch(
-            f"cannot {what} {amount} of authorization {authorization.id}, which is in "
-            f"{authorization.amount.currency}"
+            f"cannot {what} {amount} of authorization {authorization.id}, which is in {authorization.amount.currency}"
         )
     if amount.amount <= 0:
         raise InvalidValue(f"the amount to {what} must be > 0 (got {amount})")
     if amount.amount > authorization.amount.amount:
-        raise InvalidValue(
-            f"cannot {what} {amount}: authorization {authorization.id} is for "
-            f"{authorization.amount}"
-        )
+        raise InvalidValue(f"cannot {what} {amount}: authorization {authorization.id} is for {authorization.amount}")
 
 
 def _core_error(rejected: GatewayRejected, what: str) -> Exception:
@@ -529,9 +498,7 @@ def _core_error(rejected: GatewayRejected, what: str) -> Exception:
     return InvalidValue(message)
 
 
-def _ensure_payment(
-    ctx: FlowContext, authorization: PaymentAuthorization, charge: GatewayCharge
-) -> None:
+def _ensure_payment(ctx: FlowContext, authorization: PaymentAuthorization, charge: GatewayCharge) -> None:
     """Make sure the block's view holds the authorization (its authorize step may have failed)."""
     now = ctx.clock.now()
     insert_or_ignore(

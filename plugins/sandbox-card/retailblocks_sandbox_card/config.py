@@ -15,11 +15,7 @@ TEST_KEY_PREFIX = "sk_test_"
 
 def _test_key(_instance: Any, _attribute: Any, value: Any) -> None:
     # Never echo the value: a live key pasted here by mistake must not end up in a log.
-    if (
-        not isinstance(value, str)
-        or not value.startswith(TEST_KEY_PREFIX)
-        or value == TEST_KEY_PREFIX
-    ):
+    if not isinstance(value, str) or not value.startswith(TEST_KEY_PREFIX) or value == TEST_KEY_PREFIX:
         raise InvalidValue(
             f"sandbox-card needs a test key starting with {TEST_KEY_PREFIX!r} "
             "(the value given is not one; it is not shown because it is a secret)"
@@ -28,9 +24,7 @@ def _test_key(_instance: Any, _attribute: Any, value: Any) -> None:
 
 def _non_negative_duration(_instance: Any, attribute: Any, value: Any) -> None:
     if not isinstance(value, timedelta) or value < timedelta(0):
-        raise InvalidValue(
-            f"{attribute.name!r} must be a duration >= 0, e.g. '30s' (got {value!r})"
-        )
+        raise InvalidValue(f"{attribute.name!r} must be a duration >= 0, e.g. '30s' (got {value!r})")
 
 
 def _gateway(_instance: Any, attribute: Any, value: Any) -> None:

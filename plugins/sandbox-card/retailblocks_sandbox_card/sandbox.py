@@ -82,9 +82,7 @@ class SandboxGateway:
                 {
                     "id": self._ids.new_id("ch"),
                     "idempotency_key": idempotency_key,
-                    "request_fingerprint": cards.fingerprint(
-                        card_number, amount.amount, amount.currency
-                    ),
+                    "request_fingerprint": cards.fingerprint(card_number, amount.amount, amount.currency),
                     "currency": amount.currency,
                     "amount": amount.amount,
                     "status": status,
@@ -105,9 +103,7 @@ class SandboxGateway:
                 code=RejectionCode.KEY_REUSED,
             )
         if inserted and timed_out:
-            raise GatewayTimeout(
-                f"the gateway did not answer the authorization {idempotency_key!r}"
-            )
+            raise GatewayTimeout(f"the gateway did not answer the authorization {idempotency_key!r}")
         return self._answer(row, now, key=idempotency_key)
 
     def status(self, idempotency_key: str) -> GatewayCharge | None:
@@ -125,9 +121,7 @@ class SandboxGateway:
     def capture(self, charge_id: str, amount: Money, *, idempotency_key: str) -> GatewayOperation:
         with self._transaction() as connection:
             charge = self._locked_charge(connection, charge_id, amount)
-            replay = self._replay(
-                connection, OperationKind.CAPTURE, charge_id, amount, idempotency_key
-            )
+            replay = self._replay(connection, OperationKind.CAPTURE, charge_id, amount, idempotency_key)
             if replay is not None:
                 return replay
             if charge["voided"]:
@@ -152,9 +146,7 @@ class SandboxGateway:
                     f"{Money(charge['captured'], amount.currency)} captured, {remaining} left",
                     code=RejectionCode.AMOUNT_TOO_LARGE,
                 )
-            return self._record(
-                connection, OperationKind.CAPTURE, charge_id, amount, idempotency_key
-            )
+            return self._record(connection, OperationKind.CAPTURE, charge_id, amount, idempotency_key)
 
     def void(self, charge_id: str, *, idempotency_key: str) -> GatewayOperation:
         with self._transaction() as connection:
@@ -164,9 +156,7 @@ class SandboxGateway:
             if replay is not None:
                 return replay
             released = connection.execute(
-                charges.update()
-                .where(charges.c.id == charge_id, charges.c.voided == sa.false())
-                .values(voided=True)
+                charges.update().where(charges.c.id == charge_id, charges.c.voided == sa.false()).values(voided=True)
             ).rowcount
             # Voiding a voided charge is answered like the first void, without moving anything.
             remainder = charge["amount"] - charge["captured"] if released else 0
@@ -181,9 +171,7 @@ class SandboxGateway:
     def refund(self, charge_id: str, amount: Money, *, idempotency_key: str) -> GatewayOperation:
         with self._transaction() as connection:
             charge = self._locked_charge(connection, charge_id, amount)
-            replay = self._replay(
-                connection, OperationKind.REFUND, charge_id, amount, idempotency_key
-            )
+            replay = self._replay(connection, OperationKind.REFUND, charge_id, amount, idempotency_key)
             if replay is not None:
                 return replay
             moved = connection.execute(
@@ -203,9 +191,7 @@ class SandboxGateway:
                     f"{refundable} refundable",
                     code=RejectionCode.NOT_CAPTURED,
                 )
-            return self._record(
-                connection, OperationKind.REFUND, charge_id, amount, idempotency_key
-            )
+            return self._record(connection, OperationKind.REFUND, charge_id, amount, idempotency_key)
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -222,13 +208,9 @@ class SandboxGateway:
         """What the gateway says about an authorization attempt it holds, at ``now``."""
         if row["status"] == "declined":
             reason = str(row["decline_reason"])
-            raise GatewayDeclined(
-                _DECLINE_MESSAGES.get(CardOutcome(reason), "the card was declined"), reason=reason
-            )
+            raise GatewayDeclined(_DECLINE_MESSAGES.get(CardOutcome(reason), "the card was declined"), reason=reason)
         if row["resolves_at"] is not None and now < as_utc(row["resolves_at"]):
-            raise GatewayTimeout(
-                f"the authorization {key!r} is still being processed by the gateway"
-            )
+            raise GatewayTimeout(f"the authorization {key!r} is still being processed by the gateway")
         if row["status"] == "failed":
             raise GatewayDeclined(
                 "the authorization timed out at the gateway and was not made",
@@ -240,22 +222,14 @@ class SandboxGateway:
     def _charge_row(connection: sa.Connection, condition: Any) -> Mapping[Any, Any] | None:
         return connection.execute(sa.select(charges).where(condition)).mappings().first()
 
-    def _locked_charge(
-        self, connection: sa.Connection, charge_id: str, amount: Money | None
-    ) -> Mapping[Any, Any]:
+    def _locked_charge(self, connection: sa.Connection, charge_id: str, amount: Money | None) -> Mapping[Any, Any]:
         # The row lock serializes operations on one charge (PostgreSQL); SQLite's BEGIN IMMEDIATE
         # already serializes writers.
         row = (
-            connection.execute(
-                sa.select(charges).where(charges.c.id == charge_id).with_for_update()
-            )
-            .mappings()
-            .first()
+            connection.execute(sa.select(charges).where(charges.c.id == charge_id).with_for_update()).mappings().first()
         )
         if row is None or row["status"] != "authorized":
-            raise GatewayRejected(
-                f"no authorized charge {charge_id!r}", code=RejectionCode.NO_SUCH_CHARGE
-            )
+            raise GatewayRejected(f"no authorized charge {charge_id!r}", code=RejectionCode.NO_SUCH_CHARGE)
         if amount is not None and amount.currency != row["currency"]:
             raise GatewayRejected(
                 f"charge {charge_id} is in {row['currency']}, the request is in {amount.currency}",
@@ -272,20 +246,13 @@ class SandboxGateway:
         key: str,
     ) -> GatewayOperation | None:
         """The earlier answer under ``key``, or None if the key is new."""
-        row = (
-            connection.execute(sa.select(operations).where(operations.c.idempotency_key == key))
-            .mappings()
-            .first()
-        )
+        row = connection.execute(sa.select(operations).where(operations.c.idempotency_key == key)).mappings().first()
         if row is None:
             return None
         same = (
             row["kind"] == kind
             and row["charge_id"] == charge_id
-            and (
-                amount is None
-                or (row["amount"] == amount.amount and row["currency"] == amount.currency)
-            )
+            and (amount is None or (row["amount"] == amount.amount and row["currency"] == amount.currency))
         )
         if not same:
             raise GatewayRejected(

@@ -33,9 +33,7 @@ payments = sa.Table(
     sa.Column("brand", sa.String(16), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.CheckConstraint(
-        "refunded <= captured AND captured <= amount", name="sandbox_card_payments_totals"
-    ),
+    sa.CheckConstraint("refunded <= captured AND captured <= amount", name="sandbox_card_payments_totals"),
 )
 
 operations = sa.Table(
@@ -43,9 +41,7 @@ operations = sa.Table(
     metadata,
     sa.Column("id", sa.String(64), primary_key=True),  # the gateway's operation id
     sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),
-    sa.Column(
-        "payment_id", sa.String(64), sa.ForeignKey("sandbox_card_payments.id"), nullable=False
-    ),
+    sa.Column("payment_id", sa.String(64), sa.ForeignKey("sandbox_card_payments.id"), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),
@@ -89,9 +85,7 @@ gateway_charges = sa.Table(
     # Set for time-outs: until then the gateway itself cannot say what happened.
     sa.Column("resolves_at", sa.DateTime(timezone=True)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.CheckConstraint(
-        "refunded <= captured AND captured <= amount", name="sandbox_card_gateway_charges_totals"
-    ),
+    sa.CheckConstraint("refunded <= captured AND captured <= amount", name="sandbox_card_gateway_charges_totals"),
 )
 
 gateway_operations = sa.Table(
@@ -99,9 +93,7 @@ gateway_operations = sa.Table(
     metadata,
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),
-    sa.Column(
-        "charge_id", sa.String(64), sa.ForeignKey("sandbox_card_gateway_charges.id"), nullable=False
-    ),
+    sa.Column("charge_id", sa.String(64), sa.ForeignKey("sandbox_card_gateway_charges.id"), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),

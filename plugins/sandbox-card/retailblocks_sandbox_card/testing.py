@@ -152,9 +152,7 @@ class FakeCardGateway:
             elif timed_out:
                 decline = GatewayDeclined("timed out, not authorized", reason="processing_error")
             resolves_at = self._now() + self._timeout_resolution if timed_out else None
-            self._attempts[idempotency_key] = _Attempt(
-                idempotency_key, fingerprint, charge, decline, resolves_at
-            )
+            self._attempts[idempotency_key] = _Attempt(idempotency_key, fingerprint, charge, decline, resolves_at)
             if timed_out:
                 raise GatewayTimeout(f"no answer to the authorization {idempotency_key!r}")
             return self._answer(self._attempts[idempotency_key])
@@ -175,13 +173,10 @@ class FakeCardGateway:
     def capture(self, charge_id: str, amount: Money, *, idempotency_key: str) -> GatewayOperation:
         def apply(charge: GatewayCharge) -> tuple[GatewayCharge, Money]:
             if charge.voided:
-                raise GatewayRejected(
-                    f"charge {charge_id} was voided", code=RejectionCode.CHARGE_VOIDED
-                )
+                raise GatewayRejected(f"charge {charge_id} was voided", code=RejectionCode.CHARGE_VOIDED)
             if charge.captured + amount.amount > charge.amount.amount:
                 raise GatewayRejected(
-                    f"cannot capture {amount}: "
-                    f"{charge.amount.amount - charge.captured} minor units left",
+                    f"cannot capture {amount}: {charge.amount.amount - charge.captured} minor units left",
                     code=RejectionCode.AMOUNT_TOO_LARGE,
                 )
             return attrs.evolve(charge, captured=charge.captured + amount.amount), amount
@@ -201,8 +196,7 @@ class FakeCardGateway:
         def apply(charge: GatewayCharge) -> tuple[GatewayCharge, Money]:
             if charge.refunded + amount.amount > charge.captured:
                 raise GatewayRejected(
-                    f"cannot refund {amount}: "
-                    f"{charge.captured - charge.refunded} minor units refundable",
+                    f"cannot refund {amount}: {charge.captured - charge.refunded} minor units refundable",
                     code=RejectionCode.NOT_CAPTURED,
                 )
             return attrs.evolve(charge, refunded=charge.refunded + amount.amount), amount
@@ -264,9 +258,7 @@ class FakeCardGateway:
                     )
                 return _evolve_operation(earlier, self._charges[charge_id])
             if script is not None and script.kind == "decline":
-                raise GatewayDeclined(
-                    f"the {kind.value} was declined (scripted)", reason=script.reason
-                )
+                raise GatewayDeclined(f"the {kind.value} was declined (scripted)", reason=script.reason)
             updated, moved = apply(charge)
             operation = GatewayOperation(
                 id=f"{kind.value[:2]}_fake_{next(self._numbers)}",

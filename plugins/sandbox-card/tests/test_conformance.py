@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from retailblocks.testing.conformance import PaymentContract
 from retailblocks_sandbox_card import SandboxCard
 from retailblocks_sandbox_card.config import SandboxCardConfig
+
+from retailblocks.testing.conformance import PaymentContract
 
 
 class TestSandboxCardMeetsTheContract(PaymentContract):

@@ -39,16 +39,31 @@ def audit(connection: sa.Connection) -> list[AuditFinding]:
         allocated[(row[0], row[1])] = int(row[2])
 
     pairs = sorted(set(stock) | set(ledger))
-    off_ledger = [f"{s}@{l}: on hand {stock[(s, l)].on_hand if (s, l) in stock else 0}, movements {ledger[(s, l)]}"
-                  for s, l in pairs if (stock[(s, l)].on_hand if (s, l) in stock else 0) != ledger[(s, l)]]
-    off_reserved = [f"{s}@{l}: reserved {row.reserved}, active reservations {held[(s, l)]}"
-                    for (s, l), row in stock.items() if row.reserved != held[(s, l)]]
-    off_allocated = [f"{s}@{l}: allocated {row.allocated}, orders hold {allocated[(s, l)]}"
-                     for (s, l), row in stock.items() if row.allocated != allocated[(s, l)]]
-    negative = [f"{s}@{l}" for (s, l), row in stock.items() if min(row.on_hand, row.reserved, row.allocated) < 0]
+    on_hand = {pair: stock[pair].on_hand if pair in stock else 0 for pair in pairs}
+    off_ledger = [
+        f"{sku}@{where}: on hand {on_hand[(sku, where)]}, movements {ledger[(sku, where)]}"
+        for sku, where in pairs
+        if on_hand[(sku, where)] != ledger[(sku, where)]
+    ]
+    off_reserved = [
+        f"{sku}@{where}: reserved {row.reserved}, active reservations {held[(sku, where)]}"
+        for (sku, where), row in stock.items()
+        if row.reserved != held[(sku, where)]
+    ]
+    off_allocated = [
+        f"{sku}@{where}: allocated {row.allocated}, orders hold {allocated[(sku, where)]}"
+        for (sku, where), row in stock.items()
+        if row.allocated != allocated[(sku, where)]
+    ]
+    negative = [
+        f"{sku}@{where}" for (sku, where), row in stock.items() if min(row.on_hand, row.reserved, row.allocated) < 0
+    ]
     return [
-        AuditFinding("on hand equals the sum of stock movements", not off_ledger,
-                     "; ".join(off_ledger[:5]) or f"{len(pairs)} positions, {sum(ledger.values())} units"),
+        AuditFinding(
+            "on hand equals the sum of stock movements",
+            not off_ledger,
+            "; ".join(off_ledger[:5]) or f"{len(pairs)} positions, {sum(ledger.values())} units",
+        ),
         AuditFinding("reserved equals the active reservations", not off_reserved, "; ".join(off_reserved[:5])),
         AuditFinding("allocated equals what orders hold", not off_allocated, "; ".join(off_allocated[:5])),
         AuditFinding("no stock figure is negative", not negative, ", ".join(negative[:5])),

@@ -58,9 +58,7 @@ class SqlInventory(Block):
 
     def __init__(self, config: SqlInventoryConfig, *, block_id: str | None = None):
         if not isinstance(config, SqlInventoryConfig):
-            raise InvalidValue(
-                f"sql-inventory needs a SqlInventoryConfig (got {type(config).__name__})"
-            )
+            raise InvalidValue(f"sql-inventory needs a SqlInventoryConfig (got {type(config).__name__})")
         super().__init__(config, block_id=block_id)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -142,9 +140,7 @@ class SqlInventory(Block):
         connection = ctx.db
         plan = self._reserve_plan(connection, totals, candidates, safety, allow_split=allow_split)
         now = ctx.clock.now()
-        reservation = Reservation(
-            id=ctx.ids.new_id("res"), lines=_reserved_stock(plan), expires_at=now + ttl
-        )
+        reservation = Reservation(id=ctx.ids.new_id("res"), lines=_reserved_stock(plan), expires_at=now + ttl)
         connection.execute(
             reservations.insert().values(
                 id=reservation.id,
@@ -217,16 +213,13 @@ class SqlInventory(Block):
             savepoint.rollback()
         sku = next(iter(totals))
         raise OutOfStock(
-            f"{sku!r} kept being taken by concurrent checkouts ({MAX_PLAN_ATTEMPTS} attempts); "
-            "try again",
+            f"{sku!r} kept being taken by concurrent checkouts ({MAX_PLAN_ATTEMPTS} attempts); try again",
             sku=sku,
             requested=totals[sku],
             available=0,
         )
 
-    def _apply_plan(
-        self, connection: sa.Connection, plan: Sequence[PlannedLine], safety: int
-    ) -> bool:
+    def _apply_plan(self, connection: sa.Connection, plan: Sequence[PlannedLine], safety: int) -> bool:
         for line in sorted(plan, key=lambda line: (line.sku, line.location)):
             if not stock.take(
                 connection,
@@ -257,13 +250,9 @@ class SqlInventory(Block):
                     )
                 return
             if row.status == RELEASED:
-                raise InvalidValue(
-                    f"reservation {reservation_id!r} was released; reserve the stock again"
-                )
+                raise InvalidValue(f"reservation {reservation_id!r} was released; reserve the stock again")
             # Expired while the customer paid: take the same stock again if it is still there.
-            if not self._transition(
-                connection, reservation_id, EXPIRED, COMMITTED, now, order_id=order_id
-            ):
+            if not self._transition(connection, reservation_id, EXPIRED, COMMITTED, now, order_id=order_id):
                 return self.inventory_commit(ctx, reservation_id, order_id)
             lines = self._lines_of(connection, [reservation_id])[reservation_id]
             self._retake(connection, lines, self.safety_stock(ctx.channel))
@@ -340,9 +329,7 @@ class SqlInventory(Block):
             return  # committed, released, expired or never made: nothing to give back
         lines = self._lines_of(connection, [reservation_id])[reservation_id]
         self._unreserve(connection, lines)
-        ctx.record(
-            "stock.released", {"reservation_id": reservation_id, "lines": _lines_payload(lines)}
-        )
+        ctx.record("stock.released", {"reservation_id": reservation_id, "lines": _lines_payload(lines)})
 
     def _expire_batch(self, ctx: FlowContext) -> int:
         connection = ctx.db
@@ -362,9 +349,7 @@ class SqlInventory(Block):
         lines = self._lines_of(connection, expired)
         self._unreserve(connection, [line for rid in expired for line in lines[rid]])
         for rid in expired:
-            ctx.record(
-                "stock.expired", {"reservation_id": rid, "lines": _lines_payload(lines[rid])}
-            )
+            ctx.record("stock.expired", {"reservation_id": rid, "lines": _lines_payload(lines[rid])})
         return len(due)
 
     def _unreserve(self, connection: sa.Connection, lines: Iterable[PlannedLine]) -> None:
@@ -396,16 +381,12 @@ class SqlInventory(Block):
         return result.rowcount == 1
 
     def _reservation(self, connection: sa.Connection, reservation_id: str) -> sa.Row[Any]:
-        row = connection.execute(
-            sa.select(reservations).where(reservations.c.id == reservation_id)
-        ).first()
+        row = connection.execute(sa.select(reservations).where(reservations.c.id == reservation_id)).first()
         if row is None:
             raise InvalidValue(f"no reservation {reservation_id!r}")
         return row
 
-    def _lines_of(
-        self, connection: sa.Connection, reservation_ids: Sequence[str]
-    ) -> dict[str, list[PlannedLine]]:
+    def _lines_of(self, connection: sa.Connection, reservation_ids: Sequence[str]) -> dict[str, list[PlannedLine]]:
         lines: dict[str, list[PlannedLine]] = {rid: [] for rid in reservation_ids}
         if not reservation_ids:
             return lines
@@ -415,9 +396,7 @@ class SqlInventory(Block):
             .order_by(reservation_lines.c.sku, reservation_lines.c.location)
         )
         for row in rows:
-            lines[row.reservation_id].append(
-                PlannedLine(row.sku, row.location, row.quantity, row.backordered)
-            )
+            lines[row.reservation_id].append(PlannedLine(row.sku, row.location, row.quantity, row.backordered))
         return lines
 
     # -- orders: shipping and returns ----------------------------------------------------------
@@ -426,9 +405,7 @@ class SqlInventory(Block):
     def inventory_fulfil(self, ctx: FlowContext, order_id: str, parcels: Sequence[Parcel]) -> None:
         """Allocated units leave. A replay (same order, flow and parcels) changes nothing; a second
         shipment of the same order is a new call from another flow, or with other parcels."""
-        units = self._units_by_pair(
-            ((p.location, sku, qty) for p in parcels for sku, qty in p.lines)
-        )
+        units = self._units_by_pair(((p.location, sku, qty) for p in parcels for sku, qty in p.lines))
         if not units:
             return
         connection = ctx.db
@@ -490,9 +467,7 @@ class SqlInventory(Block):
         )
 
     @hookimpl
-    def inventory_return(
-        self, ctx: FlowContext, order_id: str, items: Sequence[ReservedStock], key: str
-    ) -> None:
+    def inventory_return(self, ctx: FlowContext, order_id: str, items: Sequence[ReservedStock], key: str) -> None:
         units = self._units_by_pair((item.location, item.sku, item.quantity) for item in items)
         connection = ctx.db
         now = ctx.clock.now()
@@ -577,9 +552,7 @@ class SqlInventory(Block):
     # -- operator movements --------------------------------------------------------------------
 
     @hookimpl
-    def inventory_adjust(
-        self, ctx: FlowContext, sku: str, location: str, delta: int, reason: str, key: str
-    ) -> int:
+    def inventory_adjust(self, ctx: FlowContext, sku: str, location: str, delta: int, reason: str, key: str) -> int:
         kind = "receive" if isinstance(delta, int) and delta > 0 else "adjust"
         return self._move(ctx, sku, location, delta, kind=kind, reason=reason, key=key)
 
@@ -665,9 +638,7 @@ class SqlInventory(Block):
         """Stock of ``skus`` (all when empty) at every location."""
         return stock.read_levels(ctx.db, skus)
 
-    def movements(
-        self, ctx: FlowContext, skus: Sequence[str] = (), *, limit: int | None = None
-    ) -> list[Movement]:
+    def movements(self, ctx: FlowContext, skus: Sequence[str] = (), *, limit: int | None = None) -> list[Movement]:
         """The ledger, oldest first; the newest ``limit`` rows when given."""
         return stock.read_movements(ctx.db, skus, limit=limit)
 
@@ -747,9 +718,7 @@ class SqlInventory(Block):
 
     def _check_item(self, sku: str, location: str) -> None:
         if not isinstance(sku, str) or not sku.strip() or len(sku) > 100:
-            raise InvalidValue(
-                f"a SKU must be a non-empty string of at most 100 characters (got {sku!r})"
-            )
+            raise InvalidValue(f"a SKU must be a non-empty string of at most 100 characters (got {sku!r})")
         self._check_locations([location])
 
     def _backorder_room(self, connection: sa.Connection, skus: Sequence[str]) -> dict[str, int]:

@@ -19,9 +19,7 @@ _MANIFEST = click.Path(dir_okay=True, path_type=Path)
 
 
 @contextmanager
-def _inventory(
-    manifest: Path, location: str | None = None
-) -> Iterator[tuple[SqlInventory, FlowContext]]:
+def _inventory(manifest: Path, location: str | None = None) -> Iterator[tuple[SqlInventory, FlowContext]]:
     """The stack's inventory block and an operator context that commits when the command ends."""
     from retailblocks.cli.support import fail, open_stack
     from retailblocks_sql_inventory.block import SqlInventory
@@ -32,8 +30,7 @@ def _inventory(
             fail(f"the stack's inventory block {block.id!r} is not sql-inventory")
         if location is not None and location not in block.config.location_ids:
             raise click.BadParameter(
-                f"unknown location {location!r}; known locations: "
-                f"{', '.join(sorted(block.config.location_ids))}",
+                f"unknown location {location!r}; known locations: {', '.join(sorted(block.config.location_ids))}",
                 param_hint="LOCATION",
             )
         with stack.context(channel=None, flow="operator") as ctx:
@@ -97,9 +94,7 @@ def levels_command(manifest: Path, skus: Sequence[str], as_json: bool) -> None:
 @click.argument("sku", callback=_sku)
 @click.argument("location")
 @click.argument("quantity", type=click.IntRange(min=1))
-@click.option(
-    "--reason", default="received", show_default=True, help="Why (a delivery note, a PO)."
-)
+@click.option("--reason", default="received", show_default=True, help="Why (a delivery note, a PO).")
 def receive_command(manifest: Path, sku: str, location: str, quantity: int, reason: str) -> None:
     """Goods arrived: add QUANTITY units of SKU on hand at LOCATION."""
     with _inventory(manifest, location) as (block, ctx):
@@ -142,9 +137,7 @@ def count_command(manifest: Path, sku: str, location: str, counted: int) -> None
 @click.option("--sku", "skus", multiple=True, callback=_sku, help="Only this SKU (repeatable).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the newest N.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def movements_command(
-    manifest: Path, skus: Sequence[str], limit: int | None, as_json: bool
-) -> None:
+def movements_command(manifest: Path, skus: Sequence[str], limit: int | None, as_json: bool) -> None:
     """The movement ledger, oldest first: every change of on hand and why."""
     from retailblocks.cli.support import print_json, print_table
 

@@ -28,9 +28,7 @@ def _positive_duration(_instance: Any, attribute: attrs.Attribute[Any], value: t
 def _coordinate(limit: float) -> Any:
     def check(_instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
         if value is not None and not -limit <= value <= limit:
-            raise InvalidValue(
-                f"{attribute.name!r} must be between -{limit:g} and {limit:g} (got {value!r})"
-            )
+            raise InvalidValue(f"{attribute.name!r} must be between -{limit:g} and {limit:g} (got {value!r})")
 
     return check
 
@@ -53,9 +51,7 @@ def _backorders(_instance: Any, attribute: attrs.Attribute[Any], value: dict[str
 class Location:
     """A place that holds stock: a warehouse, or a store that sells from its shelves."""
 
-    id: str = attrs.field(
-        validator=_non_empty, metadata={"help": "The location's id, e.g. 'sh-dc'."}
-    )
+    id: str = attrs.field(validator=_non_empty, metadata={"help": "The location's id, e.g. 'sh-dc'."})
     name: str = attrs.field(default="", metadata={"help": "A name for people."})
     kind: Literal["warehouse", "store"] = attrs.field(
         default="warehouse", validator=_kind, metadata={"help": "'warehouse' or 'store'."}
@@ -115,9 +111,7 @@ class SqlInventoryConfig:
     low_stock_threshold: int = attrs.field(
         default=0,
         validator=_non_negative,
-        metadata={
-            "help": "Record 'stock.low' when availability at a location drops to this (0: off)."
-        },
+        metadata={"help": "Record 'stock.low' when availability at a location drops to this (0: off)."},
     )
 
     def __attrs_post_init__(self) -> None:
@@ -128,9 +122,7 @@ class SqlInventoryConfig:
                 duplicates.append(location.id)
             seen.add(location.id)
         if duplicates:
-            raise InvalidValue(
-                f"'locations' must have unique ids (got {', '.join(map(repr, duplicates))} twice)"
-            )
+            raise InvalidValue(f"'locations' must have unique ids (got {', '.join(map(repr, duplicates))} twice)")
         for channel_id, sourcing in self.channels.items():
             unknown = [name for name in sourcing.locations if name not in seen]
             if unknown:

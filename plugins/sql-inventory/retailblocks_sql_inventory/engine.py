@@ -126,8 +126,7 @@ def _split(
                 sku,
                 quantity,
                 total + room(sku),
-                f"only {total + room(sku)} of {quantity} units of {sku!r} can be had "
-                f"at {_listed(locations)}",
+                f"only {total + room(sku)} of {quantity} units of {sku!r} can be had at {_listed(locations)}",
             )
         backordered = {locations[0]: remaining} if remaining else {}
         for location in locations:
@@ -155,9 +154,7 @@ def _single_location_shortfall(
     # Every SKU fits somewhere, just not all of them in the same place.
     first = locations[0]
     sku, quantity = next(
-        (sku, quantity)
-        for sku, quantity in demands.items()
-        if quantity - stock(sku, first) > room(sku)
+        (sku, quantity) for sku, quantity in demands.items() if quantity - stock(sku, first) > room(sku)
     )
     return Shortfall(
         sku,
@@ -169,8 +166,4 @@ def _single_location_shortfall(
 
 
 def _listed(locations: Sequence[str]) -> str:
-    return (
-        ", ".join(map(repr, locations))
-        if locations
-        else "no location (the channel sells from none)"
-    )
+    return ", ".join(map(repr, locations)) if locations else "no location (the channel sells from none)"

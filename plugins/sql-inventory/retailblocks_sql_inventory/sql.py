@@ -44,9 +44,7 @@ def check_key(key: str) -> str:
     if not isinstance(key, str) or not key.strip():
         raise InvalidValue(f"an idempotency key must be a non-empty string (got {key!r})")
     if len(key) > MAX_KEY_LENGTH:
-        raise InvalidValue(
-            f"an idempotency key must be at most {MAX_KEY_LENGTH} characters (got {len(key)})"
-        )
+        raise InvalidValue(f"an idempotency key must be at most {MAX_KEY_LENGTH} characters (got {len(key)})")
     return key
 
 
@@ -67,14 +65,10 @@ def claim(connection: sa.Connection, key: str, kind: str, request: Any, now: dat
     with a different request is a caller's mistake and raises :class:`IdempotencyConflict`.
     """
     digest = request_hash(request)
-    if insert_if_absent(
-        connection, operations, {"key": key, "kind": kind, "request_hash": digest, "at": now}
-    ):
+    if insert_if_absent(connection, operations, {"key": key, "kind": kind, "request_hash": digest, "at": now}):
         return Claim(key, True, None)
     row = connection.execute(
-        sa.select(operations.c.kind, operations.c.request_hash, operations.c.result).where(
-            operations.c.key == key
-        )
+        sa.select(operations.c.kind, operations.c.request_hash, operations.c.result).where(operations.c.key == key)
     ).one()
     if row.kind != kind or row.request_hash != digest:
         raise IdempotencyConflict(

@@ -52,9 +52,7 @@ def ensure_level(connection: sa.Connection, sku: str, location: str) -> None:
     )
 
 
-def read_available(
-    connection: sa.Connection, skus: Iterable[str], locations: Iterable[str]
-) -> dict[Pair, int]:
+def read_available(connection: sa.Connection, skus: Iterable[str], locations: Iterable[str]) -> dict[Pair, int]:
     """Availability before safety stock per (SKU, location); a snapshot, for planning only."""
     rows = connection.execute(
         sa.select(levels.c.sku, levels.c.location, _available().label("available")).where(
@@ -66,9 +64,7 @@ def read_available(
 
 def read_outstanding(connection: sa.Connection, skus: Iterable[str]) -> dict[str, int]:
     rows = connection.execute(
-        sa.select(backorders.c.sku, backorders.c.outstanding).where(
-            backorders.c.sku.in_(list(skus))
-        )
+        sa.select(backorders.c.sku, backorders.c.outstanding).where(backorders.c.sku.in_(list(skus)))
     )
     return {row.sku: int(row.outstanding) for row in rows}
 
@@ -125,9 +121,7 @@ def change_on_hand(connection: sa.Connection, sku: str, location: str, delta: in
     where = _level(sku, location)
     if delta < 0:
         where = sa.and_(where, levels.c.on_hand + delta >= levels.c.reserved + levels.c.allocated)
-    result = connection.execute(
-        levels.update().where(where).values(on_hand=levels.c.on_hand + delta)
-    )
+    result = connection.execute(levels.update().where(where).values(on_hand=levels.c.on_hand + delta))
     level = read_level(connection, sku, location)
     if result.rowcount != 1:
         held = level.reserved + level.allocated
@@ -139,9 +133,7 @@ def change_on_hand(connection: sa.Connection, sku: str, location: str, delta: in
     return level.on_hand
 
 
-def read_level(
-    connection: sa.Connection, sku: str, location: str, *, lock: bool = False
-) -> StockLevel:
+def read_level(connection: sa.Connection, sku: str, location: str, *, lock: bool = False) -> StockLevel:
     query = sa.select(levels).where(_level(sku, location))
     if lock:
         query = query.with_for_update()
@@ -151,9 +143,7 @@ def read_level(
     return StockLevel(sku, location, row.on_hand, row.reserved, row.allocated)
 
 
-def read_levels(
-    connection: sa.Connection, skus: Iterable[str] = (), locations: Iterable[str] = ()
-) -> list[StockLevel]:
+def read_levels(connection: sa.Connection, skus: Iterable[str] = (), locations: Iterable[str] = ()) -> list[StockLevel]:
     query = sa.select(levels).order_by(levels.c.sku, levels.c.location)
     skus, locations = list(skus), list(locations)
     if skus:
@@ -161,14 +151,11 @@ def read_levels(
     if locations:
         query = query.where(levels.c.location.in_(locations))
     return [
-        StockLevel(row.sku, row.location, row.on_hand, row.reserved, row.allocated)
-        for row in connection.execute(query)
+        StockLevel(row.sku, row.location, row.on_hand, row.reserved, row.allocated) for row in connection.execute(query)
     ]
 
 
-def add_backorders(
-    connection: sa.Connection, units: Mapping[str, int], limits: Mapping[str, int]
-) -> bool:
+def add_backorders(connection: sa.Connection, units: Mapping[str, int], limits: Mapping[str, int]) -> bool:
     """Count ``units`` more back-ordered units per SKU, within each SKU's allowance; False if one
     would exceed it (a concurrent checkout took the room)."""
     for sku in sorted(units):
@@ -225,9 +212,7 @@ def record_movement(
     )
 
 
-def read_movements(
-    connection: sa.Connection, skus: Iterable[str] = (), *, limit: int | None = None
-) -> list[Movement]:
+def read_movements(connection: sa.Connection, skus: Iterable[str] = (), *, limit: int | None = None) -> list[Movement]:
     query = sa.select(movements).order_by(movements.c.id)
     skus = list(skus)
     if skus:
@@ -263,9 +248,7 @@ class Held:
     returned: int
 
 
-def lock_allocation(
-    connection: sa.Connection, order_id: str, sku: str, location: str
-) -> Held | None:
+def lock_allocation(connection: sa.Connection, order_id: str, sku: str, location: str) -> Held | None:
     row = connection.execute(
         sa.select(
             allocations.c.allocated,
@@ -283,9 +266,7 @@ def lock_allocation(
     return None if row is None else Held(*(int(value) for value in row))
 
 
-def change_allocation(
-    connection: sa.Connection, order_id: str, sku: str, location: str, **deltas: int
-) -> None:
+def change_allocation(connection: sa.Connection, order_id: str, sku: str, location: str, **deltas: int) -> None:
     insert_if_absent(
         connection,
         allocations,
@@ -299,9 +280,7 @@ def change_allocation(
             "returned": 0,
         },
     )
-    values = {
-        allocations.c[name]: allocations.c[name] + delta for name, delta in deltas.items() if delta
-    }
+    values = {allocations.c[name]: allocations.c[name] + delta for name, delta in deltas.items() if delta}
     if values:
         connection.execute(
             allocations.update()

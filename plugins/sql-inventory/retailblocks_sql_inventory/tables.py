@@ -23,9 +23,7 @@ levels = sa.Table(
     sa.Column("reserved", sa.Integer, nullable=False, server_default="0"),
     sa.Column("allocated", sa.Integer, nullable=False, server_default="0"),
     # Back-ordered units make reserved exceed on hand (availability < 0), never on hand negative.
-    sa.CheckConstraint(
-        "reserved >= 0 AND allocated >= 0 AND on_hand >= 0", name="levels_non_negative"
-    ),
+    sa.CheckConstraint("reserved >= 0 AND allocated >= 0 AND on_hand >= 0", name="levels_non_negative"),
 )
 
 movements = sa.Table(
@@ -89,8 +87,7 @@ allocations = sa.Table(
     sa.Column("fulfilled", sa.Integer, nullable=False, server_default="0"),
     sa.Column("returned", sa.Integer, nullable=False, server_default="0"),
     sa.CheckConstraint(
-        "allocated >= 0 AND backordered >= 0 AND backordered <= allocated "
-        "AND returned <= fulfilled",
+        "allocated >= 0 AND backordered >= 0 AND backordered <= allocated AND returned <= fulfilled",
         name="allocations_consistent",
     ),
 )

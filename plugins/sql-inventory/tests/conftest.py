@@ -100,9 +100,7 @@ class Inventory:
 
     def ledger_sum(self, sku: str, location: str) -> int:
         with self.ctx(None) as ctx:
-            return sum(
-                m.delta for m in self.block.movements(ctx, [sku]) if m.location == location
-            )
+            return sum(m.delta for m in self.block.movements(ctx, [sku]) if m.location == location)
 
     def event_types(self) -> list[str]:
         return [event.type for event in self.harness.events()]

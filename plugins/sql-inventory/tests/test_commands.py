@@ -69,12 +69,13 @@ def test_receive_adjust_count_then_levels_and_movements(run: Any) -> None:
 
     levels = json.loads(run("levels", "--sku", "mug", "--json").output)
     assert levels == [
-        {"sku": "mug", "location": "wh-east", "on_hand": 7, "reserved": 0, "allocated": 0,
-         "available": 7}
+        {"sku": "mug", "location": "wh-east", "on_hand": 7, "reserved": 0, "allocated": 0, "available": 7}
     ]
     movements = json.loads(run("movements", "--json").output)
     assert [(m["kind"], m["delta"], m["reason"]) for m in movements] == [
-        ("receive", 10, "PO-7"), ("adjust", -2, "damaged"), ("count", -1, "counted")
+        ("receive", 10, "PO-7"),
+        ("adjust", -2, "damaged"),
+        ("count", -1, "counted"),
     ]
     assert "Stock levels" in run("levels").output
     assert "Stock movements" in run("movements", "--sku", "mug", "--limit", "2").output

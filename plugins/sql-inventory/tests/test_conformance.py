@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from retailblocks.testing.conformance import InventoryContract
 from retailblocks_sql_inventory import SqlInventory
 from retailblocks_sql_inventory.config import Location, SqlInventoryConfig
+
+from retailblocks.testing.conformance import InventoryContract
 
 
 class TestSqlInventoryMeetsTheContract(InventoryContract):

@@ -96,7 +96,10 @@ class StockMachine(RuleBasedStateMachine):
         try:
             with self.harness.context("web") as ctx:
                 reservation = self.block.inventory_reserve(
-                    ctx, [StockDemand(sku, qty) for sku, qty in demand], LOCATIONS, split,
+                    ctx,
+                    [StockDemand(sku, qty) for sku, qty in demand],
+                    LOCATIONS,
+                    split,
                     timedelta(minutes=10),
                 )
         except OutOfStock:
@@ -147,16 +150,15 @@ class StockMachine(RuleBasedStateMachine):
         key = self._key("return")
         for _ in range(2 if replay else 1):
             with self.harness.context("web") as ctx:
-                self.block.inventory_return(
-                    ctx, order, [ReservedStock(sku, location, quantity)], key
-                )
+                self.block.inventory_return(ctx, order, [ReservedStock(sku, location, quantity)], key)
 
     def _held(self, order: str, column: str, minus: str | None = None) -> dict[tuple[str, str], int]:
         amount = allocations.c[column] - (allocations.c[minus] if minus else 0)
         with self.harness.engine.connect() as connection:
             rows = connection.execute(
-                sa.select(allocations.c.sku, allocations.c.location, amount.label("units"))
-                .where(allocations.c.order_id == order)
+                sa.select(allocations.c.sku, allocations.c.location, amount.label("units")).where(
+                    allocations.c.order_id == order
+                )
             ).all()
         return {(row.sku, row.location): row.units for row in rows if row.units > 0}
 
@@ -165,9 +167,9 @@ class StockMachine(RuleBasedStateMachine):
         with self.harness.engine.connect() as connection:
             ledger = dict(
                 connection.execute(
-                    sa.select(
-                        movements.c.sku + "@" + movements.c.location, sa.func.sum(movements.c.delta)
-                    ).group_by(movements.c.sku, movements.c.location)
+                    sa.select(movements.c.sku + "@" + movements.c.location, sa.func.sum(movements.c.delta)).group_by(
+                        movements.c.sku, movements.c.location
+                    )
                 ).all()
             )
             active_lines = dict(

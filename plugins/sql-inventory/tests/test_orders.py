@@ -83,9 +83,7 @@ def test_split_order_ships_from_each_location(inventory: Any) -> None:
     reservation = inventory.reserve({"mug": 3})
     inventory.commit(reservation.id, "order-1")
 
-    inventory.fulfil(
-        "order-1", [Parcel("wh-east", (("mug", 1),)), Parcel("wh-west", (("mug", 2),))]
-    )
+    inventory.fulfil("order-1", [Parcel("wh-east", (("mug", 1),)), Parcel("wh-west", (("mug", 2),))])
 
     assert inventory.level("mug", "wh-east") == (0, 0, 0)
     assert inventory.level("mug", "wh-west") == (0, 0, 0)
@@ -146,9 +144,7 @@ def test_adjust_never_takes_reserved_or_allocated_units(inventory: Any) -> None:
         ("mug", "wh-east", 0, "non-zero integer"),
     ],
 )
-def test_adjust_rejects_bad_input(
-    inventory: Any, sku: str, location: str, delta: int, message: str
-) -> None:
+def test_adjust_rejects_bad_input(inventory: Any, sku: str, location: str, delta: int, message: str) -> None:
     with pytest.raises(InvalidValue, match=message):
         inventory.adjust(sku, location, delta, key="k")
 
@@ -168,10 +164,11 @@ def test_count_records_the_difference_as_a_count_movement(inventory: Any) -> Non
 
 
 def test_the_audit_finds_a_ledger_that_does_not_add_up(database_url: str) -> None:
-    from retailblocks.testing import BlockHarness
     from retailblocks_sql_inventory import SqlInventory
     from retailblocks_sql_inventory.config import Location, SqlInventoryConfig
     from retailblocks_sql_inventory.tables import levels
+
+    from retailblocks.testing import BlockHarness
 
     block = SqlInventory(SqlInventoryConfig(locations=[Location(id="dc")]))
     harness = BlockHarness(block, database_url)

@@ -1,0 +1,282 @@
+"""``blocks members``, ``segments``, ``campaigns``, ``settle`` and ``ingest``: the boundaryless operator commands.
+
+Each reads the fused data after delivering pending events, prints a table (or ``--json``), and reports bad
+input as one line with exit status 2, writing nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import click
+
+from retailblocks.cli.support import (
+    console,
+    error_console,
+    fail,
+    manifest_argument,
+    open_stack,
+    print_json,
+    print_table,
+)
+from retailblocks.errors import InvalidValue
+
+
+def _day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidValue(f"{option} expects a date like 2026-06-01 (got {value!r})") from None
+
+
+@click.command()
+@manifest_argument()
+@click.option("--member", "member_id", help="A member id.")
+@click.option("--identity", metavar="KIND:VALUE", help="Find the member by an identity, e.g. phone:+8613800000000.")
+@click.option("--json", "as_json", is_flag=True)
+def members(manifest: Path, member_id: str | None, identity: str | None, as_json: bool) -> None:
+    """Members fused across channels; with --member or --identity, one member's profile and timeline."""
+    from retailblocks.fusion import catch_up, member_view, profiles
+
+    if member_id and identity:
+        fail("give --member or --identity, not both")
+    with open_stack(manifest) as stack:
+        catch_up(stack)
+        with stack.context(flow="report", read_only=True) as ctx:
+            if member_id is None and identity is None:
+                found = profiles(stack, ctx)
+                if as_json:
+                    print_json([p.to_data() for p in found.values()])
+                    return
+                print_table(
+                    f"Members ({len(found)})",
+                    ["member", "tier", "points", "orders", "spend", "recency (days)", "channels", "segments"],
+                    [
+                        [
+                            p.member_id,
+                            p.tier,
+                            p.points,
+                            p.orders,
+                            p.monetary,
+                            p.recency_days,
+                            ", ".join(f"{c}×{n}" for c, n in p.channel_mix.items()),
+                            ", ".join(p.segments),
+                        ]
+                        for p in found.values()
+                    ],
+                )
+                return
+            profile, entries = member_view(stack, ctx, member_id=member_id, identity=identity)
+    if as_json:
+        data = profile.to_data()
+        data["timeline"] = [
+            {
+                "at": e.at.isoformat(),
+                "kind": e.kind,
+                "channel": e.channel,
+                "source": e.source,
+                "order_id": e.order_id,
+                "amount": e.amount,
+                "currency": e.currency,
+                "identity": e.identity,
+                "detail": dict(e.detail),
+            }
+            for e in entries
+        ]
+        print_json(data)
+        return
+    console.print(
+        f"[bold]member {profile.member_id}[/] — {profile.tier}, {profile.points} points, {profile.orders} orders, "
+        f"spend {profile.monetary}, identities {', '.join(profile.identities) or 'none'}"
+    )
+    console.print(f"segments: {', '.join(profile.segments) or 'none'}; channel mix: {dict(profile.channel_mix)}")
+    print_table(
+        "Timeline",
+        ["at", "kind", "channel", "order", "amount", "source"],
+        [[e.at.isoformat(timespec="seconds"), e.kind, e.channel, e.order_id, e.amount, e.source] for e in entries],
+    )
+
+
+@click.command()
+@manifest_argument()
+@click.option("--segment", "segment_id", help="Show the members of one segment.")
+@click.option("--json", "as_json", is_flag=True)
+def segments(manifest: Path, segment_id: str | None, as_json: bool) -> None:
+    """The manifest's segments and how many members each holds now."""
+    from retailblocks.fusion import catch_up, profiles
+    from retailblocks.fusion.segments import members_of
+    from retailblocks.fusion.views import find_segment
+
+    with open_stack(manifest) as stack:
+        chosen = [find_segment(stack, segment_id)] if segment_id else list(stack.manifest.segments)
+        catch_up(stack)
+        with stack.context(flow="report", read_only=True) as ctx:
+            found = profiles(stack, ctx)
+        rows = {s.id: members_of(s, found) for s in chosen}
+        descriptions = {s.id: s.description for s in chosen}
+    if as_json:
+        print_json({segment: {"members": ids, "count": len(ids)} for segment, ids in rows.items()})
+    elif segment_id:
+        print_table(
+            f"Segment {segment_id} ({len(rows[segment_id])} members)", ["member"], [[m] for m in rows[segment_id]]
+        )
+    else:
+        print_table(
+            "Segments",
+            ["segment", "members", "description"],
+            [[s, len(ids), descriptions[s]] for s, ids in rows.items()],
+        )
+
+
+@click.command()
+@click.argument("manifest", type=click.Path(path_type=Path))
+@click.argument("action", required=False, type=click.Choice(["run", "report"]))
+@click.argument("campaign_id", required=False, metavar="CAMPAIGN")
+@click.option("--json", "as_json", is_flag=True)
+def campaigns(manifest: Path, action: str | None, campaign_id: str | None, as_json: bool) -> None:
+    """List the manifest's campaigns; `run CAMPAIGN` issues its coupons, `report CAMPAIGN` shows what it brought."""
+    from retailblocks.fusion import campaign_report, catch_up, run_campaign
+
+    if action is not None and campaign_id is None:
+        fail(f"`blocks campaigns MANIFEST {action}` needs the campaign's id")
+    with open_stack(manifest) as stack:
+        if action is None:
+            listed = [
+                {
+                    "id": c.id,
+                    "segment": c.segment,
+                    "promotion": c.promotion,
+                    "channel": c.channel,
+                    "description": c.description,
+                }
+                for c in stack.manifest.campaigns
+            ]
+            if as_json:
+                print_json(listed)
+            else:
+                print_table(
+                    "Campaigns",
+                    ["campaign", "segment", "promotion", "channel", "description"],
+                    [list(c.values()) for c in listed],
+                )
+            return
+        assert campaign_id is not None
+        catch_up(stack)
+        if action == "run":
+            run = run_campaign(stack, campaign_id)
+            catch_up(stack)
+            if as_json:
+                print_json(
+                    {
+                        "campaign": run.campaign,
+                        "segment_size": run.segment_size,
+                        "issued": run.issued,
+                        "reach": run.reach,
+                    }
+                )
+            else:
+                console.print(
+                    f"campaign [bold]{run.campaign}[/]: {run.segment_size} members in the segment, "
+                    f"{run.issued} coupons issued now, {run.reach} members reached in all"
+                )
+            return
+        report = campaign_report(stack, campaign_id)
+    if as_json:
+        print_json(report.to_data())
+        return
+    console.print(
+        f"campaign [bold]{report.campaign}[/] ({report.promotion} via {report.channel}): reach {report.reach}, "
+        f"{report.redemptions} orders, revenue {report.revenue}, discount "
+        + (", ".join(f"{f} {a}" for f, a in report.discount_by_funder.items()) or "none")
+    )
+    print_table(
+        "Orders that used the campaign's coupons",
+        ["order", "member", "channel", "coupon", "revenue", "discount by funder"],
+        [
+            [
+                o.order_id,
+                o.member_id,
+                o.channel,
+                o.coupon,
+                o.revenue,
+                ", ".join(f"{f} {a}" for f, a in o.discount_by_funder.items()),
+            ]
+            for o in report.orders
+        ],
+    )
+
+
+@click.command()
+@manifest_argument()
+@click.option("--partner", required=True, help="The partner's id, as the manifest's `partners:` names it.")
+@click.option("--from", "start", required=True, metavar="DATE", help="First day of the period (YYYY-MM-DD).")
+@click.option("--to", "end", required=True, metavar="DATE", help="Last day of the period, included.")
+@click.option("--json", "as_json", is_flag=True)
+def settle(manifest: Path, partner: str, start: str, end: str, as_json: bool) -> None:
+    """Who owes whom with a partner for a period: partner-funded discounts and points exchanged, per order."""
+    from retailblocks.fusion import settle as build_settlement
+    from retailblocks.fusion.settlement import period
+
+    with open_stack(manifest) as stack:
+        first, last = _day(start, "--from"), _day(end, "--to")
+        period(first, last)  # refuses a period that ends before it starts, before any work
+        settlement = build_settlement(stack, partner, first, last)
+        data = settlement.to_data(stack.currency)
+    if as_json:
+        print_json(data)
+        return
+    console.print(
+        f"[bold]settlement with {partner}[/] {start} … {end}: {partner} owes {data['partner_owes_merchant']}, "
+        f"the merchant owes {data['merchant_owes_partner']}; net [bold]{data['net']}[/] "
+        "(positive: the partner pays the merchant)"
+    )
+    print_table(
+        "Lines",
+        ["at", "kind", "reference", "member", "amount", "detail"],
+        [
+            [line.at.isoformat(timespec="seconds"), line.kind, line.reference, line.member_id, line.amount, line.detail]
+            for line in settlement.lines
+        ],
+    )
+
+
+@click.command()
+@click.argument("manifest", type=click.Path(path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Default: from the file's extension.")
+@click.option("--json", "as_json", is_flag=True)
+def ingest(manifest: Path, file: Path, fmt: str | None, as_json: bool) -> None:
+    """Bring external signals (social, marketplace, store visits) from JSON Lines or CSV into members' timelines.
+
+    Every bad line is reported with its number and skipped; the good ones are kept. Exit status 2 if any
+    line was bad. Ingesting the same file again adds nothing.
+    """
+    from retailblocks.fusion import ingest as add_signals
+    from retailblocks.fusion.ingest import format_of, parse, read_text
+
+    with open_stack(manifest) as stack:
+        text = read_text(file)
+        signals, bad = parse(text, format_of(file, fmt), list(stack.channels))
+        report = add_signals(stack, signals, bad)
+    for line in report.bad:
+        error_console.print(f"[bold red]error:[/] {file}:{line.line}: {line.reason}", soft_wrap=True, markup=True)
+    summary = {
+        "read": report.read,
+        "added": report.added,
+        "duplicates": report.duplicates,
+        "resolved": report.resolved,
+        "bad": [{"line": b.line, "reason": b.reason} for b in report.bad],
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        console.print(
+            f"{report.added} signals added, {report.duplicates} already there, {report.resolved} matched to members, "
+            f"{len(report.bad)} bad lines"
+        )
+    if report.bad:
+        raise SystemExit(2)
+
+
+COMMANDS = [members, segments, campaigns, settle, ingest]

@@ -1,0 +1,131 @@
+"""Partner settlement: who owes whom for one period, line by line, rebuilt from the ledgers every time.
+
+Two kinds of line: a discount a partner funded on one of the merchant's orders (the partner owes the
+merchant that amount), and points exchanged with the partner's programme through loyalty's clearing
+account (points brought in: the partner owes their value; points sent out: the merchant owes it).
+Amounts are signed from the merchant's side: positive, the partner owes the merchant.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
+
+import attrs
+
+from retailblocks.errors import InvalidValue
+from retailblocks.fusion._time import as_utc
+from retailblocks.fusion.profile import NOT_SALES
+from retailblocks.manifest import Partner
+from retailblocks.manifest.readers import suggestion
+from retailblocks.model import Money
+
+if TYPE_CHECKING:
+    from retailblocks.assembly.stack import Stack
+
+
+@attrs.frozen
+class SettlementLine:
+    kind: str  # discount | points_in | points_out
+    reference: str  # the order id, or the points journal id
+    member_id: str | None
+    at: datetime
+    amount: Money
+    detail: str
+
+
+@attrs.frozen
+class Settlement:
+    partner: Partner
+    start: date
+    end: date
+    lines: tuple[SettlementLine, ...]
+
+    def total(self, kind: str | None = None) -> int:
+        return sum(line.amount.amount for line in self.lines if kind is None or line.kind == kind)
+
+    def to_data(self, currency: str) -> dict[str, object]:
+        owed_by_partner = sum(line.amount.amount for line in self.lines if line.amount.amount > 0)
+        owed_to_partner = -sum(line.amount.amount for line in self.lines if line.amount.amount < 0)
+        return {
+            "partner": self.partner.id,
+            "from": self.start.isoformat(),
+            "to": self.end.isoformat(),
+            "partner_owes_merchant": str(Money(owed_by_partner, currency)),
+            "merchant_owes_partner": str(Money(owed_to_partner, currency)),
+            "net": str(Money(self.total(), currency)),
+            "discounts": str(Money(self.total("discount"), currency)),
+            "points": str(Money(self.total("points_in") + self.total("points_out"), currency)),
+            "lines": [
+                {
+                    "kind": line.kind,
+                    "reference": line.reference,
+                    "member_id": line.member_id,
+                    "at": line.at.isoformat(),
+                    "amount": str(line.amount),
+                    "detail": line.detail,
+                }
+                for line in self.lines
+            ],
+        }
+
+
+def period(start: date, end: date) -> tuple[datetime, datetime]:
+    """``[start 00:00, end + 1 day 00:00)`` in UTC: both dates are included whole."""
+    if end < start:
+        raise InvalidValue(f"the period ends ({end}) before it starts ({start})")
+    return datetime.combine(start, time(), UTC), datetime.combine(end + timedelta(days=1), time(), UTC)
+
+
+def find_partner(stack: Stack, partner_id: str) -> Partner:
+    partners = {p.id: p for p in stack.manifest.partners}
+    if partner_id not in partners:
+        listed = ", ".join(sorted(partners)) or "none; declare them under 'partners:' in the manifest"
+        raise InvalidValue(
+            f"unknown partner {partner_id!r}{suggestion(partner_id, partners)} (the manifest's partners: {listed})"
+        )
+    return partners[partner_id]
+
+
+def settle(stack: Stack, partner_id: str, start: date, end: date) -> Settlement:
+    """The settlement with ``partner_id`` for orders placed and points exchanged from ``start`` to ``end``.
+
+    Cancelled orders are left out: cancelling gives the coupon back, so nobody funded anything. Refunds
+    leave the discount standing, as the shopper kept the price they were charged on what they kept.
+    """
+    partner = find_partner(stack, partner_id)
+    since, until = period(start, end)
+    lines: list[SettlementLine] = []
+    for order in stack.orders():
+        placed_at = as_utc(order.created_at)
+        if order.status in NOT_SALES or not since <= placed_at < until:
+            continue
+        funded = [a for a in order.adjustments if a.funder == partner.id]
+        if funded:
+            lines.append(
+                SettlementLine(
+                    kind="discount",
+                    reference=order.id,
+                    member_id=order.member_id,
+                    at=placed_at,
+                    amount=Money(sum(a.amount.amount for a in funded), order.currency),
+                    detail="; ".join(f"{a.promotion_id}" + (f" ({a.coupon})" if a.coupon else "") for a in funded),
+                )
+            )
+    with stack.context(flow="settlement", read_only=True) as ctx:
+        movements = stack.hooks.membership_partner_movements(ctx, partner.id, since, until)
+    for movement in movements:
+        brought_in = movement.points > 0
+        lines.append(
+            SettlementLine(
+                kind="points_in" if brought_in else "points_out",
+                reference=movement.journal_id,
+                member_id=movement.member_id,
+                at=as_utc(movement.at),
+                amount=movement.value if brought_in else -movement.value,
+                detail=f"{abs(movement.points)} points {'in for' if brought_in else 'out as'} "
+                f"{movement.partner_points} {partner.id} points",
+            )
+        )
+    lines.sort(key=lambda line: (line.at, line.kind, line.reference))
+    return Settlement(partner, start, end, tuple(lines))

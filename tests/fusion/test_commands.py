@@ -1,0 +1,87 @@
+"""The operator commands: tables and JSON, and one-line errors with exit status 2 for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from retailblocks.assembly.stack import Stack
+from retailblocks.cli import cli
+from retailblocks.model import Identity
+from tests.fusion.test_data_fused import write_signals
+from tests.helpers import cart
+
+
+@pytest.fixture
+def manifest(stack: Stack) -> str:
+    stack.checkout(cart(("TEA", 1), channel="store-a", identities=(Identity("phone", "+8613800000001"),)), key="a")
+    stack.checkout(cart(("BEANS", 1), identities=(Identity("phone", "+8613800000001"),), coupons=("MALL8",)), key="b")
+    return str(stack.manifest.path)
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_members_segments_campaigns_and_settle_answer_in_json(manifest: str) -> None:
+    status, out, _ = run("members", manifest, "--identity", "phone:+8613800000001", "--json")
+    member = json.loads(out)
+    assert status == 0
+    assert member["orders"] == 2
+    assert len(member["timeline"]) >= 4
+    status, out, _ = run("segments", manifest, "--json")
+    assert status == 0
+    assert json.loads(out)["store-regulars"]["count"] == 1
+    status, out, _ = run("campaigns", manifest, "run", "comeback", "--json")
+    assert status == 0
+    assert json.loads(out)["reach"] == 1
+    status, out, _ = run("campaigns", manifest, "report", "comeback", "--json")
+    assert status == 0
+    assert json.loads(out)["redemptions"] == 0
+    status, out, _ = run(
+        "settle", manifest, "--partner", "metro", "--from", "2026-01-01", "--to", "2026-12-31", "--json"
+    )
+    settlement = json.loads(out)
+    assert status == 0
+    assert settlement["net"] == "8.00 CNY"
+    assert len(settlement["lines"]) == 1
+    status, out, _ = run("members", manifest)
+    assert status == 0
+    assert "Members (1)" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("members", "{m}", "--member", "mem_nobody"), "unknown member 'mem_nobody'"),
+        (("members", "{m}", "--identity", "fax:1"), "unknown identity kind 'fax'"),
+        (("segments", "{m}", "--segment", "regulars"), "unknown segment 'regulars'"),
+        (("campaigns", "{m}", "report", "nope"), "unknown campaign 'nope'"),
+        (("settle", "{m}", "--partner", "metro", "--from", "2026-13-01", "--to", "2026-12-31"), "--from expects"),
+        (("settle", "{m}", "--partner", "metro", "--from", "2026-02-01", "--to", "2026-01-01"), "ends"),
+        (("ingest", "{m}", "missing.jsonl"), "no such file"),
+        (("ingest", "{m}", "{m}", "--format", "csv"), "the CSV header lacks"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_status_2(manifest: str, args: tuple[str, ...], message: str) -> None:
+    status, _, err = run(*(a.replace("{m}", manifest) for a in args))
+    assert status == 2
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_ingest_reports_bad_lines_by_number_and_keeps_the_good_ones(manifest: str, tmp_path: Path) -> None:
+    path = str(write_signals(tmp_path / "signals.jsonl"))
+    status, out, err = run("ingest", manifest, path, "--json")
+    assert status == 2
+    assert json.loads(out)["added"] == 2
+    assert f"{path}:2:" in err
+    assert f"{path}:7:" in err
+    status, out, _ = run("ingest", manifest, path, "--json")
+    assert status == 2
+    assert json.loads(out)["added"] == 0
+    assert json.loads(out)["duplicates"] == 2
