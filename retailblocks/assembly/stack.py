@@ -161,6 +161,15 @@ def plan(
             block=plugin_name,
             distribution=distribution,
         ) from None
+    by_instance = {id(block.instance): block for block in assembled}
+    arguments = {"merchant": manifest.merchant, "channels": manifest.channels}
+    for impl in pm.hook.stack_check.get_hookimpls():
+        checked = by_instance.get(id(impl.plugin))
+        if checked is None:
+            continue
+        problems = list(impl.function(*[arguments[name] for name in impl.argnames]) or ())
+        if problems:
+            raise ManifestError.at(checked.entry.position_of("config"), f"block {checked.entry.use!r}: {problems[0]}")
     routing = plan_routing(manifest, assembled, pm)
     relay = HookRelay(
         pm, {b.entry.id: b.instance for b in assembled}, routing, trace=env.get(TRACE_ENV, "") not in ("", "0")

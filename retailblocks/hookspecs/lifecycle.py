@@ -13,6 +13,7 @@ from retailblocks.hookspecs._markers import hookspec
 if TYPE_CHECKING:
     from retailblocks.assembly.stack import Stack
     from retailblocks.context import AuditFinding, Event, FlowContext
+    from retailblocks.model import Channel, Merchant
     from retailblocks.storage.migrations import Migration
 
 
@@ -58,4 +59,14 @@ def stack_audit(ctx: FlowContext) -> Sequence[AuditFinding]:
     to zero, every balance equals the sum of its entries, nothing is negative, on hand equals the sum of
     stock movements. ``blocks simulate`` and ``blocks audit`` print them; a failed finding fails the run.
     Read-only.
+    """
+
+
+@hookspec
+def stack_check(merchant: Merchant, channels: Sequence[Channel]) -> Sequence[str]:
+    """Check the block's configuration against the rest of the manifest before anything is written: a
+    channel id the manifest does not declare, money in another currency than the merchant's. Return one
+    sentence per problem, naming the configuration field (``channels.wbe``); assembly reports the first at
+    the block's ``config`` in the manifest. Called once per block during assembly, ``blocks assemble --check``
+    included.
     """

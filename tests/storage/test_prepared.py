@@ -1,0 +1,47 @@
+"""Prepared statements do exactly what the same SQLAlchemy statement does, inside the same transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from retailblocks.storage import UnitOfWork, create_engine
+from retailblocks.storage.prepared import Prepared
+
+metadata = sa.MetaData()
+things = sa.Table(
+    "things",
+    metadata,
+    sa.Column("id", sa.String(20), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+INSERT = Prepared(things.insert())
+TAKE = Prepared(
+    things.update()
+    .where(things.c.id == sa.bindparam("thing"), things.c.count >= sa.bindparam("n"))
+    .values(count=things.c.count - sa.bindparam("n"))
+)
+
+
+def test_prepared_statements_convert_types_and_report_rowcounts(database_url: str) -> None:
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    moment = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    with UnitOfWork(engine) as uow:
+        INSERT.execute(uow.connection, id="a", count=3, data={"k": [1, 2]}, at=moment)
+        INSERT.execute_many(uow.connection, [{"id": "b", "count": 1, "data": {}, "at": moment}])
+        assert TAKE.execute(uow.connection, thing="a", n=2) == 1
+        assert TAKE.execute(uow.connection, thing="a", n=2) == 0  # conditional: only 1 left
+    with engine.connect() as connection:
+        rows = {row.id: row for row in connection.execute(sa.select(things))}
+    assert rows["a"].count == 1 and rows["a"].data == {"k": [1, 2]}
+    assert rows["a"].at.replace(tzinfo=UTC) == moment and rows["b"].count == 1
+    uow = UnitOfWork(engine)
+    TAKE.execute(uow.connection, thing="b", n=1)
+    uow.rollback()  # the raw statement was part of the transaction: rolled back with it
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(things.c.count).where(things.c.id == "b")).scalar() == 1
+    engine.dispose()
