@@ -167,7 +167,8 @@ def plan(
         checked = by_instance.get(id(impl.plugin))
         if checked is None:
             continue
-        problems = list(impl.function(*[arguments[name] for name in impl.argnames]) or ())
+        found: Sequence[str] | None = impl.function(*[arguments[name] for name in impl.argnames])
+        problems = list(found or ())
         if problems:
             raise ManifestError.at(checked.entry.position_of("config"), f"block {checked.entry.use!r}: {problems[0]}")
     routing = plan_routing(manifest, assembled, pm)

@@ -27,6 +27,7 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.compiler import SQLCompiler
 
 
 @attrs.frozen
@@ -51,9 +52,10 @@ class Prepared:
             return found
         with self._lock:
             compiled = self.statement.compile(dialect=dialect)
+            assert isinstance(compiled, SQLCompiler)
             processors: dict[str, Callable[[Any], Any]] = {}
             for name, bind in compiled.binds.items():
-                processor = bind.type.bind_processor(dialect)
+                processor: Callable[[Any], Any] | None = bind.type.bind_processor(dialect)
                 if processor is None and isinstance(bind.type, sa.JSON):
                     # Some drivers adapt JSON in SQLAlchemy's execution context, which this path skips:
                     # send the document as text and let the database read it as JSON.
