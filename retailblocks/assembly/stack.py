@@ -167,7 +167,7 @@ def plan(
         checked = by_instance.get(id(impl.plugin))
         if checked is None:
             continue
-        found: Sequence[str] | None = impl.function(*[arguments[name] for name in impl.argnames])
+        found: Sequence[str] | None = impl.function(*[arguments[name] for name in impl.argnames])  # type: ignore[assignment]
         problems = list(found or ())
         if problems:
             raise ManifestError.at(checked.entry.position_of("config"), f"block {checked.entry.use!r}: {problems[0]}")
