@@ -7,6 +7,7 @@ configuration and the routing have been checked.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -172,9 +173,13 @@ def plan(
         if problems:
             raise ManifestError.at(checked.entry.position_of("config"), f"block {checked.entry.use!r}: {problems[0]}")
     routing = plan_routing(manifest, assembled, pm)
-    relay = HookRelay(
-        pm, {b.entry.id: b.instance for b in assembled}, routing, trace=env.get(TRACE_ENV, "") not in ("", "0")
-    )
+    trace = env.get(TRACE_ENV, "") not in ("", "0")
+    if trace:
+        # Calls that go through pluggy (lifecycle, every-block hooks) are traced by pluggy itself; the relay
+        # traces the routed calls it makes directly.
+        pm.trace.root.setwriter(lambda text: sys.stderr.write(f"[retailblocks trace] {text}"))
+        pm.enable_tracing()
+    relay = HookRelay(pm, {b.entry.id: b.instance for b in assembled}, routing, trace=trace)
     return Plan(manifest, tuple(assembled), pm, relay)
 
 

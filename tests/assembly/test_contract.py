@@ -292,3 +292,20 @@ def test_every_hook_is_documented_with_a_typed_signature() -> None:
             for parameter in signature.parameters.values():
                 assert parameter.annotation is not inspect.Parameter.empty, f"{name}({parameter.name})"
                 assert parameter.default is inspect.Parameter.empty, f"{name}({parameter.name}) has a default"
+
+
+def test_the_trace_switch_prints_every_hook_call_with_its_block(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from retailblocks.assembly.stack import assemble
+    from tests.helpers import cart, receive, write_manifest
+
+    stack = assemble(
+        write_manifest(tmp_path, f"sqlite:///{tmp_path / 'trace.db'}"), environ={"RETAILBLOCKS_TRACE": "1"}
+    )
+    receive(stack, {"MUG": 2})
+    stack.checkout(cart(("MUG", 1), channel="market"), key="traced")
+    stack.close()
+    traced = capsys.readouterr().err
+    assert "inventory.inventory_reserve" in traced and "card.payment_capture" in traced
+    assert "stack_startup" in traced
