@@ -92,3 +92,46 @@ def test_stress_many_buyers_for_the_last_units(tmp_path: Path, database_url: str
     sold = sum(line.quantity for order in stack.orders(status="fulfilled") for line in order.lines)
     assert sold <= 50 and levels(stack)[("BEANS", "dc")] == (50 - sold, 0, 0)
     stack.close()
+
+
+BUYER = """
+import sys
+from retailblocks import assemble
+from retailblocks.errors import OutOfStock
+from retailblocks.model import Address, Cart, CartLine, Fulfilment, FulfilmentKind, PaymentRequest
+stack = assemble(sys.argv[1])
+placed = 0
+for n in range(int(sys.argv[3])):
+    cart = Cart(channel="market", lines=(CartLine("BEANS", 1),),
+                payments=(PaymentRequest("card", None, {"card_number": "4242424242424242"}),),
+                fulfilment=Fulfilment(FulfilmentKind.DELIVERY, Address(country="CN", region="Shanghai")))
+    try:
+        stack.checkout(cart, key=f"process-{sys.argv[2]}-{n}")
+        placed += 1
+    except OutOfStock:
+        pass
+print(placed)
+"""
+
+
+def test_processes_racing_for_the_last_units_never_oversell(tmp_path: Path, database_url: str) -> None:
+    import subprocess
+    import sys
+
+    from tests.helpers import write_manifest
+
+    stack = make_stack(tmp_path, database_url, stock=0)
+    receive(stack, {"BEANS": 6}, locations=("dc",))
+    manifest = write_manifest(tmp_path, database_url)
+    script = tmp_path / "buyer.py"
+    script.write_text(BUYER, encoding="utf-8")
+    buyers = [
+        subprocess.Popen([sys.executable, str(script), str(manifest), str(n), "5"], stdout=subprocess.PIPE, text=True)
+        for n in range(4)
+    ]
+    placed = sum(int(buyer.communicate(timeout=120)[0].strip() or 0) for buyer in buyers)
+    assert all(buyer.returncode == 0 for buyer in buyers)
+    assert placed == 6
+    assert levels(stack)[("BEANS", "dc")] == (0, 0, 0)
+    assert len(stack.orders(status="fulfilled")) == 6
+    stack.close()
