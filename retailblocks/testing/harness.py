@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from retailblocks.assembly.blocks import Block
 from retailblocks.clock import ManualClock, RandomIds
 from retailblocks.context import Event, FlowContext
+from retailblocks.events.dispatcher import event_from_row
 from retailblocks.model import Channel, ChannelType, Merchant
 from retailblocks.storage import UnitOfWork, create_engine, migrate
 from retailblocks.storage.tables import CORE_MIGRATIONS, outbox
@@ -76,19 +77,7 @@ class BlockHarness:
             query = query.where(outbox.c.type == event_type)
         with self.engine.connect() as connection:
             rows = connection.execute(query).mappings().all()
-        return [
-            Event(
-                id=row["id"],
-                type=row["type"],
-                payload=row["payload"],
-                occurred_at=row["occurred_at"],
-                source=row["source"],
-                channel=row["channel"],
-                order_id=row["order_id"],
-                member_id=row["member_id"],
-            )
-            for row in rows
-        ]
+        return [event_from_row(row) for row in rows]
 
     def close(self) -> None:
         self.engine.dispose()
