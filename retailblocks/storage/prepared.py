@@ -84,6 +84,7 @@ class Prepared:
         parameters = self._parameters(compiled, {**(values or {}), **more})
         cursor = connection.connection.cursor()
         try:
+            self._announce(connection, cursor, compiled.sql, parameters, many=False)
             cursor.execute(compiled.sql, parameters)
             return int(cursor.rowcount)
         finally:
@@ -94,8 +95,18 @@ class Prepared:
         if not rows:
             return
         compiled = self._compile(connection.dialect)
+        parameters = [self._parameters(compiled, row) for row in rows]
         cursor = connection.connection.cursor()
         try:
-            cursor.executemany(compiled.sql, [self._parameters(compiled, row) for row in rows])  # type: ignore[arg-type]
+            self._announce(connection, cursor, compiled.sql, parameters, many=True)
+            cursor.executemany(compiled.sql, parameters)  # type: ignore[arg-type]
         finally:
             cursor.close()
+
+    @staticmethod
+    def _announce(connection: sa.Connection, cursor: Any, sql: str, parameters: Any, *, many: bool) -> None:
+        """Tell ``before_cursor_execute`` listeners (tracers, benchmarks, query loggers) about the statement,
+        as SQLAlchemy would: skipping SQLAlchemy's execution path must not make statements invisible."""
+        listeners = connection.dispatch.before_cursor_execute
+        if listeners:
+            listeners(connection, cursor, sql, parameters, None, many)

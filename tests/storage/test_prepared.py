@@ -45,3 +45,14 @@ def test_prepared_statements_convert_types_and_report_rowcounts(database_url: st
     with engine.connect() as connection:
         assert connection.execute(sa.select(things.c.count).where(things.c.id == "b")).scalar() == 1
     engine.dispose()
+
+
+def test_listeners_see_prepared_statements_as_they_see_any_other(database_url: str) -> None:
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    seen: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda conn, cursor, sql, *rest: seen.append(sql))
+    with UnitOfWork(engine) as uow:
+        INSERT.execute(uow.connection, id="c", count=1, data={}, at=datetime(2026, 1, 1, tzinfo=UTC))
+    assert any("INSERT INTO things" in sql for sql in seen)
+    engine.dispose()
