@@ -7,6 +7,7 @@ configuration and the routing have been checked.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from retailblocks.manifest import (
     ConfigTypeError,
     Manifest,
     ManifestError,
+    SourcePosition,
     build_config,
     load_manifest,
 )
@@ -171,7 +173,14 @@ def plan(
         found: Sequence[str] | None = impl.function(*[arguments[name] for name in impl.argnames])  # type: ignore[assignment]
         problems = list(found or ())
         if problems:
-            raise ManifestError.at(checked.entry.position_of("config"), f"block {checked.entry.use!r}: {problems[0]}")
+            field, _, sentence = problems[0].partition(": ")
+            where = _config_position(checked.entry, field) if sentence else None
+            # Point at the field the block names when it can be found, else at the block's config.
+            if where is None:
+                raise ManifestError.at(
+                    checked.entry.position_of("config"), f"block {checked.entry.use!r}: {problems[0]}"
+                )
+            raise ManifestError.at(where, f"block {checked.entry.use!r}: {sentence}")
     routing = plan_routing(manifest, assembled, pm)
     trace = env.get(TRACE_ENV, "") not in ("", "0")
     if trace:
@@ -181,6 +190,21 @@ def plan(
         pm.enable_tracing()
     relay = HookRelay(pm, {b.entry.id: b.instance for b in assembled}, routing, trace=trace)
     return Plan(manifest, tuple(assembled), pm, relay)
+
+
+def _config_position(entry: BlockEntry, field: str) -> SourcePosition | None:
+    """Where the configuration field ``field`` (``channels.wbe``, ``rates[0].price``) was written, if it was."""
+    node = entry.config
+    where: SourcePosition | None = None
+    for part in re.findall(r"[^.\[\]]+", field):
+        if isinstance(node.value, dict) and part in node.value:
+            where, node = node.key_position(part), node.value[part]
+        elif isinstance(node.value, tuple) and part.isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+            where = node.position
+        else:
+            return None
+    return where
 
 
 def assemble(

@@ -220,6 +220,13 @@ CASES: dict[str, Broken] = {
     "blocks: an id taken by the core's own block": broken(
         CARD, "  - use: sandbox-card\n    id: core\n", "reserved", path="blocks[1].id", at="core\n"
     ),
+    "blocks: a block's config naming a channel the manifest does not declare": broken(
+        "      locations: [{id: shop, kind: store}]\n",
+        "      locations: [{id: shop, kind: store}]\n      channels: {wbe: {locations: [shop]}}\n",
+        "no channel 'wbe'",
+        path="blocks[0].config.channels.wbe",
+        at="wbe",
+    ),
     "database: a PostgreSQL URL with an impossible port": broken(
         "channels:\n", "database: postgresql://u@localhost:99999/db\nchannels:\n", "port", path="database"
     ),
@@ -492,31 +499,6 @@ def test_a_broken_manifest_is_refused_with_one_line_and_nothing_written(workdir:
     for secret in (SECRET, case.never_shown):
         if secret:
             assert secret not in outcome.stdout + outcome.stderr
-
-
-# --- known gaps: what the rule asks and the loader does not do yet ---------------------------------------------
-
-
-GAPS: dict[str, Broken] = {
-    "a block's config naming a channel the manifest does not declare": broken(
-        "      locations: [{id: shop, kind: store}]\n",
-        "      locations: [{id: shop, kind: store}]\n      channels: {wbe: {locations: [shop]}}\n",
-        "wbe",
-        at="wbe",
-    ),
-}
-
-
-@pytest.mark.xfail(strict=True, reason="reported to the owners of the loader and of assembly; see the case names")
-@pytest.mark.parametrize("name", list(GAPS))
-def test_known_gaps_are_refused_with_one_line(workdir: Path, name: str) -> None:
-    case = GAPS[name]
-    manifest = write_manifest(workdir, case.content)
-    line = assert_refused(blocks("assemble", manifest, "--check", env=ENV))
-    assert case.says in line
-    if case.at is not None:
-        row, column = place_of(case.content, case.at)
-        assert line.startswith(f"error: {manifest}:{row}:{column}: "), line
 
 
 # --- the file itself ----------------------------------------------------------------------------------------

@@ -18,8 +18,10 @@ import sqlalchemy as sa
 from retailblocks import Block, Capability, FlowContext, hookimpl
 from retailblocks.errors import CurrencyMismatch, IdempotencyConflict, InvalidValue, UnknownObject
 from retailblocks.model import (
+    Channel,
     Fulfilment,
     FulfilmentKind,
+    Merchant,
     Money,
     Order,
     Parcel,
@@ -47,6 +49,9 @@ if TYPE_CHECKING:
 
 #: The carrier id of shipments the store hands over itself (click-and-collect, carry-out).
 STORE_CARRIER = "store"
+
+_CANCELLABLE = sorted(status.value for status in engine.CANCELLABLE)
+_CANCEL = t.cancel_shipment(_CANCELLABLE)
 
 
 @attrs.frozen
@@ -147,6 +152,17 @@ class Logistics(Block):
                     f"merchant's currency is {currency}; write amounts as e.g. '12.00 {currency}'"
                 )
         self._checked_currencies.add(currency)
+
+    @hookimpl
+    def stack_check(self, merchant: Merchant, channels: Sequence[Channel]) -> Sequence[str]:
+        """Every configured amount in another currency than the merchant's, by its field."""
+        currency = merchant.currency
+        return [
+            f"{path}: {money} is in {money.currency}, but the merchant's currency is {currency}; "
+            f"write amounts as e.g. '12.00 {currency}'"
+            for path, money in money_fields(self.settings)
+            if money.currency != currency
+        ]
 
     @hookimpl
     def stack_startup(self, stack: Any) -> None:
@@ -341,8 +357,8 @@ class Logistics(Block):
                 )
             return existing.shipment
         if merged:
-            ctx.db.execute(
-                t.parcels.insert(),
+            t.INSERT_PARCEL.execute_many(
+                ctx.db,
                 [
                     {
                         "shipment_id": shipment.id,
@@ -353,7 +369,7 @@ class Logistics(Block):
                     for seq, p in enumerate(merged)
                 ],
             )
-        ctx.db.execute(t.tracking.insert().values(shipment_id=shipment.id, status=status.value, note="booked", at=now))
+        self._append_history(ctx, shipment.id, status, "booked", now)
         payload: dict[str, Any] = {
             "shipment_id": shipment.id,
             "order_id": order.id,
@@ -397,20 +413,15 @@ class Logistics(Block):
             return False
         now = ctx.clock.now()
         # Conditional: a tracking update that moved it on meanwhile wins, and we answer False.
-        cancelled = ctx.db.execute(
-            t.shipments.update()
-            .where(
-                t.shipments.c.id == shipment.id,
-                t.shipments.c.block == self.id,
-                t.shipments.c.status.in_([s.value for s in engine.CANCELLABLE]),
-            )
-            .values(status=ShipmentStatus.CANCELLED.value, updated_at=now)
-        ).rowcount
-        row = ctx.db.execute(
-            sa.select(t.shipments.c.status, t.shipments.c.order_id).where(
-                t.shipments.c.id == shipment.id, t.shipments.c.block == self.id
-            )
-        ).one_or_none()
+        cancelled = _CANCEL.execute(
+            ctx.db,
+            {f"from_{n}": status for n, status in enumerate(_CANCELLABLE)},
+            shipment_id=shipment.id,
+            block=self.id,
+            to_status=ShipmentStatus.CANCELLED.value,
+            now=now,
+        )
+        row = ctx.db.execute(t.SHIPMENT_STATE, {"shipment_id": shipment.id, "block": self.id}).one_or_none()
         if row is None:
             raise UnknownObject(f"block {self.id!r} has no shipment {shipment.id!r}")
         if cancelled != 1:
@@ -441,16 +452,7 @@ class Logistics(Block):
         """Record a tracking update, as :func:`logistics_track` does; for operators and webhooks."""
         new = engine.parse_status(status)
         # Lock the row so two updates for one shipment apply one after the other.
-        row = ctx.db.execute(
-            sa.select(
-                t.shipments.c.status,
-                t.shipments.c.order_id,
-                t.shipments.c.carrier,
-                t.shipments.c.tracking,
-            )
-            .where(t.shipments.c.id == shipment_id, t.shipments.c.block == self.id)
-            .with_for_update()
-        ).one_or_none()
+        row = ctx.db.execute(t.LOCK_SHIPMENT, {"shipment_id": shipment_id, "block": self.id}).one_or_none()
         if row is None:
             raise UnknownObject(f"block {self.id!r} has no shipment {shipment_id!r}")
         current = ShipmentStatus(row.status)
@@ -459,11 +461,9 @@ class Logistics(Block):
             return self.shipment(ctx, shipment_id)
         engine.check_transition(shipment_id, current, new)
         now = ctx.clock.now()
-        updated = ctx.db.execute(
-            t.shipments.update()
-            .where(t.shipments.c.id == shipment_id, t.shipments.c.status == current.value)
-            .values(status=new.value, updated_at=now)
-        ).rowcount
+        updated = t.MOVE_SHIPMENT.execute(
+            ctx.db, shipment_id=shipment_id, from_status=current.value, to_status=new.value, now=now
+        )
         if updated != 1:  # pragma: no cover - the row lock makes this unreachable
             raise InvalidValue(f"shipment {shipment_id!r} changed while being updated; retry")
         self._append_history(ctx, shipment_id, new, note, now)
@@ -486,27 +486,23 @@ class Logistics(Block):
     def _append_history(
         self, ctx: FlowContext, shipment_id: str, status: ShipmentStatus, note: str, at: datetime
     ) -> None:
-        ctx.db.execute(t.tracking.insert().values(shipment_id=shipment_id, status=status.value, note=note, at=at))
+        t.INSERT_TRACKING.execute(ctx.db, shipment_id=shipment_id, status=status.value, note=note, at=at)
 
     # -- reading -----------------------------------------------------------------------------------
 
     def shipment(self, ctx: FlowContext, shipment_id: str) -> Shipment:
         """The shipment ``shipment_id`` as it stands; UnknownObject if this block has none."""
-        return self._record(ctx, t.shipments.c.id == shipment_id, shipment_id).shipment
+        return self._record(ctx, t.SHIPMENT_BY_ID, {"shipment_id": shipment_id}, shipment_id).shipment
 
     def record(self, ctx: FlowContext, shipment_id: str) -> ShipmentRecord:
         """The shipment with its order, charges and times."""
-        return self._record(ctx, t.shipments.c.id == shipment_id, shipment_id)
+        return self._record(ctx, t.SHIPMENT_BY_ID, {"shipment_id": shipment_id}, shipment_id)
 
     def _record_by_key(self, ctx: FlowContext, key: str) -> ShipmentRecord:
-        return self._record(ctx, t.shipments.c.key == key, f"with key {key!r}")
+        return self._record(ctx, t.SHIPMENT_BY_KEY, {"key": key}, f"with key {key!r}")
 
-    def _record(self, ctx: FlowContext, condition: sa.ColumnElement[bool], what: str) -> ShipmentRecord:
-        row = (
-            ctx.db.execute(sa.select(t.shipments).where(condition, t.shipments.c.block == self.id))
-            .mappings()
-            .one_or_none()
-        )
+    def _record(self, ctx: FlowContext, query: sa.Select[Any], parameters: dict[str, Any], what: str) -> ShipmentRecord:
+        row = ctx.db.execute(query, {**parameters, "block": self.id}).mappings().one_or_none()
         if row is None:
             raise UnknownObject(f"block {self.id!r} has no shipment {what}")
         return self._records(ctx, [row])[0]
@@ -542,9 +538,7 @@ class Logistics(Block):
         ids = [row["id"] for row in rows]
         by_shipment: dict[str, list[Parcel]] = {}
         if ids:
-            parcel_rows = ctx.db.execute(
-                sa.select(t.parcels).where(t.parcels.c.shipment_id.in_(ids)).order_by(t.parcels.c.seq)
-            ).mappings()
+            parcel_rows = ctx.db.execute(t.PARCELS_OF, {"shipment_ids": ids}).mappings()
             for p in parcel_rows:
                 by_shipment.setdefault(p["shipment_id"], []).append(
                     Parcel(location=p["location"], lines=tuple((s, int(q)) for s, q in p["lines"]))

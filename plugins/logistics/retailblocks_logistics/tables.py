@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from retailblocks.storage import Migration, create_tables
+from retailblocks.storage.prepared import Prepared
 
 metadata = sa.MetaData()
 
@@ -61,21 +65,70 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
+#: One compiled statement per table and set of columns, built on first use and kept for the process.
+_INSERTS: dict[tuple[str, tuple[str, ...]], Prepared] = {}
+
+
 def insert_ignore(connection: sa.Connection, table: sa.Table, values: dict[str, object]) -> bool:
     """Insert a row unless it clashes with a unique key; True if it was inserted.
 
     ``INSERT … ON CONFLICT DO NOTHING`` rather than catching IntegrityError, because on PostgreSQL a
-    failed insert aborts the whole unit of work. Whether a row went in is read from ``RETURNING``:
-    psycopg reports no row count for these statements.
+    failed insert aborts the whole unit of work. It runs through Prepared on the driver's cursor, where
+    the row count of a skipped insert is 0 on both databases (through SQLAlchemy psycopg reports -1, and
+    RETURNING was needed to tell).
     """
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+    key = (table.name, tuple(values))
+    statement = _INSERTS.get(key)
+    if statement is None:
+        # PostgreSQL's construct serves SQLite too: both spell ON CONFLICT DO NOTHING alike.
+        built = postgresql.insert(table).values({name: sa.bindparam(name) for name in values}).on_conflict_do_nothing()
+        statement = _INSERTS.setdefault(key, Prepared(built))
+    return statement.execute(connection, values) == 1
 
-        statement: sa.Executable = (
-            pg_insert(table).values(values).on_conflict_do_nothing().returning(*table.primary_key)
+
+# The statements of arranging, cancelling and tracking a shipment, built once: building them per call in
+# SQLAlchemy cost more than running them.
+INSERT_PARCEL = Prepared(
+    parcels.insert().values({name: sa.bindparam(name) for name in ("shipment_id", "seq", "location", "lines")})
+)
+INSERT_TRACKING = Prepared(
+    tracking.insert().values({name: sa.bindparam(name) for name in ("shipment_id", "status", "note", "at")})
+)
+SHIPMENT_BY_ID = sa.select(shipments).where(
+    shipments.c.id == sa.bindparam("shipment_id"), shipments.c.block == sa.bindparam("block")
+)
+SHIPMENT_BY_KEY = sa.select(shipments).where(
+    shipments.c.key == sa.bindparam("key"), shipments.c.block == sa.bindparam("block")
+)
+PARCELS_OF = (
+    sa.select(parcels)
+    .where(parcels.c.shipment_id.in_(sa.bindparam("shipment_ids", expanding=True)))
+    .order_by(parcels.c.seq)
+)
+SHIPMENT_STATE = sa.select(shipments.c.status, shipments.c.order_id).where(
+    shipments.c.id == sa.bindparam("shipment_id"), shipments.c.block == sa.bindparam("block")
+)
+LOCK_SHIPMENT = (
+    sa.select(shipments.c.status, shipments.c.order_id, shipments.c.carrier, shipments.c.tracking)
+    .where(shipments.c.id == sa.bindparam("shipment_id"), shipments.c.block == sa.bindparam("block"))
+    .with_for_update()
+)
+MOVE_SHIPMENT = Prepared(
+    shipments.update()
+    .where(shipments.c.id == sa.bindparam("shipment_id"), shipments.c.status == sa.bindparam("from_status"))
+    .values(status=sa.bindparam("to_status"), updated_at=sa.bindparam("now"))
+)
+
+
+def cancel_shipment(statuses: Sequence[str]) -> Prepared:
+    """Move a shipment of one block to 'cancelled' if its status is one of ``statuses``; the statuses are
+    parameters ``from_0``, ``from_1``… (a Prepared statement takes no literals and no expanding lists)."""
+    return Prepared(
+        shipments.update()
+        .where(
+            shipments.c.id == sa.bindparam("shipment_id"),
+            shipments.c.block == sa.bindparam("block"),
+            shipments.c.status.in_([sa.bindparam(f"from_{n}") for n in range(len(statuses))]),
         )
-    else:  # SQLite, the only other database the stack runs on
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        statement = sqlite_insert(table).values(values).on_conflict_do_nothing().returning(*table.primary_key)
-    return connection.execute(statement).first() is not None
+        .values(status=sa.bindparam("to_status"), updated_at=sa.bindparam("now"))
+    )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from retailblocks_logistics import Logistics, ShippingOption, WeightRate
-from retailblocks_logistics.config import Carrier
+from retailblocks_logistics.config import Carrier, money_fields
 from retailblocks_logistics.testing import cny, example_config
 
 from retailblocks.errors import CurrencyMismatch, InvalidValue
-from retailblocks.model import Address, Fulfilment, FulfilmentKind, Money, PricedLine
+from retailblocks.model import Address, Channel, Fulfilment, FulfilmentKind, Merchant, Money, PricedLine
 from retailblocks.testing import BlockHarness
 
 SHANGHAI = Address("CN", "Shanghai", "Shanghai", latitude=31.1127, longitude=121.3817)  # Minhang
@@ -174,3 +175,24 @@ def test_startup_checks_the_merchant_currency() -> None:
     block.stack_startup(SimpleNamespace(merchant=SimpleNamespace(currency="CNY")))
     with pytest.raises(InvalidValue, match=r"carriers\[0\]\.options\[0\]\.rates\[0\]\.price is in CNY"):
         block.stack_startup(SimpleNamespace(merchant=SimpleNamespace(currency="USD")))
+
+
+def test_stack_check_names_every_amount_in_another_currency() -> None:
+    channels = (Channel("web", "online"),)
+    block = Logistics(example_config())
+    assert block.stack_check(Merchant("shop", "Shop", "CNY"), channels) == []
+    problems = block.stack_check(Merchant("shop", "Shop", "USD"), channels)
+    paths = [problem.split(":", 1)[0] for problem in problems]
+    assert paths == [path for path, _money in money_fields(example_config())]
+    assert problems[0].startswith("carriers[0].options[0].rates[0].price: ")
+    assert "is in CNY, but the merchant's currency is USD; write amounts as e.g. '12.00 USD'" in problems[0]
+
+
+def test_stack_check_finds_one_stray_amount() -> None:
+    option = ShippingOption(
+        id="std", name="Standard", zones=["china"], rates=[WeightRate(price=cny("8.00"))], free_over=Money(5000, "USD")
+    )
+    block = Logistics(attrs.evolve(example_config(), carriers=[Carrier(id="sf", name="SF", options=[option])]))
+    problems = block.stack_check(Merchant("shop", "Shop", "CNY"), (Channel("web", "online"),))
+    assert len(problems) == 1
+    assert problems[0].startswith("carriers[0].options[0].free_over: 50.00 USD is in USD")

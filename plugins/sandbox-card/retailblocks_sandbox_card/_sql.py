@@ -6,7 +6,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
+
+from retailblocks.storage.prepared import Prepared
+
+#: One compiled statement per table and set of columns, built on first use and kept for the process.
+_INSERTS: dict[tuple[str, tuple[str, ...]], Prepared] = {}
 
 
 def insert_or_ignore(connection: sa.Connection, table: sa.Table, values: dict[str, Any]) -> bool:
@@ -14,17 +19,16 @@ def insert_or_ignore(connection: sa.Connection, table: sa.Table, values: dict[st
 
     A plain INSERT that fails would abort a PostgreSQL transaction; ON CONFLICT DO NOTHING does not,
     and a concurrent inserter of the same key waits for the first to commit, then does nothing.
-    RETURNING tells whether a row went in (the driver's rowcount is not reliable for this).
+    The statement runs through Prepared on the driver's cursor, where the row count of a skipped insert
+    is 0 on both databases (through SQLAlchemy, psycopg reports -1 and RETURNING was needed).
     """
-    statement: Any
-    if connection.dialect.name == "postgresql":
-        statement = postgresql.insert(table).values(**values).on_conflict_do_nothing()
-    elif connection.dialect.name == "sqlite":
-        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    else:  # pragma: no cover - the stack supports only these two
-        raise NotImplementedError(f"sandbox-card does not support {connection.dialect.name}")
-    key = next(iter(table.primary_key.columns))
-    return connection.execute(statement.returning(key)).first() is not None
+    key = (table.name, tuple(values))
+    statement = _INSERTS.get(key)
+    if statement is None:
+        # PostgreSQL's construct serves SQLite too: both spell ON CONFLICT DO NOTHING alike.
+        built = postgresql.insert(table).values({name: sa.bindparam(name) for name in values}).on_conflict_do_nothing()
+        statement = _INSERTS.setdefault(key, Prepared(built))
+    return statement.execute(connection, values) == 1
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -30,6 +30,7 @@ from retailblocks.model import (
     PaymentStatus,
 )
 from retailblocks.storage import Migration
+from retailblocks.storage.prepared import Prepared
 from retailblocks_sandbox_card import cards
 from retailblocks_sandbox_card._sql import insert_or_ignore
 from retailblocks_sandbox_card.config import SandboxCardConfig
@@ -55,6 +56,28 @@ METHOD = "card"
 #: How many unresolved attempts one ``stack_maintain`` call looks at, to keep it cheap.
 MAINTAIN_BATCH = 100
 _MAX_KEY_LENGTH = 200
+
+# The block's statements, built once: building one per call in SQLAlchemy cost more than running it.
+_PENDING_ATTEMPTS = (
+    sa.select(attempts.c.idempotency_key, attempts.c.flow_id)
+    .where(attempts.c.status == "pending", attempts.c.created_at <= sa.bindparam("cutoff"))
+    .order_by(attempts.c.created_at)
+    .limit(MAINTAIN_BATCH)
+)
+_ATTEMPT_FLOW = sa.select(attempts.c.flow_id).where(attempts.c.idempotency_key == sa.bindparam("key"))
+_RESOLVE_ATTEMPT = Prepared(
+    attempts.update()
+    # Every value a parameter: a literal in a Prepared statement would be a parameter the caller must pass.
+    .where(attempts.c.idempotency_key == sa.bindparam("key"), attempts.c.status == sa.bindparam("pending"))
+    .values(status=sa.bindparam("status"), resolved_at=sa.bindparam("resolved_at"))
+)
+_PAYMENT = sa.select(payments).where(payments.c.id == sa.bindparam("payment_id"))
+_LOCK_PAYMENT = _PAYMENT.with_for_update()
+_UPDATE_PAYMENT = Prepared(
+    payments.update()
+    .where(payments.c.id == sa.bindparam("payment_id"))
+    .values({name: sa.bindparam(name) for name in ("captured", "refunded", "voided", "status", "updated_at")})
+)
 
 _EVENTS = {
     OperationKind.CAPTURE: "payment.captured",
@@ -97,12 +120,7 @@ class SandboxCard(Block):
         cutoff = ctx.clock.now() - self.config.timeout_resolution
         with engine.connect() as connection:
             connection.info["read_only"] = True
-            pending = connection.execute(
-                sa.select(attempts.c.idempotency_key, attempts.c.flow_id)
-                .where(attempts.c.status == "pending", attempts.c.created_at <= cutoff)
-                .order_by(attempts.c.created_at)
-                .limit(MAINTAIN_BATCH)
-            ).all()
+            pending = connection.execute(_PENDING_ATTEMPTS, {"cutoff": cutoff}).all()
             connection.rollback()
         if not pending:
             return
@@ -184,9 +202,7 @@ class SandboxCard(Block):
         if charge is None:
             _resolve_attempt(ctx.db, idempotency_key, "not_authorized", ctx)
             return None
-        flow_id = ctx.db.execute(
-            sa.select(attempts.c.flow_id).where(attempts.c.idempotency_key == idempotency_key)
-        ).scalar()
+        flow_id = ctx.db.execute(_ATTEMPT_FLOW, {"key": idempotency_key}).scalar()
         return self._record_authorization(ctx, charge, member_id=None, flow_id=flow_id or ctx.flow_id or None)
 
     @hookimpl
@@ -242,7 +258,7 @@ class SandboxCard(Block):
 
     def view_of(self, connection: sa.Connection, authorization_id: str) -> Mapping[Any, Any] | None:
         """The block's record of one authorization (amount, captured, refunded…), or None."""
-        return connection.execute(sa.select(payments).where(payments.c.id == authorization_id)).mappings().first()
+        return connection.execute(_PAYMENT, {"payment_id": authorization_id}).mappings().first()
 
     # --- the gateway --------------------------------------------------------------------------
 
@@ -308,26 +324,24 @@ class SandboxCard(Block):
         self, ctx: FlowContext, charge: GatewayCharge, *, member_id: str | None, flow_id: str | None
     ) -> PaymentAuthorization:
         now = ctx.clock.now()
-        inserted = insert_or_ignore(
-            ctx.db,
-            payments,
-            {
-                "id": charge.id,
-                "idempotency_key": charge.idempotency_key,
-                "flow_id": flow_id,
-                "channel": ctx.channel.id if ctx.channel else None,
-                "member_id": member_id,
-                "currency": charge.amount.currency,
-                "amount": charge.amount.amount,
-                "status": PaymentStatus.AUTHORIZED.value,
-                "card_last4": charge.card_last4,
-                "brand": charge.brand,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
+        values = {
+            "id": charge.id,
+            "idempotency_key": charge.idempotency_key,
+            "flow_id": flow_id,
+            "channel": ctx.channel.id if ctx.channel else None,
+            "member_id": member_id,
+            "currency": charge.amount.currency,
+            "amount": charge.amount.amount,
+            "status": PaymentStatus.AUTHORIZED.value,
+            "card_last4": charge.card_last4,
+            "brand": charge.brand,
+            "created_at": now,
+            "updated_at": now,
+        }
+        inserted = insert_or_ignore(ctx.db, payments, values)
         _resolve_attempt(ctx.db, charge.idempotency_key, "authorized", ctx)
-        row = self.view_of(ctx.db, charge.id)
+        # What was just inserted needs no reading back; a replay reads what the first call recorded.
+        row = values if inserted else self.view_of(ctx.db, charge.id)
         assert row is not None
         if inserted:
             ctx.record(
@@ -376,12 +390,14 @@ class SandboxCard(Block):
     ) -> None:
         db = ctx.db
         now = ctx.clock.now()
-        _ensure_payment(ctx, authorization, operation.charge)
         # The row lock serializes this payment's operations (PostgreSQL); SQLite's BEGIN IMMEDIATE
-        # already does. Under it, computing the new totals in Python is safe.
-        row = (
-            db.execute(sa.select(payments).where(payments.c.id == authorization.id).with_for_update()).mappings().one()
-        )
+        # already does. Under it, computing the new totals in Python is safe. The view almost always
+        # holds the authorization already; only when it does not (its authorize step failed) is it
+        # inserted, which saves an INSERT per operation.
+        row = db.execute(_LOCK_PAYMENT, {"payment_id": authorization.id}).mappings().first()
+        if row is None:
+            _ensure_payment(ctx, authorization, operation.charge)
+            row = db.execute(_LOCK_PAYMENT, {"payment_id": authorization.id}).mappings().one()
         inserted = insert_or_ignore(
             db,
             operations,
@@ -413,16 +429,14 @@ class SandboxCard(Block):
             snapshot = operation.charge
             captured, refunded, voided = snapshot.captured, snapshot.refunded, snapshot.voided
         status = charge_status(row["amount"], captured, refunded, voided=voided)
-        db.execute(
-            payments.update()
-            .where(payments.c.id == authorization.id)
-            .values(
-                captured=captured,
-                refunded=refunded,
-                voided=voided,
-                status=status.value,
-                updated_at=now,
-            )
+        _UPDATE_PAYMENT.execute(
+            db,
+            payment_id=authorization.id,
+            captured=captured,
+            refunded=refunded,
+            voided=voided,
+            status=status.value,
+            updated_at=now,
         )
         ctx.record(
             _EVENTS[operation.kind],
@@ -539,11 +553,7 @@ def _note_attempt(engine: sa.Engine, ctx: FlowContext, key: str, amount: Money) 
 
 
 def _resolve_attempt(connection: sa.Connection, key: str, status: str, ctx: FlowContext) -> None:
-    connection.execute(
-        attempts.update()
-        .where(attempts.c.idempotency_key == key, attempts.c.status == "pending")
-        .values(status=status, resolved_at=ctx.clock.now())
-    )
+    _RESOLVE_ATTEMPT.execute(connection, key=key, pending="pending", status=status, resolved_at=ctx.clock.now())
 
 
 def _resolve_attempt_apart(engine: sa.Engine, key: str, status: str, ctx: FlowContext) -> None:

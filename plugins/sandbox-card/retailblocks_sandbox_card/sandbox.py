@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from retailblocks.clock import Clock, IdFactory
 from retailblocks.model import Money
+from retailblocks.storage.prepared import Prepared
 from retailblocks_sandbox_card import cards
 from retailblocks_sandbox_card._sql import as_utc, insert_or_ignore
 from retailblocks_sandbox_card.cards import CardOutcome
@@ -32,6 +33,42 @@ from retailblocks_sandbox_card.gateway import (
 )
 from retailblocks_sandbox_card.tables import gateway_charges as charges
 from retailblocks_sandbox_card.tables import gateway_operations as operations
+
+# The statements of every call, built once: building them per call in SQLAlchemy cost more than running them.
+_CHARGE_BY_KEY = sa.select(charges).where(charges.c.idempotency_key == sa.bindparam("key"))
+_CHARGE_BY_ID = sa.select(charges).where(charges.c.id == sa.bindparam("charge_id"))
+_LOCK_CHARGE = _CHARGE_BY_ID.with_for_update()
+_OPERATION_BY_KEY = sa.select(operations).where(operations.c.idempotency_key == sa.bindparam("key"))
+_CAPTURE = Prepared(
+    charges.update()
+    .where(
+        charges.c.id == sa.bindparam("charge_id"),
+        charges.c.voided == sa.false(),
+        charges.c.captured + sa.bindparam("amount") <= charges.c.amount,
+    )
+    .values(captured=charges.c.captured + sa.bindparam("amount"))
+)
+_VOID = Prepared(
+    charges.update()
+    .where(charges.c.id == sa.bindparam("charge_id"), charges.c.voided == sa.false())
+    .values(voided=sa.true())
+)
+_REFUND = Prepared(
+    charges.update()
+    .where(
+        charges.c.id == sa.bindparam("charge_id"),
+        charges.c.refunded + sa.bindparam("amount") <= charges.c.captured,
+    )
+    .values(refunded=charges.c.refunded + sa.bindparam("amount"))
+)
+_RECORD_OPERATION = Prepared(
+    operations.insert().values(
+        {
+            name: sa.bindparam(name)
+            for name in ("id", "idempotency_key", "charge_id", "kind", "currency", "amount", "created_at")
+        }
+    )
+)
 
 _DECLINE_MESSAGES = {
     CardOutcome.DECLINE: "the card was declined by its issuer",
@@ -75,25 +112,28 @@ class SandboxGateway:
             status, reason = "failed", None
         else:
             status, reason = "declined", outcome.value
+        values: dict[str, Any] = {
+            "id": self._ids.new_id("ch"),
+            "idempotency_key": idempotency_key,
+            "request_fingerprint": cards.fingerprint(card_number, amount.amount, amount.currency),
+            "currency": amount.currency,
+            "amount": amount.amount,
+            "status": status,
+            "decline_reason": reason,
+            "card_last4": cards.last4(card_number),
+            "brand": cards.brand_of(card_number),
+            "resolves_at": now + self._timeout_resolution if timed_out else None,
+            "created_at": now,
+        }
         with self._transaction() as connection:
-            inserted = insert_or_ignore(
-                connection,
-                charges,
-                {
-                    "id": self._ids.new_id("ch"),
-                    "idempotency_key": idempotency_key,
-                    "request_fingerprint": cards.fingerprint(card_number, amount.amount, amount.currency),
-                    "currency": amount.currency,
-                    "amount": amount.amount,
-                    "status": status,
-                    "decline_reason": reason,
-                    "card_last4": cards.last4(card_number),
-                    "brand": cards.brand_of(card_number),
-                    "resolves_at": now + self._timeout_resolution if timed_out else None,
-                    "created_at": now,
-                },
+            inserted = insert_or_ignore(connection, charges, values)
+            # A new charge is exactly what was just written (the totals start at their defaults): reading
+            # it back would only repeat it. A replay reads the charge the first call made.
+            row = (
+                {**values, "captured": 0, "refunded": 0, "voided": False}
+                if inserted
+                else self._charge_by_key(connection, idempotency_key)
             )
-            row = self._charge_row(connection, charges.c.idempotency_key == idempotency_key)
         assert row is not None  # inserted above, or inserted earlier under the same key
         fingerprint = cards.fingerprint(card_number, amount.amount, amount.currency)
         if not inserted and row["request_fingerprint"] != fingerprint:
@@ -109,7 +149,7 @@ class SandboxGateway:
     def status(self, idempotency_key: str) -> GatewayCharge | None:
         with self._engine.connect() as connection:
             connection.info["read_only"] = True
-            row = self._charge_row(connection, charges.c.idempotency_key == idempotency_key)
+            row = self._charge_by_key(connection, idempotency_key)
             connection.rollback()
         if row is None or row["status"] == "declined":
             return None
@@ -121,7 +161,7 @@ class SandboxGateway:
     def capture(self, charge_id: str, amount: Money, *, idempotency_key: str) -> GatewayOperation:
         with self._transaction() as connection:
             charge = self._locked_charge(connection, charge_id, amount)
-            replay = self._replay(connection, OperationKind.CAPTURE, charge_id, amount, idempotency_key)
+            replay = self._replay(connection, OperationKind.CAPTURE, charge, amount, idempotency_key)
             if replay is not None:
                 return replay
             if charge["voided"]:
@@ -129,15 +169,7 @@ class SandboxGateway:
                     f"charge {charge_id} was voided; nothing is left to capture",
                     code=RejectionCode.CHARGE_VOIDED,
                 )
-            moved = connection.execute(
-                charges.update()
-                .where(
-                    charges.c.id == charge_id,
-                    charges.c.voided == sa.false(),
-                    charges.c.captured + amount.amount <= charges.c.amount,
-                )
-                .values(captured=charges.c.captured + amount.amount)
-            ).rowcount
+            moved = _CAPTURE.execute(connection, charge_id=charge_id, amount=amount.amount)
             if moved != 1:
                 remaining = Money(charge["amount"] - charge["captured"], amount.currency)
                 raise GatewayRejected(
@@ -146,24 +178,23 @@ class SandboxGateway:
                     f"{Money(charge['captured'], amount.currency)} captured, {remaining} left",
                     code=RejectionCode.AMOUNT_TOO_LARGE,
                 )
-            return self._record(connection, OperationKind.CAPTURE, charge_id, amount, idempotency_key)
+            after = {**charge, "captured": charge["captured"] + amount.amount}
+            return self._record(connection, OperationKind.CAPTURE, after, amount, idempotency_key)
 
     def void(self, charge_id: str, *, idempotency_key: str) -> GatewayOperation:
         with self._transaction() as connection:
             charge = self._locked_charge(connection, charge_id, None)
             currency = charge["currency"]
-            replay = self._replay(connection, OperationKind.VOID, charge_id, None, idempotency_key)
+            replay = self._replay(connection, OperationKind.VOID, charge, None, idempotency_key)
             if replay is not None:
                 return replay
-            released = connection.execute(
-                charges.update().where(charges.c.id == charge_id, charges.c.voided == sa.false()).values(voided=True)
-            ).rowcount
+            released = _VOID.execute(connection, charge_id=charge_id)
             # Voiding a voided charge is answered like the first void, without moving anything.
             remainder = charge["amount"] - charge["captured"] if released else 0
             return self._record(
                 connection,
                 OperationKind.VOID,
-                charge_id,
+                {**charge, "voided": True},
                 Money(remainder, currency),
                 idempotency_key,
             )
@@ -171,17 +202,10 @@ class SandboxGateway:
     def refund(self, charge_id: str, amount: Money, *, idempotency_key: str) -> GatewayOperation:
         with self._transaction() as connection:
             charge = self._locked_charge(connection, charge_id, amount)
-            replay = self._replay(connection, OperationKind.REFUND, charge_id, amount, idempotency_key)
+            replay = self._replay(connection, OperationKind.REFUND, charge, amount, idempotency_key)
             if replay is not None:
                 return replay
-            moved = connection.execute(
-                charges.update()
-                .where(
-                    charges.c.id == charge_id,
-                    charges.c.refunded + amount.amount <= charges.c.captured,
-                )
-                .values(refunded=charges.c.refunded + amount.amount)
-            ).rowcount
+            moved = _REFUND.execute(connection, charge_id=charge_id, amount=amount.amount)
             if moved != 1:
                 refundable = Money(charge["captured"] - charge["refunded"], amount.currency)
                 raise GatewayRejected(
@@ -191,7 +215,8 @@ class SandboxGateway:
                     f"{refundable} refundable",
                     code=RejectionCode.NOT_CAPTURED,
                 )
-            return self._record(connection, OperationKind.REFUND, charge_id, amount, idempotency_key)
+            after = {**charge, "refunded": charge["refunded"] + amount.amount}
+            return self._record(connection, OperationKind.REFUND, after, amount, idempotency_key)
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -219,15 +244,13 @@ class SandboxGateway:
         return _charge(row)
 
     @staticmethod
-    def _charge_row(connection: sa.Connection, condition: Any) -> Mapping[Any, Any] | None:
-        return connection.execute(sa.select(charges).where(condition)).mappings().first()
+    def _charge_by_key(connection: sa.Connection, key: str) -> Mapping[Any, Any] | None:
+        return connection.execute(_CHARGE_BY_KEY, {"key": key}).mappings().first()
 
     def _locked_charge(self, connection: sa.Connection, charge_id: str, amount: Money | None) -> Mapping[Any, Any]:
         # The row lock serializes operations on one charge (PostgreSQL); SQLite's BEGIN IMMEDIATE
         # already serializes writers.
-        row = (
-            connection.execute(sa.select(charges).where(charges.c.id == charge_id).with_for_update()).mappings().first()
-        )
+        row = connection.execute(_LOCK_CHARGE, {"charge_id": charge_id}).mappings().first()
         if row is None or row["status"] != "authorized":
             raise GatewayRejected(f"no authorized charge {charge_id!r}", code=RejectionCode.NO_SUCH_CHARGE)
         if amount is not None and amount.currency != row["currency"]:
@@ -241,12 +264,13 @@ class SandboxGateway:
         self,
         connection: sa.Connection,
         kind: OperationKind,
-        charge_id: str,
+        charge: Mapping[Any, Any],
         amount: Money | None,
         key: str,
     ) -> GatewayOperation | None:
-        """The earlier answer under ``key``, or None if the key is new."""
-        row = connection.execute(sa.select(operations).where(operations.c.idempotency_key == key)).mappings().first()
+        """The earlier answer under ``key``, or None if the key is new; ``charge`` is the locked charge."""
+        charge_id = charge["id"]
+        row = connection.execute(_OPERATION_BY_KEY, {"key": key}).mappings().first()
         if row is None:
             return None
         same = (
@@ -260,31 +284,33 @@ class SandboxGateway:
                 f"{Money(row['amount'], row['currency'])} on charge {row['charge_id']}",
                 code=RejectionCode.KEY_REUSED,
             )
-        return self._operation(connection, row)
+        # Replays find the charge locked by the caller, which is as current as reading it again.
+        return self._operation(row, charge)
 
     def _record(
         self,
         connection: sa.Connection,
         kind: OperationKind,
-        charge_id: str,
+        charge: Mapping[Any, Any],
         amount: Money,
         key: str,
     ) -> GatewayOperation:
+        """Record the operation; ``charge`` is the charge as the operation left it. The call holds the
+        charge's row lock (SQLite: the write lock) since it read it, so nothing else moved it and it
+        need not be read again."""
         values = {
             "id": self._ids.new_id(kind.value[:2]),
             "idempotency_key": key,
-            "charge_id": charge_id,
+            "charge_id": charge["id"],
             "kind": kind.value,
             "currency": amount.currency,
             "amount": amount.amount,
             "created_at": self._clock.now(),
         }
-        connection.execute(operations.insert().values(**values))
-        return self._operation(connection, values)
+        _RECORD_OPERATION.execute(connection, values)
+        return self._operation(values, charge)
 
-    def _operation(self, connection: sa.Connection, row: Mapping[Any, Any]) -> GatewayOperation:
-        charge = self._charge_row(connection, charges.c.id == row["charge_id"])
-        assert charge is not None
+    def _operation(self, row: Mapping[Any, Any], charge: Mapping[Any, Any]) -> GatewayOperation:
         return GatewayOperation(
             id=row["id"],
             idempotency_key=row["idempotency_key"],

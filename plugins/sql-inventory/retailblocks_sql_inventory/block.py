@@ -3,6 +3,7 @@ shipped and returned with conditional updates, every on-hand change written to a
 
 from __future__ import annotations
 
+import difflib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -15,12 +16,14 @@ from retailblocks.errors import InvalidValue, OutOfStock
 from retailblocks.model import (
     Channel,
     ChannelType,
+    Merchant,
     Parcel,
     Reservation,
     ReservedStock,
     StockDemand,
     StockLevel,
 )
+from retailblocks.storage.prepared import Prepared
 from retailblocks_sql_inventory import stock
 from retailblocks_sql_inventory.audit import audit
 from retailblocks_sql_inventory.config import SqlInventoryConfig
@@ -40,6 +43,49 @@ MAX_PLAN_ATTEMPTS = 8
 EXPIRY_BATCH = 500
 
 ACTIVE, COMMITTED, RELEASED, EXPIRED = "active", "committed", "released", "expired"
+
+# The statements of the checkout path, built once (see stock.py for why).
+_INSERT_RESERVATION = Prepared(
+    reservations.insert().values(
+        {name: sa.bindparam(name) for name in ("id", "status", "channel", "created_at", "expires_at", "updated_at")}
+    )
+)
+_INSERT_RESERVATION_LINE = Prepared(
+    reservation_lines.insert().values(
+        {name: sa.bindparam(name) for name in ("reservation_id", "sku", "location", "quantity", "backordered")}
+    )
+)
+_THIS_RESERVATION_IN = sa.and_(
+    reservations.c.id == sa.bindparam("reservation_id"), reservations.c.status == sa.bindparam("from_status")
+)
+_TRANSITION = Prepared(
+    reservations.update()
+    .where(_THIS_RESERVATION_IN)
+    .values(status=sa.bindparam("to_status"), updated_at=sa.bindparam("now"))
+)
+_TRANSITION_TO_ORDER = Prepared(
+    reservations.update()
+    .where(_THIS_RESERVATION_IN)
+    .values(status=sa.bindparam("to_status"), updated_at=sa.bindparam("now"), order_id=sa.bindparam("order_id"))
+)
+_READ_RESERVATION = sa.select(reservations).where(reservations.c.id == sa.bindparam("reservation_id"))
+_READ_LINES = (
+    sa.select(
+        reservation_lines.c.reservation_id,
+        reservation_lines.c.sku,
+        reservation_lines.c.location,
+        reservation_lines.c.quantity,
+        reservation_lines.c.backordered,
+    )
+    .where(reservation_lines.c.reservation_id.in_(sa.bindparam("reservation_ids", expanding=True)))
+    .order_by(reservation_lines.c.sku, reservation_lines.c.location)
+)
+_DUE_RESERVATIONS = (
+    sa.select(reservations.c.id)
+    .where(reservations.c.status == ACTIVE, reservations.c.expires_at <= sa.bindparam("now"))
+    .order_by(reservations.c.id)
+    .limit(EXPIRY_BATCH)
+)
 
 
 class SqlInventory(Block):
@@ -66,6 +112,22 @@ class SqlInventory(Block):
     @hookimpl
     def stack_migrations(self) -> Sequence[Migration]:
         return MIGRATIONS
+
+    @hookimpl
+    def stack_check(self, merchant: Merchant, channels: Sequence[Channel]) -> Sequence[str]:
+        """Channel ids in ``channels`` that the manifest does not declare: their sourcing would never apply,
+        and the channel would silently sell from the default locations."""
+        declared = [channel.id for channel in channels]
+        problems = []
+        for channel_id in self.config.channels:
+            if channel_id not in declared:
+                close = difflib.get_close_matches(channel_id, declared, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                problems.append(
+                    f"channels.{channel_id}: the manifest declares no channel {channel_id!r} "
+                    f"(channels: {', '.join(declared) or 'none'}){hint}"
+                )
+        return problems
 
     @hookimpl
     def stack_audit(self, ctx: FlowContext) -> Sequence[AuditFinding]:
@@ -141,19 +203,18 @@ class SqlInventory(Block):
         plan = self._reserve_plan(connection, totals, candidates, safety, allow_split=allow_split)
         now = ctx.clock.now()
         reservation = Reservation(id=ctx.ids.new_id("res"), lines=_reserved_stock(plan), expires_at=now + ttl)
-        connection.execute(
-            reservations.insert().values(
-                id=reservation.id,
-                status=ACTIVE,
-                channel=ctx.channel.id if ctx.channel else None,
-                created_at=now,
-                expires_at=reservation.expires_at,
-                updated_at=now,
-            )
+        _INSERT_RESERVATION.execute(
+            connection,
+            id=reservation.id,
+            status=ACTIVE,
+            channel=ctx.channel.id if ctx.channel else None,
+            created_at=now,
+            expires_at=reservation.expires_at,
+            updated_at=now,
         )
         if plan:
-            connection.execute(
-                reservation_lines.insert(),
+            _INSERT_RESERVATION_LINE.execute_many(
+                connection,
                 [
                     {
                         "reservation_id": reservation.id,
@@ -206,6 +267,12 @@ class SqlInventory(Block):
                     requested=outcome.requested,
                     available=outcome.available,
                 )
+            if len(outcome) == 1 and not outcome[0].backordered:
+                # One conditional update and nothing else: when it fails it changed nothing, so there is
+                # nothing to undo and no need for a savepoint (two statements fewer per checkout).
+                if self._apply_plan(connection, outcome, safety):
+                    return outcome
+                continue
             savepoint = connection.begin_nested()
             if self._apply_plan(connection, outcome, safety):
                 savepoint.commit()
@@ -304,23 +371,29 @@ class SqlInventory(Block):
         from_reservation: bool,
     ) -> None:
         ordered = sorted(lines, key=lambda line: (line.sku, line.location))
-        for line in ordered:
-            stock.change_allocation(
-                connection,
-                order_id,
-                line.sku,
-                line.location,
-                allocated=line.quantity,
-                backordered=line.backordered,
-            )
-        for line in ordered:
-            stock.shift(
-                connection,
-                line.sku,
-                line.location,
-                reserved=-line.quantity if from_reservation else 0,
-                allocated=line.quantity,
-            )
+        # All allocation rows, then all level rows, each in (SKU, location) order: the lock order that keeps
+        # concurrent checkouts from deadlocking. One driver call per table.
+        stock.allocate_many(
+            connection,
+            [
+                stock.allocation_values(
+                    order_id, line.sku, line.location, allocated=line.quantity, backordered=line.backordered
+                )
+                for line in ordered
+            ],
+        )
+        stock.shift_many(
+            connection,
+            [
+                stock.shift_values(
+                    line.sku,
+                    line.location,
+                    reserved=-line.quantity if from_reservation else 0,
+                    allocated=line.quantity,
+                )
+                for line in ordered
+            ],
+        )
 
     @hookimpl
     def inventory_release(self, ctx: FlowContext, reservation_id: str) -> None:
@@ -334,16 +407,7 @@ class SqlInventory(Block):
     def _expire_batch(self, ctx: FlowContext) -> int:
         connection = ctx.db
         now = ctx.clock.now()
-        due = (
-            connection.execute(
-                sa.select(reservations.c.id)
-                .where(reservations.c.status == ACTIVE, reservations.c.expires_at <= now)
-                .order_by(reservations.c.id)
-                .limit(EXPIRY_BATCH)
-            )
-            .scalars()
-            .all()
-        )
+        due = connection.execute(_DUE_RESERVATIONS, {"now": now}).scalars().all()
         # Conditional on 'active': a commit racing the expiry wins or loses as a whole.
         expired = [rid for rid in due if self._transition(connection, rid, ACTIVE, EXPIRED, now)]
         lines = self._lines_of(connection, expired)
@@ -356,8 +420,13 @@ class SqlInventory(Block):
         units: dict[Pair, int] = defaultdict(int)
         for line in lines:
             units[(line.sku, line.location)] += line.quantity
-        for (sku, location), quantity in sorted(units.items()):
-            stock.shift(connection, sku, location, reserved=-quantity)
+        stock.shift_many(
+            connection,
+            [
+                stock.shift_values(sku, location, reserved=-quantity)
+                for (sku, location), quantity in sorted(units.items())
+            ],
+        )
         stock.settle_backorders(connection, _backordered_by_sku(lines))
 
     def _transition(
@@ -370,18 +439,18 @@ class SqlInventory(Block):
         *,
         order_id: str | None = None,
     ) -> bool:
-        values: dict[str, Any] = {"status": to_status, "updated_at": now}
-        if order_id is not None:
-            values["order_id"] = order_id
-        result = connection.execute(
-            reservations.update()
-            .where(reservations.c.id == reservation_id, reservations.c.status == from_status)
-            .values(**values)
-        )
-        return result.rowcount == 1
+        values: dict[str, Any] = {
+            "reservation_id": reservation_id,
+            "from_status": from_status,
+            "to_status": to_status,
+            "now": now,
+        }
+        if order_id is None:
+            return _TRANSITION.execute(connection, values) == 1
+        return _TRANSITION_TO_ORDER.execute(connection, values, order_id=order_id) == 1
 
     def _reservation(self, connection: sa.Connection, reservation_id: str) -> sa.Row[Any]:
-        row = connection.execute(sa.select(reservations).where(reservations.c.id == reservation_id)).first()
+        row = connection.execute(_READ_RESERVATION, {"reservation_id": reservation_id}).first()
         if row is None:
             raise InvalidValue(f"no reservation {reservation_id!r}")
         return row
@@ -390,13 +459,9 @@ class SqlInventory(Block):
         lines: dict[str, list[PlannedLine]] = {rid: [] for rid in reservation_ids}
         if not reservation_ids:
             return lines
-        rows = connection.execute(
-            sa.select(reservation_lines)
-            .where(reservation_lines.c.reservation_id.in_(list(reservation_ids)))
-            .order_by(reservation_lines.c.sku, reservation_lines.c.location)
-        )
-        for row in rows:
-            lines[row.reservation_id].append(PlannedLine(row.sku, row.location, row.quantity, row.backordered))
+        rows = connection.execute(_READ_LINES, {"reservation_ids": list(reservation_ids)})
+        for reservation_id, sku, location, quantity, backordered in rows:
+            lines[reservation_id].append(PlannedLine(sku, location, quantity, backordered))
         return lines
 
     # -- orders: shipping and returns ----------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Dialect-aware SQL helpers: insert-if-absent and idempotency claims, on SQLite and PostgreSQL.
+"""Idempotency claims of keyed operations, on SQLite and PostgreSQL.
 
 On PostgreSQL an IntegrityError aborts the whole transaction, so "insert and catch the duplicate" is
 not an option inside a flow's step; ``ON CONFLICT DO NOTHING`` (both dialects spell it so) reports
@@ -9,29 +9,38 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
 from retailblocks.errors import IdempotencyConflict, InvalidValue
+from retailblocks.storage.prepared import Prepared
 from retailblocks_sql_inventory.tables import operations
 
 MAX_KEY_LENGTH = 200
 
 
-def insert_if_absent(connection: sa.Connection, table: sa.Table, values: Mapping[str, Any]) -> bool:
-    """Insert one row unless its key exists; True when this call inserted it."""
-    # RETURNING, not the row count: psycopg reports -1 for a skipped ``ON CONFLICT DO NOTHING``.
-    key_columns = list(table.primary_key.columns)
-    statement: Any
-    if connection.dialect.name == "postgresql":
-        statement = postgresql.insert(table).values(**values).on_conflict_do_nothing()
-    else:
-        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    return connection.execute(statement.returning(*key_columns)).first() is not None
+# PostgreSQL's INSERT construct serves SQLite too: both spell ``ON CONFLICT DO NOTHING`` alike. Run through
+# Prepared on the driver's cursor, the row count of a skipped insert is 0 on both databases (through
+# SQLAlchemy, psycopg reports -1), so a claim is one statement with no RETURNING.
+_CLAIM = Prepared(
+    postgresql.insert(operations)
+    .values(
+        key=sa.bindparam("key"),
+        kind=sa.bindparam("kind"),
+        request_hash=sa.bindparam("request_hash"),
+        at=sa.bindparam("at"),
+    )
+    .on_conflict_do_nothing()
+)
+_CLAIMED = sa.select(operations.c.kind, operations.c.request_hash, operations.c.result).where(
+    operations.c.key == sa.bindparam("key")
+)
+_SETTLE = Prepared(
+    operations.update().where(operations.c.key == sa.bindparam("key")).values(result=sa.bindparam("result"))
+)
 
 
 def request_hash(request: Any) -> str:
@@ -65,11 +74,9 @@ def claim(connection: sa.Connection, key: str, kind: str, request: Any, now: dat
     with a different request is a caller's mistake and raises :class:`IdempotencyConflict`.
     """
     digest = request_hash(request)
-    if insert_if_absent(connection, operations, {"key": key, "kind": kind, "request_hash": digest, "at": now}):
+    if _CLAIM.execute(connection, key=key, kind=kind, request_hash=digest, at=now) == 1:
         return Claim(key, True, None)
-    row = connection.execute(
-        sa.select(operations.c.kind, operations.c.request_hash, operations.c.result).where(operations.c.key == key)
-    ).one()
+    row = connection.execute(_CLAIMED, {"key": key}).one()
     if row.kind != kind or row.request_hash != digest:
         raise IdempotencyConflict(
             f"the key {key.split(':', 1)[-1]!r} was already used for a different {row.kind} "
@@ -80,7 +87,7 @@ def claim(connection: sa.Connection, key: str, kind: str, request: Any, now: dat
 
 def settle(connection: sa.Connection, key: str, result: int) -> None:
     """Store the result of a claimed operation for its replays."""
-    connection.execute(operations.update().where(operations.c.key == key).values(result=result))
+    _SETTLE.execute(connection, key=key, result=result)
 
 
 def aware(moment: datetime) -> datetime:

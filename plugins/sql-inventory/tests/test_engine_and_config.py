@@ -9,7 +9,7 @@ from retailblocks_sql_inventory import ChannelSourcing, Location, SqlInventory, 
 from retailblocks_sql_inventory.engine import PlannedLine, Shortfall, plan_reservation, sum_demands
 
 from retailblocks.errors import InvalidValue
-from retailblocks.model import StockDemand
+from retailblocks.model import Channel, Merchant, StockDemand
 
 
 def test_sum_demands_merges_lines_of_one_sku_sorted() -> None:
@@ -106,3 +106,32 @@ def test_the_manifest_reader_builds_the_config() -> None:
     assert config.channels["tmall"].safety_stock == 3
     assert config.reservation_ttl == timedelta(minutes=20)
     assert config.warehouses == ["dc"]
+
+
+class TestStackCheck:
+    """Sourcing configured for a channel the manifest does not declare is reported before assembly."""
+
+    MERCHANT = Merchant("corner-shop", "Corner Shop", "EUR")
+    CHANNELS = (Channel("web", "online"), Channel("shop", "store", location="shop"))
+
+    @staticmethod
+    def block(channels: dict[str, ChannelSourcing]) -> SqlInventory:
+        return SqlInventory(SqlInventoryConfig(locations=[Location(id="shop", kind="store")], channels=channels))
+
+    def test_declared_channels_pass(self) -> None:
+        block = self.block({"web": ChannelSourcing(locations=["shop"]), "shop": ChannelSourcing()})
+        assert block.stack_check(self.MERCHANT, self.CHANNELS) == []
+
+    def test_a_misspelt_channel_is_named_with_a_suggestion(self) -> None:
+        problems = self.block({"wbe": ChannelSourcing(locations=["shop"])}).stack_check(self.MERCHANT, self.CHANNELS)
+        assert problems == [
+            "channels.wbe: the manifest declares no channel 'wbe' (channels: web, shop); did you mean 'web'?"
+        ]
+
+    def test_every_unknown_channel_is_reported_without_a_far_fetched_suggestion(self) -> None:
+        block = self.block({"web": ChannelSourcing(), "kiosk": ChannelSourcing(), "app": ChannelSourcing()})
+        problems = block.stack_check(self.MERCHANT, self.CHANNELS)
+        assert problems == [
+            "channels.kiosk: the manifest declares no channel 'kiosk' (channels: web, shop)",
+            "channels.app: the manifest declares no channel 'app' (channels: web, shop)",
+        ]
