@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 
+class InsertIgnore:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING 1`` on ``columns``, built once per dialect.
+
+    On PostgreSQL a plain INSERT that hits a constraint aborts the whole transaction, so the conflict
+    is left to the database; a concurrent inserter of the same key waits for the first to commit and
+    then sees the conflict. Whether the row went in is read from ``RETURNING``, because the driver's
+    rowcount is not reliable for this statement (-1 on psycopg), which is also why this is not a
+    :class:`~retailblocks.storage.prepared.Prepared` statement. Built at import time: building the
+    statement per call cost more than running it.
+    """
+
+    def __init__(self, table: sa.Table, columns: Iterable[str]):
+        values = {name: sa.bindparam(name, type_=table.c[name].type) for name in columns}
+        self.columns = frozenset(values)
+        one: sa.ColumnClause[int] = sa.literal_column("1")
+        self._statements: dict[str, Any] = {
+            "postgresql": postgresql.insert(table).values(values).on_conflict_do_nothing().returning(one),
+            "sqlite": sqlite.insert(table).values(values).on_conflict_do_nothing().returning(one),
+        }
+
+    def __call__(self, connection: sa.Connection, values: Mapping[str, Any]) -> bool:
+        """Insert ``values`` (exactly the columns given at construction); True if the row went in."""
+        return connection.execute(self._statements[connection.dialect.name], values).first() is not None
+
+
 def insert_ignore(connection: sa.Connection, table: sa.Table, values: dict[str, Any]) -> bool:
     """Insert ``values`` unless a unique constraint holds them already; True if the row went in.
 
-    On PostgreSQL a plain INSERT that hits a constraint aborts the whole transaction, so the conflict
-    is left to the database (``ON CONFLICT DO NOTHING``); a concurrent inserter of the same key waits
-    for the first to commit and then sees the conflict. Whether the row went in is read from
-    ``RETURNING``, because the driver's rowcount is not reliable for this statement (-1 on psycopg).
+    For the rare paths (merges, partner accounts); the hot ones use an :class:`InsertIgnore` built once.
     """
     statement: Any
     if connection.dialect.name == "postgresql":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 import sqlalchemy as sa
@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from retailblocks.context import FlowContext
 from retailblocks.errors import BusinessRejection, IdempotencyConflict
 from retailblocks.model import PointsKind, PointsMovement
-from retailblocks_loyalty._sql import insert_ignore
+from retailblocks.storage.prepared import Prepared
+from retailblocks_loyalty._sql import InsertIgnore
 from retailblocks_loyalty.tables import (
     accounts,
     journals,
@@ -53,6 +54,103 @@ class InsufficientPoints(BusinessRejection):
         self.account = account
         self.requested = requested
         self.available = available
+
+
+# Every statement of the checkout path is built once here, not per call: building one with SQLAlchemy
+# cost several times what the database needs to run it. Writes whose row count is all we need are
+# Prepared (compiled once, run on the driver's cursor); reads and RETURNING go through the connection.
+
+_CLAIM = InsertIgnore(
+    journals,
+    (
+        "id",
+        "kind",
+        "member_id",
+        "order_id",
+        "idempotency_key",
+        "reason",
+        "at",
+        "requested",
+        "amount",
+        "currency",
+        "reference",
+    ),
+)
+_JOURNAL_BY_KEY = sa.select(journals).where(journals.c.idempotency_key == sa.bindparam("key"))
+_JOURNAL_BY_ID = sa.select(journals).where(journals.c.id == sa.bindparam("journal_id"))
+_ENSURE_ACCOUNT = InsertIgnore(accounts, ("id", "kind", "owner", "balance", "may_go_negative"))
+# A member's account is created with the member; a fresh member id cannot collide with anything.
+_OPEN_ACCOUNT = Prepared(
+    accounts.insert().values(
+        id=sa.bindparam("id"),
+        kind=sa.bindparam("kind"),
+        owner=sa.bindparam("owner"),
+        balance=sa.bindparam("balance"),
+        may_go_negative=sa.bindparam("may_go_negative"),
+    )
+)
+_BALANCE = sa.select(accounts.c.balance).where(accounts.c.id == sa.bindparam("account_id"))
+_BALANCE_LOCKED = _BALANCE.with_for_update()
+_points = sa.bindparam("points", type_=sa.BigInteger)
+# Constants in a Prepared statement are written into its SQL: every bind must be a named parameter.
+ZERO: sa.ColumnClause[int] = sa.literal_column("0")
+# The guard is in the UPDATE: an account that may not go negative is never taken below zero, and the
+# row stays locked by this transaction from here on.
+_move_where = (
+    accounts.c.id == sa.bindparam("account_id"),
+    sa.or_(accounts.c.may_go_negative, accounts.c.balance + _points >= ZERO),
+)
+_MOVE = Prepared(accounts.update().where(*_move_where).values(balance=accounts.c.balance + _points))
+# The same, answering the new balance: a member's balance is wanted right after it moved (journal,
+# event), and reading it back would be one more round trip.
+_MOVE_RETURNING = (
+    accounts.update().where(*_move_where).values(balance=accounts.c.balance + _points).returning(accounts.c.balance)
+)
+_POSTING = Prepared(
+    postings.insert().values(
+        journal_id=sa.bindparam("journal_id"),
+        account_id=sa.bindparam("account_id"),
+        points=sa.bindparam("points"),
+        at=sa.bindparam("at"),
+    )
+)
+_LOTS_TO_CONSUME = (
+    sa.select(lots.c.id, lots.c.remaining, lots.c.earned_at, lots.c.expires_at)
+    .where(lots.c.member_id == sa.bindparam("member_id"), lots.c.remaining > 0)
+    .order_by(lots.c.expires_at, lots.c.earned_at, lots.c.id)
+    .with_for_update()
+)
+_take = sa.bindparam("take", type_=sa.BigInteger)
+_CONSUME_LOT = Prepared(
+    lots.update()
+    .where(lots.c.id == sa.bindparam("lot_id"), lots.c.remaining >= _take)
+    .values(remaining=lots.c.remaining - _take)
+)
+LOT_USE = Prepared(
+    lot_uses.insert().values(
+        journal_id=sa.bindparam("journal_id"), lot_id=sa.bindparam("lot_id"), points=sa.bindparam("points")
+    )
+)
+_ADD_LOT = Prepared(
+    lots.insert().values(
+        id=sa.bindparam("id"),
+        member_id=sa.bindparam("member_id"),
+        journal_id=sa.bindparam("journal_id"),
+        points=sa.bindparam("points"),
+        remaining=sa.bindparam("remaining"),
+        expired=sa.bindparam("expired"),
+        earned_at=sa.bindparam("earned_at"),
+        expires_at=sa.bindparam("expires_at"),
+    )
+)
+_USED_PARTS = (
+    sa.select(lot_uses.c.points, lots.c.earned_at, lots.c.expires_at)
+    .join(lots, lots.c.id == lot_uses.c.lot_id)
+    .where(lot_uses.c.journal_id == sa.bindparam("journal_id"))
+    .order_by(lot_uses.c.id)
+)
+# ``finish`` sets a few journal columns; one Prepared statement per set of columns, made on first use.
+_FINISH: dict[frozenset[str], Prepared] = {}
 
 
 @attrs.frozen
@@ -93,9 +191,8 @@ def claim(
     if not isinstance(key, str) or not key:
         raise IdempotencyConflict(f"an idempotency key must be a non-empty string (got {key!r})")
     journal_id = ctx.ids.new_id("pj")
-    inserted = insert_ignore(
+    inserted = _CLAIM(
         ctx.db,
-        journals,
         {
             "id": journal_id,
             "kind": kind,
@@ -112,7 +209,7 @@ def claim(
     )
     if inserted:
         return Claim(journal_id)
-    existing = ctx.db.execute(sa.select(journals).where(journals.c.idempotency_key == key)).mappings().one()
+    existing = ctx.db.execute(_JOURNAL_BY_KEY, {"key": key}).mappings().one()
     if existing["kind"] != kind:
         raise IdempotencyConflict(
             f"idempotency key {key!r} was already used for a {existing['kind']} journal, not {kind}"
@@ -122,13 +219,22 @@ def claim(
 
 def finish(ctx: FlowContext, journal_id: str, **values: Any) -> None:
     """Record the member's side of a journal (points, balance after, reason) once it is posted."""
-    ctx.db.execute(journals.update().where(journals.c.id == journal_id).values(**values))
+    columns = frozenset(values)
+    statement = _FINISH.get(columns)
+    if statement is None:
+        # Parameter names differ from the column names: SQLAlchemy reserves those for SET.
+        statement = Prepared(
+            journals.update()
+            .where(journals.c.id == sa.bindparam("finish_journal_id"))
+            .values({name: sa.bindparam(f"set_{name}", type_=journals.c[name].type) for name in sorted(columns)})
+        )
+        statement = _FINISH.setdefault(columns, statement)
+    statement.execute(ctx.db, {f"set_{name}": value for name, value in values.items()}, finish_journal_id=journal_id)
 
 
 def ensure_account(ctx: FlowContext, account_id: str, *, kind: str, owner: str | None, may_go_negative: bool) -> None:
-    insert_ignore(
+    _ENSURE_ACCOUNT(
         ctx.db,
-        accounts,
         {
             "id": account_id,
             "kind": kind,
@@ -145,11 +251,15 @@ def ensure_member_account(ctx: FlowContext, member_id: str) -> str:
     return account
 
 
+def open_member_account(ctx: FlowContext, member_id: str) -> str:
+    """The account of a member enrolled in this very transaction (no one else can have opened it)."""
+    account = member_account(member_id)
+    _OPEN_ACCOUNT.execute(ctx.db, id=account, kind="member", owner=member_id, balance=0, may_go_negative=False)
+    return account
+
+
 def balance(ctx: FlowContext, account_id: str, *, lock: bool = False) -> int:
-    query = sa.select(accounts.c.balance).where(accounts.c.id == account_id)
-    if lock:
-        query = query.with_for_update()
-    value = ctx.db.execute(query).scalar()
+    value = ctx.db.execute(_BALANCE_LOCKED if lock else _BALANCE, {"account_id": account_id}).scalar()
     return int(value or 0)
 
 
@@ -157,25 +267,33 @@ def post(ctx: FlowContext, journal_id: str, account_id: str, points: int) -> Non
     """Move ``account_id`` by ``points`` and write the posting; refuses to overdraw a guarded account."""
     if points == 0:
         return
-    result = ctx.db.execute(
-        accounts.update()
-        .where(
-            accounts.c.id == account_id,
-            sa.or_(accounts.c.may_go_negative, accounts.c.balance + points >= 0),
-        )
-        .values(balance=accounts.c.balance + points)
+    if _MOVE.execute(ctx.db, account_id=account_id, points=points) != 1:
+        _refuse(ctx, account_id, points)
+    _POSTING.execute(ctx.db, journal_id=journal_id, account_id=account_id, points=points, at=ctx.clock.now())
+
+
+def _refuse(ctx: FlowContext, account_id: str, points: int) -> NoReturn:
+    available = balance(ctx, account_id)
+    raise InsufficientPoints(
+        f"account {account_id} holds {available} points, cannot take {-points}",
+        account=account_id,
+        requested=-points,
+        available=available,
     )
-    if result.rowcount != 1:
-        available = balance(ctx, account_id)
-        raise InsufficientPoints(
-            f"account {account_id} holds {available} points, cannot take {-points}",
-            account=account_id,
-            requested=-points,
-            available=available,
-        )
-    ctx.db.execute(
-        postings.insert().values(journal_id=journal_id, account_id=account_id, points=points, at=ctx.clock.now())
-    )
+
+
+def _post_member(ctx: FlowContext, journal_id: str, member_id: str, points: int) -> int:
+    """``post`` on a member's account (opened on first use); returns the balance after it."""
+    account = member_account(member_id)
+    new_balance = ctx.db.execute(_MOVE_RETURNING, {"account_id": account, "points": points}).scalar()
+    if new_balance is None:
+        # No account yet (a member from before accounts were opened at enrolment), or a refused debit.
+        ensure_member_account(ctx, member_id)
+        new_balance = ctx.db.execute(_MOVE_RETURNING, {"account_id": account, "points": points}).scalar()
+        if new_balance is None:
+            _refuse(ctx, account, points)
+    _POSTING.execute(ctx.db, journal_id=journal_id, account_id=account, points=points, at=ctx.clock.now())
+    return int(new_balance)
 
 
 def debit_member(ctx: FlowContext, journal_id: str, member_id: str, points: int) -> list[LotPart]:
@@ -185,27 +303,18 @@ def debit_member(ctx: FlowContext, journal_id: str, member_id: str, points: int)
     """
     if points <= 0:
         return []
-    account = ensure_member_account(ctx, member_id)
-    post(ctx, journal_id, account, -points)
+    _post_member(ctx, journal_id, member_id, -points)
     # The account row is now locked by this transaction: no one else consumes these lots meanwhile.
-    rows = ctx.db.execute(
-        sa.select(lots.c.id, lots.c.remaining, lots.c.earned_at, lots.c.expires_at)
-        .where(lots.c.member_id == member_id, lots.c.remaining > 0)
-        .order_by(lots.c.expires_at, lots.c.earned_at, lots.c.id)
-        .with_for_update()
-    ).all()
+    rows = ctx.db.execute(_LOTS_TO_CONSUME, {"member_id": member_id}).all()
     left = points
     parts: list[LotPart] = []
     for lot_id, remaining, earned_at, expires_at in rows:
         if left == 0:
             break
         take = min(int(remaining), left)
-        updated = ctx.db.execute(
-            lots.update().where(lots.c.id == lot_id, lots.c.remaining >= take).values(remaining=lots.c.remaining - take)
-        )
-        if updated.rowcount != 1:  # pragma: no cover - guarded by the account lock
+        if _CONSUME_LOT.execute(ctx.db, lot_id=lot_id, take=take) != 1:  # pragma: no cover - account lock
             raise RuntimeError(f"lot {lot_id} changed under a locked account")
-        ctx.db.execute(lot_uses.insert().values(journal_id=journal_id, lot_id=lot_id, points=take))
+        LOT_USE.execute(ctx.db, journal_id=journal_id, lot_id=lot_id, points=take)
         parts.append(LotPart(take, earned_at, expires_at))
         left -= take
     if left:  # pragma: no cover - the balance and the lots are kept equal
@@ -221,13 +330,12 @@ def credit_member(
     *,
     expire_after: timedelta,
     parts: Sequence[LotPart] = (),
-) -> None:
+) -> int | None:
     """Give a member ``points``: lots shaped like ``parts`` first, the rest as one lot expiring after
-    ``expire_after``."""
+    ``expire_after``. Returns the member's balance after it (None when there was nothing to credit)."""
     if points <= 0:
-        return
-    account = ensure_member_account(ctx, member_id)
-    post(ctx, journal_id, account, points)
+        return None
+    new_balance = _post_member(ctx, journal_id, member_id, points)
     left = points
     now = ctx.clock.now()
     for part in parts:
@@ -238,6 +346,7 @@ def credit_member(
         left -= take
     if left:
         _add_lot(ctx, journal_id, member_id, left, now, now + expire_after)
+    return new_balance
 
 
 def _add_lot(
@@ -248,28 +357,22 @@ def _add_lot(
     earned_at: datetime,
     expires_at: datetime,
 ) -> None:
-    ctx.db.execute(
-        lots.insert().values(
-            id=ctx.ids.new_id("lot"),
-            member_id=member_id,
-            journal_id=journal_id,
-            points=points,
-            remaining=points,
-            expired=0,
-            earned_at=earned_at,
-            expires_at=expires_at,
-        )
+    _ADD_LOT.execute(
+        ctx.db,
+        id=ctx.ids.new_id("lot"),
+        member_id=member_id,
+        journal_id=journal_id,
+        points=points,
+        remaining=points,
+        expired=0,
+        earned_at=earned_at,
+        expires_at=expires_at,
     )
 
 
 def used_parts(ctx: FlowContext, journal_id: str) -> list[LotPart]:
     """The lot parts a journal consumed, in the order it consumed them."""
-    rows = ctx.db.execute(
-        sa.select(lot_uses.c.points, lots.c.earned_at, lots.c.expires_at)
-        .join(lots, lots.c.id == lot_uses.c.lot_id)
-        .where(lot_uses.c.journal_id == journal_id)
-        .order_by(lot_uses.c.id)
-    ).all()
+    rows = ctx.db.execute(_USED_PARTS, {"journal_id": journal_id}).all()
     return [LotPart(int(points), earned_at, expires_at) for points, earned_at, expires_at in rows]
 
 
@@ -287,4 +390,4 @@ def movement(row: Any) -> PointsMovement:
 
 
 def load_journal(ctx: FlowContext, journal_id: str) -> Any:
-    return ctx.db.execute(sa.select(journals).where(journals.c.id == journal_id)).mappings().one()
+    return ctx.db.execute(_JOURNAL_BY_ID, {"journal_id": journal_id}).mappings().one()

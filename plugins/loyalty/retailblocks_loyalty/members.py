@@ -16,17 +16,58 @@ import sqlalchemy as sa
 from retailblocks.context import FlowContext
 from retailblocks.errors import EnvironmentFailure, InvalidValue, UnknownObject
 from retailblocks.model import Identity, Member, Money
+from retailblocks.storage.prepared import Prepared
 from retailblocks_loyalty import ledger
-from retailblocks_loyalty._sql import insert_ignore
+from retailblocks_loyalty._sql import InsertIgnore
 from retailblocks_loyalty.config import LoyaltyConfig
 from retailblocks_loyalty.engine import BASE_TIER, normalize_identities, tier_name
-from retailblocks_loyalty.tables import identities, member_account, members, merges
+from retailblocks_loyalty.tables import accounts, identities, member_account, members, merges
 
 # How often identify re-reads after losing a race for an identity before giving up. Each loss means
 # another transaction committed that identity, so a handful is plenty.
 _ATTEMPTS = 8
 # Merges chain (A into B, B into C); a chain longer than this is a corrupted table, not a real history.
 _MAX_CHAIN = 64
+
+# The statements identify and earn issue on every member's checkout, built once (see ledger.py).
+_MEMBER = sa.select(members).where(members.c.id == sa.bindparam("member_id"))
+# A member's identities and points balance in one round trip: the balance as a scalar subquery on
+# every identity row (an active member always holds at least one identity; ``view`` falls back if not).
+_VIEW = (
+    sa.select(
+        identities.c.kind,
+        identities.c.value,
+        sa.select(accounts.c.balance)
+        .where(accounts.c.id == sa.bindparam("account_id"))
+        .scalar_subquery()
+        .label("balance"),
+    )
+    .where(identities.c.member_id == sa.bindparam("member_id"))
+    .order_by(identities.c.kind, identities.c.value)
+)
+_OWNERS = sa.select(identities.c.kind, identities.c.value, identities.c.member_id).where(
+    identities.c.kind.in_(sa.bindparam("kinds", expanding=True)),
+    identities.c.value.in_(sa.bindparam("values", expanding=True)),
+)
+_CLAIM_IDENTITY = InsertIgnore(identities, ("kind", "value", "member_id", "linked_at"))
+_ENROL = Prepared(
+    members.insert().values(
+        id=sa.bindparam("id"),
+        status=sa.bindparam("status"),
+        merged_into=sa.bindparam("merged_into"),
+        tier=sa.bindparam("tier"),
+        lifetime_spend=sa.bindparam("lifetime_spend"),
+        enrolled_at=sa.bindparam("enrolled_at"),
+        enrolled_channel=sa.bindparam("enrolled_channel"),
+    )
+)
+_UNCLAIM_IDENTITY = Prepared(
+    identities.delete().where(identities.c.kind == sa.bindparam("kind"), identities.c.value == sa.bindparam("value"))
+)
+_DELETE_MEMBER = Prepared(members.delete().where(members.c.id == sa.bindparam("member_id")))
+_SET_TIER = Prepared(
+    members.update().where(members.c.id == sa.bindparam("member_id")).values(tier=sa.bindparam("new_tier"))
+)
 
 
 class UnknownMerge(UnknownObject):
@@ -37,7 +78,7 @@ def resolve(ctx: FlowContext, member_id: str) -> Any | None:
     """The active member ``member_id`` is now: itself, or the survivor it was merged into."""
     current = member_id
     for _ in range(_MAX_CHAIN):
-        row = ctx.db.execute(sa.select(members).where(members.c.id == current)).mappings().first()
+        row = ctx.db.execute(_MEMBER, {"member_id": current}).mappings().first()
         if row is None:
             return None
         if row["status"] == "active" or row["merged_into"] is None:
@@ -48,16 +89,13 @@ def resolve(ctx: FlowContext, member_id: str) -> Any | None:
 
 def view(ctx: FlowContext, row: Any) -> Member:
     """The Member value for an active member row."""
-    found = ctx.db.execute(
-        sa.select(identities.c.kind, identities.c.value)
-        .where(identities.c.member_id == row["id"])
-        .order_by(identities.c.kind, identities.c.value)
-    ).all()
+    found = ctx.db.execute(_VIEW, {"member_id": row["id"], "account_id": member_account(row["id"])}).all()
+    points = int(found[0][2] or 0) if found else ledger.balance(ctx, member_account(row["id"]))
     return Member(
         id=row["id"],
-        identities=tuple(Identity(kind, value) for kind, value in found),
+        identities=tuple(Identity(kind, value) for kind, value, _ in found),
         tier=row["tier"],
-        points=ledger.balance(ctx, member_account(row["id"])),
+        points=points,
     )
 
 
@@ -86,6 +124,8 @@ def identify(ctx: FlowContext, config: LoyaltyConfig, given: Sequence[Identity],
             if merged is None:
                 continue  # someone merged these members meanwhile: re-read
             survivor = merged
+        if not unknown:
+            return survivor  # nothing to link: the row just read is the answer
         if _link(ctx, survivor["id"], unknown):
             return resolve(ctx, survivor["id"])
     raise EnvironmentFailure(
@@ -95,11 +135,14 @@ def identify(ctx: FlowContext, config: LoyaltyConfig, given: Sequence[Identity],
 
 
 def _owners(ctx: FlowContext, wanted: Sequence[Identity]) -> dict[Identity, str]:
-    condition = sa.or_(*(sa.and_(identities.c.kind == i.kind.value, identities.c.value == i.value) for i in wanted))
+    # Both key columns with IN lists, so the primary key index answers it; a kind of one identity with
+    # the value of another can come back too, and is dropped here.
     rows = ctx.db.execute(
-        sa.select(identities.c.kind, identities.c.value, identities.c.member_id).where(condition)
+        _OWNERS,
+        {"kinds": sorted({i.kind.value for i in wanted}), "values": sorted({i.value for i in wanted})},
     ).all()
-    return {Identity(kind, value): member_id for kind, value, member_id in rows}
+    found = {Identity(kind, value): member_id for kind, value, member_id in rows}
+    return {identity: found[identity] for identity in wanted if identity in found}
 
 
 def _enroll(ctx: FlowContext, config: LoyaltyConfig, wanted: Sequence[Identity]) -> Any | None:
@@ -107,29 +150,26 @@ def _enroll(ctx: FlowContext, config: LoyaltyConfig, wanted: Sequence[Identity])
     now = ctx.clock.now()
     member_id = ctx.ids.new_id("mem")
     tier = tier_name(config.tiers, Money.zero(config.tiers[0].threshold.currency)) if config.tiers else BASE_TIER
-    ctx.db.execute(
-        members.insert().values(
-            id=member_id,
-            status="active",
-            merged_into=None,
-            tier=tier,
-            lifetime_spend=0,
-            enrolled_at=now,
-            enrolled_channel=ctx.channel.id if ctx.channel else None,
-        )
-    )
+    row = {
+        "id": member_id,
+        "status": "active",
+        "merged_into": None,
+        "tier": tier,
+        "lifetime_spend": 0,
+        "enrolled_at": now,
+        "enrolled_channel": ctx.channel.id if ctx.channel else None,
+    }
+    _ENROL.execute(ctx.db, row)
     claimed: list[Identity] = []
     for identity in wanted:
         if not _claim_identity(ctx, identity, member_id):
             # Undo within this transaction; nothing of it was ever visible to anyone else.
             for mine in claimed:
-                ctx.db.execute(
-                    identities.delete().where(identities.c.kind == mine.kind.value, identities.c.value == mine.value)
-                )
-            ctx.db.execute(members.delete().where(members.c.id == member_id))
+                _UNCLAIM_IDENTITY.execute(ctx.db, kind=mine.kind.value, value=mine.value)
+            _DELETE_MEMBER.execute(ctx.db, member_id=member_id)
             return None
         claimed.append(identity)
-    ledger.ensure_member_account(ctx, member_id)
+    ledger.open_member_account(ctx, member_id)
     ctx.record(
         "member.enrolled",
         {
@@ -140,13 +180,13 @@ def _enroll(ctx: FlowContext, config: LoyaltyConfig, wanted: Sequence[Identity])
         },
         member_id=member_id,
     )
-    return ctx.db.execute(sa.select(members).where(members.c.id == member_id)).mappings().one()
+    # The row as written; reading it back would only add a round trip (callers use its id and tier).
+    return row
 
 
 def _claim_identity(ctx: FlowContext, identity: Identity, member_id: str) -> bool:
-    return insert_ignore(
+    return _CLAIM_IDENTITY(
         ctx.db,
-        identities,
         {
             "kind": identity.kind.value,
             "value": identity.value,
@@ -394,9 +434,14 @@ def unmerge(ctx: FlowContext, config: LoyaltyConfig, merge_id: str, reason: str)
     return ctx.db.execute(sa.select(merges).where(merges.c.id == merge_id)).mappings().one()
 
 
-def refresh_tier(ctx: FlowContext, config: LoyaltyConfig, member_id: str) -> str:
-    """Move a member up to the tier their lifetime spend has reached; never down (see README)."""
-    row = ctx.db.execute(sa.select(members).where(members.c.id == member_id)).mappings().one()
+def refresh_tier(ctx: FlowContext, config: LoyaltyConfig, member_id: str, row: Any = None) -> str:
+    """Move a member up to the tier their lifetime spend has reached; never down (see README).
+
+    ``row`` holds the member's current ``tier`` and ``lifetime_spend`` when the caller has them already
+    (from the UPDATE that changed the spend); otherwise they are read.
+    """
+    if row is None:
+        row = ctx.db.execute(_MEMBER, {"member_id": member_id}).mappings().one()
     if not config.tiers:
         return str(row["tier"])
     reached = tier_name(config.tiers, Money(int(row["lifetime_spend"]), config.tiers[0].threshold.currency))
@@ -404,7 +449,7 @@ def refresh_tier(ctx: FlowContext, config: LoyaltyConfig, member_id: str) -> str
     current = row["tier"]
     if rank.get(reached, -1) <= rank.get(current, -1):
         return str(current)
-    ctx.db.execute(members.update().where(members.c.id == member_id).values(tier=reached))
+    _SET_TIER.execute(ctx.db, member_id=member_id, new_tier=reached)
     ctx.record(
         "member.tier_changed",
         {

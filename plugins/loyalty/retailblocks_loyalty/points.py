@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from retailblocks.context import FlowContext
 from retailblocks.errors import CurrencyMismatch, InvalidValue, UnknownMember
 from retailblocks.hookspecs.membership import PartnerPointsMovement
-from retailblocks.model import Money, Order, PointsMovement
+from retailblocks.model import Money, Order, PointsKind, PointsMovement
+from retailblocks.storage.prepared import Prepared
 from retailblocks_loyalty import ledger
 from retailblocks_loyalty.config import LoyaltyConfig
 from retailblocks_loyalty.engine import (
@@ -27,7 +28,6 @@ from retailblocks_loyalty.members import refresh_tier, resolve
 from retailblocks_loyalty.tables import (
     accounts,
     journals,
-    lot_uses,
     lots,
     member_account,
     members,
@@ -38,6 +38,31 @@ from retailblocks_loyalty.tables import (
 
 ISSUED = system_account("issued")
 EXPIRED = system_account("expired")
+
+# Built once (see ledger.py). The spend UPDATE answers the tier and spend it left, which is all
+# ``refresh_tier`` needs: no read-back.
+_spend = sa.bindparam("spend", type_=sa.BigInteger)
+_ADD_SPEND = (
+    members.update()
+    .where(members.c.id == sa.bindparam("member_id"))
+    .values(lifetime_spend=members.c.lifetime_spend + _spend)
+    .returning(members.c.tier, members.c.lifetime_spend)
+)
+# Points past their expiry must not pay: every points authorization looks for a member's due lots.
+_due = (lots.c.member_id == sa.bindparam("member_id"), lots.c.expires_at <= sa.bindparam("now"), lots.c.remaining > 0)
+_MEMBER_HAS_DUE = sa.select(lots.c.member_id).where(*_due).limit(1)
+_DUE_LOTS = (
+    sa.select(lots.c.id, lots.c.remaining, lots.c.expired)
+    .where(*_due)
+    .order_by(lots.c.expires_at, lots.c.id)
+    .with_for_update()
+)
+_expiring = sa.bindparam("expiring", type_=sa.BigInteger)
+_EXPIRE_LOT = Prepared(
+    lots.update()
+    .where(lots.c.id == sa.bindparam("lot_id"), lots.c.remaining == _expiring)
+    .values(remaining=ledger.ZERO, expired=lots.c.expired + _expiring)
+)
 
 
 @attrs.frozen
@@ -77,13 +102,14 @@ def earn(ctx: FlowContext, config: LoyaltyConfig, member_id: str, order: Order, 
     )
     points = sum(p for _, _, p in lines)
     paid = paid_for_goods(order)
+    reason = f"order {order.id} on {order.channel}"
     claim = ledger.claim(
         ctx,
         kind="earn",
         key=f"earn:{order.id}",
         member_id=member["id"],
         order_id=order.id,
-        reason=f"order {order.id} on {order.channel}",
+        reason=reason,
         requested=points,
         amount=paid.amount,
         currency=paid.currency,
@@ -91,15 +117,16 @@ def earn(ctx: FlowContext, config: LoyaltyConfig, member_id: str, order: Order, 
     )
     if claim.replay:
         return ledger.movement(claim.existing) if int(claim.existing["points"]) else None
+    balance_after: int | None = None
     if points:
         ledger.post(ctx, claim.journal_id, ISSUED, -points)
-        ledger.credit_member(ctx, claim.journal_id, member["id"], points, expire_after=config.points_expire_after)
-    ctx.db.execute(
-        members.update()
-        .where(members.c.id == member["id"])
-        .values(lifetime_spend=members.c.lifetime_spend + paid.amount)
-    )
-    ledger.finish(ctx, claim.journal_id, points=points, balance_after=_balance(ctx, member["id"]))
+        balance_after = ledger.credit_member(
+            ctx, claim.journal_id, member["id"], points, expire_after=config.points_expire_after
+        )
+    if balance_after is None:
+        balance_after = _balance(ctx, member["id"])
+    spent = ctx.db.execute(_ADD_SPEND, {"member_id": member["id"], "spend": paid.amount}).mappings().one()
+    ledger.finish(ctx, claim.journal_id, points=points, balance_after=balance_after)
     if points:
         ctx.record(
             "points.earned",
@@ -107,15 +134,26 @@ def earn(ctx: FlowContext, config: LoyaltyConfig, member_id: str, order: Order, 
                 "member_id": member["id"],
                 "order_id": order.id,
                 "points": points,
-                "balance": _balance(ctx, member["id"]),
+                "balance": balance_after,
                 "journal_id": claim.journal_id,
                 "lines": [{"index": i, "sku": sku, "points": p} for i, sku, p in lines],
             },
             order_id=order.id,
             member_id=member["id"],
         )
-    refresh_tier(ctx, config, member["id"])
-    return ledger.movement(ledger.load_journal(ctx, claim.journal_id)) if points else None
+    refresh_tier(ctx, config, member["id"], spent)
+    if not points:
+        return None
+    # The journal as just written; reading it back would add a round trip for values known here.
+    return PointsMovement(
+        id=claim.journal_id,
+        member_id=member["id"],
+        points=points,
+        kind=PointsKind.EARN,
+        balance=balance_after,
+        order_id=order.id,
+        reason=reason,
+    )
 
 
 def reverse(
@@ -192,13 +230,8 @@ def reverse(
                 )
             )
         )
-    ledger.finish(
-        ctx,
-        claim.journal_id,
-        points=-taking,
-        balance_after=_balance(ctx, member["id"]),
-        reason=reason,
-    )
+    balance_after = _balance(ctx, member["id"])
+    ledger.finish(ctx, claim.journal_id, points=-taking, balance_after=balance_after, reason=reason)
     if wanted == 0:
         return None
     ctx.record(
@@ -208,7 +241,7 @@ def reverse(
             "order_id": order_id,
             "points": -taking,
             "shortfall": wanted - taking,
-            "balance": _balance(ctx, member["id"]),
+            "balance": balance_after,
             "journal_id": claim.journal_id,
         },
         order_id=order_id,
@@ -235,14 +268,15 @@ def adjust(
     else:
         ledger.debit_member(ctx, claim.journal_id, member["id"], -points)
         ledger.post(ctx, claim.journal_id, ISSUED, -points)
-    ledger.finish(ctx, claim.journal_id, points=points, balance_after=_balance(ctx, member["id"]))
+    balance_after = _balance(ctx, member["id"])
+    ledger.finish(ctx, claim.journal_id, points=points, balance_after=balance_after)
     ctx.record(
         "points.adjusted",
         {
             "member_id": member["id"],
             "points": points,
             "reason": reason,
-            "balance": _balance(ctx, member["id"]),
+            "balance": balance_after,
             "journal_id": claim.journal_id,
         },
         member_id=member["id"],
@@ -257,6 +291,9 @@ def expire_due(ctx: FlowContext, *, member_id: str | None = None, limit: int = 5
     (or a concurrent run) posts nothing twice.
     """
     now = ctx.clock.now()
+    if member_id is not None:
+        found = ctx.db.execute(_MEMBER_HAS_DUE, {"member_id": member_id, "now": now}).first()
+        return _expire_member(ctx, member_id, now) if found is not None else 0
     query = (
         sa.select(lots.c.member_id)
         .where(lots.c.expires_at <= now, lots.c.remaining > 0)
@@ -264,8 +301,6 @@ def expire_due(ctx: FlowContext, *, member_id: str | None = None, limit: int = 5
         .order_by(lots.c.member_id)
         .limit(limit)
     )
-    if member_id is not None:
-        query = query.where(lots.c.member_id == member_id)
     total = 0
     for (owner,) in ctx.db.execute(query).all():
         total += _expire_member(ctx, owner, now)
@@ -275,22 +310,12 @@ def expire_due(ctx: FlowContext, *, member_id: str | None = None, limit: int = 5
 def _expire_member(ctx: FlowContext, member_id: str, now: datetime) -> int:
     account = ledger.ensure_member_account(ctx, member_id)
     ledger.balance(ctx, account, lock=True)  # account before lots, as every other path does
-    due = ctx.db.execute(
-        sa.select(lots.c.id, lots.c.remaining, lots.c.expired)
-        .where(lots.c.member_id == member_id, lots.c.expires_at <= now, lots.c.remaining > 0)
-        .order_by(lots.c.expires_at, lots.c.id)
-        .with_for_update()
-    ).all()
+    due = ctx.db.execute(_DUE_LOTS, {"member_id": member_id, "now": now}).all()
     expired_total = 0
     lot_ids: list[str] = []
     for lot_id, remaining, expired_before in due:
         remaining = int(remaining)
-        taken = ctx.db.execute(
-            lots.update()
-            .where(lots.c.id == lot_id, lots.c.remaining == remaining)
-            .values(remaining=0, expired=lots.c.expired + remaining)
-        )
-        if taken.rowcount != 1:
+        if _EXPIRE_LOT.execute(ctx.db, lot_id=lot_id, expiring=remaining) != 1:
             continue
         claim = ledger.claim(
             ctx,
@@ -305,7 +330,7 @@ def _expire_member(ctx: FlowContext, member_id: str, now: datetime) -> int:
             continue
         ledger.post(ctx, claim.journal_id, account, -remaining)
         ledger.post(ctx, claim.journal_id, EXPIRED, remaining)
-        ctx.db.execute(lot_uses.insert().values(journal_id=claim.journal_id, lot_id=lot_id, points=remaining))
+        ledger.LOT_USE.execute(ctx.db, journal_id=claim.journal_id, lot_id=lot_id, points=remaining)
         ledger.finish(ctx, claim.journal_id, points=-remaining, balance_after=_balance(ctx, member_id))
         expired_total += remaining
         lot_ids.append(lot_id)

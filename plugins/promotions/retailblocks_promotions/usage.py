@@ -20,9 +20,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from retailblocks.errors import InvalidValue, PromotionRejected
 from retailblocks.model import Money
+from retailblocks.storage.prepared import Prepared
 from retailblocks_promotions.config import PromotionConfig
-from retailblocks_promotions.engine import Usage
+from retailblocks_promotions.engine import Usage, normalize_code
 from retailblocks_promotions.tables import coupons, member_usage, redemptions, usage
+
+_DIALECTS: dict[str, Any] = {"postgresql": postgresql, "sqlite": sqlite}
 
 
 @attrs.frozen
@@ -51,6 +54,169 @@ class Claim:
     coupon: str | None
 
 
+def _per_dialect(build: Any) -> dict[str, Any]:
+    """One statement per supported dialect (ON CONFLICT is dialect-specific), built once at import."""
+    return {name: build(module.insert) for name, module in _DIALECTS.items()}
+
+
+def _on(connection: sa.Connection, statements: Mapping[str, Any]) -> Any:
+    try:
+        return statements[connection.dialect.name]
+    except KeyError:  # pragma: no cover - the core supports only these two
+        raise InvalidValue(
+            f"the promotions block supports SQLite and PostgreSQL (got {connection.dialect.name!r})"
+        ) from None
+
+
+# The statements of redeem and release, built once: building them per call cost several times what the
+# database needs to run them. Conditional UPDATEs whose row count is the answer are Prepared (compiled
+# once, run on the driver's cursor in the step's transaction); inserts that must tell whether they went
+# in use RETURNING through the connection, as psycopg reports -1 as the rowcount of ON CONFLICT.
+
+_REDEMPTION_COLUMNS = (
+    "order_id",
+    "promotion_id",
+    "member_id",
+    "coupon",
+    "amount",
+    "currency",
+    "funder",
+    "campaign",
+    "released",
+    "redeemed_at",
+    "released_at",
+)
+_INSERT_REDEMPTION = _per_dialect(
+    lambda insert: (
+        insert(redemptions)
+        .values({name: sa.bindparam(name, type_=redemptions.c[name].type) for name in _REDEMPTION_COLUMNS})
+        .on_conflict_do_nothing()
+        .returning(redemptions.c.order_id)
+    )
+)
+# A redemption released since (a retried order) is counted again.
+_REVIVE = Prepared(
+    redemptions.update()
+    .where(
+        redemptions.c.order_id == sa.bindparam("order_id"),
+        redemptions.c.promotion_id == sa.bindparam("promotion_id"),
+        redemptions.c.released.is_(sa.true()),
+    )
+    .values(
+        {
+            name: sa.bindparam(f"set_{name}", type_=redemptions.c[name].type)
+            for name in _REDEMPTION_COLUMNS
+            if name not in ("order_id", "promotion_id")
+        }
+    )
+)
+
+
+def _take_usage_statement(insert: Any, *, limited: bool, budgeted: bool) -> Any:
+    """Count a use in one statement: the first use inserts the counter row, later ones update it only
+    while the limits hold (checked on the locked row, so concurrent orders cannot both get the last)."""
+    amount = sa.bindparam("amount", type_=sa.BigInteger)
+    conditions = []
+    if limited:
+        conditions.append(usage.c.uses < sa.bindparam("usage_limit", type_=sa.Integer))
+    if budgeted:
+        conditions.append(usage.c.budget_spent + amount <= sa.bindparam("budget", type_=sa.BigInteger))
+    return (
+        insert(usage)
+        .values(promotion_id=sa.bindparam("promotion_id"), uses=sa.literal_column("1"), budget_spent=amount)
+        .on_conflict_do_update(
+            index_elements=[usage.c.promotion_id],
+            set_={"uses": usage.c.uses + 1, "budget_spent": usage.c.budget_spent + amount},
+            where=sa.and_(*conditions) if conditions else None,
+        )
+        .returning(usage.c.budget_spent)
+    )
+
+
+_TAKE_USAGE = {
+    (limited, budgeted): _per_dialect(
+        lambda insert, limited=limited, budgeted=budgeted: _take_usage_statement(
+            insert, limited=limited, budgeted=budgeted
+        )
+    )
+    for limited in (False, True)
+    for budgeted in (False, True)
+}
+_TAKE_MEMBER_USE = _per_dialect(
+    lambda insert: (
+        insert(member_usage)
+        .values(
+            promotion_id=sa.bindparam("promotion_id"), member_id=sa.bindparam("member_id"), uses=sa.literal_column("1")
+        )
+        .on_conflict_do_update(
+            index_elements=[member_usage.c.promotion_id, member_usage.c.member_id],
+            set_={"uses": member_usage.c.uses + 1},
+            where=member_usage.c.uses < sa.bindparam("limit", type_=sa.Integer),
+        )
+        .returning(member_usage.c.uses)
+    )
+)
+_TAKE_COUPON_USE = Prepared(
+    coupons.update()
+    .where(
+        coupons.c.code == sa.bindparam("code"),
+        coupons.c.uses < coupons.c.max_uses,
+        sa.or_(coupons.c.member_id.is_(None), coupons.c.member_id == sa.bindparam("member_id")),
+    )
+    .values(uses=coupons.c.uses + sa.literal_column("1"))
+)
+_ISSUED_CODE = sa.select(coupons.c.code).where(coupons.c.code == sa.bindparam("code"))
+_UNRELEASED = (
+    sa.select(redemptions)
+    .where(redemptions.c.order_id == sa.bindparam("order_id"), redemptions.c.released.is_(sa.false()))
+    .order_by(redemptions.c.promotion_id)
+)
+_RELEASE = Prepared(
+    redemptions.update()
+    .where(
+        redemptions.c.order_id == sa.bindparam("order_id"),
+        redemptions.c.promotion_id == sa.bindparam("promotion_id"),
+        redemptions.c.released.is_(sa.false()),
+    )
+    .values(released=sa.true(), released_at=sa.bindparam("now", type_=redemptions.c.released_at.type))
+)
+_one: sa.ColumnClause[int] = sa.literal_column("1")
+_given_back = sa.bindparam("amount", type_=sa.BigInteger)
+_GIVE_BACK_USAGE = Prepared(
+    usage.update()
+    .where(
+        usage.c.promotion_id == sa.bindparam("promotion_id"),
+        usage.c.uses >= _one,
+        usage.c.budget_spent >= _given_back,
+    )
+    .values(uses=usage.c.uses - _one, budget_spent=usage.c.budget_spent - _given_back)
+)
+_GIVE_BACK_MEMBER_USE = Prepared(
+    member_usage.update()
+    .where(
+        member_usage.c.promotion_id == sa.bindparam("promotion_id"),
+        member_usage.c.member_id == sa.bindparam("member_id"),
+        member_usage.c.uses >= _one,
+    )
+    .values(uses=member_usage.c.uses - _one)
+)
+_GIVE_BACK_COUPON_USE = Prepared(
+    coupons.update()
+    .where(coupons.c.code == sa.bindparam("code"), coupons.c.uses >= _one)
+    .values(uses=coupons.c.uses - _one)
+)
+_USAGE = sa.select(usage.c.promotion_id, usage.c.uses, usage.c.budget_spent).where(
+    usage.c.promotion_id.in_(sa.bindparam("promotion_ids", expanding=True))
+)
+_MEMBER_USES = sa.select(member_usage.c.promotion_id, member_usage.c.uses).where(
+    member_usage.c.promotion_id.in_(sa.bindparam("promotion_ids", expanding=True)),
+    member_usage.c.member_id == sa.bindparam("member_id"),
+)
+_ISSUED_CODES = sa.select(coupons.c.code, coupons.c.promotion_id, coupons.c.member_id).where(
+    coupons.c.code.in_(sa.bindparam("codes", expanding=True)), coupons.c.uses < coupons.c.max_uses
+)
+
+
 def insert_ignore(connection: sa.Connection, table: sa.Table, values: Mapping[str, Any]) -> bool:
     """Insert unless a unique key collides; True when inserted.
 
@@ -74,24 +240,16 @@ def read_usage(connection: sa.Connection, promotion_ids: Collection[str], member
     """Uses, budget spent and this member's uses per promotion (zero when never used)."""
     if not promotion_ids:
         return {}
+    ids = sorted(promotion_ids)
     totals = {
         row.promotion_id: (int(row.uses), int(row.budget_spent))
-        for row in connection.execute(
-            sa.select(usage.c.promotion_id, usage.c.uses, usage.c.budget_spent).where(
-                usage.c.promotion_id.in_(sorted(promotion_ids))
-            )
-        )
+        for row in connection.execute(_USAGE, {"promotion_ids": ids})
     }
     mine: dict[str, int] = {}
     if member_id is not None:
         mine = {
             row.promotion_id: int(row.uses)
-            for row in connection.execute(
-                sa.select(member_usage.c.promotion_id, member_usage.c.uses).where(
-                    member_usage.c.promotion_id.in_(sorted(promotion_ids)),
-                    member_usage.c.member_id == member_id,
-                )
-            )
+            for row in connection.execute(_MEMBER_USES, {"promotion_ids": ids, "member_id": member_id})
         }
     return {
         promotion_id: Usage(
@@ -107,11 +265,7 @@ def valid_issued_codes(connection: sa.Connection, codes: Collection[str], member
     """normalized code -> promotion id, for the issued codes this shopper may still use."""
     if not codes:
         return {}
-    rows = connection.execute(
-        sa.select(coupons.c.code, coupons.c.promotion_id, coupons.c.member_id).where(
-            coupons.c.code.in_(sorted(codes)), coupons.c.uses < coupons.c.max_uses
-        )
-    )
+    rows = connection.execute(_ISSUED_CODES, {"codes": sorted(codes)})
     return {row.code: row.promotion_id for row in rows if row.member_id is None or row.member_id == member_id}
 
 
@@ -142,140 +296,89 @@ def redeem(
         "redeemed_at": now,
         "released_at": None,
     }
-    if not insert_ignore(connection, redemptions, row):
+    if connection.execute(_on(connection, _INSERT_REDEMPTION), row).first() is None:
         # Counted before: idempotent, unless it was released since (a retried order), then count
         # again.
-        revived = connection.execute(
-            redemptions.update()
-            .where(
-                redemptions.c.order_id == order_id,
-                redemptions.c.promotion_id == claim.promotion_id,
-                redemptions.c.released.is_(True),
-            )
-            .values(**{key: value for key, value in row.items() if key not in ("order_id", "promotion_id")})
+        revived = _REVIVE.execute(
+            connection,
+            {f"set_{key}": value for key, value in row.items() if key not in ("order_id", "promotion_id")},
+            order_id=order_id,
+            promotion_id=claim.promotion_id,
         )
-        if revived.rowcount != 1:
+        if revived != 1:
             return False, False
     exhausted = _take_usage(connection, claim, promotion)
     if promotion is not None and promotion.per_member_limit is not None:
         _take_member_use(connection, claim.promotion_id, member_id, promotion.per_member_limit)
     if claim.coupon is not None:
-        _take_coupon_use(connection, claim.coupon, member_id)
+        _take_coupon_use(connection, claim.coupon, member_id, promotion)
     return True, exhausted
 
 
 def _take_usage(connection: sa.Connection, claim: Claim, promotion: PromotionConfig | None) -> bool:
-    insert_ignore(connection, usage, {"promotion_id": claim.promotion_id, "uses": 0, "budget_spent": 0})
-    conditions = [usage.c.promotion_id == claim.promotion_id]
-    if promotion is not None and promotion.usage_limit is not None:
-        conditions.append(usage.c.uses < promotion.usage_limit)
-    if promotion is not None and promotion.budget is not None:
-        conditions.append(usage.c.budget_spent + claim.amount.amount <= promotion.budget.amount)
-    result = connection.execute(
-        usage.update()
-        .where(*conditions)
-        .values(uses=usage.c.uses + 1, budget_spent=usage.c.budget_spent + claim.amount.amount)
-    )
-    if result.rowcount != 1:
+    limit = promotion.usage_limit if promotion is not None else None
+    budget = promotion.budget.amount if promotion is not None and promotion.budget is not None else None
+    amount = claim.amount.amount
+    # The first use inserts the counter without the upsert's WHERE, so limits that not even a first
+    # use fits are refused here, exactly as the conditional update would refuse them on a zero row.
+    spent = None
+    if (limit is None or limit > 0) and (budget is None or amount <= budget):
+        statement = _on(connection, _TAKE_USAGE[limit is not None, budget is not None])
+        spent = connection.execute(
+            statement,
+            {"promotion_id": claim.promotion_id, "amount": amount, "usage_limit": limit, "budget": budget},
+        ).scalar()
+    if spent is None:
         raise PromotionRejected(
             f"promotion {claim.promotion_id!r} cannot be used for this order any more: "
             "its usage limit "
             "or its budget was reached by other orders; price the cart again"
         )
-    if promotion is None or promotion.budget is None:
-        return False
-    spent = connection.execute(
-        sa.select(usage.c.budget_spent).where(usage.c.promotion_id == claim.promotion_id)
-    ).scalar_one()
-    return int(spent) >= promotion.budget.amount
+    return budget is not None and int(spent) >= budget
 
 
 def _take_member_use(connection: sa.Connection, promotion_id: str, member_id: str | None, limit: int) -> None:
     if member_id is None:
         raise PromotionRejected(f"promotion {promotion_id!r} is limited per member, and this order has no member")
-    insert_ignore(connection, member_usage, {"promotion_id": promotion_id, "member_id": member_id, "uses": 0})
-    result = connection.execute(
-        member_usage.update()
-        .where(
-            member_usage.c.promotion_id == promotion_id,
-            member_usage.c.member_id == member_id,
-            member_usage.c.uses < limit,
-        )
-        .values(uses=member_usage.c.uses + 1)
-    )
-    if result.rowcount != 1:
+    # As in _take_usage: a first use is inserted unconditionally, so a limit below one is checked here.
+    taken = None
+    if limit > 0:
+        taken = connection.execute(
+            _on(connection, _TAKE_MEMBER_USE), {"promotion_id": promotion_id, "member_id": member_id, "limit": limit}
+        ).scalar()
+    if taken is None:
         raise PromotionRejected(
             f"member {member_id!r} has already used promotion {promotion_id!r} {limit} time(s), its limit"
         )
 
 
-def _take_coupon_use(connection: sa.Connection, code: str, member_id: str | None) -> None:
-    normalized = code.strip().upper()
-    issued = connection.execute(sa.select(coupons.c.code).where(coupons.c.code == normalized)).first()
-    if issued is None:
-        return  # a code written in the configuration: its limits live on the promotion
-    result = connection.execute(
-        coupons.update()
-        .where(
-            coupons.c.code == normalized,
-            coupons.c.uses < coupons.c.max_uses,
-            sa.or_(coupons.c.member_id.is_(None), coupons.c.member_id == member_id),
-        )
-        .values(uses=coupons.c.uses + 1)
-    )
-    if result.rowcount != 1:
-        raise PromotionRejected(f"coupon {code!r} is used up or belongs to another member")
+def _take_coupon_use(
+    connection: sa.Connection, code: str, member_id: str | None, promotion: PromotionConfig | None
+) -> None:
+    normalized = normalize_code(code)
+    if promotion is not None and promotion.code is not None and normalize_code(promotion.code) == normalized:
+        # A code written in the configuration: its limits live on the promotion, nothing is stored for
+        # it (issued codes never equal a configured one), so there is nothing to look up.
+        return
+    if _TAKE_COUPON_USE.execute(connection, code=normalized, member_id=member_id) == 1:
+        return
+    if connection.execute(_ISSUED_CODE, {"code": normalized}).first() is None:
+        return  # a code written in the configuration of a promotion no longer configured
+    raise PromotionRejected(f"coupon {code!r} is used up or belongs to another member")
 
 
 def release(connection: sa.Connection, order_id: str, now: datetime) -> list[Redemption]:
     """Give back everything the order took; returns what was released now (nothing on a replay)."""
-    rows = (
-        connection.execute(
-            sa.select(redemptions)
-            .where(redemptions.c.order_id == order_id, redemptions.c.released.is_(False))
-            .order_by(redemptions.c.promotion_id)
-        )
-        .mappings()
-        .all()
-    )
+    rows = connection.execute(_UNRELEASED, {"order_id": order_id}).mappings().all()
     released: list[Redemption] = []
     for row in rows:
-        claimed = connection.execute(
-            redemptions.update()
-            .where(
-                redemptions.c.order_id == order_id,
-                redemptions.c.promotion_id == row["promotion_id"],
-                redemptions.c.released.is_(False),
-            )
-            .values(released=True, released_at=now)
-        )
-        if claimed.rowcount != 1:
+        if _RELEASE.execute(connection, order_id=order_id, promotion_id=row["promotion_id"], now=now) != 1:
             continue  # a concurrent release got it
-        connection.execute(
-            usage.update()
-            .where(
-                usage.c.promotion_id == row["promotion_id"],
-                usage.c.uses >= 1,
-                usage.c.budget_spent >= row["amount"],
-            )
-            .values(uses=usage.c.uses - 1, budget_spent=usage.c.budget_spent - row["amount"])
-        )
+        _GIVE_BACK_USAGE.execute(connection, promotion_id=row["promotion_id"], amount=row["amount"])
         if row["member_id"] is not None:
-            connection.execute(
-                member_usage.update()
-                .where(
-                    member_usage.c.promotion_id == row["promotion_id"],
-                    member_usage.c.member_id == row["member_id"],
-                    member_usage.c.uses >= 1,
-                )
-                .values(uses=member_usage.c.uses - 1)
-            )
+            _GIVE_BACK_MEMBER_USE.execute(connection, promotion_id=row["promotion_id"], member_id=row["member_id"])
         if row["coupon"] is not None:
-            connection.execute(
-                coupons.update()
-                .where(coupons.c.code == row["coupon"].strip().upper(), coupons.c.uses >= 1)
-                .values(uses=coupons.c.uses - 1)
-            )
+            _GIVE_BACK_COUPON_USE.execute(connection, code=normalize_code(row["coupon"]))
         released.append(_redemption({**row, "released": True}))
     return released
 

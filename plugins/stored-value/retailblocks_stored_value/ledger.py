@@ -12,7 +12,8 @@ then the system accounts issuance → holds → settled), so two postings never 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from retailblocks.errors import InvalidValue
+from retailblocks.storage.prepared import Prepared
 from retailblocks_stored_value.tables import accounts, entries, transactions
 
 
@@ -60,24 +62,80 @@ class TransactionKind(enum.StrEnum):
     EXPIRE = "expire"
 
 
-def insert_ignore(connection: sa.Connection, table: sa.Table, values: Mapping[str, Any]) -> bool:
+class InsertIgnore:
     """Insert a row unless it collides with a unique constraint; True when the row was inserted.
 
     ``ON CONFLICT DO NOTHING`` rather than catching IntegrityError: on PostgreSQL an error aborts
     the whole transaction, and other blocks' writes share it. On PostgreSQL a concurrent uncommitted
     duplicate makes this wait for that transaction's outcome, which is exactly what a replay needs.
+    Built once per dialect at import (building per call cost more than running it); RETURNING rather
+    than rowcount, which psycopg reports as -1 for this statement.
     """
-    dialect = connection.dialect.name
-    statement: Any
-    if dialect == "postgresql":
-        statement = postgresql.insert(table).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    else:  # pragma: no cover - the core supports only these two
-        raise InvalidValue(f"the stored-value block supports SQLite and PostgreSQL (got {dialect!r})")
-    # RETURNING rather than rowcount: SQLAlchemy does not report an INSERT's rowcount on psycopg.
-    inserted = connection.execute(statement.returning(*table.primary_key.columns)).first()
-    return inserted is not None
+
+    def __init__(self, table: sa.Table, columns: Iterable[str]):
+        values = {name: sa.bindparam(name, type_=table.c[name].type) for name in columns}
+        key = tuple(table.primary_key.columns)
+        self._statements: dict[str, Any] = {
+            "postgresql": postgresql.insert(table).values(values).on_conflict_do_nothing().returning(*key),
+            "sqlite": sqlite.insert(table).values(values).on_conflict_do_nothing().returning(*key),
+        }
+
+    def __call__(self, connection: sa.Connection, values: Mapping[str, Any]) -> bool:
+        statement = self._statements.get(connection.dialect.name)
+        if statement is None:  # pragma: no cover - the core supports only these two
+            raise InvalidValue(
+                f"the stored-value block supports SQLite and PostgreSQL (got {connection.dialect.name!r})"
+            )
+        return connection.execute(statement, values).first() is not None
+
+
+ACCOUNT_COLUMNS = ("id", "kind", "code", "member_id", "currency", "balance", "status", "expires_at", "created_at")
+insert_account = InsertIgnore(accounts, ACCOUNT_COLUMNS)
+_claim = InsertIgnore(
+    transactions,
+    ("id", "kind", "idempotency_key", "amount", "currency", "account_id", "authorization_id", "flow_id", "at"),
+)
+_BY_KEY = sa.select(transactions).where(transactions.c.idempotency_key == sa.bindparam("key"))
+_ENTRY = Prepared(
+    entries.insert().values(
+        transaction_id=sa.bindparam("transaction_id"),
+        account_id=sa.bindparam("account_id"),
+        amount=sa.bindparam("amount"),
+        at=sa.bindparam("at"),
+    )
+)
+_delta = sa.bindparam("delta", type_=sa.BigInteger)
+_ADJUST_SYSTEM = Prepared(
+    accounts.update().where(accounts.c.id == sa.bindparam("account_id")).values(balance=accounts.c.balance + _delta)
+)
+
+
+def _adjust_customer_statement(debit: bool, ceiling: bool, usable: bool) -> Prepared:
+    statement = (
+        accounts.update()
+        .where(
+            accounts.c.id == sa.bindparam("account_id"),
+            accounts.c.kind != sa.literal_column(f"'{AccountKind.SYSTEM.value}'"),
+        )
+        .values(balance=accounts.c.balance + _delta)
+    )
+    if debit:
+        statement = statement.where(accounts.c.balance >= -_delta)
+    if ceiling:
+        statement = statement.where(accounts.c.balance + _delta <= sa.bindparam("ceiling", type_=sa.BigInteger))
+    if usable:
+        statement = statement.where(
+            accounts.c.status == sa.literal_column(f"'{AccountStatus.ACTIVE.value}'"),
+            sa.or_(
+                accounts.c.expires_at.is_(None),
+                accounts.c.expires_at > sa.bindparam("usable_at", type_=accounts.c.expires_at.type),
+            ),
+        )
+    return Prepared(statement)
+
+
+# Which conditions a customer leg carries varies; each combination is one statement built at import.
+_ADJUST_CUSTOMER = {flags: _adjust_customer_statement(*flags) for flags in itertools.product((False, True), repeat=3)}
 
 
 def system_code(role: SystemRole, currency: str) -> str:
@@ -127,9 +185,8 @@ def claim_transaction(
     at: datetime,
 ) -> bool:
     """Insert the transaction row; False when ``key`` was already used (the caller replays)."""
-    return insert_ignore(
+    return _claim(
         connection,
-        transactions,
         {
             "id": transaction_id,
             "kind": kind.value,
@@ -145,7 +202,7 @@ def claim_transaction(
 
 
 def transaction_by_key(connection: sa.Connection, key: str) -> sa.RowMapping | None:
-    return connection.execute(sa.select(transactions).where(transactions.c.idempotency_key == key)).mappings().first()
+    return connection.execute(_BY_KEY, {"key": key}).mappings().first()
 
 
 def post(
@@ -170,15 +227,10 @@ def post(
             _adjust_system(connection, leg, currency=currency, at=at)
         elif not _adjust_customer(connection, leg):
             return False
-    connection.execute(
-        entries.insert(),
+    _ENTRY.execute_many(
+        connection,
         [
-            {
-                "transaction_id": transaction_id,
-                "account_id": leg.account_id,
-                "amount": leg.amount,
-                "at": at,
-            }
+            {"transaction_id": transaction_id, "account_id": leg.account_id, "amount": leg.amount, "at": at}
             for leg in legs
         ],
     )
@@ -186,32 +238,22 @@ def post(
 
 
 def _adjust_customer(connection: sa.Connection, leg: Leg) -> bool:
-    statement = (
-        accounts.update()
-        .where(accounts.c.id == leg.account_id, accounts.c.kind != AccountKind.SYSTEM.value)
-        .values(balance=accounts.c.balance + leg.amount)
-    )
-    if leg.amount < 0:
-        statement = statement.where(accounts.c.balance >= -leg.amount)
+    statement = _ADJUST_CUSTOMER[leg.amount < 0, leg.ceiling is not None, leg.usable_at is not None]
+    parameters: dict[str, Any] = {"account_id": leg.account_id, "delta": leg.amount}
     if leg.ceiling is not None:
-        statement = statement.where(accounts.c.balance + leg.amount <= leg.ceiling)
+        parameters["ceiling"] = leg.ceiling
     if leg.usable_at is not None:
-        statement = statement.where(
-            accounts.c.status == AccountStatus.ACTIVE.value,
-            sa.or_(accounts.c.expires_at.is_(None), accounts.c.expires_at > leg.usable_at),
-        )
-    return connection.execute(statement).rowcount == 1
+        parameters["usable_at"] = leg.usable_at
+    return statement.execute(connection, parameters) == 1
 
 
 def _adjust_system(connection: sa.Connection, leg: Leg, *, currency: str, at: datetime) -> None:
-    statement = accounts.update().where(accounts.c.id == leg.account_id).values(balance=accounts.c.balance + leg.amount)
-    if connection.execute(statement).rowcount == 1:
+    if _ADJUST_SYSTEM.execute(connection, account_id=leg.account_id, delta=leg.amount) == 1:
         return
     # First posting in this currency: open the merchant's account, then apply.
     assert leg.system is not None
-    insert_ignore(
+    insert_account(
         connection,
-        accounts,
         {
             "id": leg.account_id,
             "kind": AccountKind.SYSTEM.value,
@@ -224,4 +266,4 @@ def _adjust_system(connection: sa.Connection, leg: Leg, *, currency: str, at: da
             "created_at": at,
         },
     )
-    connection.execute(statement)
+    _ADJUST_SYSTEM.execute(connection, account_id=leg.account_id, delta=leg.amount)
