@@ -79,7 +79,9 @@ class FlowContext:
         """Record an event in the outbox, in this step's transaction."""
         self.uow.record_event(
             event_type=event_type,
-            payload=json.loads(json.dumps(payload, default=str)),
+            # Encoded once, now: the text is what the outbox stores (values JSON cannot hold become
+            # strings), and it is a snapshot, so the caller may go on changing ``payload``.
+            payload=json.dumps(payload, default=str),
             source=self.current_block,
             channel=self.channel.id if self.channel else None,
             order_id=order_id if order_id is not None else (self.flow_id or None),

@@ -26,6 +26,18 @@ if TYPE_CHECKING:
 MAX_ATTEMPTS = 5
 BASE_BACKOFF = timedelta(seconds=5)
 
+# The statements of every delivery round, built once (SQLAlchemy caches their compiled form).
+_CURSOR = sa.select(event_cursors.c.last_event_id).where(event_cursors.c.subscriber == sa.bindparam("subscriber"))
+_CURSOR_FOR_UPDATE = _CURSOR.with_for_update()
+_NEW_EVENTS = (
+    sa.select(outbox).where(outbox.c.id > sa.bindparam("last")).order_by(outbox.c.id).limit(sa.bindparam("batch"))
+)
+_MOVE_CURSOR = (
+    event_cursors.update()
+    .where(event_cursors.c.subscriber == sa.bindparam("cursor_of"))
+    .values(last_event_id=sa.bindparam("moved_to"))
+)
+
 
 @attrs.frozen
 class DispatchReport:
@@ -85,8 +97,7 @@ def dispatch(stack: Stack, *, batch: int = 200, max_attempts: int = MAX_ATTEMPTS
 
 
 def _lock_cursor(connection: sa.Connection, subscriber: str) -> int:
-    query = sa.select(event_cursors.c.last_event_id).where(event_cursors.c.subscriber == subscriber)
-    last = connection.execute(query.with_for_update()).scalar()
+    last = connection.execute(_CURSOR_FOR_UPDATE, {"subscriber": subscriber}).scalar()
     if last is None:
         if connection.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -98,7 +109,7 @@ def _lock_cursor(connection: sa.Connection, subscriber: str) -> int:
             connection.execute(
                 event_cursors.insert().prefix_with("OR IGNORE").values(subscriber=subscriber, last_event_id=0)
             )
-        last = connection.execute(query.with_for_update()).scalar()
+        last = connection.execute(_CURSOR_FOR_UPDATE, {"subscriber": subscriber}).scalar()
     return int(last or 0)
 
 
@@ -122,11 +133,7 @@ def _deliver_new(stack: Stack, subscriber: str, batch: int) -> tuple[int, int, b
     delivered = failed = 0
     with UnitOfWork(stack.engine) as uow:
         last = _lock_cursor(uow.connection, subscriber)
-        rows: Sequence[Any] = (
-            uow.connection.execute(sa.select(outbox).where(outbox.c.id > last).order_by(outbox.c.id).limit(batch))
-            .mappings()
-            .all()
-        )
+        rows: Sequence[Any] = uow.connection.execute(_NEW_EVENTS, {"last": last, "batch": batch}).mappings().all()
         now = stack.clock.now()
         for row in rows:
             event = event_from_row(row)
@@ -146,11 +153,7 @@ def _deliver_new(stack: Stack, subscriber: str, batch: int) -> tuple[int, int, b
                     )
                 )
         if rows:
-            uow.connection.execute(
-                event_cursors.update()
-                .where(event_cursors.c.subscriber == subscriber)
-                .values(last_event_id=rows[-1]["id"])
-            )
+            uow.connection.execute(_MOVE_CURSOR, {"cursor_of": subscriber, "moved_to": rows[-1]["id"]})
     return delivered, failed, len(rows) == batch
 
 
@@ -220,12 +223,7 @@ def undelivered(stack: Stack) -> int:
         newest = connection.execute(sa.select(sa.func.max(outbox.c.id))).scalar() or 0
         count = 0
         for subscriber in subscribers:
-            last = (
-                connection.execute(
-                    sa.select(event_cursors.c.last_event_id).where(event_cursors.c.subscriber == subscriber)
-                ).scalar()
-                or 0
-            )
+            last = connection.execute(_CURSOR, {"subscriber": subscriber}).scalar() or 0
             count += int(newest) - int(last)
         count += (
             connection.execute(

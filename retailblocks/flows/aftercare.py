@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from retailblocks.context import FlowContext
 from retailblocks.errors import InvalidValue, NotRefundable
 from retailblocks.flows.checkout import authorizations_of, reservation_of
-from retailblocks.flows.orders import load_order, order_details, update_order
+from retailblocks.flows.orders import load_order, order_details, set_order, update_order
 from retailblocks.flows.saga import LEASE, SagaRun, Step
 from retailblocks.model import Money, Order, OrderStatus, ReservedStock, Shipment, ShipmentStatus, allocate_integer
 from retailblocks.model.serialize import from_data
@@ -33,10 +33,32 @@ def unit_amounts(line_total: int, quantity: int) -> list[int]:
     return allocate_integer(line_total, [1] * quantity)
 
 
+# Built once (SQLAlchemy caches their compiled form). The saga's INSERT stays on SQLAlchemy's path: a
+# concurrent request for the same cancel or refund fails on it with the IntegrityError the flow expects.
+_CHECKOUT_STATE = sa.select(sagas.c.state).where(
+    sagas.c.order_id == sa.bindparam("order_id"), sagas.c.flow == "checkout"
+)
+_INSERT_SAGA = sagas.insert().values(
+    {
+        name: sa.bindparam(name)
+        for name in (
+            "id",
+            "flow",
+            "order_id",
+            "status",
+            "step",
+            "state",
+            "lease_until",
+            "attempts",
+            "created_at",
+            "updated_at",
+        )
+    }
+)
+
+
 def checkout_state(connection: sa.Connection, order_id: str) -> dict[str, Any]:
-    state = connection.execute(
-        sa.select(sagas.c.state).where(sagas.c.order_id == order_id, sagas.c.flow == "checkout")
-    ).scalar()
+    state = connection.execute(_CHECKOUT_STATE, {"order_id": order_id}).scalar()
     return dict(state or {})
 
 
@@ -51,18 +73,19 @@ class AftercareSteps:
     def _begin_saga(self, ctx: FlowContext, run: SagaRun) -> None:
         now = ctx.clock.now()
         ctx.db.execute(
-            sagas.insert().values(
-                id=run.id,
-                flow=run.flow,
-                order_id=run.order_id,
-                status="running",
-                step="start",
-                state={**run.state, "done": []},
-                lease_until=now + LEASE,
-                attempts=0,
-                created_at=now,
-                updated_at=now,
-            )
+            _INSERT_SAGA,
+            {
+                "id": run.id,
+                "flow": run.flow,
+                "order_id": run.order_id,
+                "status": "running",
+                "step": "start",
+                "state": {**run.state, "done": []},
+                "lease_until": now + LEASE,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
 
     def _return_money(self, run: SagaRun, ctx: FlowContext, amounts: Mapping[str, int], void_rest: bool) -> None:
@@ -87,10 +110,6 @@ class AftercareSteps:
                 with self.flows.outside_call(run, ctx) as call:
                     self.hooks.payment_void(call, authorization, ctx.key_for(f"void-{index}"))
 
-    def finish(self, run: SagaRun, ctx: FlowContext) -> None:
-        now = ctx.clock.now()
-        ctx.db.execute(sagas.update().where(sagas.c.id == run.id).values(status="completed", updated_at=now))
-
     # -- cancel -----------------------------------------------------------------------------------
 
     def cancel_steps(self) -> list[Step]:
@@ -101,7 +120,7 @@ class AftercareSteps:
             Step("release-promotions", self.release_promotions),
             Step("reverse-points", self.reverse_all_points),
             Step("return-money", self.return_all_money),
-            Step("finish", self.finish_cancel),
+            Step("finish", self.finish_cancel, completes=True),
         ]
 
     def begin_cancel(self, run: SagaRun, ctx: FlowContext) -> None:
@@ -160,9 +179,9 @@ class AftercareSteps:
         update_order(ctx.db, run.order_id, refunded=orders.c.refunded + sum(remaining.values()), details=details)
 
     def finish_cancel(self, run: SagaRun, ctx: FlowContext) -> None:
-        update_order(ctx.db, run.order_id, status="cancelled", updated_at=ctx.clock.now())
+        set_order(ctx.db, run.order_id, status="cancelled", updated_at=ctx.clock.now())
         ctx.record("order.cancelled", {"reason": run.state.get("reason", "")}, member_id=run.state.get("member_id"))
-        self.finish(run, ctx)
+        # The saga is marked completed by this step's progress record (Step.completes).
 
     # -- refund -----------------------------------------------------------------------------------
 
@@ -172,7 +191,7 @@ class AftercareSteps:
             Step("return-money", self.refund_money),
             Step("restock", self.restock),
             Step("reverse-points", self.reverse_some_points),
-            Step("finish", self.finish_refund),
+            Step("finish", self.finish_refund, completes=True),
         ]
 
     def begin_refund(self, run: SagaRun, ctx: FlowContext) -> None:
@@ -279,7 +298,7 @@ class AftercareSteps:
         order: Order = load_order(ctx.db, run.order_id)
         all_refunded = all(line.refunded_quantity == line.quantity for line in order.lines)
         status = "refunded" if all_refunded else "partially_refunded"
-        update_order(ctx.db, run.order_id, status=status, updated_at=ctx.clock.now())
+        set_order(ctx.db, run.order_id, status=status, updated_at=ctx.clock.now())
         ctx.record(
             "order.refunded",
             {
@@ -291,4 +310,4 @@ class AftercareSteps:
             },
             member_id=run.state.get("member_id"),
         )
-        self.finish(run, ctx)
+        # The saga is marked completed by this step's progress record (Step.completes).

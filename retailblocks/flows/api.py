@@ -115,9 +115,9 @@ class OrderFlows:
             raise InvalidValue("an idempotency key of 1 to 150 characters is required")
         self.stack.channel(cart.channel)
         fingerprint = request_hash(cart_fingerprint_data(cart))
-        existing = self._find_key(key)
-        if existing is not None:
-            return self._replay(key, existing, fingerprint)
+        # No look-up of the key first: the first step inserts it before anything else, so a key already
+        # used (a replay, or a concurrent request) fails there with an IntegrityError, nothing done, and
+        # is replayed below. Every new checkout saves a read transaction.
         order_id = self.stack.ids.new_id("ord")
         run = SagaRun(
             id=order_id,
@@ -139,7 +139,8 @@ class OrderFlows:
             if "reserve" not in run.done and not self._order_exists(order_id):
                 self._record_rejection(run, cart, rejection)
             raise
-        return self.order(order_id)
+        result = run.transient.get("result")  # read by the last step, in its transaction
+        return result if isinstance(result, Order) else self.order(order_id)
 
     def _order_exists(self, order_id: str) -> bool:
         with self.stack.engine.connect() as connection:

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import sqlalchemy as sa
 
 from retailblocks.context import FlowContext
 from retailblocks.errors import (
@@ -20,22 +21,25 @@ from retailblocks.errors import (
     PaymentDeclined,
     PaymentOutcomeUnknown,
 )
-from retailblocks.flows.orders import load_order, order_details, update_order
+from retailblocks.flows.orders import load_order, order_details, order_from_rows, set_order
 from retailblocks.flows.pricing import price_cart, price_lines
 from retailblocks.flows.saga import LEASE, SagaRun, Step
 from retailblocks.model import (
     Cart,
     FulfilmentKind,
     Money,
+    Order,
     Parcel,
     PaymentAuthorization,
     PaymentStatus,
     Reservation,
     ReservedStock,
+    Shipment,
     ShippingQuote,
     StockDemand,
 )
 from retailblocks.model.serialize import from_data, to_data
+from retailblocks.storage.prepared import Prepared
 from retailblocks.storage.tables import idempotency_keys, order_lines, orders, sagas
 
 if TYPE_CHECKING:
@@ -43,6 +47,56 @@ if TYPE_CHECKING:
 
 #: How long stock stays reserved for a checkout that has not placed its order.
 RESERVATION_TTL = timedelta(minutes=15)
+
+# The statements of every checkout, built once. The key's INSERT goes through SQLAlchemy on purpose: a
+# concurrent request with the same key fails on it, and the flow expects SQLAlchemy's IntegrityError.
+_INSERT_KEY = idempotency_keys.insert().values(
+    key=sa.bindparam("key"),
+    flow=sa.bindparam("flow"),
+    request_hash=sa.bindparam("request_hash"),
+    result_id=sa.bindparam("result_id"),
+    created_at=sa.bindparam("created_at"),
+)
+# The order, its lines and its saga are new rows under a fresh id: sent straight to the driver (see
+# retailblocks.storage.prepared). Every column is named; ``failure`` stays NULL.
+_ORDER_COLUMNS = (
+    "id",
+    "channel",
+    "status",
+    "currency",
+    "member_id",
+    "subtotal",
+    "discount",
+    "shipping",
+    "total",
+    "refunded",
+    "idempotency_key",
+    "attribution",
+    "details",
+    "created_at",
+    "updated_at",
+)
+_INSERT_ORDER = Prepared(orders.insert().values({name: sa.bindparam(name) for name in _ORDER_COLUMNS}))
+_LINE_COLUMNS = ("order_id", "line_index", "sku", "quantity", "unit_price", "discount", "refunded_quantity")
+_INSERT_LINES = Prepared(order_lines.insert().values({name: sa.bindparam(name) for name in _LINE_COLUMNS}))
+_SAGA_COLUMNS = (
+    "id",
+    "flow",
+    "order_id",
+    "status",
+    "step",
+    "state",
+    "lease_until",
+    "attempts",
+    "created_at",
+    "updated_at",
+)
+_INSERT_SAGA = Prepared(sagas.insert().values({name: sa.bindparam(name) for name in _SAGA_COLUMNS}))
+_FAIL_ORDER = (
+    orders.update()
+    .where(orders.c.id == sa.bindparam("order_id"), orders.c.status != "failed")
+    .values(status="failed", failure=sa.bindparam("failure"), updated_at=sa.bindparam("updated_at"))
+)
 
 
 def plan_payments(cart: Cart, total: Money) -> list[dict[str, Any]]:
@@ -94,7 +148,7 @@ class CheckoutSteps:
             Step("capture", self.capture, self.refund_captures, outside=True),
             Step("deliver", self.deliver, self.cancel_delivery, outside=True),
             Step("earn", self.earn, self.reverse_points),
-            Step("complete", self.complete),
+            Step("complete", self.complete, completes=True),
         ]
 
     # -- reserve: the order, its price and its stock, in one transaction --------------------------
@@ -102,15 +156,17 @@ class CheckoutSteps:
     def reserve(self, run: SagaRun, ctx: FlowContext) -> None:
         cart: Cart = run.transient["cart"]
         now = ctx.clock.now()
-        # The key goes in first: a concurrent request with the same key fails here, before reserving.
+        # The key goes in first: a request with a key already used (a replay, or a concurrent request)
+        # fails here, before reserving, and OrderFlows.checkout replays the first request's outcome.
         ctx.db.execute(
-            idempotency_keys.insert().values(
-                key=run.key,
-                flow="checkout",
-                request_hash=run.state["request_hash"],
-                result_id=run.order_id,
-                created_at=now,
-            )
+            _INSERT_KEY,
+            {
+                "key": run.key,
+                "flow": "checkout",
+                "request_hash": run.state["request_hash"],
+                "result_id": run.order_id,
+                "created_at": now,
+            },
         )
         member = self.hooks.membership_identify(ctx, cart.identities, True) if cart.identities else None
         lines = price_lines(cart, self.stack.catalog, self.stack.currency)
@@ -135,53 +191,54 @@ class CheckoutSteps:
             "quote": run.state["quote"],
             "identities": [str(i) for i in cart.identities],
         }
-        ctx.db.execute(
-            orders.insert().values(
-                id=run.order_id,
-                channel=cart.channel,
-                status="pending",
-                currency=self.stack.currency,
-                member_id=run.state["member_id"],
-                subtotal=priced.subtotal.amount,
-                discount=priced.discount.amount,
-                shipping=priced.shipping.amount,
-                total=priced.total.amount,
-                refunded=0,
-                idempotency_key=run.key,
-                attribution=cart.attribution,
-                details=details,
-                created_at=now,
-                updated_at=now,
-            )
+        row = {
+            "id": run.order_id,
+            "channel": cart.channel,
+            "status": "pending",
+            "currency": self.stack.currency,
+            "member_id": run.state["member_id"],
+            "subtotal": priced.subtotal.amount,
+            "discount": priced.discount.amount,
+            "shipping": priced.shipping.amount,
+            "total": priced.total.amount,
+            "refunded": 0,
+            "idempotency_key": run.key,
+            "attribution": cart.attribution,
+            "details": details,
+            "created_at": now,
+            "updated_at": now,
+        }
+        line_rows = [
+            {
+                "order_id": run.order_id,
+                "line_index": line.index,
+                "sku": line.sku,
+                "quantity": line.quantity,
+                "unit_price": line.unit_price.amount,
+                "discount": line.discount.amount if line.discount is not None else 0,
+                "refunded_quantity": 0,
+            }
+            for line in priced.lines
+        ]
+        connection = ctx.db
+        _INSERT_ORDER.execute(connection, row)
+        _INSERT_LINES.execute_many(connection, line_rows)
+        _INSERT_SAGA.execute(
+            connection,
+            id=run.id,
+            flow="checkout",
+            order_id=run.order_id,
+            status="running",
+            step="start",
+            state={**run.state, "done": []},
+            lease_until=now + LEASE,
+            attempts=0,
+            created_at=now,
+            updated_at=now,
         )
-        ctx.db.execute(
-            order_lines.insert(),
-            [
-                {
-                    "order_id": run.order_id,
-                    "line_index": line.index,
-                    "sku": line.sku,
-                    "quantity": line.quantity,
-                    "unit_price": line.unit_price.amount,
-                    "discount": line.discount.amount if line.discount is not None else 0,
-                }
-                for line in priced.lines
-            ],
-        )
-        ctx.db.execute(
-            sagas.insert().values(
-                id=run.id,
-                flow="checkout",
-                order_id=run.order_id,
-                status="running",
-                step="start",
-                state={**run.state, "done": []},
-                lease_until=now + LEASE,
-                attempts=0,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        # What later steps need of the order, kept in memory so that they neither read it back nor
+        # read-modify-write its details. A saga resumed by recovery has none of it and reads the database.
+        run.transient["order"] = (row, line_rows)
         ctx.record(
             "order.created",
             {
@@ -218,9 +275,7 @@ class CheckoutSteps:
             self.hooks.inventory_release(ctx, reservation.id)
         failure = run.state.get("failure") or "checkout failed"
         failed = ctx.db.execute(
-            orders.update()
-            .where(orders.c.id == run.order_id, orders.c.status != "failed")
-            .values(status="failed", failure=failure, updated_at=ctx.clock.now())
+            _FAIL_ORDER, {"order_id": run.order_id, "failure": failure, "updated_at": ctx.clock.now()}
         ).rowcount
         if failed:
             ctx.record("order.failed", {"reason": failure}, member_id=run.state.get("member_id"))
@@ -248,9 +303,8 @@ class CheckoutSteps:
             except PaymentOutcomeUnknown:
                 authorization = self._resolve_unknown(run, ctx, share["method"], key)
             made[str(index)] = to_data(authorization)
-        details_row = order_details(ctx.db, run.order_id)
-        details_row["authorizations"] = made
-        update_order(ctx.db, run.order_id, details=details_row, updated_at=ctx.clock.now())
+        details_now = self._details(run, ctx, authorizations=made)
+        set_order(ctx.db, run.order_id, details=details_now, updated_at=ctx.clock.now())
 
     def _resolve_unknown(self, run: SagaRun, ctx: FlowContext, method: str, key: str) -> PaymentAuthorization:
         try:
@@ -286,9 +340,9 @@ class CheckoutSteps:
         reservation = reservation_of(run)
         assert reservation is not None
         self.hooks.inventory_commit(ctx, reservation.id, run.order_id)
-        order = load_order(ctx.db, run.order_id)
+        order = self._order(run, ctx, "pending")
         self.hooks.marketing_redeem(ctx, run.order_id, run.state.get("member_id"), order.adjustments)
-        update_order(ctx.db, run.order_id, status="placed", updated_at=ctx.clock.now())
+        set_order(ctx.db, run.order_id, status="placed", updated_at=ctx.clock.now())
         ctx.record(
             "order.placed",
             {
@@ -322,9 +376,8 @@ class CheckoutSteps:
                     call, authorization, authorization.amount, ctx.key_for(f"capture-{index}")
                 )
             captures[str(index)] = capture.amount.amount
-        details = order_details(ctx.db, run.order_id)
-        details["captures"] = captures
-        update_order(ctx.db, run.order_id, status="paid", details=details, updated_at=ctx.clock.now())
+        details = self._details(run, ctx, captures=captures)
+        set_order(ctx.db, run.order_id, status="paid", details=details, updated_at=ctx.clock.now())
         ctx.record(
             "order.paid",
             {"captured": sum(captures.values()), "currency": self.stack.currency},
@@ -359,18 +412,17 @@ class CheckoutSteps:
         quote_data = run.state.get("quote")
         shipments = []
         if quote_data and parcels:
-            # Read on a connection of its own so the carrier is called before this step's transaction opens.
-            order = self.flows.order(run.order_id)
+            # Known from the earlier steps; a resumed saga reads it on a connection of its own, so the carrier
+            # is called before this step's transaction opens.
+            order = self._order(run, None, "paid")
             quote = from_data(quote_data, ShippingQuote)
             shipment = self.hooks.logistics_arrange(ctx, order, quote, parcels, ctx.key_for("deliver"))
             shipments.append(to_data(shipment))
             run.state["shipments"] = shipments
         if parcels:
             self.hooks.inventory_fulfil(ctx, run.order_id, parcels)
-        details = order_details(ctx.db, run.order_id)
-        details["shipments"] = shipments
-        details["backordered"] = backordered
-        update_order(ctx.db, run.order_id, details=details, updated_at=ctx.clock.now())
+        details = self._details(run, ctx, shipments=shipments, backordered=backordered)
+        set_order(ctx.db, run.order_id, details=details, updated_at=ctx.clock.now())
         if backordered:
             ctx.record("order.backordered", {"lines": backordered}, member_id=run.state.get("member_id"))
 
@@ -379,8 +431,6 @@ class CheckoutSteps:
         if not quote_data:
             return
         details = order_details(ctx.db, run.order_id)
-        from retailblocks.model import Shipment
-
         for data in details.get("shipments", []):
             self.hooks.logistics_cancel(ctx, from_data(data, Shipment), ctx.key_for("undo-deliver"))
 
@@ -389,7 +439,7 @@ class CheckoutSteps:
     def earn(self, run: SagaRun, ctx: FlowContext) -> None:
         member_id = run.state.get("member_id")
         if member_id:
-            order = load_order(ctx.db, run.order_id)
+            order = self._order(run, ctx, "paid")
             self.hooks.membership_earn(ctx, member_id, order, ctx.key_for("earn"))
 
     def reverse_points(self, run: SagaRun, ctx: FlowContext) -> None:
@@ -402,11 +452,52 @@ class CheckoutSteps:
 
     def complete(self, run: SagaRun, ctx: FlowContext) -> None:
         now = ctx.clock.now()
-        waiting = order_details(ctx.db, run.order_id).get("backordered")
+        reservation = reservation_of(run)
+        # What deliver wrote to the order's details, derived again from the saga's state instead of read.
+        waiting = reservation is not None and any(line.backordered for line in reservation.lines)
         # An order with back-ordered units stays "paid" until they are received and sent.
-        update_order(ctx.db, run.order_id, status="paid" if waiting else "fulfilled", updated_at=now)
-        ctx.db.execute(sagas.update().where(sagas.c.id == run.id).values(status="completed", updated_at=now))
+        set_order(ctx.db, run.order_id, status="paid" if waiting else "fulfilled", updated_at=now)
+        # The saga is marked completed by this step's progress record (Step.completes).
         ctx.record("order.completed", {"total": run.state.get("total")}, member_id=run.state.get("member_id"))
+        # The order as the caller gets it, read in this transaction rather than in one of its own afterwards.
+        run.transient["result"] = load_order(ctx.db, run.order_id)
+
+    # -- the order as the steps know it -----------------------------------------------------------
+
+    def _details(self, run: SagaRun, ctx: FlowContext | None, **changes: Any) -> dict[str, Any]:
+        """The order's details with ``changes``, as the next write stores them.
+
+        Each write holds everything the steps before it wrote (authorizations, then captures, then
+        shipments), taken from the saga's state — which commits with the write — so nothing is read back.
+        A resumed saga, which does not have the inserted details in memory, reads them once.
+        """
+        known = run.transient.get("order")
+        if known is None:
+            assert ctx is not None
+            return {**order_details(ctx.db, run.order_id), **changes}
+        details: dict[str, Any] = {**known[0]["details"], "authorizations": run.state.get("authorizations", {})}
+        if "captures" in changes or "capture" in run.done:
+            details["captures"] = run.state.get("captures", {})
+        if "shipments" not in changes and "deliver" in run.done:
+            details["shipments"] = run.state.get("shipments", [])
+            reservation = reservation_of(run)
+            lines = reservation.lines if reservation is not None else ()
+            details["backordered"] = [to_data(line) for line in lines if line.backordered]
+        details.update(changes)
+        return details
+
+    def _order(self, run: SagaRun, ctx: FlowContext | None, status: str) -> Order:
+        """The order in ``status``, as the database holds it at this point of the saga.
+
+        Built from what reserve inserted and the saga's state; a resumed saga reads it (on ``ctx``'s
+        connection, or on a read-only connection of its own when ``ctx`` is None).
+        """
+        known = run.transient.get("order")
+        if known is None:
+            return load_order(ctx.db, run.order_id) if ctx is not None else self.flows.order(run.order_id)
+        row, lines = known
+        details = self._details(run, ctx)
+        return order_from_rows({**row, "status": status, "failure": None, "details": details}, lines)
 
 
 def parcels_from(lines: Sequence[ReservedStock]) -> tuple[Parcel, ...]:

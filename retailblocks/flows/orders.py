@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,23 +19,39 @@ from retailblocks.model import (
     Shipment,
 )
 from retailblocks.model.serialize import from_data
+from retailblocks.storage.prepared import Prepared
 from retailblocks.storage.tables import order_lines, orders
+
+# Reads built once: SQLAlchemy caches their compiled form, so a call costs the execution only.
+_ORDER = sa.select(orders).where(orders.c.id == sa.bindparam("order_id"))
+_ORDER_FOR_UPDATE = _ORDER.with_for_update()
+_LINES = (
+    sa.select(order_lines).where(order_lines.c.order_id == sa.bindparam("order_id")).order_by(order_lines.c.line_index)
+)
+_DETAILS = sa.select(orders.c.details).where(orders.c.id == sa.bindparam("order_id"))
+
+# The writes every checkout makes to its order (status and details change step by step): built once and
+# sent straight to the driver (see retailblocks.storage.prepared).
+_BY_ID = orders.c.id == sa.bindparam("order_id")
+_SET_STATUS = Prepared(
+    orders.update().where(_BY_ID).values(status=sa.bindparam("status"), updated_at=sa.bindparam("updated_at"))
+)
+_SET_DETAILS = Prepared(
+    orders.update().where(_BY_ID).values(details=sa.bindparam("details"), updated_at=sa.bindparam("updated_at"))
+)
+_SET_STATUS_AND_DETAILS = Prepared(
+    orders.update()
+    .where(_BY_ID)
+    .values(status=sa.bindparam("status"), details=sa.bindparam("details"), updated_at=sa.bindparam("updated_at"))
+)
 
 
 def load_order(connection: sa.Connection, order_id: str, *, for_update: bool = False) -> Order:
-    query = sa.select(orders).where(orders.c.id == order_id)
-    if for_update:
-        query = query.with_for_update()
-    row = connection.execute(query).mappings().first()
+    parameters = {"order_id": order_id}
+    row = connection.execute(_ORDER_FOR_UPDATE if for_update else _ORDER, parameters).mappings().first()
     if row is None:
         raise UnknownOrder(f"no order {order_id!r}")
-    lines = (
-        connection.execute(
-            sa.select(order_lines).where(order_lines.c.order_id == order_id).order_by(order_lines.c.line_index)
-        )
-        .mappings()
-        .all()
-    )
+    lines = connection.execute(_LINES, parameters).mappings().all()
     return order_from_rows(row, lines)
 
 
@@ -80,11 +96,32 @@ def order_from_rows(row: Any, lines: Sequence[Any]) -> Order:
 
 
 def update_order(connection: sa.Connection, order_id: str, **values: Any) -> None:
+    """Any change to an order; the flows' frequent ones go through :func:`set_order`."""
     connection.execute(orders.update().where(orders.c.id == order_id).values(**values))
 
 
+def set_order(
+    connection: sa.Connection,
+    order_id: str,
+    *,
+    updated_at: Any,
+    status: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Set an order's status, its details, or both (in one statement)."""
+    if details is None:
+        assert status is not None, "set_order needs a status, details, or both"
+        _SET_STATUS.execute(connection, order_id=order_id, status=status, updated_at=updated_at)
+    elif status is None:
+        _SET_DETAILS.execute(connection, order_id=order_id, details=details, updated_at=updated_at)
+    else:
+        _SET_STATUS_AND_DETAILS.execute(
+            connection, order_id=order_id, status=status, details=details, updated_at=updated_at
+        )
+
+
 def order_details(connection: sa.Connection, order_id: str) -> dict[str, Any]:
-    details = connection.execute(sa.select(orders.c.details).where(orders.c.id == order_id)).scalar()
+    details = connection.execute(_DETAILS, {"order_id": order_id}).scalar()
     if details is None:
         raise UnknownOrder(f"no order {order_id!r}")
     return dict(details)

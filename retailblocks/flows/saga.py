@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from retailblocks.context import FlowContext
 from retailblocks.errors import BusinessRejection, RetailBlocksError
 from retailblocks.storage import UnitOfWork
+from retailblocks.storage.prepared import Prepared
 from retailblocks.storage.tables import saga_log, sagas
 
 if TYPE_CHECKING:
@@ -28,6 +29,35 @@ if TYPE_CHECKING:
 LEASE = timedelta(minutes=2)
 
 Action = Callable[["SagaRun", FlowContext], None]
+
+# Every step of every flow writes its progress: two statements per step, seven steps per checkout. They
+# are built once and sent straight to the driver (see retailblocks.storage.prepared). Inline: no RETURNING
+# of the log row's generated id on PostgreSQL.
+_LOG_STEP = Prepared(
+    saga_log.insert()
+    .inline()
+    .values(
+        saga_id=sa.bindparam("saga_id"),
+        step=sa.bindparam("step"),
+        action=sa.bindparam("action"),
+        detail=sa.bindparam("detail"),
+        at=sa.bindparam("at"),
+    )
+)
+_PROGRESS_VALUES: dict[str, Any] = {
+    "step": sa.bindparam("step"),
+    "state": sa.bindparam("state"),
+    "updated_at": sa.bindparam("updated_at"),
+    "lease_until": sa.bindparam("lease_until"),
+}
+_PROGRESS = Prepared(sagas.update().where(sagas.c.id == sa.bindparam("saga_id")).values(**_PROGRESS_VALUES))
+# The last step's progress also closes the saga, in the same statement.
+_PROGRESS_AND_STATUS = Prepared(
+    sagas.update()
+    .where(sagas.c.id == sa.bindparam("saga_id"))
+    .values(status=sa.bindparam("status"), **_PROGRESS_VALUES)
+)
+_LOAD_RUN = sa.select(sagas).where(sagas.c.id == sa.bindparam("saga_id"))
 
 
 class SimulatedCrash(BaseException):
@@ -47,6 +77,9 @@ class Step:
     #: Whether the step calls the outside world. A step that only writes to the database either
     #: committed (and is "done") or left no trace, so only outside steps are undone when they fail.
     outside: bool = False
+    #: Whether the step finishes the flow: its progress record marks the saga "completed", in the
+    #: step's own transaction.
+    completes: bool = False
 
 
 @attrs.define
@@ -105,7 +138,7 @@ class SagaRunner:
             step.action(run, ctx)
             self.faults.check(self.flow, step.name, "after")
             run.done.append(step.name)
-            self._progress(ctx, run, step.name, "done")
+            self._progress(ctx, run, step.name, "done", status="completed" if step.completes else None)
         except BaseException:
             uow.rollback()
             raise
@@ -193,19 +226,30 @@ class SagaRunner:
                 .values(status=status, error=reason, updated_at=self.stack.clock.now())
             )
 
-    def _progress(self, ctx: FlowContext, run: SagaRun, step: str, action: str, detail: str | None = None) -> None:
+    def _progress(
+        self,
+        ctx: FlowContext,
+        run: SagaRun,
+        step: str,
+        action: str,
+        detail: str | None = None,
+        *,
+        status: str | None = None,
+    ) -> None:
         now = self.stack.clock.now()
-        ctx.db.execute(saga_log.insert().values(saga_id=run.id, step=step, action=action, detail=detail, at=now))
-        ctx.db.execute(
-            sagas.update()
-            .where(sagas.c.id == run.id)
-            .values(
-                step=step,
-                state={**run.state, "done": run.done},
-                updated_at=now,
-                lease_until=now + LEASE,
-            )
-        )
+        connection = ctx.db
+        _LOG_STEP.execute(connection, saga_id=run.id, step=step, action=action, detail=detail, at=now)
+        values = {
+            "saga_id": run.id,
+            "step": step,
+            "state": {**run.state, "done": run.done},
+            "updated_at": now,
+            "lease_until": now + LEASE,
+        }
+        if status is None:
+            _PROGRESS.execute(connection, values)
+        else:
+            _PROGRESS_AND_STATUS.execute(connection, values, status=status)
 
 
 def _reason(error: BaseException | None) -> str | None:
@@ -217,7 +261,7 @@ def _reason(error: BaseException | None) -> str | None:
 
 
 def load_run(connection: sa.Connection, saga_id: str) -> SagaRun | None:
-    row = connection.execute(sa.select(sagas).where(sagas.c.id == saga_id)).mappings().first()
+    row = connection.execute(_LOAD_RUN, {"saga_id": saga_id}).mappings().first()
     if row is None:
         return None
     state = dict(row["state"])

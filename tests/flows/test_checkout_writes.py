@@ -1,0 +1,72 @@
+"""What checkout writes when its steps keep the order in memory, and when a resumed saga has to read it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from retailblocks.assembly.stack import Stack
+from retailblocks.events import read_events
+from retailblocks.flows.saga import SimulatedCrash
+from retailblocks.model import OrderStatus
+from retailblocks.storage.tables import orders, sagas
+from tests.helpers import cart, make_stack, member
+
+
+def stored(stack: Stack, order_id: str) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    with stack.engine.connect() as connection:
+        details = connection.execute(sa.select(orders.c.details).where(orders.c.id == order_id)).scalar_one()
+        saga = connection.execute(sa.select(sagas.c.status, sagas.c.state).where(sagas.c.id == order_id)).one()
+        connection.rollback()
+    return dict(details), saga.status, dict(saga.state)
+
+
+def shape(details: dict[str, Any]) -> dict[str, Any]:
+    """The details with the ids that differ between two orders taken out."""
+    return {
+        "keys": list(details),
+        "authorizations": len(details["authorizations"]),
+        "captures": sorted(details["captures"].values()),
+        "shipments": len(details["shipments"]),
+        "backordered": details["backordered"],
+        "adjustments": details["adjustments"],
+        "fulfilment": details["fulfilment"],
+    }
+
+
+def test_the_order_returned_is_the_order_stored(tmp_path: Path, database_url: str) -> None:
+    stack = make_stack(tmp_path, database_url)
+    order = stack.checkout(cart(("BEANS", 2), ("TEA", 1), identities=member("+8613800000011")), key="w1")
+    assert order == stack.order(order.id)
+    assert order.status is OrderStatus.FULFILLED and len(order.payments) == 1 and len(order.shipments) == 1
+    details, status, state = stored(stack, order.id)
+    assert status == "completed"
+    assert state["done"] == ["reserve", "authorize", "place", "capture", "deliver", "earn", "complete"]
+    assert details["captures"] == state["captures"] and details["authorizations"] == state["authorizations"]
+    assert details["shipments"] == state["shipments"] and details["backordered"] == []
+    # The core's events come in the order of the steps that recorded them.
+    core = [e.type for e in read_events(stack, order_id=order.id, limit=500) if e.type.startswith("order.")]
+    assert core == ["order.created", "order.placed", "order.paid", "order.completed"]
+    stack.close()
+
+
+@pytest.mark.parametrize("step", ["capture", "deliver", "earn", "complete"])
+def test_a_resumed_checkout_writes_what_an_uninterrupted_one_does(tmp_path: Path, database_url: str, step: str) -> None:
+    stack = make_stack(tmp_path, database_url)
+    shopper = member("+8613800000012")
+    whole = stack.checkout(cart(("BEANS", 1), ("TEA", 1), identities=shopper), key="whole")
+    stack.flows.faults.arm("checkout", step, "before")
+    with pytest.raises(SimulatedCrash):
+        stack.checkout(cart(("BEANS", 1), ("TEA", 1), identities=shopper), key="resumed")
+    stack.clock.advance(timedelta(minutes=10))  # type: ignore[attr-defined]
+    report = stack.recover()
+    [resumed_id] = report.resumed
+    resumed = stack.order(resumed_id)
+    assert resumed.status is OrderStatus.FULFILLED
+    assert shape(stored(stack, resumed_id)[0]) == shape(stored(stack, whole.id)[0])
+    assert stored(stack, resumed_id)[1] == "completed"
+    stack.close()

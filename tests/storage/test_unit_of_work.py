@@ -1,0 +1,73 @@
+"""Events recorded in a unit of work are written with it, and vanish with whatever rolls back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from retailblocks.storage import UnitOfWork, create_engine
+from retailblocks.storage.tables import metadata, outbox
+
+MOMENT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+
+def record(uow: UnitOfWork, event_type: str, payload: dict[str, Any] | str | None = None) -> None:
+    uow.record_event(
+        event_type=event_type,
+        payload={"n": 1} if payload is None else payload,
+        source="core",
+        channel=None,
+        order_id="ord_1",
+        member_id=None,
+        occurred_at=MOMENT,
+    )
+
+
+def recorded(engine: sa.Engine) -> list[tuple[str, Any]]:
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(outbox.c.type, outbox.c.payload).order_by(outbox.c.id)).all()
+        connection.rollback()
+    return [(row.type, row.payload) for row in rows]
+
+
+def test_events_commit_with_the_unit_and_vanish_with_its_rollback(database_url: str) -> None:
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    with UnitOfWork(engine) as uow:
+        record(uow, "a.first")
+        record(uow, "a.second", '{"text": ["already", "encoded"]}')
+    uow = UnitOfWork(engine)
+    record(uow, "b.rolled-back")
+    uow.connection.execute(sa.select(1))
+    uow.rollback()
+    uow = UnitOfWork(engine)
+    record(uow, "c.never-opened")  # nothing else touched the database: rolled back all the same
+    uow.rollback()
+    assert recorded(engine) == [("a.first", {"n": 1}), ("a.second", {"text": ["already", "encoded"]})]
+    engine.dispose()
+
+
+def test_a_rolled_back_savepoint_takes_only_its_own_events(database_url: str) -> None:
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    with UnitOfWork(engine) as uow:
+        record(uow, "before")
+        outer = uow.connection.begin_nested()
+        record(uow, "outer")
+        inner = uow.connection.begin_nested()
+        record(uow, "inner, released")
+        inner.commit()
+        record(uow, "outer, after inner")
+        outer.rollback()
+        record(uow, "between")
+        kept = uow.connection.begin_nested()
+        record(uow, "kept")
+        kept.commit()
+        undone = uow.connection.begin_nested()
+        record(uow, "undone")
+        undone.rollback()
+        record(uow, "after")
+    assert [kind for kind, _ in recorded(engine)] == ["before", "between", "kept", "after"]
+    engine.dispose()
