@@ -7,7 +7,11 @@ the unit of work's own DB-API connection with the same parameter conversions SQL
 encoding, SQLite's datetime strings), so it stays inside the step's transaction.
 
 Use it for the INSERT, UPDATE and DELETE statements a checkout issues many times; reads that need
-SQLAlchemy's result types stay ordinary statements (built once too)::
+SQLAlchemy's result types stay ordinary statements (built once too). Three things to know: give an INSERT
+its values as ``.values(col=sa.bindparam("col"))`` (a bare ``insert()`` expects every column) and call
+``.inline()`` on an INSERT into a table with an autoincrement id (or PostgreSQL adds ``RETURNING id``); a
+bindparam in an UPDATE's WHERE may not share a column's name; errors are raised as SQLAlchemy's
+(``sa.exc.IntegrityError``…), as for any other statement::
 
     RELEASE = Prepared(
         levels.update()
@@ -85,7 +89,10 @@ class Prepared:
         cursor = connection.connection.cursor()
         try:
             self._announce(connection, cursor, compiled.sql, parameters, many=False)
-            cursor.execute(compiled.sql, parameters)
+            try:
+                cursor.execute(compiled.sql, parameters)
+            except connection.dialect.loaded_dbapi.Error as error:
+                raise _wrapped(connection, compiled.sql, parameters, error) from error
             return int(cursor.rowcount)
         finally:
             cursor.close()
@@ -99,7 +106,10 @@ class Prepared:
         cursor = connection.connection.cursor()
         try:
             self._announce(connection, cursor, compiled.sql, parameters, many=True)
-            cursor.executemany(compiled.sql, parameters)  # type: ignore[arg-type]
+            try:
+                cursor.executemany(compiled.sql, parameters)  # type: ignore[arg-type]
+            except connection.dialect.loaded_dbapi.Error as error:
+                raise _wrapped(connection, compiled.sql, parameters, error) from error
         finally:
             cursor.close()
 
@@ -110,3 +120,11 @@ class Prepared:
         listeners = connection.dispatch.before_cursor_execute
         if listeners:
             listeners(connection, cursor, sql, parameters, None, many)
+
+
+def _wrapped(connection: sa.Connection, sql: str, parameters: Any, error: Exception) -> sa.exc.StatementError:
+    """The driver's error as SQLAlchemy would raise it (``sa.exc.IntegrityError`` for a unique violation…),
+    so callers catch one family of errors whichever path a statement took."""
+    return sa.exc.DBAPIError.instance(
+        sql, parameters, error, connection.dialect.loaded_dbapi.Error, dialect=connection.dialect
+    )

@@ -56,3 +56,16 @@ def test_listeners_see_prepared_statements_as_they_see_any_other(database_url: s
         INSERT.execute(uow.connection, id="c", count=1, data={}, at=datetime(2026, 1, 1, tzinfo=UTC))
     assert any("INSERT INTO things" in sql for sql in seen)
     engine.dispose()
+
+
+def test_a_violated_constraint_raises_sqlalchemys_error_type(database_url: str) -> None:
+    import pytest
+
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    uow = UnitOfWork(engine)
+    INSERT.execute(uow.connection, id="d", count=1, data={}, at=datetime(2026, 1, 1, tzinfo=UTC))
+    with pytest.raises(sa.exc.IntegrityError):
+        INSERT.execute(uow.connection, id="d", count=1, data={}, at=datetime(2026, 1, 1, tzinfo=UTC))
+    uow.rollback()
+    engine.dispose()
