@@ -19,16 +19,18 @@ from retailblocks.model import (
     Shipment,
 )
 from retailblocks.model.serialize import from_data
-from retailblocks.storage.prepared import Prepared
+from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks.storage.tables import order_lines, orders
 
-# Reads built once: SQLAlchemy caches their compiled form, so a call costs the execution only.
-_ORDER = sa.select(orders).where(orders.c.id == sa.bindparam("order_id"))
-_ORDER_FOR_UPDATE = _ORDER.with_for_update()
-_LINES = (
+# Reads built once, compiled once per dialect and sent straight to the driver (see
+# retailblocks.storage.prepared).
+_ORDER_SELECT = sa.select(orders).where(orders.c.id == sa.bindparam("order_id"))
+_ORDER = PreparedQuery(_ORDER_SELECT)
+_ORDER_FOR_UPDATE = PreparedQuery(_ORDER_SELECT.with_for_update())
+_LINES = PreparedQuery(
     sa.select(order_lines).where(order_lines.c.order_id == sa.bindparam("order_id")).order_by(order_lines.c.line_index)
 )
-_DETAILS = sa.select(orders.c.details).where(orders.c.id == sa.bindparam("order_id"))
+_DETAILS = PreparedQuery(sa.select(orders.c.details).where(orders.c.id == sa.bindparam("order_id")))
 
 # The writes every checkout makes to its order (status and details change step by step): built once and
 # sent straight to the driver (see retailblocks.storage.prepared).
@@ -48,10 +50,10 @@ _SET_STATUS_AND_DETAILS = Prepared(
 
 def load_order(connection: sa.Connection, order_id: str, *, for_update: bool = False) -> Order:
     parameters = {"order_id": order_id}
-    row = connection.execute(_ORDER_FOR_UPDATE if for_update else _ORDER, parameters).mappings().first()
+    row = (_ORDER_FOR_UPDATE if for_update else _ORDER).first_mapping(connection, parameters)
     if row is None:
         raise UnknownOrder(f"no order {order_id!r}")
-    lines = connection.execute(_LINES, parameters).mappings().all()
+    lines = _LINES.mappings(connection, parameters)
     return order_from_rows(row, lines)
 
 
@@ -121,7 +123,7 @@ def set_order(
 
 
 def order_details(connection: sa.Connection, order_id: str) -> dict[str, Any]:
-    details = connection.execute(_DETAILS, {"order_id": order_id}).scalar()
+    details = _DETAILS.scalar(connection, order_id=order_id)
     if details is None:
         raise UnknownOrder(f"no order {order_id!r}")
     return dict(details)

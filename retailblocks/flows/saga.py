@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from retailblocks.context import FlowContext
 from retailblocks.errors import BusinessRejection, RetailBlocksError
 from retailblocks.storage import UnitOfWork
-from retailblocks.storage.prepared import Prepared
+from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks.storage.tables import saga_log, sagas
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ _PROGRESS_AND_STATUS = Prepared(
     .where(sagas.c.id == sa.bindparam("saga_id"))
     .values(status=sa.bindparam("status"), **_PROGRESS_VALUES)
 )
-_LOAD_RUN = sa.select(sagas).where(sagas.c.id == sa.bindparam("saga_id"))
+_LOAD_RUN = PreparedQuery(sa.select(sagas).where(sagas.c.id == sa.bindparam("saga_id")))
 
 
 class SimulatedCrash(BaseException):
@@ -261,7 +261,7 @@ def _reason(error: BaseException | None) -> str | None:
 
 
 def load_run(connection: sa.Connection, saga_id: str) -> SagaRun | None:
-    row = connection.execute(_LOAD_RUN, {"saga_id": saga_id}).mappings().first()
+    row = _LOAD_RUN.first_mapping(connection, saga_id=saga_id)
     if row is None:
         return None
     state = dict(row["state"])

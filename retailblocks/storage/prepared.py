@@ -6,8 +6,10 @@ statement is built once at import time with named parameters, compiled once per 
 the unit of work's own DB-API connection with the same parameter conversions SQLAlchemy would apply (JSON
 encoding, SQLite's datetime strings), so it stays inside the step's transaction.
 
-Use it for the INSERT, UPDATE and DELETE statements a checkout issues many times; reads that need
-SQLAlchemy's result types stay ordinary statements (built once too). Three things to know: give an INSERT
+Use it for the INSERT, UPDATE and DELETE statements a checkout issues many times, and
+:class:`PreparedQuery` for the SELECTs (and INSERT/UPDATE … RETURNING) it issues many times: the same path,
+with each result column converted as SQLAlchemy would (its type's result processor: SQLite's datetime
+strings and booleans, JSON documents…), rows returned as named tuples. Three things to know: give an INSERT
 its values as ``.values(col=sa.bindparam("col"))`` (a bare ``insert()`` expects every column) and call
 ``.inline()`` on an INSERT into a table with an autoincrement id (or PostgreSQL adds ``RETURNING id``); a
 bindparam in an UPDATE's WHERE may not share a column's name; errors are raised as SQLAlchemy's
@@ -19,12 +21,24 @@ bindparam in an UPDATE's WHERE may not share a column's name; errors are raised 
         .values(reserved=levels.c.reserved - sa.bindparam("quantity"))
     )
     changed = RELEASE.execute(ctx.db, sku="A", location="dc", quantity=2)   # the row count
+
+    LEVEL = PreparedQuery(
+        sa.select(levels.c.on_hand, levels.c.reserved)
+        .where(levels.c.sku == sa.bindparam("sku"), levels.c.location == sa.bindparam("location"))
+        .with_for_update()
+    )
+    row = LEVEL.first(ctx.db, sku="A", location="dc")   # None, or a named tuple: row.on_hand, row[1]
+
+A query may not use expanding (``IN``) parameters; its columns' keys must be valid Python identifiers
+(give computed columns a ``.label()``).
 """
 
 from __future__ import annotations
 
 import json
+import keyword
 import threading
+from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -40,6 +54,7 @@ class _Compiled:
     positional: bool
     names: tuple[str, ...]
     processors: Mapping[str, Callable[[Any], Any]]
+    defaults: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 class Prepared:
@@ -55,8 +70,13 @@ class Prepared:
         if found is not None:
             return found
         with self._lock:
+            found = self._compiled.get(dialect.name)
+            if found is not None:
+                return found
             compiled = self.statement.compile(dialect=dialect)
             assert isinstance(compiled, SQLCompiler)
+            if compiled.post_compile_params or compiled.literal_execute_params:
+                raise ValueError("a prepared statement cannot use expanding (IN) or literal-execute parameters")
             processors: dict[str, Callable[[Any], Any]] = {}
             for name, bind in compiled.binds.items():
                 processor: Callable[[Any], Any] | None = bind.type.bind_processor(dialect)
@@ -68,12 +88,26 @@ class Prepared:
                     processors[name] = processor
             positional = bool(compiled.positional)
             names = tuple(compiled.positiontup or ()) if positional else tuple(compiled.binds)
-            found = _Compiled(str(compiled), positional, names, processors)
+            # Values bound when the statement was built (a LIMIT's, a literal compared with a column):
+            # sent unless the call gives its own.
+            defaults = {
+                name: bind.effective_value
+                for name, bind in compiled.binds.items()
+                if not bind.required and bind.callable is None and name.isidentifier()
+            }
+            found = _Compiled(str(compiled), positional, names, processors, defaults)
+            found = self._compiled_for(compiled, dialect, found)
             self._compiled[dialect.name] = found
+        return found
+
+    def _compiled_for(self, compiled: SQLCompiler, dialect: Dialect, found: _Compiled) -> _Compiled:
+        """A subclass's chance to learn more from the compiled statement (under the lock)."""
         return found
 
     def _parameters(self, compiled: _Compiled, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
         processors = compiled.processors
+        if compiled.defaults:
+            values = {**compiled.defaults, **values}
         converted = {
             name: (processors[name](value) if name in processors and value is not None else value)
             for name, value in values.items()
@@ -128,3 +162,130 @@ def _wrapped(connection: sa.Connection, sql: str, parameters: Any, error: Except
     return sa.exc.DBAPIError.instance(
         sql, parameters, error, connection.dialect.loaded_dbapi.Error, dialect=connection.dialect
     )
+
+
+@attrs.frozen
+class _Columns:
+    """What a query's rows hold: the SQLAlchemy type of each column, and the row class."""
+
+    types: tuple[sa.types.TypeEngine[Any], ...]
+    row: type[tuple[Any, ...]]
+
+
+@attrs.frozen
+class _Processing:
+    """The result processors of a query's columns for one driver's column types (``cursor.description``)."""
+
+    coltypes: tuple[Any, ...]
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+
+class PreparedQuery(Prepared):
+    """A SELECT (or a statement with RETURNING) compiled once per dialect and executed on the raw driver
+    cursor, its rows converted by each column's result processor as SQLAlchemy would convert them.
+
+    Rows are named tuples: attribute access by column key (``row.status``), or by position.
+    """
+
+    def __init__(self, statement: sa.ClauseElement):
+        super().__init__(statement)
+        self._columns: dict[str, _Columns] = {}
+        self._processing: dict[str, _Processing] = {}
+
+    def _compiled_for(self, compiled: SQLCompiler, dialect: Dialect, found: _Compiled) -> _Compiled:
+        entries = compiled._result_columns
+        if not entries:
+            raise ValueError("a prepared query must return rows")
+        keys = tuple(entry.keyname for entry in entries)
+        for key in keys:
+            if not key.isidentifier() or keyword.iskeyword(key) or key.startswith("_"):
+                raise ValueError(f"column key {key!r} is not a valid attribute name: give the column a .label()")
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"duplicate column keys {keys!r}: label the columns apart")
+        row = namedtuple("Row", keys)  # type: ignore[misc]
+        self._columns[dialect.name] = _Columns(tuple(entry.type for entry in entries), row)
+        return found
+
+    def _processing_for(self, dialect: Dialect, description: Sequence[Any]) -> _Processing:
+        coltypes = tuple(column[1] for column in description)
+        found = self._processing.get(dialect.name)
+        if found is not None and found.coltypes == coltypes:
+            return found
+        types = self._columns[dialect.name].types
+        if len(types) != len(coltypes):
+            raise RuntimeError(f"expected {len(types)} columns, the driver returned {len(coltypes)}")
+        processors = []
+        for index, (type_, coltype) in enumerate(zip(types, coltypes, strict=True)):
+            processor = type_.dialect_impl(dialect).result_processor(dialect, coltype)
+            if processor is not None:
+                processors.append((index, processor))
+        found = _Processing(coltypes, tuple(processors))
+        self._processing[dialect.name] = found
+        return found
+
+    def all(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, **more: Any) -> list[Any]:
+        """Every row, in ``connection``'s transaction."""
+        return self._fetch(connection, {**(values or {}), **more}, one=False)
+
+    def first(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, **more: Any) -> Any:
+        """The first row, or None."""
+        rows = self._fetch(connection, {**(values or {}), **more}, one=True)
+        return rows[0] if rows else None
+
+    def scalar(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, **more: Any) -> Any:
+        """The first column of the first row, or None."""
+        rows = self._fetch(connection, {**(values or {}), **more}, one=True)
+        return rows[0][0] if rows else None
+
+    def scalars(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, **more: Any) -> list[Any]:
+        """The first column of every row."""
+        return [row[0] for row in self._fetch(connection, {**(values or {}), **more}, one=False)]
+
+    def first_mapping(
+        self, connection: sa.Connection, values: Mapping[str, Any] | None = None, **more: Any
+    ) -> dict[str, Any] | None:
+        """The first row as a dict by column key (what ``.mappings().first()`` gives), or None."""
+        rows = self._fetch(connection, {**(values or {}), **more}, one=True)
+        return rows[0]._asdict() if rows else None
+
+    def mappings(
+        self, connection: sa.Connection, values: Mapping[str, Any] | None = None, **more: Any
+    ) -> list[dict[str, Any]]:
+        """Every row as a dict by column key (what ``.mappings().all()`` gives)."""
+        return [row._asdict() for row in self._fetch(connection, {**(values or {}), **more}, one=False)]
+
+    def execute(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, **more: Any) -> int:
+        raise TypeError("a PreparedQuery returns rows: read them with .all(), .first(), .scalar(), .mappings()…")
+
+    def _fetch(self, connection: sa.Connection, values: Mapping[str, Any], *, one: bool) -> list[Any]:
+        dialect = connection.dialect
+        compiled = self._compile(dialect)
+        parameters = self._parameters(compiled, values)
+        cursor = connection.connection.cursor()
+        try:
+            self._announce(connection, cursor, compiled.sql, parameters, many=False)
+            try:
+                cursor.execute(compiled.sql, parameters)
+                # Fetch everything (a statement with RETURNING must run to the end), keep what was asked.
+                raw = cursor.fetchall()
+            except dialect.loaded_dbapi.Error as error:
+                raise _wrapped(connection, compiled.sql, parameters, error) from error
+            if one:
+                raw = raw[:1]
+            make = self._columns[dialect.name].row._make  # type: ignore[attr-defined]
+            if not raw:
+                return []
+            processors = self._processing_for(dialect, cursor.description).processors
+            if not processors:
+                return [make(values) for values in raw]
+            rows = []
+            for values in raw:
+                converted = list(values)
+                for index, processor in processors:
+                    value = converted[index]
+                    if value is not None:
+                        converted[index] = processor(value)
+                rows.append(make(converted))
+            return rows
+        finally:
+            cursor.close()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from retailblocks.storage import UnitOfWork, create_engine
-from retailblocks.storage.prepared import Prepared
+from retailblocks.storage.prepared import Prepared, PreparedQuery
 
 metadata = sa.MetaData()
 things = sa.Table(
@@ -68,4 +68,88 @@ def test_a_violated_constraint_raises_sqlalchemys_error_type(database_url: str) 
     with pytest.raises(sa.exc.IntegrityError):
         INSERT.execute(uow.connection, id="d", count=1, data={}, at=datetime(2026, 1, 1, tzinfo=UTC))
     uow.rollback()
+    engine.dispose()
+
+
+typed = sa.Table(
+    "typed_things",
+    metadata,
+    sa.Column("id", sa.String(20), primary_key=True),
+    sa.Column("name", sa.String(40), nullable=True),
+    sa.Column("count", sa.Integer, nullable=True),
+    sa.Column("big", sa.BigInteger, nullable=True),
+    sa.Column("flag", sa.Boolean, nullable=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("data", sa.JSON, nullable=True),
+)
+_BY_ID = typed.c.id == sa.bindparam("thing")
+_QUERIES = {
+    "every row": sa.select(typed).order_by(typed.c.id),
+    "one row": sa.select(typed).where(_BY_ID),
+    "for update": sa.select(typed).where(_BY_ID).with_for_update(),
+    "limited": sa.select(typed.c.id, typed.c.flag).order_by(typed.c.id.desc()).limit(2),
+    "literal": sa.select(typed.c.id).where(typed.c.count > 5).order_by(typed.c.id),
+    "computed": sa.select(sa.func.count().label("n"), sa.func.max(typed.c.big).label("top")).where(
+        typed.c.flag.is_(True)
+    ),
+    "no row": sa.select(typed).where(typed.c.id == "missing"),
+}
+_RETURNING = PreparedQuery(
+    typed.insert()
+    .values({name: sa.bindparam(name) for name in ("id", "flag", "at", "data")})
+    .returning(typed.c.id, typed.c.flag, typed.c.at, typed.c.data)
+)
+
+
+def test_prepared_queries_return_what_sqlalchemy_returns_for_every_type(database_url: str) -> None:
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    moment = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=UTC)
+    values = [
+        {"id": "a", "name": "Ä-name", "count": 7, "big": 2**40, "flag": True, "at": moment, "data": {"k": [1, 2.5]}},
+        {"id": "b", "name": "", "count": 0, "big": -1, "flag": False, "at": moment, "data": ["x", None, True]},
+        {"id": "c", "name": None, "count": None, "big": None, "flag": None, "at": None, "data": None},
+        {"id": "d", "name": "d", "count": 9, "big": 3, "flag": True, "at": moment, "data": "text"},
+    ]
+    with UnitOfWork(engine) as uow:
+        uow.connection.execute(typed.insert(), values)
+        for label, statement in _QUERIES.items():
+            query = PreparedQuery(statement)
+            parameters = {"thing": "a"} if "thing" in str(statement) else {}
+            expected = [tuple(row) for row in uow.connection.execute(statement, parameters)]
+            got = query.all(uow.connection, parameters)
+            assert [tuple(row) for row in got] == expected, label
+            for row, expected_row in zip(got, expected, strict=True):
+                assert [type(v) for v in row] == [type(v) for v in expected_row], label
+            assert query.first(uow.connection, parameters) == (expected[0] if expected else None), label
+            assert query.scalar(uow.connection, parameters) == (expected[0][0] if expected else None), label
+            assert query.scalars(uow.connection, parameters) == [row[0] for row in expected], label
+            mappings = [dict(row) for row in uow.connection.execute(statement, parameters).mappings()]
+            assert query.mappings(uow.connection, parameters) == mappings, label
+            assert query.first_mapping(uow.connection, parameters) == (mappings[0] if mappings else None), label
+        row = PreparedQuery(_QUERIES["one row"]).first(uow.connection, thing="a")
+        assert row.flag is True and row.big == 2**40 and row.data == {"k": [1, 2.5]} and row.name == "Ä-name"
+        assert row.at.replace(tzinfo=UTC) == moment
+        inserted = _RETURNING.first(uow.connection, id="e", flag=False, at=moment, data={"z": 1})
+        stored = sa.select(typed.c.id, typed.c.flag, typed.c.at, typed.c.data).where(typed.c.id == "e")
+        assert tuple(inserted) == tuple(uow.connection.execute(stored).one())
+        assert inserted.flag is False and inserted.data == {"z": 1}
+    engine.dispose()
+
+
+def test_prepared_queries_are_seen_by_listeners_and_raise_sqlalchemys_errors(database_url: str) -> None:
+    import pytest
+
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    seen: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda conn, cursor, sql, *rest: seen.append(sql))
+    uow = UnitOfWork(engine)
+    PreparedQuery(_QUERIES["every row"]).all(uow.connection)
+    assert any("FROM typed_things" in sql for sql in seen)
+    with pytest.raises(sa.exc.ProgrammingError if "postgresql" in database_url else sa.exc.OperationalError):
+        PreparedQuery(sa.select(sa.column("nope")).select_from(sa.table("no_such_table"))).all(uow.connection)
+    uow.rollback()
+    with engine.connect() as connection, pytest.raises(ValueError, match="expanding"):
+        PreparedQuery(sa.select(typed).where(typed.c.id.in_(["a"]))).all(connection)
     engine.dispose()

@@ -8,6 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from retailblocks.storage.prepared import PreparedQuery
+
 
 class InsertIgnore:
     """``INSERT … ON CONFLICT DO NOTHING RETURNING 1`` on ``columns``, built once per dialect.
@@ -15,23 +17,23 @@ class InsertIgnore:
     On PostgreSQL a plain INSERT that hits a constraint aborts the whole transaction, so the conflict
     is left to the database; a concurrent inserter of the same key waits for the first to commit and
     then sees the conflict. Whether the row went in is read from ``RETURNING``, because the driver's
-    rowcount is not reliable for this statement (-1 on psycopg), which is also why this is not a
-    :class:`~retailblocks.storage.prepared.Prepared` statement. Built at import time: building the
-    statement per call cost more than running it.
+    rowcount is not reliable for this statement (-1 on psycopg), which is why it is a
+    :class:`~retailblocks.storage.prepared.PreparedQuery` rather than a ``Prepared`` statement. Built at
+    import time: building the statement per call cost more than running it.
     """
 
     def __init__(self, table: sa.Table, columns: Iterable[str]):
         values = {name: sa.bindparam(name, type_=table.c[name].type) for name in columns}
         self.columns = frozenset(values)
-        one: sa.ColumnClause[int] = sa.literal_column("1")
-        self._statements: dict[str, Any] = {
-            "postgresql": postgresql.insert(table).values(values).on_conflict_do_nothing().returning(one),
-            "sqlite": sqlite.insert(table).values(values).on_conflict_do_nothing().returning(one),
+        one = sa.literal_column("1").label("inserted")
+        self._statements: dict[str, PreparedQuery] = {
+            name: PreparedQuery(dialect.insert(table).values(values).on_conflict_do_nothing().returning(one))
+            for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
         }
 
     def __call__(self, connection: sa.Connection, values: Mapping[str, Any]) -> bool:
         """Insert ``values`` (exactly the columns given at construction); True if the row went in."""
-        return connection.execute(self._statements[connection.dialect.name], values).first() is not None
+        return self._statements[connection.dialect.name].first(connection, values) is not None
 
 
 def insert_ignore(connection: sa.Connection, table: sa.Table, values: dict[str, Any]) -> bool:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from retailblocks.context import FlowContext
 from retailblocks.errors import BusinessRejection, IdempotencyConflict
 from retailblocks.model import PointsKind, PointsMovement
-from retailblocks.storage.prepared import Prepared
+from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks_loyalty._sql import InsertIgnore
 from retailblocks_loyalty.tables import (
     accounts,
@@ -89,8 +89,9 @@ _OPEN_ACCOUNT = Prepared(
         may_go_negative=sa.bindparam("may_go_negative"),
     )
 )
-_BALANCE = sa.select(accounts.c.balance).where(accounts.c.id == sa.bindparam("account_id"))
-_BALANCE_LOCKED = _BALANCE.with_for_update()
+_BALANCE_SELECT = sa.select(accounts.c.balance).where(accounts.c.id == sa.bindparam("account_id"))
+_BALANCE = PreparedQuery(_BALANCE_SELECT)
+_BALANCE_LOCKED = PreparedQuery(_BALANCE_SELECT.with_for_update())
 _points = sa.bindparam("points", type_=sa.BigInteger)
 # Constants in a Prepared statement are written into its SQL: every bind must be a named parameter.
 ZERO: sa.ColumnClause[int] = sa.literal_column("0")
@@ -259,7 +260,7 @@ def open_member_account(ctx: FlowContext, member_id: str) -> str:
 
 
 def balance(ctx: FlowContext, account_id: str, *, lock: bool = False) -> int:
-    value = ctx.db.execute(_BALANCE_LOCKED if lock else _BALANCE, {"account_id": account_id}).scalar()
+    value = (_BALANCE_LOCKED if lock else _BALANCE).scalar(ctx.db, account_id=account_id)
     return int(value or 0)
 
 

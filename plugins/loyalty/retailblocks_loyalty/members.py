@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from retailblocks.context import FlowContext
 from retailblocks.errors import EnvironmentFailure, InvalidValue, UnknownObject
 from retailblocks.model import Identity, Member, Money
-from retailblocks.storage.prepared import Prepared
+from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks_loyalty import ledger
 from retailblocks_loyalty._sql import InsertIgnore
 from retailblocks_loyalty.config import LoyaltyConfig
@@ -30,10 +30,11 @@ _ATTEMPTS = 8
 _MAX_CHAIN = 64
 
 # The statements identify and earn issue on every member's checkout, built once (see ledger.py).
-_MEMBER = sa.select(members).where(members.c.id == sa.bindparam("member_id"))
+_MEMBER_SELECT = sa.select(members).where(members.c.id == sa.bindparam("member_id"))
+_MEMBER = PreparedQuery(_MEMBER_SELECT)
 # A member's identities and points balance in one round trip: the balance as a scalar subquery on
 # every identity row (an active member always holds at least one identity; ``view`` falls back if not).
-_VIEW = (
+_VIEW = PreparedQuery(
     sa.select(
         identities.c.kind,
         identities.c.value,
@@ -78,7 +79,7 @@ def resolve(ctx: FlowContext, member_id: str) -> Any | None:
     """The active member ``member_id`` is now: itself, or the survivor it was merged into."""
     current = member_id
     for _ in range(_MAX_CHAIN):
-        row = ctx.db.execute(_MEMBER, {"member_id": current}).mappings().first()
+        row = _MEMBER.first_mapping(ctx.db, member_id=current)
         if row is None:
             return None
         if row["status"] == "active" or row["merged_into"] is None:
@@ -89,7 +90,7 @@ def resolve(ctx: FlowContext, member_id: str) -> Any | None:
 
 def view(ctx: FlowContext, row: Any) -> Member:
     """The Member value for an active member row."""
-    found = ctx.db.execute(_VIEW, {"member_id": row["id"], "account_id": member_account(row["id"])}).all()
+    found = _VIEW.all(ctx.db, member_id=row["id"], account_id=member_account(row["id"]))
     points = int(found[0][2] or 0) if found else ledger.balance(ctx, member_account(row["id"]))
     return Member(
         id=row["id"],
@@ -441,7 +442,7 @@ def refresh_tier(ctx: FlowContext, config: LoyaltyConfig, member_id: str, row: A
     (from the UPDATE that changed the spend); otherwise they are read.
     """
     if row is None:
-        row = ctx.db.execute(_MEMBER, {"member_id": member_id}).mappings().one()
+        row = ctx.db.execute(_MEMBER_SELECT, {"member_id": member_id}).mappings().one()
     if not config.tiers:
         return str(row["tier"])
     reached = tier_name(config.tiers, Money(int(row["lifetime_spend"]), config.tiers[0].threshold.currency))

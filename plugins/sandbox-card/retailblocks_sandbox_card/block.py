@@ -30,7 +30,7 @@ from retailblocks.model import (
     PaymentStatus,
 )
 from retailblocks.storage import Migration
-from retailblocks.storage.prepared import Prepared
+from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks_sandbox_card import cards
 from retailblocks_sandbox_card._sql import insert_or_ignore
 from retailblocks_sandbox_card.config import SandboxCardConfig
@@ -72,7 +72,7 @@ _RESOLVE_ATTEMPT = Prepared(
     .values(status=sa.bindparam("status"), resolved_at=sa.bindparam("resolved_at"))
 )
 _PAYMENT = sa.select(payments).where(payments.c.id == sa.bindparam("payment_id"))
-_LOCK_PAYMENT = _PAYMENT.with_for_update()
+_LOCK_PAYMENT = PreparedQuery(_PAYMENT.with_for_update())
 _UPDATE_PAYMENT = Prepared(
     payments.update()
     .where(payments.c.id == sa.bindparam("payment_id"))
@@ -394,10 +394,11 @@ class SandboxCard(Block):
         # already does. Under it, computing the new totals in Python is safe. The view almost always
         # holds the authorization already; only when it does not (its authorize step failed) is it
         # inserted, which saves an INSERT per operation.
-        row = db.execute(_LOCK_PAYMENT, {"payment_id": authorization.id}).mappings().first()
+        row = _LOCK_PAYMENT.first_mapping(db, payment_id=authorization.id)
         if row is None:
             _ensure_payment(ctx, authorization, operation.charge)
-            row = db.execute(_LOCK_PAYMENT, {"payment_id": authorization.id}).mappings().one()
+            row = _LOCK_PAYMENT.first_mapping(db, payment_id=authorization.id)
+            assert row is not None, "the payment was just inserted"
         inserted = insert_or_ignore(
             db,
             operations,

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from retailblocks.clock import Clock, IdFactory
 from retailblocks.model import Money
-from retailblocks.storage.prepared import Prepared
+from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks_sandbox_card import cards
 from retailblocks_sandbox_card._sql import as_utc, insert_or_ignore
 from retailblocks_sandbox_card.cards import CardOutcome
@@ -35,10 +35,9 @@ from retailblocks_sandbox_card.tables import gateway_charges as charges
 from retailblocks_sandbox_card.tables import gateway_operations as operations
 
 # The statements of every call, built once: building them per call in SQLAlchemy cost more than running them.
-_CHARGE_BY_KEY = sa.select(charges).where(charges.c.idempotency_key == sa.bindparam("key"))
-_CHARGE_BY_ID = sa.select(charges).where(charges.c.id == sa.bindparam("charge_id"))
-_LOCK_CHARGE = _CHARGE_BY_ID.with_for_update()
-_OPERATION_BY_KEY = sa.select(operations).where(operations.c.idempotency_key == sa.bindparam("key"))
+_CHARGE_BY_KEY = PreparedQuery(sa.select(charges).where(charges.c.idempotency_key == sa.bindparam("key")))
+_LOCK_CHARGE = PreparedQuery(sa.select(charges).where(charges.c.id == sa.bindparam("charge_id")).with_for_update())
+_OPERATION_BY_KEY = PreparedQuery(sa.select(operations).where(operations.c.idempotency_key == sa.bindparam("key")))
 _CAPTURE = Prepared(
     charges.update()
     .where(
@@ -245,12 +244,12 @@ class SandboxGateway:
 
     @staticmethod
     def _charge_by_key(connection: sa.Connection, key: str) -> Mapping[Any, Any] | None:
-        return connection.execute(_CHARGE_BY_KEY, {"key": key}).mappings().first()
+        return _CHARGE_BY_KEY.first_mapping(connection, key=key)
 
     def _locked_charge(self, connection: sa.Connection, charge_id: str, amount: Money | None) -> Mapping[Any, Any]:
         # The row lock serializes operations on one charge (PostgreSQL); SQLite's BEGIN IMMEDIATE
         # already serializes writers.
-        row = connection.execute(_LOCK_CHARGE, {"charge_id": charge_id}).mappings().first()
+        row = _LOCK_CHARGE.first_mapping(connection, charge_id=charge_id)
         if row is None or row["status"] != "authorized":
             raise GatewayRejected(f"no authorized charge {charge_id!r}", code=RejectionCode.NO_SUCH_CHARGE)
         if amount is not None and amount.currency != row["currency"]:
@@ -270,7 +269,7 @@ class SandboxGateway:
     ) -> GatewayOperation | None:
         """The earlier answer under ``key``, or None if the key is new; ``charge`` is the locked charge."""
         charge_id = charge["id"]
-        row = connection.execute(_OPERATION_BY_KEY, {"key": key}).mappings().first()
+        row = _OPERATION_BY_KEY.first_mapping(connection, key=key)
         if row is None:
             return None
         same = (

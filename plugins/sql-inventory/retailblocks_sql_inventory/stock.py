@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql
 
 from retailblocks.errors import InvalidValue
 from retailblocks.model import StockLevel
-from retailblocks.storage.prepared import Prepared
+from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks_sql_inventory.sql import aware
 from retailblocks_sql_inventory.tables import allocations, backorders, levels, movements
 
@@ -58,8 +58,9 @@ _READ_AVAILABLE = sa.select(levels.c.sku, levels.c.location, _AVAILABLE.label("a
 _READ_OUTSTANDING = sa.select(backorders.c.sku, backorders.c.outstanding).where(
     backorders.c.sku.in_(sa.bindparam("skus", expanding=True))
 )
-_READ_LEVEL = sa.select(levels.c.on_hand, levels.c.reserved, levels.c.allocated).where(_THIS_LEVEL)
-_LOCK_LEVEL = _READ_LEVEL.with_for_update()
+_LEVEL_SELECT = sa.select(levels.c.on_hand, levels.c.reserved, levels.c.allocated).where(_THIS_LEVEL)
+_READ_LEVEL = PreparedQuery(_LEVEL_SELECT)
+_LOCK_LEVEL = PreparedQuery(_LEVEL_SELECT.with_for_update())
 
 _ENSURE_LEVEL = Prepared(
     postgresql.insert(levels)
@@ -139,7 +140,7 @@ _THIS_ALLOCATION = sa.and_(
     allocations.c.sku == sa.bindparam("sku"),
     allocations.c.location == sa.bindparam("location"),
 )
-_LOCK_ALLOCATION = (
+_LOCK_ALLOCATION = PreparedQuery(
     sa.select(allocations.c.allocated, allocations.c.backordered, allocations.c.fulfilled, allocations.c.returned)
     .where(_THIS_ALLOCATION)
     .with_for_update()
@@ -254,7 +255,7 @@ def change_on_hand(connection: sa.Connection, sku: str, location: str, delta: in
 
 
 def read_level(connection: sa.Connection, sku: str, location: str, *, lock: bool = False) -> StockLevel:
-    row = connection.execute(_LOCK_LEVEL if lock else _READ_LEVEL, {"sku": sku, "location": location}).first()
+    row = (_LOCK_LEVEL if lock else _READ_LEVEL).first(connection, sku=sku, location=location)
     if row is None:
         return StockLevel(sku, location, 0, 0, 0)
     return StockLevel(sku, location, row.on_hand, row.reserved, row.allocated)
@@ -353,7 +354,7 @@ class Held:
 
 
 def lock_allocation(connection: sa.Connection, order_id: str, sku: str, location: str) -> Held | None:
-    row = connection.execute(_LOCK_ALLOCATION, {"order_id": order_id, "sku": sku, "location": location}).first()
+    row = _LOCK_ALLOCATION.first(connection, order_id=order_id, sku=sku, location=location)
     return None if row is None else Held(*(int(value) for value in row))
 
 
