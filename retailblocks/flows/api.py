@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -406,4 +406,4 @@ class OrderFlows:
         return "resumed"
 
 
-__all__ = ["OrderFlows", "RecoveryReport", "Sequence"]
+__all__ = ["OrderFlows", "RecoveryReport"]

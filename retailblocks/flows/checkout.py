@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import attrs
 import sqlalchemy as sa
 
 from retailblocks.context import FlowContext
@@ -516,4 +515,4 @@ def cart_fingerprint_data(cart: Cart) -> Any:
     return data
 
 
-__all__ = ["RESERVATION_TTL", "CheckoutSteps", "attrs", "parcels_from", "plan_payments"]
+__all__ = ["RESERVATION_TTL", "CheckoutSteps", "parcels_from", "plan_payments"]
