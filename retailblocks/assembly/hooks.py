@@ -306,6 +306,21 @@ class HookRelay:
         )
         return result
 
+    def membership_exchange(
+        self, ctx: FlowContext, member_id: str, partner: str, points: int, idempotency_key: str
+    ) -> PointsMovement | None:
+        if not self.provides("membership_exchange"):
+            return None
+        result: PointsMovement = self._one(
+            "membership_exchange",
+            ctx,
+            member_id=member_id,
+            partner=partner,
+            points=points,
+            idempotency_key=idempotency_key,
+        )
+        return result
+
     def membership_order_points(self, ctx: FlowContext, order_id: str) -> int | None:
         if not self.provides("membership_order_points"):
             return None

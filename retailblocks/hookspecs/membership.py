@@ -96,3 +96,12 @@ def membership_order_points(ctx: FlowContext, order_id: str) -> int:
     """Points ``order_id`` earned, net of what was taken back for it (0 for a cancelled order once its
     reversal is posted). Optional: lets simulations and operators check that no cancelled order keeps
     its points."""
+
+
+@hookspec(firstresult=True)
+def membership_exchange(
+    ctx: FlowContext, member_id: str, partner: str, points: int, idempotency_key: str
+) -> PointsMovement:
+    """Exchange points with a partner's programme at the configured rate: a positive ``points`` brings in
+    that many of the partner's points (credited as ours), a negative one sends that many of ours out. The
+    partner's clearing balance records who owes whom for settlement. Optional. Idempotent per key."""

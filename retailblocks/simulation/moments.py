@@ -75,10 +75,33 @@ class Moments:
         return offers
 
     def after_hours(self, result: DayResult) -> None:
+        self._partner_points(result)
         self._abandoned_cart(result)
         self._parcels_travel(result)
         self._stock_count(result)
         self._a_year_later(result)
+
+    def _partner_points(self, result: DayResult) -> None:
+        """Some members bring points from a partner's programme; a few send theirs the other way."""
+        if not self.stack.manifest.partners or not self.hooks.provides("membership_exchange"):
+            return
+        moved = 0
+        for person in range(0, self.day.profile.members, 7):
+            partner = self.stack.manifest.partners[person % len(self.stack.manifest.partners)].id
+            phone = Identity("phone", f"+86138{person:08d}")
+            points = 400 if person % 2 == 0 else -100
+            try:
+                with self.stack.context(flow="simulation") as ctx:
+                    member = self.hooks.membership_identify(ctx, [phone], False)
+                    if member is None:
+                        continue
+                    self.hooks.membership_exchange(
+                        ctx, member.id, partner, points, f"sim-{self.day.seed}-exchange-{person}"
+                    )
+            except (BusinessRejection, InvalidInput):
+                continue  # not enough points to send, or the partner's limit: the member keeps them
+            moved += 1
+        result.notes.append(f"{moved} members exchanged points with partners")
 
     def _store_channel(self) -> str | None:
         stores = [c.id for c in self.day.channels if c.type.value == "store"]

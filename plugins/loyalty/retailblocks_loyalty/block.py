@@ -159,6 +159,16 @@ class Loyalty(Block):
         """The merges a member took part in (as survivor or absorbed), oldest first."""
         return members.merges_of(ctx, member_id)
 
+    @hookimpl
+    def membership_exchange(
+        self, ctx: FlowContext, member_id: str, partner: str, points: int, idempotency_key: str
+    ) -> PointsMovement:
+        if points > 0:
+            return self.exchange_in(ctx, member_id, partner, points, idempotency_key)
+        if points < 0:
+            return self.exchange_out(ctx, member_id, partner, -points, idempotency_key)
+        raise InvalidValue("an exchange moves a non-zero number of points (got 0)")
+
     def exchange_in(
         self, ctx: FlowContext, member_id: str, partner: str, partner_points: int, key: str
     ) -> PointsMovement:

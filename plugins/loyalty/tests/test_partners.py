@@ -56,3 +56,16 @@ def test_exchange_limits(make_harness: MakeHarness) -> None:
             block.exchange_in(ctx, member, "airline", 1, "c")
     with pytest.raises(InsufficientPoints), harness.context() as ctx:
         block.exchange_out(ctx, member, "bank", 10, "d")
+
+
+def test_the_exchange_hook_brings_points_in_and_sends_them_out(make_harness: MakeHarness) -> None:
+    harness = make_harness(CONFIG)
+    block = harness.block
+    with harness.context() as ctx:
+        member = block.membership_identify(ctx, [Identity("phone", "13800000001")], True).id
+        brought = block.membership_exchange(ctx, member, "airline", 600, "hook-in")
+        sent = block.membership_exchange(ctx, member, "airline", -100, "hook-out")
+        with pytest.raises(InvalidValue, match="non-zero"):
+            block.membership_exchange(ctx, member, "airline", 0, "hook-zero")
+        check_ledger(ctx.db)
+    assert (brought.points, sent.points, sent.balance) == (300, -100, 200)
