@@ -75,9 +75,9 @@ _ORDER_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_INSERT_ORDER = Prepared(orders.insert().values({name: sa.bindparam(name) for name in _ORDER_COLUMNS}))
+_INSERT_ORDER = Prepared.insert(orders, *_ORDER_COLUMNS)
 _LINE_COLUMNS = ("order_id", "line_index", "sku", "quantity", "unit_price", "discount", "refunded_quantity")
-_INSERT_LINES = Prepared(order_lines.insert().values({name: sa.bindparam(name) for name in _LINE_COLUMNS}))
+_INSERT_LINES = Prepared.insert(order_lines, *_LINE_COLUMNS)
 _SAGA_COLUMNS = (
     "id",
     "flow",
@@ -90,7 +90,7 @@ _SAGA_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_INSERT_SAGA = Prepared(sagas.insert().values({name: sa.bindparam(name) for name in _SAGA_COLUMNS}))
+_INSERT_SAGA = Prepared.insert(sagas, *_SAGA_COLUMNS)
 _FAIL_ORDER = (
     orders.update()
     .where(orders.c.id == sa.bindparam("order_id"), orders.c.status != "failed")

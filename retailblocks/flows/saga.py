@@ -31,19 +31,8 @@ LEASE = timedelta(minutes=2)
 Action = Callable[["SagaRun", FlowContext], None]
 
 # Every step of every flow writes its progress: two statements per step, seven steps per checkout. They
-# are built once and sent straight to the driver (see retailblocks.storage.prepared). Inline: no RETURNING
-# of the log row's generated id on PostgreSQL.
-_LOG_STEP = Prepared(
-    saga_log.insert()
-    .inline()
-    .values(
-        saga_id=sa.bindparam("saga_id"),
-        step=sa.bindparam("step"),
-        action=sa.bindparam("action"),
-        detail=sa.bindparam("detail"),
-        at=sa.bindparam("at"),
-    )
-)
+# are built once and sent straight to the driver (see retailblocks.storage.prepared).
+_LOG_STEP = Prepared.insert(saga_log, "saga_id", "step", "action", "detail", "at")
 _PROGRESS_VALUES: dict[str, Any] = {
     "step": sa.bindparam("step"),
     "state": sa.bindparam("state"),

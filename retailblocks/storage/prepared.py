@@ -65,6 +65,15 @@ class Prepared:
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
 
+    @classmethod
+    def insert(cls, table: sa.Table, *columns: str) -> Prepared:
+        """An INSERT of ``columns`` into ``table``, each taking the parameter of the same name.
+
+        Built the way prepared inserts must be: only the columns given (a bare ``insert()`` would expect
+        every column) and inline, so PostgreSQL adds no ``RETURNING`` for an autoincrement id.
+        """
+        return cls(table.insert().values({name: sa.bindparam(name) for name in columns}).inline())
+
     def _compile(self, dialect: Dialect) -> _Compiled:
         found = self._compiled.get(dialect.name)
         if found is not None:

@@ -88,12 +88,8 @@ def insert_ignore(connection: sa.Connection, table: sa.Table, values: dict[str, 
 
 # The statements of arranging, cancelling and tracking a shipment, built once: building them per call in
 # SQLAlchemy cost more than running them.
-INSERT_PARCEL = Prepared(
-    parcels.insert().values({name: sa.bindparam(name) for name in ("shipment_id", "seq", "location", "lines")})
-)
-INSERT_TRACKING = Prepared(
-    tracking.insert().values({name: sa.bindparam(name) for name in ("shipment_id", "status", "note", "at")})
-)
+INSERT_PARCEL = Prepared.insert(parcels, "shipment_id", "seq", "location", "lines")
+INSERT_TRACKING = Prepared.insert(tracking, "shipment_id", "status", "note", "at")
 SHIPMENT_BY_ID = sa.select(shipments).where(
     shipments.c.id == sa.bindparam("shipment_id"), shipments.c.block == sa.bindparam("block")
 )

@@ -80,15 +80,7 @@ _JOURNAL_BY_KEY = sa.select(journals).where(journals.c.idempotency_key == sa.bin
 _JOURNAL_BY_ID = sa.select(journals).where(journals.c.id == sa.bindparam("journal_id"))
 _ENSURE_ACCOUNT = InsertIgnore(accounts, ("id", "kind", "owner", "balance", "may_go_negative"))
 # A member's account is created with the member; a fresh member id cannot collide with anything.
-_OPEN_ACCOUNT = Prepared(
-    accounts.insert().values(
-        id=sa.bindparam("id"),
-        kind=sa.bindparam("kind"),
-        owner=sa.bindparam("owner"),
-        balance=sa.bindparam("balance"),
-        may_go_negative=sa.bindparam("may_go_negative"),
-    )
-)
+_OPEN_ACCOUNT = Prepared.insert(accounts, "id", "kind", "owner", "balance", "may_go_negative")
 _BALANCE_SELECT = sa.select(accounts.c.balance).where(accounts.c.id == sa.bindparam("account_id"))
 _BALANCE = PreparedQuery(_BALANCE_SELECT)
 _BALANCE_LOCKED = PreparedQuery(_BALANCE_SELECT.with_for_update())
@@ -107,14 +99,7 @@ _MOVE = Prepared(accounts.update().where(*_move_where).values(balance=accounts.c
 _MOVE_RETURNING = (
     accounts.update().where(*_move_where).values(balance=accounts.c.balance + _points).returning(accounts.c.balance)
 )
-_POSTING = Prepared(
-    postings.insert().values(
-        journal_id=sa.bindparam("journal_id"),
-        account_id=sa.bindparam("account_id"),
-        points=sa.bindparam("points"),
-        at=sa.bindparam("at"),
-    )
-)
+_POSTING = Prepared.insert(postings, "journal_id", "account_id", "points", "at")
 _LOTS_TO_CONSUME = (
     sa.select(lots.c.id, lots.c.remaining, lots.c.earned_at, lots.c.expires_at)
     .where(lots.c.member_id == sa.bindparam("member_id"), lots.c.remaining > 0)
@@ -127,22 +112,9 @@ _CONSUME_LOT = Prepared(
     .where(lots.c.id == sa.bindparam("lot_id"), lots.c.remaining >= _take)
     .values(remaining=lots.c.remaining - _take)
 )
-LOT_USE = Prepared(
-    lot_uses.insert().values(
-        journal_id=sa.bindparam("journal_id"), lot_id=sa.bindparam("lot_id"), points=sa.bindparam("points")
-    )
-)
-_ADD_LOT = Prepared(
-    lots.insert().values(
-        id=sa.bindparam("id"),
-        member_id=sa.bindparam("member_id"),
-        journal_id=sa.bindparam("journal_id"),
-        points=sa.bindparam("points"),
-        remaining=sa.bindparam("remaining"),
-        expired=sa.bindparam("expired"),
-        earned_at=sa.bindparam("earned_at"),
-        expires_at=sa.bindparam("expires_at"),
-    )
+LOT_USE = Prepared.insert(lot_uses, "journal_id", "lot_id", "points")
+_ADD_LOT = Prepared.insert(
+    lots, "id", "member_id", "journal_id", "points", "remaining", "expired", "earned_at", "expires_at"
 )
 _USED_PARTS = (
     sa.select(lot_uses.c.points, lots.c.earned_at, lots.c.expires_at)

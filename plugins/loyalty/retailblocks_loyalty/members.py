@@ -51,16 +51,8 @@ _OWNERS = sa.select(identities.c.kind, identities.c.value, identities.c.member_i
     identities.c.value.in_(sa.bindparam("values", expanding=True)),
 )
 _CLAIM_IDENTITY = InsertIgnore(identities, ("kind", "value", "member_id", "linked_at"))
-_ENROL = Prepared(
-    members.insert().values(
-        id=sa.bindparam("id"),
-        status=sa.bindparam("status"),
-        merged_into=sa.bindparam("merged_into"),
-        tier=sa.bindparam("tier"),
-        lifetime_spend=sa.bindparam("lifetime_spend"),
-        enrolled_at=sa.bindparam("enrolled_at"),
-        enrolled_channel=sa.bindparam("enrolled_channel"),
-    )
+_ENROL = Prepared.insert(
+    members, "id", "status", "merged_into", "tier", "lifetime_spend", "enrolled_at", "enrolled_channel"
 )
 _UNCLAIM_IDENTITY = Prepared(
     identities.delete().where(identities.c.kind == sa.bindparam("kind"), identities.c.value == sa.bindparam("value"))

@@ -96,14 +96,7 @@ _claim = InsertIgnore(
     ("id", "kind", "idempotency_key", "amount", "currency", "account_id", "authorization_id", "flow_id", "at"),
 )
 _BY_KEY = sa.select(transactions).where(transactions.c.idempotency_key == sa.bindparam("key"))
-_ENTRY = Prepared(
-    entries.insert().values(
-        transaction_id=sa.bindparam("transaction_id"),
-        account_id=sa.bindparam("account_id"),
-        amount=sa.bindparam("amount"),
-        at=sa.bindparam("at"),
-    )
-)
+_ENTRY = Prepared.insert(entries, "transaction_id", "account_id", "amount", "at")
 _delta = sa.bindparam("delta", type_=sa.BigInteger)
 _ADJUST_SYSTEM = Prepared(
     accounts.update().where(accounts.c.id == sa.bindparam("account_id")).values(balance=accounts.c.balance + _delta)

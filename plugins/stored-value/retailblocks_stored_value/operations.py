@@ -7,7 +7,7 @@ nothing behind in the step's transaction, whose other writes belong to other blo
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -30,6 +30,7 @@ from retailblocks_stored_value.errors import KeyReused
 from retailblocks_stored_value.ledger import (
     AccountKind,
     AccountStatus,
+    Leg,
     SystemRole,
     TransactionKind,
     claim_transaction,
@@ -492,49 +493,34 @@ class StoredValueBook:
 
     def capture(self, ctx: FlowContext, authorization: PaymentAuthorization, amount: Money, key: str) -> PaymentCapture:
         _check_positive(amount, "the amount to capture")
-        _check_key(key)
-        existing = transaction_by_key(ctx.db, key)
-        if existing is not None:
-            return PaymentCapture(
-                *self._replay_follow_up(existing, TransactionKind.CAPTURE, authorization, amount, key)
-            )
-        row = self._authorization_row(ctx, authorization.id)
-        _check_currency(row, amount)
-        now = ctx.clock.now()
-        transaction_id = ctx.ids.new_id("svt")
-        try:
-            with _savepoint(ctx.db):
-                if not self._claim_follow_up(ctx, transaction_id, TransactionKind.CAPTURE, key, amount, row, now):
-                    raise _Replayed
-                taken = _CAPTURE.execute(ctx.db, authorization_id=row["id"], settle=amount.amount)
-                if taken != 1:
-                    raise _Refused
-                post(
-                    ctx.db,
-                    transaction_id,
-                    [
-                        system_leg(SystemRole.HOLDS, amount.currency, -amount.amount),
-                        system_leg(SystemRole.SETTLED, amount.currency, amount.amount),
-                    ],
-                    currency=amount.currency,
-                    at=now,
-                )
-        except _Replayed:
-            found = transaction_by_key(ctx.db, key)
-            assert found is not None
-            return PaymentCapture(*self._replay_follow_up(found, TransactionKind.CAPTURE, authorization, amount, key))
-        except _Refused:
-            current = self._authorization_row(ctx, row["id"])
+
+        def refused(current: sa.RowMapping) -> Exception:
+            currency = current["currency"]
             open_amount = current["amount"] - current["captured"] - current["released"]
-            raise InvalidValue(
-                f"cannot capture {amount} of authorization {row['id']}: only "
-                f"{Money(open_amount, row['currency'])} of its "
-                f"{Money(row['amount'], row['currency'])} "
-                f"is still held (captured {Money(current['captured'], row['currency'])}, "
-                f"released {Money(current['released'], row['currency'])})"
-            ) from None
-        self._record_follow_up(ctx, "payment.captured", row, amount, transaction_id)
-        return PaymentCapture(transaction_id, row["id"], amount)
+            return InvalidValue(
+                f"cannot capture {amount} of authorization {current['id']}: only "
+                f"{Money(open_amount, currency)} of its {Money(current['amount'], currency)} "
+                f"is still held (captured {Money(current['captured'], currency)}, "
+                f"released {Money(current['released'], currency)})"
+            )
+
+        # Held value becomes the merchant's settled value.
+        return PaymentCapture(
+            *self._follow_up(
+                ctx,
+                authorization,
+                amount,
+                key,
+                TransactionKind.CAPTURE,
+                _CAPTURE,
+                "payment.captured",
+                lambda row: [
+                    system_leg(SystemRole.HOLDS, amount.currency, -amount.amount),
+                    system_leg(SystemRole.SETTLED, amount.currency, amount.amount),
+                ],
+                refused,
+            )
+        )
 
     def void(self, ctx: FlowContext, authorization: PaymentAuthorization, key: str) -> None:
         _check_key(key)
@@ -582,48 +568,73 @@ class StoredValueBook:
 
     def refund(self, ctx: FlowContext, authorization: PaymentAuthorization, amount: Money, key: str) -> PaymentRefund:
         _check_positive(amount, "the amount to refund")
+
+        def refused(current: sa.RowMapping) -> Exception:
+            currency = current["currency"]
+            return NotRefundable(
+                f"cannot refund {amount} of authorization {current['id']}: it captured "
+                f"{Money(current['captured'], currency)} and "
+                f"{Money(current['refunded'], currency)} "
+                f"of that is already refunded, so at most "
+                f"{Money(current['captured'] - current['refunded'], currency)} can be"
+            )
+
+        # Back to the card or wallet it came from, out of the merchant's settled value.
+        return PaymentRefund(
+            *self._follow_up(
+                ctx,
+                authorization,
+                amount,
+                key,
+                TransactionKind.REFUND,
+                _REFUND,
+                "payment.refunded",
+                lambda row: [
+                    customer_leg(row["account_id"], amount.amount),
+                    system_leg(SystemRole.SETTLED, amount.currency, -amount.amount),
+                ],
+                refused,
+            )
+        )
+
+    def _follow_up(
+        self,
+        ctx: FlowContext,
+        authorization: PaymentAuthorization,
+        amount: Money,
+        key: str,
+        kind: TransactionKind,
+        statement: Prepared,
+        event_type: str,
+        legs: Callable[[sa.RowMapping], list[Leg]],
+        refused: Callable[[sa.RowMapping], Exception],
+    ) -> tuple[str, str, Money]:
+        """Capture or refund part of an authorization, once per key: claim the key, move the hold's
+        running total with a conditional update (``statement``), post the ledger legs. A replay returns the
+        first answer; a refused update raises what ``refused`` says about the authorization as it is now."""
         _check_key(key)
         existing = transaction_by_key(ctx.db, key)
         if existing is not None:
-            return PaymentRefund(*self._replay_follow_up(existing, TransactionKind.REFUND, authorization, amount, key))
+            return self._replay_follow_up(existing, kind, authorization, amount, key)
         row = self._authorization_row(ctx, authorization.id)
         _check_currency(row, amount)
         now = ctx.clock.now()
         transaction_id = ctx.ids.new_id("svt")
         try:
             with _savepoint(ctx.db):
-                if not self._claim_follow_up(ctx, transaction_id, TransactionKind.REFUND, key, amount, row, now):
+                if not self._claim_follow_up(ctx, transaction_id, kind, key, amount, row, now):
                     raise _Replayed
-                refunded = _REFUND.execute(ctx.db, authorization_id=row["id"], settle=amount.amount)
-                if refunded != 1:
+                if statement.execute(ctx.db, authorization_id=row["id"], settle=amount.amount) != 1:
                     raise _Refused
-                # Back to the card or wallet it came from, out of the merchant's settled value.
-                post(
-                    ctx.db,
-                    transaction_id,
-                    [
-                        customer_leg(row["account_id"], amount.amount),
-                        system_leg(SystemRole.SETTLED, amount.currency, -amount.amount),
-                    ],
-                    currency=amount.currency,
-                    at=now,
-                )
+                post(ctx.db, transaction_id, legs(row), currency=amount.currency, at=now)
         except _Replayed:
             found = transaction_by_key(ctx.db, key)
             assert found is not None
-            return PaymentRefund(*self._replay_follow_up(found, TransactionKind.REFUND, authorization, amount, key))
+            return self._replay_follow_up(found, kind, authorization, amount, key)
         except _Refused:
-            current = self._authorization_row(ctx, row["id"])
-            currency = row["currency"]
-            raise NotRefundable(
-                f"cannot refund {amount} of authorization {row['id']}: it captured "
-                f"{Money(current['captured'], currency)} and "
-                f"{Money(current['refunded'], currency)} "
-                f"of that is already refunded, so at most "
-                f"{Money(current['captured'] - current['refunded'], currency)} can be"
-            ) from None
-        self._record_follow_up(ctx, "payment.refunded", row, amount, transaction_id)
-        return PaymentRefund(transaction_id, row["id"], amount)
+            raise refused(self._authorization_row(ctx, row["id"])) from None
+        self._record_follow_up(ctx, event_type, row, amount, transaction_id)
+        return transaction_id, row["id"], amount
 
     def _claim_follow_up(
         self,
