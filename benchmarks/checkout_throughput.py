@@ -306,6 +306,7 @@ class Settings:
     replays: int
     profile: bool
     work: Path
+    profile_dir: Path | None = None
 
 
 class Bench:
@@ -446,6 +447,9 @@ class Bench:
             self.checkouts(stack, clock, measured)
             profiler.disable()
         out = io.StringIO()
+        if self.settings.profile_dir is not None:
+            self.settings.profile_dir.mkdir(parents=True, exist_ok=True)
+            profiler.dump_stats(self.settings.profile_dir / f"{self.databases.kind}-{workload.name}.pstats")
         stats = pstats.Stats(profiler, stream=out).strip_dirs()
         stats.sort_stats("tottime").print_stats(25)
         stats.sort_stats("cumulative").print_stats(40)
@@ -621,6 +625,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--replays", type=int, default=3, help="floor replays, the fastest counts (default 3)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", action="store_true", help="append a cProfile of each checkout pass")
+    parser.add_argument(
+        "--profile-dir", type=Path, help="with --profile: also write each pass's pstats file into this directory"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     if args.orders < 1 or args.warmup < 0 or args.replays < 1:
@@ -631,7 +638,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     calibration = calibrate()
     results: list[WorkloadResult] = []
     with tempfile.TemporaryDirectory(prefix="rb-bench-") as tmp:
-        settings = Settings(args.orders, args.warmup, args.seed, args.threads, args.replays, args.profile, Path(tmp))
+        settings = Settings(
+            args.orders, args.warmup, args.seed, args.threads, args.replays, args.profile, Path(tmp), args.profile_dir
+        )
         for kind in kinds:
             databases: Databases = (
                 SqliteDatabases(Path(tmp)) if kind == "sqlite" else PostgresDatabases(args.postgres_url)

@@ -21,20 +21,14 @@ import sqlalchemy as sa
 from psycopg.types.json import Json, Jsonb
 from sqlalchemy import event
 
+from retailblocks.storage.engine import SQLITE_PRAGMAS  # the replay sets what the engine sets
+
 # Operation codes; small ints so the replay loop dispatches with cheap comparisons.
 SQL = 0
 MANY = 1
 BEGIN = 2
 COMMIT = 3
 ROLLBACK = 4
-
-#: The PRAGMAs ``retailblocks.storage.engine`` sets on every SQLite connection; the replay sets the same.
-SQLITE_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=NORMAL",
-    "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=60000",
-)
 
 
 @dataclass(frozen=True, slots=True)

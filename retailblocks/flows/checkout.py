@@ -47,15 +47,9 @@ if TYPE_CHECKING:
 #: How long stock stays reserved for a checkout that has not placed its order.
 RESERVATION_TTL = timedelta(minutes=15)
 
-# The statements of every checkout, built once. The key's INSERT goes through SQLAlchemy on purpose: a
-# concurrent request with the same key fails on it, and the flow expects SQLAlchemy's IntegrityError.
-_INSERT_KEY = idempotency_keys.insert().values(
-    key=sa.bindparam("key"),
-    flow=sa.bindparam("flow"),
-    request_hash=sa.bindparam("request_hash"),
-    result_id=sa.bindparam("result_id"),
-    created_at=sa.bindparam("created_at"),
-)
+# The statements of every checkout, built once. A concurrent request with the same key fails on the key's
+# INSERT with SQLAlchemy's IntegrityError, which prepared statements raise as any other statement would.
+_INSERT_KEY = Prepared.insert(idempotency_keys, "key", "flow", "request_hash", "result_id", "created_at")
 # The order, its lines and its saga are new rows under a fresh id: sent straight to the driver (see
 # retailblocks.storage.prepared). Every column is named; ``failure`` stays NULL.
 _ORDER_COLUMNS = (
@@ -157,8 +151,8 @@ class CheckoutSteps:
         now = ctx.clock.now()
         # The key goes in first: a request with a key already used (a replay, or a concurrent request)
         # fails here, before reserving, and OrderFlows.checkout replays the first request's outcome.
-        ctx.db.execute(
-            _INSERT_KEY,
+        _INSERT_KEY.execute(
+            ctx.db,
             {
                 "key": run.key,
                 "flow": "checkout",

@@ -29,8 +29,9 @@ bindparam in an UPDATE's WHERE may not share a column's name; errors are raised 
     )
     row = LEVEL.first(ctx.db, sku="A", location="dc")   # None, or a named tuple: row.on_hand, row[1]
 
-A query may not use expanding (``IN``) parameters; its columns' keys must be valid Python identifiers
-(give computed columns a ``.label()``).
+Expanding parameters (``column.in_(sa.bindparam("skus", expanding=True))``, also over ``sa.tuple_``)
+take a list; the statement is expanded once per list length and kept, as SQLAlchemy's own cache would. A
+query's columns' keys must be valid Python identifiers (give computed columns a ``.label()``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,16 @@ class _Compiled:
     names: tuple[str, ...]
     processors: Mapping[str, Callable[[Any], Any]]
     defaults: Mapping[str, Any] = attrs.field(factory=dict)
+    #: The expanding (IN) parameters, whose lists become one placeholder per element at execution.
+    expanding: tuple[str, ...] = ()
+    #: For a statement with expanding parameters: the compiled form, expanded per list length.
+    source: SQLCompiler | None = attrs.field(default=None, eq=False)
+    #: For an expanded statement: each expanding parameter's placeholder names, in element order.
+    expansion: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+
+
+# How many expanded forms (distinct list lengths) one statement keeps per dialect.
+_EXPANSIONS_KEPT = 64
 
 
 class Prepared:
@@ -63,6 +74,7 @@ class Prepared:
     def __init__(self, statement: sa.ClauseElement):
         self.statement = statement
         self._compiled: dict[str, _Compiled] = {}
+        self._expanded: dict[tuple[str, tuple[int, ...]], _Compiled] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -84,8 +96,9 @@ class Prepared:
                 return found
             compiled = self.statement.compile(dialect=dialect)
             assert isinstance(compiled, SQLCompiler)
-            if compiled.post_compile_params or compiled.literal_execute_params:
-                raise ValueError("a prepared statement cannot use expanding (IN) or literal-execute parameters")
+            if compiled.literal_execute_params:
+                raise ValueError("a prepared statement cannot use literal-execute parameters")
+            expanding = tuple(compiled.bind_names[bind] for bind in compiled.post_compile_params)
             processors: dict[str, Callable[[Any], Any]] = {}
             for name, bind in compiled.binds.items():
                 processor: Callable[[Any], Any] | None = bind.type.bind_processor(dialect)
@@ -104,7 +117,15 @@ class Prepared:
                 for name, bind in compiled.binds.items()
                 if not bind.required and bind.callable is None and name.isidentifier()
             }
-            found = _Compiled(str(compiled), positional, names, processors, defaults)
+            found = _Compiled(
+                str(compiled),
+                positional,
+                names,
+                processors,
+                defaults,
+                expanding,
+                compiled if expanding else None,
+            )
             found = self._compiled_for(compiled, dialect, found)
             self._compiled[dialect.name] = found
         return found
@@ -112,6 +133,56 @@ class Prepared:
     def _compiled_for(self, compiled: SQLCompiler, dialect: Dialect, found: _Compiled) -> _Compiled:
         """A subclass's chance to learn more from the compiled statement (under the lock)."""
         return found
+
+    def _statement(self, dialect: Dialect, values: Mapping[str, Any]) -> tuple[_Compiled, Mapping[str, Any]]:
+        """The statement to send for these values, and the values by placeholder name: a statement with
+        expanding parameters gets one placeholder per list element (tuples: one per element's member)."""
+        compiled = self._compile(dialect)
+        if not compiled.expanding:
+            return compiled, values
+        values = {**compiled.defaults, **values}
+        try:
+            lists = {name: list(values[name]) for name in compiled.expanding}
+        except KeyError as missing:
+            raise ValueError(f"no value for the expanding parameter {missing}") from None
+        key = (dialect.name, tuple(len(items) for items in lists.values()))
+        expanded = self._expanded.get(key)
+        if expanded is None:
+            expanded = self._expand(compiled, values, lists)
+            with self._lock:
+                if len(self._expanded) >= _EXPANSIONS_KEPT:
+                    self._expanded.clear()
+                self._expanded[key] = expanded
+        flat = {name: value for name, value in values.items() if name not in lists}
+        for name, items in lists.items():
+            placeholders = expanded.expansion[name]
+            if items and isinstance(items[0], tuple | list):  # tuples: one placeholder per member
+                items = [member for item in items for member in item]
+            flat.update(zip(placeholders, items, strict=True))
+        return expanded, flat
+
+    @staticmethod
+    def _expand(compiled: _Compiled, values: Mapping[str, Any], lists: Mapping[str, list[Any]]) -> _Compiled:
+        assert compiled.source is not None
+        state = compiled.source.construct_expanded_state({**compiled.defaults, **values, **lists})
+        expansion = {name: tuple(state.parameter_expansion.get(name, ())) for name in lists}
+        processors = {name: processor for name, processor in compiled.processors.items() if name not in lists}
+        for placeholders in expansion.values():
+            for placeholder in placeholders:
+                processor = state.processors.get(placeholder)
+                if processor is not None:
+                    processors[placeholder] = processor
+        names = tuple(state.positiontup or ()) if compiled.positional else tuple(state.parameters)
+        defaults = {name: value for name, value in compiled.defaults.items() if name not in lists}
+        return attrs.evolve(
+            compiled,
+            sql=state.statement,
+            names=names,
+            processors=processors,
+            defaults=defaults,
+            source=None,
+            expansion=expansion,
+        )
 
     def _parameters(self, compiled: _Compiled, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
         processors = compiled.processors
@@ -125,10 +196,10 @@ class Prepared:
             return [converted[name] for name in compiled.names]
         return converted
 
-    def execute(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, **more: Any) -> int:
+    def execute(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any) -> int:
         """Run the statement in ``connection``'s transaction; returns the number of rows it changed."""
-        compiled = self._compile(connection.dialect)
-        parameters = self._parameters(compiled, {**(values or {}), **more})
+        compiled, given = self._statement(connection.dialect, {**(values or {}), **more})
+        parameters = self._parameters(compiled, given)
         cursor = connection.connection.cursor()
         try:
             self._announce(connection, cursor, compiled.sql, parameters, many=False)
@@ -145,6 +216,8 @@ class Prepared:
         if not rows:
             return
         compiled = self._compile(connection.dialect)
+        if compiled.expanding:
+            raise ValueError("execute_many cannot take expanding (IN) parameters")
         parameters = [self._parameters(compiled, row) for row in rows]
         cursor = connection.connection.cursor()
         try:
@@ -232,44 +305,44 @@ class PreparedQuery(Prepared):
         self._processing[dialect.name] = found
         return found
 
-    def all(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, **more: Any) -> list[Any]:
+    def all(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any) -> list[Any]:
         """Every row, in ``connection``'s transaction."""
         return self._fetch(connection, {**(values or {}), **more}, one=False)
 
-    def first(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, **more: Any) -> Any:
+    def first(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any) -> Any:
         """The first row, or None."""
         rows = self._fetch(connection, {**(values or {}), **more}, one=True)
         return rows[0] if rows else None
 
-    def scalar(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, **more: Any) -> Any:
+    def scalar(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any) -> Any:
         """The first column of the first row, or None."""
         rows = self._fetch(connection, {**(values or {}), **more}, one=True)
         return rows[0][0] if rows else None
 
-    def scalars(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, **more: Any) -> list[Any]:
+    def scalars(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any) -> list[Any]:
         """The first column of every row."""
         return [row[0] for row in self._fetch(connection, {**(values or {}), **more}, one=False)]
 
     def first_mapping(
-        self, connection: sa.Connection, values: Mapping[str, Any] | None = None, **more: Any
+        self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any
     ) -> dict[str, Any] | None:
         """The first row as a dict by column key (what ``.mappings().first()`` gives), or None."""
         rows = self._fetch(connection, {**(values or {}), **more}, one=True)
         return rows[0]._asdict() if rows else None
 
     def mappings(
-        self, connection: sa.Connection, values: Mapping[str, Any] | None = None, **more: Any
+        self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any
     ) -> list[dict[str, Any]]:
         """Every row as a dict by column key (what ``.mappings().all()`` gives)."""
         return [row._asdict() for row in self._fetch(connection, {**(values or {}), **more}, one=False)]
 
-    def execute(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, **more: Any) -> int:
+    def execute(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any) -> int:
         raise TypeError("a PreparedQuery returns rows: read them with .all(), .first(), .scalar(), .mappings()…")
 
     def _fetch(self, connection: sa.Connection, values: Mapping[str, Any], *, one: bool) -> list[Any]:
         dialect = connection.dialect
-        compiled = self._compile(dialect)
-        parameters = self._parameters(compiled, values)
+        compiled, given = self._statement(dialect, values)
+        parameters = self._parameters(compiled, given)
         cursor = connection.connection.cursor()
         try:
             self._announce(connection, cursor, compiled.sql, parameters, many=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 
 from retailblocks.storage import UnitOfWork, create_engine
@@ -59,8 +60,6 @@ def test_listeners_see_prepared_statements_as_they_see_any_other(database_url: s
 
 
 def test_a_violated_constraint_raises_sqlalchemys_error_type(database_url: str) -> None:
-    import pytest
-
     engine = create_engine(database_url)
     metadata.create_all(engine)
     uow = UnitOfWork(engine)
@@ -138,8 +137,6 @@ def test_prepared_queries_return_what_sqlalchemy_returns_for_every_type(database
 
 
 def test_prepared_queries_are_seen_by_listeners_and_raise_sqlalchemys_errors(database_url: str) -> None:
-    import pytest
-
     engine = create_engine(database_url)
     metadata.create_all(engine)
     seen: list[str] = []
@@ -150,6 +147,54 @@ def test_prepared_queries_are_seen_by_listeners_and_raise_sqlalchemys_errors(dat
     with pytest.raises(sa.exc.ProgrammingError if "postgresql" in database_url else sa.exc.OperationalError):
         PreparedQuery(sa.select(sa.column("nope")).select_from(sa.table("no_such_table"))).all(uow.connection)
     uow.rollback()
-    with engine.connect() as connection, pytest.raises(ValueError, match="expanding"):
-        PreparedQuery(sa.select(typed).where(typed.c.id.in_(["a"]))).all(connection)
+    engine.dispose()
+
+
+_IN_IDS = sa.bindparam("ids", expanding=True)
+_EXPANDING = {
+    "in": sa.select(typed.c.id, typed.c.at).where(typed.c.id.in_(_IN_IDS)).order_by(typed.c.id),
+    "not in": sa.select(typed.c.id).where(typed.c.id.not_in(_IN_IDS)).order_by(typed.c.id),
+    "in and more": sa.select(typed.c.id)
+    .where(typed.c.id.in_(_IN_IDS), typed.c.count >= sa.bindparam("least"))
+    .order_by(typed.c.id),
+    "tuples": sa.select(typed.c.id)
+    .where(sa.tuple_(typed.c.id, typed.c.count).in_(sa.bindparam("pairs", expanding=True)))
+    .order_by(typed.c.id),
+    "datetimes": sa.select(typed.c.id).where(typed.c.at.in_(sa.bindparam("moments", expanding=True))),
+    "literal list": sa.select(typed.c.id).where(typed.c.id.in_(["a", "c"])).order_by(typed.c.id),
+}
+
+
+def test_expanding_in_parameters_give_what_sqlalchemy_gives_for_every_list_length(database_url: str) -> None:
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    moment = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=UTC)
+    rows = [{"id": name, "count": n, "at": moment.replace(minute=n)} for n, name in enumerate("abcde")]
+    with UnitOfWork(engine) as uow:
+        uow.connection.execute(typed.insert(), rows)
+        queries = {label: PreparedQuery(statement) for label, statement in _EXPANDING.items()}
+        cases = [("in", {"ids": ids}) for ids in ([], ["a"], ["c", "a", "zz"], ["a", "b", "c", "d", "e"], ("b",))] + [
+            ("not in", {"ids": []}),
+            ("not in", {"ids": ["a", "e"]}),
+            ("in and more", {"ids": ["a", "b", "c"], "least": 1}),
+            ("tuples", {"pairs": [("a", 0), ("b", 5), ("c", 2)]}),
+            ("tuples", {"pairs": []}),
+            ("datetimes", {"moments": [moment.replace(minute=1), moment.replace(minute=3)]}),
+            ("literal list", {}),
+            ("in", {"ids": ["b", "d"]}),  # a length seen before: the kept expansion, new values
+        ]
+        for label, parameters in cases:
+            expected = [tuple(row) for row in uow.connection.execute(_EXPANDING[label], parameters)]
+            got = [tuple(row) for row in queries[label].all(uow.connection, parameters)]
+            assert sorted(got) == sorted(expected), (label, parameters)
+        assert queries["in"].scalars(uow.connection, ids=["e", "a"]) == ["a", "e"]
+        bump = Prepared(typed.update().where(typed.c.id.in_(_IN_IDS)).values(count=typed.c.count + 10))
+        assert bump.execute(uow.connection, ids=["a", "b", "nope"]) == 2
+        assert bump.execute(uow.connection, ids=[]) == 0
+        counts = {row.id: row.count for row in uow.connection.execute(sa.select(typed.c.id, typed.c.count))}
+        assert counts == {"a": 10, "b": 11, "c": 2, "d": 3, "e": 4}
+        with pytest.raises(ValueError, match="expanding parameter 'ids'"):
+            queries["in"].all(uow.connection)
+        with pytest.raises(ValueError, match="execute_many"):
+            bump.execute_many(uow.connection, [{"ids": ["a"]}])
     engine.dispose()

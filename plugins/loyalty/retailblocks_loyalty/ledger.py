@@ -96,7 +96,7 @@ _move_where = (
 _MOVE = Prepared(accounts.update().where(*_move_where).values(balance=accounts.c.balance + _points))
 # The same, answering the new balance: a member's balance is wanted right after it moved (journal,
 # event), and reading it back would be one more round trip.
-_MOVE_RETURNING = (
+_MOVE_RETURNING = PreparedQuery(
     accounts.update().where(*_move_where).values(balance=accounts.c.balance + _points).returning(accounts.c.balance)
 )
 _POSTING = Prepared.insert(postings, "journal_id", "account_id", "points", "at")
@@ -258,11 +258,11 @@ def _refuse(ctx: FlowContext, account_id: str, points: int) -> NoReturn:
 def _post_member(ctx: FlowContext, journal_id: str, member_id: str, points: int) -> int:
     """``post`` on a member's account (opened on first use); returns the balance after it."""
     account = member_account(member_id)
-    new_balance = ctx.db.execute(_MOVE_RETURNING, {"account_id": account, "points": points}).scalar()
+    new_balance = _MOVE_RETURNING.scalar(ctx.db, account_id=account, points=points)
     if new_balance is None:
         # No account yet (a member from before accounts were opened at enrolment), or a refused debit.
         ensure_member_account(ctx, member_id)
-        new_balance = ctx.db.execute(_MOVE_RETURNING, {"account_id": account, "points": points}).scalar()
+        new_balance = _MOVE_RETURNING.scalar(ctx.db, account_id=account, points=points)
         if new_balance is None:
             _refuse(ctx, account, points)
     _POSTING.execute(ctx.db, journal_id=journal_id, account_id=account, points=points, at=ctx.clock.now())

@@ -30,8 +30,7 @@ _ATTEMPTS = 8
 _MAX_CHAIN = 64
 
 # The statements identify and earn issue on every member's checkout, built once (see ledger.py).
-_MEMBER_SELECT = sa.select(members).where(members.c.id == sa.bindparam("member_id"))
-_MEMBER = PreparedQuery(_MEMBER_SELECT)
+_MEMBER = PreparedQuery(sa.select(members).where(members.c.id == sa.bindparam("member_id")))
 # A member's identities and points balance in one round trip: the balance as a scalar subquery on
 # every identity row (an active member always holds at least one identity; ``view`` falls back if not).
 _VIEW = PreparedQuery(
@@ -46,9 +45,11 @@ _VIEW = PreparedQuery(
     .where(identities.c.member_id == sa.bindparam("member_id"))
     .order_by(identities.c.kind, identities.c.value)
 )
-_OWNERS = sa.select(identities.c.kind, identities.c.value, identities.c.member_id).where(
-    identities.c.kind.in_(sa.bindparam("kinds", expanding=True)),
-    identities.c.value.in_(sa.bindparam("values", expanding=True)),
+_OWNERS = PreparedQuery(
+    sa.select(identities.c.kind, identities.c.value, identities.c.member_id).where(
+        identities.c.kind.in_(sa.bindparam("kinds", expanding=True)),
+        identities.c.value.in_(sa.bindparam("values", expanding=True)),
+    )
 )
 _CLAIM_IDENTITY = InsertIgnore(identities, ("kind", "value", "member_id", "linked_at"))
 _ENROL = Prepared.insert(
@@ -130,10 +131,7 @@ def identify(ctx: FlowContext, config: LoyaltyConfig, given: Sequence[Identity],
 def _owners(ctx: FlowContext, wanted: Sequence[Identity]) -> dict[Identity, str]:
     # Both key columns with IN lists, so the primary key index answers it; a kind of one identity with
     # the value of another can come back too, and is dropped here.
-    rows = ctx.db.execute(
-        _OWNERS,
-        {"kinds": sorted({i.kind.value for i in wanted}), "values": sorted({i.value for i in wanted})},
-    ).all()
+    rows = _OWNERS.all(ctx.db, kinds=sorted({i.kind.value for i in wanted}), values=sorted({i.value for i in wanted}))
     found = {Identity(kind, value): member_id for kind, value, member_id in rows}
     return {identity: found[identity] for identity in wanted if identity in found}
 
@@ -434,7 +432,9 @@ def refresh_tier(ctx: FlowContext, config: LoyaltyConfig, member_id: str, row: A
     (from the UPDATE that changed the spend); otherwise they are read.
     """
     if row is None:
-        row = ctx.db.execute(_MEMBER_SELECT, {"member_id": member_id}).mappings().one()
+        row = _MEMBER.first_mapping(ctx.db, member_id=member_id)
+        if row is None:
+            raise InvalidValue(f"unknown member {member_id!r}")
     if not config.tiers:
         return str(row["tier"])
     reached = tier_name(config.tiers, Money(int(row["lifetime_spend"]), config.tiers[0].threshold.currency))

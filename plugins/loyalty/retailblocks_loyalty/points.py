@@ -13,7 +13,7 @@ from retailblocks.context import FlowContext
 from retailblocks.errors import CurrencyMismatch, InvalidValue, UnknownMember
 from retailblocks.hookspecs.membership import PartnerPointsMovement
 from retailblocks.model import Money, Order, PointsKind, PointsMovement
-from retailblocks.storage.prepared import Prepared
+from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks_loyalty import ledger
 from retailblocks_loyalty.config import LoyaltyConfig
 from retailblocks_loyalty.engine import (
@@ -42,7 +42,7 @@ EXPIRED = system_account("expired")
 # Built once (see ledger.py). The spend UPDATE answers the tier and spend it left, which is all
 # ``refresh_tier`` needs: no read-back.
 _spend = sa.bindparam("spend", type_=sa.BigInteger)
-_ADD_SPEND = (
+_ADD_SPEND = PreparedQuery(
     members.update()
     .where(members.c.id == sa.bindparam("member_id"))
     .values(lifetime_spend=members.c.lifetime_spend + _spend)
@@ -125,7 +125,9 @@ def earn(ctx: FlowContext, config: LoyaltyConfig, member_id: str, order: Order, 
         )
     if balance_after is None:
         balance_after = _balance(ctx, member["id"])
-    spent = ctx.db.execute(_ADD_SPEND, {"member_id": member["id"], "spend": paid.amount}).mappings().one()
+    spent = _ADD_SPEND.first_mapping(ctx.db, member_id=member["id"], spend=paid.amount)
+    if spent is None:  # pragma: no cover - the member was read in this transaction
+        raise InvalidValue(f"unknown member {member['id']!r}")
     ledger.finish(ctx, claim.journal_id, points=points, balance_after=balance_after)
     if points:
         ctx.record(

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from retailblocks.errors import InvalidValue, PromotionRejected
 from retailblocks.model import Money
-from retailblocks.storage.prepared import Prepared
+from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks_promotions.config import PromotionConfig
 from retailblocks_promotions.engine import Usage, normalize_code
 from retailblocks_promotions.tables import coupons, member_usage, redemptions, usage
@@ -54,12 +54,12 @@ class Claim:
     coupon: str | None
 
 
-def _per_dialect(build: Any) -> dict[str, Any]:
+def _per_dialect(build: Any) -> dict[str, PreparedQuery]:
     """One statement per supported dialect (ON CONFLICT is dialect-specific), built once at import."""
-    return {name: build(module.insert) for name, module in _DIALECTS.items()}
+    return {name: PreparedQuery(build(module.insert)) for name, module in _DIALECTS.items()}
 
 
-def _on(connection: sa.Connection, statements: Mapping[str, Any]) -> Any:
+def _on(connection: sa.Connection, statements: Mapping[str, PreparedQuery]) -> PreparedQuery:
     try:
         return statements[connection.dialect.name]
     except KeyError:  # pragma: no cover - the core supports only these two
@@ -68,10 +68,10 @@ def _on(connection: sa.Connection, statements: Mapping[str, Any]) -> Any:
         ) from None
 
 
-# The statements of redeem and release, built once: building them per call cost several times what the
-# database needs to run them. Conditional UPDATEs whose row count is the answer are Prepared (compiled
-# once, run on the driver's cursor in the step's transaction); inserts that must tell whether they went
-# in use RETURNING through the connection, as psycopg reports -1 as the rowcount of ON CONFLICT.
+# The statements of redeem and release, built once and sent straight to the driver (compiled once, run on
+# the driver's cursor in the step's transaction): building them per call cost several times what the
+# database needs to run them. Conditional UPDATEs answer with their row count; inserts that must tell
+# whether they went in use RETURNING, as psycopg reports -1 as the rowcount of ON CONFLICT.
 
 _REDEMPTION_COLUMNS = (
     "order_id",
@@ -165,8 +165,8 @@ _TAKE_COUPON_USE = Prepared(
     )
     .values(uses=coupons.c.uses + sa.literal_column("1"))
 )
-_ISSUED_CODE = sa.select(coupons.c.code).where(coupons.c.code == sa.bindparam("code"))
-_UNRELEASED = (
+_ISSUED_CODE = PreparedQuery(sa.select(coupons.c.code).where(coupons.c.code == sa.bindparam("code")))
+_UNRELEASED = PreparedQuery(
     sa.select(redemptions)
     .where(redemptions.c.order_id == sa.bindparam("order_id"), redemptions.c.released.is_(sa.false()))
     .order_by(redemptions.c.promotion_id)
@@ -205,15 +205,21 @@ _GIVE_BACK_COUPON_USE = Prepared(
     .where(coupons.c.code == sa.bindparam("code"), coupons.c.uses >= _one)
     .values(uses=coupons.c.uses - _one)
 )
-_USAGE = sa.select(usage.c.promotion_id, usage.c.uses, usage.c.budget_spent).where(
-    usage.c.promotion_id.in_(sa.bindparam("promotion_ids", expanding=True))
+_USAGE = PreparedQuery(
+    sa.select(usage.c.promotion_id, usage.c.uses, usage.c.budget_spent).where(
+        usage.c.promotion_id.in_(sa.bindparam("promotion_ids", expanding=True))
+    )
 )
-_MEMBER_USES = sa.select(member_usage.c.promotion_id, member_usage.c.uses).where(
-    member_usage.c.promotion_id.in_(sa.bindparam("promotion_ids", expanding=True)),
-    member_usage.c.member_id == sa.bindparam("member_id"),
+_MEMBER_USES = PreparedQuery(
+    sa.select(member_usage.c.promotion_id, member_usage.c.uses).where(
+        member_usage.c.promotion_id.in_(sa.bindparam("promotion_ids", expanding=True)),
+        member_usage.c.member_id == sa.bindparam("member_id"),
+    )
 )
-_ISSUED_CODES = sa.select(coupons.c.code, coupons.c.promotion_id, coupons.c.member_id).where(
-    coupons.c.code.in_(sa.bindparam("codes", expanding=True)), coupons.c.uses < coupons.c.max_uses
+_ISSUED_CODES = PreparedQuery(
+    sa.select(coupons.c.code, coupons.c.promotion_id, coupons.c.member_id).where(
+        coupons.c.code.in_(sa.bindparam("codes", expanding=True)), coupons.c.uses < coupons.c.max_uses
+    )
 )
 
 
@@ -242,14 +248,13 @@ def read_usage(connection: sa.Connection, promotion_ids: Collection[str], member
         return {}
     ids = sorted(promotion_ids)
     totals = {
-        row.promotion_id: (int(row.uses), int(row.budget_spent))
-        for row in connection.execute(_USAGE, {"promotion_ids": ids})
+        row.promotion_id: (int(row.uses), int(row.budget_spent)) for row in _USAGE.all(connection, promotion_ids=ids)
     }
     mine: dict[str, int] = {}
     if member_id is not None:
         mine = {
             row.promotion_id: int(row.uses)
-            for row in connection.execute(_MEMBER_USES, {"promotion_ids": ids, "member_id": member_id})
+            for row in _MEMBER_USES.all(connection, promotion_ids=ids, member_id=member_id)
         }
     return {
         promotion_id: Usage(
@@ -265,7 +270,7 @@ def valid_issued_codes(connection: sa.Connection, codes: Collection[str], member
     """normalized code -> promotion id, for the issued codes this shopper may still use."""
     if not codes:
         return {}
-    rows = connection.execute(_ISSUED_CODES, {"codes": sorted(codes)})
+    rows = _ISSUED_CODES.all(connection, codes=sorted(codes))
     return {row.code: row.promotion_id for row in rows if row.member_id is None or row.member_id == member_id}
 
 
@@ -296,7 +301,7 @@ def redeem(
         "redeemed_at": now,
         "released_at": None,
     }
-    if connection.execute(_on(connection, _INSERT_REDEMPTION), row).first() is None:
+    if _on(connection, _INSERT_REDEMPTION).first(connection, row) is None:
         # Counted before: idempotent, unless it was released since (a retried order), then count
         # again.
         revived = _REVIVE.execute(
@@ -324,10 +329,10 @@ def _take_usage(connection: sa.Connection, claim: Claim, promotion: PromotionCon
     spent = None
     if (limit is None or limit > 0) and (budget is None or amount <= budget):
         statement = _on(connection, _TAKE_USAGE[limit is not None, budget is not None])
-        spent = connection.execute(
-            statement,
+        spent = statement.scalar(
+            connection,
             {"promotion_id": claim.promotion_id, "amount": amount, "usage_limit": limit, "budget": budget},
-        ).scalar()
+        )
     if spent is None:
         raise PromotionRejected(
             f"promotion {claim.promotion_id!r} cannot be used for this order any more: "
@@ -343,9 +348,9 @@ def _take_member_use(connection: sa.Connection, promotion_id: str, member_id: st
     # As in _take_usage: a first use is inserted unconditionally, so a limit below one is checked here.
     taken = None
     if limit > 0:
-        taken = connection.execute(
-            _on(connection, _TAKE_MEMBER_USE), {"promotion_id": promotion_id, "member_id": member_id, "limit": limit}
-        ).scalar()
+        taken = _on(connection, _TAKE_MEMBER_USE).scalar(
+            connection, promotion_id=promotion_id, member_id=member_id, limit=limit
+        )
     if taken is None:
         raise PromotionRejected(
             f"member {member_id!r} has already used promotion {promotion_id!r} {limit} time(s), its limit"
@@ -362,14 +367,14 @@ def _take_coupon_use(
         return
     if _TAKE_COUPON_USE.execute(connection, code=normalized, member_id=member_id) == 1:
         return
-    if connection.execute(_ISSUED_CODE, {"code": normalized}).first() is None:
+    if _ISSUED_CODE.first(connection, code=normalized) is None:
         return  # a code written in the configuration of a promotion no longer configured
     raise PromotionRejected(f"coupon {code!r} is used up or belongs to another member")
 
 
 def release(connection: sa.Connection, order_id: str, now: datetime) -> list[Redemption]:
     """Give back everything the order took; returns what was released now (nothing on a replay)."""
-    rows = connection.execute(_UNRELEASED, {"order_id": order_id}).mappings().all()
+    rows = _UNRELEASED.mappings(connection, order_id=order_id)
     released: list[Redemption] = []
     for row in rows:
         if _RELEASE.execute(connection, order_id=order_id, promotion_id=row["promotion_id"], now=now) != 1:

@@ -23,7 +23,7 @@ from retailblocks.model import (
     StockDemand,
     StockLevel,
 )
-from retailblocks.storage.prepared import Prepared
+from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks_sql_inventory import stock
 from retailblocks_sql_inventory.audit import audit
 from retailblocks_sql_inventory.config import SqlInventoryConfig
@@ -68,8 +68,8 @@ _TRANSITION_TO_ORDER = Prepared(
     .where(_THIS_RESERVATION_IN)
     .values(status=sa.bindparam("to_status"), updated_at=sa.bindparam("now"), order_id=sa.bindparam("order_id"))
 )
-_READ_RESERVATION = sa.select(reservations).where(reservations.c.id == sa.bindparam("reservation_id"))
-_READ_LINES = (
+_READ_RESERVATION = PreparedQuery(sa.select(reservations).where(reservations.c.id == sa.bindparam("reservation_id")))
+_READ_LINES = PreparedQuery(
     sa.select(
         reservation_lines.c.reservation_id,
         reservation_lines.c.sku,
@@ -247,7 +247,7 @@ class SqlInventory(Block):
         allow_split: bool,
     ) -> list[PlannedLine]:
         """Plan from a snapshot and apply with conditional updates; when a concurrent checkout won a
-        row between the two, undo this attempt (a savepoint) and plan again from fresh numbers."""
+        row between the two, this attempt is given back and planned again from fresh numbers."""
         skus = list(totals)
         outcome: list[PlannedLine] | Shortfall | None = None
         for _attempt in range(MAX_PLAN_ATTEMPTS):
@@ -267,17 +267,8 @@ class SqlInventory(Block):
                     requested=outcome.requested,
                     available=outcome.available,
                 )
-            if len(outcome) == 1 and not outcome[0].backordered:
-                # One conditional update and nothing else: when it fails it changed nothing, so there is
-                # nothing to undo and no need for a savepoint (two statements fewer per checkout).
-                if self._apply_plan(connection, outcome, safety):
-                    return outcome
-                continue
-            savepoint = connection.begin_nested()
             if self._apply_plan(connection, outcome, safety):
-                savepoint.commit()
                 return outcome
-            savepoint.rollback()
         sku = next(iter(totals))
         raise OutOfStock(
             f"{sku!r} kept being taken by concurrent checkouts ({MAX_PLAN_ATTEMPTS} attempts); try again",
@@ -287,6 +278,13 @@ class SqlInventory(Block):
         )
 
     def _apply_plan(self, connection: sa.Connection, plan: Sequence[PlannedLine], safety: int) -> bool:
+        """Take every line of ``plan``, or nothing: when a line's stock is gone (a concurrent checkout won
+        it since the snapshot), the lines taken so far are given back and the result is False.
+
+        Giving back by hand rather than rolling back a savepoint: the lost race is rare, and a savepoint
+        would cost two statements (and a flush of the step's events) on every multi-line checkout.
+        """
+        taken: list[PlannedLine] = []
         for line in sorted(plan, key=lambda line: (line.sku, line.location)):
             if not stock.take(
                 connection,
@@ -297,8 +295,16 @@ class SqlInventory(Block):
                 safety=safety,
                 column="reserved",
             ):
-                return False
-        return stock.add_backorders(connection, _backordered_by_sku(plan), self.config.backorders)
+                break
+            taken.append(line)
+        else:
+            if stock.add_backorders(connection, _backordered_by_sku(plan), self.config.backorders):
+                return True
+        # Our own units, just taken in this transaction: no availability condition applies.
+        stock.shift_many(
+            connection, [stock.shift_values(line.sku, line.location, reserved=-line.quantity) for line in taken]
+        )
+        return False
 
     @hookimpl
     def inventory_commit(self, ctx: FlowContext, reservation_id: str, order_id: str) -> None:
@@ -450,7 +456,7 @@ class SqlInventory(Block):
         return _TRANSITION_TO_ORDER.execute(connection, values, order_id=order_id) == 1
 
     def _reservation(self, connection: sa.Connection, reservation_id: str) -> sa.Row[Any]:
-        row = connection.execute(_READ_RESERVATION, {"reservation_id": reservation_id}).first()
+        row = _READ_RESERVATION.first(connection, reservation_id=reservation_id)
         if row is None:
             raise InvalidValue(f"no reservation {reservation_id!r}")
         return row
@@ -459,7 +465,7 @@ class SqlInventory(Block):
         lines: dict[str, list[PlannedLine]] = {rid: [] for rid in reservation_ids}
         if not reservation_ids:
             return lines
-        rows = connection.execute(_READ_LINES, {"reservation_ids": list(reservation_ids)})
+        rows = _READ_LINES.all(connection, reservation_ids=list(reservation_ids))
         for reservation_id, sku, location, quantity, backordered in rows:
             lines[reservation_id].append(PlannedLine(sku, location, quantity, backordered))
         return lines

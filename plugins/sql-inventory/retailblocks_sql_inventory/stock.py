@@ -51,12 +51,16 @@ _THIS_LEVEL = sa.and_(levels.c.sku == sa.bindparam("sku"), levels.c.location == 
 # once, run on the step's own driver cursor); reads are plain statements with bound parameters, whose
 # compiled form SQLAlchemy caches.
 
-_READ_AVAILABLE = sa.select(levels.c.sku, levels.c.location, _AVAILABLE.label("available")).where(
-    levels.c.sku.in_(sa.bindparam("skus", expanding=True)),
-    levels.c.location.in_(sa.bindparam("locations", expanding=True)),
+_READ_AVAILABLE = PreparedQuery(
+    sa.select(levels.c.sku, levels.c.location, _AVAILABLE.label("available")).where(
+        levels.c.sku.in_(sa.bindparam("skus", expanding=True)),
+        levels.c.location.in_(sa.bindparam("locations", expanding=True)),
+    )
 )
-_READ_OUTSTANDING = sa.select(backorders.c.sku, backorders.c.outstanding).where(
-    backorders.c.sku.in_(sa.bindparam("skus", expanding=True))
+_READ_OUTSTANDING = PreparedQuery(
+    sa.select(backorders.c.sku, backorders.c.outstanding).where(
+        backorders.c.sku.in_(sa.bindparam("skus", expanding=True))
+    )
 )
 _LEVEL_SELECT = sa.select(levels.c.on_hand, levels.c.reserved, levels.c.allocated).where(_THIS_LEVEL)
 _READ_LEVEL = PreparedQuery(_LEVEL_SELECT)
@@ -179,12 +183,12 @@ def ensure_level(connection: sa.Connection, sku: str, location: str) -> None:
 
 def read_available(connection: sa.Connection, skus: Iterable[str], locations: Iterable[str]) -> dict[Pair, int]:
     """Availability before safety stock per (SKU, location); a snapshot, for planning only."""
-    rows = connection.execute(_READ_AVAILABLE, {"skus": list(skus), "locations": list(locations)})
+    rows = _READ_AVAILABLE.all(connection, skus=list(skus), locations=list(locations))
     return {(sku, location): int(available) for sku, location, available in rows}
 
 
 def read_outstanding(connection: sa.Connection, skus: Iterable[str]) -> dict[str, int]:
-    rows = connection.execute(_READ_OUTSTANDING, {"skus": list(skus)})
+    rows = _READ_OUTSTANDING.all(connection, skus=list(skus))
     return {sku: int(outstanding) for sku, outstanding in rows}
 
 
@@ -274,14 +278,17 @@ def read_levels(connection: sa.Connection, skus: Iterable[str] = (), locations: 
 
 
 def add_backorders(connection: sa.Connection, units: Mapping[str, int], limits: Mapping[str, int]) -> bool:
-    """Count ``units`` more back-ordered units per SKU, within each SKU's allowance; False if one
-    would exceed it (a concurrent checkout took the room)."""
+    """Count ``units`` more back-ordered units per SKU, within each SKU's allowance; all or nothing: False
+    (and nothing counted) if one would exceed it (a concurrent checkout took the room)."""
+    added: dict[str, int] = {}
     for sku in sorted(units):
         if units[sku] <= 0:
             continue
         _ENSURE_BACKORDERS.execute(connection, sku=sku)
         if _ADD_BACKORDERS.execute(connection, sku=sku, units=units[sku], limit=limits.get(sku, 0)) != 1:
+            settle_backorders(connection, added)
             return False
+        added[sku] = units[sku]
     return True
 
 

@@ -204,3 +204,57 @@ def test_low_stock_is_recorded_when_availability_drops_to_the_threshold(
     low = inventory.harness.events("stock.low")
     assert len(low) == 1
     assert low[0].payload == {"sku": "mug", "location": "wh-east", "available": 2, "threshold": 2}
+
+
+def test_a_plan_that_loses_a_line_to_a_concurrent_checkout_gives_back_what_it_took(
+    inventory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retailblocks_sql_inventory import stock
+
+    inventory.receive("mug", "wh-east", 5)
+    inventory.receive("tea", "wh-east", 1)
+    inventory.receive("tea", "wh-west", 3)
+    real = stock.read_available
+    snapshots: list[dict[Any, int]] = []
+
+    def stale_then_real(connection: Any, skus: Any, locations: Any) -> dict[Any, int]:
+        found = real(connection, skus, locations)
+        if not snapshots:  # the first snapshot predates a sale of tea at wh-east
+            found[("tea", "wh-east")] = 5
+        snapshots.append(found)
+        return found
+
+    monkeypatch.setattr(stock, "read_available", stale_then_real)
+    reservation = inventory.reserve({"mug": 2, "tea": 3}, allow_split=True)
+
+    assert len(snapshots) == 2  # planned, lost tea, gave the mugs back, planned again
+    reserved: dict[tuple[str, str], int] = {}
+    for line in reservation.lines:
+        reserved[line.sku, line.location] = reserved.get((line.sku, line.location), 0) + line.quantity
+    assert reserved == {("mug", "wh-east"): 2, ("tea", "wh-east"): 1, ("tea", "wh-west"): 2}
+    assert inventory.level("mug", "wh-east") == (5, 2, 0)  # taken once, not twice
+    assert inventory.level("tea", "wh-east") == (1, 1, 0)
+    assert inventory.level("tea", "wh-west") == (3, 2, 0)
+
+
+def test_a_plan_that_loses_back_order_room_counts_none_of_its_back_orders(
+    make_inventory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inventory = make_inventory(backorders={"book": 5, "pen": 2})
+    inventory.reserve({"pen": 2})  # the pens' allowance is used up
+    block = inventory.block
+    real = type(block)._backorder_room
+
+    def stale_room(self: Any, connection: Any, skus: Any) -> dict[str, int]:
+        room = dict(real(self, connection, skus))
+        room["pen"] = 2  # a snapshot from before the other reservation
+        return room
+
+    monkeypatch.setattr(type(block), "_backorder_room", stale_room)
+    with pytest.raises(OutOfStock):
+        inventory.reserve({"book": 1, "pen": 1})
+    monkeypatch.undo()
+
+    # The book's back-order counted on the way was given back with the plan: all five are still there.
+    assert inventory.available(["book"]) == {"book": 5}
+    assert inventory.reserve({"book": 5}).lines == (ReservedStock("book", "wh-east", 5, backordered=True),)
