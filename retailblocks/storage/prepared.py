@@ -101,7 +101,9 @@ class Prepared:
             expanding = tuple(compiled.bind_names[bind] for bind in compiled.post_compile_params)
             processors: dict[str, Callable[[Any], Any]] = {}
             for name, bind in compiled.binds.items():
-                processor: Callable[[Any], Any] | None = bind.type.bind_processor(dialect)
+                # The dialect's own implementation of the type: on SQLite a generic DateTime becomes a
+                # DATETIME whose processor writes SQLAlchemy's text format; the generic type has none.
+                processor: Callable[[Any], Any] | None = bind.type.dialect_impl(dialect).bind_processor(dialect)
                 if processor is None and isinstance(bind.type, sa.JSON):
                     # Some drivers adapt JSON in SQLAlchemy's execution context, which this path skips:
                     # send the document as text and let the database read it as JSON.

@@ -48,6 +48,24 @@ def test_prepared_statements_convert_types_and_report_rowcounts(database_url: st
     engine.dispose()
 
 
+def test_prepared_statements_store_exactly_what_sqlalchemy_stores(database_url: str) -> None:
+    # Compared as the database holds them (text on SQLite), not as they read back: values in two formats
+    # in one column would read back alike yet compare and sort wrongly in SQL.
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    moments = [datetime(2026, 3, 2, 9, 30, tzinfo=UTC), datetime(2026, 3, 2, 9, 30, 0, 250000, tzinfo=UTC)]
+    with UnitOfWork(engine) as uow:
+        for n, moment in enumerate(moments):
+            INSERT.execute(uow.connection, id=f"p{n}", count=n, data={"n": n}, at=moment)
+            uow.connection.execute(things.insert().values(id=f"s{n}", count=n, data={"n": n}, at=moment))
+    raw = sa.select(things.c.id, sa.cast(things.c.at, sa.String).label("at"), sa.cast(things.c.data, sa.String))
+    with engine.connect() as connection:
+        stored = {row[0]: tuple(row[1:]) for row in connection.execute(raw)}
+    for n in range(len(moments)):
+        assert stored[f"p{n}"] == stored[f"s{n}"]
+    engine.dispose()
+
+
 def test_listeners_see_prepared_statements_as_they_see_any_other(database_url: str) -> None:
     engine = create_engine(database_url)
     metadata.create_all(engine)
