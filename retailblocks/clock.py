@@ -9,6 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A moment read back from the database, timezone-aware whatever the database: SQLite hands back the
+    naive UTC moments it stored, PostgreSQL aware ones. Other zones are converted to UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware in UTC."""

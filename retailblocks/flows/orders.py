@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from retailblocks.clock import as_utc
 from retailblocks.errors import UnknownOrder
 from retailblocks.model import (
     Fulfilment,
@@ -85,7 +86,7 @@ def order_from_rows(row: Any, lines: Sequence[Any]) -> Order:
         discount=money(row["discount"]),
         shipping=money(row["shipping"]),
         total=money(row["total"]),
-        created_at=row["created_at"],
+        created_at=as_utc(row["created_at"]),
         member_id=row["member_id"],
         fulfilment=from_data(fulfilment, Fulfilment) if fulfilment else None,
         adjustments=tuple(from_data(a, PriceAdjustment) for a in details.get("adjustments", [])),

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import attrs
 import sqlalchemy as sa
 
-from retailblocks.fusion._time import as_utc
+from retailblocks.clock import as_utc
 from retailblocks.fusion.profile import NOT_SALES, net_amount
 from retailblocks.fusion.segments import members_of
 from retailblocks.fusion.tables import campaign_coupons, insert_new

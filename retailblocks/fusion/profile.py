@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from retailblocks.clock import as_utc
 from retailblocks.context import FlowContext
-from retailblocks.fusion._time import as_utc
 from retailblocks.fusion.timeline import signal_counts
 from retailblocks.model import Member, Money, Order, OrderStatus
 

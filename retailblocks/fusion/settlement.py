@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from retailblocks.clock import as_utc
 from retailblocks.errors import InvalidValue
-from retailblocks.fusion._time import as_utc
 from retailblocks.fusion.profile import NOT_SALES
 from retailblocks.manifest import Partner
 from retailblocks.manifest.readers import suggestion

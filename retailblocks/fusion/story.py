@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from retailblocks.fusion._time import as_utc
+from retailblocks.clock import as_utc
 from retailblocks.fusion.campaigns import campaign_report, run_campaign
 from retailblocks.fusion.settlement import settle
 from retailblocks.fusion.views import catch_up, profiles

@@ -9,8 +9,8 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 
+from retailblocks.clock import as_utc
 from retailblocks.context import Event, FlowContext
-from retailblocks.fusion._time import as_utc
 from retailblocks.fusion.tables import insert_new, timeline
 from retailblocks.model import ChannelType
 

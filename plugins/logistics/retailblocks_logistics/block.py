@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 import sqlalchemy as sa
 
 from retailblocks import Block, Capability, FlowContext, hookimpl
+from retailblocks.clock import as_utc
 from retailblocks.errors import CurrencyMismatch, IdempotencyConflict, InvalidValue, UnknownObject
 from retailblocks.model import (
     Channel,
@@ -74,11 +75,6 @@ class TrackingEntry:
     status: ShipmentStatus
     note: str
     at: datetime
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands timestamps back without their zone; they were written in UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _merge_parcels(given: Sequence[Parcel]) -> tuple[Parcel, ...]:
@@ -532,7 +528,7 @@ class Logistics(Block):
         rows = ctx.db.execute(
             sa.select(t.tracking).where(t.tracking.c.shipment_id == shipment_id).order_by(t.tracking.c.id)
         ).mappings()
-        return [TrackingEntry(ShipmentStatus(r["status"]), r["note"], _utc(r["at"])) for r in rows]
+        return [TrackingEntry(ShipmentStatus(r["status"]), r["note"], as_utc(r["at"])) for r in rows]
 
     def _records(self, ctx: FlowContext, rows: Sequence[sa.RowMapping]) -> list[ShipmentRecord]:
         ids = [row["id"] for row in rows]
@@ -560,9 +556,9 @@ class Logistics(Block):
                     order_id=row["order_id"],
                     amount=Money(int(row["amount"]), currency),
                     extra_charge=Money(int(row["extra_charge"]), currency),
-                    created_at=_utc(row["created_at"]),
-                    updated_at=_utc(row["updated_at"]),
-                    ready_at=_utc(row["ready_at"]) if row["ready_at"] is not None else None,
+                    created_at=as_utc(row["created_at"]),
+                    updated_at=as_utc(row["updated_at"]),
+                    ready_at=as_utc(row["ready_at"]) if row["ready_at"] is not None else None,
                 )
             )
         return records

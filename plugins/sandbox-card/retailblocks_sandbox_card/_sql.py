@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,8 +28,3 @@ def insert_or_ignore(connection: sa.Connection, table: sa.Table, values: dict[st
         built = postgresql.insert(table).values({name: sa.bindparam(name) for name in values}).on_conflict_do_nothing()
         statement = _INSERTS.setdefault(key, Prepared(built))
     return statement.execute(connection, values) == 1
-
-
-def as_utc(moment: datetime) -> datetime:
-    """A timestamp read back from the database as tz-aware UTC (SQLite returns it naive)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -15,11 +15,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from retailblocks.clock import Clock, IdFactory
+from retailblocks.clock import Clock, IdFactory, as_utc
 from retailblocks.model import Money
 from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks_sandbox_card import cards
-from retailblocks_sandbox_card._sql import as_utc, insert_or_ignore
+from retailblocks_sandbox_card._sql import insert_or_ignore
 from retailblocks_sandbox_card.cards import CardOutcome
 from retailblocks_sandbox_card.gateway import (
     GatewayCharge,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -88,8 +88,3 @@ def claim(connection: sa.Connection, key: str, kind: str, request: Any, now: dat
 def settle(connection: sa.Connection, key: str, result: int) -> None:
     """Store the result of a claimed operation for its replays."""
     _SETTLE.execute(connection, key=key, result=result)
-
-
-def aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored moment is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

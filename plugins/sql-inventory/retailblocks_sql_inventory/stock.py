@@ -15,10 +15,10 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from retailblocks.clock import as_utc
 from retailblocks.errors import InvalidValue
 from retailblocks.model import StockLevel
 from retailblocks.storage.prepared import Prepared, PreparedQuery
-from retailblocks_sql_inventory.sql import aware
 from retailblocks_sql_inventory.tables import allocations, backorders, levels, movements
 
 Pair = tuple[str, str]  # (sku, location)
@@ -344,7 +344,7 @@ def read_movements(connection: sa.Connection, skus: Iterable[str] = (), *, limit
             row.reason,
             row.order_id,
             row.key,
-            aware(row.at),
+            as_utc(row.at),
         )
         for row in rows
     ]

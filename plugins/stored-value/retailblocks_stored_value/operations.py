@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 
 import attrs
 import sqlalchemy as sa
 
+from retailblocks.clock import as_utc
 from retailblocks.context import FlowContext
 from retailblocks.errors import InvalidValue, NotRefundable, PaymentDeclined
 from retailblocks.model import (
@@ -894,20 +895,15 @@ def _refusal(account: sa.RowMapping, amount: Money, now: datetime) -> tuple[str,
     if account["status"] != AccountStatus.ACTIVE.value:
         return "frozen", f"{described} is frozen and cannot pay"
     expires_at = account["expires_at"]
-    if expires_at is not None and _aware(expires_at) <= now:
+    if expires_at is not None and as_utc(expires_at) <= now:
         return (
             "expired",
-            f"{described} expired on {_aware(expires_at).date().isoformat()} and cannot pay",
+            f"{described} expired on {as_utc(expires_at).date().isoformat()} and cannot pay",
         )
     return (
         "insufficient_funds",
         f"{described} holds {Money(account['balance'], account['currency'])}, less than the {amount} asked",
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything this block writes is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _reference(account: sa.RowMapping) -> str:
