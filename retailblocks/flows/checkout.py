@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import sqlalchemy as sa
 
 from retailblocks.context import FlowContext
@@ -28,6 +29,7 @@ from retailblocks.model import (
     FulfilmentKind,
     Money,
     Order,
+    OrderStatus,
     Parcel,
     PaymentAuthorization,
     PaymentStatus,
@@ -118,7 +120,15 @@ def plan_payments(cart: Cart, total: Money) -> list[dict[str, Any]]:
 
 def reservation_of(run: SagaRun) -> Reservation | None:
     data = run.state.get("reservation")
-    return from_data(data, Reservation) if data else None
+    if not data:
+        return None
+    # Several steps need it: structured once per state (the saga state holds it as JSON data).
+    known = run.transient.get("reservation")
+    if known is not None and known[0] is data:
+        return known[1]  # type: ignore[no-any-return]
+    reservation = from_data(data, Reservation)
+    run.transient["reservation"] = (data, reservation)
+    return reservation
 
 
 def authorizations_of(run: SagaRun) -> dict[int, PaymentAuthorization]:
@@ -434,6 +444,7 @@ class CheckoutSteps:
         if member_id:
             order = self._order(run, ctx, "paid")
             self.hooks.membership_earn(ctx, member_id, order, ctx.key_for("earn"))
+            run.transient["paid_order"] = order  # complete changes only its status
 
     def reverse_points(self, run: SagaRun, ctx: FlowContext) -> None:
         member_id = run.state.get("member_id")
@@ -449,11 +460,16 @@ class CheckoutSteps:
         # What deliver wrote to the order's details, derived again from the saga's state instead of read.
         waiting = reservation is not None and any(line.backordered for line in reservation.lines)
         # An order with back-ordered units stays "paid" until they are received and sent.
-        set_order(ctx.db, run.order_id, status="paid" if waiting else "fulfilled", updated_at=now)
+        status = "paid" if waiting else "fulfilled"
+        set_order(ctx.db, run.order_id, status=status, updated_at=now)
         # The saga is marked completed by this step's progress record (Step.completes).
         ctx.record("order.completed", {"total": run.state.get("total")}, member_id=run.state.get("member_id"))
-        # The order as the caller gets it, read in this transaction rather than in one of its own afterwards.
-        run.transient["result"] = load_order(ctx.db, run.order_id)
+        # The order as the caller gets it: as earn saw it with its final status, or built like earn builds it
+        # (a resumed saga reads it, in this transaction).
+        paid = run.transient.get("paid_order")
+        run.transient["result"] = (
+            attrs.evolve(paid, status=OrderStatus(status)) if paid is not None else self._order(run, ctx, status)
+        )
 
     # -- the order as the steps know it -----------------------------------------------------------
 
