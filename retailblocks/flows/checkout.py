@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import sqlalchemy as sa
@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
 #: How long stock stays reserved for a checkout that has not placed its order.
 RESERVATION_TTL = timedelta(minutes=15)
+
+T = TypeVar("T")
 
 # The statements of every checkout, built once. A concurrent request with the same key fails on the key's
 # INSERT with SQLAlchemy's IntegrityError, which prepared statements raise as any other statement would.
@@ -118,21 +120,29 @@ def plan_payments(cart: Cart, total: Money) -> list[dict[str, Any]]:
     return plan
 
 
-def reservation_of(run: SagaRun) -> Reservation | None:
-    data = run.state.get("reservation")
-    if not data:
-        return None
-    # Several steps need it: structured once per state (the saga state holds it as JSON data).
-    known = run.transient.get("reservation")
+def structured(run: SagaRun, data: Any, kind: type[T]) -> T:
+    """The model value that ``data`` (a part of the saga's JSON state) describes, structured once per run.
+
+    Several steps need the reservation, the authorizations, the quote: the state keeps them as data,
+    and this keeps what was made of each entry. Entries are never changed in place once written (a step
+    that changes one writes a new entry), so the entry's identity says whether the value still holds.
+    """
+    made: dict[int, tuple[Any, Any]] = run.transient.setdefault("structured", {})
+    known = made.get(id(data))
     if known is not None and known[0] is data:
         return known[1]  # type: ignore[no-any-return]
-    reservation = from_data(data, Reservation)
-    run.transient["reservation"] = (data, reservation)
-    return reservation
+    value = from_data(data, kind)
+    made[id(data)] = (data, value)
+    return value
+
+
+def reservation_of(run: SagaRun) -> Reservation | None:
+    data = run.state.get("reservation")
+    return structured(run, data, Reservation) if data else None
 
 
 def authorizations_of(run: SagaRun) -> dict[int, PaymentAuthorization]:
-    return {int(i): from_data(a, PaymentAuthorization) for i, a in run.state.get("authorizations", {}).items()}
+    return {int(i): structured(run, a, PaymentAuthorization) for i, a in run.state.get("authorizations", {}).items()}
 
 
 class CheckoutSteps:
@@ -418,7 +428,7 @@ class CheckoutSteps:
             # Known from the earlier steps; a resumed saga reads it on a connection of its own, so the carrier
             # is called before this step's transaction opens.
             order = self._order(run, None, "paid")
-            quote = from_data(quote_data, ShippingQuote)
+            quote = structured(run, quote_data, ShippingQuote)
             shipment = self.hooks.logistics_arrange(ctx, order, quote, parcels, ctx.key_for("deliver"))
             shipments.append(to_data(shipment))
             run.state["shipments"] = shipments
@@ -504,9 +514,20 @@ class CheckoutSteps:
         known = run.transient.get("order")
         if known is None:
             return load_order(ctx.db, run.order_id) if ctx is not None else self.flows.order(run.order_id)
-        row, lines = known
-        details = self._details(run, ctx)
-        return order_from_rows({**row, "status": status, "failure": None, "details": details}, lines)
+        base: Order | None = run.transient.get("base_order")
+        if base is None:
+            # What reserve inserted, structured once; later steps add payments and shipments to it.
+            row, lines = known
+            base = order_from_rows({**row, "failure": None}, lines)
+            run.transient["base_order"] = base
+        payments = authorizations_of(run)
+        shipments = run.state.get("shipments", []) if "deliver" in run.done else []
+        return attrs.evolve(
+            base,
+            status=OrderStatus(status),
+            payments=tuple(payments.values()),
+            shipments=tuple(structured(run, data, Shipment) for data in shipments),
+        )
 
 
 def parcels_from(lines: Sequence[ReservedStock]) -> tuple[Parcel, ...]:

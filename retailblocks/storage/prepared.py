@@ -40,11 +40,13 @@ import json
 import keyword
 import threading
 from collections import namedtuple
+from datetime import datetime
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -62,6 +64,13 @@ class _Compiled:
     source: SQLCompiler | None = attrs.field(default=None, eq=False)
     #: For an expanded statement: each expanding parameter's placeholder names, in element order.
     expansion: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    #: Each placeholder's name and processor, in order: what a positional call walks (derived, so
+    #: ``attrs.evolve`` recomputes it).
+    plan: tuple[tuple[str, Callable[[Any], Any] | None], ...] = attrs.field(init=False)
+
+    @plan.default
+    def _plan(self) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
+        return tuple((name, self.processors.get(name)) for name in self.names)
 
 
 # How many expanded forms (distinct list lengths) one statement keeps per dialect.
@@ -103,7 +112,10 @@ class Prepared:
             for name, bind in compiled.binds.items():
                 # The dialect's own implementation of the type: on SQLite a generic DateTime becomes a
                 # DATETIME whose processor writes SQLAlchemy's text format; the generic type has none.
-                processor: Callable[[Any], Any] | None = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                implementation = bind.type.dialect_impl(dialect)
+                processor: Callable[[Any], Any] | None = implementation.bind_processor(dialect)
+                if processor is not None and _default_sqlite_datetime(implementation):
+                    processor = _sqlite_datetime_writer(processor)
                 if processor is None and isinstance(bind.type, sa.JSON):
                     # Some drivers adapt JSON in SQLAlchemy's execution context, which this path skips:
                     # send the document as text and let the database read it as JSON.
@@ -186,21 +198,28 @@ class Prepared:
             expansion=expansion,
         )
 
-    def _parameters(self, compiled: _Compiled, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
-        processors = compiled.processors
+    @staticmethod
+    def _parameters(compiled: _Compiled, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
+        # Every statement of every flow passes through here: a plain loop over the precomputed plan.
         if compiled.defaults:
             values = {**compiled.defaults, **values}
-        converted = {
+        if compiled.positional:
+            converted = []
+            for name, processor in compiled.plan:
+                value = values[name]
+                if processor is not None and value is not None:
+                    value = processor(value)
+                converted.append(value)
+            return converted
+        processors = compiled.processors
+        return {
             name: (processors[name](value) if name in processors and value is not None else value)
             for name, value in values.items()
         }
-        if compiled.positional:
-            return [converted[name] for name in compiled.names]
-        return converted
 
     def execute(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any) -> int:
         """Run the statement in ``connection``'s transaction; returns the number of rows it changed."""
-        compiled, given = self._statement(connection.dialect, {**(values or {}), **more})
+        compiled, given = self._statement(connection.dialect, _merged(values, more))
         parameters = self._parameters(compiled, given)
         cursor = connection.connection.cursor()
         try:
@@ -238,6 +257,32 @@ class Prepared:
         listeners = connection.dispatch.before_cursor_execute
         if listeners:
             listeners(connection, cursor, sql, parameters, None, many)
+
+
+def _default_sqlite_datetime(implementation: sa.types.TypeEngine[Any]) -> bool:
+    return (
+        type(implementation) is sqlite.DATETIME
+        and implementation._storage_format == sqlite.DATETIME._storage_format
+    )
+
+
+def _sqlite_datetime_writer(general: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """SQLite's DATETIME text, written by one C call for a plain datetime: the same text SQLAlchemy's
+    processor builds field by field (the date and time without the zone, six digits of microseconds).
+    Anything else (a date, a subclass, a wrong type) goes through SQLAlchemy's processor."""
+
+    def write(value: Any) -> Any:
+        if type(value) is datetime:
+            return value.isoformat(" ", "microseconds")[:26]
+        return general(value)
+
+    return write
+
+
+def _merged(values: Mapping[str, Any] | None, more: dict[str, Any]) -> Mapping[str, Any]:
+    if not more:
+        return values if values is not None else more
+    return {**values, **more} if values else more
 
 
 def _wrapped(connection: sa.Connection, sql: str, parameters: Any, error: Exception) -> sa.exc.StatementError:
@@ -309,34 +354,34 @@ class PreparedQuery(Prepared):
 
     def all(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any) -> list[Any]:
         """Every row, in ``connection``'s transaction."""
-        return self._fetch(connection, {**(values or {}), **more}, one=False)
+        return self._fetch(connection, _merged(values, more), one=False)
 
     def first(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any) -> Any:
         """The first row, or None."""
-        rows = self._fetch(connection, {**(values or {}), **more}, one=True)
+        rows = self._fetch(connection, _merged(values, more), one=True)
         return rows[0] if rows else None
 
     def scalar(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any) -> Any:
         """The first column of the first row, or None."""
-        rows = self._fetch(connection, {**(values or {}), **more}, one=True)
+        rows = self._fetch(connection, _merged(values, more), one=True)
         return rows[0][0] if rows else None
 
     def scalars(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any) -> list[Any]:
         """The first column of every row."""
-        return [row[0] for row in self._fetch(connection, {**(values or {}), **more}, one=False)]
+        return [row[0] for row in self._fetch(connection, _merged(values, more), one=False)]
 
     def first_mapping(
         self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any
     ) -> dict[str, Any] | None:
         """The first row as a dict by column key (what ``.mappings().first()`` gives), or None."""
-        rows = self._fetch(connection, {**(values or {}), **more}, one=True)
+        rows = self._fetch(connection, _merged(values, more), one=True)
         return rows[0]._asdict() if rows else None
 
     def mappings(
         self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any
     ) -> list[dict[str, Any]]:
         """Every row as a dict by column key (what ``.mappings().all()`` gives)."""
-        return [row._asdict() for row in self._fetch(connection, {**(values or {}), **more}, one=False)]
+        return [row._asdict() for row in self._fetch(connection, _merged(values, more), one=False)]
 
     def execute(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any) -> int:
         raise TypeError("a PreparedQuery returns rows: read them with .all(), .first(), .scalar(), .mappings()…")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from retailblocks.storage import UnitOfWork, create_engine
 from retailblocks.storage.prepared import Prepared, PreparedQuery
@@ -216,3 +219,19 @@ def test_expanding_in_parameters_give_what_sqlalchemy_gives_for_every_list_lengt
         with pytest.raises(ValueError, match="execute_many"):
             bump.execute_many(uow.connection, [{"ids": ["a"]}])
     engine.dispose()
+
+
+@given(
+    st.datetimes(timezones=st.none() | st.timezones())
+    | st.dates()
+    | st.datetimes().map(lambda moment: moment.replace(microsecond=0))
+)
+def test_the_fast_sqlite_datetime_writer_writes_what_sqlalchemy_writes(value: Any) -> None:
+    from sqlalchemy.dialects import sqlite
+
+    from retailblocks.storage.prepared import _sqlite_datetime_writer
+
+    dialect = sqlite.dialect()
+    general = sa.DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
+    assert general is not None
+    assert _sqlite_datetime_writer(general)(value) == general(value)
