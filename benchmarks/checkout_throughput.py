@@ -48,7 +48,15 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 import yaml
 from dispatch_probe import Calibration, DispatchProbe, calibrate, corrected_dispatch
-from sqltrace import Comparison, StatementRecorder, Trace, compare_databases, replay_postgres, replay_sqlite
+from sqltrace import (
+    Comparison,
+    StatementRecorder,
+    Trace,
+    collector_paused,
+    compare_databases,
+    replay_postgres,
+    replay_sqlite,
+)
 
 from retailblocks import assemble
 from retailblocks.assembly.discovery import TRACE_ENV
@@ -363,11 +371,12 @@ class Bench:
             with StatementRecorder(stack.engine) as recorder:
                 self.checkouts(stack, clock, warm)
                 recorder.mark_start()
-                cpu_started = time.process_time()
-                started = time.perf_counter()
-                outcomes = self.checkouts(stack, clock, measured)
-                wall = time.perf_counter() - started
-                cpu = time.process_time() - cpu_started
+                with collector_paused():
+                    cpu_started = time.process_time()
+                    started = time.perf_counter()
+                    outcomes = self.checkouts(stack, clock, measured)
+                    wall = time.perf_counter() - started
+                    cpu = time.process_time() - cpu_started
             trace = recorder.trace
         result.outcomes = dict(outcomes)
         result.checkout_wall_seconds = wall
@@ -406,9 +415,10 @@ class Bench:
         ):
             self.checkouts(stack, clock, warm)
             probe.reset()
-            started = time.perf_counter()
-            self.checkouts(stack, clock, measured)
-            probe_wall = time.perf_counter() - started
+            with collector_paused():
+                started = time.perf_counter()
+                self.checkouts(stack, clock, measured)
+                probe_wall = time.perf_counter() - started
             figures = probe.figures()
         bias = figures.dispatch - corrected_dispatch(figures, calibration)
         result.hook_calls_per_checkout = figures.impl_calls / settings.orders
@@ -422,10 +432,11 @@ class Bench:
             threads_url = self.databases.copy(f"{workload.name}-threads")
             with self.stack(threads_url, f"{workload.name}-threads") as (stack, clock):
                 self.checkouts(stack, clock, warm)
-                started = time.perf_counter()
-                with ThreadPoolExecutor(settings.threads) as pool:
-                    list(pool.map(lambda item: self.checkouts(stack, clock, [item]), measured))
-                result.threaded_seconds = time.perf_counter() - started
+                with collector_paused():
+                    started = time.perf_counter()
+                    with ThreadPoolExecutor(settings.threads) as pool:
+                        list(pool.map(lambda item: self.checkouts(stack, clock, [item]), measured))
+                    result.threaded_seconds = time.perf_counter() - started
 
         if settings.profile:
             result.profile = self._profile(workload, warm, measured)

@@ -26,7 +26,7 @@ from retailblocks.errors import (
     RetailBlocksError,
 )
 from retailblocks.flows.aftercare import AftercareSteps
-from retailblocks.flows.checkout import CheckoutSteps, cart_fingerprint_data
+from retailblocks.flows.checkout import CHECKOUT_SETTLED, CheckoutSteps, cart_fingerprint_data
 from retailblocks.flows.orders import load_order, order_from_rows
 from retailblocks.flows.saga import FaultInjector, SagaRun, SagaRunner, load_run
 from retailblocks.model import Cart, Order
@@ -98,7 +98,9 @@ class OrderFlows:
             "cancel": self._aftercare.cancel_steps,
             "refund": self._aftercare.refund_steps,
         }[flow]()
-        return SagaRunner(self.stack, flow, steps, self.faults, forward_only=flow != "checkout")
+        if flow == "checkout":
+            return SagaRunner(self.stack, flow, steps, self.faults, settled=CHECKOUT_SETTLED)
+        return SagaRunner(self.stack, flow, steps, self.faults, forward_only=True)
 
     # -- checkout ---------------------------------------------------------------------------------
 

@@ -51,6 +51,9 @@ RESERVATION_TTL = timedelta(minutes=15)
 
 T = TypeVar("T")
 
+#: What the first step puts in the saga's state and no step changes afterwards (see SagaRunner.settled).
+CHECKOUT_SETTLED = ("request_hash", "channel", "key", "member_id", "plan", "reservation", "quote", "total")
+
 # The statements of every checkout, built once. A concurrent request with the same key fails on the key's
 # INSERT with SQLAlchemy's IntegrityError, which prepared statements raise as any other statement would.
 _INSERT_KEY = Prepared.insert(idempotency_keys, "key", "flow", "request_hash", "result_id", "created_at")
@@ -546,4 +549,4 @@ def cart_fingerprint_data(cart: Cart) -> Any:
     return data
 
 
-__all__ = ["RESERVATION_TTL", "CheckoutSteps", "parcels_from", "plan_payments"]
+__all__ = ["CHECKOUT_SETTLED", "RESERVATION_TTL", "CheckoutSteps", "parcels_from", "plan_payments"]

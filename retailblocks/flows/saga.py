@@ -9,6 +9,7 @@ compensations are idempotent for the same reason and are safe to run for a step 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from retailblocks.errors import BusinessRejection, RetailBlocksError
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks.storage.tables import saga_log, sagas
+from retailblocks.storage.unit_of_work import JsonText
 
 if TYPE_CHECKING:
     from retailblocks.assembly.stack import Stack
@@ -35,7 +37,7 @@ Action = Callable[["SagaRun", FlowContext], None]
 _LOG_STEP = Prepared.insert(saga_log, "saga_id", "step", "action", "detail", "at")
 _PROGRESS_VALUES: dict[str, Any] = {
     "step": sa.bindparam("step"),
-    "state": sa.bindparam("state"),
+    "state": sa.bindparam("state", type_=JsonText()),
     "updated_at": sa.bindparam("updated_at"),
     "lease_until": sa.bindparam("lease_until"),
 }
@@ -110,7 +112,14 @@ class SagaRunner:
     """Runs the steps of one flow, persisting progress, compensating on rejection or failure."""
 
     def __init__(
-        self, stack: Stack, flow: str, steps: Sequence[Step], faults: FaultInjector, *, forward_only: bool = False
+        self,
+        stack: Stack,
+        flow: str,
+        steps: Sequence[Step],
+        faults: FaultInjector,
+        *,
+        forward_only: bool = False,
+        settled: Sequence[str] = (),
     ):
         self.stack = stack
         self.flow = flow
@@ -118,6 +127,10 @@ class SagaRunner:
         self.faults = faults
         #: Forward-only flows (cancel, refund) are never undone: a failure leaves them for recovery.
         self.forward_only = forward_only
+        #: State keys that no step changes once set (the cart's price, plan and reservation at checkout):
+        #: encoded once per run, though every step writes the whole state.
+        self.settled = tuple(settled)
+        self._settled_keys = frozenset(settled)
 
     def run_step(self, run: SagaRun, step: Step) -> None:
         self.faults.check(self.flow, step.name, "before")
@@ -231,7 +244,7 @@ class SagaRunner:
         values = {
             "saga_id": run.id,
             "step": step,
-            "state": {**run.state, "done": run.done},
+            "state": self._state_text(run),
             "updated_at": now,
             "lease_until": now + LEASE,
         }
@@ -239,6 +252,29 @@ class SagaRunner:
             _PROGRESS.execute(connection, values)
         else:
             _PROGRESS_AND_STATUS.execute(connection, values, status=status)
+
+    def _state_text(self, run: SagaRun) -> str:
+        """``{**run.state, "done": run.done}`` as JSON text, the settled keys' part encoded once per run.
+
+        Every step writes the whole state; most of it (a checkout's reservation, quote and payment plan)
+        was set by the first step and never changes, and encoding it again was most of the write's cost.
+        The encoded part is kept with the values it was made from and made again if any is not the same
+        object (settled values are replaced, never changed in place).
+        """
+        state = run.state
+        values = tuple(state.get(key, _ABSENT) for key in self.settled)
+        kept = run.transient.get("settled_text")
+        if kept is None or any(now is not then for now, then in zip(values, kept[0], strict=True)):
+            settled = {key: value for key, value in zip(self.settled, values, strict=True) if value is not _ABSENT}
+            kept = (values, json.dumps(settled)[1:-1])
+            run.transient["settled_text"] = kept
+        rest = {key: value for key, value in state.items() if key not in self._settled_keys}
+        rest["done"] = run.done
+        rest_text = json.dumps(rest)[1:-1]
+        return "{" + (f"{kept[1]}, {rest_text}" if kept[1] else rest_text) + "}"
+
+
+_ABSENT = object()
 
 
 def _reason(error: BaseException | None) -> str | None:

@@ -40,8 +40,8 @@ import json
 import keyword
 import threading
 from collections import namedtuple
-from datetime import datetime
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -260,10 +260,7 @@ class Prepared:
 
 
 def _default_sqlite_datetime(implementation: sa.types.TypeEngine[Any]) -> bool:
-    return (
-        type(implementation) is sqlite.DATETIME
-        and implementation._storage_format == sqlite.DATETIME._storage_format
-    )
+    return type(implementation) is sqlite.DATETIME and implementation._storage_format == sqlite.DATETIME._storage_format
 
 
 def _sqlite_datetime_writer(general: Callable[[Any], Any]) -> Callable[[Any], Any]:

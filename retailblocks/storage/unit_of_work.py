@@ -15,8 +15,9 @@ from retailblocks.storage.prepared import Prepared
 from retailblocks.storage.tables import outbox
 
 
-class EventText(sa.types.TypeDecorator[Any]):
-    """An outbox payload the caller has already encoded as JSON text (see ``FlowContext.record``).
+class JsonText(sa.types.TypeDecorator[Any]):
+    """A JSON document the caller has already encoded as text: an outbox payload (see
+    ``FlowContext.record``), a saga's state (see ``retailblocks.flows.saga``).
 
     The column stays JSON (PostgreSQL still reads the text as ``::JSON``); only the second encoding that
     the JSON type would apply is skipped.
@@ -37,7 +38,7 @@ _INSERT_EVENTS = Prepared(
     .inline()
     .values(
         type=sa.bindparam("type"),
-        payload=sa.bindparam("payload", type_=EventText()),
+        payload=sa.bindparam("payload", type_=JsonText()),
         source=sa.bindparam("source"),
         channel=sa.bindparam("channel"),
         order_id=sa.bindparam("order_id"),

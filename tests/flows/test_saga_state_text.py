@@ -1,0 +1,42 @@
+"""The saga state a step writes is the whole state, whatever part of it was encoded before."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from retailblocks.flows.saga import FaultInjector, SagaRun, SagaRunner
+
+
+def runner(settled: tuple[str, ...]) -> SagaRunner:
+    return SagaRunner(stack=None, flow="checkout", steps=[], faults=FaultInjector(), settled=settled)  # type: ignore[arg-type]
+
+
+def written(saga_runner: SagaRunner, run: SagaRun) -> dict[str, Any]:
+    text = saga_runner._state_text(run)
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def test_the_text_holds_every_key_and_the_done_steps() -> None:
+    run = SagaRun(id="s", flow="checkout", order_id="o", channel="web", key="k", state={"plan": [1], "total": 5})
+    saga_runner = runner(("plan", "total", "reservation"))
+    assert written(saga_runner, run) == {"plan": [1], "total": 5, "done": []}
+    run.state["captures"] = {"0": 5}
+    run.done.append("reserve")
+    assert written(saga_runner, run) == {"plan": [1], "total": 5, "captures": {"0": 5}, "done": ["reserve"]}
+
+
+def test_a_settled_value_replaced_is_written_anew() -> None:
+    run = SagaRun(id="s", flow="checkout", order_id="o", channel="web", key="k", state={"plan": [1]})
+    saga_runner = runner(("plan", "reservation"))
+    written(saga_runner, run)
+    run.state["plan"] = [2]
+    run.state["reservation"] = {"id": "r"}
+    assert written(saga_runner, run) == {"plan": [2], "reservation": {"id": "r"}, "done": []}
+    del run.state["plan"]
+    assert written(saga_runner, run) == {"reservation": {"id": "r"}, "done": []}
+
+
+def test_without_settled_keys_the_text_is_the_plain_encoding() -> None:
+    run = SagaRun(id="s", flow="refund", order_id="o", channel=None, key="k", state={"a": 1})
+    assert written(runner(()), run) == {"a": 1, "done": []}
