@@ -60,6 +60,9 @@ def create_engine(url: str, *, pool_size: int = 8) -> sa.Engine:
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=False,
+            # The connection returned last goes out next: a single worker keeps using one server session,
+            # whose prepared statements (psycopg prepares a statement on its fifth use) stay warm.
+            pool_use_lifo=True,
             connect_args={"connect_timeout": 10},
         )
     raise InvalidInput(

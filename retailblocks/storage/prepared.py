@@ -221,16 +221,13 @@ class Prepared:
         """Run the statement in ``connection``'s transaction; returns the number of rows it changed."""
         compiled, given = self._statement(connection.dialect, _merged(values, more))
         parameters = self._parameters(compiled, given)
-        cursor = connection.connection.cursor()
+        cursor = driver_cursor(connection)
+        self._announce(connection, cursor, compiled.sql, parameters, many=False)
         try:
-            self._announce(connection, cursor, compiled.sql, parameters, many=False)
-            try:
-                cursor.execute(compiled.sql, parameters)
-            except connection.dialect.loaded_dbapi.Error as error:
-                raise _wrapped(connection, compiled.sql, parameters, error) from error
-            return int(cursor.rowcount)
-        finally:
-            cursor.close()
+            cursor.execute(compiled.sql, parameters)
+        except connection.dialect.loaded_dbapi.Error as error:
+            raise _wrapped(connection, compiled.sql, parameters, error) from error
+        return int(cursor.rowcount)
 
     def execute_many(self, connection: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run the statement once per row, in one driver call."""
@@ -240,15 +237,12 @@ class Prepared:
         if compiled.expanding:
             raise ValueError("execute_many cannot take expanding (IN) parameters")
         parameters = [self._parameters(compiled, row) for row in rows]
-        cursor = connection.connection.cursor()
+        cursor = driver_cursor(connection)
+        self._announce(connection, cursor, compiled.sql, parameters, many=True)
         try:
-            self._announce(connection, cursor, compiled.sql, parameters, many=True)
-            try:
-                cursor.executemany(compiled.sql, parameters)  # type: ignore[arg-type]
-            except connection.dialect.loaded_dbapi.Error as error:
-                raise _wrapped(connection, compiled.sql, parameters, error) from error
-        finally:
-            cursor.close()
+            cursor.executemany(compiled.sql, parameters)
+        except connection.dialect.loaded_dbapi.Error as error:
+            raise _wrapped(connection, compiled.sql, parameters, error) from error
 
     @staticmethod
     def _announce(connection: sa.Connection, cursor: Any, sql: str, parameters: Any, *, many: bool) -> None:
@@ -274,6 +268,32 @@ def _sqlite_datetime_writer(general: Callable[[Any], Any]) -> Callable[[Any], An
         return general(value)
 
     return write
+
+
+_CURSOR = "retailblocks.prepared_cursor"
+
+
+def driver_cursor(connection: sa.Connection) -> Any:
+    """The driver cursor prepared statements use on this connection, made once per driver connection (in
+    the connection's transaction, begun here if none is).
+
+    A statement runs to its end (rows are fetched at once), so one cursor serves them all in turn; making
+    one per statement cost as much as the statement on psycopg, whose cursors each set up their adapters.
+    The cursor is kept with the driver connection it belongs to and made again for a new one.
+    """
+    if not connection.in_transaction():
+        # SQLAlchemy begins a transaction on a connection's first statement ("autobegin"); so must a
+        # statement that bypasses its execution path, or connection.commit() would have nothing to commit.
+        connection.begin()
+    pooled = connection.connection
+    driver_connection = pooled.dbapi_connection
+    kept = pooled.info.get(_CURSOR)
+    if kept is not None and kept[0] is driver_connection:
+        return kept[1]
+    assert driver_connection is not None
+    cursor = driver_connection.cursor()
+    pooled.info[_CURSOR] = (driver_connection, cursor)
+    return cursor
 
 
 def _merged(values: Mapping[str, Any] | None, more: dict[str, Any]) -> Mapping[str, Any]:
@@ -387,31 +407,28 @@ class PreparedQuery(Prepared):
         dialect = connection.dialect
         compiled, given = self._statement(dialect, values)
         parameters = self._parameters(compiled, given)
-        cursor = connection.connection.cursor()
+        cursor = driver_cursor(connection)
+        self._announce(connection, cursor, compiled.sql, parameters, many=False)
         try:
-            self._announce(connection, cursor, compiled.sql, parameters, many=False)
-            try:
-                cursor.execute(compiled.sql, parameters)
-                # Fetch everything (a statement with RETURNING must run to the end), keep what was asked.
-                raw = cursor.fetchall()
-            except dialect.loaded_dbapi.Error as error:
-                raise _wrapped(connection, compiled.sql, parameters, error) from error
-            if one:
-                raw = raw[:1]
-            make = self._columns[dialect.name].row._make  # type: ignore[attr-defined]
-            if not raw:
-                return []
-            processors = self._processing_for(dialect, cursor.description).processors
-            if not processors:
-                return [make(values) for values in raw]
-            rows = []
-            for values in raw:
-                converted = list(values)
-                for index, processor in processors:
-                    value = converted[index]
-                    if value is not None:
-                        converted[index] = processor(value)
-                rows.append(make(converted))
-            return rows
-        finally:
-            cursor.close()
+            cursor.execute(compiled.sql, parameters)
+            # Fetch everything (a statement with RETURNING must run to the end), keep what was asked.
+            raw = cursor.fetchall()
+        except dialect.loaded_dbapi.Error as error:
+            raise _wrapped(connection, compiled.sql, parameters, error) from error
+        if one:
+            raw = raw[:1]
+        make = self._columns[dialect.name].row._make  # type: ignore[attr-defined]
+        if not raw:
+            return []
+        processors = self._processing_for(dialect, cursor.description).processors
+        if not processors:
+            return [make(values) for values in raw]
+        rows = []
+        for values in raw:
+            converted = list(values)
+            for index, processor in processors:
+                value = converted[index]
+                if value is not None:
+                    converted[index] = processor(value)
+            rows.append(make(converted))
+        return rows

@@ -235,3 +235,34 @@ def test_the_fast_sqlite_datetime_writer_writes_what_sqlalchemy_writes(value: An
     general = sa.DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
     assert general is not None
     assert _sqlite_datetime_writer(general)(value) == general(value)
+
+
+def test_prepared_statements_follow_the_driver_connection_when_it_is_replaced(database_url: str) -> None:
+    # The driver cursor is kept per driver connection: a connection invalidated (a lost server, a broken
+    # socket) comes back with a new driver connection, and statements must run on a cursor of that one.
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    with engine.connect() as connection:
+        INSERT.execute(connection, id="r1", count=1, data={}, at=moment)
+        connection.commit()
+        before = connection.connection.dbapi_connection
+        connection.invalidate()
+        connection.rollback()
+        INSERT.execute(connection, id="r2", count=2, data={}, at=moment)
+        assert connection.connection.dbapi_connection is not before
+        assert PreparedQuery(sa.select(things.c.id).where(things.c.id.like("r%"))).scalars(connection) == ["r1", "r2"]
+        connection.commit()
+    engine.dispose()
+
+
+def test_a_prepared_statement_on_a_fresh_connection_begins_its_transaction(database_url: str) -> None:
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    with engine.connect() as connection:
+        INSERT.execute(connection, id="t1", count=1, data={}, at=datetime(2026, 1, 1, tzinfo=UTC))
+        assert connection.in_transaction()
+        connection.rollback()  # as for any statement: nothing stays without a commit
+        assert PreparedQuery(sa.select(things.c.id).where(things.c.id == "t1")).first(connection) is None
+        connection.rollback()
+    engine.dispose()
