@@ -22,7 +22,7 @@ from retailblocks.errors import BusinessRejection, RetailBlocksError
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks.storage.tables import saga_log, sagas
-from retailblocks.storage.unit_of_work import JsonText
+from retailblocks.storage.unit_of_work import JsonText, keeping_connection
 
 if TYPE_CHECKING:
     from retailblocks.assembly.stack import Stack
@@ -148,15 +148,16 @@ class SagaRunner:
 
     def run(self, run: SagaRun, *, start: int = 0) -> None:
         """Run steps from ``start``; on a rejection or failure compensate what was done and re-raise."""
-        for step in self.steps[start:]:
-            try:
-                self.run_step(run, step)
-            except Exception as error:
-                if not self.forward_only:
-                    self.compensate(run, error, failed_step=step.name)
-                elif isinstance(error, BusinessRejection) and run.done:
-                    self._mark(run, "stuck", _reason(error))
-                raise
+        with keeping_connection(self.stack.engine):  # the run's units of work share one connection, in turn
+            for step in self.steps[start:]:
+                try:
+                    self.run_step(run, step)
+                except Exception as error:
+                    if not self.forward_only:
+                        self.compensate(run, error, failed_step=step.name)
+                    elif isinstance(error, BusinessRejection) and run.done:
+                        self._mark(run, "stuck", _reason(error))
+                    raise
 
     def compensate(self, run: SagaRun, error: BaseException | None, *, failed_step: str | None) -> bool:
         """Undo, newest first, every step that is done — and the failed one, whose effect may be partial.

@@ -70,3 +70,15 @@ def test_a_resumed_checkout_writes_what_an_uninterrupted_one_does(tmp_path: Path
     assert shape(stored(stack, resumed_id)[0]) == shape(stored(stack, whole.id)[0])
     assert stored(stack, resumed_id)[1] == "completed"
     stack.close()
+
+
+def test_on_sqlite_a_checkout_runs_every_transaction_on_one_connection(tmp_path: Path, sqlite_url: str) -> None:
+    # A SQLite connection drops its page cache whenever another connection has written: the steps, and the
+    # card gateway's own transactions between them, share one connection lent in turn.
+    stack = make_stack(tmp_path, sqlite_url)
+    stack.checkout(cart(("BEANS", 1)), key="warm")
+    seen: list[int] = []
+    sa.event.listen(stack.engine, "begin", lambda connection: seen.append(id(connection.connection.dbapi_connection)))
+    stack.checkout(cart(("BEANS", 2), ("TEA", 1), identities=member("+8613800000019")), key="one-connection")
+    assert len(seen) >= 10 and len(set(seen)) == 1
+    stack.close()

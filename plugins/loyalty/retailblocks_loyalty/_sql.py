@@ -25,7 +25,7 @@ class InsertIgnore:
     def __init__(self, table: sa.Table, columns: Iterable[str]):
         values = {name: sa.bindparam(name, type_=table.c[name].type) for name in columns}
         self.columns = frozenset(values)
-        one = sa.literal_column("1").label("inserted")
+        one: sa.Label[Any] = sa.literal_column("1").label("inserted")
         self._statements: dict[str, PreparedQuery] = {
             name: PreparedQuery(dialect.insert(table).values(values).on_conflict_do_nothing().returning(one))
             for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))

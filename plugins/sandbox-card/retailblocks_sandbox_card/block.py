@@ -29,7 +29,7 @@ from retailblocks.model import (
     PaymentRefund,
     PaymentStatus,
 )
-from retailblocks.storage import Migration
+from retailblocks.storage import Migration, UnitOfWork
 from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks_sandbox_card import cards
 from retailblocks_sandbox_card._sql import insert_or_ignore
@@ -538,9 +538,9 @@ def _ensure_payment(ctx: FlowContext, authorization: PaymentAuthorization, charg
 
 def _note_attempt(engine: sa.Engine, ctx: FlowContext, key: str, amount: Money) -> None:
     """Note the attempt before the gateway call, committed on its own, so it outlives a crash."""
-    with engine.begin() as connection:
+    with UnitOfWork(engine) as uow:
         insert_or_ignore(
-            connection,
+            uow.connection,
             attempts,
             {
                 "idempotency_key": key,
@@ -559,5 +559,5 @@ def _resolve_attempt(connection: sa.Connection, key: str, status: str, ctx: Flow
 
 def _resolve_attempt_apart(engine: sa.Engine, key: str, status: str, ctx: FlowContext) -> None:
     # Apart from the step's transaction, which rolls back when the hook raises.
-    with engine.begin() as connection:
-        _resolve_attempt(connection, key, status, ctx)
+    with UnitOfWork(engine) as uow:
+        _resolve_attempt(uow.connection, key, status, ctx)

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from retailblocks.clock import Clock, IdFactory, as_utc
 from retailblocks.model import Money
 from retailblocks.storage.prepared import Prepared, PreparedQuery
+from retailblocks.storage.unit_of_work import UnitOfWork
 from retailblocks_sandbox_card import cards
 from retailblocks_sandbox_card._sql import insert_or_ignore
 from retailblocks_sandbox_card.cards import CardOutcome
@@ -222,8 +223,9 @@ class SandboxGateway:
     @contextmanager
     def _transaction(self) -> Iterator[sa.Connection]:
         try:
-            with self._engine.begin() as connection:
-                yield connection
+            # A unit of work of its own (not the step's): the stack may lend it the flow's connection.
+            with UnitOfWork(self._engine) as uow:
+                yield uow.connection
         except sa.exc.OperationalError as error:
             # The sandbox's "network": an unreachable database is an unreachable gateway.
             raise GatewayUnavailable(f"the sandbox gateway is unreachable: {error.orig}") from error

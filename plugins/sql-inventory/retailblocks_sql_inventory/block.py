@@ -455,7 +455,7 @@ class SqlInventory(Block):
             return _TRANSITION.execute(connection, values) == 1
         return _TRANSITION_TO_ORDER.execute(connection, values, order_id=order_id) == 1
 
-    def _reservation(self, connection: sa.Connection, reservation_id: str) -> sa.Row[Any]:
+    def _reservation(self, connection: sa.Connection, reservation_id: str) -> Any:
         row = _READ_RESERVATION.first(connection, reservation_id=reservation_id)
         if row is None:
             raise InvalidValue(f"no reservation {reservation_id!r}")

@@ -1,0 +1,86 @@
+"""The units of work of one flow run share one SQLite connection, one unit at a time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from retailblocks.storage import UnitOfWork, create_engine
+from retailblocks.storage.tables import metadata, outbox
+from retailblocks.storage.unit_of_work import keeping_connection
+
+
+def driver_connections(engine: sa.Engine) -> list[int]:
+    """The driver connection of every transaction begun from now on, in order."""
+    seen: list[int] = []
+    sa.event.listen(engine, "begin", lambda connection: seen.append(id(connection.connection.dbapi_connection)))
+    return seen
+
+
+def write(uow: UnitOfWork, event_type: str) -> None:
+    uow.connection.execute(
+        outbox.insert().values(type=event_type, payload={}, source="core", occurred_at=datetime(2026, 1, 1, tzinfo=UTC))
+    )
+
+
+def stored(engine: sa.Engine) -> list[str]:
+    with engine.connect() as connection:
+        types = list(connection.execute(sa.select(outbox.c.type).order_by(outbox.c.id)).scalars())
+        connection.rollback()
+    return types
+
+
+def test_units_in_turn_share_one_connection_and_a_nested_unit_takes_its_own(tmp_path: object) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/keeper.db")
+    metadata.create_all(engine)
+    seen = driver_connections(engine)
+    with keeping_connection(engine) as keeper:
+        assert keeper is not None
+        for n in range(3):
+            with UnitOfWork(engine) as uow:
+                write(uow, f"turn.{n}")
+        with UnitOfWork(engine) as outer:
+            write(outer, "outer")
+            # Lent to the outer unit: a unit begun meanwhile must not share its transaction. (Read-only,
+            # so SQLite lets it run beside the writer.)
+            with UnitOfWork(engine, read_only=True) as inner:
+                inner.connection.execute(sa.select(1))
+    assert seen[0] == seen[1] == seen[2] == seen[3] != seen[4]
+    assert stored(engine) == ["turn.0", "turn.1", "turn.2", "outer"]
+    engine.dispose()
+
+
+def test_a_unit_that_fails_leaves_the_kept_connection_usable(tmp_path: object) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/keeper.db")
+    metadata.create_all(engine)
+    with keeping_connection(engine):
+        failing = UnitOfWork(engine)
+        write(failing, "rolled.back")
+        with pytest.raises(sa.exc.IntegrityError):
+            failing.connection.execute(outbox.insert().values(type=None))  # NOT NULL: the unit fails
+        failing.rollback()
+        with UnitOfWork(engine) as uow:
+            write(uow, "after")
+        broken = UnitOfWork(engine)
+        write(broken, "never.ended")
+        broken._close()  # ended without commit or rollback: the keeper rolls it back
+        with UnitOfWork(engine) as uow:
+            write(uow, "last")
+    assert stored(engine) == ["after", "last"]
+    engine.dispose()
+
+
+def test_postgresql_units_keep_taking_connections_from_the_pool(database_url: str) -> None:
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    with keeping_connection(engine) as keeper:
+        if engine.dialect.name == "sqlite":
+            assert keeper is not None
+            return
+        assert keeper is None
+        with UnitOfWork(engine) as uow:
+            write(uow, "pooled")
+    assert "pooled" in stored(engine)
+    engine.dispose()
