@@ -40,6 +40,7 @@ from retailblocks.model import (
     StockDemand,
 )
 from retailblocks.model.serialize import from_data, to_data
+from retailblocks.storage.json_text import SettledJson
 from retailblocks.storage.prepared import Prepared
 from retailblocks.storage.tables import idempotency_keys, order_lines, orders, sagas
 
@@ -51,6 +52,8 @@ RESERVATION_TTL = timedelta(minutes=15)
 
 T = TypeVar("T")
 
+#: What reserve writes in the order's details and no step changes afterwards.
+_DETAILS_SETTLED = ("fulfilment", "adjustments", "reservation", "quote", "identities")
 #: What the first step puts in the saga's state and no step changes afterwards (see SagaRunner.settled).
 CHECKOUT_SETTLED = ("request_hash", "channel", "key", "member_id", "plan", "reservation", "quote", "total")
 
@@ -198,14 +201,15 @@ class CheckoutSteps:
             authorizations={},
             captures={},
         )
+        # The settled keys first (see _DETAILS_SETTLED), in the order every later write keeps.
         details = {
             "fulfilment": to_data(cart.fulfilment),
             "adjustments": to_data(list(priced.adjustments)),
-            "authorizations": {},
-            "shipments": [],
             "reservation": run.state["reservation"],
             "quote": run.state["quote"],
             "identities": [str(i) for i in cart.identities],
+            "authorizations": {},
+            "shipments": [],
         }
         row = {
             "id": run.order_id,
@@ -486,12 +490,13 @@ class CheckoutSteps:
 
     # -- the order as the steps know it -----------------------------------------------------------
 
-    def _details(self, run: SagaRun, ctx: FlowContext | None, **changes: Any) -> dict[str, Any]:
+    def _details(self, run: SagaRun, ctx: FlowContext | None, **changes: Any) -> dict[str, Any] | str:
         """The order's details with ``changes``, as the next write stores them.
 
         Each write holds everything the steps before it wrote (authorizations, then captures, then
-        shipments), taken from the saga's state — which commits with the write — so nothing is read back.
-        A resumed saga, which does not have the inserted details in memory, reads them once.
+        shipments), taken from the saga's state — which commits with the write — so nothing is read back:
+        as JSON text whose settled part (what reserve wrote) is encoded once per run. A resumed saga,
+        which does not have the inserted details in memory, reads them once.
         """
         known = run.transient.get("order")
         if known is None:
@@ -506,7 +511,10 @@ class CheckoutSteps:
             lines = reservation.lines if reservation is not None else ()
             details["backordered"] = [to_data(line) for line in lines if line.backordered]
         details.update(changes)
-        return details
+        encoder = run.transient.get("details_encoder")
+        if encoder is None:
+            encoder = run.transient["details_encoder"] = SettledJson(_DETAILS_SETTLED)
+        return encoder.encode(details)
 
     def _order(self, run: SagaRun, ctx: FlowContext | None, status: str) -> Order:
         """The order in ``status``, as the database holds it at this point of the saga.

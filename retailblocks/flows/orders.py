@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from retailblocks.model import (
     Shipment,
 )
 from retailblocks.model.serialize import from_data
+from retailblocks.storage.json_text import JsonText
 from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks.storage.tables import order_lines, orders
 
@@ -39,13 +41,15 @@ _BY_ID = orders.c.id == sa.bindparam("order_id")
 _SET_STATUS = Prepared(
     orders.update().where(_BY_ID).values(status=sa.bindparam("status"), updated_at=sa.bindparam("updated_at"))
 )
+# Details are handed over as JSON text (see set_order).
+_DETAILS_TEXT = sa.bindparam("details", type_=JsonText())
 _SET_DETAILS = Prepared(
-    orders.update().where(_BY_ID).values(details=sa.bindparam("details"), updated_at=sa.bindparam("updated_at"))
+    orders.update().where(_BY_ID).values(details=_DETAILS_TEXT, updated_at=sa.bindparam("updated_at"))
 )
 _SET_STATUS_AND_DETAILS = Prepared(
     orders.update()
     .where(_BY_ID)
-    .values(status=sa.bindparam("status"), details=sa.bindparam("details"), updated_at=sa.bindparam("updated_at"))
+    .values(status=sa.bindparam("status"), details=_DETAILS_TEXT, updated_at=sa.bindparam("updated_at"))
 )
 
 
@@ -109,9 +113,15 @@ def set_order(
     *,
     updated_at: Any,
     status: str | None = None,
-    details: Mapping[str, Any] | None = None,
+    details: Mapping[str, Any] | str | None = None,
 ) -> None:
-    """Set an order's status, its details, or both (in one statement)."""
+    """Set an order's status, its details, or both (in one statement).
+
+    ``details`` is the whole document, as a mapping or as JSON text already encoded (a flow that
+    rewrites it step after step encodes its settled part once, see ``SettledJson``).
+    """
+    if details is not None and not isinstance(details, str):
+        details = json.dumps(details)
     if details is None:
         assert status is not None, "set_order needs a status, details, or both"
         _SET_STATUS.execute(connection, order_id=order_id, status=status, updated_at=updated_at)

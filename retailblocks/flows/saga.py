@@ -9,7 +9,6 @@ compensations are idempotent for the same reason and are safe to run for a step 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,9 +19,10 @@ import sqlalchemy as sa
 from retailblocks.context import FlowContext
 from retailblocks.errors import BusinessRejection, RetailBlocksError
 from retailblocks.storage import UnitOfWork
+from retailblocks.storage.json_text import JsonText, SettledJson
 from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks.storage.tables import saga_log, sagas
-from retailblocks.storage.unit_of_work import JsonText, keeping_connection
+from retailblocks.storage.unit_of_work import keeping_connection
 
 if TYPE_CHECKING:
     from retailblocks.assembly.stack import Stack
@@ -130,7 +130,6 @@ class SagaRunner:
         #: State keys that no step changes once set (the cart's price, plan and reservation at checkout):
         #: encoded once per run, though every step writes the whole state.
         self.settled = tuple(settled)
-        self._settled_keys = frozenset(settled)
 
     def run_step(self, run: SagaRun, step: Step) -> None:
         self.faults.check(self.flow, step.name, "before")
@@ -255,27 +254,11 @@ class SagaRunner:
             _PROGRESS_AND_STATUS.execute(connection, values, status=status)
 
     def _state_text(self, run: SagaRun) -> str:
-        """``{**run.state, "done": run.done}`` as JSON text, the settled keys' part encoded once per run.
-
-        Every step writes the whole state; most of it (a checkout's reservation, quote and payment plan)
-        was set by the first step and never changes, and encoding it again was most of the write's cost.
-        The encoded part is kept with the values it was made from and made again if any is not the same
-        object (settled values are replaced, never changed in place).
-        """
-        state = run.state
-        values = tuple(state.get(key, _ABSENT) for key in self.settled)
-        kept = run.transient.get("settled_text")
-        if kept is None or any(now is not then for now, then in zip(values, kept[0], strict=True)):
-            settled = {key: value for key, value in zip(self.settled, values, strict=True) if value is not _ABSENT}
-            kept = (values, json.dumps(settled)[1:-1])
-            run.transient["settled_text"] = kept
-        rest = {key: value for key, value in state.items() if key not in self._settled_keys}
-        rest["done"] = run.done
-        rest_text = json.dumps(rest)[1:-1]
-        return "{" + (f"{kept[1]}, {rest_text}" if kept[1] else rest_text) + "}"
-
-
-_ABSENT = object()
+        """``{**run.state, "done": run.done}`` as JSON text, its settled keys' part encoded once per run."""
+        encoder = run.transient.get("state_encoder")
+        if encoder is None:
+            encoder = run.transient["state_encoder"] = SettledJson(self.settled)
+        return encoder.encode({**run.state, "done": run.done})
 
 
 def _reason(error: BaseException | None) -> str | None:

@@ -14,24 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from retailblocks.storage.json_text import JsonText
 from retailblocks.storage.prepared import Prepared
 from retailblocks.storage.tables import outbox
-
-
-class JsonText(sa.types.TypeDecorator[Any]):
-    """A JSON document the caller has already encoded as text: an outbox payload (see
-    ``FlowContext.record``), a saga's state (see ``retailblocks.flows.saga``).
-
-    The column stays JSON (PostgreSQL still reads the text as ``::JSON``); only the second encoding that
-    the JSON type would apply is skipped.
-    """
-
-    impl = sa.JSON
-    cache_ok = True
-
-    def bind_processor(self, dialect: sa.Dialect) -> None:
-        return None
-
 
 # The step's events are written in one executemany when the step commits (or before a savepoint begins),
 # rather than one INSERT per ``ctx.record``: a checkout records about ten events. Inline: no RETURNING of
