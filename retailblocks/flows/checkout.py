@@ -142,6 +142,13 @@ def structured(run: SagaRun, data: Any, kind: type[T]) -> T:
     return value
 
 
+def data_of(run: SagaRun, value: Any) -> Any:
+    """``value`` as data for the saga's state, remembered as what the data describes (see structured)."""
+    data = to_data(value)
+    run.transient.setdefault("structured", {})[id(data)] = (data, value)
+    return data
+
+
 def reservation_of(run: SagaRun) -> Reservation | None:
     data = run.state.get("reservation")
     return structured(run, data, Reservation) if data else None
@@ -195,8 +202,8 @@ class CheckoutSteps:
         run.state.update(
             member_id=member.id if member else None,
             plan=plan,
-            reservation=to_data(reservation),
-            quote=to_data(priced.quote) if priced.quote else None,
+            reservation=data_of(run, reservation),
+            quote=data_of(run, priced.quote) if priced.quote else None,
             total=priced.total.amount,
             authorizations={},
             captures={},
@@ -322,7 +329,7 @@ class CheckoutSteps:
                     )
             except PaymentOutcomeUnknown:
                 authorization = self._resolve_unknown(run, ctx, share["method"], key)
-            made[str(index)] = to_data(authorization)
+            made[str(index)] = data_of(run, authorization)
         details_now = self._details(run, ctx, authorizations=made)
         set_order(ctx.db, run.order_id, details=details_now, updated_at=ctx.clock.now())
 
@@ -437,7 +444,7 @@ class CheckoutSteps:
             order = self._order(run, None, "paid")
             quote = structured(run, quote_data, ShippingQuote)
             shipment = self.hooks.logistics_arrange(ctx, order, quote, parcels, ctx.key_for("deliver"))
-            shipments.append(to_data(shipment))
+            shipments.append(data_of(run, shipment))
             run.state["shipments"] = shipments
         if parcels:
             self.hooks.inventory_fulfil(ctx, run.order_id, parcels)

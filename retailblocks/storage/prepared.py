@@ -262,9 +262,19 @@ def _sqlite_datetime_writer(general: Callable[[Any], Any]) -> Callable[[Any], An
     processor builds field by field (the date and time without the zone, six digits of microseconds).
     Anything else (a date, a subclass, a wrong type) goes through SQLAlchemy's processor."""
 
+    # A step writes the moment it read from the clock several times (updated_at, the saga log, events):
+    # the text of the last one is kept, for the same object.
+    last: tuple[Any, str] = (None, "")
+
     def write(value: Any) -> Any:
+        nonlocal last
         if type(value) is datetime:
-            return value.isoformat(" ", "microseconds")[:26]
+            kept = last
+            if kept[0] is value:
+                return kept[1]
+            text = value.isoformat(" ", "microseconds")[:26]
+            last = (value, text)
+            return text
         return general(value)
 
     return write
