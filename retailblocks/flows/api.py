@@ -72,6 +72,7 @@ class OrderFlows:
         self.faults = FaultInjector()
         self._checkout = CheckoutSteps(self)
         self._aftercare = AftercareSteps(self)
+        self._runners: dict[str, SagaRunner] = {}
 
     @contextmanager
     def outside_call(self, run: SagaRun, ctx: FlowContext) -> Iterator[FlowContext]:
@@ -93,14 +94,20 @@ class OrderFlows:
         uow.commit()
 
     def _runner(self, flow: str) -> SagaRunner:
-        steps = {
-            "checkout": self._checkout.steps,
-            "cancel": self._aftercare.cancel_steps,
-            "refund": self._aftercare.refund_steps,
-        }[flow]()
-        if flow == "checkout":
-            return SagaRunner(self.stack, flow, steps, self.faults, settled=CHECKOUT_SETTLED)
-        return SagaRunner(self.stack, flow, steps, self.faults, forward_only=True)
+        # A runner keeps no state of its own between runs: one per flow serves every run, on any thread.
+        runner = self._runners.get(flow)
+        if runner is None:
+            steps = {
+                "checkout": self._checkout.steps,
+                "cancel": self._aftercare.cancel_steps,
+                "refund": self._aftercare.refund_steps,
+            }[flow]()
+            if flow == "checkout":
+                runner = SagaRunner(self.stack, flow, steps, self.faults, settled=CHECKOUT_SETTLED)
+            else:
+                runner = SagaRunner(self.stack, flow, steps, self.faults, forward_only=True)
+            self._runners[flow] = runner
+        return runner
 
     # -- checkout ---------------------------------------------------------------------------------
 

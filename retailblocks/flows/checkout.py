@@ -23,7 +23,7 @@ from retailblocks.errors import (
 )
 from retailblocks.flows.orders import load_order, order_details, order_from_rows, set_order
 from retailblocks.flows.pricing import price_cart, price_lines
-from retailblocks.flows.saga import LEASE, SagaRun, Step
+from retailblocks.flows.saga import LEASE, SagaRun, Step, state_text
 from retailblocks.model import (
     Cart,
     FulfilmentKind,
@@ -40,7 +40,7 @@ from retailblocks.model import (
     StockDemand,
 )
 from retailblocks.model.serialize import from_data, to_data
-from retailblocks.storage.json_text import SettledJson
+from retailblocks.storage.json_text import JsonText, SettledJson
 from retailblocks.storage.prepared import Prepared
 from retailblocks.storage.tables import idempotency_keys, order_lines, orders, sagas
 
@@ -94,7 +94,11 @@ _SAGA_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_INSERT_SAGA = Prepared.insert(sagas, *_SAGA_COLUMNS)
+_INSERT_SAGA = Prepared(
+    sagas.insert()
+    .values({name: sa.bindparam(name, type_=JsonText() if name == "state" else None) for name in _SAGA_COLUMNS})
+    .inline()
+)
 _FAIL_ORDER = (
     orders.update()
     .where(orders.c.id == sa.bindparam("order_id"), orders.c.status != "failed")
@@ -257,7 +261,7 @@ class CheckoutSteps:
             order_id=run.order_id,
             status="running",
             step="start",
-            state={**run.state, "done": []},
+            state=state_text(run, CHECKOUT_SETTLED, done=()),
             lease_until=now + LEASE,
             attempts=0,
             created_at=now,

@@ -254,11 +254,16 @@ class SagaRunner:
             _PROGRESS_AND_STATUS.execute(connection, values, status=status)
 
     def _state_text(self, run: SagaRun) -> str:
-        """``{**run.state, "done": run.done}`` as JSON text, its settled keys' part encoded once per run."""
-        encoder = run.transient.get("state_encoder")
-        if encoder is None:
-            encoder = run.transient["state_encoder"] = SettledJson(self.settled)
-        return encoder.encode({**run.state, "done": run.done})
+        return state_text(run, self.settled)
+
+
+def state_text(run: SagaRun, settled: Sequence[str], done: Sequence[str] | None = None) -> str:
+    """The saga's state as its row holds it (``{**run.state, "done": ...}``), as JSON text; the part
+    under the ``settled`` keys is encoded once per run (see SettledJson)."""
+    encoder: SettledJson | None = run.transient.get("state_encoder")
+    if encoder is None or encoder.settled != tuple(settled):
+        encoder = run.transient["state_encoder"] = SettledJson(settled)
+    return encoder.encode({**run.state, "done": list(run.done if done is None else done)})
 
 
 def _reason(error: BaseException | None) -> str | None:
