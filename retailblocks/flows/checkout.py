@@ -270,6 +270,13 @@ class CheckoutSteps:
         # What later steps need of the order, kept in memory so that they neither read it back nor
         # read-modify-write its details. A saga resumed by recovery has none of it and reads the database.
         run.transient["order"] = (row, line_rows)
+        # The order as inserted, for the steps that pass it to blocks (see _order); its fulfilment and
+        # adjustments are the objects just priced rather than structured back from the details' data.
+        run.transient["base_order"] = attrs.evolve(
+            order_from_rows({**row, "details": {}, "failure": None}, line_rows),
+            fulfilment=cart.fulfilment,
+            adjustments=tuple(priced.adjustments),
+        )
         ctx.record(
             "order.created",
             {
@@ -524,7 +531,7 @@ class CheckoutSteps:
         details.update(changes)
         encoder = run.transient.get("details_encoder")
         if encoder is None:
-            encoder = run.transient["details_encoder"] = SettledJson(_DETAILS_SETTLED)
+            encoder = run.transient["details_encoder"] = SettledJson(_DETAILS_SETTLED, keep_entries=True)
         return encoder.encode(details)
 
     def _order(self, run: SagaRun, ctx: FlowContext | None, status: str) -> Order:
