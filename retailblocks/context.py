@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from retailblocks.storage.unit_of_work import UnitOfWork
 
 
+#: One encoder for every event payload (``json.dumps`` with options builds a new one per call).
+_EVENT_PAYLOAD = json.JSONEncoder(default=str)
+
+
 @attrs.frozen
 class Event:
     """A fact recorded when state changed. ``type`` is dotted: ``order.placed``, ``stock.reserved``."""
@@ -81,7 +85,7 @@ class FlowContext:
             event_type=event_type,
             # Encoded once, now: the text is what the outbox stores (values JSON cannot hold become
             # strings), and it is a snapshot, so the caller may go on changing ``payload``.
-            payload=json.dumps(payload, default=str),
+            payload=_EVENT_PAYLOAD.encode(payload),
             source=self.current_block,
             channel=self.channel.id if self.channel else None,
             order_id=order_id if order_id is not None else (self.flow_id or None),
