@@ -31,7 +31,10 @@ bindparam in an UPDATE's WHERE may not share a column's name; errors are raised 
 
 Expanding parameters (``column.in_(sa.bindparam("skus", expanding=True))``, also over ``sa.tuple_``)
 take a list; the statement is expanded once per list length and kept, as SQLAlchemy's own cache would. A
-query's columns' keys must be valid Python identifiers (give computed columns a ``.label()``).
+query's columns' keys must be valid Python identifiers (give computed columns a ``.label()``). Mappings of
+values are passed positionally (``.execute(connection, row)``), so a parameter may be called ``values``.
+Statements run on one driver cursor kept per driver connection, and begin the connection's transaction
+when none is open, as SQLAlchemy's own execution would.
 """
 
 from __future__ import annotations
