@@ -262,7 +262,10 @@ class SqliteDatabases:
         return str(sa.make_url(url).database)
 
     def close(self) -> None:
-        pass  # the temporary directory goes with everything in it
+        """Delete the seed and every copy (each with its WAL and shared-memory files) as soon as the
+        database kind is done, rather than when the whole run's temporary directory goes."""
+        for path in self.directory.glob("*.db*"):
+            path.unlink(missing_ok=True)
 
 
 class PostgresDatabases:

@@ -119,8 +119,9 @@ class LedgerMachine(RuleBasedStateMachine):
         try:
             with self.harness.context() as ctx:
                 self.harness.block.unmerge(ctx, merge_id)
-        except InvalidValue:
-            pass  # its survivor was merged again since: that merge must be reverted first
+        except InvalidValue as refused:
+            # The one refusal allowed: its survivor was merged again since, and that merge goes first.
+            assert "revert that later merge first" in str(refused)
 
     @invariant()
     def ledger_holds(self) -> None:

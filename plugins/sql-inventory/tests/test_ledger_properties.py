@@ -112,8 +112,9 @@ class StockMachine(RuleBasedStateMachine):
         try:
             with self.harness.context("web") as ctx:
                 self.block.inventory_commit(ctx, reservation, order_id)
-        except (OutOfStock, InvalidValue):
-            pass  # expired and the stock is gone, or released
+        except (OutOfStock, InvalidValue) as refused:
+            # The refusals allowed: released before, or expired with its stock gone since.
+            assert "was released" in str(refused) or "reservation expired" in str(refused), refused
         return order_id
 
     @rule(reservation=reservations)

@@ -34,7 +34,7 @@ class StoredValueConfig:
     code_prefix: str = attrs.field(
         default="GC",
         validator=_check_prefix,
-        metadata={"help": "Letters that start every gift card number (GC-XXXX-XXXX-XXXX)."},
+        metadata={"help": "Letters that start every gift card number, before its three groups of four characters."},
     )
     gift_card_validity: timedelta | None = attrs.field(
         default=None,
