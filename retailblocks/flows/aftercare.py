@@ -16,7 +16,7 @@ from retailblocks.context import FlowContext
 from retailblocks.errors import InvalidValue, NotRefundable
 from retailblocks.flows.checkout import authorizations_of, reservation_of
 from retailblocks.flows.orders import load_order, order_details, set_order, update_order
-from retailblocks.flows.saga import LEASE, SagaRun, Step
+from retailblocks.flows.saga import SagaRun, Step, insert_saga
 from retailblocks.model import Money, Order, OrderStatus, ReservedStock, Shipment, ShipmentStatus, allocate_integer
 from retailblocks.model.serialize import from_data
 from retailblocks.storage.tables import order_lines, orders, sagas
@@ -33,27 +33,9 @@ def unit_amounts(line_total: int, quantity: int) -> list[int]:
     return allocate_integer(line_total, [1] * quantity)
 
 
-# Built once (SQLAlchemy caches their compiled form). The saga's INSERT stays on SQLAlchemy's path: a
-# concurrent request for the same cancel or refund fails on it with the IntegrityError the flow expects.
+# Built once (SQLAlchemy caches its compiled form).
 _CHECKOUT_STATE = sa.select(sagas.c.state).where(
     sagas.c.order_id == sa.bindparam("order_id"), sagas.c.flow == "checkout"
-)
-_INSERT_SAGA = sagas.insert().values(
-    {
-        name: sa.bindparam(name)
-        for name in (
-            "id",
-            "flow",
-            "order_id",
-            "status",
-            "step",
-            "state",
-            "lease_until",
-            "attempts",
-            "created_at",
-            "updated_at",
-        )
-    }
 )
 
 
@@ -71,22 +53,8 @@ class AftercareSteps:
     # -- shared -----------------------------------------------------------------------------------
 
     def _begin_saga(self, ctx: FlowContext, run: SagaRun) -> None:
-        now = ctx.clock.now()
-        ctx.db.execute(
-            _INSERT_SAGA,
-            {
-                "id": run.id,
-                "flow": run.flow,
-                "order_id": run.order_id,
-                "status": "running",
-                "step": "start",
-                "state": {**run.state, "done": []},
-                "lease_until": now + LEASE,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
+        # A concurrent request for the same cancel or refund fails here with the IntegrityError the flow expects.
+        insert_saga(ctx.db, run, ctx.clock.now())
 
     def _return_money(self, run: SagaRun, ctx: FlowContext, amounts: Mapping[str, int], void_rest: bool) -> None:
         # Read apart from the step: providers are called before the step's own transaction opens.

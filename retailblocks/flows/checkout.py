@@ -23,7 +23,7 @@ from retailblocks.errors import (
 )
 from retailblocks.flows.orders import load_order, order_details, order_from_rows, set_order
 from retailblocks.flows.pricing import price_cart, price_lines
-from retailblocks.flows.saga import LEASE, SagaRun, Step, state_text
+from retailblocks.flows.saga import SagaRun, Step, insert_saga
 from retailblocks.model import (
     Cart,
     FulfilmentKind,
@@ -40,9 +40,9 @@ from retailblocks.model import (
     StockDemand,
 )
 from retailblocks.model.serialize import from_data, to_data
-from retailblocks.storage.json_text import JsonText, SettledJson
+from retailblocks.storage.json_text import SettledJson
 from retailblocks.storage.prepared import Prepared
-from retailblocks.storage.tables import idempotency_keys, order_lines, orders, sagas
+from retailblocks.storage.tables import idempotency_keys, order_lines, orders
 
 if TYPE_CHECKING:
     from retailblocks.flows.api import OrderFlows
@@ -82,23 +82,6 @@ _ORDER_COLUMNS = (
 _INSERT_ORDER = Prepared.insert(orders, *_ORDER_COLUMNS)
 _LINE_COLUMNS = ("order_id", "line_index", "sku", "quantity", "unit_price", "discount", "refunded_quantity")
 _INSERT_LINES = Prepared.insert(order_lines, *_LINE_COLUMNS)
-_SAGA_COLUMNS = (
-    "id",
-    "flow",
-    "order_id",
-    "status",
-    "step",
-    "state",
-    "lease_until",
-    "attempts",
-    "created_at",
-    "updated_at",
-)
-_INSERT_SAGA = Prepared(
-    sagas.insert()
-    .values({name: sa.bindparam(name, type_=JsonText() if name == "state" else None) for name in _SAGA_COLUMNS})
-    .inline()
-)
 _FAIL_ORDER = (
     orders.update()
     .where(orders.c.id == sa.bindparam("order_id"), orders.c.status != "failed")
@@ -254,19 +237,7 @@ class CheckoutSteps:
         connection = ctx.db
         _INSERT_ORDER.execute(connection, row)
         _INSERT_LINES.execute_many(connection, line_rows)
-        _INSERT_SAGA.execute(
-            connection,
-            id=run.id,
-            flow="checkout",
-            order_id=run.order_id,
-            status="running",
-            step="start",
-            state=state_text(run, CHECKOUT_SETTLED, done=()),
-            lease_until=now + LEASE,
-            attempts=0,
-            created_at=now,
-            updated_at=now,
-        )
+        insert_saga(connection, run, now, CHECKOUT_SETTLED)
         # What later steps need of the order, kept in memory so that they neither read it back nor
         # read-modify-write its details. A saga resumed by recovery has none of it and reads the database.
         run.transient["order"] = (row, line_rows)

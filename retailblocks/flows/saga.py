@@ -10,7 +10,7 @@ compensations are idempotent for the same reason and are safe to run for a step 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -49,6 +49,17 @@ _PROGRESS_AND_STATUS = Prepared(
     .values(status=sa.bindparam("status"), **_PROGRESS_VALUES)
 )
 _LOAD_RUN = PreparedQuery(sa.select(sagas).where(sagas.c.id == sa.bindparam("saga_id")))
+_SAGA_COLUMNS = ("id", "flow", "order_id", "status", "step", "state", "lease_until", "attempts", "created_at")
+_INSERT_SAGA = Prepared(
+    sagas.insert()
+    .values(
+        {
+            **{name: sa.bindparam(name, type_=JsonText() if name == "state" else None) for name in _SAGA_COLUMNS},
+            "updated_at": sa.bindparam("created_at"),
+        }
+    )
+    .inline()
+)
 
 
 class SimulatedCrash(BaseException):
@@ -255,6 +266,23 @@ class SagaRunner:
 
     def _state_text(self, run: SagaRun) -> str:
         return state_text(run, self.settled)
+
+
+def insert_saga(connection: sa.Connection, run: SagaRun, now: datetime, settled: Sequence[str] = ()) -> None:
+    """The saga's row, running, with no step done, in the flow's first transaction. A second request
+    for the same saga id fails here with SQLAlchemy's IntegrityError, before doing anything."""
+    _INSERT_SAGA.execute(
+        connection,
+        id=run.id,
+        flow=run.flow,
+        order_id=run.order_id,
+        status="running",
+        step="start",
+        state=state_text(run, settled, done=()),
+        lease_until=now + LEASE,
+        attempts=0,
+        created_at=now,
+    )
 
 
 def state_text(run: SagaRun, settled: Sequence[str], done: Sequence[str] | None = None) -> str:

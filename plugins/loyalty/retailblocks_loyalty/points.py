@@ -15,7 +15,7 @@ from retailblocks.hookspecs.membership import PartnerPointsMovement
 from retailblocks.model import Money, Order, PointsKind, PointsMovement
 from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks_loyalty import ledger
-from retailblocks_loyalty.config import LoyaltyConfig
+from retailblocks_loyalty.config import LoyaltyConfig, PartnerExchange
 from retailblocks_loyalty.engine import (
     exchange_in_points,
     exchange_out_partner_points,
@@ -350,7 +350,7 @@ def _expire_member(ctx: FlowContext, member_id: str, now: datetime) -> int:
     return expired_total
 
 
-def _partner(config: LoyaltyConfig, partner: str) -> Any:
+def _partner(config: LoyaltyConfig, partner: str) -> PartnerExchange:
     exchange = config.partners.get(partner)
     if exchange is None:
         known = ", ".join(sorted(config.partners)) or "none configured"
@@ -379,22 +379,15 @@ def exchange_in(
         raise InvalidValue(
             f"{partner_points} {partner} points are worth less than one of ours at {exchange.rate_percent}%"
         )
-    if points > exchange.max_per_exchange:
-        raise InvalidValue(
-            f"one exchange with {partner} may move at most {exchange.max_per_exchange} points (got {points})"
-        )
-    member = active_member(ctx, member_id)
-    clearing = partner_account(partner)
-    ledger.ensure_account(ctx, clearing, kind="partner", owner=partner, may_go_negative=True)
-    claim = ledger.claim(
+    _check_cap(exchange, partner, points)
+    member, clearing, claim = _open_exchange(
         ctx,
-        kind="exchange",
-        key=key,
-        member_id=member["id"],
-        requested=points,
-        amount=partner_points,
-        reference=partner,
-        reason=f"{partner_points} {partner} points in at {exchange.rate_percent}%",
+        member_id,
+        partner,
+        key,
+        points,
+        partner_points,
+        f"{partner_points} {partner} points in at {exchange.rate_percent}%",
     )
     if claim.replay:
         return ledger.movement(claim.existing)
@@ -409,13 +402,38 @@ def exchange_out(
     """Convert a member's points into a partner's: debited to the partner's clearing account."""
     _whole("points", points)
     exchange = _partner(config, partner)
+    _check_cap(exchange, partner, points)
+    partner_points = exchange_out_partner_points(points, exchange.rate_percent)
+    if partner_points <= 0:
+        raise InvalidValue(f"{points} points buy no whole {partner} point at {exchange.rate_percent}%")
+    member, clearing, claim = _open_exchange(
+        ctx,
+        member_id,
+        partner,
+        key,
+        -points,
+        partner_points,
+        f"{points} points out as {partner_points} {partner} points",
+    )
+    if claim.replay:
+        return ledger.movement(claim.existing)
+    ledger.debit_member(ctx, claim.journal_id, member["id"], points)
+    ledger.post(ctx, claim.journal_id, clearing, points)
+    return _exchanged(ctx, claim.journal_id, member["id"], partner, "out", -points, partner_points)
+
+
+def _check_cap(exchange: PartnerExchange, partner: str, points: int) -> None:
     if points > exchange.max_per_exchange:
         raise InvalidValue(
             f"one exchange with {partner} may move at most {exchange.max_per_exchange} points (got {points})"
         )
-    partner_points = exchange_out_partner_points(points, exchange.rate_percent)
-    if partner_points <= 0:
-        raise InvalidValue(f"{points} points buy no whole {partner} point at {exchange.rate_percent}%")
+
+
+def _open_exchange(
+    ctx: FlowContext, member_id: str, partner: str, key: str, points: int, partner_points: int, reason: str
+) -> tuple[Any, str, Any]:
+    """The member, the partner's clearing account (opened on first use) and the exchange's journal claim;
+    ``points`` is signed from the member's side (in > 0, out < 0)."""
     member = active_member(ctx, member_id)
     clearing = partner_account(partner)
     ledger.ensure_account(ctx, clearing, kind="partner", owner=partner, may_go_negative=True)
@@ -424,16 +442,12 @@ def exchange_out(
         kind="exchange",
         key=key,
         member_id=member["id"],
-        requested=-points,
+        requested=points,
         amount=partner_points,
         reference=partner,
-        reason=f"{points} points out as {partner_points} {partner} points",
+        reason=reason,
     )
-    if claim.replay:
-        return ledger.movement(claim.existing)
-    ledger.debit_member(ctx, claim.journal_id, member["id"], points)
-    ledger.post(ctx, claim.journal_id, clearing, points)
-    return _exchanged(ctx, claim.journal_id, member["id"], partner, "out", -points, partner_points)
+    return member, clearing, claim
 
 
 def _exchanged(
