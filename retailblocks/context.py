@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -11,13 +10,14 @@ import sqlalchemy as sa
 
 from retailblocks.clock import Clock, IdFactory
 from retailblocks.model import Channel, Merchant
+from retailblocks.storage.json_text import json_encoder
 
 if TYPE_CHECKING:
     from retailblocks.storage.unit_of_work import UnitOfWork
 
 
-#: One encoder for every event payload (``json.dumps`` with options builds a new one per call).
-_EVENT_PAYLOAD = json.JSONEncoder(default=str)
+#: One encoder for every event payload (``json.dumps`` builds a new one per call).
+_EVENT_PAYLOAD = json_encoder(default=str)
 
 
 @attrs.frozen
@@ -85,7 +85,7 @@ class FlowContext:
             event_type=event_type,
             # Encoded once, now: the text is what the outbox stores (values JSON cannot hold become
             # strings), and it is a snapshot, so the caller may go on changing ``payload``.
-            payload=_EVENT_PAYLOAD.encode(payload),
+            payload=_EVENT_PAYLOAD(payload),
             source=self.current_block,
             channel=self.channel.id if self.channel else None,
             order_id=order_id if order_id is not None else (self.flow_id or None),

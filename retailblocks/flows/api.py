@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from retailblocks.flows.orders import load_order, order_from_rows
 from retailblocks.flows.saga import FaultInjector, SagaRun, SagaRunner, load_run
 from retailblocks.model import Cart, Order
 from retailblocks.storage import UnitOfWork
+from retailblocks.storage.json_text import json_encoder
 from retailblocks.storage.tables import idempotency_keys, order_lines, orders, sagas
 
 if TYPE_CHECKING:
@@ -51,8 +51,11 @@ class RecoveryReport:
     stuck: tuple[str, ...] = ()
 
 
+_CANONICAL = json_encoder(default=str, sort_keys=True)
+
+
 def request_hash(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL(data).encode()).hexdigest()
 
 
 def rejection_from(failure: str) -> BusinessRejection:

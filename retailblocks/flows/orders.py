@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,7 +20,7 @@ from retailblocks.model import (
     Shipment,
 )
 from retailblocks.model.serialize import from_data
-from retailblocks.storage.json_text import JsonText
+from retailblocks.storage.json_text import JsonText, dumps
 from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks.storage.tables import order_lines, orders
 
@@ -121,7 +120,7 @@ def set_order(
     rewrites it step after step encodes its settled part once, see ``SettledJson``).
     """
     if details is not None and not isinstance(details, str):
-        details = json.dumps(details)
+        details = dumps(details)
     if details is None:
         assert status is not None, "set_order needs a status, details, or both"
         _SET_STATUS.execute(connection, order_id=order_id, status=status, updated_at=updated_at)

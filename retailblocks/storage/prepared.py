@@ -44,7 +44,7 @@ import keyword
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -260,24 +260,29 @@ def _default_sqlite_datetime(implementation: sa.types.TypeEngine[Any]) -> bool:
     return type(implementation) is sqlite.DATETIME and implementation._storage_format == sqlite.DATETIME._storage_format
 
 
+_DATETIME_TEXTS_KEPT = 64
+
+
 def _sqlite_datetime_writer(general: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """SQLite's DATETIME text, written by one C call for a plain datetime: the same text SQLAlchemy's
     processor builds field by field (the date and time without the zone, six digits of microseconds).
     Anything else (a date, a subclass, a wrong type) goes through SQLAlchemy's processor."""
 
-    # A step writes the moment it read from the clock several times (updated_at, the saga log, events):
-    # the text of the last one is kept, for the same object.
-    last: tuple[Any, str] = (None, "")
+    # A checkout writes a few moments many times over (the clock's now as updated_at, in the saga log and
+    # on every event; a lease; an expiry): the texts of UTC moments are kept, a few dozen at a time. Equal
+    # UTC moments have equal texts; equal moments in other zones need not, so they are not kept.
+    texts: dict[datetime, str] = {}
 
     def write(value: Any) -> Any:
-        nonlocal last
         if type(value) is datetime:
-            kept = last
-            if kept[0] is value:
-                return kept[1]
-            text = value.isoformat(" ", "microseconds")[:26]
-            last = (value, text)
-            return text
+            if value.tzinfo is UTC:
+                text = texts.get(value)
+                if text is None:
+                    if len(texts) >= _DATETIME_TEXTS_KEPT:
+                        texts.clear()
+                    text = texts[value] = value.isoformat(" ", "microseconds")[:26]
+                return text
+            return value.isoformat(" ", "microseconds")[:26]
         return general(value)
 
     return write

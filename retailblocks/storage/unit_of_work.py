@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from retailblocks.storage.json_text import JsonText
+from retailblocks.storage.json_text import JsonText, dumps
 from retailblocks.storage.prepared import Prepared
 from retailblocks.storage.tables import outbox
 
@@ -192,7 +191,7 @@ class UnitOfWork:
         self._events.append(
             {
                 "type": event_type,
-                "payload": payload if isinstance(payload, str) else json.dumps(payload),
+                "payload": payload if isinstance(payload, str) else dumps(payload),
                 "source": source,
                 "channel": channel,
                 "order_id": order_id,

@@ -221,12 +221,17 @@ def test_expanding_in_parameters_give_what_sqlalchemy_gives_for_every_list_lengt
     engine.dispose()
 
 
-@given(
-    st.datetimes(timezones=st.none() | st.timezones())
+_MOMENTS = (
+    st.datetimes(timezones=st.none() | st.just(UTC) | st.timezones())
     | st.dates()
     | st.datetimes().map(lambda moment: moment.replace(microsecond=0))
 )
-def test_the_fast_sqlite_datetime_writer_writes_what_sqlalchemy_writes(value: Any) -> None:
+
+
+@given(st.lists(_MOMENTS | st.sampled_from([datetime(2026, 3, 2, 9, tzinfo=UTC)]), min_size=1, max_size=80))
+def test_the_fast_sqlite_datetime_writer_writes_what_sqlalchemy_writes(values: list[Any]) -> None:
+    # One writer for the whole list, each value written twice: texts it keeps must still be right,
+    # across more moments than it keeps at a time.
     from sqlalchemy.dialects import sqlite
 
     from retailblocks.storage.prepared import _sqlite_datetime_writer
@@ -234,7 +239,10 @@ def test_the_fast_sqlite_datetime_writer_writes_what_sqlalchemy_writes(value: An
     dialect = sqlite.dialect()
     general = sa.DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
     assert general is not None
-    assert _sqlite_datetime_writer(general)(value) == general(value)
+    write = _sqlite_datetime_writer(general)
+    for value in values:
+        assert write(value) == general(value)
+        assert write(value) == general(value)
 
 
 def test_prepared_statements_follow_the_driver_connection_when_it_is_replaced(database_url: str) -> None:

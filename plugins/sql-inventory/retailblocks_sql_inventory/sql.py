@@ -8,7 +8,6 @@ the duplicate through the row count instead.
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from retailblocks.errors import IdempotencyConflict, InvalidValue
+from retailblocks.storage.json_text import json_encoder
 from retailblocks.storage.prepared import Prepared
 from retailblocks_sql_inventory.tables import operations
 
@@ -43,9 +43,12 @@ _SETTLE = Prepared(
 )
 
 
+_CANONICAL = json_encoder(default=str, sort_keys=True, separators=(",", ":"))
+
+
 def request_hash(request: Any) -> str:
     """A stable digest of a JSON-able request, to tell a replay from a reused key."""
-    text = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    text = _CANONICAL(request)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
