@@ -260,6 +260,11 @@ def _default_sqlite_datetime(implementation: sa.types.TypeEngine[Any]) -> bool:
     return type(implementation) is sqlite.DATETIME and implementation._storage_format == sqlite.DATETIME._storage_format
 
 
+# A checkout writes a few moments many times over, through some forty statements' parameters (the clock's
+# now as updated_at, in the saga log and on every event; a lease; an expiry): the texts of UTC moments are
+# kept, for all of them, a few dozen at a time. Equal UTC moments have equal texts; equal moments in other
+# zones need not, so they are not kept.
+_DATETIME_TEXTS: dict[datetime, str] = {}
 _DATETIME_TEXTS_KEPT = 64
 
 
@@ -268,10 +273,7 @@ def _sqlite_datetime_writer(general: Callable[[Any], Any]) -> Callable[[Any], An
     processor builds field by field (the date and time without the zone, six digits of microseconds).
     Anything else (a date, a subclass, a wrong type) goes through SQLAlchemy's processor."""
 
-    # A checkout writes a few moments many times over (the clock's now as updated_at, in the saga log and
-    # on every event; a lease; an expiry): the texts of UTC moments are kept, a few dozen at a time. Equal
-    # UTC moments have equal texts; equal moments in other zones need not, so they are not kept.
-    texts: dict[datetime, str] = {}
+    texts = _DATETIME_TEXTS
 
     def write(value: Any) -> Any:
         if type(value) is datetime:
