@@ -502,7 +502,7 @@ class CheckoutSteps:
         details.update(changes)
         encoder = run.transient.get("details_encoder")
         if encoder is None:
-            encoder = run.transient["details_encoder"] = SettledJson(_DETAILS_SETTLED, keep_entries=True)
+            encoder = run.transient["details_encoder"] = SettledJson(_DETAILS_SETTLED)
         return encoder.encode(details)
 
     def _order(self, run: SagaRun, ctx: FlowContext | None, status: str) -> Order:

@@ -290,9 +290,8 @@ def state_text(run: SagaRun, settled: Sequence[str], done: Sequence[str] | None 
     under the ``settled`` keys is encoded once per run (see SettledJson)."""
     encoder: SettledJson | None = run.transient.get("state_encoder")
     if encoder is None or encoder.settled != tuple(settled):
-        # A flow that names settled keys also keeps to replacing, not changing, the entries of the rest.
-        encoder = run.transient["state_encoder"] = SettledJson(settled, keep_entries=bool(settled))
-    return encoder.encode({**run.state, "done": list(run.done if done is None else done)})
+        encoder = run.transient["state_encoder"] = SettledJson(settled)
+    return encoder.encode({**run.state, "done": run.done if done is None else done})
 
 
 def _reason(error: BaseException | None) -> str | None:

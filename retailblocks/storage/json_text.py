@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from json import encoder as _stdlib_encoder
 from typing import Any
@@ -66,7 +67,6 @@ class JsonText(sa.types.TypeDecorator[Any]):
 
 
 _ABSENT = object()
-_encode_string = _stdlib_encoder.encode_basestring_ascii
 
 
 class SettledJson:
@@ -75,47 +75,30 @@ class SettledJson:
     A flow rewrites the same documents at every step (a saga's state, an order's details) and most of
     each was set by the first step and never changes. The settled keys' part is encoded once and kept
     with the values it was made from; it is made again when any of them is not the same object as
-    before. The other keys are encoded every time — except, with ``keep_entries``, the entries of their
-    lists and dicts (one authorization, one shipment), each encoded once and kept with the entry.
+    before. The other keys are encoded every time, in one call of the kept encoder (see json_encoder).
 
-    The contract that makes keeping safe: settled values, and with ``keep_entries`` the entries, are
-    replaced when they change, never changed in place.
+    The contract that makes keeping safe: settled values are replaced when they change, never changed
+    in place.
     """
 
-    def __init__(self, settled: Sequence[str], *, keep_entries: bool = False):
+    def __init__(self, settled: Sequence[str]):
         self.settled = tuple(settled)
-        self.keep_entries = keep_entries
         self._keys = frozenset(settled)
+        self._absent = (_ABSENT,) * len(self.settled)
         self._values: tuple[Any, ...] | None = None
         self._text = ""
-        self._entries: dict[int, tuple[Any, str]] = {}
 
     def encode(self, document: Mapping[str, Any]) -> str:
-        values = tuple(document.get(key, _ABSENT) for key in self.settled)
-        if self._values is None or any(now is not then for now, then in zip(values, self._values, strict=True)):
+        values = tuple(map(document.get, self.settled, self._absent))
+        kept = self._values
+        if kept is None or not all(map(operator.is_, values, kept)):
             present = {key: value for key, value in zip(self.settled, values, strict=True) if value is not _ABSENT}
             self._text = dumps(present)[1:-1]
             self._values = values
-        rest = {key: value for key, value in document.items() if key not in self._keys}
-        if self.keep_entries and all(type(key) is str for key in rest):
-            rest_text = ", ".join(f"{_encode_string(key)}: {self._value(value)}" for key, value in rest.items())
-        else:
-            rest_text = dumps(rest)[1:-1]
-        return "{" + ", ".join(part for part in (self._text, rest_text) if part) + "}"
-
-    def _value(self, value: Any) -> str:
-        if type(value) is dict and all(type(key) is str for key in value):
-            return "{" + ", ".join(f"{_encode_string(key)}: {self._entry(item)}" for key, item in value.items()) + "}"
-        if type(value) is list:
-            return "[" + ", ".join(self._entry(item) for item in value) + "]"
-        return dumps(value)
-
-    def _entry(self, entry: Any) -> str:
-        if type(entry) is not dict and type(entry) is not list:
-            return dumps(entry)
-        kept = self._entries.get(id(entry))
-        if kept is not None and kept[0] is entry:
-            return kept[1]
-        text = dumps(entry)
-        self._entries[id(entry)] = (entry, text)
-        return text
+        keys = self._keys
+        rest_text = dumps({key: value for key, value in document.items() if key not in keys})[1:-1]
+        if not rest_text:
+            return "{" + self._text + "}"
+        if not self._text:
+            return "{" + rest_text + "}"
+        return "{" + self._text + ", " + rest_text + "}"
