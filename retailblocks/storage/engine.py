@@ -106,6 +106,12 @@ def _sqlite_engine(url: str, *, pool_size: int) -> sa.Engine:
         finally:
             cursor.close()
 
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        # "read_only" lives in the pooled connection's info, which outlives the SQLAlchemy connection that
+        # set it: cleared here, the next user's write transaction begins IMMEDIATE as it should.
+        record.info.pop("read_only", None)
+
     return engine
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from retailblocks.storage import UnitOfWork, create_engine
@@ -71,3 +72,26 @@ def test_a_rolled_back_savepoint_takes_only_its_own_events(database_url: str) ->
         record(uow, "after")
     assert [kind for kind, _ in recorded(engine)] == ["before", "between", "kept", "after"]
     engine.dispose()
+
+
+def test_a_read_only_connection_does_not_make_the_next_write_transaction_deferred(tmp_path: Any) -> None:
+    # "read_only" is kept in the pooled connection's info. A write transaction that began DEFERRED on a
+    # connection a reader gave back would take the write lock only at its first write, and fail with
+    # SQLITE_BUSY instead of waiting if another writer got there in between.
+    import sqlite3
+
+    path = tmp_path / "shop.db"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.connect() as connection:
+        connection.info["read_only"] = True
+        connection.execute(sa.text("SELECT 1"))
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        with engine.begin() as connection:  # the pool is LIFO: the reader's connection again
+            connection.execute(sa.text("SELECT 1"))
+            # Begun IMMEDIATE: the write lock is already held, so another writer cannot begin.
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+    finally:
+        other.close()
+        engine.dispose()
