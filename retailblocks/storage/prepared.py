@@ -51,6 +51,7 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
 
@@ -305,7 +306,12 @@ def driver_cursor(connection: sa.Connection) -> Any:
         # SQLAlchemy begins a transaction on a connection's first statement ("autobegin"); so must a
         # statement that bypasses its execution path, or connection.commit() would have nothing to commit.
         connection.begin()
-    pooled = connection.connection
+    return kept_cursor(connection.connection)
+
+
+def kept_cursor(pooled: PoolProxiedConnection) -> Any:
+    """The driver cursor kept with this pooled connection's driver connection (see driver_cursor), for
+    statements sent outside SQLAlchemy's execution path; made again when the driver connection is new."""
     driver_connection = pooled.dbapi_connection
     kept = pooled.info.get(_CURSOR)
     if kept is not None and kept[0] is driver_connection:
