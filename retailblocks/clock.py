@@ -34,8 +34,10 @@ class ManualClock:
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
-        with self._lock:
-            return self._now
+        # Reading one attribute is atomic, and every writer replaces the value whole under the lock, so a
+        # reader sees the moment before or after an advance, never half of one. (Read dozens of times per
+        # checkout.)
+        return self._now
 
     def advance(self, delta: timedelta) -> datetime:
         with self._lock:

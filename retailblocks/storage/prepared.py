@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 import keyword
+import operator
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
@@ -223,10 +224,20 @@ class Prepared:
 
     def execute(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any) -> int:
         """Run the statement in ``connection``'s transaction; returns the number of rows it changed."""
-        compiled, given = self._statement(connection.dialect, _merged(values, more))
-        parameters = self._parameters(compiled, given)
+        # The path of most statements of every flow, so _merged, _statement and _announce are written out.
+        if more:
+            values = {**values, **more} if values else more
+        elif values is None:
+            values = more
+        dialect = connection.dialect
+        compiled = self._compiled.get(dialect.name) or self._compile(dialect)
+        if compiled.expanding:
+            compiled, values = self._statement(dialect, values)
+        parameters = self._parameters(compiled, values)
         cursor = driver_cursor(connection)
-        self._announce(connection, cursor, compiled.sql, parameters, many=False)
+        listeners = connection.dispatch.before_cursor_execute
+        if listeners:
+            listeners(connection, cursor, compiled.sql, parameters, None, False)
         try:
             cursor.execute(compiled.sql, parameters)
         except connection.dialect.loaded_dbapi.Error as error:
@@ -344,6 +355,9 @@ class _Columns:
     row: type[tuple[Any, ...]]
 
 
+_TYPE_CODE = operator.itemgetter(1)  # a cursor.description entry's type code
+
+
 @attrs.frozen
 class _Processing:
     """The result processors of a query's columns for one driver's column types (``cursor.description``)."""
@@ -379,7 +393,7 @@ class PreparedQuery(Prepared):
         return found
 
     def _processing_for(self, dialect: Dialect, description: Sequence[Any]) -> _Processing:
-        coltypes = tuple(column[1] for column in description)
+        coltypes = tuple(map(_TYPE_CODE, description))
         found = self._processing.get(dialect.name)
         if found is not None and found.coltypes == coltypes:
             return found
@@ -431,10 +445,14 @@ class PreparedQuery(Prepared):
 
     def _fetch(self, connection: sa.Connection, values: Mapping[str, Any], *, one: bool) -> list[Any]:
         dialect = connection.dialect
-        compiled, given = self._statement(dialect, values)
-        parameters = self._parameters(compiled, given)
+        compiled = self._compiled.get(dialect.name) or self._compile(dialect)
+        if compiled.expanding:
+            compiled, values = self._statement(dialect, values)
+        parameters = self._parameters(compiled, values)
         cursor = driver_cursor(connection)
-        self._announce(connection, cursor, compiled.sql, parameters, many=False)
+        listeners = connection.dispatch.before_cursor_execute
+        if listeners:
+            listeners(connection, cursor, compiled.sql, parameters, None, False)
         try:
             cursor.execute(compiled.sql, parameters)
             # Fetch everything (a statement with RETURNING must run to the end), keep what was asked.

@@ -112,10 +112,11 @@ class SandboxGateway:
             status, reason = "failed", None
         else:
             status, reason = "declined", outcome.value
+        fingerprint = cards.fingerprint(card_number, amount.amount, amount.currency)
         values: dict[str, Any] = {
             "id": self._ids.new_id("ch"),
             "idempotency_key": idempotency_key,
-            "request_fingerprint": cards.fingerprint(card_number, amount.amount, amount.currency),
+            "request_fingerprint": fingerprint,
             "currency": amount.currency,
             "amount": amount.amount,
             "status": status,
@@ -135,7 +136,6 @@ class SandboxGateway:
                 else self._charge_by_key(connection, idempotency_key)
             )
         assert row is not None  # inserted above, or inserted earlier under the same key
-        fingerprint = cards.fingerprint(card_number, amount.amount, amount.currency)
         if not inserted and row["request_fingerprint"] != fingerprint:
             raise GatewayRejected(
                 f"idempotency key {idempotency_key!r} was already used for another authorization "
