@@ -41,6 +41,7 @@ from retailblocks.manifest.readers import suggestion
 from retailblocks.model import Channel, Product
 from retailblocks.storage import UnitOfWork, check_reachable, create_engine, describe_url, migrate
 from retailblocks.storage.engine import sqlite_path
+from retailblocks.storage.unit_of_work import IdleConnection
 
 if TYPE_CHECKING:
     from retailblocks.flows.api import OrderFlows
@@ -291,6 +292,8 @@ class Stack:
         self.blocks: dict[str, Block] = {b.entry.id: b.instance for b in the_plan.blocks}
         self._flows: OrderFlows | None = None
         self._closed = False
+        #: Where a flow run leaves its SQLite connection for the next run (see keeping_connection).
+        self.idle_connection = IdleConnection()
 
     # -- blocks and contexts ----------------------------------------------------------------------
 
@@ -399,6 +402,7 @@ class Stack:
         try:
             self.plugin_manager.hook.stack_shutdown(stack=self)
         finally:
+            self.idle_connection.close()
             self.engine.dispose()
 
     def __enter__(self) -> Stack:

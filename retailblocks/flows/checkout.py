@@ -40,7 +40,7 @@ from retailblocks.model import (
     StockDemand,
 )
 from retailblocks.model.serialize import from_data, to_data
-from retailblocks.storage.json_text import SettledJson
+from retailblocks.storage.json_text import JsonText, SettledJson
 from retailblocks.storage.prepared import Prepared
 from retailblocks.storage.tables import idempotency_keys, order_lines, orders
 
@@ -79,7 +79,12 @@ _ORDER_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_INSERT_ORDER = Prepared.insert(orders, *_ORDER_COLUMNS)
+# The details arrive as JSON text, encoded by the run's details encoder (see CheckoutSteps._details).
+_INSERT_ORDER = Prepared(
+    orders.insert()
+    .values({name: sa.bindparam(name, type_=JsonText() if name == "details" else None) for name in _ORDER_COLUMNS})
+    .inline()
+)
 _LINE_COLUMNS = ("order_id", "line_index", "sku", "quantity", "unit_price", "discount", "refunded_quantity")
 _INSERT_LINES = Prepared.insert(order_lines, *_LINE_COLUMNS)
 _FAIL_ORDER = (
@@ -235,7 +240,8 @@ class CheckoutSteps:
             for line in priced.lines
         ]
         connection = ctx.db
-        _INSERT_ORDER.execute(connection, row)
+        # Encoded by the encoder later steps rewrite the details with: their settled part once per run.
+        _INSERT_ORDER.execute(connection, {**row, "details": self._details_encoder(run).encode(details)})
         _INSERT_LINES.execute_many(connection, line_rows)
         insert_saga(connection, run, now, CHECKOUT_SETTLED)
         # What later steps need of the order, kept in memory so that they neither read it back nor
@@ -500,10 +506,14 @@ class CheckoutSteps:
             lines = reservation.lines if reservation is not None else ()
             details["backordered"] = [to_data(line) for line in lines if line.backordered]
         details.update(changes)
-        encoder = run.transient.get("details_encoder")
+        return self._details_encoder(run).encode(details)
+
+    @staticmethod
+    def _details_encoder(run: SagaRun) -> SettledJson:
+        encoder: SettledJson | None = run.transient.get("details_encoder")
         if encoder is None:
             encoder = run.transient["details_encoder"] = SettledJson(_DETAILS_SETTLED)
-        return encoder.encode(details)
+        return encoder
 
     def _order(self, run: SagaRun, ctx: FlowContext | None, status: str) -> Order:
         """The order in ``status``, as the database holds it at this point of the saga.

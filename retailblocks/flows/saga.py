@@ -158,7 +158,8 @@ class SagaRunner:
 
     def run(self, run: SagaRun, *, start: int = 0) -> None:
         """Run steps from ``start``; on a rejection or failure compensate what was done and re-raise."""
-        with keeping_connection(self.stack.engine):  # the run's units of work share one connection, in turn
+        # The run's units of work share one connection, in turn; it waits for the next run in between.
+        with keeping_connection(self.stack.engine, self.stack.idle_connection):
             for step in self.steps[start:]:
                 try:
                     self.run_step(run, step)

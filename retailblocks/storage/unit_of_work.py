@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,6 +62,40 @@ def _wire(engine: sa.Engine) -> None:
         _WIRED.add(engine)
 
 
+class IdleConnection:
+    """A place for one connection between flow runs, so a run does not take one from the pool and give
+    it back (the pool's check-out, check-in and reset cost about as much as a statement).
+
+    At most one connection waits here, taken out of the pool, whatever the number of threads: a thread
+    that finds the place empty takes a connection from the pool, as before. The stack that owns it
+    closes it before disposing of the engine.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connection: sa.Connection | None = None
+
+    def take(self) -> sa.Connection | None:
+        with self._lock:
+            connection, self._connection = self._connection, None
+        return connection
+
+    def offer(self, connection: sa.Connection) -> bool:
+        """Keep ``connection`` if the place is free and the connection is fit for the next run."""
+        if connection.closed or connection.invalidated or connection.in_transaction():
+            return False
+        with self._lock:
+            if self._connection is not None:
+                return False
+            self._connection = connection
+        return True
+
+    def close(self) -> None:
+        connection = self.take()
+        if connection is not None:
+            connection.close()
+
+
 class ConnectionKeeper:
     """One pooled connection lent to the units of work of one flow run, one unit at a time.
 
@@ -74,8 +109,9 @@ class ConnectionKeeper:
     cache whenever another connection has written.
     """
 
-    def __init__(self, engine: sa.Engine):
+    def __init__(self, engine: sa.Engine, idle: IdleConnection | None = None):
         self.engine = engine
+        self._idle = idle
         self._connection: sa.Connection | None = None
         self._lent = False
 
@@ -84,7 +120,11 @@ class ConnectionKeeper:
             return None
         connection = self._connection
         if connection is None or connection.closed or connection.invalidated:
-            connection = self._connection = self.engine.connect()
+            if connection is None and self._idle is not None:
+                connection = self._idle.take()
+            if connection is None or connection.closed or connection.invalidated:
+                connection = self.engine.connect()
+            self._connection = connection
         self._lent = True
         return connection
 
@@ -99,19 +139,20 @@ class ConnectionKeeper:
             self.close()
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        connection, self._connection = self._connection, None
+        if connection is not None and (self._idle is None or not self._idle.offer(connection)):
+            connection.close()
 
 
 _KEEPER: ContextVar[ConnectionKeeper | None] = ContextVar("retailblocks_connection_keeper", default=None)
 
 
 @contextmanager
-def keeping_connection(engine: sa.Engine) -> Iterator[ConnectionKeeper | None]:
+def keeping_connection(engine: sa.Engine, idle: IdleConnection | None = None) -> Iterator[ConnectionKeeper | None]:
     """Units of work on a SQLite ``engine`` begun in this context (on this thread) share one pooled
     connection, lent to one unit at a time (see :class:`ConnectionKeeper`). Nested use keeps the outer
-    keeper.
+    keeper. With ``idle``, the connection is taken from there when one waits, and left there afterwards
+    when the place is free (see :class:`IdleConnection`).
 
     SQLite only: an embedded database gains a warm page cache and no pool round per unit. A PostgreSQL
     connection kept through a flow would sit idle in the pool's count while the flow waits on a payment
@@ -121,7 +162,7 @@ def keeping_connection(engine: sa.Engine) -> Iterator[ConnectionKeeper | None]:
     if engine.dialect.name != "sqlite" or (outer is not None and outer.engine is engine):
         yield outer if outer is not None and outer.engine is engine else None
         return
-    keeper = ConnectionKeeper(engine)
+    keeper = ConnectionKeeper(engine, idle)
     token = _KEEPER.set(keeper)
     try:
         yield keeper

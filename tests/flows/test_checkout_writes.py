@@ -82,3 +82,22 @@ def test_on_sqlite_a_checkout_runs_every_transaction_on_one_connection(tmp_path:
     stack.checkout(cart(("BEANS", 2), ("TEA", 1), identities=member("+8613800000019")), key="one-connection")
     assert len(seen) >= 10 and len(set(seen)) == 1
     stack.close()
+
+
+def test_on_sqlite_checkouts_one_after_another_keep_one_connection_out_of_the_pool(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    # The connection a checkout kept waits for the next checkout rather than going back to the pool, and
+    # closing the stack gives it back.
+    stack = make_stack(tmp_path, sqlite_url)
+    seen: list[int] = []
+    sa.event.listen(stack.engine, "begin", lambda connection: seen.append(id(connection.connection.dbapi_connection)))
+    for n in range(3):
+        stack.checkout(cart(("BEANS", 1)), key=f"in-turn-{n}")
+        assert stack.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+    assert len(set(seen)) == 1
+    waiting = stack.idle_connection.take()
+    assert waiting is not None and not waiting.in_transaction()
+    assert stack.idle_connection.offer(waiting)
+    stack.close()
+    assert waiting.closed

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from retailblocks.storage import UnitOfWork, create_engine
 from retailblocks.storage.tables import metadata, outbox
-from retailblocks.storage.unit_of_work import keeping_connection
+from retailblocks.storage.unit_of_work import IdleConnection, keeping_connection
 
 
 def driver_connections(engine: sa.Engine) -> list[int]:
@@ -83,4 +83,39 @@ def test_postgresql_units_keep_taking_connections_from_the_pool(database_url: st
         with UnitOfWork(engine) as uow:
             write(uow, "pooled")
     assert "pooled" in stored(engine)
+    engine.dispose()
+
+
+def test_a_run_leaves_its_connection_for_the_next_run(tmp_path: object) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/keeper.db")
+    metadata.create_all(engine)
+    idle = IdleConnection()
+    seen = driver_connections(engine)
+    for n in range(3):
+        with keeping_connection(engine, idle), UnitOfWork(engine) as uow:
+            write(uow, f"run.{n}")
+        # Between runs the connection waits outside the pool, with no transaction open.
+        assert engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+    assert seen[0] == seen[1] == seen[2]
+    idle.close()
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert stored(engine) == ["run.0", "run.1", "run.2"]
+    engine.dispose()
+
+
+def test_only_one_fit_connection_waits(tmp_path: object) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/keeper.db")
+    metadata.create_all(engine)
+    idle = IdleConnection()
+    first, second, busy = engine.connect(), engine.connect(), engine.connect()
+    busy.execute(sa.select(1))  # a transaction is open: not fit for the next run
+    assert not idle.offer(busy)
+    assert idle.offer(first)
+    assert not idle.offer(second)  # the place is taken: the caller gives it back to the pool
+    assert idle.take() is first
+    assert idle.take() is None
+    second.close()
+    assert not idle.offer(second)  # closed
+    first.close()
+    busy.close()
     engine.dispose()
