@@ -110,6 +110,7 @@ class ConnectionKeeper:
     """
 
     def __init__(self, engine: sa.Engine, idle: IdleConnection | None = None):
+        _wire(engine)
         self.engine = engine
         self._idle = idle
         self._connection: sa.Connection | None = None
@@ -202,10 +203,10 @@ class UnitOfWork:
     @property
     def connection(self) -> sa.Connection:
         if self._connection is None:
-            _wire(self._engine)
             connection = self._keeper.lend() if self._keeper is not None else None
             self._borrowed = connection is not None
             if connection is None:
+                _wire(self._engine)  # (a keeper wired its engine when it was made)
                 connection = self._engine.connect()
             connection.info["read_only"] = self._read_only
             connection.info[_UOW] = self
