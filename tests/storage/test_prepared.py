@@ -274,3 +274,16 @@ def test_a_prepared_statement_on_a_fresh_connection_begins_its_transaction(datab
         assert PreparedQuery(sa.select(things.c.id).where(things.c.id == "t1")).first(connection) is None
         connection.rollback()
     engine.dispose()
+
+
+def test_the_written_parameter_list_reads_names_defaults_and_processors_as_the_loop_did() -> None:
+    from retailblocks.storage.prepared import _list_maker
+
+    names = ["id", "it's", 'say "hi"', "at", "limit_1", "at"]
+    processors = {"at": lambda value: f"<{value}>", 'say "hi"': str.upper}
+    make = _list_maker(names, processors, {"limit_1": 2})
+    values = {"id": 7, "it's": None, 'say "hi"': "hello", "at": "noon"}
+    assert make(values) == [7, None, "HELLO", "<noon>", 2, "<noon>"]
+    assert make({**values, "at": None, "limit_1": 5}) == [7, None, "HELLO", None, 5, None]
+    with pytest.raises(KeyError):
+        make({"id": 7})  # a value with no default is required, as before
