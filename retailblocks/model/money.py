@@ -100,19 +100,19 @@ class Money:
 
     def __add__(self, other: Money) -> Money:
         self._same(other)
-        return Money(self.amount + other.amount, self.currency)
+        return _derived(self.amount + other.amount, self.currency)
 
     def __sub__(self, other: Money) -> Money:
         self._same(other)
-        return Money(self.amount - other.amount, self.currency)
+        return _derived(self.amount - other.amount, self.currency)
 
     def __neg__(self) -> Money:
-        return Money(-self.amount, self.currency)
+        return _derived(-self.amount, self.currency)
 
     def __mul__(self, factor: int) -> Money:
         if not isinstance(factor, int) or isinstance(factor, bool):
             raise TypeError("money can only be multiplied by an integer; use allocate() for shares")
-        return Money(self.amount * factor, self.currency)
+        return _derived(self.amount * factor, self.currency)
 
     __rmul__ = __mul__
 
@@ -176,3 +176,16 @@ def allocate_integer(total: int, weights: Sequence[int]) -> list[int]:
     for _, index in sorted(remainders)[:left]:
         floors[index] += 1
     return [sign * part for part in floors]
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _derived(amount: int, currency: str) -> Money:
+    """The result of arithmetic on valid Money: an int of the same, valid currency, so the validators
+    are not run again (prices, discounts and totals are added up dozens of times per checkout)."""
+    money = _new(Money)
+    _set(money, "amount", amount)
+    _set(money, "currency", currency)
+    return money

@@ -57,3 +57,21 @@ def test_allocation_always_sums_to_the_total(total: int, weights: list[int]) -> 
     if sum(weights) and 0 <= total <= sum(weights):
         # Never more than a part's own weight when the total fits: refunds never exceed what was paid.
         assert all(0 <= part <= weight for part, weight in zip(parts, weights, strict=True))
+
+
+@given(st.integers(-(10**12), 10**12), st.integers(-(10**12), 10**12), st.integers(-1000, 1000))
+def test_arithmetic_results_are_money_like_any_other(a: int, b: int, factor: int) -> None:
+    # Results of arithmetic skip the validators (their parts are valid already): they must still be
+    # indistinguishable from Money built the ordinary way.
+    left, right = Money(a, "CNY"), Money(b, "CNY")
+    for result, expected in [
+        (left + right, Money(a + b, "CNY")),
+        (left - right, Money(a - b, "CNY")),
+        (-left, Money(-a, "CNY")),
+        (left * factor, Money(a * factor, "CNY")),
+        (factor * left, Money(a * factor, "CNY")),
+    ]:
+        assert result == expected and hash(result) == hash(expected) and repr(result) == repr(expected)
+        assert type(result.amount) is int and result.currency == "CNY"
+    with pytest.raises(AttributeError):
+        (left + right).amount = 0  # type: ignore[misc]
