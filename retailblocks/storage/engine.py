@@ -44,7 +44,8 @@ def create_engine(url: str, *, pool_size: int = 8) -> sa.Engine:
     with ``BEGIN IMMEDIATE`` so it takes the write lock up front instead of failing to upgrade a read
     lock half-way (the classic SQLITE_BUSY deadlock). Read-only units of work begin deferred.
 
-    JSON columns are written by the kept encoder (``json_text.dumps``: the text ``json.dumps`` writes).
+    On SQLite, JSON columns are written by the kept encoder (``json_text.dumps``: the text ``json.dumps``
+    writes). psycopg adapts PostgreSQL's JSON itself (and warns about a closure as its serializer).
 
     The SQLite pool hands out the connection returned last (LIFO): a SQLite connection drops its page
     cache whenever another connection has written since its last transaction, so one thread running step
@@ -68,7 +69,6 @@ def create_engine(url: str, *, pool_size: int = 8) -> sa.Engine:
             # whose prepared statements (psycopg prepares a statement on its fifth use) stay warm.
             pool_use_lifo=True,
             connect_args={"connect_timeout": 10},
-            json_serializer=dumps,
         )
     raise InvalidInput(
         f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}; "
