@@ -114,7 +114,7 @@ class FaultInjector:
         self.points.clear()
 
     def check(self, flow: str, step: str, when: str) -> None:
-        if (flow, step, when) in self.points:
+        if self.points and (flow, step, when) in self.points:
             self.points.discard((flow, step, when))
             raise SimulatedCrash(f"injected crash {when} {flow}.{step}")
 

@@ -466,8 +466,11 @@ def _limit(promotion: PromotionConfig, exact: dict[int, Fraction], usage: Usage)
 
 
 def _round_half_up(value: Fraction) -> int:
-    floor = value.numerator // value.denominator
-    return floor + 1 if (value - floor) * 2 >= 1 else floor
+    # In integers: value - floor = (n - floor * d) / d, and that is at least a half when twice its
+    # numerator reaches d (d > 0). Fraction arithmetic here cost more than the rest of the rounding.
+    numerator, denominator = value.numerator, value.denominator
+    floor = numerator // denominator
+    return floor + 1 if 2 * (numerator - floor * denominator) >= denominator else floor
 
 
 def _round(exact: Mapping[int, Fraction]) -> dict[int, int]:
@@ -478,6 +481,9 @@ def _round(exact: Mapping[int, Fraction]) -> dict[int, int]:
     the largest fractions (cart order on ties), so no line gets more than the ceiling of its share:
     which never exceeds what was left on it.
     """
+    if len(exact) == 1:  # one line takes the whole rounded total (most promotions touch one line)
+        ((index, amount),) = exact.items()
+        return {index: _round_half_up(amount)}
     total = _round_half_up(sum(exact.values(), Fraction(0)))
     floors = {index: amount.numerator // amount.denominator for index, amount in exact.items()}
     left = total - sum(floors.values())

@@ -93,3 +93,17 @@ def test_splits_are_exact_and_nothing_goes_negative(
     assert groups.count("g") <= 1
     if any(promotion[a.promotion_id].exclusive for a in result):
         assert len(result) == 1
+
+
+@given(st.integers(-(10**9), 10**9), st.integers(1, 10**6))
+def test_rounding_half_up_in_integers_is_rounding_half_up(numerator: int, denominator: int) -> None:
+    from fractions import Fraction
+
+    from retailblocks_promotions.engine import _round, _round_half_up
+
+    value = Fraction(numerator, denominator)
+    floor = value.numerator // value.denominator
+    assert _round_half_up(value) == (floor + 1 if (value - floor) * 2 >= 1 else floor)
+    # One line takes the rounded total, as the largest-remainder split over one line would give it.
+    assert _round({3: value}) == {3: _round_half_up(value)}
+    assert sum(_round({0: value, 1: value / 2}).values()) == _round_half_up(value + value / 2)
