@@ -622,7 +622,7 @@ def render(results: Sequence[WorkloadResult], settings: Settings, calibration: C
             f"  per checkout: {counts['statements'] / settings.orders:.1f} statements, "
             f"{counts['transactions'] / settings.orders:.1f} transactions "
             f"({counts['commits'] / settings.orders:.1f} commit, {counts['rollbacks'] / settings.orders:.1f} "
-            f"rollback), {counts['transaction_control_statements'] / settings.orders:.1f} BEGIN/SAVEPOINT "
+            f"rollback), {counts['transaction_control_statements'] / settings.orders:.1f} transaction-control "
             f"statements; outcomes {result.outcomes}"
         )
         lines.append(

@@ -76,12 +76,16 @@ class Trace:
         """Statements and transaction boundaries in the measured part."""
         ops = self.measured()
         control = sum(1 for op in ops if op.code == SQL and _is_transaction_control(op.statement))
+        # A transaction ends once, through SQLAlchemy (a COMMIT/ROLLBACK event) or as a statement sent on
+        # the driver (a unit of work on a kept SQLite connection): counted by their ends.
+        commits = sum(1 for op in ops if op.code == COMMIT or (op.code == SQL and _ends(op.statement) == COMMIT))
+        rollbacks = sum(1 for op in ops if op.code == ROLLBACK or (op.code == SQL and _ends(op.statement) == ROLLBACK))
         return {
             "statements": sum(1 for op in ops if op.code in (SQL, MANY)) - control,
             "transaction_control_statements": control,
-            "transactions": sum(1 for op in ops if op.code == BEGIN),
-            "commits": sum(1 for op in ops if op.code == COMMIT),
-            "rollbacks": sum(1 for op in ops if op.code == ROLLBACK),
+            "transactions": commits + rollbacks,
+            "commits": commits,
+            "rollbacks": rollbacks,
             "connections": len({op.connection for op in ops}),
         }
 
@@ -89,6 +93,16 @@ class Trace:
 def _is_transaction_control(statement: str) -> bool:
     head = statement.lstrip()[:9].upper()
     return head.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"))
+
+
+def _ends(statement: str) -> int | None:
+    """COMMIT or ROLLBACK for a statement that ends the whole transaction (not ROLLBACK TO a savepoint)."""
+    words = statement.strip().upper().split()
+    if words in (["COMMIT"], ["END"], ["COMMIT", "TRANSACTION"]):
+        return COMMIT
+    if words in (["ROLLBACK"], ["ROLLBACK", "TRANSACTION"]):
+        return ROLLBACK
+    return None
 
 
 class StatementRecorder:
@@ -148,15 +162,23 @@ class StatementRecorder:
             parameters = _freeze_many(parameters) if executemany else _freeze(parameters)
         # SQLite parameters are tuples of str/int/float/bytes/None (SQLAlchemy has already rendered
         # datetimes and JSON to text), so they cannot change after the call and are kept as they are.
-        self.trace.ops.append(Op(MANY if executemany else SQL, self._key(connection), statement, parameters))
+        key = self._key(connection)
+        if statement[:5].upper() == "BEGIN":  # begun on the driver, or by the engine's begin listener
+            self._opened(key)
+        elif _ends(statement) is not None:
+            self._open.discard(key)
+        self.trace.ops.append(Op(MANY if executemany else SQL, key, statement, parameters))
         self.trace.overhead += time.perf_counter() - started
+
+    def _opened(self, key: int) -> None:
+        if self._open - {key}:
+            self.trace.overlapping = True
+        self._open.add(key)
 
     def _on_begin(self, connection: sa.Connection) -> None:
         started = time.perf_counter()
         key = self._key(connection)
-        if self._open - {key}:
-            self.trace.overlapping = True
-        self._open.add(key)
+        self._opened(key)
         self.trace.ops.append(Op(BEGIN, key))
         self.trace.overhead += time.perf_counter() - started
 

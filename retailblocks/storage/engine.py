@@ -10,7 +10,7 @@ from sqlalchemy import event
 
 from retailblocks.errors import EnvironmentFailure, InvalidInput
 from retailblocks.storage.json_text import dumps
-from retailblocks.storage.prepared import kept_cursor
+from retailblocks.storage.prepared import DIRECT_TRANSACTION, kept_cursor
 
 _BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
 _BEGIN_DEFERRED = "BEGIN DEFERRED"
@@ -101,6 +101,8 @@ def _sqlite_engine(url: str, *, pool_size: int) -> sa.Engine:
         # SQLAlchemy's full execution path costs several times what SQLite needs to run the statement.
         # Listeners of "before_cursor_execute" (statement tracing, the benchmark's recorder) still see it.
         pooled = connection.connection
+        if pooled.info.get(DIRECT_TRANSACTION):
+            return  # a unit of work began the driver's transaction itself: SQLAlchemy only catches up
         statement = _BEGIN_DEFERRED if pooled.info.get("read_only") else _BEGIN_IMMEDIATE
         cursor = kept_cursor(pooled)  # the prepared statements' cursor: no cursor made per transaction
         try:

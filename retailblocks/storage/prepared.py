@@ -333,11 +333,33 @@ def driver_cursor(connection: sa.Connection) -> Any:
     one per statement cost as much as the statement on psycopg, whose cursors each set up their adapters.
     The cursor is kept with the driver connection it belongs to and made again for a new one.
     """
-    if not connection.in_transaction():
+    pooled = connection.connection
+    if not connection.in_transaction() and not pooled.info.get(DIRECT_TRANSACTION):
         # SQLAlchemy begins a transaction on a connection's first statement ("autobegin"); so must a
         # statement that bypasses its execution path, or connection.commit() would have nothing to commit.
+        # (Not when the driver's transaction was begun directly: see DIRECT_TRANSACTION.)
         connection.begin()
-    return kept_cursor(connection.connection)
+    return kept_cursor(pooled)
+
+
+#: Set in a pooled connection's info while a transaction begun with :func:`execute_control` is open: the
+#: driver is in a transaction that SQLAlchemy did not begin. Statements on either path run in it; if one
+#: goes through SQLAlchemy's execution path, its autobegin only catches up (the engine's begin listener
+#: sends no BEGIN), and the transaction is then ended through SQLAlchemy.
+DIRECT_TRANSACTION = "retailblocks.direct_transaction"
+
+
+def execute_control(connection: sa.Connection, statement: str) -> None:
+    """Send a transaction-control statement (``BEGIN IMMEDIATE``, ``COMMIT``…) on the kept cursor, seen
+    by ``before_cursor_execute`` listeners like any statement; errors raised as SQLAlchemy's."""
+    cursor = kept_cursor(connection.connection)
+    listeners = connection.dispatch.before_cursor_execute
+    if listeners:
+        listeners(connection, cursor, statement, (), None, False)
+    try:
+        cursor.execute(statement)
+    except connection.dialect.loaded_dbapi.Error as error:
+        raise _wrapped(connection, statement, (), error) from error
 
 
 def kept_cursor(pooled: PoolProxiedConnection) -> Any:

@@ -17,6 +17,16 @@ from retailblocks.storage.tables import orders, sagas
 from tests.helpers import cart, make_stack, member
 
 
+def note_begins(engine: sa.Engine, seen: list[int]) -> None:
+    """Note the driver connection of every transaction begun from now on: SQLAlchemy's or the driver's."""
+
+    def on_statement(connection: sa.Connection, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if statement.startswith("BEGIN"):
+            seen.append(id(connection.connection.dbapi_connection))
+
+    sa.event.listen(engine, "before_cursor_execute", on_statement)
+
+
 def stored(stack: Stack, order_id: str) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     with stack.engine.connect() as connection:
         details = connection.execute(sa.select(orders.c.details).where(orders.c.id == order_id)).scalar_one()
@@ -78,7 +88,7 @@ def test_on_sqlite_a_checkout_runs_every_transaction_on_one_connection(tmp_path:
     stack = make_stack(tmp_path, sqlite_url)
     stack.checkout(cart(("BEANS", 1)), key="warm")
     seen: list[int] = []
-    sa.event.listen(stack.engine, "begin", lambda connection: seen.append(id(connection.connection.dbapi_connection)))
+    note_begins(stack.engine, seen)
     stack.checkout(cart(("BEANS", 2), ("TEA", 1), identities=member("+8613800000019")), key="one-connection")
     assert len(seen) >= 10 and len(set(seen)) == 1
     stack.close()
@@ -91,7 +101,7 @@ def test_on_sqlite_checkouts_one_after_another_keep_one_connection_out_of_the_po
     # closing the stack gives it back.
     stack = make_stack(tmp_path, sqlite_url)
     seen: list[int] = []
-    sa.event.listen(stack.engine, "begin", lambda connection: seen.append(id(connection.connection.dbapi_connection)))
+    note_begins(stack.engine, seen)
     for n in range(3):
         stack.checkout(cart(("BEANS", 1)), key=f"in-turn-{n}")
         assert stack.engine.pool.checkedout() == 1  # type: ignore[attr-defined]

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from retailblocks.storage import UnitOfWork, create_engine
+from retailblocks.storage.prepared import Prepared
 from retailblocks.storage.tables import metadata, outbox
 from retailblocks.storage.unit_of_work import IdleConnection, keeping_connection
 
 
 def driver_connections(engine: sa.Engine) -> list[int]:
-    """The driver connection of every transaction begun from now on, in order."""
+    """The driver connection of every transaction begun from now on, in order (by its BEGIN statement:
+    a unit of work on a kept connection begins on the driver, without SQLAlchemy's begin event)."""
     seen: list[int] = []
-    sa.event.listen(engine, "begin", lambda connection: seen.append(id(connection.connection.dbapi_connection)))
+
+    def on_statement(connection: sa.Connection, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if statement.startswith("BEGIN"):
+            seen.append(id(connection.connection.dbapi_connection))
+
+    sa.event.listen(engine, "before_cursor_execute", on_statement)
     return seen
 
 
@@ -118,4 +126,44 @@ def test_only_one_fit_connection_waits(tmp_path: object) -> None:
     assert not idle.offer(second)  # closed
     first.close()
     busy.close()
+    engine.dispose()
+
+
+_EVENT = Prepared(
+    outbox.insert()
+    .inline()
+    .values(type=sa.bindparam("type"), payload=sa.bindparam("payload"), source="core", occurred_at=sa.bindparam("at"))
+)
+
+
+def test_kept_units_begin_and_end_on_the_driver_and_hold_the_write_lock(tmp_path: object) -> None:
+    import sqlite3
+
+    path = f"{tmp_path}/keeper.db"
+    engine = create_engine(f"sqlite:///{path}")
+    metadata.create_all(engine)
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    with keeping_connection(engine):
+        with UnitOfWork(engine) as uow:  # prepared statements only: begun and committed on the driver
+            _EVENT.execute(uow.connection, type="direct", payload={}, at=moment)
+            assert not uow.connection.in_transaction()  # SQLAlchemy never began one
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")  # BEGIN IMMEDIATE: the write lock is held up front
+        rolled = UnitOfWork(engine)
+        _EVENT.execute(rolled.connection, type="rolled.back", payload={}, at=moment)
+        rolled.rollback()
+        with UnitOfWork(engine) as mixed:  # SQLAlchemy's path catches up, and ends the transaction
+            _EVENT.execute(mixed.connection, type="mixed.prepared", payload={}, at=moment)
+            write(mixed, "mixed.core")
+            assert mixed.connection.in_transaction()
+        left = UnitOfWork(engine)
+        _EVENT.execute(left.connection, type="left.open", payload={}, at=moment)
+        left._close()  # ended without commit or rollback: the keeper rolls the driver's transaction back
+        with UnitOfWork(engine) as after:
+            _EVENT.execute(after.connection, type="after", payload={}, at=moment)
+    other.execute("BEGIN IMMEDIATE")  # nothing holds the lock any more
+    other.execute("ROLLBACK")
+    other.close()
+    assert stored(engine) == ["direct", "mixed.prepared", "mixed.core", "after"]
     engine.dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +12,7 @@ import sqlalchemy as sa
 
 from retailblocks.storage import UnitOfWork, create_engine
 from retailblocks.storage.tables import metadata, outbox
+from retailblocks.storage.unit_of_work import keeping_connection
 
 MOMENT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
@@ -33,9 +36,28 @@ def recorded(engine: sa.Engine) -> list[tuple[str, Any]]:
     return [(row.type, row.payload) for row in rows]
 
 
-def test_events_commit_with_the_unit_and_vanish_with_its_rollback(database_url: str) -> None:
+@pytest.fixture(params=["own connection", "kept connection"])
+def keeping(request: pytest.FixtureRequest) -> Iterator[Callable[[sa.Engine], Any]]:
+    """Each test runs its units on connections of their own, and (SQLite) on a connection a keeper lends,
+    where transactions begin and end on the driver."""
+    if request.param == "own connection":
+        yield lambda _engine: contextlib.nullcontext()
+    else:
+        yield keeping_connection
+
+
+def test_events_commit_with_the_unit_and_vanish_with_its_rollback(
+    database_url: str, keeping: Callable[[sa.Engine], Any]
+) -> None:
     engine = create_engine(database_url)
     metadata.create_all(engine)
+    with keeping(engine):
+        _events_commit_with_the_unit_and_vanish_with_its_rollback(engine)
+    assert recorded(engine) == [("a.first", {"n": 1}), ("a.second", {"text": ["already", "encoded"]})]
+    engine.dispose()
+
+
+def _events_commit_with_the_unit_and_vanish_with_its_rollback(engine: sa.Engine) -> None:
     with UnitOfWork(engine) as uow:
         record(uow, "a.first")
         record(uow, "a.second", '{"text": ["already", "encoded"]}')
@@ -46,13 +68,20 @@ def test_events_commit_with_the_unit_and_vanish_with_its_rollback(database_url: 
     uow = UnitOfWork(engine)
     record(uow, "c.never-opened")  # nothing else touched the database: rolled back all the same
     uow.rollback()
-    assert recorded(engine) == [("a.first", {"n": 1}), ("a.second", {"text": ["already", "encoded"]})]
+
+
+def test_a_rolled_back_savepoint_takes_only_its_own_events(
+    database_url: str, keeping: Callable[[sa.Engine], Any]
+) -> None:
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    with keeping(engine):
+        _a_rolled_back_savepoint_takes_only_its_own_events(engine)
+    assert [kind for kind, _ in recorded(engine)] == ["before", "between", "kept", "after"]
     engine.dispose()
 
 
-def test_a_rolled_back_savepoint_takes_only_its_own_events(database_url: str) -> None:
-    engine = create_engine(database_url)
-    metadata.create_all(engine)
+def _a_rolled_back_savepoint_takes_only_its_own_events(engine: sa.Engine) -> None:
     with UnitOfWork(engine) as uow:
         record(uow, "before")
         outer = uow.connection.begin_nested()
@@ -70,8 +99,6 @@ def test_a_rolled_back_savepoint_takes_only_its_own_events(database_url: str) ->
         record(uow, "undone")
         undone.rollback()
         record(uow, "after")
-    assert [kind for kind, _ in recorded(engine)] == ["before", "between", "kept", "after"]
-    engine.dispose()
 
 
 def test_a_read_only_connection_does_not_make_the_next_write_transaction_deferred(tmp_path: Any) -> None:
