@@ -334,11 +334,15 @@ def driver_cursor(connection: sa.Connection) -> Any:
     The cursor is kept with the driver connection it belongs to and made again for a new one.
     """
     pooled = connection.connection
-    if not connection.in_transaction() and not pooled.info.get(DIRECT_TRANSACTION):
+    info = pooled.info
+    if not info.get(DIRECT_TRANSACTION) and not connection.in_transaction():
         # SQLAlchemy begins a transaction on a connection's first statement ("autobegin"); so must a
         # statement that bypasses its execution path, or connection.commit() would have nothing to commit.
         # (Not when the driver's transaction was begun directly: see DIRECT_TRANSACTION.)
         connection.begin()
+    kept = info.get(_CURSOR)  # kept_cursor's look-up, written out: every statement passes here
+    if kept is not None and kept[0] is pooled.dbapi_connection:
+        return kept[1]
     return kept_cursor(pooled)
 
 

@@ -222,14 +222,15 @@ class UnitOfWork:
             if connection is None:
                 _wire(self._engine)  # (a keeper wired its engine when it was made)
                 connection = self._engine.connect()
-            connection.info["read_only"] = self._read_only
-            connection.info[_UOW] = self
+            info = connection.info
+            info["read_only"] = self._read_only
+            info[_UOW] = self
             self._connection = connection
             if self._borrowed:
                 # The keeper's SQLite connection: BEGIN and COMMIT are sent as statements on the driver
                 # (see DIRECT_TRANSACTION), without SQLAlchemy's transaction objects and events.
                 execute_control(connection, "BEGIN DEFERRED" if self._read_only else "BEGIN IMMEDIATE")
-                connection.info[DIRECT_TRANSACTION] = True
+                info[DIRECT_TRANSACTION] = True
                 self._direct = True
             else:
                 self._transaction = connection.begin()
