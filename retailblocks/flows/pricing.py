@@ -63,13 +63,22 @@ def price_cart(
 ) -> PricedCart:
     zero = Money.zero(currency)
     subtotal = sum((line.subtotal for line in lines), zero)
-    adjustments = hooks.marketing_adjustments(ctx, lines, zero, member, cart.coupons)
+    # The quote depends on the order's value after item and order discounts (free shipping over an
+    # amount), and shipping promotions depend on the quoted amount; item and order discounts do not
+    # depend on shipping. So: quote the undiscounted value first and price with that shipping. Only
+    # when the discounts change the quote is the cart priced again, with the quote's new amount.
+    try:
+        quote, quoted = choose_quote(ctx, hooks, cart, lines, subtotal), True
+    except (NotDeliverable, InvalidValue):
+        quote, quoted = None, False  # perhaps offered once discounted: quoted again below
+    priced_with = _shipping_of(quote, zero)
+    adjustments = hooks.marketing_adjustments(ctx, lines, priced_with, member, cart.coupons)
     goods_discount = _discount(adjustments, (AdjustmentTarget.ITEM, AdjustmentTarget.ORDER), zero)
-    quote = choose_quote(ctx, hooks, cart, lines, subtotal - goods_discount)
-    if quote is not None and quote.amount:
-        # Shipping promotions need the quoted amount; item and order results do not depend on it.
-        adjustments = hooks.marketing_adjustments(ctx, lines, quote.amount, member, cart.coupons)
-        goods_discount = _discount(adjustments, (AdjustmentTarget.ITEM, AdjustmentTarget.ORDER), zero)
+    if goods_discount or not quoted:
+        quote = choose_quote(ctx, hooks, cart, lines, subtotal - goods_discount)
+        if _shipping_of(quote, zero) != priced_with:
+            adjustments = hooks.marketing_adjustments(ctx, lines, _shipping_of(quote, zero), member, cart.coupons)
+            goods_discount = _discount(adjustments, (AdjustmentTarget.ITEM, AdjustmentTarget.ORDER), zero)
     _check_coupons(cart.coupons, adjustments)
     shipping_list = quote.amount if quote is not None else zero
     shipping_discount = min(_discount(adjustments, (AdjustmentTarget.SHIPPING,), zero), shipping_list)
@@ -111,6 +120,10 @@ def choose_quote(
             f"shipping option {fulfilment.option_id!r} is not offered for this cart (offered: {offered})"
         )
     return min(quotes, key=lambda q: (q.amount.amount, q.max_days, q.option_id))
+
+
+def _shipping_of(quote: ShippingQuote | None, zero: Money) -> Money:
+    return quote.amount if quote is not None and quote.amount else zero
 
 
 def _discount(adjustments: Sequence[PriceAdjustment], targets: tuple[AdjustmentTarget, ...], zero: Money) -> Money:

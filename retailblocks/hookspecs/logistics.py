@@ -30,7 +30,8 @@ def logistics_quote(
     ctx: FlowContext, lines: Sequence[PricedLine], fulfilment: Fulfilment, order_value: Money
 ) -> Sequence[ShippingQuote]:
     """Offer ways to deliver ``lines``. ``order_value`` is after item and order discounts, for free-shipping
-    thresholds. Return an empty sequence when the block cannot serve the fulfilment."""
+    thresholds. Return an empty sequence when the block cannot serve the fulfilment. A quote changes
+    nothing: pricing one cart may ask twice (before and after its discounts)."""
 
 
 @hookspec(firstresult=True)

@@ -31,7 +31,9 @@ def marketing_adjustments(
     ``lines`` carry list prices; ``existing`` are adjustments already made (by earlier blocks), which an
     order-wide discount must be computed after. Item and order adjustments allocate their amount over lines
     in ``line_amounts`` summing exactly to ``amount`` and never making a line negative; shipping
-    adjustments never exceed ``shipping``. A coupon code the block knows but that does not apply is left
+    adjustments never exceed ``shipping``. Item and order adjustments must not depend on ``shipping``:
+    the core prices a cart with the shipping quoted for its undiscounted value, and prices it again only
+    when its discounts change the quote. A coupon code the block knows but that does not apply is left
     out; the core rejects codes no block used.
     """
 

@@ -11,7 +11,7 @@ from retailblocks.errors import IdempotencyConflict, NotRefundable, OutOfStock, 
 from retailblocks.events import read_events
 from retailblocks.model import Fulfilment, FulfilmentKind, Money, OrderStatus, PaymentRequest
 from retailblocks.simulation.invariants import check_invariants, stock_snapshot
-from tests.helpers import CARD_DECLINED, card, cart, levels, make_stack, member
+from tests.helpers import CARD_DECLINED, SHOP_MANIFEST, card, cart, levels, make_stack, member
 
 
 def cny(text: str) -> Money:
@@ -155,4 +155,35 @@ def test_a_store_sale_cannot_be_cancelled_but_can_be_refunded_by_line(tmp_path: 
     rest = stack.refund(order.id, key="r3")
     assert rest.status is OrderStatus.REFUNDED and rest.refunded == order.total
     assert levels(stack)[("MUG", "store-a")][0] == 10
+    stack.close()
+
+
+@pytest.mark.parametrize(
+    ("lines", "coupons", "shipping", "discount"),
+    [
+        # 2 × 50.00, nothing off: 10.00 shipping, half of it taken off by the shipping promotion.
+        ((("BEANS", 2),), (), "5.00", "0.00"),
+        # 4 × 50.00 reaches the free-shipping 200.00 undiscounted, but not once SAVE5 takes 5.00 off: the
+        # cart is quoted again (10.00) and priced again with that shipping.
+        ((("BEANS", 4),), ("SAVE5",), "5.00", "5.00"),
+        # 5 × 50.00 less 5.00 stays over 200.00: free either way, nothing for the shipping promotion.
+        ((("BEANS", 5),), ("SAVE5",), "0.00", "5.00"),
+    ],
+)
+def test_shipping_is_quoted_after_the_discounts_and_priced_by_shipping_promotions(
+    tmp_path: Path,
+    database_url: str,
+    lines: tuple[tuple[str, int], ...],
+    coupons: tuple[str, ...],
+    shipping: str,
+    discount: str,
+) -> None:
+    text = SHOP_MANIFEST.replace(
+        "      promotions:\n",
+        "      promotions:\n        - {id: ship-half, target: shipping, value_type: percentage, value: 50}\n",
+    )
+    stack = make_stack(tmp_path, database_url, text=text)
+    order = stack.checkout(cart(*lines, coupons=coupons), key=f"ship-{lines[0][1]}-{len(coupons)}")
+    assert order.shipping == cny(shipping) and order.discount == cny(discount)
+    assert order.total == order.subtotal - order.discount + order.shipping
     stack.close()
