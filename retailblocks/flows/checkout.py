@@ -40,7 +40,7 @@ from retailblocks.model import (
     StockDemand,
 )
 from retailblocks.model.serialize import from_data, to_data
-from retailblocks.storage.json_text import JsonText, SettledJson
+from retailblocks.storage.json_text import JsonText
 from retailblocks.storage.prepared import Prepared
 from retailblocks.storage.tables import idempotency_keys, order_lines, orders
 
@@ -241,7 +241,7 @@ class CheckoutSteps:
         ]
         connection = ctx.db
         # Encoded by the encoder later steps rewrite the details with: their settled part once per run.
-        _INSERT_ORDER.execute(connection, {**row, "details": self._details_encoder(run).encode(details)})
+        _INSERT_ORDER.execute(connection, {**row, "details": run.encoder("details", _DETAILS_SETTLED).encode(details)})
         _INSERT_LINES.execute_many(connection, line_rows)
         insert_saga(connection, run, now, CHECKOUT_SETTLED)
         # What later steps need of the order, kept in memory so that they neither read it back nor
@@ -506,14 +506,7 @@ class CheckoutSteps:
             lines = reservation.lines if reservation is not None else ()
             details["backordered"] = [to_data(line) for line in lines if line.backordered]
         details.update(changes)
-        return self._details_encoder(run).encode(details)
-
-    @staticmethod
-    def _details_encoder(run: SagaRun) -> SettledJson:
-        encoder: SettledJson | None = run.transient.get("details_encoder")
-        if encoder is None:
-            encoder = run.transient["details_encoder"] = SettledJson(_DETAILS_SETTLED)
-        return encoder
+        return run.encoder("details", _DETAILS_SETTLED).encode(details)
 
     def _order(self, run: SagaRun, ctx: FlowContext | None, status: str) -> Order:
         """The order in ``status``, as the database holds it at this point of the saga.
@@ -521,15 +514,9 @@ class CheckoutSteps:
         Built from what reserve inserted and the saga's state; a resumed saga reads it (on ``ctx``'s
         connection, or on a read-only connection of its own when ``ctx`` is None).
         """
-        known = run.transient.get("order")
-        if known is None:
-            return load_order(ctx.db, run.order_id) if ctx is not None else self.flows.order(run.order_id)
-        base: Order | None = run.transient.get("base_order")
+        base: Order | None = run.transient.get("base_order")  # what reserve inserted, as an order
         if base is None:
-            # What reserve inserted, structured once; later steps add payments and shipments to it.
-            row, lines = known
-            base = order_from_rows({**row, "failure": None}, lines)
-            run.transient["base_order"] = base
+            return load_order(ctx.db, run.order_id) if ctx is not None else self.flows.order(run.order_id)
         payments = authorizations_of(run)
         shipments = run.state.get("shipments", []) if "deliver" in run.done else []
         return attrs.evolve(

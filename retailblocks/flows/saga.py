@@ -98,6 +98,15 @@ class SagaRun:
     #: What the running process knows but never persists (payment details such as card tokens).
     transient: dict[str, Any] = attrs.field(factory=dict)
 
+    def encoder(self, document: str, settled: Sequence[str]) -> SettledJson:
+        """The run's encoder for one document it rewrites step after step (its state, an order's details):
+        the part under ``settled`` is encoded once per run (see SettledJson)."""
+        key = f"{document}_encoder"
+        encoder: SettledJson | None = self.transient.get(key)
+        if encoder is None or encoder.settled != tuple(settled):
+            encoder = self.transient[key] = SettledJson(settled)
+        return encoder
+
 
 class FaultInjector:
     """Stops a flow at a chosen point, before or after a step's side effect: for crash tests."""
@@ -256,7 +265,7 @@ class SagaRunner:
         values = {
             "saga_id": run.id,
             "step": step,
-            "state": self._state_text(run),
+            "state": state_text(run, self.settled),
             "updated_at": now,
             "lease_until": now + LEASE,
         }
@@ -264,9 +273,6 @@ class SagaRunner:
             _PROGRESS.execute(connection, values)
         else:
             _PROGRESS_AND_STATUS.execute(connection, values, status=status)
-
-    def _state_text(self, run: SagaRun) -> str:
-        return state_text(run, self.settled)
 
 
 def insert_saga(connection: sa.Connection, run: SagaRun, now: datetime, settled: Sequence[str] = ()) -> None:
@@ -289,10 +295,7 @@ def insert_saga(connection: sa.Connection, run: SagaRun, now: datetime, settled:
 def state_text(run: SagaRun, settled: Sequence[str], done: Sequence[str] | None = None) -> str:
     """The saga's state as its row holds it (``{**run.state, "done": ...}``), as JSON text; the part
     under the ``settled`` keys is encoded once per run (see SettledJson)."""
-    encoder: SettledJson | None = run.transient.get("state_encoder")
-    if encoder is None or encoder.settled != tuple(settled):
-        encoder = run.transient["state_encoder"] = SettledJson(settled)
-    return encoder.encode({**run.state, "done": run.done if done is None else done})
+    return run.encoder("state", settled).encode({**run.state, "done": run.done if done is None else done})
 
 
 def _reason(error: BaseException | None) -> str | None:

@@ -10,7 +10,7 @@ from sqlalchemy import event
 
 from retailblocks.errors import EnvironmentFailure, InvalidInput
 from retailblocks.storage.json_text import dumps
-from retailblocks.storage.prepared import DIRECT_TRANSACTION, kept_cursor
+from retailblocks.storage.prepared import DIRECT_TRANSACTION, execute_control
 
 _BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
 _BEGIN_DEFERRED = "BEGIN DEFERRED"
@@ -97,22 +97,13 @@ def _sqlite_engine(url: str, *, pool_size: int) -> sa.Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        # Sent on the driver's own cursor: every transaction (about fifteen per checkout) begins here, and
-        # SQLAlchemy's full execution path costs several times what SQLite needs to run the statement.
-        # Listeners of "before_cursor_execute" (statement tracing, the benchmark's recorder) still see it.
-        pooled = connection.connection
-        if pooled.info.get(DIRECT_TRANSACTION):
+        # Sent on the driver's kept cursor: SQLAlchemy's full execution path costs several times what SQLite
+        # needs to run the statement. Listeners of "before_cursor_execute" (statement tracing, the
+        # benchmark's recorder) still see it; "database is locked" is raised as sa.exc.OperationalError.
+        info = connection.connection.info
+        if info.get(DIRECT_TRANSACTION):
             return  # a unit of work began the driver's transaction itself: SQLAlchemy only catches up
-        statement = _BEGIN_DEFERRED if pooled.info.get("read_only") else _BEGIN_IMMEDIATE
-        cursor = kept_cursor(pooled)  # the prepared statements' cursor: no cursor made per transaction
-        try:
-            listeners = connection.dispatch.before_cursor_execute
-            if listeners:
-                listeners(connection, cursor, statement, (), None, False)
-            cursor.execute(statement)
-        except Exception as error:
-            # Raised as SQLAlchemy would ("database is locked" as sa.exc.OperationalError).
-            connection._handle_dbapi_exception(error, statement, (), cursor, None)
+        execute_control(connection, _BEGIN_DEFERRED if info.get("read_only") else _BEGIN_IMMEDIATE)
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:

@@ -244,25 +244,31 @@ class Prepared:
 
     def execute(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any) -> int:
         """Run the statement in ``connection``'s transaction; returns the number of rows it changed."""
-        # The path of most statements of every flow, so _merged, _statement and _announce are written out.
-        if more:
+        if more:  # (_merged, written out: most statements of every flow come through here)
             values = {**values, **more} if values else more
         elif values is None:
             values = more
+        cursor, _compiled, _parameters = self._run(connection, values)
+        return int(cursor.rowcount)
+
+    def _run(self, connection: sa.Connection, values: Mapping[str, Any]) -> tuple[Any, _Compiled, Any]:
+        """The path of every statement of every flow: the compiled form (expanded for these values if it
+        must be), the driver's parameters, the announcement to listeners, the driver call. Returns the
+        cursor, with what was sent."""
         dialect = connection.dialect
         compiled = self._compiled.get(dialect.name) or self._compile(dialect)
         if compiled.expanding:
             compiled, values = self._statement(dialect, values)
         parameters = self._parameters(compiled, values)
         cursor = driver_cursor(connection)
-        listeners = connection.dispatch.before_cursor_execute
+        listeners = connection.dispatch.before_cursor_execute  # (announce, written out: the hot path)
         if listeners:
             listeners(connection, cursor, compiled.sql, parameters, None, False)
         try:
             cursor.execute(compiled.sql, parameters)
-        except connection.dialect.loaded_dbapi.Error as error:
+        except dialect.loaded_dbapi.Error as error:
             raise _wrapped(connection, compiled.sql, parameters, error) from error
-        return int(cursor.rowcount)
+        return cursor, compiled, parameters
 
     def execute_many(self, connection: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run the statement once per row, in one driver call."""
@@ -273,19 +279,19 @@ class Prepared:
             raise ValueError("execute_many cannot take expanding (IN) parameters")
         parameters = [self._parameters(compiled, row) for row in rows]
         cursor = driver_cursor(connection)
-        self._announce(connection, cursor, compiled.sql, parameters, many=True)
+        announce(connection, cursor, compiled.sql, parameters, many=True)
         try:
             cursor.executemany(compiled.sql, parameters)
         except connection.dialect.loaded_dbapi.Error as error:
             raise _wrapped(connection, compiled.sql, parameters, error) from error
 
-    @staticmethod
-    def _announce(connection: sa.Connection, cursor: Any, sql: str, parameters: Any, *, many: bool) -> None:
-        """Tell ``before_cursor_execute`` listeners (tracers, benchmarks, query loggers) about the statement,
-        as SQLAlchemy would: skipping SQLAlchemy's execution path must not make statements invisible."""
-        listeners = connection.dispatch.before_cursor_execute
-        if listeners:
-            listeners(connection, cursor, sql, parameters, None, many)
+
+def announce(connection: sa.Connection, cursor: Any, sql: str, parameters: Any, *, many: bool = False) -> None:
+    """Tell ``before_cursor_execute`` listeners (tracers, benchmarks, query loggers) about a statement sent
+    on the driver, as SQLAlchemy would: skipping its execution path must not make statements invisible."""
+    listeners = connection.dispatch.before_cursor_execute
+    if listeners:
+        listeners(connection, cursor, sql, parameters, None, many)
 
 
 def _default_sqlite_datetime(implementation: sa.types.TypeEngine[Any]) -> bool:
@@ -357,9 +363,7 @@ def execute_control(connection: sa.Connection, statement: str) -> None:
     """Send a transaction-control statement (``BEGIN IMMEDIATE``, ``COMMIT``…) on the kept cursor, seen
     by ``before_cursor_execute`` listeners like any statement; errors raised as SQLAlchemy's."""
     cursor = kept_cursor(connection.connection)
-    listeners = connection.dispatch.before_cursor_execute
-    if listeners:
-        listeners(connection, cursor, statement, (), None, False)
+    announce(connection, cursor, statement, ())
     try:
         cursor.execute(statement)
     except connection.dialect.loaded_dbapi.Error as error:
@@ -491,16 +495,8 @@ class PreparedQuery(Prepared):
 
     def _fetch(self, connection: sa.Connection, values: Mapping[str, Any], *, one: bool) -> list[Any]:
         dialect = connection.dialect
-        compiled = self._compiled.get(dialect.name) or self._compile(dialect)
-        if compiled.expanding:
-            compiled, values = self._statement(dialect, values)
-        parameters = self._parameters(compiled, values)
-        cursor = driver_cursor(connection)
-        listeners = connection.dispatch.before_cursor_execute
-        if listeners:
-            listeners(connection, cursor, compiled.sql, parameters, None, False)
+        cursor, compiled, parameters = self._run(connection, values)
         try:
-            cursor.execute(compiled.sql, parameters)
             # Fetch everything (a statement with RETURNING must run to the end), keep what was asked.
             raw = cursor.fetchall()
         except dialect.loaded_dbapi.Error as error:

@@ -122,12 +122,11 @@ class ConnectionKeeper:
         if self._lent:
             return None
         connection = self._connection
+        if connection is None and self._idle is not None:
+            connection = self._idle.take()
         if connection is None or connection.closed or connection.invalidated:
-            if connection is None and self._idle is not None:
-                connection = self._idle.take()
-            if connection is None or connection.closed or connection.invalidated:
-                connection = self.engine.connect()
-            self._connection = connection
+            connection = self.engine.connect()
+        self._connection = connection
         self._lent = True
         return connection
 

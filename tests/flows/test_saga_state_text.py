@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from retailblocks.flows.saga import FaultInjector, SagaRun, SagaRunner
+from retailblocks.flows.saga import FaultInjector, SagaRun, SagaRunner, state_text
 
 
 def runner(settled: tuple[str, ...]) -> SagaRunner:
@@ -13,7 +13,7 @@ def runner(settled: tuple[str, ...]) -> SagaRunner:
 
 
 def written(saga_runner: SagaRunner, run: SagaRun) -> dict[str, Any]:
-    text = saga_runner._state_text(run)
+    text = state_text(run, saga_runner.settled)  # what the runner's progress writes
     return json.loads(text)  # type: ignore[no-any-return]
 
 
