@@ -60,6 +60,8 @@ class FlowContext:
     uow: UnitOfWork
     flow: str = "maintenance"
     flow_id: str = ""
+    #: The flow's own identity (its saga's id), from which :meth:`key_for` derives the keys of outside
+    #: calls. Never a caller's key: those are scoped to whoever sent them and could collide across orders.
     idempotency_key: str = ""
     # The block a hook is currently running in; the core sets it so events name their source.
     current_block: str = "core"
@@ -69,7 +71,8 @@ class FlowContext:
         return self.uow.connection
 
     def key_for(self, step: str) -> str:
-        """An idempotency key for one outside call of this flow, stable across retries and recovery."""
+        """An idempotency key for one outside call of this flow, stable across retries and recovery, and
+        unique to this flow (one order's refund never shares a key with another order's)."""
         return f"{self.idempotency_key or self.flow_id}:{step}"
 
     def record(

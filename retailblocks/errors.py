@@ -16,6 +16,10 @@
     │   ├── NotDeliverable
     │   └── NotRefundable
     ├── EnvironmentFailure           the world failed: database unreachable: exit status 1
+    │   └── FlowTakenOver                a process stalled past its lease and recovery took its flow over
+    ├── FlowStuck                    a flow stopped half-way for a reason a retry cannot cure: exit status 1
+    ├── FlowStillRunning             the same request is still being worked on elsewhere: exit status 1
+    ├── PaymentOutcomeUnknown        a provider could not say whether it charged
     └── BlockFailure                 a block raised; wraps the original with the block's name
 """
 
@@ -120,6 +124,39 @@ class EnvironmentFailure(RetailBlocksError):
     exit_status = 1
 
 
+class FlowTakenOver(EnvironmentFailure):
+    """This process held a flow past its lease (a pause, a slow provider) and recovery took it over: the
+    step it was finishing was undone, and the flow's outcome is the new owner's. Asking again with the
+    same key returns that outcome."""
+
+
+class FlowStuck(RetailBlocksError):
+    """A flow stopped half-way for a reason a retry cannot cure; an operator must look at it.
+
+    ``saga_id`` names the flow, ``step`` where it stopped and ``reason`` why. ``blocks recover`` lists
+    stuck flows and ``blocks recover --retry-stuck`` runs them again once the cause is mended.
+    """
+
+    exit_status = 1
+
+    def __init__(self, message: str, *, saga_id: str = "", step: str = "", reason: str = ""):
+        super().__init__(message)
+        self.saga_id = saga_id
+        self.step = step
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        keywords = {"saga_id": self.saga_id, "step": self.step, "reason": self.reason}
+        return (_rebuild, (type(self), (str(self),), keywords))
+
+
+class FlowStillRunning(RetailBlocksError):
+    """A request with the same key is still running (in another process, or left for recovery); ask again
+    later with the same key for its outcome."""
+
+    exit_status = 1
+
+
 class BlockFailure(RetailBlocksError):
     """A block raised something that is not one of ours; names the block so operators know whom to blame."""
 
@@ -128,6 +165,11 @@ class BlockFailure(RetailBlocksError):
         self.block = block
         self.hook = hook
         self.error = error
+
+
+def _rebuild(kind: type[BaseException], args: tuple[Any, ...], keywords: dict[str, Any]) -> BaseException:
+    """Unpickle an error whose constructor takes keywords (errors cross process boundaries)."""
+    return kind(*args, **keywords)
 
 
 def describe(error: BaseException) -> dict[str, Any]:

@@ -215,19 +215,20 @@ def assemble(
     clock: Clock | None = None,
     ids: IdFactory | None = None,
     installed: Mapping[str, BlockInfo] | None = None,
-    recover: bool = True,
+    lease_clock: Clock | None = None,
 ) -> Stack:
     """Assemble the manifest into a running stack: validate everything, then prepare storage.
 
-    With ``recover`` (the default) the new stack first finishes or undoes the flows that a crashed process
-    left half-way and whose lease has run out, so a restart heals what the crash broke.
+    ``clock`` is the business clock (what orders and events are stamped with; a simulation moves it);
+    ``lease_clock`` is what flows' leases are measured on, the wall clock unless given: leases coordinate
+    processes, which share only the wall clock. Assembling recovers nothing: flows a crash left half-way
+    are finished where an operator asks for it (``blocks recover``, :meth:`Stack.recover`) and at server
+    start, each of which reports what it did.
     """
     the_plan = plan(manifest_path, environ=environ, installed=installed)
     engine = prepare_storage(the_plan)
-    stack = Stack(the_plan, engine, clock or SystemClock(), ids or RandomIds())
+    stack = Stack(the_plan, engine, clock or SystemClock(), ids or RandomIds(), lease_clock=lease_clock)
     the_plan.plugin_manager.hook.stack_startup(stack=stack)
-    if recover:
-        stack.recover()
     return stack
 
 
@@ -279,11 +280,16 @@ class Stack:
     :meth:`dispatch_events`.
     """
 
-    def __init__(self, the_plan: Plan, engine: sa.Engine, clock: Clock, ids: IdFactory):
+    def __init__(
+        self, the_plan: Plan, engine: sa.Engine, clock: Clock, ids: IdFactory, *, lease_clock: Clock | None = None
+    ):
         self.plan = the_plan
         self.manifest = the_plan.manifest
         self.engine = engine
         self.clock = clock
+        #: What flows' leases are measured on (see assemble).
+        self.lease_clock: Clock = lease_clock or SystemClock()
+        self._fingerprint_key: bytes | None = None
         self.ids = ids
         self.hooks = the_plan.relay
         self.plugin_manager = the_plan.plugin_manager
@@ -387,6 +393,15 @@ class Stack:
 
     def recover(self, **options: Any) -> Any:
         return self.flows.recover(**options)
+
+    @property
+    def fingerprint_key(self) -> bytes:
+        """The stack's key for hashing request details that must not be stored (see storage.secrets)."""
+        if self._fingerprint_key is None:
+            from retailblocks.storage.secrets import fingerprint_key
+
+            self._fingerprint_key = fingerprint_key(self.engine)
+        return self._fingerprint_key
 
     def dispatch_events(self, **options: Any) -> Any:
         from retailblocks.events.dispatcher import dispatch

@@ -54,7 +54,7 @@ class AftercareSteps:
 
     def _begin_saga(self, ctx: FlowContext, run: SagaRun) -> None:
         # A concurrent request for the same cancel or refund fails here with the IntegrityError the flow expects.
-        insert_saga(ctx.db, run, ctx.clock.now())
+        insert_saga(ctx.db, run, ctx.clock.now(), self.stack.lease_clock.now())
 
     def _return_money(self, run: SagaRun, ctx: FlowContext, amounts: Mapping[str, int], void_rest: bool) -> None:
         # Read apart from the step: providers are called before the step's own transaction opens.
@@ -155,7 +155,7 @@ class AftercareSteps:
 
     def refund_steps(self) -> list[Step]:
         return [
-            Step("begin", self.begin_refund),
+            Step("begin", self.begin_refund, self.unbegin_refund),
             Step("return-money", self.refund_money),
             Step("restock", self.restock),
             Step("reverse-points", self.reverse_some_points),
@@ -173,6 +173,7 @@ class AftercareSteps:
         )
         amount = 0
         units: list[dict[str, Any]] = []
+        counted: list[dict[str, int]] = []
         by_index = {line.index: line for line in order.lines}
         for index, quantity in sorted(requested.items()):
             line = by_index.get(index)
@@ -200,6 +201,7 @@ class AftercareSteps:
             if updated != 1:
                 raise NotRefundable(f"line {index} ({line.sku}) was refunded concurrently")
             units.append({"sku": line.sku, "quantity": quantity})
+            counted.append({"index": index, "quantity": quantity})
         if not units:
             raise InvalidValue("nothing to refund: every requested quantity is 0")
         remaining_units = sum(line.quantity - line.refunded_quantity for line in order.lines) - sum(
@@ -222,9 +224,36 @@ class AftercareSteps:
         fully = remaining_units == 0
         update_order(ctx.db, order.id, refunded=orders.c.refunded + amount, details=details, updated_at=ctx.clock.now())
         run.state.update(
-            amount=amount, plan=plan, units=units, member_id=order.member_id, total=order.total.amount, fully=fully
+            amount=amount,
+            plan=plan,
+            units=units,
+            lines_refunded=counted,
+            member_id=order.member_id,
+            total=order.total.amount,
+            fully=fully,
         )
         self._begin_saga(ctx, run)
+
+    def unbegin_refund(self, run: SagaRun, ctx: FlowContext) -> None:
+        """Take back what begin counted, when the refund was refused before any money or stock moved."""
+        for unit in run.state.get("lines_refunded", []):
+            ctx.db.execute(
+                order_lines.update()
+                .where(order_lines.c.order_id == run.order_id, order_lines.c.line_index == int(unit["index"]))
+                .values(refunded_quantity=order_lines.c.refunded_quantity - int(unit["quantity"]))
+            )
+        details = order_details(ctx.db, run.order_id)
+        refunds = {k: int(v) for k, v in details.get("refunds", {}).items()}
+        for k, share in run.state.get("plan", {}).items():
+            refunds[k] = refunds.get(k, 0) - int(share)
+        details["refunds"] = {k: v for k, v in refunds.items() if v}
+        update_order(
+            ctx.db,
+            run.order_id,
+            refunded=orders.c.refunded - int(run.state.get("amount", 0)),
+            details=details,
+            updated_at=ctx.clock.now(),
+        )
 
     def refund_money(self, run: SagaRun, ctx: FlowContext) -> None:
         self._return_money(run, ctx, run.state.get("plan", {}), void_rest=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,9 @@ import sqlalchemy as sa
 from retailblocks.context import FlowContext
 from retailblocks.errors import (
     BusinessRejection,
+    FlowStillRunning,
+    FlowStuck,
+    FlowTakenOver,
     IdempotencyConflict,
     InvalidValue,
     NotDeliverable,
@@ -27,8 +30,17 @@ from retailblocks.errors import (
 from retailblocks.flows.aftercare import AftercareSteps
 from retailblocks.flows.checkout import CHECKOUT_SETTLED, CheckoutSteps, cart_fingerprint_data
 from retailblocks.flows.orders import load_order, order_from_rows
-from retailblocks.flows.saga import FaultInjector, SagaRun, SagaRunner, load_run
+from retailblocks.flows.saga import (
+    LEASE,
+    TRANSIENT_FAILURES,
+    FaultInjector,
+    SagaRun,
+    SagaRunner,
+    SagaStatus,
+    load_run,
+)
 from retailblocks.model import Cart, Order
+from retailblocks.model.limits import check_key, check_text
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.json_text import json_encoder
 from retailblocks.storage.tables import idempotency_keys, order_lines, orders, sagas
@@ -46,9 +58,15 @@ _REJECTIONS: dict[str, type[BusinessRejection]] = {
 
 @attrs.frozen
 class RecoveryReport:
+    """What one recovery did: the flows it finished, the flows it undid, the flows that need an operator
+    (stuck, with the reason) and the flows it left for a later run (``skipped``, with the reason: a lock
+    held by another process, an outcome a provider cannot tell yet)."""
+
     resumed: tuple[str, ...] = ()
     compensated: tuple[str, ...] = ()
     stuck: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    reasons: Mapping[str, str] = attrs.field(factory=dict)
 
 
 _CANONICAL = json_encoder(default=str, sort_keys=True)
@@ -86,7 +104,7 @@ class OrderFlows:
         """
         uow = UnitOfWork(self.stack.engine)
         try:
-            yield self.stack.new_context(uow, run.channel, flow=ctx.flow, flow_id=run.order_id, key=run.key)
+            yield self.stack.new_context(uow, run.channel, flow=ctx.flow, flow_id=run.order_id, key=run.id)
         except BusinessRejection:
             # What the provider answered (a decline) is a fact the block recorded on purpose: keep it.
             uow.commit()
@@ -95,6 +113,7 @@ class OrderFlows:
             uow.rollback()
             raise
         uow.commit()
+        run.effects += 1
 
     def _runner(self, flow: str) -> SagaRunner:
         # A runner keeps no state of its own between runs: one per flow serves every run, on any thread.
@@ -123,10 +142,13 @@ class OrderFlows:
         """
         if not isinstance(cart, Cart):
             raise InvalidValue(f"checkout expects a Cart (got {type(cart).__name__})")
-        if not key or len(key) > 150:
-            raise InvalidValue("an idempotency key of 1 to 150 characters is required")
+        check_key(key)
         self.stack.channel(cart.channel)
-        fingerprint = request_hash(cart_fingerprint_data(cart))
+        for payment in cart.payments:
+            # Refused here, before anything is recorded: a method no block answers could not be paid, nor
+            # undone by a compensation, and would leave a flow behind.
+            self.stack.hooks.payment_block(payment.method)
+        fingerprint = request_hash(cart_fingerprint_data(cart, self.stack.fingerprint_key))
         # No look-up of the key first: the first step inserts it before anything else, so a key already
         # used (a replay, or a concurrent request) fails there with an IntegrityError, nothing done, and
         # is replayed below. Every new checkout saves a read transaction.
@@ -151,6 +173,9 @@ class OrderFlows:
             if "reserve" not in run.done and not self._order_exists(order_id):
                 self._record_rejection(run, cart, rejection)
             raise
+        except FlowTakenOver:
+            # Recovery owns the order now: the shopper gets its outcome, as a replay of the key would.
+            return self._replay(key, {"request_hash": fingerprint, "result_id": order_id}, fingerprint)
         result = run.transient.get("result")  # read by the last step, in its transaction
         return result if isinstance(result, Order) else self.order(order_id)
 
@@ -182,7 +207,10 @@ class OrderFlows:
             if order.status.value != "pending":
                 break
             if time.monotonic() > deadline:
-                return order
+                raise FlowStillRunning(
+                    f"the checkout under key {key!r} (order {order.id}) is still running; ask again later with "
+                    "the same key for its outcome"
+                )
             time.sleep(0.02)
         if order.status.value == "failed":
             raise rejection_from(order.failure or "rejected: checkout failed")
@@ -238,7 +266,7 @@ class OrderFlows:
                         for i, line in enumerate(cart.lines)
                     ],
                 )
-                ctx = self.stack.new_context(uow, cart.channel, flow="checkout", flow_id=run.order_id, key=run.key)
+                ctx = self.stack.new_context(uow, cart.channel, flow="checkout", flow_id=run.order_id, key=run.id)
                 ctx.record("order.rejected", {"cause": rejection.cause, "reason": str(rejection)})
         except sa.exc.IntegrityError:
             pass  # a concurrent request with the same key recorded its own outcome
@@ -246,6 +274,14 @@ class OrderFlows:
     # -- cancel and refund ------------------------------------------------------------------------
 
     def cancel(self, order_id: str, *, key: str | None = None, reason: str = "") -> Order:
+        """Cancel the order: stop delivery, return its stock, coupons, points and money.
+
+        An order is cancelled at most once, whatever the key; a cancel refused once its parcel has left is
+        refused again when asked again.
+        """
+        if key is not None:
+            check_key(key)
+        check_text(reason, "the reason")
         run = SagaRun(
             id=f"{order_id}~cancel",
             flow="cancel",
@@ -266,8 +302,10 @@ class OrderFlows:
         reason: str = "",
         restock: bool = True,
     ) -> Order:
-        if not key:
-            raise InvalidValue("a refund needs an idempotency key")
+        check_key(key, "a refund's idempotency key")
+        check_text(reason, "the reason")
+        # The flow's own identity, unique per order and key: the keys blocks and providers see derive from
+        # it, so one caller key used on two orders names two refunds that never collide.
         saga_id = "rfd_" + hashlib.sha256(f"{order_id}|{key}".encode()).hexdigest()[:24]
         data = None if lines is None else {str(int(k)): int(v) for k, v in lines.items()}
         run = SagaRun(
@@ -287,30 +325,53 @@ class OrderFlows:
     def _run_aftercare(self, run: SagaRun) -> Order:
         with self.stack.engine.connect() as connection:
             connection.info["read_only"] = True
-            existing = connection.execute(sa.select(sagas.c.status, sagas.c.state).where(sagas.c.id == run.id)).first()
+            existing = connection.execute(sa.select(sagas.c.state).where(sagas.c.id == run.id)).first()
             connection.rollback()
         if existing is not None:
             previous = dict(existing.state)
-            if run.flow == "refund" and previous.get("lines") != run.state.get("lines"):
+            if run.flow == "refund" and (
+                previous.get("lines") != run.state.get("lines") or previous.get("restock") != run.state.get("restock")
+            ):
                 raise IdempotencyConflict(f"refund key {run.key!r} was used for a different refund of {run.order_id}")
-            return self._wait_for(run.id, run.order_id)
+            return self._outcome(run)
         try:
             self._runner(run.flow).run(run)
-        except sa.exc.IntegrityError:
-            return self._wait_for(run.id, run.order_id)
+        except (sa.exc.IntegrityError, FlowTakenOver):
+            return self._outcome(run)
         return self.order(run.order_id)
 
-    def _wait_for(self, saga_id: str, order_id: str) -> Order:
+    def _outcome(self, run: SagaRun) -> Order:
+        """What became of the cancel or refund ``run`` names, which another request began: the order once
+        the flow completed; its refusal again if it was refused; FlowStuck if it stopped half-way."""
         deadline = time.monotonic() + REPLAY_WAIT_SECONDS
-        while time.monotonic() < deadline:
+        while True:
             with self.stack.engine.connect() as connection:
                 connection.info["read_only"] = True
-                status = connection.execute(sa.select(sagas.c.status).where(sagas.c.id == saga_id)).scalar()
+                row = connection.execute(
+                    sa.select(sagas.c.status, sagas.c.step, sagas.c.error).where(sagas.c.id == run.id)
+                ).first()
                 connection.rollback()
-            if status != "running":
+            status = SagaStatus(row.status) if row is not None else SagaStatus.RUNNING
+            if status is not SagaStatus.RUNNING:
                 break
+            if time.monotonic() > deadline:
+                raise FlowStillRunning(
+                    f"the {run.flow} of order {run.order_id} under key {run.key!r} is still running; ask again "
+                    "later with the same key for its outcome"
+                )
             time.sleep(0.02)
-        return self.order(order_id)
+        assert row is not None
+        if status is SagaStatus.REJECTED:
+            raise rejection_from(row.error or "rejected: refused")
+        if status is SagaStatus.STUCK:
+            raise FlowStuck(
+                f"the {run.flow} {run.id} of order {run.order_id} is stuck ({row.error}); `blocks recover` lists "
+                "it and `blocks recover --retry-stuck` runs it again once the cause is mended",
+                saga_id=run.id,
+                step=row.step,
+                reason=row.error or "",
+            )
+        return self.order(run.order_id)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -356,50 +417,95 @@ class OrderFlows:
 
     # -- recovery ---------------------------------------------------------------------------------
 
-    def recover(self, *, ignore_leases: bool = False) -> RecoveryReport:
-        """Finish or undo every saga a crash left half-way, then run the blocks' housekeeping.
+    def recover(
+        self, *, ignore_leases: bool = False, retry_stuck: bool = False, orders: Collection[str] | None = None
+    ) -> RecoveryReport:
+        """Finish or undo every flow a crash left half-way, then run the blocks' housekeeping; report all of it.
 
-        Only sagas whose lease has run out are taken (a live process renews its lease at every step), unless
+        Only flows whose lease has run out are taken (a live process renews its lease at every step), unless
         ``ignore_leases`` — for a single process that knows it is the only one (start-up after a crash).
+        Taking a flow over raises its epoch, so a stalled owner that wakes up can no longer write to it.
+        With ``retry_stuck`` the stuck flows are run again too (once an operator has mended the cause).
+        ``orders`` limits recovery to the flows of those orders (a simulation taking back its own flows).
+        Flows found stuck are reported with their reasons either way; flows whose rows another process
+        holds locked, or that wait on a lock it holds, are skipped and reported, never waited on for long.
         """
-        now = self.stack.clock.now()
-        query = sa.select(sagas.c.id).where(sagas.c.status == "running")
+        lease_now = self.stack.lease_clock.now()
+        statuses = [SagaStatus.RUNNING.value, *([SagaStatus.STUCK.value] if retry_stuck else [])]
+        query = sa.select(sagas.c.id).where(sagas.c.status.in_(statuses))
         if not ignore_leases:
-            query = query.where(sagas.c.lease_until < now)
+            query = query.where(sa.or_(sagas.c.lease_until < lease_now, sagas.c.status == SagaStatus.STUCK.value))
         with self.stack.engine.connect() as connection:
             connection.info["read_only"] = True
-            candidates = [row.id for row in connection.execute(query.order_by(sagas.c.created_at))]
+            rows = connection.execute(query.add_columns(sagas.c.order_id).order_by(sagas.c.created_at, sagas.c.id))
+            candidates = [row.id for row in rows if orders is None or row.order_id in orders]
             connection.rollback()
         resumed: list[str] = []
         compensated: list[str] = []
-        stuck: list[str] = []
+        skipped: list[str] = []
+        reasons: dict[str, str] = {}
         for saga_id in candidates:
-            run = self._claim(saga_id, ignore_leases=ignore_leases)
+            try:
+                run = self._claim(saga_id, ignore_leases=ignore_leases, retry_stuck=retry_stuck)
+            except TRANSIENT_FAILURES as problem:
+                skipped.append(saga_id)
+                reasons[saga_id] = f"could not be claimed: {_one_line(problem)}"
+                continue
             if run is None:
                 continue
             try:
                 outcome = self._recover_run(run)
-            except RetailBlocksError:
-                stuck.append(saga_id)
+            except FlowTakenOver:
+                continue  # another recovery took it over meanwhile: its outcome is that recovery's
+            except TRANSIENT_FAILURES as problem:
+                skipped.append(saga_id)
+                reasons[saga_id] = f"left for a later recovery: {_one_line(problem)}"
                 continue
+            except (RetailBlocksError, Exception):
+                continue  # the flow is stuck now, with its reason: reported below
             (resumed if outcome == "resumed" else compensated).append(saga_id)
         with self.stack.context(flow="maintenance") as ctx:
             self.stack.hooks.stack_maintain(ctx)
-        return RecoveryReport(tuple(resumed), tuple(compensated), tuple(stuck))
+        stuck = self.stuck_flows()
+        reasons.update(stuck)
+        return RecoveryReport(tuple(resumed), tuple(compensated), tuple(stuck), tuple(skipped), reasons)
 
-    def _claim(self, saga_id: str, *, ignore_leases: bool) -> SagaRun | None:
-        from retailblocks.flows.saga import LEASE
+    def stuck_flows(self) -> dict[str, str]:
+        """Every stuck flow, by id, with where and why it stopped."""
+        with self.stack.engine.connect() as connection:
+            connection.info["read_only"] = True
+            rows = connection.execute(
+                sa.select(sagas.c.id, sagas.c.flow, sagas.c.order_id, sagas.c.error)
+                .where(sagas.c.status == SagaStatus.STUCK.value)
+                .order_by(sagas.c.created_at, sagas.c.id)
+            ).all()
+            connection.rollback()
+        return {row.id: f"{row.flow} of {row.order_id}: {row.error}" for row in rows}
 
-        now = self.stack.clock.now()
+    def _claim(self, saga_id: str, *, ignore_leases: bool, retry_stuck: bool) -> SagaRun | None:
+        """Take the flow over under a new epoch. A row another process holds locked (PostgreSQL) is skipped
+        rather than waited for: that process is alive enough to hold a transaction open."""
+        lease_now = self.stack.lease_clock.now()
         with UnitOfWork(self.stack.engine) as uow:
-            condition = [sagas.c.id == saga_id, sagas.c.status == "running"]
+            condition = [sagas.c.id == saga_id]
+            if retry_stuck:
+                condition.append(sagas.c.status.in_([SagaStatus.RUNNING.value, SagaStatus.STUCK.value]))
+            else:
+                condition.append(sagas.c.status == SagaStatus.RUNNING.value)
             if not ignore_leases:
-                condition.append(sagas.c.lease_until < now)
-            claimed = uow.connection.execute(
-                sagas.update().where(*condition).values(lease_until=now + LEASE, attempts=sagas.c.attempts + 1)
-            ).rowcount
-            if claimed != 1:
+                condition.append(sa.or_(sagas.c.lease_until < lease_now, sagas.c.status == SagaStatus.STUCK.value))
+            free = uow.connection.execute(
+                sa.select(sagas.c.id).where(*condition).with_for_update(skip_locked=True)
+            ).first()
+            if free is None:
                 return None
+            uow.connection.execute(
+                sagas.update()
+                .where(sagas.c.id == saga_id)
+                .values(
+                    status=SagaStatus.RUNNING.value, lease_until=lease_now + LEASE, attempts=sagas.c.attempts + 1
+                )
+            )
             return load_run(uow.connection, saga_id)
 
     def _recover_run(self, run: SagaRun) -> str:
@@ -408,14 +514,25 @@ class OrderFlows:
         next_index = max((names.index(n) + 1 for n in run.done if n in names), default=0)
         in_flight = names[next_index] if next_index < len(names) else None
         if run.flow == "checkout" and (run.state.get("compensating") or "place" not in run.done):
-            if not runner.compensate(run, None, failed_step=in_flight):
-                raise PaymentOutcomeUnknown(f"saga {run.id} could not be fully undone yet")
+            status = runner.compensate(run, None, failed_step=in_flight)
+            if status is SagaStatus.RUNNING:
+                failure = run.state.get("failure")
+                raise PaymentOutcomeUnknown(f"{run.flow} {run.id} could not be fully undone yet: {failure}")
+            if status is SagaStatus.STUCK:
+                raise FlowStuck(f"{run.flow} {run.id} is stuck", saga_id=run.id)
             return "compensated"
         try:
-            runner.run(run, start=next_index)
+            runner.run(run, start=next_index, recovering=True)
         except BusinessRejection:
+            if run.flow != "checkout":
+                raise  # a refund or cancel refused half-way is stuck or rejected now, not undone
             return "compensated"
         return "resumed"
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(getattr(error, "orig", None) or error).split())
+    return f"{type(error).__name__}: {text}"
 
 
 __all__ = ["OrderFlows", "RecoveryReport"]

@@ -7,6 +7,9 @@ finishes the order (capture, delivery, points) instead of undoing it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import timedelta
@@ -243,7 +246,7 @@ class CheckoutSteps:
         # Encoded by the encoder later steps rewrite the details with: their settled part once per run.
         _INSERT_ORDER.execute(connection, {**row, "details": run.encoder("details", _DETAILS_SETTLED).encode(details)})
         _INSERT_LINES.execute_many(connection, line_rows)
-        insert_saga(connection, run, now, CHECKOUT_SETTLED)
+        insert_saga(connection, run, now, self.stack.lease_clock.now(), CHECKOUT_SETTLED)
         # What later steps need of the order, kept in memory so that they neither read it back nor
         # read-modify-write its details. A saga resumed by recovery has none of it and reads the database.
         run.transient["order"] = (row, line_rows)
@@ -535,11 +538,13 @@ def parcels_from(lines: Sequence[ReservedStock]) -> tuple[Parcel, ...]:
     return tuple(Parcel(location, tuple(sorted(skus.items()))) for location, skus in sorted(by_location.items()))
 
 
-def cart_fingerprint_data(cart: Cart) -> Any:
-    """What identifies a checkout request for idempotency: the cart without payment secrets."""
+def cart_fingerprint_data(cart: Cart, key: bytes) -> Any:
+    """What identifies a checkout request for idempotency: the cart, its payment details as a keyed hash
+    (a different card under one key is a different request, and no card number is stored)."""
     data = to_data(cart)
     for payment in data.get("payments", []):
-        payment["details"] = sorted(payment.get("details", {}))
+        details = json.dumps(payment.get("details", {}), sort_keys=True, separators=(",", ":"))
+        payment["details"] = hmac.new(key, details.encode(), hashlib.sha256).hexdigest()
     return data
 
 

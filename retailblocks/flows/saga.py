@@ -9,6 +9,7 @@ compensations are idempotent for the same reason and are safe to run for a step 
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,14 @@ import attrs
 import sqlalchemy as sa
 
 from retailblocks.context import FlowContext
-from retailblocks.errors import BusinessRejection, RetailBlocksError
+from retailblocks.errors import (
+    BusinessRejection,
+    EnvironmentFailure,
+    FlowTakenOver,
+    InvalidInput,
+    PaymentOutcomeUnknown,
+    RetailBlocksError,
+)
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.json_text import JsonText, SettledJson
 from retailblocks.storage.prepared import Prepared, PreparedQuery
@@ -27,8 +35,32 @@ from retailblocks.storage.unit_of_work import keeping_connection
 if TYPE_CHECKING:
     from retailblocks.assembly.stack import Stack
 
-#: How long a process owns a running saga before recovery may take it over.
+#: How long a process owns a running saga before recovery may take it over. Leases are read on the
+#: stack's lease clock (the wall clock unless a test injects another), never on a simulated business clock:
+#: they coordinate processes, which share only the wall clock.
 LEASE = timedelta(minutes=2)
+
+
+class SagaStatus(enum.StrEnum):
+    """Where a flow stands. Only RUNNING flows are worked on (by their owner, or by recovery)."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    #: Undone: every step that was done has been compensated.
+    COMPENSATED = "compensated"
+    #: Refused before anything took effect; the key replays the refusal.
+    REJECTED = "rejected"
+    #: Stopped half-way for a reason a retry cannot cure: visible to operators until one resolves it.
+    STUCK = "stuck"
+
+
+#: Failures that a later attempt may cure: the flow stays running, and recovery takes it up once its
+#: lease has run out. Anything else that stops a flow half-way leaves it stuck, with the reason.
+TRANSIENT_FAILURES: tuple[type[BaseException], ...] = (
+    EnvironmentFailure,
+    PaymentOutcomeUnknown,
+    sa.exc.OperationalError,
+)
 
 Action = Callable[["SagaRun", FlowContext], None]
 
@@ -41,13 +73,13 @@ _PROGRESS_VALUES: dict[str, Any] = {
     "updated_at": sa.bindparam("updated_at"),
     "lease_until": sa.bindparam("lease_until"),
 }
-_PROGRESS = Prepared(sagas.update().where(sagas.c.id == sa.bindparam("saga_id")).values(**_PROGRESS_VALUES))
+# Every write to a running saga is fenced: it matches the saga's id *and* the epoch its writer owns
+# (``attempts``, raised by every takeover), so a process that stalled past its lease finds its write
+# matching nothing and its step rolled back, instead of redoing what the new owner does.
+_OWNED = sa.and_(sagas.c.id == sa.bindparam("saga_id"), sagas.c.attempts == sa.bindparam("epoch"))
+_PROGRESS = Prepared(sagas.update().where(_OWNED).values(**_PROGRESS_VALUES))
 # The last step's progress also closes the saga, in the same statement.
-_PROGRESS_AND_STATUS = Prepared(
-    sagas.update()
-    .where(sagas.c.id == sa.bindparam("saga_id"))
-    .values(status=sa.bindparam("status"), **_PROGRESS_VALUES)
-)
+_PROGRESS_AND_STATUS = Prepared(sagas.update().where(_OWNED).values(status=sa.bindparam("status"), **_PROGRESS_VALUES))
 _LOAD_RUN = PreparedQuery(sa.select(sagas).where(sagas.c.id == sa.bindparam("saga_id")))
 _SAGA_COLUMNS = ("id", "flow", "order_id", "status", "step", "state", "lease_until", "attempts", "created_at")
 _INSERT_SAGA = Prepared(
@@ -97,6 +129,12 @@ class SagaRun:
     done: list[str] = attrs.field(factory=list)
     #: What the running process knows but never persists (payment details such as card tokens).
     transient: dict[str, Any] = attrs.field(factory=dict)
+    #: The fencing token this process owns the saga under: 0 for the process that began it, raised by
+    #: every takeover (see _OWNED).
+    epoch: int = 0
+    #: Outside calls that took effect in the step now running (see OrderFlows.outside_call): a forward-only
+    #: flow whose failing step had none, and that did nothing else yet, was refused rather than stuck.
+    effects: int = 0
 
     def encoder(self, document: str, settled: Sequence[str]) -> SettledJson:
         """The run's encoder for one document it rewrites step after step (its state, an order's details):
@@ -151,40 +189,87 @@ class SagaRunner:
         #: encoded once per run, though every step writes the whole state.
         self.settled = tuple(settled)
 
+    def context(self, uow: UnitOfWork, run: SagaRun) -> FlowContext:
+        """The context of one step of ``run``: outside calls derive their keys from the saga's own id."""
+        return self.stack.new_context(uow, run.channel, flow=self.flow, flow_id=run.order_id, key=run.id)
+
     def run_step(self, run: SagaRun, step: Step) -> None:
         self.faults.check(self.flow, step.name, "before")
         uow = UnitOfWork(self.stack.engine)
-        ctx = self.stack.new_context(uow, run.channel, flow=self.flow, flow_id=run.order_id, key=run.key)
+        ctx = self.context(uow, run)
+        run.effects = 0
         try:
             step.action(run, ctx)
             self.faults.check(self.flow, step.name, "after")
             run.done.append(step.name)
-            self._progress(ctx, run, step.name, "done", status="completed" if step.completes else None)
+            self._progress(ctx, run, step.name, "done", status=SagaStatus.COMPLETED if step.completes else None)
         except BaseException:
             uow.rollback()
+            if step.name in run.done:
+                run.done.remove(step.name)
             raise
         uow.commit()
 
-    def run(self, run: SagaRun, *, start: int = 0) -> None:
-        """Run steps from ``start``; on a rejection or failure compensate what was done and re-raise."""
+    def run(self, run: SagaRun, *, start: int = 0, recovering: bool = False) -> None:
+        """Run steps from ``start``; on a rejection or failure undo what was done (or, in a forward-only
+        flow, leave the flow stuck with the reason) and re-raise.
+
+        A process that lost the flow to recovery stops at once, undoing nothing. When ``recovering``, a
+        failure a later attempt may cure (a lock held by a stalled process, an unreachable database)
+        leaves the flow running for the next recovery instead of undoing it.
+        """
         # The run's units of work share one connection, in turn; it waits for the next run in between.
         with keeping_connection(self.stack.engine, self.stack.idle_connection):
             for step in self.steps[start:]:
                 try:
                     self.run_step(run, step)
+                except FlowTakenOver:
+                    raise
                 except Exception as error:
+                    if recovering and isinstance(error, TRANSIENT_FAILURES):
+                        raise
+                    if not run.done and not step.outside:
+                        raise  # the opening step rolled back whole: nothing was recorded, nothing to undo
                     if not self.forward_only:
                         self.compensate(run, error, failed_step=step.name)
-                    elif isinstance(error, BusinessRejection) and run.done:
-                        self._mark(run, "stuck", _reason(error))
+                    else:
+                        self._stop_forward_flow(run, error, step)
                     raise
 
-    def compensate(self, run: SagaRun, error: BaseException | None, *, failed_step: str | None) -> bool:
+    def _stop_forward_flow(self, run: SagaRun, error: Exception, step: Step) -> None:
+        """A forward-only flow (cancel, refund) cannot be undone once money or stock moved. If nothing took
+        effect yet — only the opening step, which records, is done, and the failing step made no outside
+        call that went through — the opening step is undone and the flow is rejected, so its key replays
+        the refusal. Otherwise the flow is stuck with the reason, unless a later attempt may cure it."""
+        if not run.done:
+            return  # the opening step refused: nothing was recorded
+        opening = self.steps[0]
+        untouched = run.done == [opening.name] and run.effects == 0
+        if untouched and isinstance(error, BusinessRejection | InvalidInput):
+            uow = UnitOfWork(self.stack.engine)
+            ctx = self.context(uow, run)
+            try:
+                if opening.compensation is not None:
+                    opening.compensation(run, ctx)
+                run.done.remove(opening.name)
+                self._progress(ctx, run, opening.name, "compensated", _reason(error), status=SagaStatus.REJECTED)
+                self._set_error(ctx, run, _reason(error))
+            except BaseException:
+                uow.rollback()
+                raise
+            uow.commit()
+            return
+        if isinstance(error, TRANSIENT_FAILURES):
+            return  # recovery retries once the lease runs out
+        self._mark(run, SagaStatus.STUCK, f"{step.name}: {_reason(error)}")
+
+    def compensate(self, run: SagaRun, error: BaseException | None, *, failed_step: str | None) -> SagaStatus:
         """Undo, newest first, every step that is done — and the failed one, whose effect may be partial.
 
         A compensation that cannot finish now (a payment whose outcome the provider cannot tell yet) is
-        left for recovery: the others still run, the saga stays running with a fresh lease, and the
-        method returns False. Returns True when everything was undone.
+        left for recovery: the others still run and the saga stays RUNNING with a fresh lease. One that
+        fails for a reason no retry cures leaves it STUCK, with the reason. Returns the saga's status:
+        COMPENSATED when everything was undone.
         """
         names = list(run.done)
         by_name = {step.name: step for step in self.steps}
@@ -195,12 +280,11 @@ class SagaRunner:
         if reason is not None:
             run.state.setdefault("failure", reason)
         with UnitOfWork(self.stack.engine) as uow:
-            uow.connection.execute(
-                sagas.update()
-                .where(sagas.c.id == run.id)
-                .values(state={**run.state, "done": run.done}, updated_at=self.stack.clock.now())
+            self._fenced(
+                uow.connection, run, state={**run.state, "done": run.done}, updated_at=self.stack.clock.now()
             )
         unfinished: list[str] = []
+        curable = True
         for name in reversed(names):
             step = by_name[name]
             if step.compensation is None:
@@ -209,12 +293,16 @@ class SagaRunner:
                 continue
             self.faults.check(self.flow, f"undo-{name}", "before")
             uow = UnitOfWork(self.stack.engine)
-            ctx = self.stack.new_context(uow, run.channel, flow=self.flow, flow_id=run.order_id, key=run.key)
+            ctx = self.context(uow, run)
             try:
                 step.compensation(run, ctx)
+            except FlowTakenOver:
+                uow.rollback()
+                raise
             except (RetailBlocksError, Exception) as problem:
                 uow.rollback()
                 unfinished.append(f"{name}: {_reason(problem)}")
+                curable = curable and isinstance(problem, TRANSIENT_FAILURES)
                 if name not in run.done:
                     run.done.append(name)
                 continue
@@ -225,29 +313,36 @@ class SagaRunner:
                 run.done.remove(name)
             self._progress(ctx, run, name, "compensated", detail=reason)
             uow.commit()
-        status = "running" if unfinished else "compensated"
-        now = self.stack.clock.now()
+        # What a later attempt may finish (a provider that cannot tell yet) stays running for recovery;
+        # what it cannot (a method no block answers, a block that refuses) is stuck, for an operator.
+        status = SagaStatus.STUCK if not curable else SagaStatus.RUNNING if unfinished else SagaStatus.COMPENSATED
         with UnitOfWork(self.stack.engine) as uow:
-            uow.connection.execute(
-                sagas.update()
-                .where(sagas.c.id == run.id)
-                .values(
-                    status=status,
-                    error="; ".join(unfinished) if unfinished else reason,
-                    state={**run.state, "done": run.done},
-                    updated_at=now,
-                    lease_until=now + LEASE,
-                )
+            self._fenced(
+                uow.connection,
+                run,
+                status=status,
+                error="; ".join(unfinished) if unfinished else reason,
+                state={**run.state, "done": run.done},
+                updated_at=self.stack.clock.now(),
+                lease_until=self.stack.lease_clock.now() + LEASE,
             )
-        return not unfinished
+        return status
 
-    def _mark(self, run: SagaRun, status: str, reason: str | None) -> None:
+    def _mark(self, run: SagaRun, status: SagaStatus, reason: str | None) -> None:
         with UnitOfWork(self.stack.engine) as uow:
-            uow.connection.execute(
-                sagas.update()
-                .where(sagas.c.id == run.id)
-                .values(status=status, error=reason, updated_at=self.stack.clock.now())
-            )
+            self._fenced(uow.connection, run, status=status, error=reason, updated_at=self.stack.clock.now())
+
+    def _set_error(self, ctx: FlowContext, run: SagaRun, reason: str | None) -> None:
+        self._fenced(ctx.db, run, error=reason)
+
+    @staticmethod
+    def _fenced(connection: sa.Connection, run: SagaRun, **values: Any) -> None:
+        """Update the saga's row if this process still owns it, else raise FlowTakenOver."""
+        changed = connection.execute(
+            sagas.update().where(sagas.c.id == run.id, sagas.c.attempts == run.epoch).values(**values)
+        ).rowcount
+        if changed != 1:
+            raise lost(run)
 
     def _progress(
         self,
@@ -257,25 +352,37 @@ class SagaRunner:
         action: str,
         detail: str | None = None,
         *,
-        status: str | None = None,
+        status: SagaStatus | None = None,
     ) -> None:
         now = self.stack.clock.now()
         connection = ctx.db
         _LOG_STEP.execute(connection, saga_id=run.id, step=step, action=action, detail=detail, at=now)
         values = {
             "saga_id": run.id,
+            "epoch": run.epoch,
             "step": step,
             "state": state_text(run, self.settled),
             "updated_at": now,
-            "lease_until": now + LEASE,
+            "lease_until": self.stack.lease_clock.now() + LEASE,
         }
         if status is None:
-            _PROGRESS.execute(connection, values)
+            changed = _PROGRESS.execute(connection, values)
         else:
-            _PROGRESS_AND_STATUS.execute(connection, values, status=status)
+            changed = _PROGRESS_AND_STATUS.execute(connection, values, status=status.value)
+        if changed != 1:
+            raise lost(run)
 
 
-def insert_saga(connection: sa.Connection, run: SagaRun, now: datetime, settled: Sequence[str] = ()) -> None:
+def lost(run: SagaRun) -> FlowTakenOver:
+    return FlowTakenOver(
+        f"{run.flow} {run.id} of order {run.order_id} was taken over by recovery while this process held it "
+        "past its lease; what this process was doing was undone. Ask again with the same key for the outcome."
+    )
+
+
+def insert_saga(
+    connection: sa.Connection, run: SagaRun, now: datetime, lease_now: datetime, settled: Sequence[str] = ()
+) -> None:
     """The saga's row, running, with no step done, in the flow's first transaction. A second request
     for the same saga id fails here with SQLAlchemy's IntegrityError, before doing anything."""
     _INSERT_SAGA.execute(
@@ -283,11 +390,11 @@ def insert_saga(connection: sa.Connection, run: SagaRun, now: datetime, settled:
         id=run.id,
         flow=run.flow,
         order_id=run.order_id,
-        status="running",
+        status=SagaStatus.RUNNING.value,
         step="start",
         state=state_text(run, settled, done=()),
-        lease_until=now + LEASE,
-        attempts=0,
+        lease_until=lease_now + LEASE,
+        attempts=run.epoch,
         created_at=now,
     )
 
@@ -320,4 +427,5 @@ def load_run(connection: sa.Connection, saga_id: str) -> SagaRun | None:
         key=state.get("key", ""),
         state=state,
         done=done,
+        epoch=int(row["attempts"]),
     )

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
+import sqlalchemy as sa
 
 from retailblocks.assembly.stack import Stack
 from retailblocks.clock import ManualClock
@@ -38,6 +39,7 @@ from retailblocks.model import (
 from retailblocks.simulation.invariants import Invariant, check_invariants, stock_snapshot
 from retailblocks.simulation.moments import Moments
 from retailblocks.simulation.profile import PaymentChoice, Profile
+from retailblocks.storage.tables import orders as orders_table
 
 IDENTITY_FOR_CHANNEL = {
     ChannelType.ONLINE: "openid",
@@ -245,7 +247,10 @@ class RetailDay:
         Moments(self).after_hours(result)
         if self.clock is not None:
             self.clock.advance(timedelta(hours=1))
-        recovery = self.stack.recover()
+        # The day's own flows that a failure left half-way (a card whose outcome was unknown): this process
+        # began them and runs none of them any more, so it takes them back without waiting for their leases.
+        # Other processes' flows are theirs, and their leases are respected.
+        recovery = self.stack.recover(ignore_leases=True, orders=self.own_orders())
         if recovery.stuck:
             result.notes.append(f"{len(recovery.stuck)} flows could not be finished")
         self.stack.dispatch_events()
@@ -253,6 +258,19 @@ class RetailDay:
         result.orders = list(self.stack.orders())
         result.invariants = check_invariants(self.stack, before, result.orders, result.stock_adjustments)
         return result
+
+    def own_orders(self) -> set[str]:
+        """The orders this day's shoppers placed or tried to place: those under its own checkout keys."""
+        prefix = f"sim-{self.seed}-"
+        with self.stack.engine.connect() as connection:
+            connection.info["read_only"] = True
+            rows = connection.execute(
+                sa.select(orders_table.c.id, orders_table.c.idempotency_key).where(
+                    orders_table.c.idempotency_key.startswith(prefix, autoescape=True)
+                )
+            ).all()
+            connection.rollback()
+        return {row.id for row in rows}
 
     def _aftercare(self, result: DayResult) -> None:
         """Some shoppers come back: a partial refund of one line, or a cancellation."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from retailblocks.storage.migrations import Migration, create_tables
+from retailblocks.storage.secrets import SECRETS_MIGRATION
 
 metadata = sa.MetaData()
 
@@ -49,12 +50,13 @@ sagas = sa.Table(
     sa.Column("id", sa.String(64), primary_key=True),
     sa.Column("flow", sa.String(32), nullable=False),
     sa.Column("order_id", sa.String(64), nullable=False, index=True),
-    # running → completed | compensated; "stuck" when compensation itself keeps failing.
+    # running → completed | compensated | rejected | stuck (see flows.saga.SagaStatus).
     sa.Column("status", sa.String(16), nullable=False, index=True),
     sa.Column("step", sa.String(32), nullable=False),
     sa.Column("state", sa.JSON, nullable=False),
     # A process owns a running saga until its lease ends; recovery takes over only expired leases.
     sa.Column("lease_until", sa.DateTime(timezone=True), nullable=False),
+    # The owner's epoch: raised by every takeover, and matched by every write of the owner (fencing).
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("error", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -129,4 +131,5 @@ CORE_MIGRATIONS: list[Migration] = [
         event_cursors,
         event_failures,
     ),
+    SECRETS_MIGRATION,
 ]
