@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 #: The version of the block contract (hook specifications and models) this core implements. Blocks
 #: declare the version they target; the same major with a minor no newer than this one is compatible.
-CORE_API_VERSION = "1.0"
+CORE_API_VERSION = "1.1"
 
 if TYPE_CHECKING:
     from retailblocks.assembly.stack import Stack

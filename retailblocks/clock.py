@@ -15,6 +15,10 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+#: How long a process owns a running flow before recovery may take it over (Stack.lease overrides it).
+FLOW_LEASE = timedelta(minutes=2)
+
+
 class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware in UTC."""

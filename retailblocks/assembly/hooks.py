@@ -28,6 +28,7 @@ from retailblocks.model import (
     Order,
     Parcel,
     PaymentAuthorization,
+    PaymentBalance,
     PaymentCapture,
     PaymentRefund,
     PointsMovement,
@@ -182,6 +183,13 @@ class HookRelay:
         )
         return result
 
+    def inventory_returned(self, ctx: FlowContext, order_id: str) -> Mapping[str, int] | None:
+        """None when the inventory block does not say (the hook is optional)."""
+        if not self.provides("inventory_returned"):
+            return None
+        result: Mapping[str, int] = self._one("inventory_returned", ctx, order_id=order_id)
+        return result
+
     def inventory_levels(self, ctx: FlowContext, skus: Sequence[str]) -> Sequence[StockLevel]:
         result: Sequence[StockLevel] = self._one("inventory_levels", ctx, skus=skus)
         return result
@@ -243,6 +251,15 @@ class HookRelay:
             authorization=authorization,
             amount=amount,
             idempotency_key=idempotency_key,
+        )
+        return result
+
+    def payment_balance(self, ctx: FlowContext, authorization: PaymentAuthorization) -> PaymentBalance | None:
+        """None when the block that holds the authorization does not say (the hook is optional)."""
+        if authorization.block not in self._impls.get("payment_balance", {}):
+            return None
+        result: PaymentBalance | None = self.call(
+            authorization.block, "payment_balance", ctx, authorization=authorization
         )
         return result
 

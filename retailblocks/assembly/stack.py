@@ -11,6 +11,7 @@ import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -23,7 +24,7 @@ from retailblocks.assembly.core_block import CoreBlock
 from retailblocks.assembly.discovery import TRACE_ENV, BlockInfo, api_incompatibility, discover
 from retailblocks.assembly.hooks import HookRelay
 from retailblocks.assembly.routing import plan_routing
-from retailblocks.clock import Clock, IdFactory, RandomIds, SystemClock
+from retailblocks.clock import FLOW_LEASE, Clock, IdFactory, RandomIds, SystemClock
 from retailblocks.context import FlowContext
 from retailblocks.errors import AssemblyError, EnvironmentFailure, UnknownChannel
 from retailblocks.fusion.block import FUSION_ID, FusionBlock
@@ -287,8 +288,9 @@ class Stack:
         self.manifest = the_plan.manifest
         self.engine = engine
         self.clock = clock
-        #: What flows' leases are measured on (see assemble).
+        #: What flows' leases are measured on (see assemble), and how long one lasts.
         self.lease_clock: Clock = lease_clock or SystemClock()
+        self.lease: timedelta = FLOW_LEASE
         self._fingerprint_key: bytes | None = None
         self.ids = ids
         self.hooks = the_plan.relay
@@ -393,6 +395,10 @@ class Stack:
 
     def recover(self, **options: Any) -> Any:
         return self.flows.recover(**options)
+
+    def lease_until(self) -> datetime:
+        """When a lease taken now runs out."""
+        return self.lease_clock.now() + self.lease
 
     @property
     def fingerprint_key(self) -> bytes:

@@ -226,28 +226,46 @@ def orders(manifest: Path, status: str | None, channel: str | None, limit: int, 
     help="Take over every running saga, not only those whose lease ran out (only when no other "
     "process serves this stack).",
 )
+@click.option(
+    "--retry-stuck",
+    is_flag=True,
+    help="Run the stuck flows again too (after mending what stopped them; each is listed with its reason).",
+)
 @click.option("--json", "as_json", is_flag=True)
-def recover(manifest: Path, ignore_leases: bool, as_json: bool) -> None:
-    """Resume or compensate every flow a crash left half-way, then run the blocks' housekeeping."""
+def recover(manifest: Path, ignore_leases: bool, retry_stuck: bool, as_json: bool) -> None:
+    """Resume or compensate every flow a crash left half-way, then run the blocks' housekeeping.
+
+    Reports every flow it finished or undid, the stuck flows (with where and why they stopped) and the
+    flows it left for a later run (another process holds their rows, or a provider cannot tell yet).
+    Exits 1 while any flow is stuck or skipped.
+    """
     with open_stack(manifest) as stack:
-        report = stack.recover(ignore_leases=ignore_leases)
+        report = stack.recover(ignore_leases=ignore_leases, retry_stuck=retry_stuck)
         dispatched = stack.dispatch_events()
     data = {
         "resumed": list(report.resumed),
         "compensated": list(report.compensated),
-        "stuck": list(report.stuck),
+        "stuck": [{"flow": saga_id, "reason": report.reasons.get(saga_id, "")} for saga_id in report.stuck],
+        "skipped": [{"flow": saga_id, "reason": report.reasons.get(saga_id, "")} for saga_id in report.skipped],
         "events_delivered": dispatched.delivered,
         "events_failed": dispatched.failed,
     }
     if as_json:
         print_json(data)
-        return
-    console.print(
-        f"resumed {len(report.resumed)}, compensated {len(report.compensated)}, "
-        f"still unresolved {len(report.stuck)}; events delivered {dispatched.delivered}"
-    )
-    if report.stuck:
-        fail(f"{len(report.stuck)} flows could not be finished yet: {', '.join(report.stuck)}", 1)
+    else:
+        console.print(
+            f"resumed {len(report.resumed)}, compensated {len(report.compensated)}, stuck {len(report.stuck)}, "
+            f"skipped {len(report.skipped)}; events delivered {dispatched.delivered}"
+        )
+        for saga_id in report.resumed:
+            console.print(f"  resumed      {escape(saga_id)}")
+        for saga_id in report.compensated:
+            console.print(f"  compensated  {escape(saga_id)}")
+        for saga_id in (*report.stuck, *report.skipped):
+            kind = "stuck" if saga_id in report.stuck else "skipped"
+            console.print(f"  {kind:<12} {escape(saga_id)}: {escape(report.reasons.get(saga_id, ''))}", soft_wrap=True)
+    if report.stuck or report.skipped:
+        fail(f"{len(report.stuck)} flows stuck and {len(report.skipped)} left for later; see above", 1)
 
 
 @click.command()
@@ -317,9 +335,15 @@ def events(
 @manifest_argument()
 @click.option("--json", "as_json", is_flag=True)
 def audit(manifest: Path, as_json: bool) -> None:
-    """Check every block's own invariants (ledgers balanced, stock equal to its movements)."""
-    with open_stack(manifest) as stack, stack.context(flow="audit", read_only=True) as ctx:
-        findings = stack.hooks.stack_audit(ctx)
+    """Check the flows against the blocks' ledgers (money refunded, units restocked, no flow stuck or
+    orphaned, every order event once) and every block's own invariants (ledgers balanced, stock equal to
+    its movements). Exits 3 when any does not hold."""
+    from retailblocks.flows.audit import audit_flows
+
+    with open_stack(manifest) as stack:
+        findings = [("core", finding) for finding in audit_flows(stack)]
+        with stack.context(flow="audit", read_only=True) as ctx:
+            findings += stack.hooks.stack_audit(ctx)
     rows = [{"block": block, "name": f.name, "ok": f.ok, "detail": f.detail} for block, f in findings]
     if as_json:
         print_json(rows)

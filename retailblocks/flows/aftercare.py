@@ -54,7 +54,7 @@ class AftercareSteps:
 
     def _begin_saga(self, ctx: FlowContext, run: SagaRun) -> None:
         # A concurrent request for the same cancel or refund fails here with the IntegrityError the flow expects.
-        insert_saga(ctx.db, run, ctx.clock.now(), self.stack.lease_clock.now())
+        insert_saga(ctx.db, run, ctx.clock.now(), self.stack.lease_until())
 
     def _return_money(self, run: SagaRun, ctx: FlowContext, amounts: Mapping[str, int], void_rest: bool) -> None:
         # Read apart from the step: providers are called before the step's own transaction opens.

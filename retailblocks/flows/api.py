@@ -31,7 +31,6 @@ from retailblocks.flows.aftercare import AftercareSteps
 from retailblocks.flows.checkout import CHECKOUT_SETTLED, CheckoutSteps, cart_fingerprint_data
 from retailblocks.flows.orders import load_order, order_from_rows
 from retailblocks.flows.saga import (
-    LEASE,
     TRANSIENT_FAILURES,
     FaultInjector,
     SagaRun,
@@ -503,7 +502,9 @@ class OrderFlows:
                 sagas.update()
                 .where(sagas.c.id == saga_id)
                 .values(
-                    status=SagaStatus.RUNNING.value, lease_until=lease_now + LEASE, attempts=sagas.c.attempts + 1
+                    status=SagaStatus.RUNNING.value,
+                    lease_until=lease_now + self.stack.lease,
+                    attempts=sagas.c.attempts + 1,
                 )
             )
             return load_run(uow.connection, saga_id)

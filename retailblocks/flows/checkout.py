@@ -246,7 +246,7 @@ class CheckoutSteps:
         # Encoded by the encoder later steps rewrite the details with: their settled part once per run.
         _INSERT_ORDER.execute(connection, {**row, "details": run.encoder("details", _DETAILS_SETTLED).encode(details)})
         _INSERT_LINES.execute_many(connection, line_rows)
-        insert_saga(connection, run, now, self.stack.lease_clock.now(), CHECKOUT_SETTLED)
+        insert_saga(connection, run, now, self.stack.lease_until(), CHECKOUT_SETTLED)
         # What later steps need of the order, kept in memory so that they neither read it back nor
         # read-modify-write its details. A saga resumed by recovery has none of it and reads the database.
         run.transient["order"] = (row, line_rows)

@@ -10,13 +10,15 @@ compensations are idempotent for the same reason and are safe to run for a step 
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import sqlalchemy as sa
 
+from retailblocks.clock import FLOW_LEASE
 from retailblocks.context import FlowContext
 from retailblocks.errors import (
     BusinessRejection,
@@ -35,10 +37,10 @@ from retailblocks.storage.unit_of_work import keeping_connection
 if TYPE_CHECKING:
     from retailblocks.assembly.stack import Stack
 
-#: How long a process owns a running saga before recovery may take it over. Leases are read on the
-#: stack's lease clock (the wall clock unless a test injects another), never on a simulated business clock:
-#: they coordinate processes, which share only the wall clock.
-LEASE = timedelta(minutes=2)
+#: How long a process owns a running saga before recovery may take it over (``Stack.lease``). Leases are
+#: read on the stack's lease clock (the wall clock unless a test injects another), never on a simulated
+#: business clock: they coordinate processes, which share only the wall clock.
+LEASE = FLOW_LEASE
 
 
 class SagaStatus(enum.StrEnum):
@@ -147,10 +149,19 @@ class SagaRun:
 
 
 class FaultInjector:
-    """Stops a flow at a chosen point, before or after a step's side effect: for crash tests."""
+    """Stops a flow at a chosen point, before or after a step's side effect: for crash tests. It can also
+    freeze a flow there (a stalled process: a pause, a slow gateway) until the test lets it go."""
 
     def __init__(self) -> None:
         self.points: set[tuple[str, str, str]] = set()
+        self.holds: dict[tuple[str, str, str], tuple[threading.Event, threading.Event]] = {}
+
+    def hold(self, flow: str, step: str, when: str) -> tuple[threading.Event, threading.Event]:
+        """Freeze the next run that reaches ``flow.step`` (``when``: "before" or "after" its effect). Returns
+        (reached, release): the run sets ``reached`` and waits until ``release`` is set."""
+        pair = (threading.Event(), threading.Event())
+        self.holds[(flow, step, when)] = pair
+        return pair
 
     def arm(self, flow: str, step: str, when: str) -> None:
         """Crash ``flow`` at ``step`` — ``when`` is "before" (nothing done) or "after" (effect done,
@@ -161,6 +172,11 @@ class FaultInjector:
         self.points.clear()
 
     def check(self, flow: str, step: str, when: str) -> None:
+        if self.holds:
+            pair = self.holds.pop((flow, step, when), None)
+            if pair is not None:
+                pair[0].set()
+                pair[1].wait()
         if self.points and (flow, step, when) in self.points:
             self.points.discard((flow, step, when))
             raise SimulatedCrash(f"injected crash {when} {flow}.{step}")
@@ -324,7 +340,7 @@ class SagaRunner:
                 error="; ".join(unfinished) if unfinished else reason,
                 state={**run.state, "done": run.done},
                 updated_at=self.stack.clock.now(),
-                lease_until=self.stack.lease_clock.now() + LEASE,
+                lease_until=self.stack.lease_clock.now() + self.stack.lease,
             )
         return status
 
@@ -363,7 +379,7 @@ class SagaRunner:
             "step": step,
             "state": state_text(run, self.settled),
             "updated_at": now,
-            "lease_until": self.stack.lease_clock.now() + LEASE,
+            "lease_until": self.stack.lease_clock.now() + self.stack.lease,
         }
         if status is None:
             changed = _PROGRESS.execute(connection, values)
@@ -381,7 +397,7 @@ def lost(run: SagaRun) -> FlowTakenOver:
 
 
 def insert_saga(
-    connection: sa.Connection, run: SagaRun, now: datetime, lease_now: datetime, settled: Sequence[str] = ()
+    connection: sa.Connection, run: SagaRun, now: datetime, lease_until: datetime, settled: Sequence[str] = ()
 ) -> None:
     """The saga's row, running, with no step done, in the flow's first transaction. A second request
     for the same saga id fails here with SQLAlchemy's IntegrityError, before doing anything."""
@@ -393,7 +409,7 @@ def insert_saga(
         status=SagaStatus.RUNNING.value,
         step="start",
         state=state_text(run, settled, done=()),
-        lease_until=lease_now + LEASE,
+        lease_until=lease_until,
         attempts=run.epoch,
         created_at=now,
     )

@@ -79,3 +79,15 @@ def inventory_adjust(ctx: FlowContext, sku: str, location: str, delta: int, reas
 @hookspec(firstresult=True)
 def inventory_levels(ctx: FlowContext, skus: Sequence[str]) -> Sequence[StockLevel]:
     """Stock of ``skus`` (all SKUs when empty) at every location: on hand, reserved, allocated."""
+
+
+@hookspec(firstresult=True)
+def inventory_returned(ctx: FlowContext, order_id: str) -> Mapping[str, int]:
+    """Units of ``order_id`` that came back through :func:`inventory_return`, by SKU (an empty mapping
+    when none did), as the block's own movements say. Read-only.
+
+    Optional, but ``blocks audit`` checks with it that every unit a refund or cancel asked to restock
+    came back, and no more.
+
+    .. versionadded:: 1.1
+    """

@@ -17,7 +17,7 @@ from retailblocks.hookspecs._markers import hookspec
 
 if TYPE_CHECKING:
     from retailblocks.context import FlowContext
-    from retailblocks.model import Money, PaymentAuthorization, PaymentCapture, PaymentRefund
+    from retailblocks.model import Money, PaymentAuthorization, PaymentBalance, PaymentCapture, PaymentRefund
 
 
 @hookspec(firstresult=True)
@@ -68,3 +68,15 @@ def payment_issue(ctx: FlowContext, method: str, amount: Money, member_id: str |
     """Issue a stored-value instrument of ``method`` (a gift card, a wallet top-up) loaded with ``amount``
     and return the instrument's reference (a card number, a wallet id). Optional: only blocks that hold
     value implement it. Idempotent per key."""
+
+
+@hookspec(firstresult=True)
+def payment_balance(ctx: FlowContext, authorization: PaymentAuthorization) -> PaymentBalance | None:
+    """What the block holds of ``authorization`` now: its status, what was captured of it and what was
+    refunded, as the block's own records say (never the core's). Read-only.
+
+    Optional, but ``blocks audit`` reconciles every order against it (the money the orders say went
+    back equals what the payment blocks refunded) and reports a block without it as not checked.
+
+    .. versionadded:: 1.1
+    """

@@ -89,6 +89,16 @@ class PaymentRefund:
 
 
 @attrs.frozen
+class PaymentBalance:
+    """What a payment block holds of one authorization now: what was captured of it and refunded so far."""
+
+    authorization_id: str
+    status: PaymentStatus
+    captured: Money
+    refunded: Money
+
+
+@attrs.frozen
 class ShippingQuote:
     """One way to deliver an order, offered by a logistics block."""
 

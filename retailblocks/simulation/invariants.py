@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from retailblocks.assembly.stack import Stack
 from retailblocks.events.dispatcher import dead_letters, undelivered
+from retailblocks.flows.audit import audit_flows
 from retailblocks.model import Order, OrderStatus, StockLevel
 from retailblocks.storage.tables import orders, sagas
 
@@ -62,6 +63,7 @@ def check_invariants(
         _no_saga_left(stack),
         _events_delivered(stack),
     ]
+    checks.extend(Invariant(finding.name, finding.ok, finding.detail) for finding in audit_flows(stack))
     with stack.context(flow="audit", read_only=True) as ctx:
         for block_id, finding in stack.hooks.stack_audit(ctx):
             checks.append(Invariant(f"{block_id}: {finding.name}", finding.ok, finding.detail))

@@ -23,6 +23,9 @@ SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=60000",
 )
 
+#: How long a PostgreSQL statement waits for a row lock before it fails (see create_engine).
+LOCK_TIMEOUT_MS = 10_000
+
 SUPPORTED_SCHEMES = ("sqlite:///<path>", "postgresql+psycopg://user:password@host:port/database")
 
 
@@ -60,7 +63,7 @@ def create_engine(url: str, *, pool_size: int = 8) -> sa.Engine:
     if parsed.get_backend_name() == "postgresql":
         if parsed.get_driver_name() != "psycopg":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return sa.create_engine(
+        engine = sa.create_engine(
             parsed,
             pool_size=pool_size,
             max_overflow=pool_size,
@@ -70,6 +73,17 @@ def create_engine(url: str, *, pool_size: int = 8) -> sa.Engine:
             pool_use_lifo=True,
             connect_args={"connect_timeout": 10},
         )
+
+        @event.listens_for(engine, "connect")
+        def _bound_lock_waits(dbapi_connection: Any, _record: Any) -> None:
+            # A process frozen in the middle of a transaction (a pause, a suspended machine) holds its row
+            # locks; no one waits on them for ever: after this the statement fails, and a flow is left for
+            # recovery (which skips what stays locked) instead of hanging every process behind it.
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
+            dbapi_connection.commit()
+
+        return engine
     raise InvalidInput(
         f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}; "
         f"supported: {', '.join(SUPPORTED_SCHEMES)}"

@@ -17,6 +17,8 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
+from retailblocks import CORE_API_VERSION
+from retailblocks.assembly.discovery import api_incompatibility
 from retailblocks.hookspecs import REQUIRED_HOOKS, Capability
 from tests.cli.harness import EXAMPLE_MANIFESTS, Outcome, blocks, blocks_process, copy_example, tree
 
@@ -186,7 +188,7 @@ def test_plugins_lists_the_six_reference_blocks() -> None:
         assert "error" not in entry
         assert entry["distribution"] == distribution
         assert entry["version"] == metadata.version(distribution)
-        assert entry["core_api"] == "1.0"
+        assert api_incompatibility(entry["core_api"], CORE_API_VERSION) is None
         assert entry["capabilities"]
         for capability in entry["capabilities"]:
             assert REQUIRED_HOOKS[Capability(capability)] <= set(entry["hooks"]), (name, capability)

@@ -19,6 +19,7 @@ from retailblocks.model import (
     Money,
     Order,
     PaymentAuthorization,
+    PaymentBalance,
     PaymentCapture,
     PaymentRefund,
     PointsMovement,
@@ -36,7 +37,7 @@ class Loyalty(Block):
 
     name = "loyalty"
     capabilities = frozenset({Capability.MEMBERSHIP, Capability.PAYMENT})
-    core_api = "1.0"
+    core_api = "1.1"
     Config = LoyaltyConfig
     payment_methods: ClassVar[tuple[str, ...]] = (payments.METHOD,)
     description = "Members across channels, tiers and a points ledger; points pay for orders."
@@ -146,6 +147,10 @@ class Loyalty(Block):
         idempotency_key: str,
     ) -> PaymentRefund:
         return payments.refund(ctx, self.config, authorization, amount, idempotency_key)
+
+    @hookimpl
+    def payment_balance(self, ctx: FlowContext, authorization: PaymentAuthorization) -> PaymentBalance | None:
+        return payments.balance(ctx, authorization)
 
     # -- public methods beyond the hooks ---------------------------------------------------------
 

@@ -17,6 +17,7 @@ from retailblocks.errors import CurrencyMismatch, InvalidValue, PaymentDeclined,
 from retailblocks.model import (
     Money,
     PaymentAuthorization,
+    PaymentBalance,
     PaymentCapture,
     PaymentRefund,
     PaymentStatus,
@@ -241,6 +242,17 @@ def capture(ctx: FlowContext, authorization: PaymentAuthorization, amount: Money
         member_id=hold["member_id"],
     )
     return PaymentCapture(claim.journal_id, hold["id"], amount)
+
+
+def balance(ctx: FlowContext, authorization: PaymentAuthorization) -> PaymentBalance | None:
+    """What the points hold behind ``authorization`` has given so far, in money."""
+    hold = ctx.db.execute(sa.select(holds).where(holds.c.id == authorization.id)).mappings().first()
+    if hold is None:
+        return None
+    currency = hold["currency"]
+    return PaymentBalance(
+        hold["id"], _status(hold), Money(hold["captured_amount"], currency), Money(hold["refunded_amount"], currency)
+    )
 
 
 def void(ctx: FlowContext, config: LoyaltyConfig, authorization: PaymentAuthorization) -> None:

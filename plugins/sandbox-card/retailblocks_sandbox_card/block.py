@@ -25,6 +25,7 @@ from retailblocks.hookspecs import Capability
 from retailblocks.model import (
     Money,
     PaymentAuthorization,
+    PaymentBalance,
     PaymentCapture,
     PaymentRefund,
     PaymentStatus,
@@ -91,6 +92,7 @@ class SandboxCard(Block):
 
     name = "sandbox-card"
     capabilities = frozenset({Capability.PAYMENT})
+    core_api = "1.1"
     Config = SandboxCardConfig
     payment_methods = (METHOD,)
     description = "A card gateway sandbox: authorize, capture, void, refund, with test cards."
@@ -253,6 +255,19 @@ class SandboxCard(Block):
         )
         self._record_operation(ctx, authorization, operation)
         return PaymentRefund(operation.id, authorization.id, operation.amount)
+
+    @hookimpl
+    def payment_balance(self, ctx: FlowContext, authorization: PaymentAuthorization) -> PaymentBalance | None:
+        row = self.view_of(ctx.db, authorization.id)
+        if row is None:
+            return None
+        currency = row["currency"]
+        return PaymentBalance(
+            authorization.id,
+            PaymentStatus(row["status"]),
+            Money(row["captured"], currency),
+            Money(row["refunded"], currency),
+        )
 
     # --- public helpers -----------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from retailblocks_sql_inventory.config import SqlInventoryConfig
 from retailblocks_sql_inventory.engine import PlannedLine, Shortfall, plan_reservation, sum_demands
 from retailblocks_sql_inventory.sql import check_key, claim, request_hash, settle
 from retailblocks_sql_inventory.stock import Movement, Pair
-from retailblocks_sql_inventory.tables import MIGRATIONS, reservation_lines, reservations
+from retailblocks_sql_inventory.tables import MIGRATIONS, allocations, reservation_lines, reservations
 
 if TYPE_CHECKING:
     import click
@@ -87,13 +87,22 @@ _DUE_RESERVATIONS = (
     .limit(EXPIRY_BATCH)
 )
 
+_COMMITTED_LINES = (
+    sa.select(reservation_lines.c.sku, reservation_lines.c.quantity)
+    .join(reservations, reservations.c.id == reservation_lines.c.reservation_id)
+    .where(reservations.c.order_id == sa.bindparam("order_id"), reservations.c.status == COMMITTED)
+)
+_HELD = sa.select(
+    allocations.c.sku, (allocations.c.allocated + allocations.c.fulfilled - allocations.c.returned).label("held")
+).where(allocations.c.order_id == sa.bindparam("order_id"))
+
 
 class SqlInventory(Block):
     """Stock per location with reservations, allocations, back-orders and a movement ledger."""
 
     name: ClassVar[str] = "sql-inventory"
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.INVENTORY})
-    core_api: ClassVar[str] = "1.0"
+    core_api: ClassVar[str] = "1.1"
     Config: ClassVar[type[Any]] = SqlInventoryConfig
     description: ClassVar[str] = (
         "Stock per warehouse and store in the stack's database: per-channel sourcing and safety "
@@ -536,6 +545,18 @@ class SqlInventory(Block):
             },
             order_id=order_id,
         )
+
+    @hookimpl
+    def inventory_returned(self, ctx: FlowContext, order_id: str) -> Mapping[str, int]:
+        # What the order took (its committed reservation) less what it still holds (allocated, or shipped
+        # and not back): the units inventory_return gave back, restocked or de-allocated.
+        connection = ctx.db
+        taken: dict[str, int] = defaultdict(int)
+        for row in connection.execute(_COMMITTED_LINES, {"order_id": order_id}):
+            taken[row.sku] += int(row.quantity)
+        for row in connection.execute(_HELD, {"order_id": order_id}):
+            taken[row.sku] -= int(row.held)
+        return {sku: units for sku, units in sorted(taken.items()) if units}
 
     @hookimpl
     def inventory_return(self, ctx: FlowContext, order_id: str, items: Sequence[ReservedStock], key: str) -> None:

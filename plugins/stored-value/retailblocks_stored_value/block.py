@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from retailblocks import AuditFinding, Block, Capability, FlowContext, hookimpl
-from retailblocks.model import Money, PaymentAuthorization, PaymentCapture, PaymentRefund
+from retailblocks.model import Money, PaymentAuthorization, PaymentBalance, PaymentCapture, PaymentRefund
 from retailblocks.storage import Migration
 from retailblocks_stored_value.audit import audit_ledger
 from retailblocks_stored_value.config import StoredValueConfig
@@ -26,7 +26,7 @@ class StoredValue(Block):
 
     name = "stored-value"
     capabilities = frozenset({Capability.PAYMENT})
-    core_api = "1.0"
+    core_api = "1.1"
     Config = StoredValueConfig
     payment_methods = METHODS
     description = "Gift cards and member wallets on a double-entry ledger."
@@ -100,6 +100,10 @@ class StoredValue(Block):
         return self.book.refund(ctx, authorization, amount, idempotency_key)
 
     # -- operating -----------------------------------------------------------------------------
+
+    @hookimpl
+    def payment_balance(self, ctx: FlowContext, authorization: PaymentAuthorization) -> PaymentBalance | None:
+        return self.book.payment_balance(ctx, authorization)
 
     def balance(self, ctx: FlowContext, code_or_member: str, currency: str | None = None) -> Money:
         """What a gift card (by number), a wallet (by id) or a member's wallet holds now.

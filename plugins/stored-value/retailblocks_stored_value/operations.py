@@ -20,6 +20,7 @@ from retailblocks.errors import InvalidValue, NotRefundable, PaymentDeclined
 from retailblocks.model import (
     Money,
     PaymentAuthorization,
+    PaymentBalance,
     PaymentCapture,
     PaymentRefund,
     PaymentStatus,
@@ -866,6 +867,19 @@ class StoredValueBook:
                 f"no stored-value authorization {authorization_id!r} was made by block {self.block_id!r}"
             )
         return row
+
+    def payment_balance(self, ctx: FlowContext, authorization: PaymentAuthorization) -> PaymentBalance | None:
+        """What the ledger holds of one of this block's authorizations: captured and refunded so far."""
+        row = ctx.db.execute(_AUTHORIZATION, {"authorization_id": authorization.id}).mappings().first()
+        if row is None:
+            return None
+        currency = row["currency"]
+        return PaymentBalance(
+            authorization.id,
+            authorization_status(row["amount"], row["captured"], row["released"], row["refunded"]),
+            Money(row["captured"], currency),
+            Money(row["refunded"], currency),
+        )
 
     def _authorization(self, ctx: FlowContext, authorization_id: str) -> PaymentAuthorization:
         row = self._authorization_row(ctx, authorization_id)
