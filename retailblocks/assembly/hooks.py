@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 import pluggy
+import sqlalchemy as sa
 
 from retailblocks.assembly.blocks import Block
 from retailblocks.context import AuditFinding, Event, FlowContext
@@ -101,7 +102,9 @@ class HookRelay:
         started = time.perf_counter() if self._trace else 0.0
         try:
             return function(*[kwargs[name] for name in argnames])
-        except RetailBlocksError:
+        except (RetailBlocksError, sa.exc.OperationalError):
+            # The database's own conditions (a lock wait that timed out, a lost connection) are the
+            # environment's, not the block's: they pass through as they are, so a flow can tell them apart.
             raise
         except Exception as error:
             raise BlockFailure(block_id, hook_name, error) from error

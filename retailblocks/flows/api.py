@@ -446,6 +446,10 @@ class OrderFlows:
         for saga_id in candidates:
             try:
                 run = self._claim(saga_id, ignore_leases=ignore_leases, retry_stuck=retry_stuck)
+            except _Locked:
+                skipped.append(saga_id)
+                reasons[saga_id] = "another process holds it in an open transaction (frozen or slow); left for later"
+                continue
             except TRANSIENT_FAILURES as problem:
                 skipped.append(saga_id)
                 reasons[saga_id] = f"could not be claimed: {_one_line(problem)}"
@@ -497,6 +501,8 @@ class OrderFlows:
                 sa.select(sagas.c.id).where(*condition).with_for_update(skip_locked=True)
             ).first()
             if free is None:
+                if uow.connection.execute(sa.select(sagas.c.id).where(*condition)).first() is not None:
+                    raise _Locked  # still due, but another process holds its row in an open transaction
                 return None
             uow.connection.execute(
                 sagas.update()
@@ -529,6 +535,10 @@ class OrderFlows:
                 raise  # a refund or cancel refused half-way is stuck or rejected now, not undone
             return "compensated"
         return "resumed"
+
+
+class _Locked(Exception):
+    """A flow due for recovery whose row another process holds locked."""
 
 
 def _one_line(error: BaseException) -> str:

@@ -157,7 +157,7 @@ def _flows_settled(stack: Stack, flows: dict[str, list[Any]]) -> AuditFinding:
     for rows in flows.values():
         for row in rows:
             if row.status == SagaStatus.STUCK.value:
-                problems.append(f"{row.flow} {row.id} of {row.order_id} stuck at {row.step}: {row.error}")
+                problems.append(f"{row.flow} {row.id} of {row.order_id} stuck after {row.step}: {row.error}")
             elif row.status == SagaStatus.RUNNING.value and as_utc(row.lease_until) < now:
                 problems.append(f"{row.flow} {row.id} of {row.order_id} running with no live owner (at {row.step})")
     return AuditFinding(
