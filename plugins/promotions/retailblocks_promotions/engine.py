@@ -285,10 +285,11 @@ def _run(
     currency = cart.shipping.currency
     adjustments: list[Adjustment] = []
     for promotion in promotions:
+        used: Mapping[int, int] = {}
         if promotion.target == "shipping":
             exact = {-1: _shipping_amount(promotion, cart.shipping.amount - state.shipping_taken)}
         elif promotion.type == "buyget":
-            exact = _buyget_amounts(promotion, cart.lines, state)
+            exact, used = _buyget_amounts(promotion, cart.lines, state)
         elif promotion.target == "order" or promotion.allocation == "across":
             exact = _across_amounts(promotion, cart.lines, state)
         else:
@@ -298,6 +299,10 @@ def _run(
         total = sum(split.values())
         if total <= 0:
             continue
+        # Units are used up only now: a promotion left out (budget, cap, rounding, nothing left on its
+        # lines) must leave them to the buy-get promotions after it.
+        for index, units in used.items():
+            state.consumed[index] += units
         if promotion.target == "shipping":
             state.shipping_taken += total
             target = AdjustmentTarget.SHIPPING
@@ -384,12 +389,14 @@ def _by_subtotal(lines: Iterable[Line]) -> list[Line]:
     return sorted(lines, key=lambda line: -line.subtotal)
 
 
-def _buyget_amounts(promotion: PromotionConfig, lines: Sequence[Line], state: _State) -> dict[int, Fraction]:
+def _buyget_amounts(
+    promotion: PromotionConfig, lines: Sequence[Line], state: _State
+) -> tuple[dict[int, Fraction], dict[int, int]]:
     """Buy X get Y, applied set after set until the buy units, the get units or ``max_quantity`` run
-    out.
+    out: the exact discount per get line, and the units the sets would use per line.
 
-    Units a set uses (bought or discounted) are used up for the rest of this promotion and for every
-    buy-get promotion after it; the discount is per unit of the get lines.
+    Reads ``state`` only; the caller uses the units up if it keeps the promotion. The discount is per
+    unit of the get lines.
     """
     assert promotion.buy_quantity is not None
     assert promotion.get_quantity is not None
@@ -428,8 +435,11 @@ def _buyget_amounts(promotion: PromotionConfig, lines: Sequence[Line], state: _S
             available[index] -= units
             discounted_units[index] = discounted_units.get(index, 0) + units
         applied += wanted
-    for line in lines:
-        state.consumed[line.index] = line.quantity - available[line.index]
+    used = {
+        line.index: units
+        for line in lines
+        if (units := line.quantity - state.consumed[line.index] - available[line.index]) > 0
+    }
     amounts: dict[int, Fraction] = {}
     by_index = {line.index: line for line in lines}
     for index, units in discounted_units.items():
@@ -444,7 +454,7 @@ def _buyget_amounts(promotion: PromotionConfig, lines: Sequence[Line], state: _S
         if amount > 0:
             amounts[index] = amount
     # Report lines in cart order, like every other kind of promotion.
-    return {line.index: amounts[line.index] for line in lines if line.index in amounts}
+    return {line.index: amounts[line.index] for line in lines if line.index in amounts}, used
 
 
 def _limit(promotion: PromotionConfig, exact: dict[int, Fraction], usage: Usage) -> dict[int, Fraction]:
