@@ -5,7 +5,9 @@ Regressions from issue 10 (items 8 and 9).
 
 from __future__ import annotations
 
-from promotions_helpers import cny, line, price, promo, totals
+from itertools import permutations
+
+from promotions_helpers import cny, line, price, promo, shares, totals
 from retailblocks_promotions import PromotionConfig
 from retailblocks_promotions.engine import Usage
 
@@ -13,6 +15,51 @@ from retailblocks_promotions.engine import Usage
 def buyget(id: str, value: object = 100, **fields: object) -> PromotionConfig:
     fields.setdefault("max_quantity", 10)
     return promo(id, value, type="buyget", **fields)
+
+
+class TestLineOrder:
+    def test_a_set_is_made_whichever_line_comes_first(self) -> None:
+        # T can be bought or got; bought first it used to leave the get side nothing.
+        p = buyget("p", buy_skus=["t", "a", "b"], get_skus=["t"], buy_quantity=2, get_quantity=1)
+        for order in permutations(["t", "a", "b"]):
+            cart = [line(i, sku, 1, 1000) for i, sku in enumerate(order)]
+            assert totals(price([p], cart)) == {"p": 1000}, order
+
+    def test_the_get_side_keeps_its_units_even_when_they_are_the_dearest(self) -> None:
+        p = buyget("p", buy_skus=["t", "a"], get_skus=["t"], buy_quantity=2, get_quantity=1)
+        for order in permutations([("t", 1, 5000), ("a", 2, 2000)]):
+            cart = [line(i, sku, quantity, subtotal) for i, (sku, quantity, subtotal) in enumerate(order)]
+            assert totals(price([p], cart)) == {"p": 5000}, order
+
+    def test_the_buy_side_keeps_its_units_when_the_get_side_could_take_them(self) -> None:
+        p = buyget("p", buy_skus=["t"], get_skus=["t", "x"], buy_quantity=1, get_quantity=1)
+        for order in permutations([("t", 1, 5000), ("x", 1, 1000)]):
+            cart = [line(i, sku, quantity, subtotal) for i, (sku, quantity, subtotal) in enumerate(order)]
+            assert totals(price([p], cart)) == {"p": 1000}, order
+
+    def test_as_many_sets_as_the_units_allow(self) -> None:
+        # 3 T and 3 A: buy 2 of {T, A}, get 1 T makes two sets (A A + T, A T + T) in any order.
+        p = buyget("p", buy_skus=["t", "a"], get_skus=["t"], buy_quantity=2, get_quantity=1)
+        for order in permutations([("t", 3, 3000), ("a", 3, 3000)]):
+            cart = [line(i, sku, quantity, subtotal) for i, (sku, quantity, subtotal) in enumerate(order)]
+            assert totals(price([p], cart)) == {"p": 2000}, order
+
+    def test_the_cheapest_units_of_a_shared_pool_are_the_discounted_ones(self) -> None:
+        same = {"buy_skus": ["p"], "get_skus": ["p"]}
+        p = buyget("p", buy_quantity=2, get_quantity=1, **same)
+        prices = [4000, 3000, 2000, 1000, 1000, 1000]
+        for order in (prices, prices[::-1]):
+            cart = [line(i, "p", 1, amount) for i, amount in enumerate(order)]
+            assert totals(price([p], cart)) == {"p": 2000}
+
+    def test_equal_lines_are_shared_out_the_same_in_any_order(self) -> None:
+        # Ties between equally dear lines go by SKU, then the rest of the line, never by position.
+        p = buyget("p", buy_skus=["x", "y"], get_skus=["x", "y"], buy_quantity=1, get_quantity=1, max_quantity=1)
+        for order in permutations(["x", "y"]):
+            cart = [line(i, sku, 1, 1000) for i, sku in enumerate(order)]
+            result = price([p], cart)
+            by_sku = {cart[index].sku: amount for _, index, amount in shares(result)}
+            assert by_sku == {"y": 1000}, order
 
 
 class TestLeftOutUsesNothing:
