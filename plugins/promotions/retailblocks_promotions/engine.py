@@ -251,11 +251,23 @@ def _qualifies(promotion: PromotionConfig, line: Line) -> bool:
 # --- evaluation -----------------------------------------------------------------------------------
 
 
+def _line_key(line: Line) -> tuple[str, int, str, int, int, int]:
+    # Everything the engine reads of a line, then the index: lines equal in all but their index are
+    # interchangeable, so only their labels can differ between two orders of the same cart.
+    return (line.sku, line.unit_price.amount, line.category, line.quantity, min(line.taken, line.subtotal), line.index)
+
+
 class _Cart:
-    """What is left to discount while promotions are applied one after another."""
+    """What is left to discount while promotions are applied one after another.
+
+    ``lines`` is in one order that does not depend on the cart's: every tie (rounding remainders, the
+    cap's line by line, equally dear buy-get units) is broken by it, so shuffling the cart's lines
+    cannot change what any line gets. ``position`` is the cart's own order, for reporting.
+    """
 
     def __init__(self, lines: Sequence[Line], shipping: Money, shipping_discount: Money | None):
-        self.lines = list(lines)
+        self.lines = sorted(lines, key=_line_key)
+        self.position = {line.index: place for place, line in enumerate(lines)}
         self.shipping = shipping
         self.shipping_taken = min(shipping_discount.amount if shipping_discount else 0, shipping.amount)
 
@@ -285,10 +297,11 @@ def _run(
     currency = cart.shipping.currency
     adjustments: list[Adjustment] = []
     for promotion in promotions:
+        used: Mapping[int, int] = {}
         if promotion.target == "shipping":
             exact = {-1: _shipping_amount(promotion, cart.shipping.amount - state.shipping_taken)}
         elif promotion.type == "buyget":
-            exact = _buyget_amounts(promotion, cart.lines, state)
+            exact, used = _buyget_amounts(promotion, cart.lines, state)
         elif promotion.target == "order" or promotion.allocation == "across":
             exact = _across_amounts(promotion, cart.lines, state)
         else:
@@ -298,6 +311,10 @@ def _run(
         total = sum(split.values())
         if total <= 0:
             continue
+        # Units are used up only now: a promotion left out (budget, cap, rounding, nothing left on its
+        # lines) must leave them to the buy-get promotions after it.
+        for index, units in used.items():
+            state.consumed[index] += units
         if promotion.target == "shipping":
             state.shipping_taken += total
             target = AdjustmentTarget.SHIPPING
@@ -306,7 +323,11 @@ def _run(
             for index, amount in split.items():
                 state.taken[index] += amount
             target = AdjustmentTarget.ORDER if promotion.target == "order" else AdjustmentTarget.ITEM
-            line_amounts = tuple((index, Money(amount, currency)) for index, amount in split.items() if amount > 0)
+            line_amounts = tuple(
+                (index, Money(split[index], currency))
+                for index in sorted(split, key=cart.position.__getitem__)
+                if split[index] > 0
+            )
         adjustments.append(
             Adjustment(
                 promotion_id=promotion.id,
@@ -378,77 +399,107 @@ def _shipping_amount(promotion: PromotionConfig, remaining: int) -> Fraction:
     return Fraction(min(promotion.fixed.amount, remaining))
 
 
-def _by_subtotal(lines: Iterable[Line]) -> list[Line]:
-    # Dearest lines first (ties keep cart order): the buy side uses them up, the get side takes the
-    # rest.
-    return sorted(lines, key=lambda line: -line.subtotal)
+def _dearest_first(line: Line) -> int:
+    return -line.unit_price.amount
 
 
-def _buyget_amounts(promotion: PromotionConfig, lines: Sequence[Line], state: _State) -> dict[int, Fraction]:
-    """Buy X get Y, applied set after set until the buy units, the get units or ``max_quantity`` run
-    out.
+def _buyget_amounts(
+    promotion: PromotionConfig, lines: Sequence[Line], state: _State
+) -> tuple[dict[int, Fraction], dict[int, int]]:
+    """Buy X get Y: the exact discount per get line, and the units the sets would use per line.
 
-    Units a set uses (bought or discounted) are used up for the rest of this promotion and for every
-    buy-get promotion after it; the discount is per unit of the get lines.
+    As many whole sets as the units left allow (up to ``max_quantity`` discounted units), counted
+    before any unit is chosen, so which lines come first cannot decide whether a set is made. The
+    bought units are the dearest buy units, except those the get side needs; the discounted units are
+    the dearest get units left. Reads ``state`` only: the caller uses the units up if it keeps the
+    promotion.
     """
     assert promotion.buy_quantity is not None
     assert promotion.get_quantity is not None
-    buy_lines = _by_subtotal(line for line in lines if _matches(promotion.buy_skus, promotion.buy_categories, line))
-    get_lines = _by_subtotal(line for line in lines if _matches(promotion.get_skus, promotion.get_categories, line))
-    available = {line.index: line.quantity - state.consumed[line.index] for line in lines}
-    max_units = promotion.max_quantity if promotion.max_quantity is not None else promotion.get_quantity
-    discounted_units: dict[int, int] = {}
-    applied = 0
-    while applied < max_units:
-        bought: dict[int, int] = {}
-        needed = promotion.buy_quantity
-        for line in buy_lines:
-            if needed == 0:
-                break
-            take = min(available[line.index], needed)
-            if take > 0:
-                bought[line.index] = take
-                needed -= take
-        if needed > 0:
-            break
-        got: dict[int, int] = {}
-        wanted = promotion.get_quantity
-        for line in get_lines:
-            free = available[line.index] - bought.get(line.index, 0)
-            take = min(wanted - sum(got.values()), free, max_units - applied - sum(got.values()))
-            if take > 0:
-                got[line.index] = take
-            if sum(got.values()) >= wanted:
-                break
-        if sum(got.values()) < wanted:
-            break
-        for index, units in bought.items():
-            available[index] -= units
-        for index, units in got.items():
-            available[index] -= units
-            discounted_units[index] = discounted_units.get(index, 0) + units
-        applied += wanted
+    buy_quantity, get_quantity = promotion.buy_quantity, promotion.get_quantity
+    buy_skus, buy_categories = promotion.buy_skus, promotion.buy_categories
+    get_skus, get_categories = promotion.get_skus, promotion.get_categories
+    buyable: list[Line] = []
+    gettable: list[Line] = []
+    shared: set[int] = set()
+    left: dict[int, int] = {}
+    buy_only = get_only = both = 0
     for line in lines:
-        state.consumed[line.index] = line.quantity - available[line.index]
+        units = line.quantity - state.consumed[line.index]
+        if units <= 0:
+            continue
+        buys = _matches(buy_skus, buy_categories, line)
+        gets = _matches(get_skus, get_categories, line)
+        if buys:
+            buyable.append(line)
+        if gets:
+            gettable.append(line)
+        if buys and gets:
+            shared.add(line.index)
+            both += units
+        elif buys:
+            buy_only += units
+        elif gets:
+            get_only += units
+        else:
+            continue
+        left[line.index] = units
+    max_units = promotion.max_quantity if promotion.max_quantity is not None else get_quantity
+    # A unit serves one side only, and a unit both sides match can go to either: k sets fit when each
+    # side has enough units and both together do.
+    sets = min(
+        max_units // get_quantity,
+        (buy_only + both) // buy_quantity,
+        (get_only + both) // get_quantity,
+        (buy_only + both + get_only) // (buy_quantity + get_quantity),
+    )
+    if sets <= 0:
+        return {}, {}
+    used: dict[int, int] = {}
+    # Units both sides match go to the buy side only as far as the get side can spare them.
+    spare = both - max(0, sets * get_quantity - get_only)
+    wanted = sets * buy_quantity
+    for line in sorted(buyable, key=_dearest_first):
+        take = min(left[line.index], wanted)
+        if line.index in shared:
+            take = min(take, spare)
+            spare -= take
+        if take > 0:
+            left[line.index] -= take
+            used[line.index] = take
+            wanted -= take
+            if wanted == 0:
+                break
+    discounted: dict[int, int] = {}
+    wanted = sets * get_quantity
+    for line in sorted(gettable, key=_dearest_first):
+        take = min(left[line.index], wanted)
+        if take > 0:
+            discounted[line.index] = take
+            used[line.index] = used.get(line.index, 0) + take
+            wanted -= take
+            if wanted == 0:
+                break
     amounts: dict[int, Fraction] = {}
-    by_index = {line.index: line for line in lines}
-    for index, units in discounted_units.items():
-        line = by_index[index]
+    for line in lines:
+        units = discounted.get(line.index, 0)
+        if units == 0:
+            continue
         worth = Fraction(line.unit_price.amount * units)
         if promotion.value_type == "percentage":
             amount = _value_on(promotion, worth)
         else:
             amount = min(Fraction(promotion.fixed.amount * units), worth)
         # Never below zero, whatever earlier adjustments took.
-        amount = min(amount, Fraction(max(line.subtotal - state.taken[index], 0)))
+        amount = min(amount, Fraction(max(line.subtotal - state.taken[line.index], 0)))
         if amount > 0:
-            amounts[index] = amount
-    # Report lines in cart order, like every other kind of promotion.
-    return {line.index: amounts[line.index] for line in lines if line.index in amounts}
+            amounts[line.index] = amount
+    return amounts, used
 
 
 def _limit(promotion: PromotionConfig, exact: dict[int, Fraction], usage: Usage) -> dict[int, Fraction]:
-    """Apply the per-order cap (line by line in cart order), then the campaign budget."""
+    """Apply the per-order cap (line by line in the cart's line order, see _Cart), then the campaign
+    budget."""
     if promotion.cap is not None:
         cap_left = Fraction(promotion.cap.amount)
         capped: dict[int, Fraction] = {}
@@ -477,9 +528,9 @@ def _round(exact: Mapping[int, Fraction]) -> dict[int, int]:
     """Round the promotion's exact total once (half up), then split it by largest remainder.
 
     Each line gets the floor of its exact share, and the minor units left go one each to the lines
-    with
-    the largest fractions (cart order on ties), so no line gets more than the ceiling of its share:
-    which never exceeds what was left on it.
+    with the largest fractions (ties in the order of ``exact``, which is the engine's line order, not
+    the cart's), so no line gets more than the ceiling of its share: which never exceeds what was
+    left on it.
     """
     if len(exact) == 1:  # one line takes the whole rounded total (most promotions touch one line)
         ((index, amount),) = exact.items()
