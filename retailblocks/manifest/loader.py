@@ -24,6 +24,7 @@ from retailblocks.manifest.model import (
     Partner,
     PartnerType,
     Routing,
+    mask_password,
 )
 from retailblocks.manifest.nodes import Node
 from retailblocks.manifest.units import parse_weight
@@ -195,15 +196,11 @@ def _merchant(node: Node) -> Merchant:
     return Merchant(id=_slug(entries["id"]), name=readers.string(entries["name"]), currency=currency)
 
 
-def _mask_password(url: str) -> str:
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
-
-
 def _database(node: Node | None, merchant_id: str, directory: Path) -> str:
     if node is None:
         return f"sqlite:///{directory / '.blocks' / f'{merchant_id}.db'}"
     url = readers.string(node).strip()
-    shown = repr(_mask_password(url))
+    shown = repr(mask_password(url))
     if url.startswith(("postgresql://", "postgresql+psycopg://")):
         normalized = "postgresql+psycopg://" + url.split("://", 1)[1]
         problem = _postgres_problem(normalized)
