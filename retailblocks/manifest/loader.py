@@ -31,6 +31,7 @@ from retailblocks.manifest.units import parse_weight
 from retailblocks.manifest.yamlsource import load_document, read_source
 from retailblocks.model import Channel, ChannelType, Merchant, Money, Product
 from retailblocks.model._validators import SLUG
+from retailblocks.model.limits import check_amount, check_quantity
 
 _TOP_KEYS = (
     "version",
@@ -265,13 +266,18 @@ def _channels(node: Node) -> tuple[Channel, ...]:
 
 
 def _money(node: Node, currency: str) -> Money:
+    """Money in the merchant's currency, at least zero (prices and spend thresholds in a manifest are
+    never negative) and at most MAX_AMOUNT, so that sums of it stay exact in every database."""
     text = readers.string(node)
     try:
         money = Money.parse(text)
+        check_amount(money.amount, "an amount")
     except InvalidValue as error:
         raise ManifestError.at(node, str(error)) from None
     if money.currency != currency:
         raise ManifestError.at(node, f"price is in {money.currency} but the merchant's currency is {currency}")
+    if money.amount < 0:
+        raise ManifestError.at(node, f"an amount here cannot be negative (got {money.format()})")
     return money
 
 
@@ -300,7 +306,7 @@ def _catalog(node: Node, currency: str, channel_ids: list[str]) -> tuple[Product
         if "weight" in entries:
             weight_node = entries["weight"]
             try:
-                weight = parse_weight(weight_node.value)
+                weight = check_quantity(parse_weight(weight_node.value), "a weight in grams")
             except InvalidValue as error:
                 raise ManifestError.at(weight_node, str(error)) from None
         sold_in: list[str] = []

@@ -158,6 +158,55 @@ CASES: dict[str, Broken] = {
     "type: currency of a price is not the merchant's": broken(
         '"1.29 EUR"', '"1.29 CNY"', "merchant's currency is EUR", path="catalog[0].price", at='"1.29 CNY"'
     ),
+    "bounds: a price of 2**63 minor units": broken(
+        '"1.29 EUR"',
+        '"92233720368547758.08 EUR"',
+        "within ±1000000000000000 minor units",
+        path="catalog[0].price",
+        at='"92233720368547758.08 EUR"',
+    ),
+    "bounds: a negative price": broken(
+        '"1.29 EUR"', '"-1.29 EUR"', "cannot be negative", path="catalog[0].price", at='"-1.29 EUR"'
+    ),
+    "bounds: a negative channel price": broken(
+        'price: "1.29 EUR"}',
+        'price: "1.29 EUR", channel_prices: {web: "-0.01 EUR"}}',
+        "cannot be negative",
+        path="catalog[0].channel_prices.web",
+        at='"-0.01 EUR"',
+    ),
+    "bounds: a spend threshold over the largest amount": appended(
+        'segments: [{id: whales, min_spend: "10000000000000.01 EUR"}]\n',
+        "within ±1000000000000000 minor units",
+        path="segments[0].min_spend",
+        at='"10000000000000.01 EUR"',
+    ),
+    "bounds: an order count over the largest quantity": appended(
+        "segments: [{id: loyal, min_orders: 1000000001}]\n",
+        "from 0 to 1000000000",
+        path="segments[0].min_orders",
+        at="1000000001",
+    ),
+    "bounds: a weight over the largest quantity": broken(
+        'price: "1.29 EUR"}',
+        'price: "1.29 EUR", weight: 1000001kg}',
+        "between 0 and 1000000000",
+        path="catalog[0].weight",
+        at="1000001kg",
+    ),
+    "bounds: money in a block's config over the largest amount": appended(
+        '  - use: stored-value\n    config: {max_gift_card_value: "10000000000000.01 EUR"}\n',
+        "within ±1000000000000000 minor units",
+        path="blocks[2].config.max_gift_card_value",
+        at='"10000000000000.01 EUR"',
+    ),
+    "bounds: a quantity in a block's config over the largest quantity": broken(
+        "low_stock_threshold: 3",
+        "low_stock_threshold: 1000000001",
+        "<= 1000000000",
+        path="blocks[0].config.low_stock_threshold",
+        at="1000000001",
+    ),
     "type: huge integer": broken(
         "low_stock_threshold: 3",
         f"low_stock_threshold: {10**40}",
