@@ -30,7 +30,7 @@ from retailblocks.assembly.blocks import is_secret
 from retailblocks.errors import InvalidValue
 from retailblocks.manifest import readers
 from retailblocks.manifest.errors import ManifestError, SourcePosition
-from retailblocks.manifest.nodes import Node
+from retailblocks.manifest.nodes import Node, position_in
 from retailblocks.manifest.units import DURATION_HELP, format_duration, parse_duration
 from retailblocks.model import Money
 from retailblocks.model.limits import check_amount
@@ -301,7 +301,12 @@ def _locate(
                 field.validator(instance, field, value)
         except (ValueError, TypeError) as field_error:
             return ManifestError.at(entries[key], _message(field_error, secrets))
-    return ManifestError.at(node, _message(error, secrets))
+    # A cross-field rule that leads its message with the field at fault (``channels.web.locations[1]:
+    # …``) is pointed at that field.
+    message = _message(error, secrets)
+    at_fault, _, sentence = message.partition(": ")
+    where = position_in(node, at_fault, quoting=sentence) if sentence else None
+    return ManifestError.at(where, sentence) if where is not None else ManifestError.at(node, message)
 
 
 def _message(error: Exception, secrets: list[Any]) -> str:

@@ -143,6 +143,7 @@ def _parse(data: bytes | str, file: str, environ: Mapping[str, str] | None) -> M
         partners=partners,
         segments=segments,
         campaigns=campaigns,
+        source=root,
     )
 
 

@@ -147,6 +147,9 @@ class Manifest:
     partners: tuple[Partner, ...]
     segments: tuple[Segment, ...] = ()
     campaigns: tuple[Campaign, ...] = ()
+    #: The document the manifest was read from, so that checks made after loading (references to what
+    #: blocks declare) can point at the place a value was written.
+    source: Node | None = attrs.field(default=None, eq=False, repr=False)
 
     def block(self, block_id: str) -> BlockEntry:
         """The entry with instance id ``block_id``; ``KeyError`` when there is none."""

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import attrs
 
 from retailblocks.errors import InvalidValue
+from retailblocks.manifest.readers import suggestion
 from retailblocks.model.limits import MAX_QUANTITY
 
 
@@ -125,12 +126,13 @@ class SqlInventoryConfig:
         if duplicates:
             raise InvalidValue(f"'locations' must have unique ids (got {', '.join(map(repr, duplicates))} twice)")
         for channel_id, sourcing in self.channels.items():
-            unknown = [name for name in sourcing.locations if name not in seen]
-            if unknown:
-                raise InvalidValue(
-                    f"channels.{channel_id}.locations names unknown location(s) "
-                    f"{', '.join(map(repr, unknown))}; known locations: {', '.join(sorted(seen))}"
-                )
+            for index, name in enumerate(sourcing.locations):
+                if name not in seen:
+                    # Led by the field, so that assembly points at the very list item.
+                    raise InvalidValue(
+                        f"channels.{channel_id}.locations[{index}]: unknown location {name!r}"
+                        f"{suggestion(name, sorted(seen))} (known locations: {', '.join(sorted(seen))})"
+                    )
 
     @property
     def location_ids(self) -> frozenset[str]:
