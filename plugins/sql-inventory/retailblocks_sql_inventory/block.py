@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from retailblocks import AuditFinding, Block, Capability, FlowContext, hookimpl
 from retailblocks.assembly.references import unknown
-from retailblocks.errors import InvalidValue, OutOfStock
+from retailblocks.errors import InvalidValue, OutOfStock, UnknownSku
 from retailblocks.manifest.readers import suggestion
 from retailblocks.model import (
     Channel,
@@ -108,6 +108,9 @@ class SqlInventory(Block):
         if not isinstance(config, SqlInventoryConfig):
             raise InvalidValue(f"sql-inventory needs a SqlInventoryConfig (got {type(config).__name__})")
         super().__init__(config, block_id=block_id)
+        #: The SKUs stock may be held of: the stack's catalog once ``stack_startup`` has run; None for a
+        #: block used on its own, which then takes any SKU.
+        self.catalog: frozenset[str] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -154,6 +157,11 @@ class SqlInventory(Block):
                     f"channel its locations under 'channels:'"
                 )
         return problems
+
+    @hookimpl
+    def stack_startup(self, stack: Any) -> None:
+        # Stock of a SKU the catalog lacks could never be sold; the stack's catalog says what exists.
+        self.catalog = frozenset(stack.catalog)
 
     @hookimpl
     def stack_audit(self, ctx: FlowContext) -> Sequence[AuditFinding]:
@@ -816,6 +824,12 @@ class SqlInventory(Block):
     def _check_item(self, sku: str, location: str) -> None:
         if not isinstance(sku, str) or not sku.strip() or len(sku) > 100:
             raise InvalidValue(f"a SKU must be a non-empty string of at most 100 characters (got {sku!r})")
+        if self.catalog is not None and sku not in self.catalog:
+            known = sorted(self.catalog)
+            raise UnknownSku(
+                f"unknown SKU {sku!r}{suggestion(sku, known)}: the catalog does not have it "
+                f"(add it to the manifest's 'catalog:' first)"
+            )
         self._check_locations([location])
 
     def _backorder_room(self, connection: sa.Connection, skus: Sequence[str]) -> dict[str, int]:
