@@ -7,7 +7,6 @@ configuration and the routing have been checked.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,6 +22,8 @@ from retailblocks.assembly.blocks import Block
 from retailblocks.assembly.core_block import CoreBlock
 from retailblocks.assembly.discovery import TRACE_ENV, BlockInfo, api_incompatibility, discover
 from retailblocks.assembly.hooks import HookRelay
+from retailblocks.assembly.references import check_manifest as check_references
+from retailblocks.assembly.references import declared_names
 from retailblocks.assembly.routing import plan_routing
 from retailblocks.clock import FLOW_LEASE, Clock, IdFactory, RandomIds, SystemClock
 from retailblocks.context import FlowContext
@@ -38,6 +39,7 @@ from retailblocks.manifest import (
     build_config,
     load_manifest,
 )
+from retailblocks.manifest.nodes import position_in
 from retailblocks.manifest.readers import suggestion
 from retailblocks.model import Channel, Product
 from retailblocks.storage import UnitOfWork, check_reachable, create_engine, describe_url, migrate
@@ -137,8 +139,12 @@ def plan(
         try:
             instance = info.block_class(config, block_id=entry.id)
         except (ValueError, TypeError) as error:
+            # A block that names the field at fault (``field: what is wrong``) is pointed at that field.
+            field, _, sentence = str(error).partition(": ")
+            where = _config_position(entry, field) if sentence else None
             raise ManifestError.at(
-                entry.position_of("config"), f"block {entry.use!r} rejected its configuration: {error}"
+                where or entry.position_of("config"),
+                f"block {entry.use!r} rejected its configuration: {sentence if where else error}",
             ) from None
         assembled.append(AssembledBlock(entry, info, instance))
 
@@ -166,8 +172,10 @@ def plan(
             block=plugin_name,
             distribution=distribution,
         ) from None
+    names = declared_names(manifest, pm.hook.stack_names())
+    check_references(manifest, names)
     by_instance = {id(block.instance): block for block in assembled}
-    arguments = {"merchant": manifest.merchant, "channels": manifest.channels}
+    arguments = {"merchant": manifest.merchant, "channels": manifest.channels, "names": names}
     for impl in pm.hook.stack_check.get_hookimpls():
         checked = by_instance.get(id(impl.plugin))
         if checked is None:
@@ -176,7 +184,7 @@ def plan(
         problems = list(found or ())
         if problems:
             field, _, sentence = problems[0].partition(": ")
-            where = _config_position(checked.entry, field) if sentence else None
+            where = _config_position(checked.entry, field, sentence) if sentence else None
             # Point at the field the block names when it can be found, else at the block's config.
             if where is None:
                 raise ManifestError.at(
@@ -194,19 +202,9 @@ def plan(
     return Plan(manifest, tuple(assembled), pm, relay)
 
 
-def _config_position(entry: BlockEntry, field: str) -> SourcePosition | None:
+def _config_position(entry: BlockEntry, field: str, quoting: str = "") -> SourcePosition | None:
     """Where the configuration field ``field`` (``channels.wbe``, ``rates[0].price``) was written, if it was."""
-    node = entry.config
-    where: SourcePosition | None = None
-    for part in re.findall(r"[^.\[\]]+", field):
-        if isinstance(node.value, dict) and part in node.value:
-            where, node = node.key_position(part), node.value[part]
-        elif isinstance(node.value, tuple) and part.isdigit() and int(part) < len(node.value):
-            node = node.value[int(part)]
-            where = node.position
-        else:
-            return None
-    return where
+    return position_in(entry.config, field, quoting=quoting)
 
 
 def assemble(

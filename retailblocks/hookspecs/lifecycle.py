@@ -5,7 +5,7 @@ Any block may implement these; none is required.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from retailblocks.hookspecs._markers import hookspec
@@ -63,10 +63,27 @@ def stack_audit(ctx: FlowContext) -> Sequence[AuditFinding]:
 
 
 @hookspec
-def stack_check(merchant: Merchant, channels: Sequence[Channel]) -> Sequence[str]:
+def stack_names() -> Mapping[str, Sequence[str]]:
+    """The names the block's configuration declares that the rest of the manifest may refer to, by kind:
+    ``{"location": [...]}`` for stock locations, ``"promotion"`` for promotion ids, ``"tier"`` for
+    membership tiers. Assembly adds them to what the manifest itself declares and hands the whole to
+    :func:`stack_check`, so that a reference anywhere to a name nothing declares fails at
+    ``blocks assemble --check`` instead of at the first order that needs it.
+    """
+
+
+@hookspec
+def stack_check(merchant: Merchant, channels: Sequence[Channel], names: Mapping[str, frozenset[str]]) -> Sequence[str]:
     """Check the block's configuration against the rest of the manifest before anything is written: a
-    channel id the manifest does not declare, money in another currency than the merchant's. Return one
-    sentence per problem, naming the configuration field (``channels.wbe``); assembly reports the first at
-    the block's ``config`` in the manifest. Called once per block during assembly, ``blocks assemble --check``
-    included.
+    channel id the manifest does not declare, money in another currency than the merchant's, a SKU the
+    catalog lacks. Return one sentence per problem, starting with the configuration field it is about and a
+    colon (``channels.wbe: …``, ``pickup_locations[0]: …``); assembly reports the first at that field in the
+    manifest (at the block's ``config`` when the field cannot be found). Called once per block during
+    assembly, ``blocks assemble --check`` included.
+
+    ``names`` is everything the manifest declares, by kind: ``"channel"`` (channel ids),
+    ``"channel_type"``, ``"sku"`` and ``"category"`` (of the catalog), ``"partner"``, ``"segment"``,
+    ``"location"`` (the channels' locations and every block's declared stock locations), and whatever
+    else blocks declare with :func:`stack_names` (``"promotion"``, ``"tier"``). A kind nothing declares is
+    an empty set. :func:`retailblocks.assembly.references.unknown` words a problem with a suggestion.
     """

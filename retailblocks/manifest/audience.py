@@ -24,6 +24,7 @@ from retailblocks.manifest.loader import _channel_ref, _money, _slug, _unique
 from retailblocks.manifest.model import Campaign, Segment
 from retailblocks.manifest.nodes import Node
 from retailblocks.model import Product
+from retailblocks.model.limits import MAX_QUANTITY
 
 _COUNT_RULES = ("min_orders", "max_orders", "purchased_within_days", "not_purchased_for_days")
 _MONEY_RULES = ("min_spend", "max_spend")
@@ -115,8 +116,8 @@ def _list(node: Node | None) -> tuple[Node, ...]:
 
 def _count(node: Node) -> int:
     value = readers.integer(node)
-    if value < 0:
-        raise ManifestError.at(node, f"expected a whole number >= 0 (got {node.describe()})")
+    if not 0 <= value <= MAX_QUANTITY:
+        raise ManifestError.at(node, f"expected a whole number from 0 to {MAX_QUANTITY} (got {node.describe()})")
     return value
 
 

@@ -30,9 +30,10 @@ from retailblocks.assembly.blocks import is_secret
 from retailblocks.errors import InvalidValue
 from retailblocks.manifest import readers
 from retailblocks.manifest.errors import ManifestError, SourcePosition
-from retailblocks.manifest.nodes import Node
+from retailblocks.manifest.nodes import Node, position_in
 from retailblocks.manifest.units import DURATION_HELP, format_duration, parse_duration
 from retailblocks.model import Money
+from retailblocks.model.limits import check_amount
 
 T = TypeVar("T")
 
@@ -144,7 +145,7 @@ def _convert(tp: Any, node: Node, *, secret: bool) -> Any:
     if tp is timedelta:
         return _parsed(node, parse_duration, DURATION_HELP.removeprefix("expected "), secret)
     if tp is Money:
-        return _parsed(node, Money.parse, _MONEY_HELP, secret)
+        return _parsed(node, _bounded_money, _MONEY_HELP, secret)
     if issubclass(tp, enum.Enum):
         return _choice(node, {member.value: member for member in tp}, secret=secret)
     if attrs.has(tp):
@@ -179,6 +180,14 @@ def _convert_generic(tp: Any, origin: Any, node: Node, *, secret: bool) -> Any:
             raise ConfigTypeError(f"mapping keys must be str in a configuration type (got {tp!r})")
         return {key: _convert(value_type, child, secret=secret) for key, child in readers.mapping(node).items()}
     raise ConfigTypeError(f"unsupported configuration type {tp!r}")
+
+
+def _bounded_money(value: Any) -> Money:
+    # Every block's money is bounded here once, so that no block can be configured with an amount
+    # whose sums would overflow a column; whether a negative amount means anything is the block's call.
+    money = Money.parse(value)
+    check_amount(money.amount, "an amount")
+    return money
 
 
 def _boolean(node: Node, *, secret: bool) -> bool:
@@ -292,7 +301,12 @@ def _locate(
                 field.validator(instance, field, value)
         except (ValueError, TypeError) as field_error:
             return ManifestError.at(entries[key], _message(field_error, secrets))
-    return ManifestError.at(node, _message(error, secrets))
+    # A cross-field rule that leads its message with the field at fault (``channels.web.locations[1]:
+    # …``) is pointed at that field.
+    message = _message(error, secrets)
+    at_fault, _, sentence = message.partition(": ")
+    where = position_in(node, at_fault, quoting=sentence) if sentence else None
+    return ManifestError.at(where, sentence) if where is not None else ManifestError.at(node, message)
 
 
 def _message(error: Exception, secrets: list[Any]) -> str:

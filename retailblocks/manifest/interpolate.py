@@ -14,6 +14,21 @@ from collections.abc import Mapping
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+class Interpolated(str):
+    """Text that ``${VAR}`` interpolation produced: equal to and used as the plain string, but its repr
+    is masked.
+
+    The environment is where secrets are kept, and a value cannot tell whether it is one; masking every
+    interpolated value keeps it out of the repr of whatever holds it (a manifest, a plan, a block's
+    configuration) without each of those having to know which of its fields came from the environment.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
 class InterpolationError(ValueError):
     """A ``${…}`` that cannot be expanded; ``variable`` names the variable when there is one."""
 

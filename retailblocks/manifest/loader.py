@@ -24,12 +24,14 @@ from retailblocks.manifest.model import (
     Partner,
     PartnerType,
     Routing,
+    mask_password,
 )
 from retailblocks.manifest.nodes import Node
 from retailblocks.manifest.units import parse_weight
 from retailblocks.manifest.yamlsource import load_document, read_source
 from retailblocks.model import Channel, ChannelType, Merchant, Money, Product
 from retailblocks.model._validators import SLUG
+from retailblocks.model.limits import check_amount, check_quantity
 
 _TOP_KEYS = (
     "version",
@@ -141,6 +143,7 @@ def _parse(data: bytes | str, file: str, environ: Mapping[str, str] | None) -> M
         partners=partners,
         segments=segments,
         campaigns=campaigns,
+        source=root,
     )
 
 
@@ -195,15 +198,11 @@ def _merchant(node: Node) -> Merchant:
     return Merchant(id=_slug(entries["id"]), name=readers.string(entries["name"]), currency=currency)
 
 
-def _mask_password(url: str) -> str:
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
-
-
 def _database(node: Node | None, merchant_id: str, directory: Path) -> str:
     if node is None:
         return f"sqlite:///{directory / '.blocks' / f'{merchant_id}.db'}"
     url = readers.string(node).strip()
-    shown = repr(_mask_password(url))
+    shown = repr(mask_password(url))
     if url.startswith(("postgresql://", "postgresql+psycopg://")):
         normalized = "postgresql+psycopg://" + url.split("://", 1)[1]
         problem = _postgres_problem(normalized)
@@ -268,13 +267,18 @@ def _channels(node: Node) -> tuple[Channel, ...]:
 
 
 def _money(node: Node, currency: str) -> Money:
+    """Money in the merchant's currency, at least zero (prices and spend thresholds in a manifest are
+    never negative) and at most MAX_AMOUNT, so that sums of it stay exact in every database."""
     text = readers.string(node)
     try:
         money = Money.parse(text)
+        check_amount(money.amount, "an amount")
     except InvalidValue as error:
         raise ManifestError.at(node, str(error)) from None
     if money.currency != currency:
         raise ManifestError.at(node, f"price is in {money.currency} but the merchant's currency is {currency}")
+    if money.amount < 0:
+        raise ManifestError.at(node, f"an amount here cannot be negative (got {money.format()})")
     return money
 
 
@@ -303,7 +307,7 @@ def _catalog(node: Node, currency: str, channel_ids: list[str]) -> tuple[Product
         if "weight" in entries:
             weight_node = entries["weight"]
             try:
-                weight = parse_weight(weight_node.value)
+                weight = check_quantity(parse_weight(weight_node.value), "a weight in grams")
             except InvalidValue as error:
                 raise ManifestError.at(weight_node, str(error)) from None
         sold_in: list[str] = []

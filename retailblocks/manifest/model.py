@@ -110,14 +110,36 @@ class Routing:
         return self.positions.get(method)
 
 
+def mask_password(url: str) -> str:
+    """``url`` with the password of its user part shown as ``***``.
+
+    The user part is taken up to the last ``@``, so a password with an unescaped ``@`` or ``/`` is still
+    hidden whole; a ``@`` later in the URL can only make more of it hidden, never less.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator or "@" not in rest:
+        return url
+    userinfo, _, host = rest.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}{colon and ':***'}@{host}"
+
+
+def _masked_url(url: str) -> str:
+    return repr(mask_password(url))
+
+
 @attrs.frozen
 class Manifest:
-    """A valid manifest. ``database_url`` is absolute for SQLite and uses psycopg for PostgreSQL."""
+    """A valid manifest. ``database_url`` is absolute for SQLite and uses psycopg for PostgreSQL.
+
+    Its repr, like the repr of everything it holds, shows no password and no value interpolated from
+    the environment: manifests and plans end up in logs and tracebacks.
+    """
 
     path: Path
     version: int
     merchant: Merchant
-    database_url: str
+    database_url: str = attrs.field(repr=_masked_url)
     channels: tuple[Channel, ...]
     catalog: tuple[Product, ...]
     blocks: tuple[BlockEntry, ...]
@@ -125,6 +147,9 @@ class Manifest:
     partners: tuple[Partner, ...]
     segments: tuple[Segment, ...] = ()
     campaigns: tuple[Campaign, ...] = ()
+    #: The document the manifest was read from, so that checks made after loading (references to what
+    #: blocks declare) can point at the place a value was written.
+    source: Node | None = attrs.field(default=None, eq=False, repr=False)
 
     def block(self, block_id: str) -> BlockEntry:
         """The entry with instance id ``block_id``; ``KeyError`` when there is none."""

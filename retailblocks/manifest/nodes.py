@@ -8,6 +8,7 @@ node's position. Block configuration stays a node until assembly knows the block
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, TypeAlias
 
@@ -107,6 +108,28 @@ class Node:
         if value is None or isinstance(value, str | int | float | bool):
             return cls(value, position)
         raise TypeError(f"cannot represent {type(value).__name__} as a manifest value")
+
+
+def position_in(node: Node, field: str, *, quoting: str = "") -> SourcePosition | None:
+    """Where the value at ``field`` under ``node`` (``channels.wbe``, ``rates[0].price``) was written, if
+    it was.
+
+    A mapping key is pointed at as a key, since with a free-form mapping (SKU -> units) it is the key that
+    names something; but when the value there is text that ``quoting`` quotes, the text is the culprit
+    and is pointed at instead (``funder: metro-mal``).
+    """
+    where: SourcePosition | None = None
+    for part in re.findall(r"[^.\[\]]+", field):
+        if isinstance(node.value, dict) and part in node.value:
+            where, node = node.key_position(part), node.value[part]
+        elif isinstance(node.value, tuple) and part.isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+            where = node.position
+        else:
+            return None
+    if where is not None and isinstance(node.value, str) and quoting and repr(node.value) in quoting:
+        return node.position
+    return where
 
 
 def shorten(text: str) -> str:

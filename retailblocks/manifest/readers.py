@@ -12,6 +12,7 @@ import difflib
 from collections.abc import Collection, Iterable
 
 from retailblocks.manifest.errors import ManifestError
+from retailblocks.manifest.interpolate import Interpolated
 from retailblocks.manifest.nodes import Node
 
 
@@ -49,7 +50,7 @@ def string(node: Node, *, secret: bool = False, allow_empty: bool = False) -> st
         raise mismatch(node, "a string", secret=secret)
     if not allow_empty and not node.value.strip():
         raise ManifestError.at(node, "expected a non-empty string (got an empty one)")
-    return node.value
+    return Interpolated(node.value) if node.from_environment else node.value
 
 
 def integer(node: Node, *, secret: bool = False) -> int:

@@ -90,6 +90,12 @@ def appended(text: str, says: str, **details: Any) -> Broken:
 
 CONFIG = "      reservation_ttl: 15m\n"
 CARD = "  - use: sandbox-card\n"
+# A third block, for the references its configuration makes to the rest of the manifest.
+LOGISTICS = "  - use: logistics\n    config:\n"
+LOYALTY = "  - use: loyalty\n    config:\n      points_value: '1.00 EUR'\n"
+PROMOTION = (
+    "  - use: promotions\n    config:\n      promotions:\n        - {id: milk-10, value_type: percentage, value: 10, "
+)
 
 CASES: dict[str, Broken] = {
     # --- YAML that does not parse ------------------------------------------------------------------
@@ -157,6 +163,55 @@ CASES: dict[str, Broken] = {
     ),
     "type: currency of a price is not the merchant's": broken(
         '"1.29 EUR"', '"1.29 CNY"', "merchant's currency is EUR", path="catalog[0].price", at='"1.29 CNY"'
+    ),
+    "bounds: a price of 2**63 minor units": broken(
+        '"1.29 EUR"',
+        '"92233720368547758.08 EUR"',
+        "within ±1000000000000000 minor units",
+        path="catalog[0].price",
+        at='"92233720368547758.08 EUR"',
+    ),
+    "bounds: a negative price": broken(
+        '"1.29 EUR"', '"-1.29 EUR"', "cannot be negative", path="catalog[0].price", at='"-1.29 EUR"'
+    ),
+    "bounds: a negative channel price": broken(
+        'price: "1.29 EUR"}',
+        'price: "1.29 EUR", channel_prices: {web: "-0.01 EUR"}}',
+        "cannot be negative",
+        path="catalog[0].channel_prices.web",
+        at='"-0.01 EUR"',
+    ),
+    "bounds: a spend threshold over the largest amount": appended(
+        'segments: [{id: whales, min_spend: "10000000000000.01 EUR"}]\n',
+        "within ±1000000000000000 minor units",
+        path="segments[0].min_spend",
+        at='"10000000000000.01 EUR"',
+    ),
+    "bounds: an order count over the largest quantity": appended(
+        "segments: [{id: loyal, min_orders: 1000000001}]\n",
+        "from 0 to 1000000000",
+        path="segments[0].min_orders",
+        at="1000000001",
+    ),
+    "bounds: a weight over the largest quantity": broken(
+        'price: "1.29 EUR"}',
+        'price: "1.29 EUR", weight: 1000001kg}',
+        "between 0 and 1000000000",
+        path="catalog[0].weight",
+        at="1000001kg",
+    ),
+    "bounds: money in a block's config over the largest amount": appended(
+        '  - use: stored-value\n    config: {max_gift_card_value: "10000000000000.01 EUR"}\n',
+        "within ±1000000000000000 minor units",
+        path="blocks[2].config.max_gift_card_value",
+        at='"10000000000000.01 EUR"',
+    ),
+    "bounds: a quantity in a block's config over the largest quantity": broken(
+        "low_stock_threshold: 3",
+        "low_stock_threshold: 1000000001",
+        "<= 1000000000",
+        path="blocks[0].config.low_stock_threshold",
+        at="1000000001",
     ),
     "type: huge integer": broken(
         "low_stock_threshold: 3",
@@ -408,6 +463,108 @@ CASES: dict[str, Broken] = {
         "expected a string",
         path="blocks[1].config.secret_key",
         never_shown="98765432123",
+    ),
+    # --- references from one part of the manifest to another ----------------------------------------------
+    "references: a pickup location nothing declares": appended(
+        LOGISTICS + "      pickup_locations: [shpo]\n",
+        "block 'logistics': unknown location 'shpo'; did you mean 'shop'?",
+        path="blocks[2].config.pickup_locations[0]",
+        at="shpo",
+    ),
+    "references: a ship-from location nothing declares": appended(
+        LOGISTICS + "      locations: [{id: warehouse, latitude: 1, longitude: 1}]\n",
+        "unknown location 'warehouse' (known: shop)",
+        path="blocks[2].config.locations[0].id",
+        at="warehouse, latitude",
+    ),
+    "references: a sourcing location the inventory does not hold": broken(
+        "      locations: [{id: shop, kind: store}]\n",
+        "      locations: [{id: shop, kind: store}]\n      channels: {web: {locations: [shpo]}}\n",
+        "unknown location 'shpo'; did you mean 'shop'?",
+        path="blocks[0].config.channels.web.locations[0]",
+        at="shpo",
+    ),
+    "references: a store channel selling from a location the inventory does not hold": broken(
+        "{id: shop, type: store, location: shop}",
+        "{id: shop, type: store, location: backroom}",
+        "store channel 'shop' sells from location 'backroom'",
+        path="blocks[0].config.locations",
+        at="locations: [{id: shop",
+    ),
+    "references: a back-order of a SKU the catalog lacks": broken(
+        "      locations: [{id: shop, kind: store}]\n",
+        "      locations: [{id: shop, kind: store}]\n      backorders: {MILK-1: 2}\n",
+        "unknown SKU 'MILK-1'; did you mean 'MILK-1L'?",
+        path="blocks[0].config.backorders.MILK-1",
+        at="MILK-1: 2",
+    ),
+    "references: a promotion's SKU the catalog lacks": appended(
+        PROMOTION + "skus: [MILK-2L]}\n",
+        "unknown SKU 'MILK-2L'; did you mean 'MILK-1L'?",
+        path="blocks[2].config.promotions[0].skus[0]",
+        at="MILK-2L",
+    ),
+    "references: a promotion's category the catalog lacks": appended(
+        PROMOTION + "get_categories: [generel]}\n",
+        "unknown category 'generel'; did you mean 'general'?",
+        path="blocks[2].config.promotions[0].get_categories[0]",
+        at="generel",
+    ),
+    "references: a promotion's channel the manifest lacks": appended(
+        PROMOTION + "channels: [wbe]}\n",
+        "unknown channel 'wbe'; did you mean 'web'?",
+        path="blocks[2].config.promotions[0].channels[0]",
+        at="wbe",
+    ),
+    "references: a promotion's segment the manifest lacks": appended(
+        PROMOTION + "segments: [vip]}\n",
+        "unknown segment 'vip' (known: none; declare it under 'segments:')",
+        path="blocks[2].config.promotions[0].segments[0]",
+        at="vip",
+    ),
+    "references: a promotion's tier no block declares": appended(
+        PROMOTION + "tiers: [gold]}\n",
+        "unknown membership tier 'gold'",
+        path="blocks[2].config.promotions[0].tiers[0]",
+        at="gold",
+    ),
+    "references: a promotion's funder the manifest lacks": appended(
+        PROMOTION + "funder: metro-mal}\npartners: [{id: metro-mall, name: Metro, type: platform}]\n",
+        "unknown partner 'metro-mal'; did you mean 'metro-mall'?",
+        path="blocks[2].config.promotions[0].funder",
+        at="metro-mal}",
+    ),
+    "references: a loyalty channel multiplier for a channel the manifest lacks": appended(
+        LOYALTY + "      earning: {channel_multipliers_percent: {wbe: 200}}\n",
+        "unknown channel 'wbe'; did you mean 'web'?",
+        path="blocks[2].config.earning.channel_multipliers_percent.wbe",
+        at="wbe",
+    ),
+    "references: a loyalty SKU multiplier for a SKU the catalog lacks": appended(
+        LOYALTY + "      earning: {sku_multipliers_percent: {MILK-1: 200}}\n",
+        "unknown SKU 'MILK-1'; did you mean 'MILK-1L'?",
+        path="blocks[2].config.earning.sku_multipliers_percent.MILK-1",
+        at="MILK-1: 200",
+    ),
+    "references: a loyalty partner the manifest lacks": appended(
+        LOYALTY + "      partners: {metro: {rate_percent: 50}}\n",
+        "unknown partner 'metro' (known: none; declare it under 'partners:')",
+        path="blocks[2].config.partners.metro",
+        at="metro",
+    ),
+    "references: a segment's tier no block declares": appended(
+        LOYALTY + "      tiers: [{name: gold, threshold: '100.00 EUR'}]\nsegments: [{id: vip, tiers: [glod]}]\n",
+        "unknown membership tier 'glod'; did you mean 'gold'?",
+        path="segments[0].tiers[0]",
+        at="glod",
+    ),
+    "references: a campaign's promotion no block declares": appended(
+        PROMOTION
+        + "skus: [MILK-1L]}\nsegments: [{id: all}]\n"
+        + "campaigns: [{id: back, segment: all, promotion: milk-11, channel: web}]\n",
+        "unknown promotion 'milk-11'; did you mean 'milk-10'?",
+        path="campaigns[0].promotion",
+        at="milk-11",
     ),
     # --- routing ----------------------------------------------------------------------------------------------
     "routing: to an unknown block": appended(

@@ -8,7 +8,7 @@ statuses by tracking updates, each kept in the history and announced as ``shipme
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -16,6 +16,7 @@ import attrs
 import sqlalchemy as sa
 
 from retailblocks import Block, Capability, FlowContext, hookimpl
+from retailblocks.assembly.references import unknown
 from retailblocks.clock import as_utc
 from retailblocks.errors import CurrencyMismatch, IdempotencyConflict, InvalidValue, UnknownObject
 from retailblocks.model import (
@@ -150,15 +151,26 @@ class Logistics(Block):
         self._checked_currencies.add(currency)
 
     @hookimpl
-    def stack_check(self, merchant: Merchant, channels: Sequence[Channel]) -> Sequence[str]:
-        """Every configured amount in another currency than the merchant's, by its field."""
+    def stack_check(
+        self, merchant: Merchant, channels: Sequence[Channel], names: Mapping[str, frozenset[str]]
+    ) -> Sequence[str]:
+        """Every configured amount in another currency than the merchant's, and every location that the
+        manifest does not declare (a pickup at it would only ever be told the order is not deliverable)."""
         currency = merchant.currency
-        return [
+        problems = [
             f"{path}: {money} is in {money.currency}, but the merchant's currency is {currency}; "
             f"write amounts as e.g. '12.00 {currency}'"
             for path, money in money_fields(self.settings)
             if money.currency != currency
         ]
+        known = names["location"]
+        for index, location in enumerate(self.settings.locations):
+            if location.id not in known:
+                problems.append(unknown(f"locations[{index}].id", "location", location.id, known))
+        for index, pickup in enumerate(self.settings.pickup_locations):
+            if pickup not in known:
+                problems.append(unknown(f"pickup_locations[{index}]", "location", pickup, known))
+        return problems
 
     @hookimpl
     def stack_startup(self, stack: Any) -> None:

@@ -177,11 +177,14 @@ def test_startup_checks_the_merchant_currency() -> None:
         block.stack_startup(SimpleNamespace(merchant=SimpleNamespace(currency="USD")))
 
 
+NAMES = {"location": frozenset({"xuhui", "pudong", "jingan", "beijing-dc"})}
+
+
 def test_stack_check_names_every_amount_in_another_currency() -> None:
     channels = (Channel("web", "online"),)
     block = Logistics(example_config())
-    assert block.stack_check(Merchant("shop", "Shop", "CNY"), channels) == []
-    problems = block.stack_check(Merchant("shop", "Shop", "USD"), channels)
+    assert block.stack_check(Merchant("shop", "Shop", "CNY"), channels, NAMES) == []
+    problems = block.stack_check(Merchant("shop", "Shop", "USD"), channels, NAMES)
     paths = [problem.split(":", 1)[0] for problem in problems]
     assert paths == [path for path, _money in money_fields(example_config())]
     assert problems[0].startswith("carriers[0].options[0].rates[0].price: ")
@@ -193,6 +196,16 @@ def test_stack_check_finds_one_stray_amount() -> None:
         id="std", name="Standard", zones=["china"], rates=[WeightRate(price=cny("8.00"))], free_over=Money(5000, "USD")
     )
     block = Logistics(attrs.evolve(example_config(), carriers=[Carrier(id="sf", name="SF", options=[option])]))
-    problems = block.stack_check(Merchant("shop", "Shop", "CNY"), (Channel("web", "online"),))
+    problems = block.stack_check(Merchant("shop", "Shop", "CNY"), (Channel("web", "online"),), NAMES)
     assert len(problems) == 1
     assert problems[0].startswith("carriers[0].options[0].free_over: 50.00 USD is in USD")
+
+
+def test_stack_check_names_locations_nothing_declares() -> None:
+    block = Logistics(attrs.evolve(example_config(), pickup_locations=["xuhui", "pudnog"]))
+    names = {"location": frozenset({"xuhui", "pudong", "jingan"})}
+    problems = block.stack_check(Merchant("shop", "Shop", "CNY"), (Channel("web", "online"),), names)
+    assert problems == [
+        "locations[3].id: unknown location 'beijing-dc' (known: jingan, pudong, xuhui)",
+        "pickup_locations[1]: unknown location 'pudnog'; did you mean 'pudong'? (known: jingan, pudong, xuhui)",
+    ]

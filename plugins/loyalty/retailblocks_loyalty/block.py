@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from fnmatch import fnmatchcase
 from typing import Any, ClassVar
 
 from retailblocks import AuditFinding, Block, Capability, FlowContext, hookimpl
+from retailblocks.assembly.references import unknown
 from retailblocks.errors import InvalidValue
 from retailblocks.hookspecs.membership import PartnerPointsMovement
 from retailblocks.model import (
+    ChannelType,
     Identity,
     Member,
     Money,
@@ -51,6 +54,33 @@ class Loyalty(Block):
     @hookimpl
     def stack_migrations(self) -> Sequence[Migration]:
         return MIGRATIONS
+
+    @hookimpl
+    def stack_names(self) -> Mapping[str, Sequence[str]]:
+        return {"tier": [tier.name for tier in self.config.tiers]}
+
+    @hookimpl
+    def stack_check(self, names: Mapping[str, frozenset[str]]) -> Sequence[str]:
+        """Earning rules and partner exchanges for things the manifest does not declare: a misspelt
+        channel or SKU would silently earn the base rate, an unknown partner could never exchange."""
+        earning = "earning.channel_multipliers_percent"
+        channels = names["channel"] | {kind.value for kind in ChannelType}
+        problems = [
+            unknown(f"{earning}.{key}", "channel", key, channels)
+            for key in self.config.earning.channel_multipliers_percent
+            if key not in channels
+        ]
+        skus = sorted(names["sku"])
+        for key in self.config.earning.sku_multipliers_percent:
+            # A pattern ('TEA-*') must match some SKU; an exact SKU must be one.
+            if not any(fnmatchcase(sku, key) for sku in skus):
+                problems.append(unknown(f"earning.sku_multipliers_percent.{key}", "sku", key, names["sku"]))
+        problems.extend(
+            unknown(f"partners.{key}", "partner", key, names["partner"])
+            for key in self.config.partners
+            if key not in names["partner"]
+        )
+        return problems
 
     @hookimpl
     def stack_audit(self, ctx: FlowContext) -> Sequence[AuditFinding]:

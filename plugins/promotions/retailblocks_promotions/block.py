@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from retailblocks import Block, Capability, hookimpl
+from retailblocks.assembly.references import unknown
 from retailblocks.errors import InvalidValue
-from retailblocks.model import AdjustmentTarget, Member, Money, PriceAdjustment, PricedLine
+from retailblocks.model import AdjustmentTarget, ChannelType, Member, Merchant, Money, PriceAdjustment, PricedLine
 from retailblocks_promotions import engine
 from retailblocks_promotions import usage as store
 from retailblocks_promotions.config import Config as PromotionsConfig
@@ -39,6 +40,38 @@ class Promotions(Block):
     @hookimpl
     def stack_migrations(self) -> Sequence[Migration]:
         return MIGRATIONS
+
+    @hookimpl
+    def stack_names(self) -> Mapping[str, Sequence[str]]:
+        return {"promotion": [promotion.id for promotion in self.config.promotions]}
+
+    @hookimpl
+    def stack_check(self, merchant: Merchant, names: Mapping[str, frozenset[str]]) -> Sequence[str]:
+        """Names a promotion is limited to that nothing in the manifest declares: such a promotion would
+        silently never apply (a misspelt SKU) or never be paid for (an unknown funder)."""
+        channels = names["channel"] | {kind.value for kind in ChannelType}
+        funders = names["partner"] | {merchant.id}
+        kinds = (
+            ("skus", "sku", names["sku"]),
+            ("buy_skus", "sku", names["sku"]),
+            ("get_skus", "sku", names["sku"]),
+            ("categories", "category", names["category"]),
+            ("buy_categories", "category", names["category"]),
+            ("get_categories", "category", names["category"]),
+            ("channels", "channel", channels),
+            ("tiers", "tier", names["tier"]),
+            ("segments", "segment", names["segment"]),
+        )
+        problems = []
+        for index, promotion in enumerate(self.config.promotions):
+            where = f"promotions[{index}]"
+            for field, kind, known in kinds:
+                for item, value in enumerate(getattr(promotion, field)):
+                    if value not in known:
+                        problems.append(unknown(f"{where}.{field}[{item}]", kind, value, known))
+            if promotion.funder is not None and promotion.funder not in funders:
+                problems.append(unknown(f"{where}.funder", "partner", promotion.funder, funders))
+        return problems
 
     # --- marketing hooks -------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import attrs
 
 from retailblocks.errors import InvalidValue
 from retailblocks.model import Money
+from retailblocks.model.limits import MAX_QUANTITY
 
 
 def _non_empty(_instance: Any, attribute: "attrs.Attribute[Any]", value: str) -> None:
@@ -28,8 +29,10 @@ def _non_empty(_instance: Any, attribute: "attrs.Attribute[Any]", value: str) ->
 def _optional_positive(_instance: Any, attribute: "attrs.Attribute[Any]", value: int | None) -> None:
     if value is None:
         return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidValue(f"{attribute.name!r} must be a whole number >= 1 or empty (got {value!r})")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_QUANTITY:
+        raise InvalidValue(
+            f"{attribute.name!r} must be a whole number from 1 to {MAX_QUANTITY} or empty (got {value!r})"
+        )
 
 
 def _optional_money(_instance: Any, attribute: "attrs.Attribute[Any]", value: Money | None) -> None:

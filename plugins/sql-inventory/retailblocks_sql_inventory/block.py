@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import sqlalchemy as sa
 
 from retailblocks import AuditFinding, Block, Capability, FlowContext, hookimpl
-from retailblocks.errors import InvalidValue, OutOfStock
+from retailblocks.assembly.references import unknown
+from retailblocks.errors import InvalidValue, OutOfStock, UnknownSku
+from retailblocks.manifest.readers import suggestion
 from retailblocks.model import (
     Channel,
     ChannelType,
@@ -115,6 +117,9 @@ class SqlInventory(Block):
         if not isinstance(config, SqlInventoryConfig):
             raise InvalidValue(f"sql-inventory needs a SqlInventoryConfig (got {type(config).__name__})")
         super().__init__(config, block_id=block_id)
+        #: The SKUs stock may be held of: the stack's catalog once ``stack_startup`` has run; None for a
+        #: block used on its own, which then takes any SKU.
+        self.catalog: frozenset[str] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -123,9 +128,19 @@ class SqlInventory(Block):
         return MIGRATIONS
 
     @hookimpl
-    def stack_check(self, merchant: Merchant, channels: Sequence[Channel]) -> Sequence[str]:
-        """Channel ids in ``channels`` that the manifest does not declare: their sourcing would never apply,
-        and the channel would silently sell from the default locations."""
+    def stack_names(self) -> Mapping[str, Sequence[str]]:
+        return {"location": sorted(self.config.location_ids)}
+
+    @hookimpl
+    def stack_check(
+        self, merchant: Merchant, channels: Sequence[Channel], names: Mapping[str, frozenset[str]]
+    ) -> Sequence[str]:
+        """References the configuration makes to the rest of the manifest that lead nowhere.
+
+        A channel the manifest does not declare would have its sourcing never apply; a back-order
+        allowance for a SKU the catalog lacks could never be sold; a store channel selling from a
+        location this block does not hold would fail its first checkout.
+        """
         declared = [channel.id for channel in channels]
         problems = []
         for channel_id in self.config.channels:
@@ -136,7 +151,26 @@ class SqlInventory(Block):
                     f"channels.{channel_id}: the manifest declares no channel {channel_id!r} "
                     f"(channels: {', '.join(declared) or 'none'}){hint}"
                 )
+        for sku in self.config.backorders:
+            if sku not in names["sku"]:
+                problems.append(unknown(f"backorders.{sku}", "sku", sku, names["sku"]))
+        for channel in channels:
+            sourcing = self.config.channels.get(channel.id)
+            if sourcing is not None and sourcing.locations:
+                continue
+            if channel.type == ChannelType.STORE and channel.location not in self.config.location_ids:
+                problems.append(
+                    f"locations: store channel {channel.id!r} sells from location {channel.location!r}, which is "
+                    f"not among this block's locations ({', '.join(sorted(self.config.location_ids))})"
+                    f"{suggestion(channel.location or '', sorted(self.config.location_ids))}; add it, or give the "
+                    f"channel its locations under 'channels:'"
+                )
         return problems
+
+    @hookimpl
+    def stack_startup(self, stack: Any) -> None:
+        # Stock of a SKU the catalog lacks could never be sold; the stack's catalog says what exists.
+        self.catalog = frozenset(stack.catalog)
 
     @hookimpl
     def stack_audit(self, ctx: FlowContext) -> Sequence[AuditFinding]:
@@ -811,6 +845,12 @@ class SqlInventory(Block):
     def _check_item(self, sku: str, location: str) -> None:
         if not isinstance(sku, str) or not sku.strip() or len(sku) > 100:
             raise InvalidValue(f"a SKU must be a non-empty string of at most 100 characters (got {sku!r})")
+        if self.catalog is not None and sku not in self.catalog:
+            known = sorted(self.catalog)
+            raise UnknownSku(
+                f"unknown SKU {sku!r}{suggestion(sku, known)}: the catalog does not have it "
+                f"(add it to the manifest's 'catalog:' first)"
+            )
         self._check_locations([location])
 
     def _backorder_room(self, connection: sa.Connection, skus: Sequence[str]) -> dict[str, int]:

@@ -8,11 +8,13 @@ from typing import Any, Literal
 import attrs
 
 from retailblocks.errors import InvalidValue
+from retailblocks.manifest.readers import suggestion
+from retailblocks.model.limits import MAX_QUANTITY
 
 
 def _non_negative(_instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidValue(f"{attribute.name!r} must be an integer >= 0 (got {value!r})")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_QUANTITY:
+        raise InvalidValue(f"{attribute.name!r} must be an integer >= 0 and <= {MAX_QUANTITY} (got {value!r})")
 
 
 def _non_empty(_instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -39,11 +41,11 @@ def _kind(_instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
 
 
 def _backorders(_instance: Any, attribute: attrs.Attribute[Any], value: dict[str, int]) -> None:
-    bad = sorted(sku for sku, units in value.items() if isinstance(units, bool) or units < 0)
+    bad = sorted(sku for sku, units in value.items() if isinstance(units, bool) or not 0 <= units <= MAX_QUANTITY)
     if bad:
         raise InvalidValue(
-            f"{attribute.name!r} must map each SKU to a number of units >= 0 "
-            f"(got a negative number for {', '.join(map(repr, bad))})"
+            f"{attribute.name!r} must map each SKU to a number of units >= 0 and <= {MAX_QUANTITY} "
+            f"(not so for {', '.join(map(repr, bad))})"
         )
 
 
@@ -124,12 +126,13 @@ class SqlInventoryConfig:
         if duplicates:
             raise InvalidValue(f"'locations' must have unique ids (got {', '.join(map(repr, duplicates))} twice)")
         for channel_id, sourcing in self.channels.items():
-            unknown = [name for name in sourcing.locations if name not in seen]
-            if unknown:
-                raise InvalidValue(
-                    f"channels.{channel_id}.locations names unknown location(s) "
-                    f"{', '.join(map(repr, unknown))}; known locations: {', '.join(sorted(seen))}"
-                )
+            for index, name in enumerate(sourcing.locations):
+                if name not in seen:
+                    # Led by the field, so that assembly points at the very list item.
+                    raise InvalidValue(
+                        f"channels.{channel_id}.locations[{index}]: unknown location {name!r}"
+                        f"{suggestion(name, sorted(seen))} (known locations: {', '.join(sorted(seen))})"
+                    )
 
     @property
     def location_ids(self) -> frozenset[str]:

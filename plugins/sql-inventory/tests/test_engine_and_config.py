@@ -47,7 +47,7 @@ def test_plan_without_split_explains_when_items_sit_in_different_places() -> Non
 
 
 def test_config_rejects_unknown_channel_locations_naming_them() -> None:
-    with pytest.raises(InvalidValue, match=r"channels\.web\.locations names unknown location\(s\) 'x', 'y'"):
+    with pytest.raises(InvalidValue, match=r"channels\.web\.locations\[1\]: unknown location 'x'"):
         SqlInventoryConfig(
             locations=[Location("main")],
             channels={"web": ChannelSourcing(["main", "x", "y"])},
@@ -113,6 +113,7 @@ class TestStackCheck:
 
     MERCHANT = Merchant("corner-shop", "Corner Shop", "EUR")
     CHANNELS = (Channel("web", "online"), Channel("shop", "store", location="shop"))
+    NAMES = {"sku": frozenset({"MILK"}), "location": frozenset({"shop"})}
 
     @staticmethod
     def block(channels: dict[str, ChannelSourcing]) -> SqlInventory:
@@ -120,18 +121,31 @@ class TestStackCheck:
 
     def test_declared_channels_pass(self) -> None:
         block = self.block({"web": ChannelSourcing(locations=["shop"]), "shop": ChannelSourcing()})
-        assert block.stack_check(self.MERCHANT, self.CHANNELS) == []
+        assert block.stack_check(self.MERCHANT, self.CHANNELS, self.NAMES) == []
 
     def test_a_misspelt_channel_is_named_with_a_suggestion(self) -> None:
-        problems = self.block({"wbe": ChannelSourcing(locations=["shop"])}).stack_check(self.MERCHANT, self.CHANNELS)
+        block = self.block({"wbe": ChannelSourcing(locations=["shop"])})
+        problems = block.stack_check(self.MERCHANT, self.CHANNELS, self.NAMES)
         assert problems == [
             "channels.wbe: the manifest declares no channel 'wbe' (channels: web, shop); did you mean 'web'?"
         ]
 
     def test_every_unknown_channel_is_reported_without_a_far_fetched_suggestion(self) -> None:
         block = self.block({"web": ChannelSourcing(), "kiosk": ChannelSourcing(), "app": ChannelSourcing()})
-        problems = block.stack_check(self.MERCHANT, self.CHANNELS)
+        problems = block.stack_check(self.MERCHANT, self.CHANNELS, self.NAMES)
         assert problems == [
             "channels.kiosk: the manifest declares no channel 'kiosk' (channels: web, shop)",
             "channels.app: the manifest declares no channel 'app' (channels: web, shop)",
         ]
+
+    def test_a_back_order_for_a_sku_the_catalog_lacks(self) -> None:
+        block = SqlInventory(SqlInventoryConfig(locations=[Location(id="shop", kind="store")], backorders={"MILC": 2}))
+        assert block.stack_check(self.MERCHANT, self.CHANNELS, self.NAMES) == [
+            "backorders.MILC: unknown SKU 'MILC'; did you mean 'MILK'? (known: MILK)"
+        ]
+
+    def test_a_store_selling_from_a_location_the_block_does_not_hold(self) -> None:
+        block = SqlInventory(SqlInventoryConfig(locations=[Location(id="shopp", kind="store")]))
+        [problem] = block.stack_check(self.MERCHANT, self.CHANNELS, self.NAMES)
+        assert problem.startswith("locations: store channel 'shop' sells from location 'shop', which is not among")
+        assert "did you mean 'shopp'?" in problem

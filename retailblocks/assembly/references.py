@@ -1,0 +1,82 @@
+"""References from one part of a manifest to another, checked when the stack is assembled.
+
+A name written in one place (a pickup location, a promotion's SKU, a campaign's promotion) and declared
+in another must be declared somewhere, or the stack would assemble and the first order that needs it
+would fail with nothing pointing back at the manifest. Assembly gathers every declared name by kind
+(:func:`declared_names`), checks the manifest's own references to names that blocks declare
+(:func:`check_manifest`), and hands the names to each block's ``stack_check`` for the references in its
+configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+
+from retailblocks.manifest import Manifest, ManifestError
+from retailblocks.manifest.nodes import Node
+from retailblocks.manifest.readers import suggestion
+
+#: What each kind of name is called in a message, and how a merchant declares one.
+_WHAT = {
+    "channel": ("channel", "declare it under 'channels:'"),
+    "channel_type": ("channel type", "one of online, marketplace, social, store"),
+    "sku": ("SKU", "add it to 'catalog:'"),
+    "category": ("category", "give a catalog product that 'category'"),
+    "partner": ("partner", "declare it under 'partners:'"),
+    "segment": ("segment", "declare it under 'segments:'"),
+    "location": ("location", "give it to a store channel or an inventory block's 'locations'"),
+    "promotion": ("promotion", "configure it in a marketing block"),
+    "tier": ("membership tier", "configure it in a membership block's 'tiers'"),
+}
+
+
+def unknown(field: str, kind: str, value: str, known: Collection[str]) -> str:
+    """A ``stack_check`` problem: ``field: unknown <what> 'value'; did you mean 'x'? (known: a, b)``."""
+    what, how = _WHAT.get(kind, (kind, ""))
+    listed = ", ".join(sorted(known)) if known else f"none; {how}" if how else "none"
+    return f"{field}: unknown {what} {value!r}{suggestion(value, sorted(known))} (known: {listed})"
+
+
+def declared_names(manifest: Manifest, from_blocks: Iterable[Mapping[str, Iterable[str]]]) -> dict[str, frozenset[str]]:
+    """Every name the manifest declares, by kind, with the names blocks declare through ``stack_names``."""
+    names: dict[str, set[str]] = {kind: set() for kind in _WHAT}
+    names["channel"].update(channel.id for channel in manifest.channels)
+    names["channel_type"].update(channel.type.value for channel in manifest.channels)
+    names["sku"].update(product.sku for product in manifest.catalog)
+    names["category"].update(product.category for product in manifest.catalog)
+    names["partner"].update(partner.id for partner in manifest.partners)
+    names["segment"].update(segment.id for segment in manifest.segments)
+    names["location"].update(channel.location for channel in manifest.channels if channel.location)
+    for declared in from_blocks:
+        for kind, values in (declared or {}).items():
+            names.setdefault(kind, set()).update(values)
+    return {kind: frozenset(values) for kind, values in names.items()}
+
+
+def check_manifest(manifest: Manifest, names: Mapping[str, frozenset[str]]) -> None:
+    """The manifest's references to names only blocks declare: segments' tiers and campaigns' promotions."""
+    for segment in _items(manifest.source, "segments"):
+        for tier in _items(segment, "tiers"):
+            _known(tier, "tier", names)
+    for campaign in _items(manifest.source, "campaigns"):
+        promotion = _child(campaign, "promotion")
+        if promotion is not None:
+            _known(promotion, "promotion", names)
+
+
+def _known(node: Node, kind: str, names: Mapping[str, frozenset[str]]) -> None:
+    value = node.value
+    known = names.get(kind, frozenset())
+    if isinstance(value, str) and value not in known:
+        raise ManifestError.at(node, unknown("", kind, value, known).removeprefix(": "))
+
+
+def _child(node: Node | None, key: str) -> Node | None:
+    if node is None or not isinstance(node.value, dict):
+        return None
+    return node.value.get(key)
+
+
+def _items(node: Node | None, key: str) -> tuple[Node, ...]:
+    child = _child(node, key)
+    return child.value if child is not None and isinstance(child.value, tuple) else ()
