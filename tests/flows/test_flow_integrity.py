@@ -306,3 +306,29 @@ def test_the_audit_fails_on_each_doctored_state(tmp_path: Path, database_url: st
         connection.execute(outbox.insert().values({k: v for k, v in row.items() if k != "id"}))
     assert any("order.completed ×2" in line for line in failing(stack))
     stack.close()
+
+
+def test_leases_are_on_the_wall_clock_whatever_the_business_clock(tmp_path: Path, database_url: str) -> None:
+    """A simulation stamps its orders with a simulated date; another process recovering on the wall clock
+    must not take over flows the simulation is still running."""
+    from retailblocks.clock import ManualClock
+
+    manifest = write_manifest(tmp_path, database_url)
+    simulated = assemble(manifest, clock=ManualClock())  # business time in the past, leases on the wall
+    with simulated.context() as ctx:
+        simulated.hooks.inventory_adjust(ctx, "MUG", "dc", 5, "received", "r-mug")
+    reached, release = simulated.flows.faults.hold("checkout", "capture", "before")
+    outcome: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: outcome.update(order=simulated.checkout(cart(("MUG", 1)), key="sim")))
+    thread.start()
+    assert reached.wait(30)
+    operator = assemble(manifest)
+    try:
+        assert operator.recover() == type(operator.recover())()  # nothing due: the lease is live
+    finally:
+        release.set()
+        thread.join(30)
+        operator.close()
+    assert outcome["order"].status is OrderStatus.FULFILLED
+    assert failing(simulated) == []
+    simulated.close()
