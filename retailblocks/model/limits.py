@@ -20,6 +20,12 @@ MAX_KEY_LENGTH = 150
 #: The longest free text (a reason, an attribution) and the longest identifier (a SKU, an id).
 MAX_TEXT_LENGTH = 500
 MAX_ID_LENGTH = 100
+#: The longest channel id, location id or coupon code.
+MAX_SLUG_LENGTH = 64
+#: The longest identity value (an e-mail address may have 254 characters).
+MAX_IDENTITY_LENGTH = 256
+#: The most units of one cart line.
+MAX_LINE_QUANTITY = 1_000_000
 
 
 def check_amount(value: int, what: str) -> int:
