@@ -79,9 +79,9 @@ def test_text_that_enters_through_a_cart_is_checked(why: str, text: str) -> None
 
 
 def test_text_longer_than_its_column_is_refused() -> None:
-    with pytest.raises(InvalidValue, match="SKU.*at most 100"):
+    with pytest.raises(InvalidValue, match=r"SKU.*at most 100"):
         CartLine("S" * (MAX_ID_LENGTH + 1), 1)
-    with pytest.raises(InvalidValue, match="attribution.*at most"):
+    with pytest.raises(InvalidValue, match=r"attribution.*at most"):
         Cart("web", [CartLine("A", 1)], attribution="x" * (MAX_TEXT_LENGTH + 1))
     with pytest.raises(InvalidValue, match="channel"):
         Cart("c" * 65, [CartLine("A", 1)])
