@@ -25,7 +25,7 @@ from retailblocks.assembly.hooks import HookRelay
 from retailblocks.assembly.routing import plan_routing
 from retailblocks.clock import Clock, IdFactory, RandomIds, SystemClock
 from retailblocks.context import FlowContext
-from retailblocks.errors import AssemblyError, EnvironmentFailure, UnknownChannel
+from retailblocks.errors import AssemblyError, EnvironmentFailure, InvalidValue, UnknownChannel
 from retailblocks.fusion.block import FUSION_ID, FusionBlock
 from retailblocks.hookspecs import PROJECT, SPEC_MODULES
 from retailblocks.manifest import (
@@ -39,6 +39,7 @@ from retailblocks.manifest import (
 )
 from retailblocks.manifest.readers import suggestion
 from retailblocks.model import Channel, Product
+from retailblocks.model.limits import MAX_ID_LENGTH, check_key, check_quantity, check_text
 from retailblocks.storage import UnitOfWork, check_reachable, create_engine, describe_url, migrate
 from retailblocks.storage.engine import sqlite_path
 from retailblocks.storage.unit_of_work import IdleConnection
@@ -369,17 +370,24 @@ class Stack:
             self._flows = OrderFlows(self)
         return self._flows
 
+    # The text and numbers a caller passes are checked here, before any statement carries them: PostgreSQL
+    # refuses NUL where SQLite keeps it, and both must answer alike.
+
     def checkout(self, cart: Any, *, key: str, **options: Any) -> Any:
         """Run the checkout saga for ``cart`` under idempotency ``key``; returns the order."""
+        check_key(key)
         return self.flows.checkout(cart, key=key, **options)
 
     def cancel(self, order_id: str, *, key: str | None = None, reason: str = "") -> Any:
+        check_order_request(order_id, key=key, reason=reason)
         return self.flows.cancel(order_id, key=key, reason=reason)
 
     def refund(self, order_id: str, lines: Mapping[int, int] | None = None, *, key: str, reason: str = "") -> Any:
+        check_order_request(order_id, key=key, reason=reason, lines=lines)
         return self.flows.refund(order_id, lines, key=key, reason=reason)
 
     def order(self, order_id: str) -> Any:
+        check_order_request(order_id)
         return self.flows.order(order_id)
 
     def orders(self, **filters: Any) -> Sequence[Any]:
@@ -410,3 +418,22 @@ class Stack:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def check_order_request(
+    order_id: str, *, key: str | None = None, reason: str = "", lines: Mapping[int, int] | None = None
+) -> None:
+    """InvalidValue unless an order id, and a cancel's or refund's key, reason and line quantities, are
+    within model.limits (the ``blocks`` commands check theirs with this too)."""
+    check_text(order_id, "an order id", max_length=MAX_ID_LENGTH, allow_empty=False)
+    if key is not None:
+        check_key(key)
+    check_text(reason, "a reason")
+    if lines is None:
+        return
+    if not isinstance(lines, Mapping):
+        raise InvalidValue(f"refund lines must map line indexes to quantities (got {type(lines).__name__})")
+    for index, quantity in lines.items():
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise InvalidValue(f"a refund's line index must be an integer >= 0 (got {index!r})")
+        check_quantity(quantity, f"the refund quantity of line {index}")
