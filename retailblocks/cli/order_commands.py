@@ -14,6 +14,7 @@ from retailblocks.cli.support import (
     fail,
     manifest_argument,
     open_stack,
+    parse_count,
     print_json,
     print_table,
 )
@@ -29,6 +30,7 @@ from retailblocks.model import (
     OrderStatus,
     PaymentRequest,
 )
+from retailblocks.model.limits import MAX_ID_LENGTH, MAX_SLUG_LENGTH, check_key, check_text
 from retailblocks.model.serialize import to_data
 
 
@@ -113,13 +115,10 @@ def checkout(
     """Place one order through the stack's checkout saga."""
     from retailblocks.model import Address
 
+    check_key(key)
     lines = []
     for sku, quantity in _parse_pairs(items, "SKU:QTY"):
-        if not quantity.isdigit() or int(quantity) <= 0:
-            raise click.BadParameter(
-                f"quantity of {sku} must be a positive integer (got {quantity!r})", param_hint="--item"
-            )
-        lines.append(CartLine(sku, int(quantity)))
+        lines.append(CartLine(sku, parse_count(quantity, f"--item: the quantity of {sku!r}", minimum=1)))
     with open_stack(manifest) as stack:
         requests = []
         for text in payments:
@@ -180,15 +179,15 @@ def cancel(manifest: Path, order_id: str, reason: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def refund(manifest: Path, order_id: str, lines: tuple[str, ...], key: str, no_restock: bool, as_json: bool) -> None:
     """Refund ORDER_ID in full, or some units of some lines."""
+    from retailblocks.assembly.stack import check_order_request
+
     chosen: dict[int, int] | None = None
     if lines:
         chosen = {}
         for index, quantity in _parse_pairs(lines, "INDEX:QTY"):
-            if not index.isdigit() or not quantity.isdigit():
-                raise click.BadParameter(
-                    f"expected INDEX:QTY with whole numbers (got {index}:{quantity})", param_hint="--line"
-                )
-            chosen[int(index)] = chosen.get(int(index), 0) + int(quantity)
+            number = parse_count(index, "--line: a line index")
+            chosen[number] = chosen.get(number, 0) + parse_count(quantity, f"--line: the quantity of line {number}")
+    check_order_request(order_id, key=key, lines=chosen)
     with open_stack(manifest) as stack:
         try:
             order = stack.flows.refund(order_id, chosen, key=key, restock=not no_restock)
@@ -205,6 +204,8 @@ def refund(manifest: Path, order_id: str, lines: tuple[str, ...], key: str, no_r
 @click.option("--json", "as_json", is_flag=True)
 def orders(manifest: Path, status: str | None, channel: str | None, limit: int, as_json: bool) -> None:
     """List orders."""
+    if channel is not None:
+        check_text(channel, "--channel", max_length=MAX_SLUG_LENGTH)
     with open_stack(manifest) as stack:
         found = stack.orders(status=status, channel=channel)[-limit:]
     if as_json:
@@ -265,6 +266,11 @@ def events(
     import json as json_module
 
     from retailblocks.events import read_events
+
+    if event_type is not None:
+        check_text(event_type, "--type", max_length=MAX_ID_LENGTH)
+    if order_id is not None:
+        check_text(order_id, "--order", max_length=MAX_ID_LENGTH)
 
     with open_stack(manifest) as stack:
         if deliver or follow:

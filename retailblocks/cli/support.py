@@ -19,7 +19,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from retailblocks.errors import RetailBlocksError
+from retailblocks.errors import InvalidValue, RetailBlocksError
+from retailblocks.model.limits import check_quantity
 
 if TYPE_CHECKING:
     from retailblocks.assembly.stack import Stack
@@ -59,6 +60,17 @@ def fail(message: str, status: int = 2) -> NoReturn:
     """Print one line to stderr and exit with ``status`` (2: bad input, 1: the environment failed)."""
     report(message)
     sys.exit(status)
+
+
+def parse_count(text: str, what: str, *, minimum: int = 0) -> int:
+    """A whole number typed on the command line, within MAX_QUANTITY.
+
+    Only ASCII digits, and not too many: ``str.isdigit`` takes "²", and int() refuses thousands of digits
+    with a plain ValueError; both would end as an internal error instead of a bad argument.
+    """
+    if not (0 < len(text) <= 19 and text.isascii() and text.isdigit()):
+        raise InvalidValue(f"{what} must be a whole number (got {text[:30]!r}{'…' if len(text) > 30 else ''})")
+    return check_quantity(int(text), what, minimum=minimum)
 
 
 @contextmanager
