@@ -14,9 +14,9 @@ from retailblocks.cli.support import (
     fail,
     manifest_argument,
     open_stack,
-    parse_count,
     print_json,
     print_table,
+    whole_number,
 )
 from retailblocks.errors import BusinessRejection, InvalidValue
 from retailblocks.model import (
@@ -30,7 +30,7 @@ from retailblocks.model import (
     OrderStatus,
     PaymentRequest,
 )
-from retailblocks.model.limits import MAX_ID_LENGTH, MAX_SLUG_LENGTH, check_key, check_text
+from retailblocks.model.limits import MAX_ID_LENGTH, MAX_SLUG_LENGTH, check_key, check_quantity, check_text
 from retailblocks.model.serialize import to_data
 
 
@@ -117,8 +117,13 @@ def checkout(
 
     check_key(key)
     lines = []
-    for sku, quantity in _parse_pairs(items, "SKU:QTY"):
-        lines.append(CartLine(sku, parse_count(quantity, f"--item: the quantity of {sku!r}", minimum=1)))
+    for sku, text in _parse_pairs(items, "SKU:QTY"):
+        quantity = whole_number(text)
+        if quantity is None or quantity <= 0:
+            raise click.BadParameter(
+                f"quantity of {sku} must be a positive integer (got {text!r})", param_hint="--item"
+            )
+        lines.append(CartLine(sku, check_quantity(quantity, f"--item: the quantity of {sku}", minimum=1)))
     with open_stack(manifest) as stack:
         requests = []
         for text in payments:
@@ -184,9 +189,13 @@ def refund(manifest: Path, order_id: str, lines: tuple[str, ...], key: str, no_r
     chosen: dict[int, int] | None = None
     if lines:
         chosen = {}
-        for index, quantity in _parse_pairs(lines, "INDEX:QTY"):
-            number = parse_count(index, "--line: a line index")
-            chosen[number] = chosen.get(number, 0) + parse_count(quantity, f"--line: the quantity of line {number}")
+        for index_text, quantity_text in _parse_pairs(lines, "INDEX:QTY"):
+            index, quantity = whole_number(index_text), whole_number(quantity_text)
+            if index is None or quantity is None:
+                raise click.BadParameter(
+                    f"expected INDEX:QTY with whole numbers (got {index_text}:{quantity_text})", param_hint="--line"
+                )
+            chosen[index] = check_quantity(chosen.get(index, 0) + quantity, f"--line: the quantity of line {index}")
     check_order_request(order_id, key=key, lines=chosen)
     with open_stack(manifest) as stack:
         try:

@@ -19,8 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from retailblocks.errors import InvalidValue, RetailBlocksError
-from retailblocks.model.limits import check_quantity
+from retailblocks.errors import RetailBlocksError
 
 if TYPE_CHECKING:
     from retailblocks.assembly.stack import Stack
@@ -62,15 +61,14 @@ def fail(message: str, status: int = 2) -> NoReturn:
     sys.exit(status)
 
 
-def parse_count(text: str, what: str, *, minimum: int = 0) -> int:
-    """A whole number typed on the command line, within MAX_QUANTITY.
+def whole_number(text: str) -> int | None:
+    """The whole number typed as ``text``, or None if it is not one.
 
     Only ASCII digits, and not too many: ``str.isdigit`` takes "²", and int() refuses thousands of digits
-    with a plain ValueError; both would end as an internal error instead of a bad argument.
+    with a plain ValueError; both would end as an internal error instead of a bad argument. Nineteen
+    digits still reach every bound of model.limits, whose checks then say which one it passed.
     """
-    if not (0 < len(text) <= 19 and text.isascii() and text.isdigit()):
-        raise InvalidValue(f"{what} must be a whole number (got {text[:30]!r}{'…' if len(text) > 30 else ''})")
-    return check_quantity(int(text), what, minimum=minimum)
+    return int(text) if 0 < len(text) <= 19 and text.isascii() and text.isdigit() else None
 
 
 @contextmanager

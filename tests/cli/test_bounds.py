@@ -93,8 +93,9 @@ def test_order_commands_check_their_arguments(shop: tuple[str, dict[str, str | N
     )
     assert placed.status == 0, placed.stderr
     order_id = json.loads(placed.stdout)["id"]
-    for line in (f"0:{2**63}", f"{2**63}:1", "0:" + "9" * 5000):
+    for line in (f"0:{2**63}", "0:" + "9" * 5000, "0:²"):
         refused(blocks("refund", m, order_id, "--line", line, "--key", "r", env=env), "--line")
+    refused(blocks("refund", m, order_id, "--line", f"{2**63}:1", "--key", "r", env=env), "no line")
     refused(blocks("refund", m, order_id, "--line", "0:1", "--key", "r\x00", env=env), "key")
     refused(blocks("refund", m, "ord\x00", "--key", "r", env=env), "order")
     refused(blocks("cancel", m, "ord\x00", env=env), "order")
