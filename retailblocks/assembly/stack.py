@@ -382,8 +382,16 @@ class Stack:
     def cancel(self, order_id: str, *, key: str | None = None, reason: str = "") -> Any:
         return self.flows.cancel(order_id, key=key, reason=reason)
 
-    def refund(self, order_id: str, lines: Mapping[int, int] | None = None, *, key: str, reason: str = "") -> Any:
-        return self.flows.refund(order_id, lines, key=key, reason=reason)
+    def refund(
+        self,
+        order_id: str,
+        lines: Mapping[int, int] | None = None,
+        *,
+        key: str,
+        reason: str = "",
+        restock: bool = True,
+    ) -> Any:
+        return self.flows.refund(order_id, lines, key=key, reason=reason, restock=restock)
 
     def order(self, order_id: str) -> Any:
         return self.flows.order(order_id)

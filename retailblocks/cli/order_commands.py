@@ -16,6 +16,7 @@ from retailblocks.cli.support import (
     open_stack,
     print_json,
     print_table,
+    whole_number,
 )
 from retailblocks.errors import BusinessRejection, InvalidValue
 from retailblocks.model import (
@@ -29,6 +30,7 @@ from retailblocks.model import (
     OrderStatus,
     PaymentRequest,
 )
+from retailblocks.model.limits import MAX_ID_LENGTH, MAX_SLUG_LENGTH, check_key, check_quantity, check_text
 from retailblocks.model.serialize import to_data
 
 
@@ -113,13 +115,15 @@ def checkout(
     """Place one order through the stack's checkout saga."""
     from retailblocks.model import Address
 
+    check_key(key)
     lines = []
-    for sku, quantity in _parse_pairs(items, "SKU:QTY"):
-        if not quantity.isdigit() or int(quantity) <= 0:
+    for sku, text in _parse_pairs(items, "SKU:QTY"):
+        quantity = whole_number(text)
+        if quantity is None or quantity <= 0:
             raise click.BadParameter(
-                f"quantity of {sku} must be a positive integer (got {quantity!r})", param_hint="--item"
+                f"quantity of {sku} must be a positive integer (got {text!r})", param_hint="--item"
             )
-        lines.append(CartLine(sku, int(quantity)))
+        lines.append(CartLine(sku, check_quantity(quantity, f"--item: the quantity of {sku}", minimum=1)))
     with open_stack(manifest) as stack:
         requests = []
         for text in payments:
@@ -180,15 +184,19 @@ def cancel(manifest: Path, order_id: str, reason: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def refund(manifest: Path, order_id: str, lines: tuple[str, ...], key: str, no_restock: bool, as_json: bool) -> None:
     """Refund ORDER_ID in full, or some units of some lines."""
+    from retailblocks.flows.api import check_order_request
+
     chosen: dict[int, int] | None = None
     if lines:
         chosen = {}
-        for index, quantity in _parse_pairs(lines, "INDEX:QTY"):
-            if not index.isdigit() or not quantity.isdigit():
+        for index_text, quantity_text in _parse_pairs(lines, "INDEX:QTY"):
+            index, quantity = whole_number(index_text), whole_number(quantity_text)
+            if index is None or quantity is None:
                 raise click.BadParameter(
-                    f"expected INDEX:QTY with whole numbers (got {index}:{quantity})", param_hint="--line"
+                    f"expected INDEX:QTY with whole numbers (got {index_text}:{quantity_text})", param_hint="--line"
                 )
-            chosen[int(index)] = chosen.get(int(index), 0) + int(quantity)
+            chosen[index] = check_quantity(chosen.get(index, 0) + quantity, f"--line: the quantity of line {index}")
+    check_order_request(order_id, key=key, lines=chosen)
     with open_stack(manifest) as stack:
         try:
             order = stack.flows.refund(order_id, chosen, key=key, restock=not no_restock)
@@ -205,6 +213,8 @@ def refund(manifest: Path, order_id: str, lines: tuple[str, ...], key: str, no_r
 @click.option("--json", "as_json", is_flag=True)
 def orders(manifest: Path, status: str | None, channel: str | None, limit: int, as_json: bool) -> None:
     """List orders."""
+    if channel is not None:
+        check_text(channel, "--channel", max_length=MAX_SLUG_LENGTH)
     with open_stack(manifest) as stack:
         found = stack.orders(status=status, channel=channel)[-limit:]
     if as_json:
@@ -283,6 +293,11 @@ def events(
     import json as json_module
 
     from retailblocks.events import read_events
+
+    if event_type is not None:
+        check_text(event_type, "--type", max_length=MAX_ID_LENGTH)
+    if order_id is not None:
+        check_text(order_id, "--order", max_length=MAX_ID_LENGTH)
 
     with open_stack(manifest) as stack:
         if deliver or follow:

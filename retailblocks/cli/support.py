@@ -61,6 +61,16 @@ def fail(message: str, status: int = 2) -> NoReturn:
     sys.exit(status)
 
 
+def whole_number(text: str) -> int | None:
+    """The whole number typed as ``text``, or None if it is not one.
+
+    Only ASCII digits, and not too many: ``str.isdigit`` takes "²", and int() refuses thousands of digits
+    with a plain ValueError; both would end as an internal error instead of a bad argument. Nineteen
+    digits still reach every bound of model.limits, whose checks then say which one it passed.
+    """
+    return int(text) if 0 < len(text) <= 19 and text.isascii() and text.isdigit() else None
+
+
 @contextmanager
 def reporting_errors() -> Iterator[None]:
     """Turn retailblocks errors into one line and their exit status."""

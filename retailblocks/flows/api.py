@@ -39,7 +39,7 @@ from retailblocks.flows.saga import (
     load_run,
 )
 from retailblocks.model import Cart, Order
-from retailblocks.model.limits import check_key, check_text
+from retailblocks.model.limits import MAX_ID_LENGTH, check_key, check_quantity, check_text
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.json_text import json_encoder
 from retailblocks.storage.tables import idempotency_keys, order_lines, orders, sagas
@@ -84,6 +84,25 @@ def rejection_from(failure: str) -> BusinessRejection:
         return PaymentDeclined(message)
     error = kind(message or failure)
     return error
+
+
+def check_order_request(
+    order_id: str, *, key: str | None = None, reason: str = "", lines: Mapping[int, int] | None = None
+) -> None:
+    """InvalidValue unless an order id, and a cancel's or refund's key, reason and line quantities, are
+    within model.limits (the ``blocks`` commands check theirs with this too)."""
+    check_text(order_id, "an order id", max_length=MAX_ID_LENGTH, allow_empty=False)
+    if key is not None:
+        check_key(key)
+    check_text(reason, "a reason")
+    if lines is None:
+        return
+    if not isinstance(lines, Mapping):
+        raise InvalidValue(f"refund lines must map line indexes to quantities (got {type(lines).__name__})")
+    for index, quantity in lines.items():
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise InvalidValue(f"a refund's line index must be an integer >= 0 (got {index!r})")
+        check_quantity(quantity, f"the refund quantity of line {index}")
 
 
 class OrderFlows:
@@ -278,9 +297,7 @@ class OrderFlows:
         An order is cancelled at most once, whatever the key; a cancel refused once its parcel has left is
         refused again when asked again.
         """
-        if key is not None:
-            check_key(key)
-        check_text(reason, "the reason")
+        check_order_request(order_id, key=key, reason=reason)
         run = SagaRun(
             id=f"{order_id}~cancel",
             flow="cancel",
@@ -301,8 +318,7 @@ class OrderFlows:
         reason: str = "",
         restock: bool = True,
     ) -> Order:
-        check_key(key, "a refund's idempotency key")
-        check_text(reason, "the reason")
+        check_order_request(order_id, key=key, reason=reason, lines=lines)
         # The flow's own identity, unique per order and key: the keys blocks and providers see derive from
         # it, so one caller key used on two orders names two refunds that never collide.
         saga_id = "rfd_" + hashlib.sha256(f"{order_id}|{key}".encode()).hexdigest()[:24]
@@ -375,6 +391,7 @@ class OrderFlows:
     # -- reading ----------------------------------------------------------------------------------
 
     def order(self, order_id: str) -> Order:
+        check_order_request(order_id)
         with self.stack.engine.connect() as connection:
             connection.info["read_only"] = True
             order = load_order(connection, order_id)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from retailblocks.errors import InvalidValue
+from retailblocks.model.limits import check_text
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -30,3 +32,17 @@ def slug(_instance: Any, attribute: Any, value: str) -> None:
         raise InvalidValue(
             f"{attribute.name!r} must be a slug of lowercase letters, digits, '-' or '_' (got {value!r})"
         )
+
+
+def text(
+    what: str, max_length: int, *, optional: bool = False, allow_empty: bool = False
+) -> Callable[[Any, Any, Any], None]:
+    """A validator of text of at most ``max_length`` characters without NUL, non-empty unless
+    ``allow_empty``, or None if ``optional``: PostgreSQL would refuse what SQLite keeps."""
+
+    def validate(_instance: Any, _attribute: Any, value: Any) -> None:
+        if value is None and optional:
+            return
+        check_text(value, what, max_length=max_length, allow_empty=allow_empty)
+
+    return validate

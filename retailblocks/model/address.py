@@ -6,18 +6,26 @@ import enum
 
 import attrs
 
+from retailblocks.model._validators import text
+from retailblocks.model.limits import MAX_ID_LENGTH, MAX_SLUG_LENGTH, MAX_TEXT_LENGTH
+
+
+def _line(what: str) -> str:
+    field: str = attrs.field(default="", validator=text(f"an address's {what}", MAX_TEXT_LENGTH, allow_empty=True))
+    return field
+
 
 @attrs.frozen
 class Address:
     """A delivery address. ``region`` is the province or state, which shipping zones are drawn on."""
 
-    country: str
-    region: str = ""
-    city: str = ""
-    postal_code: str = ""
-    line1: str = ""
-    name: str = ""
-    phone: str = ""
+    country: str = attrs.field(validator=text("an address's country", MAX_TEXT_LENGTH, allow_empty=True))
+    region: str = _line("region")
+    city: str = _line("city")
+    postal_code: str = _line("postal code")
+    line1: str = _line("line1")
+    name: str = _line("name")
+    phone: str = _line("phone")
     # Coordinates, when known, let logistics choose the nearest location.
     latitude: float | None = None
     longitude: float | None = None
@@ -35,6 +43,8 @@ class Fulfilment:
 
     kind: FulfilmentKind = attrs.field(converter=FulfilmentKind)
     address: Address | None = None
-    pickup_location: str | None = None
+    pickup_location: str | None = attrs.field(
+        default=None, validator=text("a pickup location", MAX_SLUG_LENGTH, optional=True)
+    )
     # The shipping option the shopper picked (a quote's ``option_id``); None lets logistics choose the cheapest.
-    option_id: str | None = None
+    option_id: str | None = attrs.field(default=None, validator=text("a shipping option", MAX_ID_LENGTH, optional=True))

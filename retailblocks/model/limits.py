@@ -4,6 +4,24 @@ Amounts and quantities are bounded well inside a 64-bit integer, so that a sum o
 total, a stock position after many receipts) is still exact in every column that stores it. Text is bounded
 in length and may not hold NUL, which PostgreSQL refuses and SQLite silently keeps: checking here, where a
 value enters, makes both databases behave alike.
+
+The bounds, and what they keep inside their columns:
+
+* MAX_AMOUNT: any one amount of money, including every sum and product Money arithmetic makes (amount
+  columns are 64-bit, so even sums of thousands of such amounts stay exact).
+* MAX_POINTS: one loyalty points movement and a member's points balance; as large as MAX_AMOUNT, since
+  points are earned from money and spent as money.
+* MAX_QUANTITY: a stock position (on hand), one stock movement, a cart's demand for one SKU and a
+  refund's units of one line (quantity columns are 64-bit, so a position plus a movement never overflows).
+* MAX_LINE_QUANTITY: the units of one cart line; a guard against typos, far below MAX_QUANTITY.
+* MAX_KEY_LENGTH: an idempotency key a caller sends (key columns hold 200 characters, which leaves room
+  for the prefixes blocks add to keys of their own).
+* MAX_TEXT_LENGTH: free text (a reason, an attribution, a payment detail, an address line).
+* MAX_ID_LENGTH: an identifier a caller names (a SKU, an order id); SKU columns hold 100 characters.
+* MAX_SLUG_LENGTH: a channel, location, member id in a wallet, payment method or coupon code (those
+  columns hold 64 characters).
+* MAX_IDENTITY_LENGTH: the value of a member's identity (a phone number, an e-mail address, an openid),
+  as long as the identity column.
 """
 
 from __future__ import annotations
@@ -13,6 +31,8 @@ from retailblocks.errors import InvalidValue
 #: The largest amount of money, in minor units, of one value (a price, a payment, an order's total):
 #: ten trillion major units of a two-decimal currency.
 MAX_AMOUNT = 10**15
+#: The most loyalty points of one movement or one member's balance.
+MAX_POINTS = MAX_AMOUNT
 #: The largest quantity of one stock position, one movement or one cart line.
 MAX_QUANTITY = 10**9
 #: The longest idempotency key a caller may send.
@@ -20,6 +40,12 @@ MAX_KEY_LENGTH = 150
 #: The longest free text (a reason, an attribution) and the longest identifier (a SKU, an id).
 MAX_TEXT_LENGTH = 500
 MAX_ID_LENGTH = 100
+#: The longest channel id, location id or coupon code.
+MAX_SLUG_LENGTH = 64
+#: The longest identity value (an e-mail address may have 254 characters).
+MAX_IDENTITY_LENGTH = 256
+#: The most units of one cart line.
+MAX_LINE_QUANTITY = 1_000_000
 
 
 def check_amount(value: int, what: str) -> int:

@@ -6,7 +6,8 @@ import enum
 
 import attrs
 
-from retailblocks.model._validators import non_empty
+from retailblocks.model._validators import text
+from retailblocks.model.limits import MAX_IDENTITY_LENGTH
 
 
 class IdentityKind(enum.StrEnum):
@@ -23,7 +24,7 @@ class Identity:
     """One way a channel knows a person: ``Identity("phone", "+8613800000000")``."""
 
     kind: IdentityKind = attrs.field(converter=IdentityKind)
-    value: str = attrs.field(validator=non_empty)
+    value: str = attrs.field(validator=text("an identity's value", MAX_IDENTITY_LENGTH))
 
     def __str__(self) -> str:
         return f"{self.kind.value}:{self.value}"

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import attrs
 
 from retailblocks.errors import CurrencyMismatch, InvalidValue
+from retailblocks.model.limits import MAX_AMOUNT, check_amount
 
 # Minor-unit exponents of the currencies whose exponent is not 2. Everything else is 2.
 _EXPONENTS: dict[str, int] = {
@@ -29,7 +30,11 @@ _EXPONENTS: dict[str, int] = {
     "LYD": 3,
 }
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-_MONEY_TEXT = re.compile(r"^\s*(?P<sign>-)?(?P<units>\d+)(?:\.(?P<fraction>\d+))?\s+(?P<currency>[A-Z]{3})\s*$")
+# Digit runs are capped (well past MAX_AMOUNT's 16 digits) so that int() never meets a number so long it
+# refuses it with a plain ValueError; \d would also let in digits of other scripts.
+_MONEY_TEXT = re.compile(
+    r"^\s*(?P<sign>-)?(?P<units>[0-9]{1,30})(?:\.(?P<fraction>[0-9]{1,30}))?\s+(?P<currency>[A-Z]{3})\s*$"
+)
 
 
 def currency_exponent(currency: str) -> int:
@@ -51,8 +56,7 @@ def _check_currency(_instance: object, _attribute: object, value: str) -> None:
 
 
 def _check_amount(_instance: object, _attribute: object, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidValue(f"amount must be an integer number of minor units (got {value!r})")
+    check_amount(value, "amount")
 
 
 @attrs.frozen(order=False)
@@ -184,7 +188,13 @@ _set = object.__setattr__
 
 def _derived(amount: int, currency: str) -> Money:
     """The result of arithmetic on valid Money: an int of the same, valid currency, so the validators
-    are not run again (prices, discounts and totals are added up dozens of times per checkout)."""
+    are not run again (prices, discounts and totals are added up dozens of times per checkout).
+
+    Only the bound can break, so only it is checked: a sum or product past MAX_AMOUNT would otherwise
+    reach a 64-bit column and fail there, differently on each database.
+    """
+    if not -MAX_AMOUNT <= amount <= MAX_AMOUNT:
+        raise InvalidValue(f"amount must be within ±{MAX_AMOUNT} minor units (got {amount} {currency})")
     money = _new(Money)
     _set(money, "amount", amount)
     _set(money, "currency", currency)

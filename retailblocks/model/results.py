@@ -7,16 +7,24 @@ from datetime import datetime
 
 import attrs
 
-from retailblocks.model._validators import positive
+from retailblocks.errors import InvalidValue
+from retailblocks.model._validators import positive, text
+from retailblocks.model.limits import MAX_ID_LENGTH, MAX_QUANTITY
 from retailblocks.model.money import Money
+
+
+def _demand_quantity(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    positive(instance, attribute, value)
+    if value > MAX_QUANTITY:
+        raise InvalidValue(f"'quantity' must be at most {MAX_QUANTITY} (got {value})")
 
 
 @attrs.frozen
 class StockDemand:
     """How much of one SKU an order needs; the core sums cart lines per SKU before asking."""
 
-    sku: str
-    quantity: int = attrs.field(validator=positive)
+    sku: str = attrs.field(validator=text("a demanded SKU", MAX_ID_LENGTH))
+    quantity: int = attrs.field(validator=_demand_quantity)
 
 
 @attrs.frozen

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from retailblocks.model.limits import MAX_TEXT_LENGTH
 from retailblocks.storage.migrations import Migration, create_tables
 from retailblocks.storage.secrets import SECRETS_MIGRATION
 
@@ -23,7 +24,7 @@ orders = sa.Table(
     sa.Column("total", sa.BigInteger, nullable=False),
     sa.Column("refunded", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),
-    sa.Column("attribution", sa.String(100)),
+    sa.Column("attribution", sa.String(MAX_TEXT_LENGTH)),
     sa.Column("failure", sa.Text),
     # Everything the flows need to finish or undo the order: fulfilment, adjustments, payments,
     # reservation, chosen quote and shipments, as JSON written by the checkout saga.
@@ -38,10 +39,12 @@ order_lines = sa.Table(
     sa.Column("order_id", sa.String(64), sa.ForeignKey("orders.id"), primary_key=True),
     sa.Column("line_index", sa.Integer, primary_key=True),
     sa.Column("sku", sa.String(100), nullable=False, index=True),
-    sa.Column("quantity", sa.Integer, nullable=False),
+    # Quantities and amounts are 64-bit everywhere: PostgreSQL's INTEGER ends at 2**31 - 1, far below
+    # MAX_QUANTITY's sums, and the bounds in model.limits only hold if every column can store them.
+    sa.Column("quantity", sa.BigInteger, nullable=False),
     sa.Column("unit_price", sa.BigInteger, nullable=False),
     sa.Column("discount", sa.BigInteger, nullable=False),
-    sa.Column("refunded_quantity", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("refunded_quantity", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 sagas = sa.Table(

@@ -17,8 +17,9 @@ import attrs
 import sqlalchemy as sa
 
 from retailblocks.context import FlowContext
-from retailblocks.errors import BusinessRejection, IdempotencyConflict
+from retailblocks.errors import BusinessRejection, IdempotencyConflict, InvalidValue
 from retailblocks.model import PointsKind, PointsMovement
+from retailblocks.model.limits import MAX_POINTS, check_text
 from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks_loyalty._sql import InsertIgnore
 from retailblocks_loyalty.tables import (
@@ -87,11 +88,15 @@ _BALANCE_LOCKED = PreparedQuery(_BALANCE_SELECT.with_for_update())
 _points = sa.bindparam("points", type_=sa.BigInteger)
 # Constants in a Prepared statement are written into its SQL: every bind must be a named parameter.
 ZERO: sa.ColumnClause[int] = sa.literal_column("0")
-# The guard is in the UPDATE: an account that may not go negative is never taken below zero, and the
-# row stays locked by this transaction from here on.
+_MAX_POINTS: sa.ColumnClause[int] = sa.literal_column(str(MAX_POINTS))
+# The guard is in the UPDATE: an account that may not go negative (a member's) is never taken below zero
+# nor above MAX_POINTS, and the row stays locked by this transaction from here on.
 _move_where = (
     accounts.c.id == sa.bindparam("account_id"),
-    sa.or_(accounts.c.may_go_negative, accounts.c.balance + _points >= ZERO),
+    sa.or_(
+        accounts.c.may_go_negative,
+        sa.and_(accounts.c.balance + _points >= ZERO, accounts.c.balance <= _MAX_POINTS - _points),
+    ),
 )
 _MOVE = Prepared(accounts.update().where(*_move_where).values(balance=accounts.c.balance + _points))
 # The same, answering the new balance: a member's balance is wanted right after it moved (journal,
@@ -163,6 +168,8 @@ def claim(
     """Claim ``key`` for a new journal, or find the journal that already holds it."""
     if not isinstance(key, str) or not key:
         raise IdempotencyConflict(f"an idempotency key must be a non-empty string (got {key!r})")
+    check_text(key, "an idempotency key", max_length=200)  # the width of the key columns
+    check_text(reason, "a reason")
     journal_id = ctx.ids.new_id("pj")
     inserted = _CLAIM(
         ctx.db,
@@ -247,6 +254,11 @@ def post(ctx: FlowContext, journal_id: str, account_id: str, points: int) -> Non
 
 def _refuse(ctx: FlowContext, account_id: str, points: int) -> NoReturn:
     available = balance(ctx, account_id)
+    if points > 0:
+        raise InvalidValue(
+            f"account {account_id} holds {available} points, and no balance may exceed {MAX_POINTS} "
+            f"(cannot add {points})"
+        )
     raise InsufficientPoints(
         f"account {account_id} holds {available} points, cannot take {-points}",
         account=account_id,

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from retailblocks.context import FlowContext
 from retailblocks.errors import EnvironmentFailure, InvalidValue, UnknownObject
 from retailblocks.model import Identity, Member, Money
+from retailblocks.model.limits import MAX_ID_LENGTH, check_text
 from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks_loyalty import ledger
 from retailblocks_loyalty._sql import InsertIgnore
@@ -70,6 +71,7 @@ class UnknownMerge(UnknownObject):
 
 def resolve(ctx: FlowContext, member_id: str) -> Any | None:
     """The active member ``member_id`` is now: itself, or the survivor it was merged into."""
+    check_text(member_id, "a member id", max_length=MAX_ID_LENGTH, allow_empty=False)
     current = member_id
     for _ in range(_MAX_CHAIN):
         row = _MEMBER.first_mapping(ctx.db, member_id=current)

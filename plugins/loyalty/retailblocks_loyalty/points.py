@@ -13,6 +13,7 @@ from retailblocks.context import FlowContext
 from retailblocks.errors import CurrencyMismatch, InvalidValue, UnknownMember
 from retailblocks.hookspecs.membership import PartnerPointsMovement
 from retailblocks.model import Money, Order, PointsKind, PointsMovement
+from retailblocks.model.limits import MAX_POINTS
 from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks_loyalty import ledger
 from retailblocks_loyalty.config import LoyaltyConfig, PartnerExchange
@@ -258,6 +259,8 @@ def adjust(
     """Post ``points`` (signed) outside any order; refuses to take the balance below zero."""
     if not isinstance(points, int) or isinstance(points, bool) or points == 0:
         raise InvalidValue(f"an adjustment must be a non-zero whole number of points (got {points!r})")
+    if not -MAX_POINTS <= points <= MAX_POINTS:
+        raise InvalidValue(f"an adjustment must be within ±{MAX_POINTS} points (got {points})")
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidValue("an adjustment needs a reason, for the audit trail (got none)")
     member = active_member(ctx, member_id)
@@ -359,8 +362,8 @@ def _partner(config: LoyaltyConfig, partner: str) -> PartnerExchange:
 
 
 def _whole(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise InvalidValue(f"{name} must be a whole number of points > 0 (got {value!r})")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_POINTS:
+        raise InvalidValue(f"{name} must be a whole number of points between 1 and {MAX_POINTS} (got {value!r})")
 
 
 def exchange_in(

@@ -25,6 +25,7 @@ from retailblocks.model import (
     StockDemand,
     StockLevel,
 )
+from retailblocks.model.limits import MAX_ID_LENGTH, MAX_QUANTITY, check_quantity, check_text
 from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks_sql_inventory import stock
 from retailblocks_sql_inventory.audit import audit
@@ -669,10 +670,11 @@ class SqlInventory(Block):
         """Units per (SKU, location), sorted, from (location, SKU, quantity) entries; checked."""
         units: dict[Pair, int] = defaultdict(int)
         for location, sku, quantity in entries:
-            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
-                raise InvalidValue(f"quantity of {sku!r} must be an integer > 0 (got {quantity!r})")
+            check_quantity(quantity, f"the quantity of {sku!r}", minimum=1)
             units[(sku, location)] += quantity
-        self._check_locations(sorted({location for _sku, location in units}))
+        for (sku, location), quantity in units.items():
+            self._check_item(sku, location)
+            check_quantity(quantity, f"the units of {sku!r} at {location!r}", minimum=1)
         return dict(sorted(units.items()))
 
     # -- operator movements --------------------------------------------------------------------
@@ -693,8 +695,7 @@ class SqlInventory(Block):
         key: str | None = None,
     ) -> int:
         """Goods arrived: ``quantity`` more on hand. Returns the new on hand."""
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
-            raise InvalidValue(f"a received quantity must be an integer > 0 (got {quantity!r})")
+        check_quantity(quantity, "a received quantity", minimum=1)
         return self._move(
             ctx,
             sku,
@@ -716,7 +717,7 @@ class SqlInventory(Block):
         key: str | None = None,
     ) -> int:
         """A correction (damage, loss, found goods) with a reason. Returns the new on hand."""
-        if not reason.strip():
+        if not isinstance(reason, str) or not reason.strip():
             raise InvalidValue("an adjustment needs a reason (e.g. 'damaged in transit')")
         return self._move(
             ctx,
@@ -743,8 +744,8 @@ class SqlInventory(Block):
         Returns the new on hand; a count below what is reserved and allocated is refused (release
         those first).
         """
-        if isinstance(counted, bool) or not isinstance(counted, int) or counted < 0:
-            raise InvalidValue(f"a counted quantity must be an integer >= 0 (got {counted!r})")
+        check_quantity(counted, "a counted quantity")
+        check_text(reason, "a stock count's reason")
         self._check_item(sku, location)
         connection = ctx.db
         operation = f"move:{check_key(key or ctx.ids.new_id('count'))}"
@@ -783,8 +784,10 @@ class SqlInventory(Block):
         reason: str,
         key: str,
     ) -> int:
-        if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
-            raise InvalidValue(f"a stock movement must be a non-zero integer (got {delta!r})")
+        check_quantity(delta, "a stock movement", minimum=-MAX_QUANTITY)
+        if delta == 0:
+            raise InvalidValue("a stock movement must be a non-zero integer (got 0)")
+        check_text(reason, "a stock movement's reason")
         self._check_item(sku, location)
         operation = f"move:{check_key(key)}"
         request = {"sku": sku, "location": location, "delta": delta, "kind": kind}
@@ -843,8 +846,7 @@ class SqlInventory(Block):
             )
 
     def _check_item(self, sku: str, location: str) -> None:
-        if not isinstance(sku, str) or not sku.strip() or len(sku) > 100:
-            raise InvalidValue(f"a SKU must be a non-empty string of at most 100 characters (got {sku!r})")
+        check_text(sku, "a SKU", max_length=MAX_ID_LENGTH, allow_empty=False)
         if self.catalog is not None and sku not in self.catalog:
             known = sorted(self.catalog)
             raise UnknownSku(

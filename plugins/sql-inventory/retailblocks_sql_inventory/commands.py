@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from retailblocks.errors import InvalidValue
+from retailblocks.model.limits import MAX_ID_LENGTH, MAX_QUANTITY, check_text
+
 if TYPE_CHECKING:
     from retailblocks.context import FlowContext
     from retailblocks_sql_inventory.block import SqlInventory
@@ -41,8 +44,10 @@ def _inventory(manifest: Path, location: str | None = None) -> Iterator[tuple[Sq
 def _sku(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
     values = value if isinstance(value, tuple) else (value,)
     for sku in values:
-        if not sku.strip() or len(sku) > 100:
-            raise click.BadParameter(f"a SKU must be 1 to 100 characters (got {sku!r})")
+        try:
+            check_text(sku, "a SKU", max_length=MAX_ID_LENGTH, allow_empty=False)
+        except InvalidValue as error:
+            raise click.BadParameter(str(error)) from None
     return value
 
 
@@ -93,7 +98,7 @@ def levels_command(manifest: Path, skus: Sequence[str], as_json: bool) -> None:
 @click.argument("manifest", type=_MANIFEST)
 @click.argument("sku", callback=_sku)
 @click.argument("location")
-@click.argument("quantity", type=click.IntRange(min=1))
+@click.argument("quantity", type=click.IntRange(min=1, max=MAX_QUANTITY))
 @click.option("--reason", default="received", show_default=True, help="Why (a delivery note, a PO).")
 def receive_command(manifest: Path, sku: str, location: str, quantity: int, reason: str) -> None:
     """Goods arrived: add QUANTITY units of SKU on hand at LOCATION."""
@@ -107,7 +112,7 @@ def receive_command(manifest: Path, sku: str, location: str, quantity: int, reas
 @click.argument("manifest", type=_MANIFEST)
 @click.argument("sku", callback=_sku)
 @click.argument("location")
-@click.argument("delta", type=int, callback=_non_zero)
+@click.argument("delta", type=click.IntRange(min=-MAX_QUANTITY, max=MAX_QUANTITY), callback=_non_zero)
 @click.option("--reason", required=True, help="Why the stock changed ('damaged', 'found').")
 def adjust_command(manifest: Path, sku: str, location: str, delta: int, reason: str) -> None:
     """Correct on hand of SKU at LOCATION by DELTA units (negative for damage or loss)."""
@@ -122,7 +127,7 @@ def adjust_command(manifest: Path, sku: str, location: str, delta: int, reason: 
 @click.argument("manifest", type=_MANIFEST)
 @click.argument("sku", callback=_sku)
 @click.argument("location")
-@click.argument("counted", type=click.IntRange(min=0))
+@click.argument("counted", type=click.IntRange(min=0, max=MAX_QUANTITY))
 def count_command(manifest: Path, sku: str, location: str, counted: int) -> None:
     """Record a count: on hand of SKU at LOCATION becomes COUNTED; the difference is a movement."""
     with _inventory(manifest, location) as (block, ctx):

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import attrs
 
-from retailblocks.errors import InvalidValue
 from retailblocks.model import StockDemand
+from retailblocks.model.limits import MAX_ID_LENGTH, check_quantity, check_text
 
 # Units of a SKU at a location that may come from stock; units of a SKU that may be back-ordered.
 _Stock = Callable[[str, str], int]
@@ -46,9 +46,11 @@ def sum_demands(demands: Iterable[StockDemand]) -> dict[str, int]:
     """Units per SKU, sorted by SKU: two lines of one SKU are one demand, checked once."""
     totals: dict[str, int] = {}
     for demand in demands:
-        if isinstance(demand.quantity, bool) or demand.quantity <= 0:
-            raise InvalidValue(f"demand quantity must be an integer > 0 (got {demand.quantity!r})")
-        totals[demand.sku] = totals.get(demand.sku, 0) + demand.quantity
+        check_text(demand.sku, "a demanded SKU", max_length=MAX_ID_LENGTH, allow_empty=False)
+        check_quantity(demand.quantity, f"the demand for {demand.sku!r}", minimum=1)
+        totals[demand.sku] = check_quantity(
+            totals.get(demand.sku, 0) + demand.quantity, f"the demand for {demand.sku!r}", minimum=1
+        )
     return dict(sorted(totals.items()))
 
 

@@ -14,7 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from retailblocks.errors import IdempotencyConflict, InvalidValue
+from retailblocks.errors import IdempotencyConflict
+from retailblocks.model.limits import check_text
 from retailblocks.storage.json_text import json_encoder
 from retailblocks.storage.prepared import Prepared
 from retailblocks_sql_inventory.tables import operations
@@ -53,11 +54,8 @@ def request_hash(request: Any) -> str:
 
 
 def check_key(key: str) -> str:
-    if not isinstance(key, str) or not key.strip():
-        raise InvalidValue(f"an idempotency key must be a non-empty string (got {key!r})")
-    if len(key) > MAX_KEY_LENGTH:
-        raise InvalidValue(f"an idempotency key must be at most {MAX_KEY_LENGTH} characters (got {len(key)})")
-    return key
+    # 200, not limits.MAX_KEY_LENGTH: the block's own keys carry an order id and a flow id.
+    return check_text(key, "an idempotency key", max_length=MAX_KEY_LENGTH, allow_empty=False)
 
 
 class Claim:

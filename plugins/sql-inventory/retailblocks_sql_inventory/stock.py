@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql
 from retailblocks.clock import as_utc
 from retailblocks.errors import InvalidValue
 from retailblocks.model import StockLevel
+from retailblocks.model.limits import MAX_QUANTITY
 from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks_sql_inventory.tables import allocations, backorders, levels, movements
 
@@ -112,7 +113,13 @@ _SHIP = Prepared(
         allocated=levels.c.allocated - sa.bindparam("units"),
     )
 )
-_ADD_ON_HAND = Prepared(levels.update().where(_THIS_LEVEL).values(on_hand=levels.c.on_hand + sa.bindparam("delta")))
+# The bound is a condition of the update itself, so two concurrent receipts cannot both pass a check made
+# on a stale read; written as on_hand <= MAX - delta, the sum is never computed past it.
+_ADD_ON_HAND = Prepared(
+    levels.update()
+    .where(_THIS_LEVEL, levels.c.on_hand <= sa.literal_column(str(MAX_QUANTITY), sa.BigInteger) - sa.bindparam("delta"))
+    .values(on_hand=levels.c.on_hand + sa.bindparam("delta"))
+)
 _REMOVE_ON_HAND = Prepared(
     levels.update()
     .where(_THIS_LEVEL, levels.c.on_hand + sa.bindparam("delta") >= levels.c.reserved + levels.c.allocated)
@@ -243,11 +250,17 @@ def ship(connection: sa.Connection, sku: str, location: str, units: int) -> None
 
 
 def change_on_hand(connection: sa.Connection, sku: str, location: str, delta: int) -> int:
-    """Add ``delta`` to on hand, never below what is reserved and allocated; returns on hand."""
+    """Add ``delta`` to on hand, never below what is reserved and allocated nor above MAX_QUANTITY;
+    returns on hand."""
     ensure_level(connection, sku, location)
     statement = _REMOVE_ON_HAND if delta < 0 else _ADD_ON_HAND
     changed = statement.execute(connection, sku=sku, location=location, delta=delta)
     level = read_level(connection, sku, location)
+    if changed != 1 and delta > 0:
+        raise InvalidValue(
+            f"cannot add {delta} units of {sku!r} at {location!r}: {level.on_hand} on hand, and a stock "
+            f"position may hold at most {MAX_QUANTITY} units (at most {MAX_QUANTITY - level.on_hand} more)"
+        )
     if changed != 1:
         held = level.reserved + level.allocated
         raise InvalidValue(

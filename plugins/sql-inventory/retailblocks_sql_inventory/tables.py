@@ -2,6 +2,9 @@
 
 ``levels`` is the fast, locked balance per SKU and location; ``movements`` is the ledger every
 on-hand change is written to in the same transaction, so on hand always equals the sum of movements.
+
+Every unit count is a 64-bit column: positions stay within MAX_QUANTITY, checked by the statements that
+change them, and PostgreSQL's 32-bit INTEGER would refuse some of them.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ levels = sa.Table(
     metadata,
     sa.Column("sku", sa.String(100), primary_key=True),
     sa.Column("location", sa.String(64), primary_key=True),
-    sa.Column("on_hand", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("reserved", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("allocated", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("on_hand", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("reserved", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("allocated", sa.BigInteger, nullable=False, server_default="0"),
     # Back-ordered units make reserved exceed on hand (availability < 0), never on hand negative.
     sa.CheckConstraint("reserved >= 0 AND allocated >= 0 AND on_hand >= 0", name="levels_non_negative"),
 )
@@ -32,7 +35,7 @@ movements = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("sku", sa.String(100), nullable=False),
     sa.Column("location", sa.String(64), nullable=False),
-    sa.Column("delta", sa.Integer, nullable=False),
+    sa.Column("delta", sa.BigInteger, nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),  # receive | adjust | count | ship | return
     sa.Column("reason", sa.Text, nullable=False, server_default=""),
     sa.Column("order_id", sa.String(64), index=True),
@@ -46,7 +49,7 @@ backorders = sa.Table(
     f"{PREFIX}_backorders",
     metadata,
     sa.Column("sku", sa.String(100), primary_key=True),
-    sa.Column("outstanding", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("outstanding", sa.BigInteger, nullable=False, server_default="0"),
     sa.CheckConstraint("outstanding >= 0", name="backorders_non_negative"),
 )
 
@@ -70,9 +73,9 @@ reservation_lines = sa.Table(
     sa.Column("reservation_id", sa.String(64), sa.ForeignKey(reservations.c.id), primary_key=True),
     sa.Column("sku", sa.String(100), primary_key=True),
     sa.Column("location", sa.String(64), primary_key=True),
-    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("quantity", sa.BigInteger, nullable=False),
     # Of ``quantity``, the units taken beyond stock under the SKU's back-order allowance.
-    sa.Column("backordered", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("backordered", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 # Units of an order per SKU and location: allocated (not shipped), shipped, shipped then returned.
@@ -82,10 +85,10 @@ allocations = sa.Table(
     sa.Column("order_id", sa.String(64), primary_key=True),
     sa.Column("sku", sa.String(100), primary_key=True),
     sa.Column("location", sa.String(64), primary_key=True),
-    sa.Column("allocated", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("backordered", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("fulfilled", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("returned", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("allocated", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("backordered", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("fulfilled", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("returned", sa.BigInteger, nullable=False, server_default="0"),
     sa.CheckConstraint(
         "allocated >= 0 AND backordered >= 0 AND backordered <= allocated AND returned <= fulfilled",
         name="allocations_consistent",
@@ -99,7 +102,7 @@ operations = sa.Table(
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("request_hash", sa.String(64), nullable=False),
-    sa.Column("result", sa.Integer),
+    sa.Column("result", sa.BigInteger),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 

@@ -25,6 +25,7 @@ from retailblocks.model import (
     PaymentRefund,
     PaymentStatus,
 )
+from retailblocks.model.limits import MAX_AMOUNT, MAX_ID_LENGTH, MAX_SLUG_LENGTH, MAX_TEXT_LENGTH, check_text
 from retailblocks.storage.prepared import Prepared
 from retailblocks_stored_value.codes import code_from_id, mask_code, normalize_code
 from retailblocks_stored_value.config import StoredValueConfig
@@ -177,6 +178,8 @@ class StoredValueBook:
         _check_key(key)
         if method == WALLET and not member_id:
             raise InvalidValue("a wallet top-up needs the member_id of the wallet's owner (got none)")
+        if member_id is not None:
+            _check_member(member_id)
         kind = TransactionKind.ISSUE if method == GIFT_CARD else TransactionKind.TOP_UP
         existing = transaction_by_key(ctx.db, key)
         if existing is not None:
@@ -225,12 +228,15 @@ class StoredValueBook:
             return self._replay_issue(ctx, found, kind, amount, member_id, key)
         except _Refused:
             balance = self._account(ctx, account_id)["balance"]
-            assert self.config.max_wallet_balance is not None
+            assert ceiling is not None
+            why = (
+                "max_wallet_balance in the block's configuration"
+                if ceiling < MAX_AMOUNT
+                else f"no balance may exceed {MAX_AMOUNT} minor units"
+            )
             raise InvalidValue(
                 f"topping up {amount} would take the wallet of member {member_id!r} from "
-                f"{Money(balance, amount.currency)} above its limit of "
-                f"{self.config.max_wallet_balance} "
-                "(max_wallet_balance in the block's configuration)"
+                f"{Money(balance, amount.currency)} above its limit of {Money(ceiling, amount.currency)} ({why})"
             ) from None
         ctx.record(
             "stored_value.issued",
@@ -291,9 +297,11 @@ class StoredValueBook:
         assert wallet is not None
         return str(wallet["id"])
 
-    def _wallet_ceiling(self, currency: str) -> int | None:
+    def _wallet_ceiling(self, currency: str) -> int:
+        # Every balance is read back as Money, which cannot exceed MAX_AMOUNT: a wallet topped up past it
+        # would become unreadable, so the bound is a ceiling even when the configuration sets none.
         limit = self.config.max_wallet_balance
-        return limit.amount if limit is not None and limit.currency == currency else None
+        return min(limit.amount, MAX_AMOUNT) if limit is not None and limit.currency == currency else MAX_AMOUNT
 
     def _replay_issue(
         self,
@@ -422,6 +430,7 @@ class StoredValueBook:
         return result
 
     def status(self, ctx: FlowContext, key: str) -> PaymentAuthorization | None:
+        _check_key(key)
         existing = transaction_by_key(ctx.db, key)
         if existing is None or existing["kind"] != TransactionKind.HOLD.value:
             return None
@@ -435,6 +444,7 @@ class StoredValueBook:
                     "a gift card payment needs the card number in details['code'] "
                     f"(got details with keys {sorted(details)})"
                 )
+            check_text(code, "a gift card code", max_length=MAX_TEXT_LENGTH)
             # A number that cannot be one of ours is simply an unknown card; keep it as typed.
             return normalize_code(self.config.code_prefix, code) or code
         owner = member_id or details.get("member_id")
@@ -442,6 +452,7 @@ class StoredValueBook:
             raise InvalidValue(
                 "a wallet payment needs the member: pass member_id or details['member_id'] (got neither)"
             )
+        _check_member(owner)
         return owner
 
     def _find_payer(self, ctx: FlowContext, method: str, wanted: str, currency: str) -> sa.RowMapping | None:
@@ -831,6 +842,7 @@ class StoredValueBook:
 
     def _resolve(self, ctx: FlowContext, reference: str, currency: str) -> sa.RowMapping | None:
         """A gift card number, a system role, an account id or a member id, in that order."""
+        check_text(reference, "a gift card or wallet reference", max_length=MAX_ID_LENGTH, allow_empty=False)
         code = normalize_code(self.config.code_prefix, reference)
         if code is not None:
             card = self._gift_card(ctx, code)
@@ -960,8 +972,11 @@ def _check_positive(amount: Money, what: str) -> None:
 
 
 def _check_key(key: str) -> None:
-    if not isinstance(key, str) or not key or len(key) > 200:
-        raise InvalidValue(f"an idempotency key must be a string of 1 to 200 characters (got {key!r})")
+    check_text(key, "an idempotency key", max_length=200, allow_empty=False)
+
+
+def _check_member(member_id: str) -> None:
+    check_text(member_id, "a member id", max_length=MAX_SLUG_LENGTH, allow_empty=False)
 
 
 def _check_currency(row: sa.RowMapping, amount: Money) -> None:
