@@ -13,12 +13,12 @@ import click
 
 from retailblocks.cli.support import (
     console,
-    error_console,
     fail,
     manifest_argument,
     open_stack,
     print_json,
     print_table,
+    report,
 )
 from retailblocks.errors import InvalidValue
 
@@ -249,33 +249,35 @@ def settle(manifest: Path, partner: str, start: str, end: str, as_json: bool) ->
 def ingest(manifest: Path, file: Path, fmt: str | None, as_json: bool) -> None:
     """Bring external signals (social, marketplace, store visits) from JSON Lines or CSV into members' timelines.
 
-    Every bad line is reported with its number and skipped; the good ones are kept. Exit status 2 if any
-    line was bad. Ingesting the same file again adds nothing.
+    Every bad line, whatever is wrong with it, is reported as FILE:LINE: reason and skipped; the good
+    lines are added together in one transaction. Exit status 2 if any line was bad. Ingesting the same
+    file again adds nothing.
     """
     from retailblocks.fusion import ingest as add_signals
-    from retailblocks.fusion.ingest import format_of, parse, read_text
+    from retailblocks.fusion.ingest import format_of, parse, read_bytes
 
     with open_stack(manifest) as stack:
-        text = read_text(file)
-        signals, bad = parse(text, format_of(file, fmt), list(stack.channels))
-        report = add_signals(stack, signals, bad)
-    for line in report.bad:
-        error_console.print(f"[bold red]error:[/] {file}:{line.line}: {line.reason}", soft_wrap=True, markup=True)
+        data = read_bytes(file)
+        signals, bad = parse(data, format_of(file, fmt), list(stack.channels))
+        outcome = add_signals(stack, signals, bad)
+    for line in outcome.bad:
+        # report() escapes: a reason quotes the line, and "[/x]" in a line is text, not markup.
+        report(f"{file}:{line.line}: {line.reason}")
     summary = {
-        "read": report.read,
-        "added": report.added,
-        "duplicates": report.duplicates,
-        "resolved": report.resolved,
-        "bad": [{"line": b.line, "reason": b.reason} for b in report.bad],
+        "read": outcome.read,
+        "added": outcome.added,
+        "duplicates": outcome.duplicates,
+        "resolved": outcome.resolved,
+        "bad": [{"line": b.line, "reason": b.reason} for b in outcome.bad],
     }
     if as_json:
         print_json(summary)
     else:
         console.print(
-            f"{report.added} signals added, {report.duplicates} already there, {report.resolved} matched to members, "
-            f"{len(report.bad)} bad lines"
+            f"{outcome.added} signals added, {outcome.duplicates} already there, "
+            f"{outcome.resolved} matched to members, {len(outcome.bad)} bad lines"
         )
-    if report.bad:
+    if outcome.bad:
         raise SystemExit(2)
 
 

@@ -33,8 +33,11 @@ def normalize_identity(identity: Identity) -> Identity:
     value = identity.value.strip()
     if identity.kind is IdentityKind.PHONE:
         value = _PHONE_NOISE.sub("", value)
-        if not re.fullmatch(r"\+?\d{3,20}", value):
+        if not re.fullmatch(r"\+?\d+", value):
             raise InvalidValue(f"a phone identity must be digits with an optional leading '+' (got {identity.value!r})")
+        digits = len(value.lstrip("+"))
+        if not 3 <= digits <= 20:
+            raise InvalidValue(f"a phone identity must have between 3 and 20 digits (got {digits})")
     elif identity.kind is IdentityKind.EMAIL:
         value = value.lower()
         if "@" not in value:
