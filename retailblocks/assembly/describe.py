@@ -1,4 +1,4 @@
-"""What a stack is made of, as data: printed by ``blocks assemble`` and written to ``blocks.lock``.
+"""What a stack is made of, as data: printed by ``blocks assemble`` and written to the manifest's lock.
 
 Nothing here may contain a secret: configurations appear as a fingerprint and with secrets masked.
 """
@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from retailblocks.assembly.lockfile import lock_path
 from retailblocks.assembly.stack import Plan
 from retailblocks.hookspecs import dispatch_of
 from retailblocks.manifest import config_fingerprint, config_to_public_dict
@@ -69,15 +70,16 @@ def _current_umask() -> int:
 
 
 def write_lock(plan: Plan) -> Path:
-    """Write ``blocks.lock`` beside the manifest, atomically (a crash never leaves half a file).
+    """Write the manifest's lock (see lockfile.lock_path) beside it, atomically (a crash never leaves half a
+    file).
 
     The lock file is meant to be committed beside the manifest, so it gets the permissions of any
     file the user creates (0644 under the usual umask), not the private 0600 of a temporary file.
     """
-    target = plan.manifest.path.parent / "blocks.lock"
+    target = lock_path(plan.manifest.path)
     data = describe_plan(plan)
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    handle, temporary = tempfile.mkstemp(prefix=".blocks.lock.", dir=target.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)

@@ -215,8 +215,14 @@ def assemble(
     ids: IdFactory | None = None,
     installed: Mapping[str, BlockInfo] | None = None,
     lease_clock: Clock | None = None,
+    require_lock: bool = False,
 ) -> Stack:
     """Assemble the manifest into a running stack: validate everything, then prepare storage.
+
+    ``require_lock`` is how operator commands open a stack: a manifest that was never assembled (it has no
+    lock, see lockfile) is refused before any storage is prepared, and what changed since it was
+    assembled is left in :attr:`Stack.lock_changes`. Without it (tests, embedding, simulations on a copy)
+    storage is prepared as needed.
 
     ``clock`` is the business clock (what orders and events are stamped with; a simulation moves it);
     ``lease_clock`` is what flows' leases are measured on, the wall clock unless given: leases coordinate
@@ -225,8 +231,14 @@ def assemble(
     start, each of which reports what it did.
     """
     the_plan = plan(manifest_path, environ=environ, installed=installed)
+    changes: list[str] = []
+    if require_lock:
+        from retailblocks.assembly.lockfile import check_assembled
+
+        changes = check_assembled(the_plan, manifest_path)
     engine = prepare_storage(the_plan)
     stack = Stack(the_plan, engine, clock or SystemClock(), ids or RandomIds(), lease_clock=lease_clock)
+    stack.lock_changes = tuple(changes)
     the_plan.plugin_manager.hook.stack_startup(stack=stack)
     return stack
 
@@ -297,6 +309,8 @@ class Stack:
         self.catalog: dict[str, Product] = {p.sku: p for p in self.manifest.catalog}
         self.blocks: dict[str, Block] = {b.entry.id: b.instance for b in the_plan.blocks}
         self._flows: OrderFlows | None = None
+        #: What changed in the manifest since its lock was written, when assembled with require_lock.
+        self.lock_changes: tuple[str, ...] = ()
         self._closed = False
         #: Where a flow run leaves its SQLite connection for the next run (see keeping_connection).
         self.idle_connection = IdleConnection()

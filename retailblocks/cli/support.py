@@ -89,9 +89,18 @@ def assemble_stack(manifest: Path | str, **options: Any) -> Stack:
 
 @contextmanager
 def open_stack(manifest: Path | str, **options: Any) -> Iterator[Stack]:
-    """Assemble the stack for an operator command, report errors cleanly, close it afterwards."""
+    """Assemble the stack for an operator command, report errors cleanly, close it afterwards.
+
+    A manifest never assembled is refused; one changed since its lock was written is warned about.
+    """
     with reporting_errors():
-        stack = assemble_stack(manifest, **options)
+        stack = assemble_stack(manifest, require_lock=True, **options)
+        if stack.lock_changes:
+            report(
+                f"{manifest} has changed since it was assembled ({'; '.join(stack.lock_changes)}); "
+                f"run `blocks assemble -m {manifest}` to take them on",
+                label="warning",
+            )
         try:
             yield stack
         finally:

@@ -1,0 +1,114 @@
+"""A manifest's lock: operator commands refuse a stack never assembled and warn when the manifest has
+changed since (issue 11, item 14); each manifest has a lock of its own that holds nothing
+machine-specific (item 15)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from retailblocks import assemble
+from retailblocks.assembly.lockfile import lock_path
+from retailblocks.errors import AssemblyError
+from tests.cli.harness import blocks, copy_example, tree
+
+TEST_CARD = "card::card_number=4242424242424242"
+
+
+@pytest.fixture
+def corner_shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    manifest = copy_example("corner-shop", tmp_path)
+    monkeypatch.chdir(manifest.parent)
+    return manifest
+
+
+def assembled(manifest: Path) -> Path:
+    outcome = blocks("assemble", manifest)
+    assert outcome.status == 0, outcome.stderr
+    return manifest
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["orders", "{m}"],
+        ["checkout", "{m}", "--channel", "shop", "--item", "MILK-1L:1", "--pay", TEST_CARD, "--key", "k"],
+        ["stock", "receive", "{m}", "MILK-1L", "shop", "3"],
+        ["recover", "{m}"],
+    ],
+    ids=lambda c: c[0] if c[0] != "stock" else "stock receive",
+)
+def test_a_command_on_a_manifest_never_assembled_is_refused_and_writes_nothing(
+    corner_shop: Path, command: list[str]
+) -> None:
+    before = tree(corner_shop.parent)
+    outcome = blocks(*[corner_shop if part == "{m}" else part for part in command])
+    assert outcome.status == 2
+    line = outcome.one_error_line()
+    assert "never assembled" in line
+    assert f"blocks assemble -m {corner_shop}" in line
+    assert tree(corner_shop.parent) == before, "no database, no lock, no directory"
+
+
+def test_an_assembled_manifest_opens_without_a_word(corner_shop: Path) -> None:
+    assembled(corner_shop)
+    outcome = blocks("orders", corner_shop)
+    assert outcome.status == 0, outcome.stderr
+    assert outcome.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda text: text.replace("sk_test_", "sk_test_CHANGED_"), "block 'sandbox-card' configuration changed"),
+        (
+            lambda text: text.replace("{id: shop, kind: store}", "{id: shop, kind: warehouse}"),
+            "block 'sql-inventory' configuration changed",
+        ),
+    ],
+    ids=["secret", "setting"],
+)
+def test_a_manifest_changed_since_it_was_assembled_is_warned_about_in_one_line(
+    corner_shop: Path, edit: object, named: str
+) -> None:
+    assembled(corner_shop)
+    text = corner_shop.read_text(encoding="utf-8")
+    changed = edit(text)  # type: ignore[operator]
+    assert changed != text, "the edit must change the example"
+    corner_shop.write_text(changed, encoding="utf-8")
+    outcome = blocks("orders", corner_shop)
+    assert outcome.status == 0, outcome.stderr
+    lines = outcome.error_lines
+    assert len(lines) == 1, outcome.stderr
+    assert lines[0].startswith("warning: ")
+    assert named in lines[0]
+    assert f"blocks assemble -m {corner_shop}" in lines[0]
+    # Assembling again takes the change on, and the warning is gone.
+    assembled(corner_shop)
+    assert blocks("orders", corner_shop).stderr == ""
+
+
+def test_a_block_added_or_removed_is_named(corner_shop: Path) -> None:
+    assembled(corner_shop)
+    lock = lock_path(corner_shop)
+    data = json.loads(lock.read_text(encoding="utf-8"))
+    card = next(block for block in data["blocks"] if block["id"] == "sandbox-card")
+    card["version"] = "0.0.1"
+    data["blocks"].append(card | {"id": "old-card"})
+    inventory = next(block for block in data["blocks"] if block["id"] == "sql-inventory")
+    data["blocks"] = [block for block in data["blocks"] if block is not inventory] + [inventory | {"id": "gone"}]
+    lock.write_text(json.dumps(data), encoding="utf-8")
+    line = blocks("orders", corner_shop).error_lines[0]
+    assert "block 'sql-inventory' (sql-inventory) added" in line
+    assert "block 'gone' removed" in line and "block 'old-card' removed" in line
+    assert "block 'sandbox-card' retailblocks-sandbox-card 0.0.1 is now retailblocks-sandbox-card" in line
+
+
+def test_the_python_api_still_assembles_a_manifest_without_a_lock(corner_shop: Path) -> None:
+    with assemble(corner_shop) as stack:
+        assert stack.lock_changes == ()
+        assert stack.orders() == []
+    with pytest.raises(AssemblyError, match="never assembled"):
+        assemble(corner_shop, require_lock=True)
