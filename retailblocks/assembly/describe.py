@@ -1,6 +1,8 @@
 """What a stack is made of, as data: printed by ``blocks assemble`` and written to the manifest's lock.
 
-Nothing here may contain a secret: configurations appear as a fingerprint and with secrets masked.
+Nothing here may contain a secret: configurations appear as a fingerprint and with secrets masked. Nor
+anything of one machine: the lock is committed and shared, so the database is shown as the manifest
+wrote it, never as the absolute path it resolved to here.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import Any
 from retailblocks.assembly.lockfile import lock_path
 from retailblocks.assembly.stack import Plan
 from retailblocks.hookspecs import dispatch_of
-from retailblocks.manifest import config_fingerprint, config_to_public_dict
-from retailblocks.storage import describe_url
+from retailblocks.manifest import Manifest, config_fingerprint, config_to_public_dict
+from retailblocks.manifest.model import mask_password
 
 LOCK_FORMAT = 1
 
@@ -33,7 +35,7 @@ def describe_plan(plan: Plan) -> dict[str, Any]:
             "name": manifest.merchant.name,
             "currency": manifest.merchant.currency,
         },
-        "database": describe_url(manifest.database_url),
+        "database": database_as_written(manifest),
         "channels": [{"id": c.id, "type": c.type.value, "location": c.location} for c in manifest.channels],
         "blocks": [
             {
@@ -61,6 +63,20 @@ def describe_plan(plan: Plan) -> dict[str, Any]:
             "payment_methods": dict(sorted(routing.payment_methods.items())),
         },
     }
+
+
+def database_as_written(manifest: Manifest) -> str:
+    """The manifest's database URL as written in it, password masked; only the scheme when the URL comes
+    from the environment (it differs between machines, and may hold a secret); the default when none is
+    written, relative to the manifest as the default is."""
+    root = manifest.source
+    node = root.value.get("database") if root is not None and isinstance(root.value, dict) else None
+    if node is None:
+        return f"sqlite:///.blocks/{manifest.merchant.id}.db"
+    if node.from_environment or not isinstance(node.value, str):
+        scheme = manifest.database_url.split("://", 1)[0]
+        return f"{scheme}://<from the environment>"
+    return mask_password(node.value.strip())
 
 
 def _current_umask() -> int:

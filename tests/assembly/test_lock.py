@@ -112,3 +112,70 @@ def test_the_python_api_still_assembles_a_manifest_without_a_lock(corner_shop: P
         assert stack.orders() == []
     with pytest.raises(AssemblyError, match="never assembled"):
         assemble(corner_shop, require_lock=True)
+
+
+# --- item 15: a lock per manifest, nothing machine-specific in it ---------------------------------------------
+
+
+def two_manifests(directory: Path) -> tuple[Path, Path]:
+    """Two manifests side by side: the corner shop, and a second shop under another merchant id."""
+    corner = directory / "corner.yaml"
+    corner.write_text(directory.joinpath("blocks.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    other = directory / "other.yaml"
+    other.write_text(
+        corner.read_text(encoding="utf-8").replace("id: corner-shop, name: Corner Shop", "id: other, name: Other"),
+        encoding="utf-8",
+    )
+    directory.joinpath("blocks.yaml").unlink()
+    return corner, other
+
+
+def test_two_manifests_in_one_directory_keep_a_lock_each(corner_shop: Path) -> None:
+    corner, other = two_manifests(corner_shop.parent)
+    assembled(corner)
+    assembled(other)
+    assert json.loads((corner_shop.parent / "corner.lock").read_text(encoding="utf-8"))["merchant"]["id"] == (
+        "corner-shop"
+    )
+    assert json.loads((corner_shop.parent / "other.lock").read_text(encoding="utf-8"))["merchant"]["id"] == "other"
+    assert not (corner_shop.parent / "blocks.lock").exists()
+    # Each manifest is checked against its own lock: neither is reported as changed.
+    for manifest in (corner, other):
+        outcome = blocks("orders", manifest)
+        assert outcome.status == 0 and outcome.stderr == "", outcome.stderr
+
+
+def test_the_lock_of_blocks_yaml_is_blocks_lock(corner_shop: Path) -> None:
+    assembled(corner_shop)
+    assert lock_path(corner_shop) == corner_shop.parent / "blocks.lock"
+    assert (corner_shop.parent / "blocks.lock").is_file()
+
+
+def test_the_lock_holds_no_path_of_this_machine(corner_shop: Path) -> None:
+    assembled(corner_shop)
+    text = lock_path(corner_shop).read_text(encoding="utf-8")
+    assert str(corner_shop.parent) not in text
+    assert json.loads(text)["database"] == "sqlite:///.blocks/corner-shop.db"
+
+
+@pytest.mark.parametrize(
+    ("written", "environ", "locked"),
+    [
+        ("sqlite:///data/shop.db", {}, "sqlite:///data/shop.db"),
+        ("postgresql://app:hunter2@db.example/shop", {}, "postgresql://app:***@db.example/shop"),
+        ("${SHOP_DATABASE}", {"SHOP_DATABASE": "postgresql://app:hunter2@db/shop"}, "postgresql+psycopg://"),
+        ("${SHOP_DATABASE}", {"SHOP_DATABASE": "sqlite:////srv/shop.db"}, "sqlite://"),
+    ],
+    ids=["relative sqlite", "password", "from the environment", "absolute from the environment"],
+)
+def test_the_lock_shows_the_database_as_written_secrets_masked(
+    corner_shop: Path, written: str, environ: dict[str, str], locked: str
+) -> None:
+    from retailblocks.assembly.describe import describe_plan
+    from retailblocks.assembly.stack import plan
+
+    text = corner_shop.read_text(encoding="utf-8")
+    corner_shop.write_text(text.replace("channels:\n", f"database: '{written}'\nchannels:\n", 1), encoding="utf-8")
+    database = describe_plan(plan(corner_shop, environ=environ))["database"]
+    assert database.startswith(locked)
+    assert "hunter2" not in database and "/srv/" not in database and str(corner_shop.parent) not in database
