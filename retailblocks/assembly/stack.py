@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -39,6 +40,7 @@ from retailblocks.manifest import (
     build_config,
     load_manifest,
 )
+from retailblocks.manifest.errors import ManifestProblems
 from retailblocks.manifest.nodes import position_in
 from retailblocks.manifest.readers import suggestion
 from retailblocks.model import Channel, Product
@@ -93,60 +95,13 @@ def plan(
     from retailblocks import CORE_API_VERSION
 
     assembled: list[AssembledBlock] = []
+    # Each entry is resolved on its own, so the problems of several entries are all reported at once.
+    entry_problems = ManifestProblems()
     for entry in manifest.blocks:
-        if entry.id in CORE_BLOCK_IDS:
-            raise ManifestError.at(
-                entry.position_of("id"),
-                f"block id {entry.id!r} is reserved for the core's own blocks ({', '.join(CORE_BLOCK_IDS)}); "
-                "give this entry another `id`",
-            )
-        info = available.get(entry.use)
-        if info is None:
-            hint = suggestion(entry.use, available)
-            installed_names = ", ".join(sorted(available)) or "none"
-            raise ManifestError.at(
-                entry.position_of("use"),
-                f"unknown block {entry.use!r}{hint}; installed blocks: {installed_names}",
-            )
-        if info.block_class is None:
-            raise ManifestError.at(entry.position_of("use"), info.error or f"block {entry.use!r} cannot be loaded")
-        if entry.version is not None:
-            try:
-                installed_version = Version(info.version)
-            except InvalidVersion:
-                installed_version = None
-            if installed_version is None or not entry.version.contains(installed_version, prereleases=True):
-                raise ManifestError.at(
-                    entry.position_of("version"),
-                    f"block {entry.use!r} is installed at version {info.version} (distribution "
-                    f"{info.distribution}), which does not satisfy {str(entry.version)!r}",
-                )
-        incompatible = api_incompatibility(info.block_class.core_api, CORE_API_VERSION)
-        if incompatible:
-            raise ManifestError.at(
-                entry.position_of("use"),
-                f"block {entry.use!r} (distribution {info.distribution} {info.version}) cannot be used: {incompatible}",
-            )
-        try:
-            config = build_config(info.block_class.Config, entry.config, environ=env)
-        except ConfigTypeError as error:
-            raise AssemblyError(
-                f"block {entry.use!r} (distribution {info.distribution} {info.version}) has a configuration "
-                f"class the core cannot read: {error}",
-                block=entry.use,
-                distribution=info.distribution,
-            ) from None
-        try:
-            instance = info.block_class(config, block_id=entry.id)
-        except (ValueError, TypeError) as error:
-            # A block that names the field at fault (``field: what is wrong``) is pointed at that field.
-            field, _, sentence = str(error).partition(": ")
-            where = _config_position(entry, field) if sentence else None
-            raise ManifestError.at(
-                where or entry.position_of("config"),
-                f"block {entry.use!r} rejected its configuration: {sentence if where else error}",
-            ) from None
-        assembled.append(AssembledBlock(entry, info, instance))
+        block = entry_problems.attempt(partial(_resolve_entry, entry, available, env, CORE_API_VERSION))
+        if block is not None:
+            assembled.append(block)
+    entry_problems.raise_any()
 
     pm = new_plugin_manager()
     pm.register(CoreBlock(None, block_id=CORE_ID), name=CORE_ID)
@@ -200,6 +155,65 @@ def plan(
         pm.enable_tracing()
     relay = HookRelay(pm, {b.entry.id: b.instance for b in assembled}, routing, trace=trace)
     return Plan(manifest, tuple(assembled), pm, relay)
+
+
+def _resolve_entry(
+    entry: BlockEntry, available: Mapping[str, BlockInfo], env: Mapping[str, str], core_api: str
+) -> AssembledBlock:
+    """The manifest entry resolved to its installed block, configured; ManifestError if it cannot be."""
+    if entry.id in CORE_BLOCK_IDS:
+        raise ManifestError.at(
+            entry.position_of("id"),
+            f"block id {entry.id!r} is reserved for the core's own blocks ({', '.join(CORE_BLOCK_IDS)}); "
+            "give this entry another `id`",
+        )
+    info = available.get(entry.use)
+    if info is None:
+        hint = suggestion(entry.use, available)
+        installed_names = ", ".join(sorted(available)) or "none"
+        raise ManifestError.at(
+            entry.position_of("use"),
+            f"unknown block {entry.use!r}{hint}; installed blocks: {installed_names}",
+        )
+    if info.block_class is None:
+        raise ManifestError.at(entry.position_of("use"), info.error or f"block {entry.use!r} cannot be loaded")
+    if entry.version is not None:
+        try:
+            installed_version = Version(info.version)
+        except InvalidVersion:
+            installed_version = None
+        if installed_version is None or not entry.version.contains(installed_version, prereleases=True):
+            raise ManifestError.at(
+                entry.position_of("version"),
+                f"block {entry.use!r} is installed at version {info.version} (distribution "
+                f"{info.distribution}), which does not satisfy {str(entry.version)!r}",
+            )
+    incompatible = api_incompatibility(info.block_class.core_api, core_api)
+    if incompatible:
+        raise ManifestError.at(
+            entry.position_of("use"),
+            f"block {entry.use!r} (distribution {info.distribution} {info.version}) cannot be used: {incompatible}",
+        )
+    try:
+        config = build_config(info.block_class.Config, entry.config, environ=env)
+    except ConfigTypeError as error:
+        raise AssemblyError(
+            f"block {entry.use!r} (distribution {info.distribution} {info.version}) has a configuration "
+            f"class the core cannot read: {error}",
+            block=entry.use,
+            distribution=info.distribution,
+        ) from None
+    try:
+        instance = info.block_class(config, block_id=entry.id)
+    except (ValueError, TypeError) as error:
+        # A block that names the field at fault (``field: what is wrong``) is pointed at that field.
+        field, _, sentence = str(error).partition(": ")
+        where = _config_position(entry, field) if sentence else None
+        raise ManifestError.at(
+            where or entry.position_of("config"),
+            f"block {entry.use!r} rejected its configuration: {sentence if where else error}",
+        ) from None
+    return AssembledBlock(entry, info, instance)
 
 
 def _config_position(entry: BlockEntry, field: str, quoting: str = "") -> SourcePosition | None:

@@ -73,9 +73,15 @@ def whole_number(text: str) -> int | None:
 
 @contextmanager
 def reporting_errors() -> Iterator[None]:
-    """Turn retailblocks errors into one line and their exit status."""
+    """Turn retailblocks errors into one line (one per problem of a manifest) and their exit status."""
+    from retailblocks.manifest import ManifestError
+
     try:
         yield
+    except ManifestError as error:
+        for problem in error.problems[:-1]:
+            report(str(problem))
+        fail(str(error.problems[-1]), error.exit_status)
     except RetailBlocksError as error:
         fail(str(error), error.exit_status)
 

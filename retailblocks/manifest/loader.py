@@ -1,7 +1,8 @@
 """Loading ``blocks.yaml``: the manifest's schema, checked value by value, into a :class:`Manifest`.
 
 Everything wrong with a manifest is reported as one :class:`ManifestError` naming the file, the line
-and column, and the path inside the document; nothing else escapes :func:`load_manifest`.
+and column, and the path inside the document (the independent problems of a manifest all at once, one
+per line); nothing else escapes :func:`load_manifest`.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ from packaging.version import InvalidVersion, Version
 
 from retailblocks.errors import InvalidValue
 from retailblocks.manifest import readers
-from retailblocks.manifest.errors import ManifestError, SourcePosition
+from retailblocks.manifest.errors import ManifestError, ManifestProblems, SourcePosition
 from retailblocks.manifest.model import (
     SUPPORTED_VERSION,
     BlockEntry,
+    Campaign,
     Manifest,
     Partner,
     PartnerType,
     Routing,
+    Segment,
     mask_password,
 )
 from retailblocks.manifest.nodes import Node
@@ -113,24 +116,42 @@ def _parse(data: bytes | str, file: str, environ: Mapping[str, str] | None) -> M
     version = _version(entries["version"])
     readers.check_keys(root, _TOP_KEYS, _REQUIRED_TOP_KEYS)
 
-    merchant = _merchant(entries["merchant"])
+    # Every part that can be checked on its own is, and all their problems are reported together; a part
+    # that needs another (prices need the merchant's currency) waits for that one to be right.
+    problems = ManifestProblems()
+    merchant = problems.attempt(lambda: _merchant(entries["merchant"]))
     manifest_path = Path(os.path.abspath(file))
-    database = _database(entries.get("database"), merchant.id, manifest_path.parent)
-    channels = _channels(entries["channels"])
-    channel_ids = [channel.id for channel in channels]
-    catalog = _catalog(entries["catalog"], merchant.currency, channel_ids) if "catalog" in entries else ()
-    blocks = _blocks(entries["blocks"])
-    routing = _routing(entries["routing"], [b.id for b in blocks]) if "routing" in entries else Routing()
-    partners = _partners(entries["partners"], merchant.id) if "partners" in entries else ()
+    # The merchant's id only names the default database, so a written one is checked regardless.
+    merchant_id = merchant.id if merchant is not None else ""
+    database = problems.attempt(lambda: _database(entries.get("database"), merchant_id, manifest_path.parent))
+    channels = problems.attempt(lambda: _channels(entries["channels"]))
+    channel_ids = [channel.id for channel in channels or ()]
+    catalog: tuple[Product, ...] | None = ()
+    if "catalog" in entries and merchant is not None and channels is not None:
+        catalog = problems.attempt(lambda: _catalog(entries["catalog"], merchant.currency, channel_ids))
+    blocks = problems.attempt(lambda: _blocks(entries["blocks"]))
+    routing: Routing | None = Routing()
+    if "routing" in entries and blocks is not None:
+        routing = problems.attempt(lambda: _routing(entries["routing"], [b.id for b in blocks]))
+    partners: tuple[Partner, ...] | None = ()
+    if "partners" in entries and merchant is not None:
+        partners = problems.attempt(lambda: _partners(entries["partners"], merchant.id))
     # Imported here: the audience module reuses this module's readers.
     from retailblocks.manifest.audience import parse_campaigns, parse_segments
 
-    segments = (
-        parse_segments(entries["segments"], merchant.currency, channel_ids, catalog) if "segments" in entries else ()
-    )
-    campaigns = (
-        parse_campaigns(entries["campaigns"], [s.id for s in segments], channel_ids) if "campaigns" in entries else ()
-    )
+    segments: tuple[Segment, ...] | None = ()
+    if "segments" in entries and merchant is not None and channels is not None and catalog is not None:
+        known = catalog
+        segments = problems.attempt(lambda: parse_segments(entries["segments"], merchant.currency, channel_ids, known))
+    campaigns: tuple[Campaign, ...] | None = ()
+    if "campaigns" in entries and channels is not None and segments is not None:
+        segment_ids = [s.id for s in segments]
+        campaigns = problems.attempt(lambda: parse_campaigns(entries["campaigns"], segment_ids, channel_ids))
+    problems.raise_any()
+    # Without a problem every part was read (raise_any raised otherwise): the checks say so to mypy.
+    assert merchant is not None and database is not None and channels is not None and blocks is not None
+    assert catalog is not None and routing is not None and partners is not None and segments is not None
+    assert campaigns is not None
     return Manifest(
         path=manifest_path,
         version=version,
