@@ -179,3 +179,12 @@ def test_the_lock_shows_the_database_as_written_secrets_masked(
     database = describe_plan(plan(corner_shop, environ=environ))["database"]
     assert database.startswith(locked)
     assert "hunter2" not in database and "/srv/" not in database and str(corner_shop.parent) not in database
+
+
+def test_a_kept_demo_is_an_assembled_stack_the_commands_open(tmp_path: Path) -> None:
+    kept = tmp_path / "demo"
+    demo = blocks("demo", "--keep", kept, "--orders", "3", "--workers", "1", "--json")
+    assert demo.status == 0, demo.stderr
+    outcome = blocks("orders", kept / "blocks.yaml", "--json")
+    assert outcome.status == 0, outcome.stderr
+    assert outcome.stderr == ""
