@@ -128,7 +128,9 @@ def plan(
             distribution=distribution,
         ) from None
     names = declared_names(manifest, pm.hook.stack_names())
-    check_references(manifest, names)
+    # The references and every block's own checks are independent: all their problems are reported at once.
+    checks = ManifestProblems()
+    checks.attempt(partial(check_references, manifest, names))
     by_instance = {id(block.instance): block for block in assembled}
     arguments = {"merchant": manifest.merchant, "channels": manifest.channels, "names": names}
     for impl in pm.hook.stack_check.get_hookimpls():
@@ -136,16 +138,9 @@ def plan(
         if checked is None:
             continue
         found: Sequence[str] | None = impl.function(*[arguments[name] for name in impl.argnames])  # type: ignore[assignment]
-        problems = list(found or ())
-        if problems:
-            field, _, sentence = problems[0].partition(": ")
-            where = _config_position(checked.entry, field, sentence) if sentence else None
-            # Point at the field the block names when it can be found, else at the block's config.
-            if where is None:
-                raise ManifestError.at(
-                    checked.entry.position_of("config"), f"block {checked.entry.use!r}: {problems[0]}"
-                )
-            raise ManifestError.at(where, f"block {checked.entry.use!r}: {sentence}")
+        for problem in found or ():
+            checks.errors.append(_check_problem(checked.entry, problem))
+    checks.raise_any()
     routing = plan_routing(manifest, assembled, pm)
     trace = env.get(TRACE_ENV, "") not in ("", "0")
     if trace:
@@ -214,6 +209,16 @@ def _resolve_entry(
             f"block {entry.use!r} rejected its configuration: {sentence if where else error}",
         ) from None
     return AssembledBlock(entry, info, instance)
+
+
+def _check_problem(entry: BlockEntry, problem: str) -> ManifestError:
+    """A problem a block's stack_check found, pointed at the field it names when that can be found, else
+    at the block's config."""
+    field, _, sentence = problem.partition(": ")
+    where = _config_position(entry, field, sentence) if sentence else None
+    if where is None:
+        return ManifestError.at(entry.position_of("config"), f"block {entry.use!r}: {problem}")
+    return ManifestError.at(where, f"block {entry.use!r}: {sentence}")
 
 
 def _config_position(entry: BlockEntry, field: str, quoting: str = "") -> SourcePosition | None:

@@ -90,3 +90,26 @@ def test_the_command_prints_every_problem_on_its_own_line_and_writes_nothing(
     assert lines[0].startswith(f"error: {manifest}:4:") and "merchant.currency" in lines[0]
     assert lines[1].startswith(f"error: {manifest}:7:") and "channels[1].type" in lines[1]
     assert tree(tmp_path) == before
+
+
+def test_every_problem_a_block_finds_in_its_configuration_is_reported(tmp_path: Path) -> None:
+    manifest = copy_example("corner-shop", tmp_path)
+    text = manifest.read_text(encoding="utf-8")
+    one = text.replace(
+        "        web: {locations: [shop]}\n", "        web: {locations: [shop]}\n        wbe: {locations: [shop]}\n"
+    )
+    manifest.write_text(one, encoding="utf-8")
+    with pytest.raises(ManifestError) as alone:
+        plan(manifest)
+    # Written after the first problem, so that its line stays where it was.
+    both = one.replace(
+        "        wbe: {locations: [shop]}\n", "        wbe: {locations: [shop]}\n      backorders: {NOPE: 1}\n"
+    )
+    manifest.write_text(both, encoding="utf-8")
+    with pytest.raises(ManifestError) as caught:
+        plan(manifest)
+    assert str(caught.value).splitlines()[0] == str(alone.value)
+    assert [problem.doc_path for problem in caught.value.problems] == [
+        "blocks[0].config.channels.wbe",
+        "blocks[0].config.backorders.NOPE",
+    ]
