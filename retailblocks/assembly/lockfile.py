@@ -27,6 +27,9 @@ LOCK_SUFFIX = ".lock"
 def lock_path(manifest_path: str | os.PathLike[str]) -> Path:
     """Where the lock of the manifest at ``manifest_path`` is: beside it, with its name and ``.lock``."""
     path = Path(manifest_path)
+    if path.suffix == LOCK_SUFFIX:
+        # A manifest that itself ends in .lock must never be overwritten by its own lock.
+        return path.with_name(path.name + LOCK_SUFFIX)
     return path.with_name(path.stem + LOCK_SUFFIX)
 
 

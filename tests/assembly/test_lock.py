@@ -188,3 +188,16 @@ def test_a_kept_demo_is_an_assembled_stack_the_commands_open(tmp_path: Path) -> 
     outcome = blocks("orders", kept / "blocks.yaml", "--json")
     assert outcome.status == 0, outcome.stderr
     assert outcome.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("manifest", "lock"),
+    [
+        ("blocks.yaml", "blocks.lock"),
+        ("corner.yml", "corner.lock"),
+        ("shop", "shop.lock"),
+        ("odd.lock", "odd.lock.lock"),
+    ],
+)
+def test_the_lock_is_named_after_its_manifest_and_never_is_the_manifest(manifest: str, lock: str) -> None:
+    assert lock_path(Path("/shops") / manifest) == Path("/shops") / lock
