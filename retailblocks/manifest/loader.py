@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -49,6 +51,7 @@ _TOP_KEYS = (
     "campaigns",
 )
 _REQUIRED_TOP_KEYS = ("version", "merchant", "channels", "blocks")
+T = TypeVar("T")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 # Entry-point names are looser than slugs (dots happen); instance ids are slugs.
 _BLOCK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -272,9 +275,9 @@ def _postgres_problem(url: str) -> str | None:
 
 def _channels(node: Node) -> tuple[Channel, ...]:
     seen: dict[str, Node] = {}
-    channels: list[Channel] = []
     types = [kind.value for kind in ChannelType]
-    for item in readers.sequence(node, non_empty=True):
+
+    def channel(item: Node) -> Channel:
         entries = readers.check_keys(item, ("id", "type", "location", "name"), ("id", "type"))
         channel_id = _slug(entries["id"])
         _unique(entries["id"], channel_id, seen, "channel id")
@@ -283,8 +286,9 @@ def _channels(node: Node) -> tuple[Channel, ...]:
         if kind is ChannelType.STORE and location is None:
             raise ManifestError.at(item, "a store channel needs 'location': the stock location the store sells from")
         name = readers.string(entries["name"]) if "name" in entries else None
-        channels.append(Channel(id=channel_id, type=kind, location=location, name=name))
-    return tuple(channels)
+        return Channel(id=channel_id, type=kind, location=location, name=name)
+
+    return _each(readers.sequence(node, non_empty=True), channel)
 
 
 def _money(node: Node, currency: str) -> Money:
@@ -319,8 +323,8 @@ _PRODUCT_KEYS = ("sku", "title", "price", "category", "weight", "channels", "cha
 
 def _catalog(node: Node, currency: str, channel_ids: list[str]) -> tuple[Product, ...]:
     seen: dict[str, Node] = {}
-    products: list[Product] = []
-    for item in readers.sequence(node):
+
+    def product(item: Node) -> Product:
         entries = readers.check_keys(item, _PRODUCT_KEYS, ("sku", "title", "price"))
         sku = readers.string(entries["sku"])
         _unique(entries["sku"], sku, seen, "sku")
@@ -341,7 +345,7 @@ def _catalog(node: Node, currency: str, channel_ids: list[str]) -> tuple[Product
                 channel_id = _channel_ref(Node(key, prices_node.key_position(key)), channel_ids)
                 prices[channel_id] = _money(price_node, currency)
         try:
-            product = Product(
+            return Product(
                 sku=sku,
                 title=readers.string(entries["title"]),
                 price=_money(entries["price"], currency),
@@ -353,8 +357,8 @@ def _catalog(node: Node, currency: str, channel_ids: list[str]) -> tuple[Product
             )
         except InvalidValue as error:
             raise ManifestError.at(item, str(error)) from None
-        products.append(product)
-    return tuple(products)
+
+    return _each(readers.sequence(node), product)
 
 
 def _specifier(node: Node) -> SpecifierSet:
@@ -412,8 +416,8 @@ def _satisfiable(specifier: SpecifierSet) -> bool:
 
 def _blocks(node: Node) -> tuple[BlockEntry, ...]:
     seen: dict[str, Node] = {}
-    blocks: list[BlockEntry] = []
-    for item in readers.sequence(node, non_empty=True):
+
+    def block(item: Node) -> BlockEntry:
         entries = readers.check_keys(item, ("use", "id", "version", "config"), ("use",))
         use_node = entries["use"]
         use = readers.string(use_node)
@@ -435,23 +439,30 @@ def _blocks(node: Node) -> tuple[BlockEntry, ...]:
             config = Node({}, where)
         else:
             readers.mapping(config)
-        blocks.append(
-            BlockEntry(
-                use=use,
-                id=block_id,
-                version=version,
-                config=config,
-                position=item.position,
-                doc_path=item.doc_path,
-                key_positions={
-                    # A scalar is best pointed at where its value is written;
-                    # a collection at its key.
-                    key: value.position if value.is_scalar else item.key_position(key)
-                    for key, value in entries.items()
-                },
-            )
+        return BlockEntry(
+            use=use,
+            id=block_id,
+            version=version,
+            config=config,
+            position=item.position,
+            doc_path=item.doc_path,
+            key_positions={
+                # A scalar is best pointed at where its value is written;
+                # a collection at its key.
+                key: value.position if value.is_scalar else item.key_position(key)
+                for key, value in entries.items()
+            },
         )
-    return tuple(blocks)
+
+    return _each(readers.sequence(node, non_empty=True), block)
+
+
+def _each(items: Sequence[Node], read: Callable[[Node], T]) -> tuple[T, ...]:
+    """``read`` of every item of a list, the items being independent: the problems of all are reported."""
+    problems = ManifestProblems()
+    results = [problems.attempt(partial(read, item)) for item in items]
+    problems.raise_any()
+    return tuple(result for result in results if result is not None)
 
 
 def _routing(node: Node, block_ids: list[str]) -> Routing:

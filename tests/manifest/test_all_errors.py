@@ -113,3 +113,17 @@ def test_every_problem_a_block_finds_in_its_configuration_is_reported(tmp_path: 
         "blocks[0].config.channels.wbe",
         "blocks[0].config.backorders.NOPE",
     ]
+
+
+def test_the_items_of_a_list_are_each_reported() -> None:
+    text = VALID.replace("type: online", "type: moon").replace("type: store\n", "type: mars\n")
+    text = text.replace("    id: inventory\n", "    id: Inventory!\n").replace(
+        "  - use: sandbox-payment\n", "  - use: '%'\n"
+    )
+    error = error_of(text)
+    assert [problem.doc_path for problem in error.problems] == [
+        "channels[0].type",
+        "channels[1].type",
+        "blocks[0].id",
+        "blocks[1].use",
+    ]
