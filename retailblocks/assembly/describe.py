@@ -1,6 +1,8 @@
-"""What a stack is made of, as data: printed by ``blocks assemble`` and written to ``blocks.lock``.
+"""What a stack is made of, as data: printed by ``blocks assemble`` and written to the manifest's lock.
 
-Nothing here may contain a secret: configurations appear as a fingerprint and with secrets masked.
+Nothing here may contain a secret: configurations appear as a fingerprint and with secrets masked. Nor
+anything of one machine: the lock is committed and shared, so the database is shown as the manifest
+wrote it, never as the absolute path it resolved to here.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from retailblocks.assembly.lockfile import lock_path
 from retailblocks.assembly.stack import Plan
 from retailblocks.hookspecs import dispatch_of
-from retailblocks.manifest import config_fingerprint, config_to_public_dict
-from retailblocks.storage import describe_url
+from retailblocks.manifest import Manifest, config_fingerprint, config_to_public_dict
+from retailblocks.manifest.model import mask_password
 
 LOCK_FORMAT = 1
 
@@ -32,7 +35,7 @@ def describe_plan(plan: Plan) -> dict[str, Any]:
             "name": manifest.merchant.name,
             "currency": manifest.merchant.currency,
         },
-        "database": describe_url(manifest.database_url),
+        "database": database_as_written(manifest),
         "channels": [{"id": c.id, "type": c.type.value, "location": c.location} for c in manifest.channels],
         "blocks": [
             {
@@ -62,6 +65,20 @@ def describe_plan(plan: Plan) -> dict[str, Any]:
     }
 
 
+def database_as_written(manifest: Manifest) -> str:
+    """The manifest's database URL as written in it, password masked; only the scheme when the URL comes
+    from the environment (it differs between machines, and may hold a secret); the default when none is
+    written, relative to the manifest as the default is."""
+    root = manifest.source
+    node = root.value.get("database") if root is not None and isinstance(root.value, dict) else None
+    if node is None:
+        return f"sqlite:///.blocks/{manifest.merchant.id}.db"
+    if node.from_environment or not isinstance(node.value, str):
+        scheme = manifest.database_url.split("://", 1)[0]
+        return f"{scheme}://<from the environment>"
+    return mask_password(node.value.strip())
+
+
 def _current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -69,15 +86,16 @@ def _current_umask() -> int:
 
 
 def write_lock(plan: Plan) -> Path:
-    """Write ``blocks.lock`` beside the manifest, atomically (a crash never leaves half a file).
+    """Write the manifest's lock (see lockfile.lock_path) beside it, atomically (a crash never leaves half a
+    file).
 
     The lock file is meant to be committed beside the manifest, so it gets the permissions of any
     file the user creates (0644 under the usual umask), not the private 0600 of a temporary file.
     """
-    target = plan.manifest.path.parent / "blocks.lock"
+    target = lock_path(plan.manifest.path)
     data = describe_plan(plan)
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    handle, temporary = tempfile.mkstemp(prefix=".blocks.lock.", dir=target.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)

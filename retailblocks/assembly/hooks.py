@@ -220,6 +220,14 @@ class HookRelay:
         )
         return result
 
+    def payment_validate(self, ctx: FlowContext, method: str, details: Mapping[str, str]) -> None:
+        """InvalidValue if ``method`` is not accepted, or its block finds ``details`` unusable (the hook is
+        optional: a block without it is asked nothing)."""
+        block_id = self.payment_block(method)
+        if block_id not in self._impls.get("payment_validate", {}):
+            return
+        self.call(block_id, "payment_validate", ctx, method=method, details=details)
+
     def payment_status(self, ctx: FlowContext, method: str, idempotency_key: str) -> PaymentAuthorization | None:
         result: PaymentAuthorization | None = self.call(
             self.payment_block(method), "payment_status", ctx, method=method, idempotency_key=idempotency_key

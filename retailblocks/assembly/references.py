@@ -11,8 +11,10 @@ configuration.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from functools import partial
 
 from retailblocks.manifest import Manifest, ManifestError
+from retailblocks.manifest.errors import ManifestProblems
 from retailblocks.manifest.nodes import Node
 from retailblocks.manifest.readers import suggestion
 
@@ -54,14 +56,18 @@ def declared_names(manifest: Manifest, from_blocks: Iterable[Mapping[str, Iterab
 
 
 def check_manifest(manifest: Manifest, names: Mapping[str, frozenset[str]]) -> None:
-    """The manifest's references to names only blocks declare: segments' tiers and campaigns' promotions."""
+    """The manifest's references to names only blocks declare: segments' tiers and campaigns' promotions.
+
+    Every unknown name is reported, all at once (see ManifestProblems)."""
+    problems = ManifestProblems()
     for segment in _items(manifest.source, "segments"):
         for tier in _items(segment, "tiers"):
-            _known(tier, "tier", names)
+            problems.attempt(partial(_known, tier, "tier", names))
     for campaign in _items(manifest.source, "campaigns"):
         promotion = _child(campaign, "promotion")
         if promotion is not None:
-            _known(promotion, "promotion", names)
+            problems.attempt(partial(_known, promotion, "promotion", names))
+    problems.raise_any()
 
 
 def _known(node: Node, kind: str, names: Mapping[str, frozenset[str]]) -> None:

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -39,6 +40,7 @@ from retailblocks.manifest import (
     build_config,
     load_manifest,
 )
+from retailblocks.manifest.errors import ManifestProblems
 from retailblocks.manifest.nodes import position_in
 from retailblocks.manifest.readers import suggestion
 from retailblocks.model import Channel, Product
@@ -93,60 +95,13 @@ def plan(
     from retailblocks import CORE_API_VERSION
 
     assembled: list[AssembledBlock] = []
+    # Each entry is resolved on its own, so the problems of several entries are all reported at once.
+    entry_problems = ManifestProblems()
     for entry in manifest.blocks:
-        if entry.id in CORE_BLOCK_IDS:
-            raise ManifestError.at(
-                entry.position_of("id"),
-                f"block id {entry.id!r} is reserved for the core's own blocks ({', '.join(CORE_BLOCK_IDS)}); "
-                "give this entry another `id`",
-            )
-        info = available.get(entry.use)
-        if info is None:
-            hint = suggestion(entry.use, available)
-            installed_names = ", ".join(sorted(available)) or "none"
-            raise ManifestError.at(
-                entry.position_of("use"),
-                f"unknown block {entry.use!r}{hint}; installed blocks: {installed_names}",
-            )
-        if info.block_class is None:
-            raise ManifestError.at(entry.position_of("use"), info.error or f"block {entry.use!r} cannot be loaded")
-        if entry.version is not None:
-            try:
-                installed_version = Version(info.version)
-            except InvalidVersion:
-                installed_version = None
-            if installed_version is None or not entry.version.contains(installed_version, prereleases=True):
-                raise ManifestError.at(
-                    entry.position_of("version"),
-                    f"block {entry.use!r} is installed at version {info.version} (distribution "
-                    f"{info.distribution}), which does not satisfy {str(entry.version)!r}",
-                )
-        incompatible = api_incompatibility(info.block_class.core_api, CORE_API_VERSION)
-        if incompatible:
-            raise ManifestError.at(
-                entry.position_of("use"),
-                f"block {entry.use!r} (distribution {info.distribution} {info.version}) cannot be used: {incompatible}",
-            )
-        try:
-            config = build_config(info.block_class.Config, entry.config, environ=env)
-        except ConfigTypeError as error:
-            raise AssemblyError(
-                f"block {entry.use!r} (distribution {info.distribution} {info.version}) has a configuration "
-                f"class the core cannot read: {error}",
-                block=entry.use,
-                distribution=info.distribution,
-            ) from None
-        try:
-            instance = info.block_class(config, block_id=entry.id)
-        except (ValueError, TypeError) as error:
-            # A block that names the field at fault (``field: what is wrong``) is pointed at that field.
-            field, _, sentence = str(error).partition(": ")
-            where = _config_position(entry, field) if sentence else None
-            raise ManifestError.at(
-                where or entry.position_of("config"),
-                f"block {entry.use!r} rejected its configuration: {sentence if where else error}",
-            ) from None
-        assembled.append(AssembledBlock(entry, info, instance))
+        block = entry_problems.attempt(partial(_resolve_entry, entry, available, env, CORE_API_VERSION))
+        if block is not None:
+            assembled.append(block)
+    entry_problems.raise_any()
 
     pm = new_plugin_manager()
     pm.register(CoreBlock(None, block_id=CORE_ID), name=CORE_ID)
@@ -173,7 +128,9 @@ def plan(
             distribution=distribution,
         ) from None
     names = declared_names(manifest, pm.hook.stack_names())
-    check_references(manifest, names)
+    # The references and every block's own checks are independent: all their problems are reported at once.
+    checks = ManifestProblems()
+    checks.attempt(partial(check_references, manifest, names))
     by_instance = {id(block.instance): block for block in assembled}
     arguments = {"merchant": manifest.merchant, "channels": manifest.channels, "names": names}
     for impl in pm.hook.stack_check.get_hookimpls():
@@ -181,16 +138,9 @@ def plan(
         if checked is None:
             continue
         found: Sequence[str] | None = impl.function(*[arguments[name] for name in impl.argnames])  # type: ignore[assignment]
-        problems = list(found or ())
-        if problems:
-            field, _, sentence = problems[0].partition(": ")
-            where = _config_position(checked.entry, field, sentence) if sentence else None
-            # Point at the field the block names when it can be found, else at the block's config.
-            if where is None:
-                raise ManifestError.at(
-                    checked.entry.position_of("config"), f"block {checked.entry.use!r}: {problems[0]}"
-                )
-            raise ManifestError.at(where, f"block {checked.entry.use!r}: {sentence}")
+        for problem in found or ():
+            checks.errors.append(_check_problem(checked.entry, problem))
+    checks.raise_any()
     routing = plan_routing(manifest, assembled, pm)
     trace = env.get(TRACE_ENV, "") not in ("", "0")
     if trace:
@@ -200,6 +150,75 @@ def plan(
         pm.enable_tracing()
     relay = HookRelay(pm, {b.entry.id: b.instance for b in assembled}, routing, trace=trace)
     return Plan(manifest, tuple(assembled), pm, relay)
+
+
+def _resolve_entry(
+    entry: BlockEntry, available: Mapping[str, BlockInfo], env: Mapping[str, str], core_api: str
+) -> AssembledBlock:
+    """The manifest entry resolved to its installed block, configured; ManifestError if it cannot be."""
+    if entry.id in CORE_BLOCK_IDS:
+        raise ManifestError.at(
+            entry.position_of("id"),
+            f"block id {entry.id!r} is reserved for the core's own blocks ({', '.join(CORE_BLOCK_IDS)}); "
+            "give this entry another `id`",
+        )
+    info = available.get(entry.use)
+    if info is None:
+        hint = suggestion(entry.use, available)
+        installed_names = ", ".join(sorted(available)) or "none"
+        raise ManifestError.at(
+            entry.position_of("use"),
+            f"unknown block {entry.use!r}{hint}; installed blocks: {installed_names}",
+        )
+    if info.block_class is None:
+        raise ManifestError.at(entry.position_of("use"), info.error or f"block {entry.use!r} cannot be loaded")
+    if entry.version is not None:
+        try:
+            installed_version = Version(info.version)
+        except InvalidVersion:
+            installed_version = None
+        if installed_version is None or not entry.version.contains(installed_version, prereleases=True):
+            raise ManifestError.at(
+                entry.position_of("version"),
+                f"block {entry.use!r} is installed at version {info.version} (distribution "
+                f"{info.distribution}), which does not satisfy {str(entry.version)!r}",
+            )
+    incompatible = api_incompatibility(info.block_class.core_api, core_api)
+    if incompatible:
+        raise ManifestError.at(
+            entry.position_of("use"),
+            f"block {entry.use!r} (distribution {info.distribution} {info.version}) cannot be used: {incompatible}",
+        )
+    try:
+        config = build_config(info.block_class.Config, entry.config, environ=env)
+    except ConfigTypeError as error:
+        raise AssemblyError(
+            f"block {entry.use!r} (distribution {info.distribution} {info.version}) has a configuration "
+            f"class the core cannot read: {error}",
+            block=entry.use,
+            distribution=info.distribution,
+        ) from None
+    try:
+        instance = info.block_class(config, block_id=entry.id)
+    except (ValueError, TypeError) as error:
+        # A block that names the field at fault (``field: what is wrong``) is pointed at that field.
+        field, _, sentence = str(error).partition(": ")
+        where = _config_position(entry, field) if sentence else None
+        raise ManifestError.at(
+            where or entry.position_of("config"),
+            f"block {entry.use!r} rejected its configuration: {sentence if where else error}",
+        ) from None
+    return AssembledBlock(entry, info, instance)
+
+
+def _check_problem(entry: BlockEntry, problem: str) -> ManifestError:
+    """A problem a block's stack_check found, pointed at the field it names when that can be found, else
+    at the block's config."""
+    field, _, sentence = problem.partition(": ")
+    where = _config_position(entry, field, sentence) if sentence else None
+    if where is None:
+        return ManifestError.at(entry.position_of("config"), f"block {entry.use!r}: {problem}")
+    return ManifestError.at(where, f"block {entry.use!r}: {sentence}")
 
 
 def _config_position(entry: BlockEntry, field: str, quoting: str = "") -> SourcePosition | None:
@@ -215,8 +234,14 @@ def assemble(
     ids: IdFactory | None = None,
     installed: Mapping[str, BlockInfo] | None = None,
     lease_clock: Clock | None = None,
+    require_lock: bool = False,
 ) -> Stack:
     """Assemble the manifest into a running stack: validate everything, then prepare storage.
+
+    ``require_lock`` is how operator commands open a stack: a manifest that was never assembled (it has no
+    lock, see lockfile) is refused before any storage is prepared, and what changed since it was
+    assembled is left in :attr:`Stack.lock_changes`. Without it (tests, embedding, simulations on a copy)
+    storage is prepared as needed.
 
     ``clock`` is the business clock (what orders and events are stamped with; a simulation moves it);
     ``lease_clock`` is what flows' leases are measured on, the wall clock unless given: leases coordinate
@@ -225,8 +250,14 @@ def assemble(
     start, each of which reports what it did.
     """
     the_plan = plan(manifest_path, environ=environ, installed=installed)
+    changes: list[str] = []
+    if require_lock:
+        from retailblocks.assembly.lockfile import check_assembled
+
+        changes = check_assembled(the_plan, manifest_path)
     engine = prepare_storage(the_plan)
     stack = Stack(the_plan, engine, clock or SystemClock(), ids or RandomIds(), lease_clock=lease_clock)
+    stack.lock_changes = tuple(changes)
     the_plan.plugin_manager.hook.stack_startup(stack=stack)
     return stack
 
@@ -297,6 +328,8 @@ class Stack:
         self.catalog: dict[str, Product] = {p.sku: p for p in self.manifest.catalog}
         self.blocks: dict[str, Block] = {b.entry.id: b.instance for b in the_plan.blocks}
         self._flows: OrderFlows | None = None
+        #: What changed in the manifest since its lock was written, when assembled with require_lock.
+        self.lock_changes: tuple[str, ...] = ()
         self._closed = False
         #: Where a flow run leaves its SQLite connection for the next run (see keeping_connection).
         self.idle_connection = IdleConnection()

@@ -171,6 +171,14 @@ def demo(orders: int, seed: int, workers: int, keep: Path | None, as_json: bool)
             title="A retail day",
             story=True,
         )
+        if keep is not None:
+            # A kept directory is a stack the operator goes on with (`blocks orders`…), which open only a
+            # manifest that has its lock.
+            from retailblocks.assembly.describe import write_lock
+            from retailblocks.assembly.stack import plan
+
+            with reporting_errors():
+                write_lock(plan(workdir / "blocks.yaml"))
     finally:
         if keep is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -73,9 +73,15 @@ def whole_number(text: str) -> int | None:
 
 @contextmanager
 def reporting_errors() -> Iterator[None]:
-    """Turn retailblocks errors into one line and their exit status."""
+    """Turn retailblocks errors into one line (one per problem of a manifest) and their exit status."""
+    from retailblocks.manifest import ManifestError
+
     try:
         yield
+    except ManifestError as error:
+        for problem in error.problems[:-1]:
+            report(str(problem))
+        fail(str(error.problems[-1]), error.exit_status)
     except RetailBlocksError as error:
         fail(str(error), error.exit_status)
 
@@ -89,9 +95,18 @@ def assemble_stack(manifest: Path | str, **options: Any) -> Stack:
 
 @contextmanager
 def open_stack(manifest: Path | str, **options: Any) -> Iterator[Stack]:
-    """Assemble the stack for an operator command, report errors cleanly, close it afterwards."""
+    """Assemble the stack for an operator command, report errors cleanly, close it afterwards.
+
+    A manifest never assembled is refused; one changed since its lock was written is warned about.
+    """
     with reporting_errors():
-        stack = assemble_stack(manifest, **options)
+        stack = assemble_stack(manifest, require_lock=True, **options)
+        if stack.lock_changes:
+            report(
+                f"{manifest} has changed since it was assembled ({'; '.join(stack.lock_changes)}); "
+                f"run `blocks assemble -m {manifest}` to take them on",
+                label="warning",
+            )
         try:
             yield stack
         finally:

@@ -162,10 +162,12 @@ class OrderFlows:
             raise InvalidValue(f"checkout expects a Cart (got {type(cart).__name__})")
         check_key(key)
         self.stack.channel(cart.channel)
-        for payment in cart.payments:
-            # Refused here, before anything is recorded: a method no block answers could not be paid, nor
-            # undone by a compensation, and would leave a flow behind.
-            self.stack.hooks.payment_block(payment.method)
+        # Refused here, before anything is recorded: a method no block answers, or details its block could
+        # never authorize (no card number), are invalid input, which leaves no order behind; only a real
+        # rejection (a decline, no stock) is kept, so that its key replays it.
+        with self.stack.context(cart.channel, flow="checkout", read_only=True) as ctx:
+            for payment in cart.payments:
+                self.stack.hooks.payment_validate(ctx, payment.method, payment.details)
         fingerprint = request_hash(cart_fingerprint_data(cart, self.stack.fingerprint_key))
         # No look-up of the key first: the first step inserts it before anything else, so a key already
         # used (a replay, or a concurrent request) fails there with an IntegrityError, nothing done, and

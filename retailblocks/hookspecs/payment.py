@@ -38,6 +38,20 @@ def payment_authorize(
 
 
 @hookspec(firstresult=True)
+def payment_validate(ctx: FlowContext, method: str, details: Mapping[str, str]) -> None:
+    """Refuse a payment request that could never be authorized as written, before anything is recorded.
+
+    Raise :class:`~retailblocks.errors.InvalidValue` when ``details`` lack what ``method`` needs or carry
+    it malformed (no card number, a number that cannot be one). Judge only the request: whether the
+    provider accepts the payer (a declined card, an unknown gift card) is :func:`payment_authorize`'s to
+    say, as a decline. Read nothing and write nothing: the core calls it before the order exists, so that
+    invalid input leaves no record. Optional.
+
+    .. versionadded:: 1.1
+    """
+
+
+@hookspec(firstresult=True)
 def payment_status(ctx: FlowContext, method: str, idempotency_key: str) -> PaymentAuthorization | None:
     """What became of the authorization attempted under ``idempotency_key``: the authorization if the
     provider made one, None if it did not. Raises PaymentOutcomeUnknown if it still cannot tell."""

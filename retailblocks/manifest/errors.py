@@ -10,11 +10,14 @@ terminal can jump to::
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
 import attrs
 
 from retailblocks.errors import InvalidInput
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -63,6 +66,30 @@ def join_path(doc_path: str, key: str | int) -> str:
     return f"{doc_path}.{key}" if doc_path else key
 
 
+class ManifestProblems:
+    """Collects the independent problems of a manifest, so that all of them are reported at once.
+
+    Each independent part is checked with :meth:`attempt`; a part that needs another (prices need the
+    merchant's currency) is checked only when that one succeeded, so that no problem is reported twice
+    or as a consequence of another.
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[ManifestError] = []
+
+    def attempt(self, check: Callable[[], T]) -> T | None:
+        """What ``check`` returns, or None after noting the ManifestError it raised."""
+        try:
+            return check()
+        except ManifestError as error:
+            self.errors.append(error)
+            return None
+
+    def raise_any(self) -> None:
+        if self.errors:
+            raise ManifestError.combine(self.errors)
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -72,7 +99,13 @@ class ManifestError(InvalidInput):
 
     ``line`` and ``column`` are 1-based, or ``None`` when the problem concerns the whole file (it is
     missing, too large, empty). ``doc_path`` is empty for problems that are not about one value.
+
+    A manifest with several independent problems is reported at once, as a compiler reports a file:
+    the error is the first problem, and :attr:`problems` lists them all (itself first), each rendered
+    on a line of its own by ``str()``.
     """
+
+    more: tuple[ManifestError, ...] = ()
 
     def __init__(
         self,
@@ -102,6 +135,24 @@ class ManifestError(InvalidInput):
             doc_path=position.doc_path,
         )
 
+    @classmethod
+    def combine(cls, errors: Sequence[ManifestError]) -> ManifestError:
+        """One error for ``errors`` (at least one): the first, carrying every problem of them all."""
+        first = errors[0]
+        problems = [problem for error in errors for problem in error.problems]
+        combined = cls(first.problem, file=first.file, line=first.line, column=first.column, doc_path=first.doc_path)
+        combined.more = tuple(problems[1:])
+        combined.args = (str(combined),)
+        return combined
+
+    @property
+    def problems(self) -> tuple[ManifestError, ...]:
+        """Every problem this error reports, itself first, each as an error of its own (one line)."""
+        return (self._single(), *self.more) if self.more else (self,)
+
+    def _single(self) -> ManifestError:
+        return ManifestError(self.problem, file=self.file, line=self.line, column=self.column, doc_path=self.doc_path)
+
     @property
     def position(self) -> SourcePosition:
         return SourcePosition(self.file, self.line, self.column, self.doc_path)
@@ -113,14 +164,26 @@ class ManifestError(InvalidInput):
         return f"{place}: {self.problem}"
 
     def __str__(self) -> str:
-        return self._render()
+        # The first line is the first problem, as when there was only ever one.
+        return "\n".join([self._render(), *(str(problem) for problem in self.more)])
 
     def __reduce__(self) -> tuple[object, ...]:
         # Keyword-only construction does not survive the default pickling of exceptions;
         # errors cross
         # process boundaries when a multi-process server reports a bad manifest.
-        return (_rebuild, (self.problem, self.file, self.line, self.column, self.doc_path))
+        return (_rebuild, (self.problem, self.file, self.line, self.column, self.doc_path, self.more))
 
 
-def _rebuild(problem: str, file: str, line: int | None, column: int | None, doc_path: str) -> ManifestError:
-    return ManifestError(problem, file=file, line=line, column=column, doc_path=doc_path)
+def _rebuild(
+    problem: str,
+    file: str,
+    line: int | None,
+    column: int | None,
+    doc_path: str,
+    more: tuple[ManifestError, ...] = (),
+) -> ManifestError:
+    error = ManifestError(problem, file=file, line=line, column=column, doc_path=doc_path)
+    if more:
+        error.more = more
+        error.args = (str(error),)
+    return error

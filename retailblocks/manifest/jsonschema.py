@@ -29,8 +29,10 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 MONEY_PATTERN = r"^\s*-?\d+(\.\d+)?\s+[A-Z]{3}\s*$"
 _ENV_REFERENCE: dict[str, Any] = {
     "type": "string",
-    "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*\}",
-    "description": "a ${VAR} reference, interpolated from the environment",
+    # The forms interpolate.expand reads: ``${NAME}`` and ``${NAME:-default}`` (the default runs to the
+    # first ``}``, as there).
+    "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}",
+    "description": "a ${VAR} or ${VAR:-default} reference, interpolated from the environment",
 }
 _SEQUENCES = (list, tuple, set, frozenset, collections.abc.Sequence, collections.abc.Set)
 _MAPPINGS = (dict, collections.abc.Mapping)

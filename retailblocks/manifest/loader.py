@@ -1,29 +1,34 @@
 """Loading ``blocks.yaml``: the manifest's schema, checked value by value, into a :class:`Manifest`.
 
 Everything wrong with a manifest is reported as one :class:`ManifestError` naming the file, the line
-and column, and the path inside the document; nothing else escapes :func:`load_manifest`.
+and column, and the path inside the document (the independent problems of a manifest all at once, one
+per line); nothing else escapes :func:`load_manifest`.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from retailblocks.errors import InvalidValue
 from retailblocks.manifest import readers
-from retailblocks.manifest.errors import ManifestError, SourcePosition
+from retailblocks.manifest.errors import ManifestError, ManifestProblems, SourcePosition
 from retailblocks.manifest.model import (
     SUPPORTED_VERSION,
     BlockEntry,
+    Campaign,
     Manifest,
     Partner,
     PartnerType,
     Routing,
+    Segment,
     mask_password,
 )
 from retailblocks.manifest.nodes import Node
@@ -46,6 +51,7 @@ _TOP_KEYS = (
     "campaigns",
 )
 _REQUIRED_TOP_KEYS = ("version", "merchant", "channels", "blocks")
+T = TypeVar("T")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 # Entry-point names are looser than slugs (dots happen); instance ids are slugs.
 _BLOCK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -113,24 +119,42 @@ def _parse(data: bytes | str, file: str, environ: Mapping[str, str] | None) -> M
     version = _version(entries["version"])
     readers.check_keys(root, _TOP_KEYS, _REQUIRED_TOP_KEYS)
 
-    merchant = _merchant(entries["merchant"])
+    # Every part that can be checked on its own is, and all their problems are reported together; a part
+    # that needs another (prices need the merchant's currency) waits for that one to be right.
+    problems = ManifestProblems()
+    merchant = problems.attempt(lambda: _merchant(entries["merchant"]))
     manifest_path = Path(os.path.abspath(file))
-    database = _database(entries.get("database"), merchant.id, manifest_path.parent)
-    channels = _channels(entries["channels"])
-    channel_ids = [channel.id for channel in channels]
-    catalog = _catalog(entries["catalog"], merchant.currency, channel_ids) if "catalog" in entries else ()
-    blocks = _blocks(entries["blocks"])
-    routing = _routing(entries["routing"], [b.id for b in blocks]) if "routing" in entries else Routing()
-    partners = _partners(entries["partners"], merchant.id) if "partners" in entries else ()
+    # The merchant's id only names the default database, so a written one is checked regardless.
+    merchant_id = merchant.id if merchant is not None else ""
+    database = problems.attempt(lambda: _database(entries.get("database"), merchant_id, manifest_path.parent))
+    channels = problems.attempt(lambda: _channels(entries["channels"]))
+    channel_ids = [channel.id for channel in channels or ()]
+    catalog: tuple[Product, ...] | None = ()
+    if "catalog" in entries and merchant is not None and channels is not None:
+        catalog = problems.attempt(lambda: _catalog(entries["catalog"], merchant.currency, channel_ids))
+    blocks = problems.attempt(lambda: _blocks(entries["blocks"]))
+    routing: Routing | None = Routing()
+    if "routing" in entries and blocks is not None:
+        routing = problems.attempt(lambda: _routing(entries["routing"], [b.id for b in blocks]))
+    partners: tuple[Partner, ...] | None = ()
+    if "partners" in entries and merchant is not None:
+        partners = problems.attempt(lambda: _partners(entries["partners"], merchant.id))
     # Imported here: the audience module reuses this module's readers.
     from retailblocks.manifest.audience import parse_campaigns, parse_segments
 
-    segments = (
-        parse_segments(entries["segments"], merchant.currency, channel_ids, catalog) if "segments" in entries else ()
-    )
-    campaigns = (
-        parse_campaigns(entries["campaigns"], [s.id for s in segments], channel_ids) if "campaigns" in entries else ()
-    )
+    segments: tuple[Segment, ...] | None = ()
+    if "segments" in entries and merchant is not None and channels is not None and catalog is not None:
+        known = catalog
+        segments = problems.attempt(lambda: parse_segments(entries["segments"], merchant.currency, channel_ids, known))
+    campaigns: tuple[Campaign, ...] | None = ()
+    if "campaigns" in entries and channels is not None and segments is not None:
+        segment_ids = [s.id for s in segments]
+        campaigns = problems.attempt(lambda: parse_campaigns(entries["campaigns"], segment_ids, channel_ids))
+    problems.raise_any()
+    # Without a problem every part was read (raise_any raised otherwise): the checks say so to mypy.
+    assert merchant is not None and database is not None and channels is not None and blocks is not None
+    assert catalog is not None and routing is not None and partners is not None and segments is not None
+    assert campaigns is not None
     return Manifest(
         path=manifest_path,
         version=version,
@@ -251,9 +275,9 @@ def _postgres_problem(url: str) -> str | None:
 
 def _channels(node: Node) -> tuple[Channel, ...]:
     seen: dict[str, Node] = {}
-    channels: list[Channel] = []
     types = [kind.value for kind in ChannelType]
-    for item in readers.sequence(node, non_empty=True):
+
+    def channel(item: Node) -> Channel:
         entries = readers.check_keys(item, ("id", "type", "location", "name"), ("id", "type"))
         channel_id = _slug(entries["id"])
         _unique(entries["id"], channel_id, seen, "channel id")
@@ -262,8 +286,9 @@ def _channels(node: Node) -> tuple[Channel, ...]:
         if kind is ChannelType.STORE and location is None:
             raise ManifestError.at(item, "a store channel needs 'location': the stock location the store sells from")
         name = readers.string(entries["name"]) if "name" in entries else None
-        channels.append(Channel(id=channel_id, type=kind, location=location, name=name))
-    return tuple(channels)
+        return Channel(id=channel_id, type=kind, location=location, name=name)
+
+    return _each(readers.sequence(node, non_empty=True), channel)
 
 
 def _money(node: Node, currency: str) -> Money:
@@ -298,8 +323,8 @@ _PRODUCT_KEYS = ("sku", "title", "price", "category", "weight", "channels", "cha
 
 def _catalog(node: Node, currency: str, channel_ids: list[str]) -> tuple[Product, ...]:
     seen: dict[str, Node] = {}
-    products: list[Product] = []
-    for item in readers.sequence(node):
+
+    def product(item: Node) -> Product:
         entries = readers.check_keys(item, _PRODUCT_KEYS, ("sku", "title", "price"))
         sku = readers.string(entries["sku"])
         _unique(entries["sku"], sku, seen, "sku")
@@ -320,7 +345,7 @@ def _catalog(node: Node, currency: str, channel_ids: list[str]) -> tuple[Product
                 channel_id = _channel_ref(Node(key, prices_node.key_position(key)), channel_ids)
                 prices[channel_id] = _money(price_node, currency)
         try:
-            product = Product(
+            return Product(
                 sku=sku,
                 title=readers.string(entries["title"]),
                 price=_money(entries["price"], currency),
@@ -332,8 +357,8 @@ def _catalog(node: Node, currency: str, channel_ids: list[str]) -> tuple[Product
             )
         except InvalidValue as error:
             raise ManifestError.at(item, str(error)) from None
-        products.append(product)
-    return tuple(products)
+
+    return _each(readers.sequence(node), product)
 
 
 def _specifier(node: Node) -> SpecifierSet:
@@ -391,8 +416,8 @@ def _satisfiable(specifier: SpecifierSet) -> bool:
 
 def _blocks(node: Node) -> tuple[BlockEntry, ...]:
     seen: dict[str, Node] = {}
-    blocks: list[BlockEntry] = []
-    for item in readers.sequence(node, non_empty=True):
+
+    def block(item: Node) -> BlockEntry:
         entries = readers.check_keys(item, ("use", "id", "version", "config"), ("use",))
         use_node = entries["use"]
         use = readers.string(use_node)
@@ -414,23 +439,30 @@ def _blocks(node: Node) -> tuple[BlockEntry, ...]:
             config = Node({}, where)
         else:
             readers.mapping(config)
-        blocks.append(
-            BlockEntry(
-                use=use,
-                id=block_id,
-                version=version,
-                config=config,
-                position=item.position,
-                doc_path=item.doc_path,
-                key_positions={
-                    # A scalar is best pointed at where its value is written;
-                    # a collection at its key.
-                    key: value.position if value.is_scalar else item.key_position(key)
-                    for key, value in entries.items()
-                },
-            )
+        return BlockEntry(
+            use=use,
+            id=block_id,
+            version=version,
+            config=config,
+            position=item.position,
+            doc_path=item.doc_path,
+            key_positions={
+                # A scalar is best pointed at where its value is written;
+                # a collection at its key.
+                key: value.position if value.is_scalar else item.key_position(key)
+                for key, value in entries.items()
+            },
         )
-    return tuple(blocks)
+
+    return _each(readers.sequence(node, non_empty=True), block)
+
+
+def _each(items: Sequence[Node], read: Callable[[Node], T]) -> tuple[T, ...]:
+    """``read`` of every item of a list, the items being independent: the problems of all are reported."""
+    problems = ManifestProblems()
+    results = [problems.attempt(partial(read, item)) for item in items]
+    problems.raise_any()
+    return tuple(result for result in results if result is not None)
 
 
 def _routing(node: Node, block_ids: list[str]) -> Routing:

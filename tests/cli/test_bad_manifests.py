@@ -830,6 +830,7 @@ def test_storage_that_cannot_be_prepared_is_one_line(workdir: Path, database: st
 def corner_shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     manifest = copy_example("corner-shop", tmp_path)
     monkeypatch.chdir(manifest.parent)
+    assert blocks("assemble", manifest).status == 0  # operator commands open only an assembled stack
     return manifest
 
 

@@ -22,7 +22,9 @@ def shop(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> 
     text = text.replace("channels:\n", "database: ${SHOP_DATABASE}\nchannels:\n", 1)
     text = text.replace('price: "3.90 EUR"', f'price: "{MAX_AMOUNT // 100}.00 EUR"')
     manifest.write_text(text, encoding="utf-8")
-    return str(manifest), {"SHOP_DATABASE": database_url}
+    env: dict[str, str | None] = {"SHOP_DATABASE": database_url}
+    assert blocks("assemble", manifest, env=env).status == 0  # operator commands open only an assembled stack
+    return str(manifest), env
 
 
 def refused(outcome: Outcome, *words: str) -> str:

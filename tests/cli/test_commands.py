@@ -55,6 +55,13 @@ def corner_shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def assembled_corner_shop(corner_shop: Path) -> Path:
+    """The corner shop once ``blocks assemble`` ran: operator commands open only an assembled stack."""
+    ok(blocks("assemble", corner_shop))
+    return corner_shop
+
+
+@pytest.fixture
 def usual_umask() -> Iterator[None]:
     previous = os.umask(0o022)
     try:
@@ -262,8 +269,8 @@ def test_schema_can_be_written_to_a_file(tmp_path: Path, schema: dict[str, Any])
 # --- orders through the stack ---------------------------------------------------------------------------------
 
 
-def test_an_order_on_the_corner_shop(corner_shop: Path) -> None:
-    m = str(corner_shop)
+def test_an_order_on_the_corner_shop(assembled_corner_shop: Path) -> None:
+    m = str(assembled_corner_shop)
     received = ok(blocks("stock", "receive", m, "MILK-1L", "shop", "10"))
     assert "on hand now 10" in received.stdout
 
@@ -301,10 +308,9 @@ def test_an_order_on_the_corner_shop(corner_shop: Path) -> None:
     assert json.loads(refunded.stdout)["refunded"]
 
 
-def test_a_rejected_order_exits_3(corner_shop: Path) -> None:
-    outcome = blocks(
-        "checkout", corner_shop, "--channel", "shop", "--item", "BREAD:1", "--pay", TEST_CARD, "--key", "k-oos"
-    )
+def test_a_rejected_order_exits_3(assembled_corner_shop: Path) -> None:
+    m = assembled_corner_shop
+    outcome = blocks("checkout", m, "--channel", "shop", "--item", "BREAD:1", "--pay", TEST_CARD, "--key", "k-oos")
     assert outcome.status == 3
     line = outcome.one_error_line()
     assert "out_of_stock" in line

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from retailblocks.assembly.describe import write_lock
 from retailblocks.assembly.stack import Stack
 from retailblocks.cli import cli
 from retailblocks.model import Identity
@@ -17,6 +18,7 @@ from tests.helpers import cart
 
 @pytest.fixture
 def manifest(stack: Stack) -> str:
+    write_lock(stack.plan)  # operator commands open only an assembled stack
     stack.checkout(cart(("TEA", 1), channel="store-a", identities=(Identity("phone", "+8613800000001"),)), key="a")
     stack.checkout(cart(("BEANS", 1), identities=(Identity("phone", "+8613800000001"),), coupons=("MALL8",)), key="b")
     return str(stack.manifest.path)

@@ -52,9 +52,11 @@ def manifest(tmp_path: Path, database_url: str) -> Path:
 
 def test_list_and_track(manifest: Path) -> None:
     import retailblocks
+    from retailblocks.assembly.describe import write_lock
     from retailblocks.model import Money, Order, OrderStatus
 
     with retailblocks.assemble(manifest) as stack:
+        write_lock(stack.plan)  # operator commands open only an assembled stack
         block = stack.block_providing("logistics")
         order = Order(
             id="ord_1",

@@ -143,6 +143,18 @@ class SandboxCard(Block):
     # --- payment ------------------------------------------------------------------------------
 
     @hookimpl
+    def payment_validate(self, ctx: FlowContext, method: str, details: Mapping[str, str]) -> None:
+        _check_method(method)
+        number = cards.card_from_details(dict(details))
+        if details.get("card_number") and not cards.well_formed(number):
+            # A number that cannot be a card is a typing mistake, not the gateway's refusal: the checkout
+            # is refused before it starts. (An unknown test token stays the gateway's to decline.)
+            raise InvalidValue(
+                "sandbox-card: details['card_number'] is not a card number "
+                "(expected 12 to 19 digits passing the Luhn check)"
+            )
+
+    @hookimpl
     def payment_authorize(
         self,
         ctx: FlowContext,

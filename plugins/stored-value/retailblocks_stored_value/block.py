@@ -60,6 +60,10 @@ class StoredValue(Block):
         return self.book.issue(ctx, method, amount, member_id, idempotency_key)
 
     @hookimpl
+    def payment_validate(self, ctx: FlowContext, method: str, details: Mapping[str, str]) -> None:
+        self.book.validate(method, details)
+
+    @hookimpl
     def payment_authorize(
         self,
         ctx: FlowContext,
