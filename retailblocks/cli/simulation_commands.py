@@ -13,7 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from retailblocks.cli.support import console, fail, print_json, print_table, reporting_errors
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+#: The examples ship inside the package, so an installed wheel has the demo too; the repository's
+#: examples/lucky-coffee is a link to the same directory.
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 DEMO_EXAMPLE = "lucky-coffee"
 
 
