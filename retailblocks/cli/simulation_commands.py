@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,13 @@ def run_day(
     with reporting_errors():
         profile = load_profile(profile_path, manifest)
         clock = ManualClock(datetime(2026, 6, 18, profile.day_start_hour, tzinfo=UTC))
-        stack = assemble(manifest, clock=clock, ids=RandomIds(seed, namespace=f"s{seed}"))
+        # The stack may hold earlier runs (this seed's too) and other processes' orders: this run's ids and
+        # keys carry a token of its own. Within the run the ids still follow the seed, so the orders of a
+        # run sort alike every time.
+        run = uuid.uuid4().hex[:8]
+        stack = assemble(manifest, clock=clock, ids=RandomIds(seed, namespace=f"s{seed}{run}"))
         try:
-            day = RetailDay(stack, profile, seed=seed, clock=clock)
+            day = RetailDay(stack, profile, seed=seed, clock=clock, run=run)
             day.open_store()
             with Progress(
                 TextColumn("[bold]{task.description}"),
