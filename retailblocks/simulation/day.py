@@ -64,6 +64,10 @@ class DayResult:
     notes: list[str] = attrs.field(factory=list)
     #: Units an operator added (positive) or wrote off (negative) during the day, per SKU.
     stock_adjustments: Counter[str] = attrs.field(factory=Counter)
+    #: The outbox's events of the day: after ``events_after`` (the last one before the store opened), up to
+    #: ``events_up_to`` (the last one when the day ended; None for the newest).
+    events_after: int = 0
+    events_up_to: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -93,6 +97,8 @@ class RetailDay:
         # replay the first one's checkouts, refunds or stock receipts, and own_orders() finds the day's
         # orders by it. The trailing dash keeps run "ab" from matching run "abc".
         self.key_prefix = f"sim-{seed}-{self.run_id}-"
+        # What the stack had recorded before this day: what it exercised is counted from here on.
+        self.events_after = last_event_id(stack)
         self.channels = list(stack.channels.values())
         self.skus = sorted(p.sku for p in stack.catalog.values())
         if not self.skus:
@@ -216,7 +222,7 @@ class RetailDay:
     # -- the day ----------------------------------------------------------------------------------
 
     def run(self, orders: int, *, workers: int = 1, progress: Callable[[int], None] | None = None) -> DayResult:
-        result = DayResult()
+        result = DayResult(events_after=self.events_after)
         # Everything is checked against the stack as it was now: earlier runs and other processes' orders
         # are not this day's, and what other processes do meanwhile is told apart by the outbox.
         before = baseline(self.stack)
@@ -278,7 +284,7 @@ class RetailDay:
             result.notes.append(f"{len(recovery.stuck)} flows could not be finished")
         # The run ends here: the events it caused are those recorded so far, and the dispatch below must
         # deliver every one of them; events other processes record from now on are theirs to deliver.
-        last_event = last_event_id(self.stack)
+        last_event = result.events_up_to = last_event_id(self.stack)
         self.stack.dispatch_events()
         result.seconds = time.perf_counter() - started
         result.orders = self.own_order_list()
@@ -363,15 +369,17 @@ FEATURES = {
 }
 
 
-def features_exercised(stack: Stack) -> dict[str, int]:
-    """How often the day did each thing, counted from the event outbox."""
-    import sqlalchemy as sa
-
+def features_exercised(stack: Stack, after: int = 0, up_to: int | None = None) -> dict[str, int]:
+    """How often the day did each thing, counted from the event outbox (its events after ``after``, up to
+    ``up_to``: an earlier run's are not this day's; another process's meanwhile are counted too)."""
     from retailblocks.storage.tables import outbox
 
+    query = sa.select(outbox.c.type, sa.func.count()).where(outbox.c.id > after)
+    if up_to is not None:
+        query = query.where(outbox.c.id <= up_to)
     with stack.engine.connect() as connection:
         connection.info["read_only"] = True
-        rows = connection.execute(sa.select(outbox.c.type, sa.func.count()).group_by(outbox.c.type)).all()
+        rows = connection.execute(query.group_by(outbox.c.type)).all()
         counts: dict[str, int] = {str(event_type): int(count) for event_type, count in rows}
         connection.rollback()
     return {label: int(counts.get(event_type, 0)) for event_type, label in FEATURES.items()}
@@ -407,7 +415,7 @@ def summarize(stack: Stack, result: DayResult) -> dict[str, Any]:
         "members_buying": len(members),
         "seconds": round(result.seconds, 2),
         "orders_per_second": round(result.attempted / result.seconds, 1) if result.seconds else None,
-        "features": features_exercised(stack),
+        "features": features_exercised(stack, result.events_after, result.events_up_to),
         "invariants": [{"name": i.name, "ok": i.ok, "detail": i.detail} for i in result.invariants],
         "ok": result.ok,
         "notes": result.notes,

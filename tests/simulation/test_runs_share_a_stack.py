@@ -20,7 +20,7 @@ from retailblocks.cli.simulation_commands import DEMO_EXAMPLE, EXAMPLES
 from retailblocks.clock import ManualClock
 from retailblocks.errors import BusinessRejection
 from retailblocks.model import Cart, CartLine, Fulfilment, FulfilmentKind, PaymentRequest
-from retailblocks.simulation import RetailDay, load_profile
+from retailblocks.simulation import RetailDay, load_profile, summarize
 
 CARD_OK = "4242424242424242"
 
@@ -75,6 +75,9 @@ def test_runs_count_only_their_own_orders(tmp_path: Path) -> None:
             assert failed(result) == []
             assert result.attempted == 20
             assert {order.id for order in result.orders} == day.own_orders()
+            # What the day exercised is this day's: its checkouts' reservations and its abandoned basket.
+            features = summarize(stack, result)["features"]
+            assert 0 < features["stock reserved for checkouts"] <= result.attempted + 1
             placed.append(day.own_orders())
         finally:
             stack.close()
