@@ -4,6 +4,10 @@ Every shopper's request is drawn from ``random.Random(f"{seed}:{n}")``, so the d
 for the same seed whatever the number of workers; with one worker the outcomes are the same too (with
 several, which of two racing checkouts gets the last unit depends on the scheduler — the invariants hold
 either way).
+
+A day may run on any stack, any number of times, beside other processes: its idempotency keys carry the
+run's own id (``sim-<seed>-<run>-…``), it refunds, cancels and tracks only its own orders, and its invariants
+are checked relative to the stack as the day found it (see ``check_invariants`` with a ``Baseline``).
 """
 
 from __future__ import annotations
