@@ -681,14 +681,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     workloads = [w for w in WORKLOADS if not args.workload or w.name in args.workload]
     calibration = calibrate()
     results: list[WorkloadResult] = []
+    skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="rb-bench-") as tmp:
         settings = Settings(
             args.orders, args.warmup, args.seed, args.threads, args.passes, args.profile, Path(tmp), args.profile_dir
         )
         for kind in kinds:
-            databases: Databases = (
-                SqliteDatabases(Path(tmp)) if kind == "sqlite" else PostgresDatabases(args.postgres_url)
-            )
+            try:
+                databases: Databases = (
+                    SqliteDatabases(Path(tmp)) if kind == "sqlite" else PostgresDatabases(args.postgres_url)
+                )
+            except sa.exc.OperationalError as error:
+                # No server to create databases on (none running, or refused): the other kind's figures
+                # still stand, and are printed; this one is named as skipped, with the driver's first line.
+                reason = str(error.orig or error).strip().splitlines()[0]
+                skipped.append(f"{kind} skipped: no server at {_shown(args.postgres_url)} ({reason})")
+                continue
             try:
                 bench = Bench(databases, settings)
                 bench.seed()
@@ -702,6 +710,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         payload = {
             "settings": {k: v for k, v in asdict(settings).items() if k != "work"},
             "calibration": asdict(calibration),
+            "skipped": skipped,
             "results": [
                 {**{k: v for k, v in asdict(r).items() if k != "profile"}, **r.figures(args.orders, args.threads)}
                 for r in results
@@ -709,8 +718,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         print(json.dumps(payload, indent=2))
     else:
-        print(render(results, settings, calibration))
-    return 0
+        if results:
+            print(render(results, settings, calibration))
+        for line in skipped:
+            print(line)
+    # Something measured is a success; a run that could measure nothing at all is not.
+    return 0 if results else 1
+
+
+def _shown(url: str) -> str:
+    """The server's URL without its password, for messages."""
+    return sa.make_url(url).render_as_string(hide_password=True)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@ Every shopper's request is drawn from ``random.Random(f"{seed}:{n}")``, so the d
 for the same seed whatever the number of workers; with one worker the outcomes are the same too (with
 several, which of two racing checkouts gets the last unit depends on the scheduler — the invariants hold
 either way).
+
+A day may run on any stack, any number of times, beside other processes: its idempotency keys carry the
+run's own id (``sim-<seed>-<run>-…``), it refunds, cancels and tracks only its own orders, and its invariants
+are checked relative to the stack as the day found it (see ``check_invariants`` with a ``Baseline``).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from retailblocks.model import (
     OrderStatus,
     PaymentRequest,
 )
-from retailblocks.simulation.invariants import Invariant, check_invariants, stock_snapshot
+from retailblocks.simulation.invariants import Invariant, baseline, check_invariants, last_event_id
 from retailblocks.simulation.moments import Moments
 from retailblocks.simulation.profile import PaymentChoice, Profile
 from retailblocks.storage.tables import orders as orders_table
@@ -64,6 +68,10 @@ class DayResult:
     notes: list[str] = attrs.field(factory=list)
     #: Units an operator added (positive) or wrote off (negative) during the day, per SKU.
     stock_adjustments: Counter[str] = attrs.field(factory=Counter)
+    #: The outbox's events of the day: after ``events_after`` (the last one before the store opened), up to
+    #: ``events_up_to`` (the last one when the day ended; None for the newest).
+    events_after: int = 0
+    events_up_to: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -71,11 +79,30 @@ class DayResult:
 
 
 class RetailDay:
-    def __init__(self, stack: Stack, profile: Profile, *, seed: int, clock: ManualClock | None = None):
+    """One simulated day on ``stack``. ``run`` tells this day's keys from any other run's on the same stack,
+    the same seed included (default: an id from the stack's id factory); the shoppers' requests depend on
+    the seed alone."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        profile: Profile,
+        *,
+        seed: int,
+        clock: ManualClock | None = None,
+        run: str | None = None,
+    ):
         self.stack = stack
         self.profile = profile
         self.seed = seed
         self.clock = clock
+        self.run_id = run if run is not None else stack.ids.new_id("run")
+        # Every idempotency key the day sends starts with this: a second run on the same stack must not
+        # replay the first one's checkouts, refunds or stock receipts, and own_orders() finds the day's
+        # orders by it. The trailing dash keeps run "ab" from matching run "abc".
+        self.key_prefix = f"sim-{seed}-{self.run_id}-"
+        # What the stack had recorded before this day: what it exercised is counted from here on.
+        self.events_after = last_event_id(stack)
         self.channels = list(stack.channels.values())
         self.skus = sorted(p.sku for p in stack.catalog.values())
         if not self.skus:
@@ -88,6 +115,10 @@ class RetailDay:
         self.campaign_coupons: dict[str, tuple[str, str | None]] = {}
         self._lock = threading.Lock()
 
+    def key(self, name: str | int) -> str:
+        """This run's idempotency key for ``name``."""
+        return f"{self.key_prefix}{name}"
+
     # -- opening ----------------------------------------------------------------------------------
 
     def open_store(self) -> None:
@@ -95,7 +126,7 @@ class RetailDay:
         with self.stack.context(flow="simulation") as ctx:
             for index, line in enumerate(self.profile.stock):
                 self.stack.hooks.inventory_adjust(
-                    ctx, line.sku, line.location, line.quantity, "opening stock", f"sim-{self.seed}-stock-{index}"
+                    ctx, line.sku, line.location, line.quantity, "opening stock", self.key(f"stock-{index}")
                 )
         Moments(self).opening()
         if "gift_card" in self.methods and any(p.split_gift_card for p in self.profile.payments):
@@ -103,7 +134,7 @@ class RetailDay:
             for index in range(max(4, self.profile.members // 4)):
                 with self.stack.context(flow="simulation") as ctx:
                     self.gift_cards.append(
-                        self.stack.hooks.payment_issue(ctx, "gift_card", value, None, f"sim-{self.seed}-gift-{index}")
+                        self.stack.hooks.payment_issue(ctx, "gift_card", value, None, self.key(f"gift-{index}"))
                     )
 
     # -- shoppers ---------------------------------------------------------------------------------
@@ -195,8 +226,10 @@ class RetailDay:
     # -- the day ----------------------------------------------------------------------------------
 
     def run(self, orders: int, *, workers: int = 1, progress: Callable[[int], None] | None = None) -> DayResult:
-        result = DayResult()
-        before = stock_snapshot(self.stack)
+        result = DayResult(events_after=self.events_after)
+        # Everything is checked against the stack as it was now: earlier runs and other processes' orders
+        # are not this day's, and what other processes do meanwhile is told apart by the outbox.
+        before = baseline(self.stack)
         started = time.perf_counter()
         opening: datetime | None = self.clock.now() if self.clock else None
         step = timedelta(hours=self.profile.day_hours) / max(orders, 1)
@@ -207,7 +240,7 @@ class RetailDay:
                 if moment > self.clock.now():
                     self.clock.set(moment)
             cart, replay = self.cart_for(n)
-            key = f"sim-{self.seed}-{n}"
+            key = self.key(n)
             try:
                 order = self.stack.checkout(cart, key=key)
                 if replay:
@@ -253,29 +286,47 @@ class RetailDay:
         recovery = self.stack.recover(ignore_leases=True, orders=self.own_orders())
         if recovery.stuck:
             result.notes.append(f"{len(recovery.stuck)} flows could not be finished")
+        # The run ends here: the events it caused are those recorded so far, and the dispatch below must
+        # deliver every one of them; events other processes record from now on are theirs to deliver.
+        last_event = result.events_up_to = last_event_id(self.stack)
         self.stack.dispatch_events()
         result.seconds = time.perf_counter() - started
-        result.orders = list(self.stack.orders())
-        result.invariants = check_invariants(self.stack, before, result.orders, result.stock_adjustments)
+        result.orders = self.own_order_list()
+        result.invariants = check_invariants(
+            self.stack, before, result.orders, result.stock_adjustments, events_up_to=last_event
+        )
         return result
 
-    def own_orders(self) -> set[str]:
-        """The orders this day's shoppers placed or tried to place: those under its own checkout keys."""
-        prefix = f"sim-{self.seed}-"
+    def _own_keys(self) -> dict[str, str]:
+        """Order id → checkout key, for the orders under this run's own checkout keys."""
         with self.stack.engine.connect() as connection:
             connection.info["read_only"] = True
             rows = connection.execute(
                 sa.select(orders_table.c.id, orders_table.c.idempotency_key).where(
-                    orders_table.c.idempotency_key.startswith(prefix, autoescape=True)
+                    orders_table.c.idempotency_key.startswith(self.key_prefix, autoescape=True)
                 )
             ).all()
             connection.rollback()
-        return {row.id for row in rows}
+        return {row.id: row.idempotency_key for row in rows}
+
+    def own_orders(self) -> set[str]:
+        """The orders this day's shoppers placed or tried to place: those under its own checkout keys."""
+        return set(self._own_keys())
+
+    def own_order_list(self, status: OrderStatus | None = None) -> list[Order]:
+        """This run's orders, by shopper number: the order the seed gave them, whoever placed them first."""
+        keys = self._own_keys()
+
+        def shopper(order: Order) -> int:
+            return int(keys[order.id].removeprefix(self.key_prefix))
+
+        found = self.stack.orders(status=status.value) if status is not None else self.stack.orders()
+        return sorted((order for order in found if order.id in keys), key=shopper)
 
     def _aftercare(self, result: DayResult) -> None:
         """Some shoppers come back: a partial refund of one line, or a cancellation."""
         rng = random.Random(f"{self.seed}:aftercare")
-        for order in self.stack.orders(status=OrderStatus.FULFILLED.value):
+        for order in self.own_order_list(OrderStatus.FULFILLED):
             roll = rng.randrange(100)
             try:
                 if roll < self.profile.cancel_percent:
@@ -284,7 +335,7 @@ class RetailDay:
                 elif roll < self.profile.cancel_percent + self.profile.refund_percent:
                     line = rng.choice(order.lines)
                     self.stack.refund(
-                        order.id, {line.index: max(1, line.quantity // 2)}, key=f"sim-{self.seed}-refund-{order.id}"
+                        order.id, {line.index: max(1, line.quantity // 2)}, key=self.key(f"refund-{order.id}")
                     )
                     result.refunds += 1
             except BusinessRejection as rejection:
@@ -322,15 +373,17 @@ FEATURES = {
 }
 
 
-def features_exercised(stack: Stack) -> dict[str, int]:
-    """How often the day did each thing, counted from the event outbox."""
-    import sqlalchemy as sa
-
+def features_exercised(stack: Stack, after: int = 0, up_to: int | None = None) -> dict[str, int]:
+    """How often the day did each thing, counted from the event outbox (its events after ``after``, up to
+    ``up_to``: an earlier run's are not this day's; another process's meanwhile are counted too)."""
     from retailblocks.storage.tables import outbox
 
+    query = sa.select(outbox.c.type, sa.func.count()).where(outbox.c.id > after)
+    if up_to is not None:
+        query = query.where(outbox.c.id <= up_to)
     with stack.engine.connect() as connection:
         connection.info["read_only"] = True
-        rows = connection.execute(sa.select(outbox.c.type, sa.func.count()).group_by(outbox.c.type)).all()
+        rows = connection.execute(query.group_by(outbox.c.type)).all()
         counts: dict[str, int] = {str(event_type): int(count) for event_type, count in rows}
         connection.rollback()
     return {label: int(counts.get(event_type, 0)) for event_type, label in FEATURES.items()}
@@ -366,7 +419,7 @@ def summarize(stack: Stack, result: DayResult) -> dict[str, Any]:
         "members_buying": len(members),
         "seconds": round(result.seconds, 2),
         "orders_per_second": round(result.attempted / result.seconds, 1) if result.seconds else None,
-        "features": features_exercised(stack),
+        "features": features_exercised(stack, result.events_after, result.events_up_to),
         "invariants": [{"name": i.name, "ok": i.ok, "detail": i.detail} for i in result.invariants],
         "ok": result.ok,
         "notes": result.notes,

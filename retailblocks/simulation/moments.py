@@ -41,7 +41,7 @@ class Moments:
                     continue
                 if self.hooks.provides("membership_adjust"):
                     self.hooks.membership_adjust(
-                        ctx, member.id, WELCOME_POINTS, "welcome bonus", f"sim-{self.day.seed}-welcome-{person}"
+                        ctx, member.id, WELCOME_POINTS, "welcome bonus", self.day.key(f"welcome-{person}")
                     )
             if wallets:
                 with self.stack.context(flow="simulation") as ctx:
@@ -50,7 +50,7 @@ class Moments:
                         "wallet",
                         Money(20000, self.stack.currency),
                         member.id,
-                        f"sim-{self.day.seed}-wallet-{person}",
+                        self.day.key(f"wallet-{person}"),
                     )
 
     def midday_campaigns(self, result: DayResult) -> dict[str, tuple[str, str | None]]:
@@ -95,9 +95,7 @@ class Moments:
                     member = self.hooks.membership_identify(ctx, [phone], False)
                     if member is None:
                         continue
-                    self.hooks.membership_exchange(
-                        ctx, member.id, partner, points, f"sim-{self.day.seed}-exchange-{person}"
-                    )
+                    self.hooks.membership_exchange(ctx, member.id, partner, points, self.day.key(f"exchange-{person}"))
             except (BusinessRejection, InvalidInput):
                 continue  # not enough points to send, or the partner's limit: the member keeps them
             moved += 1
@@ -128,7 +126,8 @@ class Moments:
         if not self.hooks.implementers("logistics_track"):
             return
         moved = 0
-        for order in self.stack.orders(status=OrderStatus.FULFILLED.value):
+        # Only this run's parcels: an earlier run's are delivered already, another process's are its own.
+        for order in self.day.own_order_list(OrderStatus.FULFILLED):
             for shipment in order.shipments:
                 steps: list[ShipmentStatus] = []
                 if shipment.status is ShipmentStatus.PENDING:
@@ -149,7 +148,7 @@ class Moments:
         try:
             with self.stack.context(flow="simulation") as ctx:
                 self.hooks.inventory_adjust(
-                    ctx, line.sku, line.location, -1, "broken in the stockroom", f"sim-{self.day.seed}-write-off"
+                    ctx, line.sku, line.location, -1, "broken in the stockroom", self.day.key("write-off")
                 )
         except InvalidInput:
             return  # everything on that shelf is sold or held: nothing to break
