@@ -12,7 +12,7 @@ from rich.markup import escape
 from retailblocks.cli.support import (
     assemble_stack,
     console,
-    manifest_argument,
+    manifest_option,
     print_json,
     print_table,
     reporting_errors,
@@ -21,11 +21,11 @@ from retailblocks.errors import EnvironmentFailure
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.option("--check", is_flag=True, help="Validate only: prepare no storage and write no lock file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stack as JSON.")
 def assemble(manifest: Path, check: bool, as_json: bool) -> None:
-    """Assemble MANIFEST (default ./blocks.yaml): validate it, prepare storage, write blocks.lock."""
+    """Assemble the manifest: validate it, prepare storage, write blocks.lock."""
     from retailblocks.assembly.describe import describe_plan, write_lock
     from retailblocks.assembly.stack import plan
 

@@ -14,7 +14,7 @@ import click
 from retailblocks.cli.support import (
     console,
     fail,
-    manifest_argument,
+    manifest_option,
     open_stack,
     print_json,
     print_table,
@@ -31,7 +31,7 @@ def _day(value: str, option: str) -> date:
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.option("--member", "member_id", help="A member id.")
 @click.option("--identity", metavar="KIND:VALUE", help="Find the member by an identity, e.g. phone:+8613800000000.")
 @click.option("--json", "as_json", is_flag=True)
@@ -99,7 +99,7 @@ def members(manifest: Path, member_id: str | None, identity: str | None, as_json
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.option("--segment", "segment_id", help="Show the members of one segment.")
 @click.option("--json", "as_json", is_flag=True)
 def segments(manifest: Path, segment_id: str | None, as_json: bool) -> None:
@@ -130,7 +130,7 @@ def segments(manifest: Path, segment_id: str | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("manifest", type=click.Path(path_type=Path))
+@manifest_option()
 @click.argument("action", required=False, type=click.Choice(["run", "report"]))
 @click.argument("campaign_id", required=False, metavar="CAMPAIGN")
 @click.option("--json", "as_json", is_flag=True)
@@ -139,7 +139,7 @@ def campaigns(manifest: Path, action: str | None, campaign_id: str | None, as_js
     from retailblocks.fusion import campaign_report, catch_up, run_campaign
 
     if action is not None and campaign_id is None:
-        fail(f"`blocks campaigns MANIFEST {action}` needs the campaign's id")
+        fail(f"`blocks campaigns {action}` needs the campaign's id")
     with open_stack(manifest) as stack:
         if action is None:
             listed = [
@@ -208,7 +208,7 @@ def campaigns(manifest: Path, action: str | None, campaign_id: str | None, as_js
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.option("--partner", required=True, help="The partner's id, as the manifest's `partners:` names it.")
 @click.option("--from", "start", required=True, metavar="DATE", help="First day of the period (YYYY-MM-DD).")
 @click.option("--to", "end", required=True, metavar="DATE", help="Last day of the period, included.")
@@ -242,7 +242,7 @@ def settle(manifest: Path, partner: str, start: str, end: str, as_json: bool) ->
 
 
 @click.command()
-@click.argument("manifest", type=click.Path(path_type=Path))
+@manifest_option()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Default: from the file's extension.")
 @click.option("--json", "as_json", is_flag=True)

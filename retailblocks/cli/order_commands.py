@@ -12,7 +12,7 @@ from rich.markup import escape
 from retailblocks.cli.support import (
     console,
     fail,
-    manifest_argument,
+    manifest_option,
     open_stack,
     print_json,
     print_table,
@@ -84,7 +84,7 @@ def _parse_pairs(values: tuple[str, ...], what: str) -> list[tuple[str, str]]:
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.option("--channel", required=True, help="The channel the order comes from.")
 @click.option("--item", "items", multiple=True, required=True, metavar="SKU:QTY", help="A cart line; repeat.")
 @click.option(
@@ -161,7 +161,7 @@ def checkout(
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.argument("order_id")
 @click.option("--reason", default="")
 @click.option("--json", "as_json", is_flag=True)
@@ -176,7 +176,7 @@ def cancel(manifest: Path, order_id: str, reason: str, as_json: bool) -> None:
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.argument("order_id")
 @click.option("--line", "lines", multiple=True, metavar="INDEX:QTY", help="Refund QTY units of line INDEX.")
 @click.option("--key", required=True, help="Idempotency key of this refund.")
@@ -206,7 +206,7 @@ def refund(manifest: Path, order_id: str, lines: tuple[str, ...], key: str, no_r
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.option("--status", type=click.Choice([s.value for s in OrderStatus]))
 @click.option("--channel")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
@@ -228,7 +228,7 @@ def orders(manifest: Path, status: str | None, channel: str | None, limit: int, 
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.option(
     "--all",
     "ignore_leases",
@@ -279,7 +279,7 @@ def recover(manifest: Path, ignore_leases: bool, retry_stuck: bool, as_json: boo
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events (and deliver them) until Ctrl-C.")
 @click.option("--type", "event_type", help="Only events whose type starts with this, e.g. order.")
 @click.option("--order", "order_id", help="Only the events of one order.")
@@ -347,7 +347,7 @@ def events(
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.option("--json", "as_json", is_flag=True)
 def audit(manifest: Path, as_json: bool) -> None:
     """Check the flows against the blocks' ledgers (money refunded, units restocked, no flow stuck or

@@ -11,7 +11,7 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from retailblocks.cli.support import console, fail, print_json, print_table, reporting_errors
+from retailblocks.cli.support import console, fail, manifest_option, print_json, print_table, reporting_errors
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEMO_EXAMPLE = "lucky-coffee"
@@ -118,7 +118,7 @@ def show_boundaryless(story: dict[str, Any] | None) -> None:
 
 
 @click.command()
-@click.argument("manifest", type=click.Path(path_type=Path))
+@manifest_option()
 @click.option("--orders", type=click.IntRange(min=1, max=1_000_000), default=200, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True)
@@ -130,7 +130,7 @@ def show_boundaryless(story: dict[str, Any] | None) -> None:
 )
 @click.option("--json", "as_json", is_flag=True)
 def simulate(manifest: Path, orders: int, seed: int, workers: int, profile_path: Path | None, as_json: bool) -> None:
-    """Run a reproducible mix of shoppers against MANIFEST's stack and check the invariants."""
+    """Run a reproducible mix of shoppers against the manifest's stack and check the invariants."""
     summary = run_day(manifest, orders=orders, seed=seed, workers=workers, profile_path=profile_path, as_json=as_json)
     if not summary["ok"]:
         fail("an invariant failed: see the table above", 3)

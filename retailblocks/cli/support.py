@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from retailblocks.assembly.stack import Stack
 
 DEFAULT_MANIFEST = "blocks.yaml"
+#: Names the manifest for every command run without ``-m`` (a shell working on one stack sets it once).
+MANIFEST_ENV = "BLOCKS_MANIFEST"
 
 console = Console(highlight=False)
 error_console = Console(stderr=True, highlight=False)
@@ -33,10 +35,22 @@ error_console = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def manifest_argument() -> Callable[[F], F]:
-    """The optional ``MANIFEST`` argument, defaulting to ``./blocks.yaml``."""
-    decorator: Callable[[F], F] = click.argument(
-        "manifest", required=False, default=DEFAULT_MANIFEST, type=click.Path(dir_okay=True, path_type=Path)
+def manifest_option() -> Callable[[F], F]:
+    """``-m/--manifest PATH``: the one way every command, core or block-contributed, is told its stack.
+
+    An option rather than an optional argument, so it can never swallow a command's own argument
+    (``blocks cancel ORDER_ID`` beside a blocks.yaml). Defaults to ``$BLOCKS_MANIFEST``, else ``./blocks.yaml``.
+    """
+    decorator: Callable[[F], F] = click.option(
+        "-m",
+        "--manifest",
+        "manifest",
+        envvar=MANIFEST_ENV,
+        default=DEFAULT_MANIFEST,
+        show_envvar=True,
+        metavar="PATH",
+        type=click.Path(dir_okay=True, path_type=Path),
+        help=f"The stack's manifest (default: ${MANIFEST_ENV}, else ./{DEFAULT_MANIFEST}).",
     )
     return decorator
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from retailblocks.cli.support import DEFAULT_MANIFEST, fail, open_stack, print_json, print_table
+from retailblocks.cli.support import fail, manifest_option, open_stack, print_json, print_table
 from retailblocks_logistics.block import Logistics, ShipmentRecord
 
 
@@ -44,7 +44,7 @@ def shipments_group() -> None:
 
 
 @shipments_group.command("list")
-@click.argument("manifest", required=False, default=DEFAULT_MANIFEST, type=click.Path(path_type=Path))
+@manifest_option()
 @click.option("--order", "order_id", help="Only the shipments of this order.")
 @click.option("--status", help="Only shipments in this status (pending, shipped, …).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
@@ -86,7 +86,7 @@ def list_shipments(
 
 
 @shipments_group.command("track")
-@click.argument("manifest", type=click.Path(dir_okay=True, path_type=Path))
+@manifest_option()
 @click.argument("shipment_id")
 @click.argument("status")
 @click.option("--note", default="", help="What happened, for the shipment's history.")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from retailblocks.cli.support import manifest_option
 from retailblocks.errors import InvalidValue
 from retailblocks.model.limits import MAX_ID_LENGTH, MAX_QUANTITY, check_text
 
@@ -17,8 +18,6 @@ if TYPE_CHECKING:
     from retailblocks_sql_inventory.block import SqlInventory
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_MANIFEST = click.Path(dir_okay=True, path_type=Path)
 
 
 @contextmanager
@@ -63,7 +62,7 @@ def stock_group() -> None:
 
 
 @stock_group.command("levels")
-@click.argument("manifest", type=_MANIFEST)
+@manifest_option()
 @click.option("--sku", "skus", multiple=True, callback=_sku, help="Only this SKU (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def levels_command(manifest: Path, skus: Sequence[str], as_json: bool) -> None:
@@ -95,7 +94,7 @@ def levels_command(manifest: Path, skus: Sequence[str], as_json: bool) -> None:
 
 
 @stock_group.command("receive")
-@click.argument("manifest", type=_MANIFEST)
+@manifest_option()
 @click.argument("sku", callback=_sku)
 @click.argument("location")
 @click.argument("quantity", type=click.IntRange(min=1, max=MAX_QUANTITY))
@@ -109,7 +108,7 @@ def receive_command(manifest: Path, sku: str, location: str, quantity: int, reas
 
 # Let "-2" reach DELTA as a number instead of being read as an unknown option.
 @stock_group.command("adjust", context_settings={"ignore_unknown_options": True})
-@click.argument("manifest", type=_MANIFEST)
+@manifest_option()
 @click.argument("sku", callback=_sku)
 @click.argument("location")
 @click.argument("delta", type=click.IntRange(min=-MAX_QUANTITY, max=MAX_QUANTITY), callback=_non_zero)
@@ -124,7 +123,7 @@ def adjust_command(manifest: Path, sku: str, location: str, delta: int, reason: 
 
 
 @stock_group.command("count")
-@click.argument("manifest", type=_MANIFEST)
+@manifest_option()
 @click.argument("sku", callback=_sku)
 @click.argument("location")
 @click.argument("counted", type=click.IntRange(min=0, max=MAX_QUANTITY))
@@ -138,7 +137,7 @@ def count_command(manifest: Path, sku: str, location: str, counted: int) -> None
 
 
 @stock_group.command("movements")
-@click.argument("manifest", type=_MANIFEST)
+@manifest_option()
 @click.option("--sku", "skus", multiple=True, callback=_sku, help="Only this SKU (repeatable).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the newest N.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

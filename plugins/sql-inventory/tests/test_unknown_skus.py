@@ -99,7 +99,7 @@ def test_a_sku_of_the_catalog_is_still_taken(stack: Stack) -> None:
 )
 def test_blocks_stock_refuses_a_sku_the_catalog_lacks_with_status_2(manifest: Path, arguments: list[str]) -> None:
     command, *rest = arguments
-    outcome = CliRunner().invoke(cli, ["stock", command, str(manifest), *rest], prog_name="blocks")
+    outcome = CliRunner().invoke(cli, ["stock", command, "-m", str(manifest), *rest], prog_name="blocks")
     assert outcome.exit_code == 2, outcome.output
     assert "unknown SKU 'DONUT'" in outcome.stderr
     stack = assemble(manifest)
