@@ -12,7 +12,10 @@ from rich.markup import escape
 from retailblocks.cli.support import (
     console,
     fail,
+    json_option,
+    json_text,
     manifest_option,
+    money_data,
     open_stack,
     print_json,
     print_table,
@@ -40,11 +43,11 @@ def order_summary(order: Order) -> dict[str, Any]:
         "channel": order.channel,
         "status": order.status.value,
         "member": order.member_id,
-        "subtotal": str(order.subtotal),
-        "discount": str(order.discount),
-        "shipping": str(order.shipping),
-        "total": str(order.total),
-        "refunded": str(order.refunded) if order.refunded else None,
+        "subtotal": money_data(order.subtotal),
+        "discount": money_data(order.discount),
+        "shipping": money_data(order.shipping),
+        "total": money_data(order.total),
+        "refunded": money_data(order.refunded) if order.refunded else None,
         "failure": order.failure,
     }
 
@@ -70,6 +73,15 @@ def show_order(order: Order, as_json: bool) -> None:
         console.print(f"  − {adjustment.amount} {escape(adjustment.reason)} (funded by {escape(adjustment.funder)})")
     console.print(
         f"subtotal {order.subtotal}  discount {order.discount}  shipping {order.shipping}  [bold]total {order.total}[/]"
+    )
+
+
+def payload_text(payload: Any) -> str:
+    """An event's payload as ``key=value`` words for a person; nested values as compact JSON, never a repr."""
+    if not isinstance(payload, dict):
+        return json_text(payload)
+    return " ".join(
+        f"{key}={value if isinstance(value, str) else json_text(value)}" for key, value in sorted(payload.items())
     )
 
 
@@ -99,7 +111,7 @@ def _parse_pairs(values: tuple[str, ...], what: str) -> list[tuple[str, str]]:
 @click.option("--deliver-to", "region", metavar="COUNTRY/REGION", help="Deliver to an address in this region.")
 @click.option("--pickup", "pickup", metavar="LOCATION", help="Click and collect at this store.")
 @click.option("--key", required=True, help="Idempotency key: the same key never places two orders.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def checkout(
     manifest: Path,
     channel: str,
@@ -156,7 +168,7 @@ def checkout(
         try:
             order = stack.checkout(cart, key=key)
         except BusinessRejection as rejection:
-            fail(f"rejected ({rejection.cause}): {rejection}", rejection.exit_status)
+            fail(f"rejected ({rejection.cause}): {rejection}", rejection.exit_status, type(rejection).__name__)
         show_order(order, as_json)
 
 
@@ -164,14 +176,14 @@ def checkout(
 @manifest_option()
 @click.argument("order_id")
 @click.option("--reason", default="")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def cancel(manifest: Path, order_id: str, reason: str, as_json: bool) -> None:
     """Cancel ORDER_ID: stop delivery, restock, release coupons, reverse points, return the money."""
     with open_stack(manifest) as stack:
         try:
             order = stack.cancel(order_id, reason=reason)
         except BusinessRejection as rejection:
-            fail(str(rejection), rejection.exit_status)
+            fail(str(rejection), rejection.exit_status, type(rejection).__name__)
         show_order(order, as_json)
 
 
@@ -181,7 +193,7 @@ def cancel(manifest: Path, order_id: str, reason: str, as_json: bool) -> None:
 @click.option("--line", "lines", multiple=True, metavar="INDEX:QTY", help="Refund QTY units of line INDEX.")
 @click.option("--key", required=True, help="Idempotency key of this refund.")
 @click.option("--no-restock", is_flag=True, help="Do not put the units back on hand.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def refund(manifest: Path, order_id: str, lines: tuple[str, ...], key: str, no_restock: bool, as_json: bool) -> None:
     """Refund ORDER_ID in full, or some units of some lines."""
     from retailblocks.flows.api import check_order_request
@@ -201,7 +213,7 @@ def refund(manifest: Path, order_id: str, lines: tuple[str, ...], key: str, no_r
         try:
             order = stack.flows.refund(order_id, chosen, key=key, restock=not no_restock)
         except BusinessRejection as rejection:
-            fail(str(rejection), rejection.exit_status)
+            fail(str(rejection), rejection.exit_status, type(rejection).__name__)
         show_order(order, as_json)
 
 
@@ -210,7 +222,7 @@ def refund(manifest: Path, order_id: str, lines: tuple[str, ...], key: str, no_r
 @click.option("--status", type=click.Choice([s.value for s in OrderStatus]))
 @click.option("--channel")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def orders(manifest: Path, status: str | None, channel: str | None, limit: int, as_json: bool) -> None:
     """List orders."""
     if channel is not None:
@@ -241,7 +253,7 @@ def orders(manifest: Path, status: str | None, channel: str | None, limit: int, 
     is_flag=True,
     help="Run the stuck flows again too (after mending what stopped them; each is listed with its reason).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def recover(manifest: Path, ignore_leases: bool, retry_stuck: bool, as_json: bool) -> None:
     """Resume or compensate every flow a crash left half-way, then run the blocks' housekeeping.
 
@@ -285,13 +297,11 @@ def recover(manifest: Path, ignore_leases: bool, retry_stuck: bool, as_json: boo
 @click.option("--order", "order_id", help="Only the events of one order.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--deliver", is_flag=True, help="Deliver pending events to the blocks first.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@json_option("One JSON object per line.")
 def events(
     manifest: Path, follow: bool, event_type: str | None, order_id: str | None, limit: int, deliver: bool, as_json: bool
 ) -> None:
     """Show the event outbox."""
-    import json as json_module
-
     from retailblocks.events import read_events
 
     if event_type is not None:
@@ -309,7 +319,7 @@ def events(
             for event in batch:
                 if as_json:
                     click.echo(
-                        json_module.dumps(
+                        json_text(
                             {
                                 "id": event.id,
                                 "type": event.type,
@@ -319,15 +329,14 @@ def events(
                                 "member_id": event.member_id,
                                 "occurred_at": str(event.occurred_at),
                                 "payload": event.payload,
-                            },
-                            sort_keys=True,
-                            default=str,
+                            }
                         )
                     )
                 else:
+                    payload = payload_text(event.payload)
                     console.print(
                         f"{event.id:>6} {str(event.occurred_at)[:19]} [bold]{escape(event.type):<24}[/] "
-                        f"{escape(event.source):<14} {escape(event.order_id or ''):<28} {escape(str(event.payload))}",
+                        f"{escape(event.source):<14} {escape(event.order_id or ''):<28} {escape(payload)}",
                         soft_wrap=True,
                     )
 
@@ -348,7 +357,7 @@ def events(
 
 @click.command()
 @manifest_option()
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def audit(manifest: Path, as_json: bool) -> None:
     """Check the flows against the blocks' ledgers (money refunded, units restocked, no flow stuck or
     orphaned, every order event once) and every block's own invariants (ledgers balanced, stock equal to

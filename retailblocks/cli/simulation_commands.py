@@ -11,7 +11,15 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from retailblocks.cli.support import console, fail, manifest_option, print_json, print_table, reporting_errors
+from retailblocks.cli.support import (
+    console,
+    fail,
+    json_option,
+    manifest_option,
+    print_json,
+    print_table,
+    reporting_errors,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEMO_EXAMPLE = "lucky-coffee"
@@ -128,7 +136,7 @@ def show_boundaryless(story: dict[str, Any] | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Simulation profile (default: simulation.yaml beside the manifest, if any).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def simulate(manifest: Path, orders: int, seed: int, workers: int, profile_path: Path | None, as_json: bool) -> None:
     """Run a reproducible mix of shoppers against the manifest's stack and check the invariants."""
     summary = run_day(manifest, orders=orders, seed=seed, workers=workers, profile_path=profile_path, as_json=as_json)
@@ -145,7 +153,7 @@ def simulate(manifest: Path, orders: int, seed: int, workers: int, profile_path:
     type=click.Path(file_okay=False, path_type=Path),
     help="Assemble into this directory and keep it (default: a temporary directory).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def demo(orders: int, seed: int, workers: int, keep: Path | None, as_json: bool) -> None:
     """Assemble the richest example into a fresh directory and simulate a retail day in it."""
     source = EXAMPLES / DEMO_EXAMPLE

@@ -23,6 +23,7 @@ from retailblocks.errors import RetailBlocksError
 
 if TYPE_CHECKING:
     from retailblocks.assembly.stack import Stack
+    from retailblocks.model import Money
 
 DEFAULT_MANIFEST = "blocks.yaml"
 #: Names the manifest for every command run without ``-m`` (a shell working on one stack sets it once).
@@ -55,6 +56,37 @@ def manifest_option() -> Callable[[F], F]:
     return decorator
 
 
+def json_option(help: str = "Print the result as JSON.") -> Callable[[F], F]:
+    """``--json``: the result as JSON on stdout, and then any error too, as ``{"error": {...}}``."""
+    decorator: Callable[[F], F] = click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help=f'{help} Errors are then JSON on stdout too: {{"error": {{"type", "message", "exit_status"}}}}.',
+    )
+    return decorator
+
+
+def money_data(money: Money) -> dict[str, Any]:
+    """The one JSON shape of money in every command's output: minor units and the currency, as the
+    Python API's ``to_data`` writes it, so a script reads an order and a shipment alike."""
+    return {"amount": money.amount, "currency": money.currency}
+
+
+class _Output:
+    """How this run reports: whether errors are JSON (``--json`` was given) and whether a JSON result
+    already went to stdout, which then stays that one document."""
+
+    errors_as_json = False
+    printed_json = False
+
+
+def errors_as_json(enabled: bool) -> None:
+    """Set by the ``blocks`` group for each run, from whether ``--json`` is among its arguments."""
+    _Output.errors_as_json = enabled
+    _Output.printed_json = False
+
+
 def one_line(text: str) -> str:
     """``text`` with its line breaks (and the runs of blanks around them) folded into single spaces."""
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
@@ -69,9 +101,28 @@ def report(message: str, *, label: str = "error") -> None:
     error_console.print(f"[bold red]{label}:[/] {escape(one_line(message))}", soft_wrap=True)
 
 
-def fail(message: str, status: int = 2) -> NoReturn:
-    """Print one line to stderr and exit with ``status`` (2: bad input, 1: the environment failed)."""
-    report(message)
+#: The error type named in JSON when the code failing knows no more precise one than its exit status.
+_TYPE_OF_STATUS = {1: "EnvironmentFailure", 2: "InvalidInput", 3: "BusinessRejection"}
+
+
+def report_error(message: str, status: int, kind: str | None = None, *, label: str = "error") -> None:
+    """Say that the command failed: one ``error:`` line on stderr, or with ``--json`` an ``{"error": …}``
+    object on stdout (unless the command already printed its JSON result, which stays the one document)."""
+    if _Output.errors_as_json and not _Output.printed_json:
+        error = {
+            "type": kind or _TYPE_OF_STATUS.get(status, "Error"),
+            "message": one_line(message),
+            "exit_status": status,
+        }
+        click.echo(json.dumps({"error": error}, sort_keys=True))
+        _Output.printed_json = True
+        return
+    report(message, label=label)
+
+
+def fail(message: str, status: int = 2, kind: str | None = None) -> NoReturn:
+    """Report the failure and exit with ``status`` (2: bad input, 1: the environment failed, 3: rejected)."""
+    report_error(message, status, kind)
     sys.exit(status)
 
 
@@ -91,7 +142,7 @@ def reporting_errors() -> Iterator[None]:
     try:
         yield
     except RetailBlocksError as error:
-        fail(str(error), error.exit_status)
+        fail(str(error), error.exit_status, type(error).__name__)
 
 
 def assemble_stack(manifest: Path | str, **options: Any) -> Stack:
@@ -140,5 +191,17 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obje
     console.print(table)
 
 
+def _json_default(value: Any) -> Any:
+    from retailblocks.model import Money
+
+    return money_data(value) if isinstance(value, Money) else str(value)
+
+
+def json_text(data: Any, *, indent: int | None = None) -> str:
+    """``data`` as JSON; Money anywhere in it in the one shape of :func:`money_data`."""
+    return json.dumps(data, indent=indent, sort_keys=True, default=_json_default)
+
+
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    click.echo(json_text(data, indent=2))
+    _Output.printed_json = True

@@ -6,7 +6,10 @@ rules without anyone remembering to add it here.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -80,5 +83,116 @@ def test_the_manifest_comes_from_blocks_manifest_when_not_given(
     manifest = copy_example("corner-shop", tmp_path / "elsewhere")
     monkeypatch.chdir(tmp_path)
     assert blocks("orders", "--json", env={"BLOCKS_MANIFEST": str(manifest)}).status == 0
-    assert blocks("orders", "--json").one_error_line() == "error: blocks.yaml: no such file"
+    assert blocks("orders").one_error_line() == "error: blocks.yaml: no such file"
     assert blocks("orders", "-m", str(manifest), "--json", env={"BLOCKS_MANIFEST": "nowhere.yaml"}).status == 0
+
+
+# --- --json: on every command, valid JSON on success and on error, money in one shape ---------------------------
+
+MONEY_AS_TEXT = re.compile(r"^-?\d+(\.\d+)? [A-Z]{3}$")
+
+
+def money_problems(data: Any, where: str = "$") -> list[str]:
+    """Every place ``data`` writes money other than ``{"amount": <minor units>, "currency": "EUR"}``."""
+    problems = []
+    if isinstance(data, dict):
+        if "currency" in data and "amount" in data and not isinstance(data["amount"], int):
+            problems.append(f"{where}: amount {data['amount']!r} is not minor units")
+        for key, value in data.items():
+            problems += money_problems(value, f"{where}.{key}")
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            problems += money_problems(value, f"{where}[{index}]")
+    elif isinstance(data, str) and MONEY_AS_TEXT.match(data):
+        problems.append(f"{where}: money as text {data!r}")
+    return problems
+
+
+@pytest.mark.parametrize("path", sorted(COMMANDS))
+def test_every_command_documents_json(path: str) -> None:
+    (option,) = [p for p in COMMANDS[path].params if isinstance(p, click.Option) and "--json" in p.opts]
+    assert option.is_flag
+    assert option.help and '"error"' in option.help, "--help says errors are JSON too"
+
+
+def placeholder(param: click.Parameter) -> str:
+    if isinstance(param.type, click.Choice):
+        return str(param.type.choices[0])
+    return "1"
+
+
+def arguments_that_fail(path: str) -> list[str]:
+    """``blocks PATH`` with every required argument and option given a placeholder, and a missing manifest:
+    a run that must fail, whichever check catches it first."""
+    command = COMMANDS[path]
+    given = [*path.split(), "-m", "missing/blocks.yaml", "--json"]
+    for param in command.params:
+        if isinstance(param, click.Argument):
+            given.append(placeholder(param))
+        elif isinstance(param, click.Option) and param.required:
+            given += [param.opts[0], placeholder(param)]
+    if path == "demo":
+        given += ["--orders", "0"]  # the demo needs no manifest; an impossible count fails it before any work
+    return [a for a in given if path not in STACKLESS or a not in ("-m", "missing/blocks.yaml")]
+
+
+@pytest.mark.parametrize("path", sorted(set(COMMANDS) - {"plugins", "schema"}))
+def test_every_command_reports_its_error_as_json_with_json(
+    path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    outcome = blocks(*arguments_that_fail(path))
+    assert outcome.status in (1, 2, 3), outcome.stdout + outcome.stderr
+    error = json.loads(outcome.stdout)["error"]
+    assert set(error) == {"type", "message", "exit_status"}
+    assert error["exit_status"] == outcome.status
+    assert error["message"] and "\n" not in error["message"]
+
+
+def test_a_misspelt_option_is_reported_as_json_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    outcome = blocks("orders", "--jsn", "--json")
+    assert outcome.status == 2
+    assert json.loads(outcome.stdout)["error"]["type"] == "UsageError"
+
+
+def ok_json(*args: str) -> Any:
+    outcome = blocks(*args, "--json")
+    assert outcome.status == 0, outcome.stdout + outcome.stderr
+    data = json.loads(outcome.stdout)
+    assert money_problems(data) == []
+    return data
+
+
+def test_results_are_json_with_money_in_one_shape(corner_shop: Path) -> None:
+    assert ok_json("stock", "receive", "MILK-1L", "shop", "10") == {
+        "sku": "MILK-1L",
+        "location": "shop",
+        "delta": 10,
+        "on_hand": 10,
+    }
+    assert ok_json("stock", "adjust", "MILK-1L", "shop", "-1", "--reason", "damaged")["on_hand"] == 9
+    assert ok_json("stock", "count", "MILK-1L", "shop", "8")["delta"] == -1
+    placed = ok_json(
+        "checkout",
+        "--channel",
+        "shop",
+        "--item",
+        "MILK-1L:2",
+        "--pay",
+        "card::card_number=4242424242424242",
+        "--key",
+        "k",
+    )
+    assert placed["total"] == {"amount": 258, "currency": "EUR"}
+    (listed,) = ok_json("orders")
+    assert listed["total"] == placed["total"]
+    ok_json("refund", placed["id"], "--line", "0:1", "--key", "r")
+    for command in (["stock", "levels"], ["stock", "movements"], ["audit"], ["recover"], ["members"], ["segments"]):
+        ok_json(*command)
+    rejected = blocks(
+        "checkout", "--channel", "shop", "--item", "BREAD:1", "--pay", "card::card_number=4242424242424242",
+        "--key", "k2", "--json",
+    )  # fmt: skip
+    assert rejected.status == 3
+    assert json.loads(rejected.stdout)["error"]["type"] == "OutOfStock"

@@ -311,7 +311,7 @@ def test_an_order_on_the_corner_shop(corner_shop: Path) -> None:
 
     orders = json.loads(ok(blocks("orders", "-m", m, "--json")).stdout)
     assert [order["id"] for order in orders] == [placed["id"]]
-    assert orders[0]["total"] == "2.58 EUR"
+    assert orders[0]["total"] == {"amount": 258, "currency": "EUR"}
 
     events = [json.loads(line) for line in ok(blocks("events", "-m", m, "--json")).stdout.splitlines()]
     assert "order.created" in {event["type"] for event in events}

@@ -47,7 +47,7 @@ def test_members_segments_campaigns_and_settle_answer_in_json(manifest: str) -> 
     )
     settlement = json.loads(out)
     assert status == 0
-    assert settlement["net"] == "8.00 CNY"
+    assert settlement["net"] == {"amount": 800, "currency": "CNY"}
     assert len(settlement["lines"]) == 1
     status, out, _ = run("members", "-m", manifest)
     assert status == 0
@@ -85,3 +85,18 @@ def test_ingest_reports_bad_lines_by_number_and_keeps_the_good_ones(manifest: st
     assert status == 2
     assert json.loads(out)["added"] == 0
     assert json.loads(out)["duplicates"] == 2
+
+
+def test_human_output_shows_no_python_reprs_and_money_with_its_currency(manifest: str) -> None:
+    """The channel mix printed as a dict, event payloads as dicts, timeline amounts as bare minor units."""
+    status, listed, _ = run("members", "-m", manifest)
+    assert status == 0
+    status, one, _ = run("members", "-m", manifest, "--identity", "phone:+8613800000001")
+    assert status == 0
+    status, events, _ = run("events", "-m", manifest)
+    assert status == 0
+    for out in (listed, one, events):
+        assert "{'" not in out and "': " not in out, out
+    assert "channel mix: store-a×1" in one
+    timeline = one[one.index("Timeline") :]
+    assert " CNY" in timeline

@@ -78,7 +78,7 @@ def test_list_and_track(manifest: Path) -> None:
     listed = runner.invoke(shipments_group, ["list", "-m", str(manifest), "--json"])
     assert listed.exit_code == 0, listed.output
     (row,) = json.loads(listed.output)
-    assert (row["id"], row["status"], row["amount"]) == (shipment.id, "pending", "12.00 CNY")
+    assert (row["id"], row["status"], row["amount"]) == (shipment.id, "pending", {"amount": 1200, "currency": "CNY"})
 
     tracked = runner.invoke(
         shipments_group,
