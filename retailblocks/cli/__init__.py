@@ -120,10 +120,14 @@ def _internal_error(error: Exception) -> NoReturn:
     sys.exit(1)
 
 
-@click.group(cls=BlocksGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=BlocksGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="retailblocks", prog_name="blocks")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Assemble a retailer's systems from blocks, and run orders through them."""
+    # Bare `blocks` is a question, not a mistake: answer it with the help, and success.
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 for module in (assemble_commands, order_commands, simulation_commands, fusion_commands):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -25,7 +25,9 @@ from retailblocks.cli.support import (
     report,
 )
 from retailblocks.errors import InvalidValue
-from retailblocks.model import Money
+
+if TYPE_CHECKING:
+    from retailblocks.model import Money
 
 T = TypeVar("T")
 
@@ -37,6 +39,8 @@ def channel_mix_text(mix: Mapping[str, int]) -> str:
 
 def timeline_money(amount: int | None, currency: str | None, render: Callable[[Money], T]) -> T | None:
     """A timeline entry's amount, which the timeline keeps as minor units beside its currency."""
+    from retailblocks.model import Money
+
     if amount is None or currency is None:
         return None
     return render(Money(amount, currency))

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from retailblocks.cli.support import (
     console,
@@ -36,6 +35,8 @@ def run_day(
     title: str = "Simulated day",
     story: bool = False,
 ) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from retailblocks.assembly.stack import assemble
     from retailblocks.clock import ManualClock, RandomIds
     from retailblocks.simulation import RetailDay, load_profile, summarize

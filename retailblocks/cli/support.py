@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 from rich.console import Console, RenderableType
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from retailblocks.errors import RetailBlocksError
@@ -181,6 +180,8 @@ def cell(value: object) -> RenderableType:
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    from rich.table import Table
+
     table = Table(title=escape(title), title_justify="left")
     for column in columns:
         # On a narrow terminal a long value wraps inside its cell rather than losing its end to an ellipsis:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +198,34 @@ def test_results_are_json_with_money_in_one_shape(corner_shop: Path) -> None:
     )  # fmt: skip
     assert rejected.status == 3
     assert json.loads(rejected.stdout)["error"]["type"] == "OutOfStock"
+
+
+# --- answering without a stack ----------------------------------------------------------------------------------
+
+
+def test_bare_blocks_prints_its_help_and_succeeds() -> None:
+    """It printed the whole help folded into one `error:` line, with exit status 2."""
+    outcome = blocks()
+    assert outcome.status == 0, outcome.stderr
+    assert outcome.stdout.startswith("Usage: blocks")
+    assert "checkout" in outcome.stdout and outcome.stderr == ""
+
+
+def test_reading_the_command_surface_imports_no_database_layer() -> None:
+    """`blocks --version` and a command's --help took a second importing SQLAlchemy and every block."""
+    probe = (
+        "import sys, retailblocks.cli as c\n"
+        "from click.testing import CliRunner\n"
+        "CliRunner().invoke(c.cli, ['checkout', '--help'])\n"
+        "CliRunner().invoke(c.cli, ['--version'])\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'pluggy', 'cattrs')))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"
+
+
+def test_the_status_choices_are_the_order_statuses() -> None:
+    from retailblocks.cli.order_commands import ORDER_STATUSES
+    from retailblocks.model import OrderStatus
+
+    assert set(ORDER_STATUSES) == {status.value for status in OrderStatus}
