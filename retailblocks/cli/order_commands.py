@@ -24,7 +24,8 @@ from retailblocks.cli.support import (
 from retailblocks.errors import BusinessRejection, InvalidValue
 
 if TYPE_CHECKING:
-    from retailblocks.model import Order
+    from retailblocks.assembly.stack import Stack
+    from retailblocks.model import Order, PaymentAuthorization, PaymentBalance
 
 #: The order statuses ``--status`` takes, written out so that reading ``--help`` imports no model
 #: (a test keeps them equal to OrderStatus).
@@ -46,11 +47,44 @@ def order_summary(order: Order) -> dict[str, Any]:
     }
 
 
-def show_order(order: Order, as_json: bool) -> None:
+def payment_balances(stack: Stack, order: Order) -> dict[str, PaymentBalance]:
+    """What each payment block holds of the order's payments now, by authorization id (those it says)."""
+    found: dict[str, PaymentBalance] = {}
+    with stack.context(None, flow="report", read_only=True) as ctx:
+        for payment in order.payments:
+            balance = stack.hooks.payment_balance(ctx, payment)
+            if balance is not None:
+                found[payment.id] = balance
+    return found
+
+
+def payment_data(payment: PaymentAuthorization, balance: PaymentBalance | None) -> dict[str, Any]:
+    """A payment as the payment block reports it now; what the order row stored when the block does not say."""
+    return {
+        "id": payment.id,
+        "block": payment.block,
+        "method": payment.method,
+        "reference": payment.reference,
+        "amount": money_data(payment.amount),
+        "status": (balance.status if balance else payment.status).value,
+        "captured": money_data(balance.captured) if balance else None,
+        "refunded": money_data(balance.refunded) if balance else None,
+    }
+
+
+def show_order(
+    order: Order,
+    as_json: bool,
+    balances: dict[str, PaymentBalance] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
     from retailblocks.model.serialize import to_data
 
+    balances = balances or {}
     if as_json:
-        print_json(to_data(order))
+        data = to_data(order)
+        data["payments"] = [payment_data(p, balances.get(p.id)) for p in order.payments]
+        print_json(data | (extra or {}))
         return
     summary = order_summary(order)
     console.print(
@@ -70,6 +104,22 @@ def show_order(order: Order, as_json: bool) -> None:
     console.print(
         f"subtotal {order.subtotal}  discount {order.discount}  shipping {order.shipping}  [bold]total {order.total}[/]"
     )
+    if order.payments:
+        rows = [payment_data(p, balances.get(p.id)) for p in order.payments]
+        print_table(
+            "Payments",
+            ["payment", "method", "status", "amount", "captured", "refunded"],
+            [
+                [r["id"], r["method"], r["status"], p.amount, balance_text(r["captured"]), balance_text(r["refunded"])]
+                for r, p in zip(rows, order.payments, strict=True)
+            ],
+        )
+
+
+def balance_text(data: dict[str, Any] | None) -> str:
+    from retailblocks.model import Money
+
+    return "" if data is None else str(Money(data["amount"], data["currency"]))
 
 
 def payload_text(payload: Any) -> str:
@@ -79,6 +129,26 @@ def payload_text(payload: Any) -> str:
     return " ".join(
         f"{key}={value if isinstance(value, str) else json_text(value)}" for key, value in sorted(payload.items())
     )
+
+
+def refund_split(order: Order, before: dict[str, PaymentBalance], after: dict[str, PaymentBalance]) -> dict[str, Any]:
+    """The money this refund returned, per payment: what each payment block refunded since ``before``.
+
+    A refund replayed under its key returns nothing new, so it shows 0 (the order shows what it returned then).
+    """
+    from retailblocks.model import Money
+
+    payments = []
+    total = Money.zero(order.currency)
+    for payment in order.payments:
+        if payment.id not in after:
+            continue
+        now = after[payment.id].refunded
+        returned = now - before[payment.id].refunded if payment.id in before else now
+        if returned.amount:
+            payments.append({"payment": payment.id, "method": payment.method, "amount": money_data(returned)})
+            total += returned
+    return {"amount": money_data(total), "payments": payments}
 
 
 def _parse_pairs(values: tuple[str, ...], what: str) -> list[tuple[str, str]]:
@@ -175,7 +245,7 @@ def checkout(
             order = stack.checkout(cart, key=key)
         except BusinessRejection as rejection:
             fail(f"rejected ({rejection.cause}): {rejection}", rejection.exit_status, type(rejection).__name__)
-        show_order(order, as_json)
+        show_order(order, as_json, payment_balances(stack, order))
 
 
 @click.command()
@@ -190,7 +260,7 @@ def cancel(manifest: Path, order_id: str, reason: str, as_json: bool) -> None:
             order = stack.cancel(order_id, reason=reason)
         except BusinessRejection as rejection:
             fail(str(rejection), rejection.exit_status, type(rejection).__name__)
-        show_order(order, as_json)
+        show_order(order, as_json, payment_balances(stack, order))
 
 
 @click.command()
@@ -217,11 +287,18 @@ def refund(manifest: Path, order_id: str, lines: tuple[str, ...], key: str, no_r
             chosen[index] = check_quantity(chosen.get(index, 0) + quantity, f"--line: the quantity of line {index}")
     check_order_request(order_id, key=key, lines=chosen)
     with open_stack(manifest) as stack:
+        before = payment_balances(stack, stack.order(order_id))
         try:
             order = stack.flows.refund(order_id, chosen, key=key, restock=not no_restock)
         except BusinessRejection as rejection:
             fail(str(rejection), rejection.exit_status, type(rejection).__name__)
-        show_order(order, as_json)
+        after = payment_balances(stack, order)
+        returned = refund_split(order, before, after)
+        show_order(order, as_json, after, {"returned": returned})
+    if not as_json:
+        total = balance_text(returned["amount"])
+        split = ", ".join(f"{p['method']} {balance_text(p['amount'])} ({p['payment']})" for p in returned["payments"])
+        console.print(f"[bold]returned {escape(total)}[/]" + (f": {escape(split)}" if split else ""), soft_wrap=True)
 
 
 @click.command()

@@ -229,3 +229,28 @@ def test_the_status_choices_are_the_order_statuses() -> None:
     from retailblocks.model import OrderStatus
 
     assert set(ORDER_STATUSES) == {status.value for status in OrderStatus}
+
+
+# --- payments as the payment blocks report them ----------------------------------------------------------------
+
+
+def test_payments_show_their_real_status_and_a_refund_its_split(corner_shop: Path) -> None:
+    """Payments read `authorized` after capture and refund: the order row's status, never updated."""
+    card = "card::card_number=4242424242424242"
+    assert blocks("stock", "receive", "MILK-1L", "shop", "10").status == 0
+    placed = ok_json("checkout", "--channel", "shop", "--item", "MILK-1L:2", "--pay", card, "--key", "k")
+    (payment,) = placed["payments"]
+    assert (payment["status"], payment["captured"]) == ("captured", {"amount": 258, "currency": "EUR"})
+
+    refunded = ok_json("refund", placed["id"], "--line", "0:1", "--key", "r")
+    (payment,) = refunded["payments"]
+    assert payment["status"] == "partially_refunded"
+    assert payment["refunded"] == {"amount": 129, "currency": "EUR"}
+    assert refunded["returned"] == {
+        "amount": {"amount": 129, "currency": "EUR"},
+        "payments": [{"payment": payment["id"], "method": "card", "amount": {"amount": 129, "currency": "EUR"}}],
+    }
+    shown = blocks("refund", placed["id"], "--line", "0:1", "--key", "r2")
+    assert shown.status == 0, shown.stderr
+    assert f"returned 1.29 EUR: card 1.29 EUR ({payment['id']})" in shown.stdout
+    assert "refunded" in shown.stdout
