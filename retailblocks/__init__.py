@@ -6,11 +6,8 @@ The public surface: :func:`assemble` turns a manifest into a :class:`Stack`; :cl
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
-
-from retailblocks.assembly.blocks import Block, NoConfig, secret_field
-from retailblocks.context import AuditFinding, Event, FlowContext
-from retailblocks.hookspecs import Capability, hookimpl
 
 __version__ = "0.1.0"
 
@@ -19,7 +16,24 @@ __version__ = "0.1.0"
 CORE_API_VERSION = "1.1"
 
 if TYPE_CHECKING:
+    from retailblocks.assembly.blocks import Block, NoConfig, secret_field
     from retailblocks.assembly.stack import Stack
+    from retailblocks.context import AuditFinding, Event, FlowContext
+    from retailblocks.hookspecs import Capability, hookimpl
+
+# Imported on first use: importing the package (as ``blocks --help`` or ``blocks --version`` does) must not
+# pull in SQLAlchemy and pluggy before anything asks for a stack.
+_LAZY = {
+    "Block": "retailblocks.assembly.blocks",
+    "NoConfig": "retailblocks.assembly.blocks",
+    "secret_field": "retailblocks.assembly.blocks",
+    "Stack": "retailblocks.assembly.stack",
+    "AuditFinding": "retailblocks.context",
+    "Event": "retailblocks.context",
+    "FlowContext": "retailblocks.context",
+    "Capability": "retailblocks.hookspecs",
+    "hookimpl": "retailblocks.hookspecs",
+}
 
 
 def assemble(path: Any, **options: Any) -> Stack:
@@ -45,8 +59,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Stack":
-        from retailblocks.assembly.stack import Stack
-
-        return Stack
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(name)

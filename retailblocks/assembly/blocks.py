@@ -58,8 +58,10 @@ class Block:
 
     @classmethod
     def cli_commands(cls) -> Sequence[click.Command]:
-        """Operator commands the block adds to ``blocks`` (``blocks stock …``). Each takes the manifest
-        path and opens the stack with :func:`retailblocks.cli.support.open_stack`."""
+        """Operator commands the block adds to ``blocks`` (``blocks stock …``). Each takes the manifest as
+        ``-m/--manifest`` (:func:`retailblocks.cli.support.manifest_option`), offers ``--json``
+        (:func:`~retailblocks.cli.support.json_option`) and opens the stack with
+        :func:`~retailblocks.cli.support.open_stack`."""
         return ()
 
     def __repr__(self) -> str:

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from retailblocks.cli import assemble_commands, fusion_commands, order_commands, simulation_commands
-from retailblocks.cli.support import report
+from retailblocks.cli.support import errors_as_json, report_error
 from retailblocks.errors import RetailBlocksError
 
 DEBUG_ENV = "RETAILBLOCKS_DEBUG"
@@ -60,24 +60,27 @@ class BlocksGroup(click.Group):
         Click's own usage errors (a bad option value, a missing argument) are reported in the same one
         line as retailblocks' errors, with the ``--help`` to try, instead of click's usage block.
         """
+        arguments = list(sys.argv[1:] if args is None else args)
+        # Known before click parses anything, so that even a misspelt option is reported in JSON.
+        errors_as_json("--json" in arguments[: arguments.index("--")] if "--" in arguments else "--json" in arguments)
         if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            return super().main(arguments, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            result = super().main(arguments, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as error:
             hint = ""
             if error.ctx is not None:
                 hint = f" (see '{error.ctx.command_path} --help')"
-            report(error.format_message() + hint)
+            report_error(error.format_message() + hint, error.exit_code, "UsageError")
             sys.exit(error.exit_code)
         except click.ClickException as error:
-            report(error.format_message())
+            report_error(error.format_message(), error.exit_code, type(error).__name__)
             sys.exit(error.exit_code)
         except click.Abort:
-            report("aborted")
+            report_error("aborted", 1, "Aborted")
             sys.exit(1)
         except RetailBlocksError as error:
-            report(str(error))
+            report_error(str(error), error.exit_status, type(error).__name__)
             sys.exit(error.exit_status)
         except KeyboardInterrupt:
             sys.exit(130)
@@ -108,17 +111,23 @@ def _silence_stdout() -> None:
 def _internal_error(error: Exception) -> NoReturn:
     if os.environ.get(DEBUG_ENV) == "1":
         raise error
-    report(
+    report_error(
         f"{type(error).__name__}: {error} (set {DEBUG_ENV}=1 to see the traceback, and please report it)",
+        1,
+        "InternalError",
         label="internal error",
     )
     sys.exit(1)
 
 
-@click.group(cls=BlocksGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=BlocksGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="retailblocks", prog_name="blocks")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Assemble a retailer's systems from blocks, and run orders through them."""
+    # Bare `blocks` is a question, not a mistake: answer it with the help, and success.
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 for module in (assemble_commands, order_commands, simulation_commands, fusion_commands):

@@ -12,7 +12,8 @@ from rich.markup import escape
 from retailblocks.cli.support import (
     assemble_stack,
     console,
-    manifest_argument,
+    json_option,
+    manifest_option,
     print_json,
     print_table,
     reporting_errors,
@@ -21,11 +22,11 @@ from retailblocks.errors import EnvironmentFailure
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.option("--check", is_flag=True, help="Validate only: prepare no storage and write no lock file.")
-@click.option("--json", "as_json", is_flag=True, help="Print the stack as JSON.")
+@json_option("Print the stack as JSON.")
 def assemble(manifest: Path, check: bool, as_json: bool) -> None:
-    """Assemble MANIFEST (default ./blocks.yaml): validate it, prepare storage, write blocks.lock."""
+    """Assemble the manifest: validate it, prepare storage, write blocks.lock."""
     from retailblocks.assembly.describe import describe_plan, write_lock
     from retailblocks.assembly.stack import plan
 
@@ -110,7 +111,7 @@ def hook_names(cls: type[Any]) -> list[str]:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 def plugins(as_json: bool) -> None:
     """List installed blocks: distribution, version, capabilities and hooks."""
     from retailblocks.assembly.discovery import discover
@@ -158,7 +159,8 @@ def plugins(as_json: bool) -> None:
 
 @click.command()
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
-def schema(output: Path | None) -> None:
+@json_option("The schema is JSON either way.")
+def schema(output: Path | None, as_json: bool) -> None:
     """Print the JSON Schema (draft 2020-12) of blocks.yaml, with every installed block's configuration."""
     from retailblocks.assembly.discovery import discover
     from retailblocks.manifest import manifest_json_schema

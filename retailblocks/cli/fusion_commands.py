@@ -6,21 +6,44 @@ input as one line with exit status 2, writing nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from retailblocks.cli.support import (
     console,
     fail,
-    manifest_argument,
+    json_option,
+    manifest_option,
+    money_data,
     open_stack,
     print_json,
     print_table,
     report,
 )
 from retailblocks.errors import InvalidValue
+
+if TYPE_CHECKING:
+    from retailblocks.model import Money
+
+T = TypeVar("T")
+
+
+def channel_mix_text(mix: Mapping[str, int]) -> str:
+    """``web×2, store-a×1`` for a person, never a Python dict."""
+    return ", ".join(f"{channel}×{count}" for channel, count in mix.items()) or "none"
+
+
+def timeline_money(amount: int | None, currency: str | None, render: Callable[[Money], T]) -> T | None:
+    """A timeline entry's amount, which the timeline keeps as minor units beside its currency."""
+    from retailblocks.model import Money
+
+    if amount is None or currency is None:
+        return None
+    return render(Money(amount, currency))
 
 
 def _day(value: str, option: str) -> date:
@@ -31,10 +54,10 @@ def _day(value: str, option: str) -> date:
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.option("--member", "member_id", help="A member id.")
 @click.option("--identity", metavar="KIND:VALUE", help="Find the member by an identity, e.g. phone:+8613800000000.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def members(manifest: Path, member_id: str | None, identity: str | None, as_json: bool) -> None:
     """Members fused across channels; with --member or --identity, one member's profile and timeline."""
     from retailblocks.fusion import catch_up, member_view, profiles
@@ -47,7 +70,7 @@ def members(manifest: Path, member_id: str | None, identity: str | None, as_json
             if member_id is None and identity is None:
                 found = profiles(stack, ctx)
                 if as_json:
-                    print_json([p.to_data() for p in found.values()])
+                    print_json([p.to_data(money_data) for p in found.values()])
                     return
                 print_table(
                     f"Members ({len(found)})",
@@ -60,7 +83,7 @@ def members(manifest: Path, member_id: str | None, identity: str | None, as_json
                             p.orders,
                             p.monetary,
                             p.recency_days,
-                            ", ".join(f"{c}×{n}" for c, n in p.channel_mix.items()),
+                            channel_mix_text(p.channel_mix),
                             ", ".join(p.segments),
                         ]
                         for p in found.values()
@@ -69,7 +92,7 @@ def members(manifest: Path, member_id: str | None, identity: str | None, as_json
                 return
             profile, entries = member_view(stack, ctx, member_id=member_id, identity=identity)
     if as_json:
-        data = profile.to_data()
+        data = profile.to_data(money_data)
         data["timeline"] = [
             {
                 "at": e.at.isoformat(),
@@ -77,8 +100,7 @@ def members(manifest: Path, member_id: str | None, identity: str | None, as_json
                 "channel": e.channel,
                 "source": e.source,
                 "order_id": e.order_id,
-                "amount": e.amount,
-                "currency": e.currency,
+                "amount": timeline_money(e.amount, e.currency, money_data),
                 "identity": e.identity,
                 "detail": dict(e.detail),
             }
@@ -90,18 +112,30 @@ def members(manifest: Path, member_id: str | None, identity: str | None, as_json
         f"[bold]member {profile.member_id}[/] — {profile.tier}, {profile.points} points, {profile.orders} orders, "
         f"spend {profile.monetary}, identities {', '.join(profile.identities) or 'none'}"
     )
-    console.print(f"segments: {', '.join(profile.segments) or 'none'}; channel mix: {dict(profile.channel_mix)}")
+    console.print(
+        f"segments: {', '.join(profile.segments) or 'none'}; channel mix: {channel_mix_text(profile.channel_mix)}"
+    )
     print_table(
         "Timeline",
         ["at", "kind", "channel", "order", "amount", "source"],
-        [[e.at.isoformat(timespec="seconds"), e.kind, e.channel, e.order_id, e.amount, e.source] for e in entries],
+        [
+            [
+                e.at.isoformat(timespec="seconds"),
+                e.kind,
+                e.channel,
+                e.order_id,
+                timeline_money(e.amount, e.currency, str),
+                e.source,
+            ]
+            for e in entries
+        ],
     )
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.option("--segment", "segment_id", help="Show the members of one segment.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def segments(manifest: Path, segment_id: str | None, as_json: bool) -> None:
     """The manifest's segments and how many members each holds now."""
     from retailblocks.fusion import catch_up, profiles
@@ -130,16 +164,16 @@ def segments(manifest: Path, segment_id: str | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("manifest", type=click.Path(path_type=Path))
+@manifest_option()
 @click.argument("action", required=False, type=click.Choice(["run", "report"]))
 @click.argument("campaign_id", required=False, metavar="CAMPAIGN")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def campaigns(manifest: Path, action: str | None, campaign_id: str | None, as_json: bool) -> None:
     """List the manifest's campaigns; `run CAMPAIGN` issues its coupons, `report CAMPAIGN` shows what it brought."""
     from retailblocks.fusion import campaign_report, catch_up, run_campaign
 
     if action is not None and campaign_id is None:
-        fail(f"`blocks campaigns MANIFEST {action}` needs the campaign's id")
+        fail(f"`blocks campaigns {action}` needs the campaign's id")
     with open_stack(manifest) as stack:
         if action is None:
             listed = [
@@ -183,7 +217,7 @@ def campaigns(manifest: Path, action: str | None, campaign_id: str | None, as_js
             return
         report = campaign_report(stack, campaign_id)
     if as_json:
-        print_json(report.to_data())
+        print_json(report.to_data(money_data))
         return
     console.print(
         f"campaign [bold]{report.campaign}[/] ({report.promotion} via {report.channel}): reach {report.reach}, "
@@ -208,11 +242,11 @@ def campaigns(manifest: Path, action: str | None, campaign_id: str | None, as_js
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.option("--partner", required=True, help="The partner's id, as the manifest's `partners:` names it.")
 @click.option("--from", "start", required=True, metavar="DATE", help="First day of the period (YYYY-MM-DD).")
 @click.option("--to", "end", required=True, metavar="DATE", help="Last day of the period, included.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def settle(manifest: Path, partner: str, start: str, end: str, as_json: bool) -> None:
     """Who owes whom with a partner for a period: partner-funded discounts and points exchanged, per order."""
     from retailblocks.fusion import settle as build_settlement
@@ -222,13 +256,14 @@ def settle(manifest: Path, partner: str, start: str, end: str, as_json: bool) ->
         first, last = _day(start, "--from"), _day(end, "--to")
         period(first, last)  # refuses a period that ends before it starts, before any work
         settlement = build_settlement(stack, partner, first, last)
-        data = settlement.to_data(stack.currency)
+        data = settlement.to_data(stack.currency, money_data)
+        shown = settlement.to_data(stack.currency)
     if as_json:
         print_json(data)
         return
     console.print(
-        f"[bold]settlement with {partner}[/] {start} … {end}: {partner} owes {data['partner_owes_merchant']}, "
-        f"the merchant owes {data['merchant_owes_partner']}; net [bold]{data['net']}[/] "
+        f"[bold]settlement with {partner}[/] {start} … {end}: {partner} owes {shown['partner_owes_merchant']}, "
+        f"the merchant owes {shown['merchant_owes_partner']}; net [bold]{shown['net']}[/] "
         "(positive: the partner pays the merchant)"
     )
     print_table(
@@ -242,10 +277,10 @@ def settle(manifest: Path, partner: str, start: str, end: str, as_json: bool) ->
 
 
 @click.command()
-@click.argument("manifest", type=click.Path(path_type=Path))
+@manifest_option()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Default: from the file's extension.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def ingest(manifest: Path, file: Path, fmt: str | None, as_json: bool) -> None:
     """Bring external signals (social, marketplace, store visits) from JSON Lines or CSV into members' timelines.
 
@@ -271,6 +306,12 @@ def ingest(manifest: Path, file: Path, fmt: str | None, as_json: bool) -> None:
         "bad": [{"line": b.line, "reason": b.reason} for b in outcome.bad],
     }
     if as_json:
+        if outcome.bad:
+            summary["error"] = {
+                "type": "InvalidInput",
+                "message": f"{len(outcome.bad)} bad lines in {file}; the good lines were added",
+                "exit_status": 2,
+            }
         print_json(summary)
     else:
         console.print(

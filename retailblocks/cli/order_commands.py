@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
@@ -12,26 +12,24 @@ from rich.markup import escape
 from retailblocks.cli.support import (
     console,
     fail,
-    manifest_argument,
+    json_option,
+    json_text,
+    manifest_option,
+    money_data,
     open_stack,
     print_json,
     print_table,
     whole_number,
 )
 from retailblocks.errors import BusinessRejection, InvalidValue
-from retailblocks.model import (
-    Cart,
-    CartLine,
-    Fulfilment,
-    FulfilmentKind,
-    Identity,
-    Money,
-    Order,
-    OrderStatus,
-    PaymentRequest,
-)
-from retailblocks.model.limits import MAX_ID_LENGTH, MAX_SLUG_LENGTH, check_key, check_quantity, check_text
-from retailblocks.model.serialize import to_data
+
+if TYPE_CHECKING:
+    from retailblocks.assembly.stack import Stack
+    from retailblocks.model import Order, PaymentAuthorization, PaymentBalance
+
+#: The order statuses ``--status`` takes, written out so that reading ``--help`` imports no model
+#: (a test keeps them equal to OrderStatus).
+ORDER_STATUSES = ("pending", "failed", "placed", "paid", "fulfilled", "cancelled", "partially_refunded", "refunded")
 
 
 def order_summary(order: Order) -> dict[str, Any]:
@@ -40,18 +38,53 @@ def order_summary(order: Order) -> dict[str, Any]:
         "channel": order.channel,
         "status": order.status.value,
         "member": order.member_id,
-        "subtotal": str(order.subtotal),
-        "discount": str(order.discount),
-        "shipping": str(order.shipping),
-        "total": str(order.total),
-        "refunded": str(order.refunded) if order.refunded else None,
+        "subtotal": money_data(order.subtotal),
+        "discount": money_data(order.discount),
+        "shipping": money_data(order.shipping),
+        "total": money_data(order.total),
+        "refunded": money_data(order.refunded) if order.refunded else None,
         "failure": order.failure,
     }
 
 
-def show_order(order: Order, as_json: bool) -> None:
+def payment_balances(stack: Stack, order: Order) -> dict[str, PaymentBalance]:
+    """What each payment block holds of the order's payments now, by authorization id (those it says)."""
+    found: dict[str, PaymentBalance] = {}
+    with stack.context(None, flow="report", read_only=True) as ctx:
+        for payment in order.payments:
+            balance = stack.hooks.payment_balance(ctx, payment)
+            if balance is not None:
+                found[payment.id] = balance
+    return found
+
+
+def payment_data(payment: PaymentAuthorization, balance: PaymentBalance | None) -> dict[str, Any]:
+    """A payment as the payment block reports it now; what the order row stored when the block does not say."""
+    return {
+        "id": payment.id,
+        "block": payment.block,
+        "method": payment.method,
+        "reference": payment.reference,
+        "amount": money_data(payment.amount),
+        "status": (balance.status if balance else payment.status).value,
+        "captured": money_data(balance.captured) if balance else None,
+        "refunded": money_data(balance.refunded) if balance else None,
+    }
+
+
+def show_order(
+    order: Order,
+    as_json: bool,
+    balances: dict[str, PaymentBalance] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    from retailblocks.model.serialize import to_data
+
+    balances = balances or {}
     if as_json:
-        print_json(to_data(order))
+        data = to_data(order)
+        data["payments"] = [payment_data(p, balances.get(p.id)) for p in order.payments]
+        print_json(data | (extra or {}))
         return
     summary = order_summary(order)
     console.print(
@@ -71,6 +104,51 @@ def show_order(order: Order, as_json: bool) -> None:
     console.print(
         f"subtotal {order.subtotal}  discount {order.discount}  shipping {order.shipping}  [bold]total {order.total}[/]"
     )
+    if order.payments:
+        rows = [payment_data(p, balances.get(p.id)) for p in order.payments]
+        print_table(
+            "Payments",
+            ["payment", "method", "status", "amount", "captured", "refunded"],
+            [
+                [r["id"], r["method"], r["status"], p.amount, balance_text(r["captured"]), balance_text(r["refunded"])]
+                for r, p in zip(rows, order.payments, strict=True)
+            ],
+        )
+
+
+def balance_text(data: dict[str, Any] | None) -> str:
+    from retailblocks.model import Money
+
+    return "" if data is None else str(Money(data["amount"], data["currency"]))
+
+
+def payload_text(payload: Any) -> str:
+    """An event's payload as ``key=value`` words for a person; nested values as compact JSON, never a repr."""
+    if not isinstance(payload, dict):
+        return json_text(payload)
+    return " ".join(
+        f"{key}={value if isinstance(value, str) else json_text(value)}" for key, value in sorted(payload.items())
+    )
+
+
+def refund_split(order: Order, before: dict[str, PaymentBalance], after: dict[str, PaymentBalance]) -> dict[str, Any]:
+    """The money this refund returned, per payment: what each payment block refunded since ``before``.
+
+    A refund replayed under its key returns nothing new, so it shows 0 (the order shows what it returned then).
+    """
+    from retailblocks.model import Money
+
+    payments = []
+    total = Money.zero(order.currency)
+    for payment in order.payments:
+        if payment.id not in after:
+            continue
+        now = after[payment.id].refunded
+        returned = now - before[payment.id].refunded if payment.id in before else now
+        if returned.amount:
+            payments.append({"payment": payment.id, "method": payment.method, "amount": money_data(returned)})
+            total += returned
+    return {"amount": money_data(total), "payments": payments}
 
 
 def _parse_pairs(values: tuple[str, ...], what: str) -> list[tuple[str, str]]:
@@ -84,7 +162,7 @@ def _parse_pairs(values: tuple[str, ...], what: str) -> list[tuple[str, str]]:
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.option("--channel", required=True, help="The channel the order comes from.")
 @click.option("--item", "items", multiple=True, required=True, metavar="SKU:QTY", help="A cart line; repeat.")
 @click.option(
@@ -99,7 +177,7 @@ def _parse_pairs(values: tuple[str, ...], what: str) -> list[tuple[str, str]]:
 @click.option("--deliver-to", "region", metavar="COUNTRY/REGION", help="Deliver to an address in this region.")
 @click.option("--pickup", "pickup", metavar="LOCATION", help="Click and collect at this store.")
 @click.option("--key", required=True, help="Idempotency key: the same key never places two orders.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def checkout(
     manifest: Path,
     channel: str,
@@ -113,7 +191,17 @@ def checkout(
     as_json: bool,
 ) -> None:
     """Place one order through the stack's checkout saga."""
-    from retailblocks.model import Address
+    from retailblocks.model import (
+        Address,
+        Cart,
+        CartLine,
+        Fulfilment,
+        FulfilmentKind,
+        Identity,
+        Money,
+        PaymentRequest,
+    )
+    from retailblocks.model.limits import check_key, check_quantity
 
     check_key(key)
     lines = []
@@ -156,35 +244,36 @@ def checkout(
         try:
             order = stack.checkout(cart, key=key)
         except BusinessRejection as rejection:
-            fail(f"rejected ({rejection.cause}): {rejection}", rejection.exit_status)
-        show_order(order, as_json)
+            fail(f"rejected ({rejection.cause}): {rejection}", rejection.exit_status, type(rejection).__name__)
+        show_order(order, as_json, payment_balances(stack, order))
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.argument("order_id")
 @click.option("--reason", default="")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def cancel(manifest: Path, order_id: str, reason: str, as_json: bool) -> None:
     """Cancel ORDER_ID: stop delivery, restock, release coupons, reverse points, return the money."""
     with open_stack(manifest) as stack:
         try:
             order = stack.cancel(order_id, reason=reason)
         except BusinessRejection as rejection:
-            fail(str(rejection), rejection.exit_status)
-        show_order(order, as_json)
+            fail(str(rejection), rejection.exit_status, type(rejection).__name__)
+        show_order(order, as_json, payment_balances(stack, order))
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.argument("order_id")
 @click.option("--line", "lines", multiple=True, metavar="INDEX:QTY", help="Refund QTY units of line INDEX.")
 @click.option("--key", required=True, help="Idempotency key of this refund.")
 @click.option("--no-restock", is_flag=True, help="Do not put the units back on hand.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def refund(manifest: Path, order_id: str, lines: tuple[str, ...], key: str, no_restock: bool, as_json: bool) -> None:
     """Refund ORDER_ID in full, or some units of some lines."""
     from retailblocks.flows.api import check_order_request
+    from retailblocks.model.limits import check_quantity
 
     chosen: dict[int, int] | None = None
     if lines:
@@ -198,21 +287,30 @@ def refund(manifest: Path, order_id: str, lines: tuple[str, ...], key: str, no_r
             chosen[index] = check_quantity(chosen.get(index, 0) + quantity, f"--line: the quantity of line {index}")
     check_order_request(order_id, key=key, lines=chosen)
     with open_stack(manifest) as stack:
+        before = payment_balances(stack, stack.order(order_id))
         try:
             order = stack.flows.refund(order_id, chosen, key=key, restock=not no_restock)
         except BusinessRejection as rejection:
-            fail(str(rejection), rejection.exit_status)
-        show_order(order, as_json)
+            fail(str(rejection), rejection.exit_status, type(rejection).__name__)
+        after = payment_balances(stack, order)
+        returned = refund_split(order, before, after)
+        show_order(order, as_json, after, {"returned": returned})
+    if not as_json:
+        total = balance_text(returned["amount"])
+        split = ", ".join(f"{p['method']} {balance_text(p['amount'])} ({p['payment']})" for p in returned["payments"])
+        console.print(f"[bold]returned {escape(total)}[/]" + (f": {escape(split)}" if split else ""), soft_wrap=True)
 
 
 @click.command()
-@manifest_argument()
-@click.option("--status", type=click.Choice([s.value for s in OrderStatus]))
+@manifest_option()
+@click.option("--status", type=click.Choice(ORDER_STATUSES))
 @click.option("--channel")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def orders(manifest: Path, status: str | None, channel: str | None, limit: int, as_json: bool) -> None:
     """List orders."""
+    from retailblocks.model.limits import MAX_SLUG_LENGTH, check_text
+
     if channel is not None:
         check_text(channel, "--channel", max_length=MAX_SLUG_LENGTH)
     with open_stack(manifest) as stack:
@@ -228,7 +326,7 @@ def orders(manifest: Path, status: str | None, channel: str | None, limit: int, 
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.option(
     "--all",
     "ignore_leases",
@@ -241,7 +339,7 @@ def orders(manifest: Path, status: str | None, channel: str | None, limit: int, 
     is_flag=True,
     help="Run the stuck flows again too (after mending what stopped them; each is listed with its reason).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def recover(manifest: Path, ignore_leases: bool, retry_stuck: bool, as_json: bool) -> None:
     """Resume or compensate every flow a crash left half-way, then run the blocks' housekeeping.
 
@@ -279,20 +377,19 @@ def recover(manifest: Path, ignore_leases: bool, retry_stuck: bool, as_json: boo
 
 
 @click.command()
-@manifest_argument()
+@manifest_option()
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events (and deliver them) until Ctrl-C.")
 @click.option("--type", "event_type", help="Only events whose type starts with this, e.g. order.")
 @click.option("--order", "order_id", help="Only the events of one order.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--deliver", is_flag=True, help="Deliver pending events to the blocks first.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@json_option("One JSON object per line.")
 def events(
     manifest: Path, follow: bool, event_type: str | None, order_id: str | None, limit: int, deliver: bool, as_json: bool
 ) -> None:
     """Show the event outbox."""
-    import json as json_module
-
     from retailblocks.events import read_events
+    from retailblocks.model.limits import MAX_ID_LENGTH, check_text
 
     if event_type is not None:
         check_text(event_type, "--type", max_length=MAX_ID_LENGTH)
@@ -309,7 +406,7 @@ def events(
             for event in batch:
                 if as_json:
                     click.echo(
-                        json_module.dumps(
+                        json_text(
                             {
                                 "id": event.id,
                                 "type": event.type,
@@ -319,15 +416,14 @@ def events(
                                 "member_id": event.member_id,
                                 "occurred_at": str(event.occurred_at),
                                 "payload": event.payload,
-                            },
-                            sort_keys=True,
-                            default=str,
+                            }
                         )
                     )
                 else:
+                    payload = payload_text(event.payload)
                     console.print(
                         f"{event.id:>6} {str(event.occurred_at)[:19]} [bold]{escape(event.type):<24}[/] "
-                        f"{escape(event.source):<14} {escape(event.order_id or ''):<28} {escape(str(event.payload))}",
+                        f"{escape(event.source):<14} {escape(event.order_id or ''):<28} {escape(payload)}",
                         soft_wrap=True,
                     )
 
@@ -347,8 +443,8 @@ def events(
 
 
 @click.command()
-@manifest_argument()
-@click.option("--json", "as_json", is_flag=True)
+@manifest_option()
+@json_option()
 def audit(manifest: Path, as_json: bool) -> None:
     """Check the flows against the blocks' ledgers (money refunded, units restocked, no flow stuck or
     orphaned, every order event once) and every block's own invariants (ledgers balanced, stock equal to

@@ -10,9 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from retailblocks.cli.support import console, fail, print_json, print_table, reporting_errors
+from retailblocks.cli.support import (
+    console,
+    fail,
+    json_option,
+    manifest_option,
+    print_json,
+    print_table,
+    reporting_errors,
+)
 
 #: The examples ship inside the package, so an installed wheel has the demo too; the repository's
 #: examples/lucky-coffee is a link to the same directory.
@@ -31,6 +38,8 @@ def run_day(
     title: str = "Simulated day",
     story: bool = False,
 ) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from retailblocks.assembly.stack import assemble
     from retailblocks.clock import ManualClock, RandomIds
     from retailblocks.simulation import RetailDay, load_profile, summarize
@@ -125,7 +134,7 @@ def show_boundaryless(story: dict[str, Any] | None) -> None:
 
 
 @click.command()
-@click.argument("manifest", type=click.Path(path_type=Path))
+@manifest_option()
 @click.option("--orders", type=click.IntRange(min=1, max=1_000_000), default=200, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True)
@@ -135,9 +144,9 @@ def show_boundaryless(story: dict[str, Any] | None) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Simulation profile (default: simulation.yaml beside the manifest, if any).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def simulate(manifest: Path, orders: int, seed: int, workers: int, profile_path: Path | None, as_json: bool) -> None:
-    """Run a reproducible mix of shoppers against MANIFEST's stack and check the invariants."""
+    """Run a reproducible mix of shoppers against the manifest's stack and check the invariants."""
     summary = run_day(manifest, orders=orders, seed=seed, workers=workers, profile_path=profile_path, as_json=as_json)
     if not summary["ok"]:
         fail("an invariant failed: see the table above", 3)
@@ -152,7 +161,7 @@ def simulate(manifest: Path, orders: int, seed: int, workers: int, profile_path:
     type=click.Path(file_okay=False, path_type=Path),
     help="Assemble into this directory and keep it (default: a temporary directory).",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 def demo(orders: int, seed: int, workers: int, keep: Path | None, as_json: bool) -> None:
     """Assemble the richest example into a fresh directory and simulate a retail day in it.
 

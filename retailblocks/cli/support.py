@@ -16,15 +16,17 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 from rich.console import Console, RenderableType
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from retailblocks.errors import RetailBlocksError
 
 if TYPE_CHECKING:
     from retailblocks.assembly.stack import Stack
+    from retailblocks.model import Money
 
 DEFAULT_MANIFEST = "blocks.yaml"
+#: Names the manifest for every command run without ``-m`` (a shell working on one stack sets it once).
+MANIFEST_ENV = "BLOCKS_MANIFEST"
 
 console = Console(highlight=False)
 error_console = Console(stderr=True, highlight=False)
@@ -33,12 +35,55 @@ error_console = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def manifest_argument() -> Callable[[F], F]:
-    """The optional ``MANIFEST`` argument, defaulting to ``./blocks.yaml``."""
-    decorator: Callable[[F], F] = click.argument(
-        "manifest", required=False, default=DEFAULT_MANIFEST, type=click.Path(dir_okay=True, path_type=Path)
+def manifest_option() -> Callable[[F], F]:
+    """``-m/--manifest PATH``: the one way every command, core or block-contributed, is told its stack.
+
+    An option rather than an optional argument, so it can never swallow a command's own argument
+    (``blocks cancel ORDER_ID`` beside a blocks.yaml). Defaults to ``$BLOCKS_MANIFEST``, else ``./blocks.yaml``.
+    """
+    decorator: Callable[[F], F] = click.option(
+        "-m",
+        "--manifest",
+        "manifest",
+        envvar=MANIFEST_ENV,
+        default=DEFAULT_MANIFEST,
+        show_envvar=True,
+        metavar="PATH",
+        type=click.Path(dir_okay=True, path_type=Path),
+        help=f"The stack's manifest (default: ${MANIFEST_ENV}, else ./{DEFAULT_MANIFEST}).",
     )
     return decorator
+
+
+def json_option(help: str = "Print the result as JSON.") -> Callable[[F], F]:
+    """``--json``: the result as JSON on stdout, and then any error too, as ``{"error": {...}}``."""
+    decorator: Callable[[F], F] = click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        help=f'{help} Errors are then JSON on stdout too: {{"error": {{"type", "message", "exit_status"}}}}.',
+    )
+    return decorator
+
+
+def money_data(money: Money) -> dict[str, Any]:
+    """The one JSON shape of money in every command's output: minor units and the currency, as the
+    Python API's ``to_data`` writes it, so a script reads an order and a shipment alike."""
+    return {"amount": money.amount, "currency": money.currency}
+
+
+class _Output:
+    """How this run reports: whether errors are JSON (``--json`` was given) and whether a JSON result
+    already went to stdout, which then stays that one document."""
+
+    errors_as_json = False
+    printed_json = False
+
+
+def errors_as_json(enabled: bool) -> None:
+    """Set by the ``blocks`` group for each run, from whether ``--json`` is among its arguments."""
+    _Output.errors_as_json = enabled
+    _Output.printed_json = False
 
 
 def one_line(text: str) -> str:
@@ -55,9 +100,28 @@ def report(message: str, *, label: str = "error") -> None:
     error_console.print(f"[bold red]{label}:[/] {escape(one_line(message))}", soft_wrap=True)
 
 
-def fail(message: str, status: int = 2) -> NoReturn:
-    """Print one line to stderr and exit with ``status`` (2: bad input, 1: the environment failed)."""
-    report(message)
+#: The error type named in JSON when the code failing knows no more precise one than its exit status.
+_TYPE_OF_STATUS = {1: "EnvironmentFailure", 2: "InvalidInput", 3: "BusinessRejection"}
+
+
+def report_error(message: str, status: int, kind: str | None = None, *, label: str = "error") -> None:
+    """Say that the command failed: one ``error:`` line on stderr, or with ``--json`` an ``{"error": …}``
+    object on stdout (unless the command already printed its JSON result, which stays the one document)."""
+    if _Output.errors_as_json and not _Output.printed_json:
+        error = {
+            "type": kind or _TYPE_OF_STATUS.get(status, "Error"),
+            "message": one_line(message),
+            "exit_status": status,
+        }
+        click.echo(json.dumps({"error": error}, sort_keys=True))
+        _Output.printed_json = True
+        return
+    report(message, label=label)
+
+
+def fail(message: str, status: int = 2, kind: str | None = None) -> NoReturn:
+    """Report the failure and exit with ``status`` (2: bad input, 1: the environment failed, 3: rejected)."""
+    report_error(message, status, kind)
     sys.exit(status)
 
 
@@ -83,7 +147,7 @@ def reporting_errors() -> Iterator[None]:
             report(str(problem))
         fail(str(error.problems[-1]), error.exit_status)
     except RetailBlocksError as error:
-        fail(str(error), error.exit_status)
+        fail(str(error), error.exit_status, type(error).__name__)
 
 
 def assemble_stack(manifest: Path | str, **options: Any) -> Stack:
@@ -131,6 +195,8 @@ def cell(value: object) -> RenderableType:
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    from rich.table import Table
+
     table = Table(title=escape(title), title_justify="left")
     for column in columns:
         # On a narrow terminal a long value wraps inside its cell rather than losing its end to an ellipsis:
@@ -141,5 +207,17 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obje
     console.print(table)
 
 
+def _json_default(value: Any) -> Any:
+    from retailblocks.model import Money
+
+    return money_data(value) if isinstance(value, Money) else str(value)
+
+
+def json_text(data: Any, *, indent: int | None = None) -> str:
+    """``data`` as JSON; Money anywhere in it in the one shape of :func:`money_data`."""
+    return json.dumps(data, indent=indent, sort_keys=True, default=_json_default)
+
+
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    click.echo(json_text(data, indent=2))
+    _Output.printed_json = True

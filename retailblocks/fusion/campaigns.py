@@ -7,6 +7,7 @@ members who joined the segment since; its report counts exactly the orders that 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -57,15 +58,16 @@ class CampaignReport:
     def redemptions(self) -> int:
         return len(self.orders)
 
-    def to_data(self) -> dict[str, object]:
+    def to_data(self, money: Callable[[Money], object] = str) -> dict[str, object]:
+        """Plain data; ``money`` renders each amount (the CLI passes its one JSON shape of money)."""
         return {
             "campaign": self.campaign,
             "promotion": self.promotion,
             "channel": self.channel,
             "reach": self.reach,
             "redemptions": self.redemptions,
-            "revenue": str(self.revenue),
-            "discount_by_funder": {funder: str(amount) for funder, amount in self.discount_by_funder.items()},
+            "revenue": money(self.revenue),
+            "discount_by_funder": {funder: money(amount) for funder, amount in self.discount_by_funder.items()},
             "orders": [
                 {
                     "order_id": o.order_id,
@@ -73,8 +75,8 @@ class CampaignReport:
                     "channel": o.channel,
                     "placed_at": o.placed_at.isoformat(),
                     "coupon": o.coupon,
-                    "revenue": str(o.revenue),
-                    "discount_by_funder": {funder: str(amount) for funder, amount in o.discount_by_funder.items()},
+                    "revenue": money(o.revenue),
+                    "discount_by_funder": {funder: money(amount) for funder, amount in o.discount_by_funder.items()},
                 }
                 for o in self.orders
             ],

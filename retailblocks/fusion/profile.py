@@ -8,7 +8,7 @@ external signals.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -45,7 +45,8 @@ class MemberProfile:
     signals: int
     segments: tuple[str, ...] = ()
 
-    def to_data(self) -> dict[str, object]:
+    def to_data(self, money: Callable[[Money], object] = str) -> dict[str, object]:
+        """Plain data; ``money`` renders each amount (the CLI passes its one JSON shape of money)."""
         return {
             "member_id": self.member_id,
             "identities": list(self.identities),
@@ -53,7 +54,7 @@ class MemberProfile:
             "points": self.points,
             "member_ids": list(self.member_ids),
             "orders": self.orders,
-            "monetary": str(self.monetary),
+            "monetary": money(self.monetary),
             "first_purchase": self.first_purchase.isoformat() if self.first_purchase else None,
             "last_purchase": self.last_purchase.isoformat() if self.last_purchase else None,
             "recency_days": self.recency_days,

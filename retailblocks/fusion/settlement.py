@@ -8,6 +8,7 @@ Amounts are signed from the merchant's side: positive, the partner owes the merc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
@@ -44,25 +45,26 @@ class Settlement:
     def total(self, kind: str | None = None) -> int:
         return sum(line.amount.amount for line in self.lines if kind is None or line.kind == kind)
 
-    def to_data(self, currency: str) -> dict[str, object]:
+    def to_data(self, currency: str, money: Callable[[Money], object] = str) -> dict[str, object]:
+        """Plain data; ``money`` renders each amount (the CLI passes its one JSON shape of money)."""
         owed_by_partner = sum(line.amount.amount for line in self.lines if line.amount.amount > 0)
         owed_to_partner = -sum(line.amount.amount for line in self.lines if line.amount.amount < 0)
         return {
             "partner": self.partner.id,
             "from": self.start.isoformat(),
             "to": self.end.isoformat(),
-            "partner_owes_merchant": str(Money(owed_by_partner, currency)),
-            "merchant_owes_partner": str(Money(owed_to_partner, currency)),
-            "net": str(Money(self.total(), currency)),
-            "discounts": str(Money(self.total("discount"), currency)),
-            "points": str(Money(self.total("points_in") + self.total("points_out"), currency)),
+            "partner_owes_merchant": money(Money(owed_by_partner, currency)),
+            "merchant_owes_partner": money(Money(owed_to_partner, currency)),
+            "net": money(Money(self.total(), currency)),
+            "discounts": money(Money(self.total("discount"), currency)),
+            "points": money(Money(self.total("points_in") + self.total("points_out"), currency)),
             "lines": [
                 {
                     "kind": line.kind,
                     "reference": line.reference,
                     "member_id": line.member_id,
                     "at": line.at.isoformat(),
-                    "amount": str(line.amount),
+                    "amount": money(line.amount),
                     "detail": line.detail,
                 }
                 for line in self.lines

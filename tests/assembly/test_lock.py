@@ -25,7 +25,7 @@ def corner_shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def assembled(manifest: Path) -> Path:
-    outcome = blocks("assemble", manifest)
+    outcome = blocks("assemble", "-m", manifest)
     assert outcome.status == 0, outcome.stderr
     return manifest
 
@@ -54,7 +54,7 @@ def test_a_command_on_a_manifest_never_assembled_is_refused_and_writes_nothing(
 
 def test_an_assembled_manifest_opens_without_a_word(corner_shop: Path) -> None:
     assembled(corner_shop)
-    outcome = blocks("orders", corner_shop)
+    outcome = blocks("orders", "-m", corner_shop)
     assert outcome.status == 0, outcome.stderr
     assert outcome.stderr == ""
 
@@ -78,7 +78,7 @@ def test_a_manifest_changed_since_it_was_assembled_is_warned_about_in_one_line(
     changed = edit(text)  # type: ignore[operator]
     assert changed != text, "the edit must change the example"
     corner_shop.write_text(changed, encoding="utf-8")
-    outcome = blocks("orders", corner_shop)
+    outcome = blocks("orders", "-m", corner_shop)
     assert outcome.status == 0, outcome.stderr
     lines = outcome.error_lines
     assert len(lines) == 1, outcome.stderr
@@ -87,7 +87,7 @@ def test_a_manifest_changed_since_it_was_assembled_is_warned_about_in_one_line(
     assert f"blocks assemble -m {corner_shop}" in lines[0]
     # Assembling again takes the change on, and the warning is gone.
     assembled(corner_shop)
-    assert blocks("orders", corner_shop).stderr == ""
+    assert blocks("orders", "-m", corner_shop).stderr == ""
 
 
 def test_a_block_added_or_removed_is_named(corner_shop: Path) -> None:
@@ -100,7 +100,7 @@ def test_a_block_added_or_removed_is_named(corner_shop: Path) -> None:
     inventory = next(block for block in data["blocks"] if block["id"] == "sql-inventory")
     data["blocks"] = [block for block in data["blocks"] if block is not inventory] + [inventory | {"id": "gone"}]
     lock.write_text(json.dumps(data), encoding="utf-8")
-    line = blocks("orders", corner_shop).error_lines[0]
+    line = blocks("orders", "-m", corner_shop).error_lines[0]
     assert "block 'sql-inventory' (sql-inventory) added" in line
     assert "block 'gone' removed" in line and "block 'old-card' removed" in line
     assert "block 'sandbox-card' retailblocks-sandbox-card 0.0.1 is now retailblocks-sandbox-card" in line
@@ -141,7 +141,7 @@ def test_two_manifests_in_one_directory_keep_a_lock_each(corner_shop: Path) -> N
     assert not (corner_shop.parent / "blocks.lock").exists()
     # Each manifest is checked against its own lock: neither is reported as changed.
     for manifest in (corner, other):
-        outcome = blocks("orders", manifest)
+        outcome = blocks("orders", "-m", manifest)
         assert outcome.status == 0 and outcome.stderr == "", outcome.stderr
 
 
@@ -185,7 +185,7 @@ def test_a_kept_demo_is_an_assembled_stack_the_commands_open(tmp_path: Path) -> 
     kept = tmp_path / "demo"
     demo = blocks("demo", "--keep", kept, "--orders", "3", "--workers", "1", "--json")
     assert demo.status == 0, demo.stderr
-    outcome = blocks("orders", kept / "blocks.yaml", "--json")
+    outcome = blocks("orders", "-m", kept / "blocks.yaml", "--json")
     assert outcome.status == 0, outcome.stderr
     assert outcome.stderr == ""
 

@@ -24,7 +24,7 @@ EXAMPLES = REPOSITORY / "examples"
 EXAMPLE_MANIFESTS = sorted(EXAMPLES.glob("*/blocks.yaml"))
 
 #: Variables that change what the command does; a test states the ones it wants and never inherits them.
-_INFLUENTIAL = ("RETAILBLOCKS_BLOCKS", "RETAILBLOCKS_TRACE", "RETAILBLOCKS_DEBUG")
+_INFLUENTIAL = ("RETAILBLOCKS_BLOCKS", "RETAILBLOCKS_TRACE", "RETAILBLOCKS_DEBUG", "BLOCKS_MANIFEST")
 
 
 @attrs.frozen

@@ -629,7 +629,7 @@ def assert_refused(outcome: Outcome, *, status: int = 2) -> str:
 def test_the_base_manifest_is_valid(workdir: Path) -> None:
     """Every case below is this manifest with one defect."""
     manifest = write_manifest(workdir, VALID)
-    outcome = blocks("assemble", manifest, "--check", env=ENV)
+    outcome = blocks("assemble", "-m", manifest, "--check", env=ENV)
     assert outcome.status == 0, outcome.stderr
 
 
@@ -640,7 +640,7 @@ def test_a_broken_manifest_is_refused_with_one_line_and_nothing_written(workdir:
     manifest = write_manifest(workdir, case.content)
     before = tree(workdir)
 
-    outcome = blocks("assemble", manifest, *(["--check"] if check else []), env=ENV)
+    outcome = blocks("assemble", "-m", manifest, *(["--check"] if check else []), env=ENV)
 
     line = assert_refused(outcome)
     assert tree(workdir) == before, "a refused manifest must leave nothing behind"
@@ -702,7 +702,7 @@ def test_a_manifest_that_cannot_be_read_is_named_and_nothing_is_written(workdir:
     manifest = make(workdir)
     before = tree(workdir)
 
-    outcome = blocks("assemble", manifest, *(["--check"] if check else []))
+    outcome = blocks("assemble", "-m", manifest, *(["--check"] if check else []))
 
     line = assert_refused(outcome)
     assert line.startswith(f"error: {manifest}: "), line
@@ -720,13 +720,13 @@ def test_the_default_manifest_is_blocks_yaml_in_the_current_directory(workdir: P
 def test_an_unreadable_manifest(workdir: Path) -> None:
     manifest = write_manifest(workdir, VALID)
     manifest.chmod(0)
-    line = assert_refused(blocks("assemble", manifest, env=ENV))
+    line = assert_refused(blocks("assemble", "-m", manifest, env=ENV))
     assert "permission denied" in line
 
 
 def test_a_manifest_over_the_size_limit(workdir: Path) -> None:
     manifest = write_manifest(workdir, VALID + "# " + "x" * (2 * 1024 * 1024) + "\n")
-    line = assert_refused(blocks("assemble", manifest, env=ENV))
+    line = assert_refused(blocks("assemble", "-m", manifest, env=ENV))
     assert "larger than" in line
     assert not (workdir / ".blocks").exists()
 
@@ -756,7 +756,7 @@ ACCEPTED: dict[str, str | bytes] = {
 def test_harmless_variations_are_accepted(workdir: Path, name: str) -> None:
     content = ACCEPTED[name]
     manifest = write_manifest(workdir, content)
-    outcome = blocks("assemble", manifest, "--check", env=ENV)
+    outcome = blocks("assemble", "-m", manifest, "--check", env=ENV)
     assert outcome.status == 0, outcome.stderr
     assert outcome.stderr == ""
     assert "is valid (checked only: nothing written)" in outcome.stdout
@@ -771,7 +771,7 @@ def test_a_broken_copy_of_the_example_points_at_the_broken_value(
     manifest.write_text(text.replace("reservation_ttl: 15m", "reservation_ttl: soon"), encoding="utf-8")
     before = tree(manifest.parent)
 
-    line = assert_refused(blocks("assemble", manifest))
+    line = assert_refused(blocks("assemble", "-m", manifest))
 
     row, column = place_of(manifest.read_text(encoding="utf-8"), "soon")
     assert line == (
@@ -791,7 +791,7 @@ def test_an_unreachable_database_is_a_failure_of_the_environment(workdir: Path) 
     manifest = write_manifest(workdir, VALID.replace("channels:\n", f"database: {UNREACHABLE}\nchannels:\n", 1))
     before = tree(workdir)
 
-    line = assert_refused(blocks("assemble", manifest, env=ENV), status=1)
+    line = assert_refused(blocks("assemble", "-m", manifest, env=ENV), status=1)
 
     assert "cannot reach the database" in line
     assert "127.0.0.1:1/nowhere" in line
@@ -801,7 +801,7 @@ def test_an_unreachable_database_is_a_failure_of_the_environment(workdir: Path) 
 
 def test_check_does_not_connect_to_the_database(workdir: Path) -> None:
     manifest = write_manifest(workdir, VALID.replace("channels:\n", f"database: {UNREACHABLE}\nchannels:\n", 1))
-    outcome = blocks("assemble", manifest, "--check", env=ENV)
+    outcome = blocks("assemble", "-m", manifest, "--check", env=ENV)
     assert outcome.status == 0, outcome.stderr
     assert "hunter2secret" not in outcome.stdout
     assert sorted(tree(workdir)) == ["blocks.yaml"]
@@ -818,7 +818,7 @@ def test_check_does_not_connect_to_the_database(workdir: Path) -> None:
 def test_storage_that_cannot_be_prepared_is_one_line(workdir: Path, database: str, says: str) -> None:
     manifest = write_manifest(workdir, VALID.replace("channels:\n", f"database: '{database}'\nchannels:\n", 1))
     before = tree(workdir)
-    line = assert_refused(blocks("assemble", manifest, env=ENV), status=1)
+    line = assert_refused(blocks("assemble", "-m", manifest, env=ENV), status=1)
     assert says in line
     assert tree(workdir) == before
 
@@ -830,52 +830,52 @@ def test_storage_that_cannot_be_prepared_is_one_line(workdir: Path, database: st
 def corner_shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     manifest = copy_example("corner-shop", tmp_path)
     monkeypatch.chdir(manifest.parent)
-    assert blocks("assemble", manifest).status == 0  # operator commands open only an assembled stack
+    assert blocks("assemble", "-m", manifest).status == 0  # operator commands open only an assembled stack
     return manifest
 
 
 BAD_ARGUMENTS: dict[str, tuple[list[str], str]] = {
     "checkout: zero quantity": (
-        ["checkout", "{m}", "--channel", "web", "--item", "MILK-1L:0", "--key", "k"],
+        ["checkout", "-m", "{m}", "--channel", "web", "--item", "MILK-1L:0", "--key", "k"],
         "quantity of MILK-1L must be a positive integer (got '0')",
     ),
     "checkout: negative quantity": (
-        ["checkout", "{m}", "--channel", "web", "--item", "MILK-1L:-2", "--key", "k"],
+        ["checkout", "-m", "{m}", "--channel", "web", "--item", "MILK-1L:-2", "--key", "k"],
         "must be a positive integer",
     ),
     "checkout: item without a quantity": (
-        ["checkout", "{m}", "--channel", "web", "--item", "nonsense", "--key", "k"],
+        ["checkout", "-m", "{m}", "--channel", "web", "--item", "nonsense", "--key", "k"],
         "expected SKU:QTY (got 'nonsense')",
     ),
-    "checkout: no item": (["checkout", "{m}", "--channel", "web", "--key", "k"], "Missing option '--item'"),
+    "checkout: no item": (["checkout", "-m", "{m}", "--channel", "web", "--key", "k"], "Missing option '--item'"),
     "checkout: unknown channel": (
-        ["checkout", "{m}", "--channel", "moon", "--item", "MILK-1L:1", "--key", "k"],
+        ["checkout", "-m", "{m}", "--channel", "moon", "--item", "MILK-1L:1", "--key", "k"],
         "unknown channel 'moon'",
     ),
     "checkout: unknown sku": (
-        ["checkout", "{m}", "--channel", "web", "--item", "CAVIAR:1", "--key", "k"],
+        ["checkout", "-m", "{m}", "--channel", "web", "--item", "CAVIAR:1", "--key", "k"],
         "unknown SKU 'CAVIAR'",
     ),
     "checkout: amount that is not money": (
-        ["checkout", "{m}", "--channel", "web", "--item", "MILK-1L:1", "--key", "k", "--pay", "card:lots"],
+        ["checkout", "-m", "{m}", "--channel", "web", "--item", "MILK-1L:1", "--key", "k", "--pay", "card:lots"],
         "expected money",
     ),
     "checkout: identity without a kind": (
-        ["checkout", "{m}", "--channel", "web", "--item", "MILK-1L:1", "--key", "k", "--identity", "bob"],
+        ["checkout", "-m", "{m}", "--channel", "web", "--item", "MILK-1L:1", "--key", "k", "--identity", "bob"],
         "expected KIND:VALUE",
     ),
     "refund: line that is not INDEX:QTY": (
-        ["refund", "{m}", "ord_x", "--line", "a:b", "--key", "k"],
+        ["refund", "-m", "{m}", "ord_x", "--line", "a:b", "--key", "k"],
         "expected INDEX:QTY with whole numbers",
     ),
-    "refund: unknown order": (["refund", "{m}", "ord_nope", "--key", "k"], "no order 'ord_nope'"),
-    "cancel: unknown order": (["cancel", "{m}", "ord_nope"], "no order 'ord_nope'"),
-    "simulate: no orders": (["simulate", "{m}", "--orders", "0"], "'--orders': 0 is not in the range"),
-    "simulate: orders not a number": (["simulate", "{m}", "--orders", "many"], "'many' is not a valid integer"),
-    "events: negative limit": (["events", "{m}", "--limit", "-1"], "'--limit': -1 is not in the range"),
-    "orders: zero limit": (["orders", "{m}", "--limit", "0"], "'--limit': 0 is not in the range"),
+    "refund: unknown order": (["refund", "-m", "{m}", "ord_nope", "--key", "k"], "no order 'ord_nope'"),
+    "cancel: unknown order": (["cancel", "-m", "{m}", "ord_nope"], "no order 'ord_nope'"),
+    "simulate: no orders": (["simulate", "-m", "{m}", "--orders", "0"], "'--orders': 0 is not in the range"),
+    "simulate: orders not a number": (["simulate", "-m", "{m}", "--orders", "many"], "'many' is not a valid integer"),
+    "events: negative limit": (["events", "-m", "{m}", "--limit", "-1"], "'--limit': -1 is not in the range"),
+    "orders: zero limit": (["orders", "-m", "{m}", "--limit", "0"], "'--limit': 0 is not in the range"),
     "unknown command": (["asemble", "{m}"], "No such command 'asemble'"),
-    "unknown option": (["assemble", "{m}", "--chek"], "No such option '--chek'"),
+    "unknown option": (["assemble", "-m", "{m}", "--chek"], "No such option '--chek'"),
 }
 
 
@@ -906,7 +906,7 @@ def test_bad_arguments_are_one_line_and_status_2(corner_shop: Path, name: str) -
 def test_the_real_command_reports_a_broken_manifest_in_one_line(workdir: Path, name: str, status: int) -> None:
     case = CASES[name]
     manifest = write_manifest(workdir, case.content)
-    outcome = blocks_process("assemble", "blocks.yaml", cwd=workdir, env={"SHOP_CARD_KEY": SECRET})
+    outcome = blocks_process("assemble", "-m", "blocks.yaml", cwd=workdir, env={"SHOP_CARD_KEY": SECRET})
     line = assert_refused(outcome, status=status)
     assert line.startswith("error: blocks.yaml:")
     assert case.says in line
@@ -929,7 +929,7 @@ def test_the_real_command_reports_a_missing_manifest(workdir: Path) -> None:
 
 def test_the_real_command_reports_bad_arguments_in_one_line(corner_shop: Path) -> None:
     outcome = blocks_process(
-        "checkout", corner_shop, "--channel", "web", "--item", "MILK-1L:0", "--key", "k", cwd=corner_shop.parent
+        "checkout", "-m", corner_shop, "--channel", "web", "--item", "MILK-1L:0", "--key", "k", cwd=corner_shop.parent
     )
     line = assert_refused(outcome)
     assert "quantity of MILK-1L must be a positive integer" in line

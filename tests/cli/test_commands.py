@@ -57,7 +57,7 @@ def corner_shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def assembled_corner_shop(corner_shop: Path) -> Path:
     """The corner shop once ``blocks assemble`` ran: operator commands open only an assembled stack."""
-    ok(blocks("assemble", corner_shop))
+    ok(blocks("assemble", "-m", corner_shop))
     return corner_shop
 
 
@@ -80,7 +80,9 @@ def read_lock(manifest: Path) -> dict[str, Any]:
 
 def test_assemble_prints_the_stack_and_writes_the_lock_beside_the_manifest(lucky_coffee: Path) -> None:
     outcome = ok(
-        blocks_process("assemble", lucky_coffee, cwd=lucky_coffee.parent, env={"LUCKY_COFFEE_CARD_KEY": CARD_SECRET})
+        blocks_process(
+            "assemble", "-m", lucky_coffee, cwd=lucky_coffee.parent, env={"LUCKY_COFFEE_CARD_KEY": CARD_SECRET}
+        )
     )
 
     for shown in ("Lucky Coffee", "sql-inventory", "retailblocks-sandbox-card", "inventory_reserve", "gift_card"):
@@ -113,7 +115,7 @@ def test_assemble_prints_the_stack_and_writes_the_lock_beside_the_manifest(lucky
 
 
 def test_no_secret_reaches_the_output_the_lock_or_the_database(lucky_coffee: Path) -> None:
-    outcome = ok(blocks("assemble", lucky_coffee, "--json", env={"LUCKY_COFFEE_CARD_KEY": CARD_SECRET}))
+    outcome = ok(blocks("assemble", "-m", lucky_coffee, "--json", env={"LUCKY_COFFEE_CARD_KEY": CARD_SECRET}))
     ok(blocks("plugins", "--json", env={"LUCKY_COFFEE_CARD_KEY": CARD_SECRET}))
 
     assert CARD_SECRET not in outcome.stdout + outcome.stderr
@@ -125,7 +127,7 @@ def test_no_secret_reaches_the_output_the_lock_or_the_database(lucky_coffee: Pat
 
 def test_the_fingerprint_follows_the_configuration_secrets_included(lucky_coffee: Path) -> None:
     def fingerprints(key: str) -> dict[str, str]:
-        ok(blocks("assemble", lucky_coffee, env={"LUCKY_COFFEE_CARD_KEY": key}))
+        ok(blocks("assemble", "-m", lucky_coffee, env={"LUCKY_COFFEE_CARD_KEY": key}))
         return {block["id"]: block["config_fingerprint"] for block in read_lock(lucky_coffee)["blocks"]}
 
     first, again, rotated = fingerprints(CARD_SECRET), fingerprints(CARD_SECRET), fingerprints("sk_test_ROTATED")
@@ -136,27 +138,27 @@ def test_the_fingerprint_follows_the_configuration_secrets_included(lucky_coffee
 
 
 def test_json_output_is_the_lock(lucky_coffee: Path) -> None:
-    outcome = ok(blocks("assemble", lucky_coffee, "--json"))
+    outcome = ok(blocks("assemble", "-m", lucky_coffee, "--json"))
     assert json.loads(outcome.stdout) == read_lock(lucky_coffee)
 
 
 def test_the_lock_is_an_ordinary_readable_file(corner_shop: Path, usual_umask: None) -> None:
-    ok(blocks("assemble", corner_shop))
+    ok(blocks("assemble", "-m", corner_shop))
     mode = (corner_shop.parent / "blocks.lock").stat().st_mode & 0o777
     assert mode == 0o644
     assert not [p for p in corner_shop.parent.iterdir() if p.name.startswith(".blocks.lock.")]
 
 
 def test_assembling_again_changes_nothing(corner_shop: Path) -> None:
-    ok(blocks("assemble", corner_shop))
+    ok(blocks("assemble", "-m", corner_shop))
     first = read_lock(corner_shop)
-    ok(blocks("assemble", corner_shop))
+    ok(blocks("assemble", "-m", corner_shop))
     assert read_lock(corner_shop) == first
 
 
 def test_check_validates_and_writes_nothing(lucky_coffee: Path) -> None:
     before = tree(lucky_coffee.parent)
-    outcome = ok(blocks("assemble", lucky_coffee, "--check"))
+    outcome = ok(blocks("assemble", "-m", lucky_coffee, "--check"))
     assert "is valid (checked only: nothing written)" in outcome.stdout
     assert "Lucky Coffee" in outcome.stdout
     assert tree(lucky_coffee.parent) == before
@@ -171,7 +173,7 @@ def test_assemble_takes_blocks_yaml_of_the_current_directory_by_default(corner_s
 @pytest.mark.parametrize("manifest", EXAMPLE_MANIFESTS, ids=lambda p: p.parent.name)
 def test_every_example_assembles_with_the_real_command(manifest: Path, tmp_path: Path) -> None:
     copied = copy_example(manifest.parent.name, tmp_path)
-    outcome = ok(blocks_process("assemble", copied.name, cwd=copied.parent))
+    outcome = ok(blocks_process("assemble", "-m", copied.name, cwd=copied.parent))
     assert "stack assembled" in outcome.stdout
     assert (copied.parent / "blocks.lock").is_file()
 
@@ -179,7 +181,7 @@ def test_every_example_assembles_with_the_real_command(manifest: Path, tmp_path:
 def test_a_markup_like_name_is_printed_as_written(corner_shop: Path) -> None:
     text = corner_shop.read_text(encoding="utf-8")
     corner_shop.write_text(text.replace("name: Corner Shop", 'name: "[/bold] Corner [red]Shop"'), encoding="utf-8")
-    outcome = ok(blocks("assemble", corner_shop, "--check"))
+    outcome = ok(blocks("assemble", "-m", corner_shop, "--check"))
     assert "[/bold] Corner [red]Shop" in outcome.stdout
 
 
@@ -271,13 +273,24 @@ def test_schema_can_be_written_to_a_file(tmp_path: Path, schema: dict[str, Any])
 
 def test_an_order_on_the_corner_shop(assembled_corner_shop: Path) -> None:
     m = str(assembled_corner_shop)
-    received = ok(blocks("stock", "receive", m, "MILK-1L", "shop", "10"))
+    received = ok(blocks("stock", "receive", "-m", m, "MILK-1L", "shop", "10"))
     assert "on hand now 10" in received.stdout
 
     placed = json.loads(
         ok(
             blocks(
-                "checkout", m, "--channel", "shop", "--item", "MILK-1L:2", "--pay", TEST_CARD, "--key", "k-1", "--json"
+                "checkout",
+                "-m",
+                m,
+                "--channel",
+                "shop",
+                "--item",
+                "MILK-1L:2",
+                "--pay",
+                TEST_CARD,
+                "--key",
+                "k-1",
+                "--json",
             )
         ).stdout
     )
@@ -286,31 +299,53 @@ def test_an_order_on_the_corner_shop(assembled_corner_shop: Path) -> None:
     again = json.loads(
         ok(
             blocks(
-                "checkout", m, "--channel", "shop", "--item", "MILK-1L:2", "--pay", TEST_CARD, "--key", "k-1", "--json"
+                "checkout",
+                "-m",
+                m,
+                "--channel",
+                "shop",
+                "--item",
+                "MILK-1L:2",
+                "--pay",
+                TEST_CARD,
+                "--key",
+                "k-1",
+                "--json",
             )
         ).stdout
     )
     assert again["id"] == placed["id"], "the same idempotency key places one order"
 
-    orders = json.loads(ok(blocks("orders", m, "--json")).stdout)
+    orders = json.loads(ok(blocks("orders", "-m", m, "--json")).stdout)
     assert [order["id"] for order in orders] == [placed["id"]]
-    assert orders[0]["total"] == "2.58 EUR"
+    assert orders[0]["total"] == {"amount": 258, "currency": "EUR"}
 
-    events = [json.loads(line) for line in ok(blocks("events", m, "--json")).stdout.splitlines()]
+    events = [json.loads(line) for line in ok(blocks("events", "-m", m, "--json")).stdout.splitlines()]
     assert "order.created" in {event["type"] for event in events}
     assert all(event["order_id"] in (None, placed["id"]) for event in events)
 
-    recovered = json.loads(ok(blocks("recover", m, "--json")).stdout)
+    recovered = json.loads(ok(blocks("recover", "-m", m, "--json")).stdout)
     assert recovered["stuck"] == []
     assert recovered["events_failed"] == 0
 
-    refunded = ok(blocks("refund", m, placed["id"], "--key", "r-1", "--json"))
+    refunded = ok(blocks("refund", "-m", m, placed["id"], "--key", "r-1", "--json"))
     assert json.loads(refunded.stdout)["refunded"]
 
 
 def test_a_rejected_order_exits_3(assembled_corner_shop: Path) -> None:
-    m = assembled_corner_shop
-    outcome = blocks("checkout", m, "--channel", "shop", "--item", "BREAD:1", "--pay", TEST_CARD, "--key", "k-oos")
+    outcome = blocks(
+        "checkout",
+        "-m",
+        assembled_corner_shop,
+        "--channel",
+        "shop",
+        "--item",
+        "BREAD:1",
+        "--pay",
+        TEST_CARD,
+        "--key",
+        "k-oos",
+    )
     assert outcome.status == 3
     line = outcome.one_error_line()
     assert "out_of_stock" in line
@@ -333,13 +368,13 @@ def test_an_order_through_the_command_on_each_database(corner_shop: Path, databa
     env = {"SHOP_DATABASE": database_url}
     m = str(corner_shop)
 
-    lock_database = json.loads(ok(blocks("assemble", m, "--json", env=env)).stdout)["database"]
-    ok(blocks("stock", "receive", m, "BREAD", "shop", "3", env=env))
+    lock_database = json.loads(ok(blocks("assemble", "-m", m, "--json", env=env)).stdout)["database"]
+    ok(blocks("stock", "receive", "-m", m, "BREAD", "shop", "3", env=env))
     placed = ok(
-        blocks("checkout", m, "--channel", "web", "--item", "BREAD:3", "--pay", TEST_CARD, "--key", "k", env=env)
+        blocks("checkout", "-m", m, "--channel", "web", "--item", "BREAD:3", "--pay", TEST_CARD, "--key", "k", env=env)
     )
     sold_out = blocks(
-        "checkout", m, "--channel", "web", "--item", "BREAD:1", "--pay", TEST_CARD, "--key", "k2", env=env
+        "checkout", "-m", m, "--channel", "web", "--item", "BREAD:1", "--pay", TEST_CARD, "--key", "k2", env=env
     )
 
     assert lock_database.split(":")[0] == database_url.split(":")[0]

@@ -107,7 +107,7 @@ def test_every_kind_of_bad_line_is_named_and_the_good_lines_are_kept(
     stack: Stack, manifest: str, tmp_path: Path
 ) -> None:
     path, expected, good_ids = bad_file(tmp_path / "bad.jsonl")
-    status, out, err = run("ingest", manifest, str(path), "--json")
+    status, out, err = run("ingest", "-m", manifest, str(path), "--json")
     assert "internal error" not in err
     assert "Traceback" not in err
     assert status == 2, err
@@ -125,11 +125,11 @@ def test_every_kind_of_bad_line_is_named_and_the_good_lines_are_kept(
     assert summary["added"] == len(good_ids)
     assert stored_keys(stack) >= {f"signal:id:{tag}" for tag in good_ids}
 
-    status, out, err = run("ingest", manifest, str(path), "--json")
+    status, out, err = run("ingest", "-m", manifest, str(path), "--json")
     again = json.loads(out)
     assert (status, again["added"], again["duplicates"], len(again["bad"])) == (2, 0, len(good_ids), len(expected))
     # Nothing the file held leaves the member unreadable afterwards.
-    status, out, err = run("members", manifest, "--identity", PHONE, "--json")
+    status, out, err = run("members", "-m", manifest, "--identity", PHONE, "--json")
     assert status == 0, err
     assert sum(1 for e in json.loads(out)["timeline"] if e["source"] == "signal") == len(good_ids)
 
@@ -145,7 +145,7 @@ def test_csv_bad_lines_are_named_and_the_good_ones_kept(stack: Stack, manifest: 
         b'c5,phone:+8613800000001,social.like,2026-03-01T10:00:00Z,"{""a"": NaN}"\n'
         b"c6,phone:+8613800000001,social.like,2026-03-01T10:00:00Z,\n"
     )
-    status, out, err = run("ingest", manifest, str(path), "--json")
+    status, out, err = run("ingest", "-m", manifest, str(path), "--json")
     assert "internal error" not in err
     assert status == 2, err
     summary = json.loads(out)

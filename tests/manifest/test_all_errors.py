@@ -82,7 +82,7 @@ def test_the_command_prints_every_problem_on_its_own_line_and_writes_nothing(
         text.replace("currency: EUR}", "currency: euro}").replace("type: online", "type: moon"), encoding="utf-8"
     )
     before = tree(tmp_path)
-    outcome = blocks("assemble", manifest)
+    outcome = blocks("assemble", "-m", manifest)
     assert outcome.status == 2
     assert "Traceback" not in outcome.stderr
     lines = outcome.error_lines

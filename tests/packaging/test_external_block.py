@@ -340,7 +340,7 @@ def test_the_external_block_is_assembled_and_takes_payments(installed_block: Pat
     assert lock["routing"]["payment_methods"] == {"card": "card", "cash": "till"}
     assert lock["routing"]["hooks"]["payment_authorize"]["blocks"] == ["card", "till"]
 
-    ok(blocks_process("stock", "receive", "blocks.yaml", "PAPER", "counter", "5", cwd=tmp_path, env=env))
+    ok(blocks_process("stock", "receive", "-m", "blocks.yaml", "PAPER", "counter", "5", cwd=tmp_path, env=env))
     order = json.loads(
         ok(
             blocks_process(

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from retailblocks.cli.support import DEFAULT_MANIFEST, fail, open_stack, print_json, print_table
+from retailblocks.cli.support import fail, json_option, manifest_option, money_data, open_stack, print_json, print_table
 from retailblocks_logistics.block import Logistics, ShipmentRecord
 
 
@@ -27,8 +27,8 @@ def _as_dict(record: ShipmentRecord) -> dict[str, Any]:
         "carrier": shipment.carrier,
         "status": shipment.status.value,
         "tracking_number": shipment.tracking_number,
-        "amount": record.amount.format(),
-        "extra_charge": record.extra_charge.format(),
+        "amount": money_data(record.amount),
+        "extra_charge": money_data(record.extra_charge),
         "parcels": [
             {"location": p.location, "lines": [{"sku": s, "quantity": q} for s, q in p.lines]} for p in shipment.parcels
         ],
@@ -44,12 +44,12 @@ def shipments_group() -> None:
 
 
 @shipments_group.command("list")
-@click.argument("manifest", required=False, default=DEFAULT_MANIFEST, type=click.Path(path_type=Path))
+@manifest_option()
 @click.option("--order", "order_id", help="Only the shipments of this order.")
 @click.option("--status", help="Only shipments in this status (pending, shipped, …).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--block", "block_id", help="The logistics block's id, when the stack has several.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@json_option()
 def list_shipments(
     manifest: Path,
     order_id: str | None,
@@ -86,16 +86,29 @@ def list_shipments(
 
 
 @shipments_group.command("track")
-@click.argument("manifest", type=click.Path(dir_okay=True, path_type=Path))
+@manifest_option()
 @click.argument("shipment_id")
 @click.argument("status")
 @click.option("--note", default="", help="What happened, for the shipment's history.")
 @click.option("--block", "block_id", help="The logistics block's id, when the stack has several.")
-def track_shipment(manifest: Path, shipment_id: str, status: str, note: str, block_id: str | None) -> None:
+@json_option()
+def track_shipment(
+    manifest: Path, shipment_id: str, status: str, note: str, block_id: str | None, as_json: bool
+) -> None:
     """Record that SHIPMENT_ID moved to STATUS (shipped, in_transit, delivered, collected, …)."""
     with open_stack(manifest) as stack:
         block = _logistics(stack, block_id)
         with stack.context(channel=None, flow="operator") as ctx:
             ctx.current_block = block.id  # events name the block, as when the core calls the hook
             shipment = block.track(ctx, shipment_id, status, note)
+    if as_json:
+        print_json(
+            {
+                "id": shipment.id,
+                "status": shipment.status.value,
+                "carrier": shipment.carrier,
+                "tracking_number": shipment.tracking_number,
+            }
+        )
+        return
     click.echo(f"shipment {shipment.id} is now {shipment.status.value}")

@@ -77,18 +77,18 @@ def test_list_and_track(manifest: Path) -> None:
                 ctx, order, quote, [Parcel("xuhui", (("mug", 1),))], "k1"
             )
     runner = CliRunner()
-    listed = runner.invoke(shipments_group, ["list", str(manifest), "--json"])
+    listed = runner.invoke(shipments_group, ["list", "-m", str(manifest), "--json"])
     assert listed.exit_code == 0, listed.output
     (row,) = json.loads(listed.output)
-    assert (row["id"], row["status"], row["amount"]) == (shipment.id, "pending", "12.00 CNY")
+    assert (row["id"], row["status"], row["amount"]) == (shipment.id, "pending", {"amount": 1200, "currency": "CNY"})
 
     tracked = runner.invoke(
         shipments_group,
-        ["track", str(manifest), shipment.id, "shipped", "--note", "left the store"],
+        ["track", "-m", str(manifest), shipment.id, "shipped", "--note", "left the store"],
     )
     assert tracked.exit_code == 0, tracked.output
     assert "is now shipped" in tracked.output
 
-    wrong = runner.invoke(shipments_group, ["track", str(manifest), shipment.id, "collected"])
+    wrong = runner.invoke(shipments_group, ["track", "-m", str(manifest), shipment.id, "collected"])
     assert wrong.exit_code == 2
     assert "from 'shipped' to 'collected'" in wrong.output

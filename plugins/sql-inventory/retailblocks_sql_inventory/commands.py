@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from retailblocks.cli.support import json_option, manifest_option, print_json
 from retailblocks.errors import InvalidValue
 from retailblocks.model.limits import MAX_ID_LENGTH, MAX_QUANTITY, check_text
 
@@ -17,8 +18,6 @@ if TYPE_CHECKING:
     from retailblocks_sql_inventory.block import SqlInventory
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_MANIFEST = click.Path(dir_okay=True, path_type=Path)
 
 
 @contextmanager
@@ -63,12 +62,12 @@ def stock_group() -> None:
 
 
 @stock_group.command("levels")
-@click.argument("manifest", type=_MANIFEST)
+@manifest_option()
 @click.option("--sku", "skus", multiple=True, callback=_sku, help="Only this SKU (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@json_option()
 def levels_command(manifest: Path, skus: Sequence[str], as_json: bool) -> None:
     """Stock per SKU and location: on hand, reserved, allocated, available."""
-    from retailblocks.cli.support import print_json, print_table
+    from retailblocks.cli.support import print_table
 
     with _inventory(manifest) as (block, ctx):
         rows = block.levels(ctx, skus)
@@ -95,56 +94,68 @@ def levels_command(manifest: Path, skus: Sequence[str], as_json: bool) -> None:
 
 
 @stock_group.command("receive")
-@click.argument("manifest", type=_MANIFEST)
+@manifest_option()
 @click.argument("sku", callback=_sku)
 @click.argument("location")
 @click.argument("quantity", type=click.IntRange(min=1, max=MAX_QUANTITY))
 @click.option("--reason", default="received", show_default=True, help="Why (a delivery note, a PO).")
-def receive_command(manifest: Path, sku: str, location: str, quantity: int, reason: str) -> None:
+@json_option()
+def receive_command(manifest: Path, sku: str, location: str, quantity: int, reason: str, as_json: bool) -> None:
     """Goods arrived: add QUANTITY units of SKU on hand at LOCATION."""
     with _inventory(manifest, location) as (block, ctx):
         on_hand = block.receive(ctx, sku, location, quantity, reason=reason)
+    if as_json:
+        print_json({"sku": sku, "location": location, "delta": quantity, "on_hand": on_hand})
+        return
     click.echo(f"received {quantity} x {sku} at {location}; on hand now {on_hand}")
 
 
 # Let "-2" reach DELTA as a number instead of being read as an unknown option.
 @stock_group.command("adjust", context_settings={"ignore_unknown_options": True})
-@click.argument("manifest", type=_MANIFEST)
+@manifest_option()
 @click.argument("sku", callback=_sku)
 @click.argument("location")
 @click.argument("delta", type=click.IntRange(min=-MAX_QUANTITY, max=MAX_QUANTITY), callback=_non_zero)
 @click.option("--reason", required=True, help="Why the stock changed ('damaged', 'found').")
-def adjust_command(manifest: Path, sku: str, location: str, delta: int, reason: str) -> None:
+@json_option()
+def adjust_command(manifest: Path, sku: str, location: str, delta: int, reason: str, as_json: bool) -> None:
     """Correct on hand of SKU at LOCATION by DELTA units (negative for damage or loss)."""
     if not reason.strip():
         raise click.BadParameter("must say why the stock changed", param_hint="--reason")
     with _inventory(manifest, location) as (block, ctx):
         on_hand = block.adjust(ctx, sku, location, delta, reason=reason)
+    if as_json:
+        print_json({"sku": sku, "location": location, "delta": delta, "on_hand": on_hand})
+        return
     click.echo(f"adjusted {sku} at {location} by {delta:+d}; on hand now {on_hand}")
 
 
 @stock_group.command("count")
-@click.argument("manifest", type=_MANIFEST)
+@manifest_option()
 @click.argument("sku", callback=_sku)
 @click.argument("location")
 @click.argument("counted", type=click.IntRange(min=0, max=MAX_QUANTITY))
-def count_command(manifest: Path, sku: str, location: str, counted: int) -> None:
+@json_option()
+def count_command(manifest: Path, sku: str, location: str, counted: int, as_json: bool) -> None:
     """Record a count: on hand of SKU at LOCATION becomes COUNTED; the difference is a movement."""
     with _inventory(manifest, location) as (block, ctx):
         before = block.levels(ctx, [sku])
         on_hand = block.count(ctx, sku, location, counted)
     previous = next((level.on_hand for level in before if level.location == location), 0)
+    if as_json:
+        print_json({"sku": sku, "location": location, "delta": on_hand - previous, "on_hand": on_hand})
+        return
     click.echo(f"counted {counted} x {sku} at {location} (was {previous}, {on_hand - previous:+d})")
 
 
 @stock_group.command("movements")
-@click.argument("manifest", type=_MANIFEST)
+@manifest_option()
 @click.option("--sku", "skus", multiple=True, callback=_sku, help="Only this SKU (repeatable).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the newest N.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@json_option()
 def movements_command(manifest: Path, skus: Sequence[str], limit: int | None, as_json: bool) -> None:
     """The movement ledger, oldest first: every change of on hand and why."""
-    from retailblocks.cli.support import print_json, print_table
+    from retailblocks.cli.support import print_table
 
     with _inventory(manifest) as (block, ctx):
         rows = block.movements(ctx, skus, limit=limit)

@@ -48,7 +48,7 @@ def run(sqlite_inventory: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.setattr(support, "open_stack", open_stack)
 
     def invoke(*args: str) -> Any:
-        return CliRunner().invoke(stock_group, [args[0], str(manifest), *args[1:]])
+        return CliRunner().invoke(stock_group, [args[0], "-m", str(manifest), *args[1:]])
 
     return invoke
 

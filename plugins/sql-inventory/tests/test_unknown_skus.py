@@ -100,8 +100,8 @@ def test_a_sku_of_the_catalog_is_still_taken(stack: Stack) -> None:
 def test_blocks_stock_refuses_a_sku_the_catalog_lacks_with_status_2(manifest: Path, arguments: list[str]) -> None:
     command, *rest = arguments
     # Operator commands open only an assembled stack.
-    assert CliRunner().invoke(cli, ["assemble", str(manifest)], prog_name="blocks").exit_code == 0
-    outcome = CliRunner().invoke(cli, ["stock", command, str(manifest), *rest], prog_name="blocks")
+    assert CliRunner().invoke(cli, ["assemble", "-m", str(manifest)], prog_name="blocks").exit_code == 0
+    outcome = CliRunner().invoke(cli, ["stock", command, "-m", str(manifest), *rest], prog_name="blocks")
     assert outcome.exit_code == 2, outcome.output
     assert "unknown SKU 'DONUT'" in outcome.stderr
     stack = assemble(manifest)
