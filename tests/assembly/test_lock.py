@@ -33,10 +33,10 @@ def assembled(manifest: Path) -> Path:
 @pytest.mark.parametrize(
     "command",
     [
-        ["orders", "{m}"],
-        ["checkout", "{m}", "--channel", "shop", "--item", "MILK-1L:1", "--pay", TEST_CARD, "--key", "k"],
-        ["stock", "receive", "{m}", "MILK-1L", "shop", "3"],
-        ["recover", "{m}"],
+        ["orders", "-m", "{m}"],
+        ["checkout", "-m", "{m}", "--channel", "shop", "--item", "MILK-1L:1", "--pay", TEST_CARD, "--key", "k"],
+        ["stock", "receive", "-m", "{m}", "MILK-1L", "shop", "3"],
+        ["recover", "-m", "{m}"],
     ],
     ids=lambda c: c[0] if c[0] != "stock" else "stock receive",
 )

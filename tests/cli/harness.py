@@ -97,3 +97,11 @@ def copy_example(name: str, into: Path) -> Path:
     target = into / name
     shutil.copytree(EXAMPLES / name, target, ignore=shutil.ignore_patterns(".blocks", "blocks.lock"))
     return target / "blocks.yaml"
+
+
+def assembled_example(name: str, into: Path) -> Path:
+    """:func:`copy_example`, then ``blocks assemble``: operator commands open only an assembled stack."""
+    manifest = copy_example(name, into)
+    outcome = blocks("assemble", "-m", manifest)
+    assert outcome.status == 0, outcome.stderr
+    return manifest

@@ -17,7 +17,7 @@ import click
 import pytest
 
 from retailblocks.cli import cli
-from tests.cli.harness import blocks, copy_example
+from tests.cli.harness import assembled_example, blocks, copy_example
 
 #: The commands that never open a stack, so they take no manifest.
 STACKLESS = {"plugins", "schema", "demo"}
@@ -67,7 +67,7 @@ def test_every_stack_command_takes_the_manifest_as_m_or_manifest(path: str) -> N
 
 @pytest.fixture
 def corner_shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    manifest = copy_example("corner-shop", tmp_path)
+    manifest = assembled_example("corner-shop", tmp_path)
     monkeypatch.chdir(manifest.parent)
     return manifest
 
@@ -82,7 +82,7 @@ def test_cancel_beside_a_blocks_yaml_reads_its_order_id(corner_shop: Path) -> No
 def test_the_manifest_comes_from_blocks_manifest_when_not_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    manifest = copy_example("corner-shop", tmp_path / "elsewhere")
+    manifest = assembled_example("corner-shop", tmp_path / "elsewhere")
     monkeypatch.chdir(tmp_path)
     assert blocks("orders", "--json", env={"BLOCKS_MANIFEST": str(manifest)}).status == 0
     assert blocks("orders").one_error_line() == "error: blocks.yaml: no such file"
@@ -260,7 +260,7 @@ def test_payments_show_their_real_status_and_a_refund_its_split(corner_shop: Pat
 def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each walked command run once with --json on a working stack: one valid JSON document (JSON Lines for
     events), money in the one shape. A command without a run here fails the test, so none is forgotten."""
-    manifest = copy_example("lucky-coffee", tmp_path)
+    manifest = assembled_example("lucky-coffee", tmp_path)
     monkeypatch.chdir(manifest.parent)
     (manifest.parent / "signals.jsonl").write_text(
         json.dumps({"identity": "phone:+8613800000001", "type": "social.like", "at": "2026-06-01T10:00:00Z"}) + "\n",

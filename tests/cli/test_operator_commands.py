@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from tests.cli.harness import blocks, copy_example
+from tests.cli.harness import assembled_example, blocks
 
 CARD = "card::card_number=4242424242424242"
 
 
 @pytest.fixture
 def lucky_coffee(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    manifest = copy_example("lucky-coffee", tmp_path)
+    manifest = assembled_example("lucky-coffee", tmp_path)
     monkeypatch.chdir(manifest.parent)
     return manifest
 
