@@ -398,7 +398,18 @@ class OrderFlows:
             connection.info["read_only"] = True
             order = load_order(connection, order_id)
             connection.rollback()
-        return order
+        if not order.payments:
+            return order
+        # Each payment as its block holds it now (captured, refunded…), not as checkout recorded it.
+        with self.stack.context(flow="read", read_only=True) as ctx:
+            balances = [self.stack.hooks.payment_balance(ctx, payment) for payment in order.payments]
+        return attrs.evolve(
+            order,
+            payments=tuple(
+                payment if balance is None else attrs.evolve(payment, status=balance.status)
+                for payment, balance in zip(order.payments, balances, strict=True)
+            ),
+        )
 
     def orders(
         self,

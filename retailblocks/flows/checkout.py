@@ -386,6 +386,7 @@ class CheckoutSteps:
 
     def capture(self, run: SagaRun, ctx: FlowContext) -> None:
         captures = run.state.setdefault("captures", {})
+        made = run.state["authorizations"]
         for index, authorization in sorted(authorizations_of(run).items()):
             if str(index) in captures:
                 continue
@@ -394,6 +395,8 @@ class CheckoutSteps:
                     call, authorization, authorization.amount, ctx.key_for(f"capture-{index}")
                 )
             captures[str(index)] = capture.amount.amount
+            # A new entry, never a change in place (see structured): the order now holds a captured payment.
+            made[str(index)] = data_of(run, attrs.evolve(authorization, status=PaymentStatus.CAPTURED))
         details = self._details(run, ctx, captures=captures)
         set_order(ctx.db, run.order_id, status="paid", details=details, updated_at=ctx.clock.now())
         ctx.record(
