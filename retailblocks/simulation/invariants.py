@@ -55,9 +55,20 @@ def last_event_id(stack: Stack) -> int:
     return int(newest or 0)
 
 
+def one_snapshot(connection: sa.Connection) -> None:
+    """Make the transaction just begun on ``connection`` read one snapshot throughout.
+
+    SQLite's read transactions do already; PostgreSQL's default (read committed) gives each statement its
+    own, and a check that reads two tables while another process commits between them would see half a
+    checkout. Must come before the transaction's first query."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+
 def baseline(stack: Stack) -> Baseline:
-    """Stock and the outbox's position read in one transaction, so they describe the same moment."""
+    """Stock and the outbox's position read in one snapshot, so they describe the same moment."""
     with stack.context(flow="simulation", read_only=True) as ctx:
+        one_snapshot(ctx.db)
         levels = list(stack.hooks.inventory_levels(ctx, []))
         newest = ctx.db.execute(sa.select(sa.func.max(outbox.c.id))).scalar()
     return Baseline(levels, int(newest or 0))
@@ -166,6 +177,9 @@ def check_invariants(
     ]
     checks.extend(Invariant(finding.name, finding.ok, finding.detail) for finding in audit_flows(stack))
     with stack.context(flow="audit", read_only=True) as ctx:
+        # The blocks compare tables with each other (allocated stock with the orders holding it): in one
+        # snapshot, another process's checkout is seen whole or not at all.
+        one_snapshot(ctx.db)
         for block_id, finding in stack.hooks.stack_audit(ctx):
             checks.append(Invariant(f"{block_id}: {finding.name}", finding.ok, finding.detail))
     return checks
