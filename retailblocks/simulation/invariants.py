@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import sqlalchemy as sa
@@ -55,9 +56,20 @@ def last_event_id(stack: Stack) -> int:
     return int(newest or 0)
 
 
+def one_snapshot(connection: sa.Connection) -> None:
+    """Make the transaction just begun on ``connection`` read one snapshot throughout.
+
+    SQLite's read transactions do already; PostgreSQL's default (read committed) gives each statement its
+    own, and a check that reads two tables while another process commits between them would see half a
+    checkout. Must come before the transaction's first query."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+
 def baseline(stack: Stack) -> Baseline:
-    """Stock and the outbox's position read in one transaction, so they describe the same moment."""
+    """Stock and the outbox's position read in one snapshot, so they describe the same moment."""
     with stack.context(flow="simulation", read_only=True) as ctx:
+        one_snapshot(ctx.db)
         levels = list(stack.hooks.inventory_levels(ctx, []))
         newest = ctx.db.execute(sa.select(sa.func.max(outbox.c.id))).scalar()
     return Baseline(levels, int(newest or 0))
@@ -91,20 +103,27 @@ class Others:
     orders: set[str]
 
 
-def others_since(stack: Stack, since: int, until: int, own: set[str]) -> Others:
-    """The stock events in the outbox after ``since`` up to ``until`` that are not of the orders ``own``."""
+def end_of_run(stack: Stack, since: int, own: set[str]) -> tuple[Baseline, Others]:
+    """The stack's stock now, and the stock events since ``since`` that are not of the orders ``own``, read in
+    one snapshot: an event and the stock it moved are both seen, or neither."""
+    with stack.context(flow="simulation", read_only=True) as ctx:
+        one_snapshot(ctx.db)
+        levels = list(stack.hooks.inventory_levels(ctx, []))
+        newest = int(ctx.db.execute(sa.select(sa.func.max(outbox.c.id))).scalar() or 0)
+        rows = ctx.db.execute(
+            sa.select(outbox.c.type, outbox.c.order_id, outbox.c.payload).where(
+                outbox.c.id > since, outbox.c.id <= newest, outbox.c.type.startswith("stock.")
+            )
+        ).all()
+    return Baseline(levels, newest), others_in(rows, own)
+
+
+def others_in(rows: Sequence[Any], own: set[str]) -> Others:
+    """What the outbox's stock events ``rows`` say other orders and operators did to stock."""
     taken: Counter[str] = Counter()
     adjusted: Counter[str] = Counter()
     skus: set[str] = set()
     order_ids: set[str] = set()
-    with stack.engine.connect() as connection:
-        connection.info["read_only"] = True
-        rows = connection.execute(
-            sa.select(outbox.c.type, outbox.c.order_id, outbox.c.payload).where(
-                outbox.c.id > since, outbox.c.id <= until, outbox.c.type.startswith("stock.")
-            )
-        ).all()
-        connection.rollback()
     for row in rows:
         payload = row.payload if isinstance(row.payload, dict) else {}
         if row.type == "stock.adjusted":
@@ -146,9 +165,8 @@ def check_invariants(
         ]
         own: set[str] | None = None
     else:
-        end = baseline(stack)
         own = {order.id for order in orders}
-        others = others_since(stack, before.last_event, end.last_event, own)
+        end, others = end_of_run(stack, before.last_event, own)
         # Adjustments are read from the outbox when the inventory block records them (other operators'
         # included); the run's own tally stands in for a block that does not.
         moved = others.adjusted if others.adjusted else (adjusted or Counter())
@@ -166,6 +184,9 @@ def check_invariants(
     ]
     checks.extend(Invariant(finding.name, finding.ok, finding.detail) for finding in audit_flows(stack))
     with stack.context(flow="audit", read_only=True) as ctx:
+        # The blocks compare tables with each other (allocated stock with the orders holding it): in one
+        # snapshot, another process's checkout is seen whole or not at all.
+        one_snapshot(ctx.db)
         for block_id, finding in stack.hooks.stack_audit(ctx):
             checks.append(Invariant(f"{block_id}: {finding.name}", finding.ok, finding.detail))
     return checks
