@@ -100,7 +100,10 @@ def stored_keys(stack: Stack) -> set[str]:
 @pytest.fixture
 def manifest(stack: Stack) -> str:
     stack.checkout(cart(("TEA", 1), channel="store-a", identities=(Identity("phone", "+8613800000001"),)), key="a")
-    return str(stack.manifest.path)
+    path = str(stack.manifest.path)
+    status, _, err = run("assemble", "-m", path)  # operator commands open only an assembled stack
+    assert status == 0, err
+    return path
 
 
 def test_every_kind_of_bad_line_is_named_and_the_good_lines_are_kept(

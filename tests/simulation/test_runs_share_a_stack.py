@@ -56,7 +56,7 @@ def test_simulate_twice_on_one_stack_with_the_same_seed(tmp_path: Path) -> None:
     manifest = lucky_coffee(tmp_path)
     runner = CliRunner()
     for attempt in (1, 2, 3):
-        outcome = runner.invoke(cli, ["simulate", str(manifest), "--orders", "30", "--seed", "5"])
+        outcome = runner.invoke(cli, ["simulate", "-m", str(manifest), "--orders", "30", "--seed", "5"])
         assert outcome.exit_code == 0, f"run {attempt}:\n{outcome.output}"
         assert "✗" not in outcome.output, f"run {attempt}:\n{outcome.output}"
 
