@@ -21,8 +21,35 @@ from retailblocks.errors import RetailBlocksError
 DEBUG_ENV = "RETAILBLOCKS_DEBUG"
 
 
+#: The entry-point group in which a block's distribution names its commands (``stock = "pkg.cli:stock"``), so
+#: ``blocks --help`` lists them by importing only their command modules, never the blocks themselves.
+COMMANDS_GROUP = "retailblocks.commands"
+
+
 class BlocksGroup(click.Group):
-    """Adds the operator commands of installed blocks lazily, so a broken block breaks only itself."""
+    """Adds the operator commands of installed blocks lazily, so a broken block breaks only itself.
+
+    Commands named in the ``retailblocks.commands`` entry-point group are listed from the distributions'
+    metadata and loaded one by one; a block that only returns its commands from ``Block.cli_commands()``
+    is loaded (with every installed block) the first time a command name is not found otherwise.
+    """
+
+    def _declared(self) -> dict[str, Any]:
+        if not hasattr(self, "_declared_commands"):
+            from importlib.metadata import entry_points
+
+            self._declared_commands = {point.name: point for point in entry_points(group=COMMANDS_GROUP)}
+        return self._declared_commands
+
+    def _load_declared(self, name: str) -> click.Command | None:
+        point = self._declared().get(name)
+        if point is None:
+            return None
+        try:
+            command = point.load()
+        except Exception:
+            return None  # a broken block breaks only its own commands
+        return command if isinstance(command, click.Command) else None
 
     def _block_commands(self) -> dict[str, click.Command]:
         if not hasattr(self, "_from_blocks"):
@@ -42,10 +69,14 @@ class BlocksGroup(click.Group):
         return self._from_blocks
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self._block_commands()})
+        return sorted({*super().list_commands(ctx), *self._declared()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, cmd_name) or self._block_commands().get(cmd_name)
+        return (
+            super().get_command(ctx, cmd_name)
+            or self._load_declared(cmd_name)
+            or self._block_commands().get(cmd_name)
+        )
 
     def main(
         self,

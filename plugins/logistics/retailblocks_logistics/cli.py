@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from retailblocks.cli.support import fail, json_option, manifest_option, money_data, open_stack, print_json, print_table
-from retailblocks_logistics.block import Logistics, ShipmentRecord
+
+if TYPE_CHECKING:
+    from retailblocks_logistics.block import Logistics, ShipmentRecord
 
 
 def _logistics(stack: Any, block_id: str | None) -> Logistics:
+    from retailblocks_logistics.block import Logistics  # loaded by a command that runs, not by `--help`
+
     block = stack.block(block_id) if block_id else stack.block_providing("logistics")
     if not isinstance(block, Logistics):
         fail(f"block {block.id!r} is not a retailblocks-logistics block; pass --block to choose one")
