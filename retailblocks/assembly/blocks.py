@@ -61,7 +61,12 @@ class Block:
         """Operator commands the block adds to ``blocks`` (``blocks stock …``). Each takes the manifest as
         ``-m/--manifest`` (:func:`retailblocks.cli.support.manifest_option`), offers ``--json``
         (:func:`~retailblocks.cli.support.json_option`) and opens the stack with
-        :func:`~retailblocks.cli.support.open_stack`."""
+        :func:`~retailblocks.cli.support.open_stack`.
+
+        Name them in your distribution's ``retailblocks.commands`` entry-point group too
+        (``stock = "my_block.commands:stock_group"``) and keep that module free of the block's imports:
+        ``blocks --help`` then lists them without loading any block. Commands only returned here are
+        found when asked for by name, which loads every installed block."""
         return ()
 
     def __repr__(self) -> str:
