@@ -220,13 +220,15 @@ class HookRelay:
         )
         return result
 
-    def payment_validate(self, ctx: FlowContext, method: str, details: Mapping[str, str]) -> None:
+    def payment_validate(
+        self, ctx: FlowContext, method: str, details: Mapping[str, str], identities: Sequence[Identity]
+    ) -> None:
         """InvalidValue if ``method`` is not accepted, or its block finds ``details`` unusable (the hook is
         optional: a block without it is asked nothing)."""
         block_id = self.payment_block(method)
         if block_id not in self._impls.get("payment_validate", {}):
             return
-        self.call(block_id, "payment_validate", ctx, method=method, details=details)
+        self.call(block_id, "payment_validate", ctx, method=method, details=details, identities=identities)
 
     def payment_status(self, ctx: FlowContext, method: str, idempotency_key: str) -> PaymentAuthorization | None:
         result: PaymentAuthorization | None = self.call(

@@ -167,7 +167,7 @@ class OrderFlows:
         # rejection (a decline, no stock) is kept, so that its key replays it.
         with self.stack.context(cart.channel, flow="checkout", read_only=True) as ctx:
             for payment in cart.payments:
-                self.stack.hooks.payment_validate(ctx, payment.method, payment.details)
+                self.stack.hooks.payment_validate(ctx, payment.method, payment.details, cart.identities)
         fingerprint = request_hash(cart_fingerprint_data(cart, self.stack.fingerprint_key))
         # No look-up of the key first: the first step inserts it before anything else, so a key already
         # used (a replay, or a concurrent request) fails there with an IntegrityError, nothing done, and

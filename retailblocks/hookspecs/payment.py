@@ -10,14 +10,14 @@ never charges twice, and makes the outside call before writing through ``ctx.db`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from retailblocks.hookspecs._markers import hookspec
 
 if TYPE_CHECKING:
     from retailblocks.context import FlowContext
-    from retailblocks.model import Money, PaymentAuthorization, PaymentBalance, PaymentCapture, PaymentRefund
+    from retailblocks.model import Identity, Money, PaymentAuthorization, PaymentBalance, PaymentCapture, PaymentRefund
 
 
 @hookspec(firstresult=True)
@@ -38,8 +38,13 @@ def payment_authorize(
 
 
 @hookspec(firstresult=True)
-def payment_validate(ctx: FlowContext, method: str, details: Mapping[str, str]) -> None:
+def payment_validate(
+    ctx: FlowContext, method: str, details: Mapping[str, str], identities: Sequence[Identity]
+) -> None:
     """Refuse a payment request that could never be authorized as written, before anything is recorded.
+
+    ``identities`` are the shopper's, as the cart gives them (a wallet with no member named and no
+    identity to find one by could never be paid from).
 
     Raise :class:`~retailblocks.errors.InvalidValue` when ``details`` lack what ``method`` needs or carry
     it malformed (no card number, a number that cannot be one). Judge only the request: whether the

@@ -34,9 +34,19 @@ def counts(stack: Stack) -> dict[str, int]:
         (card("not-a-card"), "not a card number"),
         (PaymentRequest("gift_card", None, {}), "details\\['code'\\]"),
         (PaymentRequest("wallet", None, {"member_id": ""}), "member id"),
+        (PaymentRequest("wallet", None, {}), "wallet payment needs its member"),
         (PaymentRequest("bitcoin", None, {}), "no payment block accepts method 'bitcoin'"),
     ],
-    ids=["no details", "empty number", "fails luhn", "letters", "gift card without code", "empty member", "method"],
+    ids=[
+        "no details",
+        "empty number",
+        "fails luhn",
+        "letters",
+        "gift card without code",
+        "empty member",
+        "wallet of nobody",
+        "method",
+    ],
 )
 def test_a_payment_that_could_never_be_authorized_records_nothing(
     tmp_path: Path, database_url: str, payment: PaymentRequest, message: str

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import click
 
 from retailblocks import AuditFinding, Block, Capability, FlowContext, hookimpl
-from retailblocks.model import Money, PaymentAuthorization, PaymentBalance, PaymentCapture, PaymentRefund
+from retailblocks.model import Identity, Money, PaymentAuthorization, PaymentBalance, PaymentCapture, PaymentRefund
 from retailblocks.storage import Migration
 from retailblocks_stored_value.audit import audit_ledger
 from retailblocks_stored_value.config import StoredValueConfig
@@ -62,8 +62,10 @@ class StoredValue(Block):
         return self.book.issue(ctx, method, amount, member_id, idempotency_key)
 
     @hookimpl
-    def payment_validate(self, ctx: FlowContext, method: str, details: Mapping[str, str]) -> None:
-        self.book.validate(method, details)
+    def payment_validate(
+        self, ctx: FlowContext, method: str, details: Mapping[str, str], identities: Sequence[Identity]
+    ) -> None:
+        self.book.validate(method, details, bool(identities))
 
     @hookimpl
     def payment_authorize(

@@ -429,15 +429,20 @@ class StoredValueBook:
         )
         return result
 
-    def validate(self, method: str, details: Mapping[str, str]) -> None:
+    def validate(self, method: str, details: Mapping[str, str], identified: bool) -> None:
         """InvalidValue unless a payment of ``method`` names its payer usably: a gift card's code, a wallet's
-        member when the details name one (else the member the checkout identifies pays, checked at
-        authorization). Whether that card or wallet exists is authorization's to say, as a decline."""
+        member — named in the details, or the member the checkout identifies by the shopper's identities
+        (``identified``). Whether that card or wallet exists is authorization's to say, as a decline."""
         _check_method(method)
         if method == GIFT_CARD:
             self._wanted_account(method, details, None)
         elif details.get("member_id") is not None:
             _check_member(details["member_id"])
+        elif not identified:
+            raise InvalidValue(
+                "a wallet payment needs its member: name it in details['member_id'] or give the shopper's "
+                "identities with the cart"
+            )
 
     def status(self, ctx: FlowContext, key: str) -> PaymentAuthorization | None:
         _check_key(key)
