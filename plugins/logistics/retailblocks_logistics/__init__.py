@@ -8,8 +8,9 @@ carrier integration implements; :mod:`retailblocks_logistics.testing` ships a fa
 # package's command module, which must not pull in the block and its database layer.
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from retailblocks.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from retailblocks_logistics.block import Logistics, ShipmentRecord, TrackingEntry
@@ -50,12 +51,7 @@ _EXPORTS = {
     "Zone": "retailblocks_logistics.config",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [

@@ -4,8 +4,9 @@
 # package's command module, which must not pull in the block and its database layer.
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from retailblocks.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from retailblocks_sql_inventory.block import SqlInventory
@@ -20,12 +21,7 @@ _EXPORTS = {
     "SqlInventoryConfig": "retailblocks_sql_inventory.config",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = ["ChannelSourcing", "Location", "Movement", "SqlInventory", "SqlInventoryConfig"]
