@@ -104,7 +104,8 @@ def main() -> None:
     base, measured = count(0), count(arguments.orders)
     per_checkout = (measured - base) / arguments.orders
     print(
-        f"sqlite: {per_checkout / 1e6:.2f} M instructions per checkout ({arguments.orders} checkouts after {WARM_UP} warm-up)"
+        f"sqlite: {per_checkout / 1e6:.2f} M instructions per checkout "
+        f"({arguments.orders} checkouts after {WARM_UP} warm-up)"
     )
 
 
