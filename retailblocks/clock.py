@@ -16,6 +16,8 @@ def as_utc(moment: datetime) -> datetime:
 
 
 #: How long a process owns a running flow before recovery may take it over (Stack.lease overrides it).
+#: Leases are read on the stack's lease clock (the wall clock unless a test injects another), never on a
+#: simulated business clock: they coordinate processes, which share only the wall clock.
 FLOW_LEASE = timedelta(minutes=2)
 
 

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import sqlalchemy as sa
 
-from retailblocks.clock import FLOW_LEASE
 from retailblocks.context import FlowContext
 from retailblocks.errors import (
     BusinessRejection,
@@ -36,11 +35,6 @@ from retailblocks.storage.unit_of_work import keeping_connection
 
 if TYPE_CHECKING:
     from retailblocks.assembly.stack import Stack
-
-#: How long a process owns a running saga before recovery may take it over (``Stack.lease``). Leases are
-#: read on the stack's lease clock (the wall clock unless a test injects another), never on a simulated
-#: business clock: they coordinate processes, which share only the wall clock.
-LEASE = FLOW_LEASE
 
 
 class SagaStatus(enum.StrEnum):

@@ -59,7 +59,8 @@ def test_orders_and_ledgers_never_drift_apart_on_postgresql(
 def run(tmp_path: Path, database_url: str, actions: list[tuple]) -> None:  # type: ignore[type-arg]
     # One database per test, shared by its examples: every example adds orders, and the audit covers them all.
     # Each example's stack draws its ids from its own seed (ids of one database must never repeat).
-    stack = make_stack(tmp_path, database_url, stock=50, seed=next(SEEDS))
+    seed = next(SEEDS)
+    stack = make_stack(tmp_path, database_url, stock=50, seed=seed)
     try:
         placed: list[Order] = list(stack.orders())
         last = None
@@ -71,7 +72,7 @@ def run(tmp_path: Path, database_url: str, actions: list[tuple]) -> None:  # typ
             last = action
             # Refused, replayed as refused, or conflicting: all allowed; half-applied is not.
             with contextlib.suppress(RetailBlocksError):
-                perform(stack, action, placed)
+                perform(stack, action, placed, f"e{seed}-")
         failures = [f"{f.name}: {f.detail}" for f in audit_flows(stack) if not f.ok]
         assert failures == [], failures
         assert stack.recover().stuck == ()
@@ -79,7 +80,10 @@ def run(tmp_path: Path, database_url: str, actions: list[tuple]) -> None:  # typ
         stack.close()
 
 
-def perform(stack, action: tuple, placed: list[Order]) -> None:  # type: ignore[no-untyped-def, type-arg]
+def perform(stack, action: tuple, placed: list[Order], scope: str = "") -> None:  # type: ignore[no-untyped-def, type-arg]
+    """Apply one action. Checkout keys collide within an example but not across the examples sharing the
+    database (else every later example's checkouts would only replay or conflict); refund keys collide
+    across orders on purpose, and invalid keys stay invalid."""
     kind = action[0]
     if kind == "checkout":
         _, sku, quantity, split, key = action
@@ -88,7 +92,7 @@ def perform(stack, action: tuple, placed: list[Order]) -> None:  # type: ignore[
             with stack.context() as ctx:
                 code = stack.hooks.payment_issue(ctx, "gift_card", Money(1000, "CNY"), None, f"gift-{key}-{sku}")
             pay = (PaymentRequest("gift_card", Money(500, "CNY"), {"code": code}), card())
-        order = stack.checkout(cart((sku, quantity), pay=pay), key=key)
+        order = stack.checkout(cart((sku, quantity), pay=pay), key=f"{scope}{key}" if key.isalnum() else key)
         if all(o.id != order.id for o in placed):
             placed.append(order)
     elif kind == "refund" and placed:
