@@ -9,28 +9,25 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
-#: The version of the block contract (hook specifications and models) this core implements. Blocks
-#: declare the version they target; the same major with a minor no newer than this one is compatible.
-CORE_API_VERSION = "1.1"
+from retailblocks.version import CORE_API_VERSION, __version__
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.blocks import Block, NoConfig, secret_field
     from retailblocks.assembly.stack import Stack
-    from retailblocks.context import AuditFinding, Event, FlowContext
+    from retailblocks.context import AuditFinding, Event, FlowContext, StackView
     from retailblocks.hookspecs import Capability, hookimpl
+    from retailblocks.hookspecs.blocks import Block, NoConfig, secret_field
 
 # Imported on first use: importing the package (as ``blocks --help`` or ``blocks --version`` does) must not
 # pull in SQLAlchemy and pluggy before anything asks for a stack.
 _LAZY = {
-    "Block": "retailblocks.assembly.blocks",
-    "NoConfig": "retailblocks.assembly.blocks",
-    "secret_field": "retailblocks.assembly.blocks",
+    "Block": "retailblocks.hookspecs.blocks",
+    "NoConfig": "retailblocks.hookspecs.blocks",
+    "secret_field": "retailblocks.hookspecs.blocks",
     "Stack": "retailblocks.assembly.stack",
     "AuditFinding": "retailblocks.context",
     "Event": "retailblocks.context",
     "FlowContext": "retailblocks.context",
+    "StackView": "retailblocks.context",
     "Capability": "retailblocks.hookspecs",
     "hookimpl": "retailblocks.hookspecs",
 }
@@ -52,6 +49,8 @@ __all__ = [
     "FlowContext",
     "NoConfig",
     "Stack",
+    "StackView",
+    "__version__",
     "assemble",
     "hookimpl",
     "secret_field",

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import sqlalchemy as sa
 
 from retailblocks.clock import Clock, IdFactory
-from retailblocks.model import Channel, Merchant
+from retailblocks.model import Channel, Merchant, Product
 from retailblocks.storage.json_text import json_encoder
 
 if TYPE_CHECKING:
@@ -18,6 +18,22 @@ if TYPE_CHECKING:
 
 #: One encoder for every event payload (``json.dumps`` builds a new one per call).
 _EVENT_PAYLOAD = json_encoder(default=str)
+
+
+class StackView(Protocol):
+    """What a block may read of the stack it belongs to when the stack starts and stops."""
+
+    @property
+    def merchant(self) -> Merchant: ...
+
+    @property
+    def currency(self) -> str: ...
+
+    @property
+    def catalog(self) -> Mapping[str, Product]: ...
+
+    @property
+    def channels(self) -> Mapping[str, Channel]: ...
 
 
 @attrs.frozen

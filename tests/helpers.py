@@ -89,9 +89,7 @@ def make_stack(
     """A stack over a fresh database with ``stock`` units of every SKU at the warehouse and the store."""
     clock = ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
     # Leases on the test's clock too, so a test expires them by moving it.
-    stack = assemble(
-        write_manifest(directory, database_url, text), clock=clock, ids=RandomIds(seed), lease_clock=clock
-    )
+    stack = assemble(write_manifest(directory, database_url, text), clock=clock, ids=RandomIds(seed), lease_clock=clock)
     if stock:
         receive(stack, dict.fromkeys(stack.catalog, stock), locations=("dc", "store-a"))
     return stack

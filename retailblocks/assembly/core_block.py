@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from retailblocks.assembly.blocks import Block
 from retailblocks.hookspecs import hookimpl
+from retailblocks.hookspecs.blocks import Block
 from retailblocks.storage.migrations import Migration
 from retailblocks.storage.tables import CORE_MIGRATIONS
 

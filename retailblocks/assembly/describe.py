@@ -18,12 +18,12 @@ from retailblocks.assembly.stack import Plan
 from retailblocks.hookspecs import dispatch_of
 from retailblocks.manifest import Manifest, config_fingerprint, config_to_public_dict
 from retailblocks.manifest.model import mask_password
+from retailblocks.version import CORE_API_VERSION, __version__
 
 LOCK_FORMAT = 1
 
 
 def describe_plan(plan: Plan) -> dict[str, Any]:
-    from retailblocks import CORE_API_VERSION, __version__
 
     manifest = plan.manifest
     routing = plan.relay.routing

@@ -13,8 +13,8 @@ from importlib import metadata
 
 import attrs
 
-from retailblocks.assembly.blocks import Block
 from retailblocks.hookspecs import Capability
+from retailblocks.hookspecs.blocks import Block
 
 ENTRY_POINT_GROUP = "retailblocks"
 #: Comma-separated block names: when set, only these blocks are loaded (the way out when one misbehaves).

@@ -17,9 +17,9 @@ import attrs
 import pluggy
 import sqlalchemy as sa
 
-from retailblocks.assembly.blocks import Block
 from retailblocks.context import AuditFinding, Event, FlowContext
 from retailblocks.errors import AssemblyError, BlockFailure, InvalidValue, RetailBlocksError
+from retailblocks.hookspecs.blocks import Block
 from retailblocks.hookspecs.membership import PartnerPointsMovement
 from retailblocks.model import (
     Fulfilment,

@@ -19,7 +19,6 @@ import pluggy
 import sqlalchemy as sa
 from packaging.version import InvalidVersion, Version
 
-from retailblocks.assembly.blocks import Block
 from retailblocks.assembly.core_block import CoreBlock
 from retailblocks.assembly.discovery import TRACE_ENV, BlockInfo, api_incompatibility, discover
 from retailblocks.assembly.hooks import HookRelay
@@ -31,6 +30,7 @@ from retailblocks.context import FlowContext
 from retailblocks.errors import AssemblyError, EnvironmentFailure, UnknownChannel
 from retailblocks.fusion.block import FUSION_ID, FusionBlock
 from retailblocks.hookspecs import PROJECT, SPEC_MODULES
+from retailblocks.hookspecs.blocks import Block
 from retailblocks.manifest import (
     BlockEntry,
     ConfigTypeError,
@@ -43,10 +43,11 @@ from retailblocks.manifest import (
 from retailblocks.manifest.errors import ManifestProblems
 from retailblocks.manifest.nodes import position_in
 from retailblocks.manifest.readers import suggestion
-from retailblocks.model import Channel, Product
+from retailblocks.model import Channel, Merchant, Product
 from retailblocks.storage import UnitOfWork, check_reachable, create_engine, describe_url, migrate
 from retailblocks.storage.engine import sqlite_path
 from retailblocks.storage.unit_of_work import IdleConnection
+from retailblocks.version import CORE_API_VERSION
 
 if TYPE_CHECKING:
     from retailblocks.flows.api import OrderFlows
@@ -92,7 +93,6 @@ def plan(
     env = dict(os.environ if environ is None else environ)
     manifest = load_manifest(manifest_path, environ=env)
     available = dict(installed if installed is not None else discover(env))
-    from retailblocks import CORE_API_VERSION
 
     assembled: list[AssembledBlock] = []
     # Each entry is resolved on its own, so the problems of several entries are all reported at once.
@@ -337,7 +337,7 @@ class Stack:
     # -- blocks and contexts ----------------------------------------------------------------------
 
     @property
-    def merchant(self) -> Any:
+    def merchant(self) -> Merchant:
         return self.manifest.merchant
 
     @property

@@ -73,9 +73,7 @@ class BlocksGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return (
-            super().get_command(ctx, cmd_name)
-            or self._load_declared(cmd_name)
-            or self._block_commands().get(cmd_name)
+            super().get_command(ctx, cmd_name) or self._load_declared(cmd_name) or self._block_commands().get(cmd_name)
         )
 
     def main(

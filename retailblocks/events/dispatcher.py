@@ -21,7 +21,7 @@ from retailblocks.storage import UnitOfWork
 from retailblocks.storage.tables import event_cursors, event_failures, outbox
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.stack import Stack
+    from retailblocks.assembly.runtime import Runtime
 
 MAX_ATTEMPTS = 5
 BASE_BACKOFF = timedelta(seconds=5)
@@ -60,7 +60,7 @@ def event_from_row(row: Any) -> Event:
 
 
 def read_events(
-    stack: Stack,
+    stack: Runtime,
     *,
     after: int = 0,
     limit: int = 100,
@@ -79,7 +79,9 @@ def read_events(
     return [event_from_row(row) for row in rows]
 
 
-def dispatch(stack: Stack, *, batch: int = 200, max_attempts: int = MAX_ATTEMPTS, rounds: int = 1000) -> DispatchReport:
+def dispatch(
+    stack: Runtime, *, batch: int = 200, max_attempts: int = MAX_ATTEMPTS, rounds: int = 1000
+) -> DispatchReport:
     """Deliver every pending event and every retry that is due; returns what happened."""
     totals = [0, 0, 0]
     for subscriber in stack.hooks.implementers("stack_event"):
@@ -113,7 +115,7 @@ def _lock_cursor(connection: sa.Connection, subscriber: str) -> int:
     return int(last or 0)
 
 
-def _deliver(stack: Stack, subscriber: str, event: Event, uow: UnitOfWork) -> str | None:
+def _deliver(stack: Runtime, subscriber: str, event: Event, uow: UnitOfWork) -> str | None:
     """Hand one event over inside a savepoint; the error text if the listener raised."""
     savepoint = uow.connection.begin_nested()
     ctx = stack.new_context(
@@ -129,7 +131,7 @@ def _deliver(stack: Stack, subscriber: str, event: Event, uow: UnitOfWork) -> st
     return None
 
 
-def _deliver_new(stack: Stack, subscriber: str, batch: int) -> tuple[int, int, bool]:
+def _deliver_new(stack: Runtime, subscriber: str, batch: int) -> tuple[int, int, bool]:
     delivered = failed = 0
     with UnitOfWork(stack.engine) as uow:
         last = _lock_cursor(uow.connection, subscriber)
@@ -157,7 +159,7 @@ def _deliver_new(stack: Stack, subscriber: str, batch: int) -> tuple[int, int, b
     return delivered, failed, len(rows) == batch
 
 
-def _retry_due(stack: Stack, subscriber: str, batch: int, max_attempts: int) -> tuple[int, int, int]:
+def _retry_due(stack: Runtime, subscriber: str, batch: int, max_attempts: int) -> tuple[int, int, int]:
     delivered = failed = dead = 0
     now = stack.clock.now()
     with UnitOfWork(stack.engine) as uow:
@@ -198,7 +200,7 @@ def _retry_due(stack: Stack, subscriber: str, batch: int, max_attempts: int) -> 
     return delivered, failed, dead
 
 
-def dead_letters(stack: Stack) -> list[dict[str, Any]]:
+def dead_letters(stack: Runtime) -> list[dict[str, Any]]:
     with stack.engine.connect() as connection:
         connection.info["read_only"] = True
         rows = (
@@ -215,7 +217,7 @@ def dead_letters(stack: Stack) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-def undelivered(stack: Stack) -> int:
+def undelivered(stack: Runtime) -> int:
     """Events some subscriber has not yet received successfully (new, retrying or dead)."""
     subscribers = stack.hooks.implementers("stack_event")
     with stack.engine.connect() as connection:

@@ -29,7 +29,7 @@ from retailblocks.errors import (
 )
 from retailblocks.flows.aftercare import AftercareSteps
 from retailblocks.flows.checkout import CHECKOUT_SETTLED, CheckoutSteps, cart_fingerprint_data
-from retailblocks.flows.orders import load_order, order_from_rows
+from retailblocks.flows.orders import list_orders, load_order
 from retailblocks.flows.saga import (
     TRANSIENT_FAILURES,
     FaultInjector,
@@ -45,7 +45,7 @@ from retailblocks.storage.json_text import json_encoder
 from retailblocks.storage.tables import idempotency_keys, order_lines, orders, sagas
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.stack import Stack
+    from retailblocks.assembly.runtime import Runtime
 
 #: How long a request waits for a concurrent request with the same key to finish.
 REPLAY_WAIT_SECONDS = 60.0
@@ -106,7 +106,7 @@ def check_order_request(
 
 
 class OrderFlows:
-    def __init__(self, stack: Stack):
+    def __init__(self, stack: Runtime):
         self.stack = stack
         self.faults = FaultInjector()
         self._checkout = CheckoutSteps(self)
@@ -419,30 +419,7 @@ class OrderFlows:
         member_id: str | None = None,
         limit: int | None = None,
     ) -> list[Order]:
-        query = sa.select(orders).order_by(orders.c.created_at, orders.c.id)
-        if status is not None:
-            query = query.where(orders.c.status == status)
-        if channel is not None:
-            query = query.where(orders.c.channel == channel)
-        if member_id is not None:
-            query = query.where(orders.c.member_id == member_id)
-        if limit is not None:
-            query = query.limit(limit)
-        with self.stack.engine.connect() as connection:
-            connection.info["read_only"] = True
-            rows = connection.execute(query).mappings().all()
-            ids = [row["id"] for row in rows]
-            lines: dict[str, list[Any]] = {order_id: [] for order_id in ids}
-            for chunk_start in range(0, len(ids), 500):
-                chunk = ids[chunk_start : chunk_start + 500]
-                for line in connection.execute(
-                    sa.select(order_lines)
-                    .where(order_lines.c.order_id.in_(chunk))
-                    .order_by(order_lines.c.order_id, order_lines.c.line_index)
-                ).mappings():
-                    lines[line["order_id"]].append(line)
-            connection.rollback()
-        return [order_from_rows(row, lines[row["id"]]) for row in rows]
+        return list_orders(self.stack.engine, status=status, channel=channel, member_id=member_id, limit=limit)
 
     # -- recovery ---------------------------------------------------------------------------------
 

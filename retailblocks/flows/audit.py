@@ -17,12 +17,13 @@ import sqlalchemy as sa
 
 from retailblocks.clock import as_utc
 from retailblocks.context import AuditFinding, FlowContext
+from retailblocks.flows.orders import list_orders
 from retailblocks.flows.saga import SagaStatus
 from retailblocks.model import Order, OrderStatus
 from retailblocks.storage.tables import outbox, sagas
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.stack import Stack
+    from retailblocks.assembly.runtime import Runtime
 
 #: Order events a flow records once per order, whatever happens.
 ONCE_PER_ORDER = (
@@ -41,11 +42,11 @@ _UNDONE = {OrderStatus.CANCELLED, OrderStatus.FAILED}
 _SHOWN = 5
 
 
-def audit_flows(stack: Stack) -> list[AuditFinding]:
+def audit_flows(stack: Runtime) -> list[AuditFinding]:
     """The core's findings: each names an invariant, whether it holds, and the first offenders."""
     flows = _flows(stack)
     busy = {order_id for order_id, rows in flows.items() if any(_in_flight(stack, row) for row in rows)}
-    orders = [order for order in stack.orders() if order.id not in busy]
+    orders = [order for order in list_orders(stack.engine) if order.id not in busy]
     with stack.context(flow="audit", read_only=True) as ctx:
         return [
             *_money(stack, ctx, orders),
@@ -55,7 +56,7 @@ def audit_flows(stack: Stack) -> list[AuditFinding]:
         ]
 
 
-def _flows(stack: Stack) -> dict[str, list[Any]]:
+def _flows(stack: Runtime) -> dict[str, list[Any]]:
     with stack.engine.connect() as connection:
         connection.info["read_only"] = True
         rows = connection.execute(
@@ -77,11 +78,11 @@ def _flows(stack: Stack) -> dict[str, list[Any]]:
     return by_order
 
 
-def _in_flight(stack: Stack, row: Any) -> bool:
+def _in_flight(stack: Runtime, row: Any) -> bool:
     return row.status == SagaStatus.RUNNING.value and as_utc(row.lease_until) >= stack.lease_clock.now()
 
 
-def _money(stack: Stack, ctx: FlowContext, orders: Sequence[Order]) -> list[AuditFinding]:
+def _money(stack: Runtime, ctx: FlowContext, orders: Sequence[Order]) -> list[AuditFinding]:
     refund_wrong: list[str] = []
     kept_wrong: list[str] = []
     unchecked: set[str] = set()
@@ -122,7 +123,7 @@ def _money(stack: Stack, ctx: FlowContext, orders: Sequence[Order]) -> list[Audi
     ]
 
 
-def _units(stack: Stack, ctx: FlowContext, orders: Sequence[Order], flows: dict[str, list[Any]]) -> AuditFinding:
+def _units(stack: Runtime, ctx: FlowContext, orders: Sequence[Order], flows: dict[str, list[Any]]) -> AuditFinding:
     name = "every unit a refund or cancel restocked came back to stock, once"
     wrong: list[str] = []
     checked = 0
@@ -151,7 +152,7 @@ def _units(stack: Stack, ctx: FlowContext, orders: Sequence[Order], flows: dict[
     return AuditFinding(name, not wrong, "; ".join(wrong[:_SHOWN]) if wrong else f"{checked} orders reconcile")
 
 
-def _flows_settled(stack: Stack, flows: dict[str, list[Any]]) -> AuditFinding:
+def _flows_settled(stack: Runtime, flows: dict[str, list[Any]]) -> AuditFinding:
     now = stack.lease_clock.now()
     problems: list[str] = []
     for rows in flows.values():
@@ -167,7 +168,7 @@ def _flows_settled(stack: Stack, flows: dict[str, list[Any]]) -> AuditFinding:
     )
 
 
-def _events_once(stack: Stack, flows: dict[str, list[Any]]) -> AuditFinding:
+def _events_once(stack: Runtime, flows: dict[str, list[Any]]) -> AuditFinding:
     with stack.engine.connect() as connection:
         connection.info["read_only"] = True
         rows = connection.execute(

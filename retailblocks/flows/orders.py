@@ -137,3 +137,38 @@ def order_details(connection: sa.Connection, order_id: str) -> dict[str, Any]:
     if details is None:
         raise UnknownOrder(f"no order {order_id!r}")
     return dict(details)
+
+
+def list_orders(
+    engine: sa.Engine,
+    *,
+    status: str | None = None,
+    channel: str | None = None,
+    member_id: str | None = None,
+    limit: int | None = None,
+) -> list[Order]:
+    """The stored orders, oldest first, filtered by what is given; each as checkout recorded it."""
+    query = sa.select(orders).order_by(orders.c.created_at, orders.c.id)
+    if status is not None:
+        query = query.where(orders.c.status == status)
+    if channel is not None:
+        query = query.where(orders.c.channel == channel)
+    if member_id is not None:
+        query = query.where(orders.c.member_id == member_id)
+    if limit is not None:
+        query = query.limit(limit)
+    with engine.connect() as connection:
+        connection.info["read_only"] = True
+        rows = connection.execute(query).mappings().all()
+        ids = [row["id"] for row in rows]
+        lines: dict[str, list[Any]] = {order_id: [] for order_id in ids}
+        for chunk_start in range(0, len(ids), 500):
+            chunk = ids[chunk_start : chunk_start + 500]
+            for line in connection.execute(
+                sa.select(order_lines)
+                .where(order_lines.c.order_id.in_(chunk))
+                .order_by(order_lines.c.order_id, order_lines.c.line_index)
+            ).mappings():
+                lines[line["order_id"]].append(line)
+        connection.rollback()
+    return [order_from_rows(row, lines[row["id"]]) for row in rows]

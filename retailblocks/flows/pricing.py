@@ -7,7 +7,7 @@ free-shipping threshold sees what the shopper pays), then shipping promotions on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 
@@ -38,7 +38,7 @@ class PricedCart:
     total: Money
 
 
-def price_lines(cart: Cart, catalog: dict[str, Product], currency: str) -> list[PricedLine]:
+def price_lines(cart: Cart, catalog: Mapping[str, Product], currency: str) -> list[PricedLine]:
     lines: list[PricedLine] = []
     for index, line in enumerate(cart.lines):
         product = catalog.get(line.sku)

@@ -34,7 +34,7 @@ from retailblocks.storage.tables import saga_log, sagas
 from retailblocks.storage.unit_of_work import keeping_connection
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.stack import Stack
+    from retailblocks.assembly.runtime import Runtime
 
 
 class SagaStatus(enum.StrEnum):
@@ -181,7 +181,7 @@ class SagaRunner:
 
     def __init__(
         self,
-        stack: Stack,
+        stack: Runtime,
         flow: str,
         steps: Sequence[Step],
         faults: FaultInjector,
@@ -290,9 +290,7 @@ class SagaRunner:
         if reason is not None:
             run.state.setdefault("failure", reason)
         with UnitOfWork(self.stack.engine) as uow:
-            self._fenced(
-                uow.connection, run, state={**run.state, "done": run.done}, updated_at=self.stack.clock.now()
-            )
+            self._fenced(uow.connection, run, state={**run.state, "done": run.done}, updated_at=self.stack.clock.now())
         unfinished: list[str] = []
         curable = True
         for name in reversed(names):

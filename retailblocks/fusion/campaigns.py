@@ -15,6 +15,7 @@ import attrs
 import sqlalchemy as sa
 
 from retailblocks.clock import as_utc
+from retailblocks.flows.orders import list_orders
 from retailblocks.fusion.profile import NOT_SALES, net_amount
 from retailblocks.fusion.segments import members_of
 from retailblocks.fusion.tables import campaign_coupons, insert_new
@@ -22,7 +23,7 @@ from retailblocks.fusion.views import find_campaign, find_segment, profiles
 from retailblocks.model import Money
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.stack import Stack
+    from retailblocks.assembly.runtime import Runtime
 
 
 @attrs.frozen
@@ -83,7 +84,7 @@ class CampaignReport:
         }
 
 
-def run_campaign(stack: Stack, campaign_id: str) -> CampaignRun:
+def run_campaign(stack: Runtime, campaign_id: str) -> CampaignRun:
     """Issue the campaign's coupons to every member of its segment who has none yet, in one transaction."""
     campaign = find_campaign(stack, campaign_id)
     segment = find_segment(stack, campaign.segment)
@@ -115,7 +116,7 @@ def run_campaign(stack: Stack, campaign_id: str) -> CampaignRun:
     return CampaignRun(campaign.id, len(members), issued, int(reach))
 
 
-def campaign_report(stack: Stack, campaign_id: str) -> CampaignReport:
+def campaign_report(stack: Runtime, campaign_id: str) -> CampaignReport:
     """Reach, and every order (not failed or cancelled) that used one of the campaign's coupons.
 
     Revenue is each order's total less its refunds; the discount is the coupon's adjustments on the
@@ -134,7 +135,7 @@ def campaign_report(stack: Stack, campaign_id: str) -> CampaignReport:
         connection.rollback()
     currency = stack.currency
     attributed: list[AttributedOrder] = []
-    for order in stack.orders():
+    for order in list_orders(stack.engine):
         if order.status in NOT_SALES:
             continue
         used = [a for a in order.adjustments if a.coupon and a.coupon.strip().upper() in codes]

@@ -42,7 +42,7 @@ from retailblocks.model import Identity
 from retailblocks.model.limits import MAX_TEXT_LENGTH, check_text
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.stack import Stack
+    from retailblocks.assembly.runtime import Runtime
 
 FORMATS = ("jsonl", "csv")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
@@ -368,7 +368,7 @@ def _timestamp(text: str) -> datetime:
     return moment
 
 
-def ingest(stack: Stack, signals: Sequence[Signal], bad: Sequence[BadLine] = ()) -> IngestReport:
+def ingest(stack: Runtime, signals: Sequence[Signal], bad: Sequence[BadLine] = ()) -> IngestReport:
     """Resolve each signal's identity to a member and add the signals to the timeline, in one transaction.
 
     A signal whose identity the membership block refuses (a phone that is not digits) joins ``bad`` at

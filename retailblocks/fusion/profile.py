@@ -20,7 +20,7 @@ from retailblocks.fusion.timeline import signal_counts
 from retailblocks.model import Member, Money, Order, OrderStatus
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.stack import Stack
+    from retailblocks.assembly.runtime import Runtime
 
 #: Orders that never became a sale (or were undone entirely) say nothing about a member's buying.
 NOT_SALES = frozenset({OrderStatus.PENDING, OrderStatus.FAILED, OrderStatus.CANCELLED})
@@ -69,7 +69,7 @@ class MemberProfile:
 class MemberResolver:
     """Member ids as membership knows them now, asked once per id (merges point old ids at the survivor)."""
 
-    def __init__(self, stack: Stack, ctx: FlowContext):
+    def __init__(self, stack: Runtime, ctx: FlowContext):
         self._stack, self._ctx = stack, ctx
         self._members: dict[str, Member | None] = {}
 
@@ -84,7 +84,7 @@ class MemberResolver:
 
 
 def build_profiles(
-    stack: Stack, ctx: FlowContext, orders: Iterable[Order], extra_member_ids: Iterable[str] = ()
+    stack: Runtime, ctx: FlowContext, orders: Iterable[Order], extra_member_ids: Iterable[str] = ()
 ) -> dict[str, MemberProfile]:
     """A profile for every member who bought (or is named in ``extra_member_ids``), keyed by member id."""
     resolver = MemberResolver(stack, ctx)

@@ -16,13 +16,14 @@ import attrs
 
 from retailblocks.clock import as_utc
 from retailblocks.errors import InvalidValue
+from retailblocks.flows.orders import list_orders
 from retailblocks.fusion.profile import NOT_SALES
 from retailblocks.manifest import Partner
 from retailblocks.manifest.readers import suggestion
 from retailblocks.model import Money
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.stack import Stack
+    from retailblocks.assembly.runtime import Runtime
 
 
 @attrs.frozen
@@ -79,7 +80,7 @@ def period(start: date, end: date) -> tuple[datetime, datetime]:
     return datetime.combine(start, time(), UTC), datetime.combine(end + timedelta(days=1), time(), UTC)
 
 
-def find_partner(stack: Stack, partner_id: str) -> Partner:
+def find_partner(stack: Runtime, partner_id: str) -> Partner:
     partners = {p.id: p for p in stack.manifest.partners}
     if partner_id not in partners:
         listed = ", ".join(sorted(partners)) or "none; declare them under 'partners:' in the manifest"
@@ -89,7 +90,7 @@ def find_partner(stack: Stack, partner_id: str) -> Partner:
     return partners[partner_id]
 
 
-def settle(stack: Stack, partner_id: str, start: date, end: date) -> Settlement:
+def settle(stack: Runtime, partner_id: str, start: date, end: date) -> Settlement:
     """The settlement with ``partner_id`` for orders placed and points exchanged from ``start`` to ``end``.
 
     Cancelled orders are left out: cancelling gives the coupon back, so nobody funded anything. Refunds
@@ -98,7 +99,7 @@ def settle(stack: Stack, partner_id: str, start: date, end: date) -> Settlement:
     partner = find_partner(stack, partner_id)
     since, until = period(start, end)
     lines: list[SettlementLine] = []
-    for order in stack.orders():
+    for order in list_orders(stack.engine):
         placed_at = as_utc(order.created_at)
         if order.status in NOT_SALES or not since <= placed_at < until:
             continue

@@ -5,19 +5,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from retailblocks.clock import as_utc
+from retailblocks.flows.orders import list_orders
 from retailblocks.fusion.campaigns import campaign_report, run_campaign
 from retailblocks.fusion.settlement import settle
 from retailblocks.fusion.views import catch_up, profiles
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.stack import Stack
+    from retailblocks.assembly.runtime import Runtime
 
 
-def boundaryless_summary(stack: Stack) -> dict[str, Any]:
+def boundaryless_summary(stack: Runtime) -> dict[str, Any]:
     """What the fused data says after the simulated days: run every campaign, report it, and settle with
     every partner over the days the orders were placed."""
     catch_up(stack)
-    days = sorted(as_utc(order.created_at).date() for order in stack.orders())
+    days = sorted(as_utc(order.created_at).date() for order in list_orders(stack.engine))
     today = stack.clock.now().date()
     start, end = (days[0], days[-1]) if days else (today, today)
     with stack.context(flow="report", read_only=True) as ctx:

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 
 from retailblocks.context import FlowContext
 from retailblocks.errors import InvalidValue, UnknownMember
+from retailblocks.events.dispatcher import dispatch
+from retailblocks.flows.orders import list_orders
 from retailblocks.fusion.profile import MemberProfile, build_profiles
 from retailblocks.fusion.segments import with_segments
 from retailblocks.fusion.tables import campaign_coupons, timeline
@@ -18,28 +20,28 @@ from retailblocks.manifest.readers import suggestion
 from retailblocks.model import Identity
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.stack import Stack
+    from retailblocks.assembly.runtime import Runtime
 
 T = TypeVar("T")
 
 
-def catch_up(stack: Stack) -> None:
+def catch_up(stack: Runtime) -> None:
     """Deliver pending outbox events, so the timeline holds everything committed before the report."""
-    stack.dispatch_events()
+    dispatch(stack)
 
 
-def profiles(stack: Stack, ctx: FlowContext) -> dict[str, MemberProfile]:
+def profiles(stack: Runtime, ctx: FlowContext) -> dict[str, MemberProfile]:
     """Every known member's profile (buyers, members with signals or coupons), with their segments."""
     known = [
         *ctx.db.execute(sa.select(timeline.c.member_id).where(timeline.c.member_id.is_not(None)).distinct()).scalars(),
         *ctx.db.execute(sa.select(campaign_coupons.c.member_id).distinct()).scalars(),
     ]
-    built = build_profiles(stack, ctx, stack.orders(), known)
+    built = build_profiles(stack, ctx, list_orders(stack.engine), known)
     return with_segments(built, stack.manifest.segments)
 
 
 def member_view(
-    stack: Stack, ctx: FlowContext, *, member_id: str | None = None, identity: str | None = None
+    stack: Runtime, ctx: FlowContext, *, member_id: str | None = None, identity: str | None = None
 ) -> tuple[MemberProfile, list[TimelineEntry]]:
     """One member's profile and timeline, found by member id or by an identity (``kind:value``)."""
     if identity is not None:
@@ -74,11 +76,11 @@ def parse_identity(text: str) -> Identity:
         ) from None
 
 
-def find_segment(stack: Stack, segment_id: str) -> Segment:
+def find_segment(stack: Runtime, segment_id: str) -> Segment:
     return _find(segment_id, {s.id: s for s in stack.manifest.segments}, "segment")
 
 
-def find_campaign(stack: Stack, campaign_id: str) -> Campaign:
+def find_campaign(stack: Runtime, campaign_id: str) -> Campaign:
     return _find(campaign_id, {c.id: c for c in stack.manifest.campaigns}, "campaign")
 
 

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 from retailblocks.hookspecs._markers import hookspec
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.stack import Stack
-    from retailblocks.context import AuditFinding, Event, FlowContext
+    from retailblocks.context import AuditFinding, Event, FlowContext, StackView
     from retailblocks.model import Channel, Merchant
     from retailblocks.storage.migrations import Migration
 
@@ -29,12 +28,12 @@ def stack_migrations() -> Sequence[Migration]:
 
 
 @hookspec
-def stack_startup(stack: Stack) -> None:
+def stack_startup(stack: StackView) -> None:
     """The stack is assembled and its storage is ready. Called once per process."""
 
 
 @hookspec
-def stack_shutdown(stack: Stack) -> None:
+def stack_shutdown(stack: StackView) -> None:
     """The stack is closing. Release what ``stack_startup`` acquired."""
 
 

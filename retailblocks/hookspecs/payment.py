@@ -38,9 +38,7 @@ def payment_authorize(
 
 
 @hookspec(firstresult=True)
-def payment_validate(
-    ctx: FlowContext, method: str, details: Mapping[str, str], identities: Sequence[Identity]
-) -> None:
+def payment_validate(ctx: FlowContext, method: str, details: Mapping[str, str], identities: Sequence[Identity]) -> None:
     """Refuse a payment request that could never be authorized as written, before anything is recorded.
 
     ``identities`` are the shopper's, as the cart gives them (a wallet with no member named and no

@@ -7,7 +7,7 @@ The field annotations are the schema. Supported types: ``str``, ``int``, ``float
 ``list``/``tuple``/``Sequence``/``set``/``frozenset`` of a supported type, ``dict[str,
 T]``/``Mapping[str, T]``, unions such as ``T | None``, nested attrs classes, and ``Any``.
 
-Secrets (fields made with :func:`~retailblocks.assembly.blocks.secret_field`) are never quoted in an
+Secrets (fields made with :func:`~retailblocks.hookspecs.blocks.secret_field`) are never quoted in an
 error, are rendered as ``"***"`` by :func:`config_to_public_dict`, and enter
 :func:`config_fingerprint` only through a slow one-way hash.
 """
@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 import attrs
 
-from retailblocks.assembly.blocks import is_secret
 from retailblocks.errors import InvalidValue
+from retailblocks.hookspecs.blocks import is_secret
 from retailblocks.manifest import readers
 from retailblocks.manifest.errors import ManifestError, SourcePosition
 from retailblocks.manifest.nodes import Node, position_in

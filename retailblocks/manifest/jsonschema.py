@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from retailblocks.assembly.blocks import is_secret
+from retailblocks.hookspecs.blocks import is_secret
 from retailblocks.manifest.config import public_value
 from retailblocks.manifest.model import SUPPORTED_VERSION, PartnerType
 from retailblocks.manifest.units import DURATION_PATTERN, WEIGHT_PATTERN

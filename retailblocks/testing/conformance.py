@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
-from retailblocks.assembly.blocks import Block
 from retailblocks.errors import OutOfStock, RetailBlocksError
+from retailblocks.hookspecs.blocks import Block
 from retailblocks.model import Money, StockDemand
 from retailblocks.testing.harness import BlockHarness
 

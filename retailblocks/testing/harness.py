@@ -8,10 +8,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from retailblocks.assembly.blocks import Block
 from retailblocks.clock import ManualClock, RandomIds
 from retailblocks.context import Event, FlowContext
 from retailblocks.events.dispatcher import event_from_row
+from retailblocks.hookspecs.blocks import Block
 from retailblocks.model import Channel, ChannelType, Merchant
 from retailblocks.storage import UnitOfWork, create_engine, migrate
 from retailblocks.storage.tables import CORE_MIGRATIONS, outbox

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import attrs
 import pytest
 
-from retailblocks.assembly.blocks import secret_field
+from retailblocks.hookspecs.blocks import secret_field
 from retailblocks.errors import InvalidValue
 from retailblocks.manifest import (
     ConfigTypeError,

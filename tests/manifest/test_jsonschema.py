@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from retailblocks.assembly.blocks import NoConfig, secret_field
+from retailblocks.hookspecs.blocks import NoConfig, secret_field
 from retailblocks.manifest import config_json_schema, manifest_json_schema
 
 

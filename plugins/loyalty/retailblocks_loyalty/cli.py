@@ -21,7 +21,7 @@ from retailblocks.cli.support import (
 )
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.blocks import Block
+    from retailblocks import Block
     from retailblocks.context import FlowContext
     from retailblocks_loyalty.block import Loyalty
 

@@ -12,7 +12,7 @@ import click
 from retailblocks.cli.support import console, fail, json_option, manifest_option, money_data, open_stack, print_json
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.blocks import Block
+    from retailblocks import Block
     from retailblocks.assembly.stack import Stack
     from retailblocks.context import FlowContext
     from retailblocks.model import Money

@@ -1,0 +1,1 @@
+"""Assembly: from a manifest and the installed blocks to a planned, routed, migrated set of blocks."""

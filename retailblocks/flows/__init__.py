@@ -1,0 +1,1 @@
+"""The order flows: checkout, cancel, refund and recovery as sagas across the capabilities."""
