@@ -60,10 +60,10 @@ from sqltrace import (
 
 from retailblocks import assemble
 from retailblocks.assembly.discovery import TRACE_ENV
-from retailblocks.assembly.stack import Stack
 from retailblocks.clock import ManualClock, RandomIds
 from retailblocks.errors import BusinessRejection
 from retailblocks.model import Address, Cart, CartLine, Fulfilment, FulfilmentKind, Identity, PaymentRequest
+from retailblocks.stack import Stack
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:54329/postgres"
 POSTGRES_URL_ENV = "RETAILBLOCKS_BENCH_POSTGRES_URL"

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 from retailblocks.version import CORE_API_VERSION, __version__
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.stack import Stack
     from retailblocks.context import AuditFinding, Event, FlowContext, StackView
     from retailblocks.hookspecs import Capability, hookimpl
     from retailblocks.hookspecs.blocks import Block, NoConfig, secret_field
+    from retailblocks.stack import Stack
 
 # Imported on first use: importing the package (as ``blocks --help`` or ``blocks --version`` does) must not
 # pull in SQLAlchemy and pluggy before anything asks for a stack.
@@ -23,7 +23,7 @@ _LAZY = {
     "Block": "retailblocks.hookspecs.blocks",
     "NoConfig": "retailblocks.hookspecs.blocks",
     "secret_field": "retailblocks.hookspecs.blocks",
-    "Stack": "retailblocks.assembly.stack",
+    "Stack": "retailblocks.stack",
     "AuditFinding": "retailblocks.context",
     "Event": "retailblocks.context",
     "FlowContext": "retailblocks.context",
@@ -35,7 +35,7 @@ _LAZY = {
 
 def assemble(path: Any, **options: Any) -> Stack:
     """Load the manifest at ``path``, assemble its blocks, prepare storage and return the running stack."""
-    from retailblocks.assembly.stack import assemble as _assemble
+    from retailblocks.stack import assemble as _assemble
 
     return _assemble(path, **options)
 

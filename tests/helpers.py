@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from retailblocks import assemble
-from retailblocks.assembly.stack import Stack
 from retailblocks.clock import ManualClock, RandomIds
 from retailblocks.model import (
     Address,
@@ -20,6 +19,7 @@ from retailblocks.model import (
     Money,
     PaymentRequest,
 )
+from retailblocks.stack import Stack
 
 SHOP_MANIFEST = """
 version: 1

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from retailblocks.assembly.lockfile import lock_path
-from retailblocks.assembly.stack import Plan
+from retailblocks.assembly.plan import Plan
 from retailblocks.hookspecs import dispatch_of
 from retailblocks.manifest import Manifest, config_fingerprint, config_to_public_dict
 from retailblocks.manifest.model import mask_password

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from retailblocks.errors import AssemblyError
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.stack import Plan
+    from retailblocks.assembly.plan import Plan
 
 LOCK_SUFFIX = ".lock"
 

@@ -28,7 +28,7 @@ from retailblocks.errors import EnvironmentFailure
 def assemble(manifest: Path, check: bool, as_json: bool) -> None:
     """Assemble the manifest: validate it, prepare storage, write blocks.lock."""
     from retailblocks.assembly.describe import describe_plan, write_lock
-    from retailblocks.assembly.stack import plan
+    from retailblocks.stack import plan
 
     with reporting_errors():
         if check:

@@ -24,8 +24,8 @@ from retailblocks.cli.support import (
 from retailblocks.errors import BusinessRejection, InvalidValue
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.stack import Stack
     from retailblocks.model import Order, PaymentAuthorization, PaymentBalance
+    from retailblocks.stack import Stack
 
 #: The order statuses ``--status`` takes, written out so that reading ``--help`` imports no model
 #: (a test keeps them equal to OrderStatus).

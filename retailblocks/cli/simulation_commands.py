@@ -40,9 +40,9 @@ def run_day(
 ) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from retailblocks.assembly.stack import assemble
     from retailblocks.clock import ManualClock, RandomIds
     from retailblocks.simulation import RetailDay, load_profile, summarize
+    from retailblocks.stack import assemble
 
     with reporting_errors():
         profile = load_profile(profile_path, manifest)
@@ -197,7 +197,7 @@ def demo(orders: int, seed: int, workers: int, keep: Path | None, as_json: bool)
             # A kept directory is a stack the operator goes on with (`blocks orders`…), which open only a
             # manifest that has its lock.
             from retailblocks.assembly.describe import write_lock
-            from retailblocks.assembly.stack import plan
+            from retailblocks.stack import plan
 
             with reporting_errors():
                 write_lock(plan(workdir / "blocks.yaml"))

@@ -21,8 +21,8 @@ from rich.text import Text
 from retailblocks.errors import RetailBlocksError
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.stack import Stack
     from retailblocks.model import Money
+    from retailblocks.stack import Stack
 
 DEFAULT_MANIFEST = "blocks.yaml"
 #: Names the manifest for every command run without ``-m`` (a shell working on one stack sets it once).
@@ -152,7 +152,7 @@ def reporting_errors() -> Iterator[None]:
 
 def assemble_stack(manifest: Path | str, **options: Any) -> Stack:
     """:func:`retailblocks.assemble` for a command (kept as the one place commands assemble through)."""
-    from retailblocks.assembly.stack import assemble
+    from retailblocks.stack import assemble
 
     return assemble(manifest, **options)
 

@@ -5,7 +5,8 @@ The :class:`~retailblocks.fusion.block.FusionBlock` is registered by the core in
 the timeline from the outbox; the rest reads the core's orders, the timeline and the blocks' hooks.
 """
 
-from retailblocks.fusion.block import FUSION_ID, FusionBlock
+from retailblocks.assembly.plan import FUSION_ID
+from retailblocks.fusion.block import FusionBlock
 from retailblocks.fusion.campaigns import CampaignReport, CampaignRun, campaign_report, run_campaign
 from retailblocks.fusion.ingest import IngestReport, ingest
 from retailblocks.fusion.profile import MemberProfile

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from retailblocks.assembly.plan import FUSION_ID
 from retailblocks.context import Event, FlowContext
 from retailblocks.fusion.tables import MIGRATIONS
 from retailblocks.fusion.timeline import record_event
 from retailblocks.hookspecs import hookimpl
 from retailblocks.hookspecs.blocks import Block
 from retailblocks.storage.migrations import Migration
-
-FUSION_ID = "fusion"
 
 
 class FusionBlock(Block):

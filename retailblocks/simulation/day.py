@@ -24,7 +24,6 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 
-from retailblocks.assembly.stack import Stack
 from retailblocks.clock import ManualClock
 from retailblocks.errors import BusinessRejection, InvalidInput
 from retailblocks.model import (
@@ -43,6 +42,7 @@ from retailblocks.model import (
 from retailblocks.simulation.invariants import Invariant, baseline, check_invariants, last_event_id
 from retailblocks.simulation.moments import Moments
 from retailblocks.simulation.profile import PaymentChoice, Profile
+from retailblocks.stack import Stack
 from retailblocks.storage.tables import orders as orders_table
 
 IDENTITY_FOR_CHANNEL = {

@@ -9,10 +9,10 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 
-from retailblocks.assembly.stack import Stack
 from retailblocks.events.dispatcher import dead_letters, undelivered
 from retailblocks.flows.audit import audit_flows
 from retailblocks.model import Order, OrderStatus, StockLevel
+from retailblocks.stack import Stack
 from retailblocks.storage.tables import event_cursors, event_failures, orders, outbox, sagas
 
 SOLD = {

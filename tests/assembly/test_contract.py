@@ -13,11 +13,11 @@ import pytest
 
 from retailblocks import CORE_API_VERSION, Block, Capability, hookimpl
 from retailblocks.assembly.discovery import BlockInfo, discover
-from retailblocks.assembly.stack import plan
 from retailblocks.errors import AssemblyError, OutOfStock
 from retailblocks.hookspecs import REQUIRED_HOOKS, SPEC_MODULES, all_hook_names
 from retailblocks.manifest import ManifestError
 from retailblocks.model import Money, PaymentAuthorization, PaymentCapture, PaymentRefund, Reservation, StockDemand
+from retailblocks.stack import plan
 
 
 class MiniInventory(Block):
@@ -298,7 +298,7 @@ def test_every_hook_is_documented_with_a_typed_signature() -> None:
 def test_the_trace_switch_prints_every_hook_call_with_its_block(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from retailblocks.assembly.stack import assemble
+    from retailblocks.stack import assemble
     from tests.helpers import cart, receive, write_manifest
 
     stack = assemble(

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from retailblocks.assembly.stack import Stack
 from retailblocks.errors import InvalidValue, OutOfStock, PaymentDeclined, UnknownSku
 from retailblocks.model import PaymentRequest
+from retailblocks.stack import Stack
 from tests.helpers import CARD_DECLINED, card, cart, levels, make_stack
 
 TABLES = ("orders", "order_lines", "sagas", "saga_log", "idempotency_keys", "outbox")

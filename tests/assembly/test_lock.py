@@ -172,7 +172,7 @@ def test_the_lock_shows_the_database_as_written_secrets_masked(
     corner_shop: Path, written: str, environ: dict[str, str], locked: str
 ) -> None:
     from retailblocks.assembly.describe import describe_plan
-    from retailblocks.assembly.stack import plan
+    from retailblocks.stack import plan
 
     text = corner_shop.read_text(encoding="utf-8")
     corner_shop.write_text(text.replace("channels:\n", f"database: '{written}'\nchannels:\n", 1), encoding="utf-8")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from retailblocks.assembly.stack import plan
+from retailblocks.stack import plan
 
 PASSWORD = "hunter2-db-password"
 CARD_KEY = "sk_test_from_the_environment"

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from retailblocks.assembly.stack import Stack
 from retailblocks.errors import InvalidValue
 from retailblocks.model import Cart, CartLine, Fulfilment, FulfilmentKind
 from retailblocks.model.limits import MAX_AMOUNT
+from retailblocks.stack import Stack
 from tests.helpers import SHOP_MANIFEST, card, cart, levels, make_stack
 
 # BEANS at the largest price there is: ten thousand of them come to 10**19 minor units, past 2**63 - 1.

@@ -11,10 +11,10 @@ import pytest
 
 from retailblocks import Block, Event, hookimpl
 from retailblocks.assembly.discovery import BlockInfo, discover
-from retailblocks.assembly.stack import assemble
 from retailblocks.clock import ManualClock
 from retailblocks.events import read_events
 from retailblocks.events.dispatcher import dead_letters, undelivered
+from retailblocks.stack import assemble
 from tests.helpers import SHOP_MANIFEST, cart, receive, write_manifest
 
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from retailblocks.assembly.stack import Stack
 from retailblocks.events import read_events
 from retailblocks.flows.saga import SimulatedCrash
 from retailblocks.model import OrderStatus
+from retailblocks.stack import Stack
 from retailblocks.storage.tables import orders, sagas
 from tests.helpers import cart, make_stack, member
 

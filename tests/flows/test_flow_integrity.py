@@ -14,7 +14,6 @@ import pytest
 import sqlalchemy as sa
 
 from retailblocks import assemble
-from retailblocks.assembly.stack import Stack
 from retailblocks.errors import (
     FlowStuck,
     IdempotencyConflict,
@@ -24,6 +23,7 @@ from retailblocks.errors import (
 from retailblocks.flows.audit import audit_flows
 from retailblocks.flows.saga import SimulatedCrash
 from retailblocks.model import Money, OrderStatus, PaymentRequest
+from retailblocks.stack import Stack
 from retailblocks.storage.tables import idempotency_keys, orders, outbox, saga_log, sagas
 from tests.helpers import card, cart, make_stack, member, write_manifest
 

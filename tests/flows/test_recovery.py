@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from retailblocks.assembly.stack import Stack
 from retailblocks.flows.saga import SimulatedCrash
 from retailblocks.model import OrderStatus
 from retailblocks.simulation.invariants import check_invariants, stock_snapshot
+from retailblocks.stack import Stack
 from tests.helpers import cart, make_stack, member, write_manifest
 
 CHECKOUT_STEPS = ["reserve", "authorize", "place", "capture", "deliver", "earn", "complete"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from retailblocks.assembly.stack import Stack
+from retailblocks.stack import Stack
 from tests.helpers import SHOP_MANIFEST, make_stack
 
 BRAND = (

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from retailblocks.assembly.describe import write_lock
-from retailblocks.assembly.stack import Stack
 from retailblocks.cli import cli
 from retailblocks.model import Identity
+from retailblocks.stack import Stack
 from tests.fusion.test_data_fused import write_signals
 from tests.helpers import cart
 

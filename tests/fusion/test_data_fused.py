@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from retailblocks.assembly.stack import Stack
 from retailblocks.fusion import catch_up, ingest, member_view
 from retailblocks.fusion.ingest import parse
 from retailblocks.model import Identity
+from retailblocks.stack import Stack
 from tests.helpers import cart
 
 PHONE = Identity("phone", "+8613800000001")

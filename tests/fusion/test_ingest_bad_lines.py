@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from retailblocks.assembly.stack import Stack
 from retailblocks.fusion import catch_up, ingest, member_view
 from retailblocks.fusion.ingest import parse
 from retailblocks.fusion.tables import timeline
 from retailblocks.model import Identity
+from retailblocks.stack import Stack
 from tests.fusion.test_commands import run
 from tests.helpers import cart
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from retailblocks.assembly.stack import Stack
 from retailblocks.errors import InvalidValue
 from retailblocks.fusion import campaign_report, catch_up, profiles, run_campaign
 from retailblocks.fusion.segments import members_of
 from retailblocks.fusion.tables import campaign_coupons
 from retailblocks.model import Identity
+from retailblocks.stack import Stack
 from tests.helpers import cart
 
 

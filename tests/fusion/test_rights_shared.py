@@ -8,10 +8,10 @@ from datetime import date, timedelta
 import pytest
 from retailblocks_loyalty import Loyalty
 
-from retailblocks.assembly.stack import Stack
 from retailblocks.errors import InvalidValue
 from retailblocks.fusion import settle
 from retailblocks.model import Identity
+from retailblocks.stack import Stack
 from tests.helpers import cart
 
 DAY = date(2026, 3, 2)

@@ -3,9 +3,9 @@ one checkout flow, and all land on the same member's timeline."""
 
 from __future__ import annotations
 
-from retailblocks.assembly.stack import Stack
 from retailblocks.fusion import catch_up, member_view
 from retailblocks.model import Address, Fulfilment, FulfilmentKind, Identity, OrderStatus
+from retailblocks.stack import Stack
 from tests.helpers import cart, levels, receive
 
 OPENID = (Identity("openid", "o-wang"),)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from retailblocks.assembly.stack import plan
 from retailblocks.manifest import ManifestError, parse_manifest
+from retailblocks.stack import plan
 from tests.cli.harness import blocks, copy_example, tree
 from tests.manifest.conftest import ENVIRON, VALID
 

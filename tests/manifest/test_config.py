@@ -10,8 +10,8 @@ from typing import Any, Literal
 import attrs
 import pytest
 
-from retailblocks.hookspecs.blocks import secret_field
 from retailblocks.errors import InvalidValue
+from retailblocks.hookspecs.blocks import secret_field
 from retailblocks.manifest import (
     ConfigTypeError,
     ManifestError,

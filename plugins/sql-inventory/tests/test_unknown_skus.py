@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from retailblocks_sql_inventory import SqlInventory
 
 from retailblocks import assemble
-from retailblocks.assembly.stack import Stack
 from retailblocks.cli import cli
 from retailblocks.errors import UnknownSku
+from retailblocks.stack import Stack
 
 MANIFEST = """\
 version: 1

@@ -13,9 +13,9 @@ from retailblocks.cli.support import console, fail, json_option, manifest_option
 
 if TYPE_CHECKING:
     from retailblocks import Block
-    from retailblocks.assembly.stack import Stack
     from retailblocks.context import FlowContext
     from retailblocks.model import Money
+    from retailblocks.stack import Stack
     from retailblocks_stored_value.block import StoredValue
 
 

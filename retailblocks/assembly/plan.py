@@ -1,18 +1,17 @@
-"""Assembly: from a manifest and the installed blocks to a running :class:`Stack`.
+"""Assembly's plan: from a manifest and the installed blocks to configured, registered, routed blocks.
 
-Nothing is written (no database, no directory, no lock file) until the whole manifest, every block's
-configuration and the routing have been checked.
+:func:`retailblocks.stack.assemble` turns a plan into a running stack. Nothing is written (no database,
+no directory, no lock file) until the whole manifest, every block's configuration and the routing have been
+checked.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import datetime, timedelta
+from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import pluggy
@@ -25,10 +24,7 @@ from retailblocks.assembly.hooks import HookRelay
 from retailblocks.assembly.references import check_manifest as check_references
 from retailblocks.assembly.references import declared_names
 from retailblocks.assembly.routing import plan_routing
-from retailblocks.clock import FLOW_LEASE, Clock, IdFactory, RandomIds, SystemClock
-from retailblocks.context import FlowContext
-from retailblocks.errors import AssemblyError, EnvironmentFailure, UnknownChannel
-from retailblocks.fusion.block import FUSION_ID, FusionBlock
+from retailblocks.errors import AssemblyError, EnvironmentFailure
 from retailblocks.hookspecs import PROJECT, SPEC_MODULES
 from retailblocks.hookspecs.blocks import Block
 from retailblocks.manifest import (
@@ -43,16 +39,13 @@ from retailblocks.manifest import (
 from retailblocks.manifest.errors import ManifestProblems
 from retailblocks.manifest.nodes import position_in
 from retailblocks.manifest.readers import suggestion
-from retailblocks.model import Channel, Merchant, Product
-from retailblocks.storage import UnitOfWork, check_reachable, create_engine, describe_url, migrate
+from retailblocks.storage import check_reachable, create_engine, describe_url, migrate
 from retailblocks.storage.engine import sqlite_path
-from retailblocks.storage.unit_of_work import IdleConnection
 from retailblocks.version import CORE_API_VERSION
 
-if TYPE_CHECKING:
-    from retailblocks.flows.api import OrderFlows
-
 CORE_ID = "core"
+#: The fusion timeline's listener (retailblocks.fusion.block), which the stack registers in every plan.
+FUSION_ID = "fusion"
 #: Blocks the core registers in every stack; manifest entries may not take their ids.
 CORE_BLOCK_IDS = (CORE_ID, FUSION_ID)
 
@@ -88,8 +81,13 @@ def plan(
     *,
     environ: Mapping[str, str] | None = None,
     installed: Mapping[str, BlockInfo] | None = None,
+    core_blocks: Sequence[Block] = (),
 ) -> Plan:
-    """Load the manifest and resolve, configure and register its blocks, writing nothing."""
+    """Load the manifest and resolve, configure and register its blocks, writing nothing.
+
+    ``core_blocks`` are the core's own blocks from the floors above assembly (the fusion timeline's
+    listener), registered under their ids beside the manifest's.
+    """
     env = dict(os.environ if environ is None else environ)
     manifest = load_manifest(manifest_path, environ=env)
     available = dict(installed if installed is not None else discover(env))
@@ -105,7 +103,8 @@ def plan(
 
     pm = new_plugin_manager()
     pm.register(CoreBlock(None, block_id=CORE_ID), name=CORE_ID)
-    pm.register(FusionBlock(None, block_id=FUSION_ID), name=FUSION_ID)
+    for core_block in core_blocks:
+        pm.register(core_block, name=core_block.id)
     for block in assembled:
         try:
             pm.register(block.instance, name=block.entry.id)
@@ -226,42 +225,6 @@ def _config_position(entry: BlockEntry, field: str, quoting: str = "") -> Source
     return position_in(entry.config, field, quoting=quoting)
 
 
-def assemble(
-    manifest_path: str | os.PathLike[str],
-    *,
-    environ: Mapping[str, str] | None = None,
-    clock: Clock | None = None,
-    ids: IdFactory | None = None,
-    installed: Mapping[str, BlockInfo] | None = None,
-    lease_clock: Clock | None = None,
-    require_lock: bool = False,
-) -> Stack:
-    """Assemble the manifest into a running stack: validate everything, then prepare storage.
-
-    ``require_lock`` is how operator commands open a stack: a manifest that was never assembled (it has no
-    lock, see lockfile) is refused before any storage is prepared, and what changed since it was
-    assembled is left in :attr:`Stack.lock_changes`. Without it (tests, embedding, simulations on a copy)
-    storage is prepared as needed.
-
-    ``clock`` is the business clock (what orders and events are stamped with; a simulation moves it);
-    ``lease_clock`` is what flows' leases are measured on, the wall clock unless given: leases coordinate
-    processes, which share only the wall clock. Assembling recovers nothing: flows a crash left half-way
-    are finished where an operator asks for it (``blocks recover``, :meth:`Stack.recover`) and at server
-    start, each of which reports what it did.
-    """
-    the_plan = plan(manifest_path, environ=environ, installed=installed)
-    changes: list[str] = []
-    if require_lock:
-        from retailblocks.assembly.lockfile import check_assembled
-
-        changes = check_assembled(the_plan, manifest_path)
-    engine = prepare_storage(the_plan)
-    stack = Stack(the_plan, engine, clock or SystemClock(), ids or RandomIds(), lease_clock=lease_clock)
-    stack.lock_changes = tuple(changes)
-    the_plan.plugin_manager.hook.stack_startup(stack=stack)
-    return stack
-
-
 def prepare_storage(the_plan: Plan) -> sa.Engine:
     """Create the database if needed and migrate every owner's tables.
 
@@ -300,173 +263,3 @@ def prepare_storage(the_plan: Plan) -> sa.Engine:
         engine.dispose()
         raise
     return engine
-
-
-class Stack:
-    """A manifest assembled: configured blocks registered with one plugin manager, plus storage.
-
-    The order flows are reached through :meth:`checkout`, :meth:`cancel`, :meth:`refund` and the readers
-    :meth:`order` and :meth:`orders`; operators' housekeeping through :meth:`recover` and
-    :meth:`dispatch_events`.
-    """
-
-    def __init__(
-        self, the_plan: Plan, engine: sa.Engine, clock: Clock, ids: IdFactory, *, lease_clock: Clock | None = None
-    ):
-        self.plan = the_plan
-        self.manifest = the_plan.manifest
-        self.engine = engine
-        self.clock = clock
-        #: What flows' leases are measured on (see assemble), and how long one lasts.
-        self.lease_clock: Clock = lease_clock or SystemClock()
-        self.lease: timedelta = FLOW_LEASE
-        self._fingerprint_key: bytes | None = None
-        self.ids = ids
-        self.hooks = the_plan.relay
-        self.plugin_manager = the_plan.plugin_manager
-        self.channels: dict[str, Channel] = {c.id: c for c in self.manifest.channels}
-        self.catalog: dict[str, Product] = {p.sku: p for p in self.manifest.catalog}
-        self.blocks: dict[str, Block] = {b.entry.id: b.instance for b in the_plan.blocks}
-        self._flows: OrderFlows | None = None
-        #: What changed in the manifest since its lock was written, when assembled with require_lock.
-        self.lock_changes: tuple[str, ...] = ()
-        self._closed = False
-        #: Where a flow run leaves its SQLite connection for the next run (see keeping_connection).
-        self.idle_connection = IdleConnection()
-
-    # -- blocks and contexts ----------------------------------------------------------------------
-
-    @property
-    def merchant(self) -> Merchant:
-        return self.manifest.merchant
-
-    @property
-    def currency(self) -> str:
-        return str(self.manifest.merchant.currency)
-
-    def block(self, block_id: str) -> Block:
-        try:
-            return self.blocks[block_id]
-        except KeyError:
-            raise AssemblyError(f"no block {block_id!r} in this stack (blocks: {', '.join(self.blocks)})") from None
-
-    def block_providing(self, capability: str) -> Block:
-        """The first block (in manifest order) that declares ``capability``."""
-        for block in self.blocks.values():
-            if capability in block.capabilities:
-                return block
-        raise AssemblyError(f"no block in this stack provides {capability}")
-
-    def channel(self, channel_id: str) -> Channel:
-        try:
-            return self.channels[channel_id]
-        except KeyError:
-            known = ", ".join(self.channels)
-            raise UnknownChannel(f"unknown channel {channel_id!r}; this stack's channels: {known}") from None
-
-    def new_context(
-        self,
-        uow: UnitOfWork,
-        channel: str | None = None,
-        *,
-        flow: str = "operator",
-        flow_id: str = "",
-        key: str = "",
-    ) -> FlowContext:
-        return FlowContext(
-            merchant=self.manifest.merchant,
-            channel=self.channel(channel) if channel else None,
-            clock=self.clock,
-            ids=self.ids,
-            uow=uow,
-            flow=flow,
-            flow_id=flow_id,
-            idempotency_key=key,
-        )
-
-    @contextmanager
-    def context(
-        self,
-        channel: str | None = None,
-        *,
-        flow: str = "operator",
-        flow_id: str = "",
-        key: str = "",
-        read_only: bool = False,
-    ) -> Iterator[FlowContext]:
-        """A flow context whose unit of work commits when the block returns and rolls back if it raises."""
-        with UnitOfWork(self.engine, read_only=read_only) as uow:
-            yield self.new_context(uow, channel, flow=flow, flow_id=flow_id, key=key)
-
-    # -- order flows ------------------------------------------------------------------------------
-
-    @property
-    def flows(self) -> OrderFlows:
-        if self._flows is None:
-            from retailblocks.flows.api import OrderFlows
-
-            self._flows = OrderFlows(self)
-        return self._flows
-
-    def checkout(self, cart: Any, *, key: str, **options: Any) -> Any:
-        """Run the checkout saga for ``cart`` under idempotency ``key``; returns the order."""
-        return self.flows.checkout(cart, key=key, **options)
-
-    def cancel(self, order_id: str, *, key: str | None = None, reason: str = "") -> Any:
-        return self.flows.cancel(order_id, key=key, reason=reason)
-
-    def refund(
-        self,
-        order_id: str,
-        lines: Mapping[int, int] | None = None,
-        *,
-        key: str,
-        reason: str = "",
-        restock: bool = True,
-    ) -> Any:
-        return self.flows.refund(order_id, lines, key=key, reason=reason, restock=restock)
-
-    def order(self, order_id: str) -> Any:
-        return self.flows.order(order_id)
-
-    def orders(self, **filters: Any) -> Sequence[Any]:
-        return self.flows.orders(**filters)
-
-    def recover(self, **options: Any) -> Any:
-        return self.flows.recover(**options)
-
-    def lease_until(self) -> datetime:
-        """When a lease taken now runs out."""
-        return self.lease_clock.now() + self.lease
-
-    @property
-    def fingerprint_key(self) -> bytes:
-        """The stack's key for hashing request details that must not be stored (see storage.secrets)."""
-        if self._fingerprint_key is None:
-            from retailblocks.storage.secrets import fingerprint_key
-
-            self._fingerprint_key = fingerprint_key(self.engine)
-        return self._fingerprint_key
-
-    def dispatch_events(self, **options: Any) -> Any:
-        from retailblocks.events.dispatcher import dispatch
-
-        return dispatch(self, **options)
-
-    # -- closing ----------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self.plugin_manager.hook.stack_shutdown(stack=self)
-        finally:
-            self.idle_connection.close()
-            self.engine.dispose()
-
-    def __enter__(self) -> Stack:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
