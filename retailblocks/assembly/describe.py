@@ -7,13 +7,8 @@ wrote it, never as the absolute path it resolved to here.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from retailblocks.assembly.lockfile import lock_path
 from retailblocks.assembly.plan import Plan
 from retailblocks.hookspecs import dispatch_of
 from retailblocks.manifest import Manifest, config_fingerprint, config_to_public_dict
@@ -77,31 +72,3 @@ def database_as_written(manifest: Manifest) -> str:
         scheme = manifest.database_url.split("://", 1)[0]
         return f"{scheme}://<from the environment>"
     return mask_password(node.value.strip())
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_lock(plan: Plan) -> Path:
-    """Write the manifest's lock (see lockfile.lock_path) beside it, atomically (a crash never leaves half a
-    file).
-
-    The lock file is meant to be committed beside the manifest, so it gets the permissions of any
-    file the user creates (0644 under the usual umask), not the private 0600 of a temporary file.
-    """
-    target = lock_path(plan.manifest.path)
-    data = describe_plan(plan)
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o666 & ~_current_umask())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target

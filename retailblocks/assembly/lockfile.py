@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retailblocks.assembly.describe import describe_plan
 from retailblocks.errors import AssemblyError
 
 if TYPE_CHECKING:
@@ -60,8 +62,6 @@ def check_assembled(the_plan: Plan, shown_path: str | os.PathLike[str] | None = 
         return [f"its lock {target.name} is not a lock file"]
     if not isinstance(locked, dict):
         return [f"its lock {target.name} is not a lock file"]
-    from retailblocks.assembly.describe import describe_plan
-
     return lock_changes(locked, describe_plan(the_plan))
 
 
@@ -103,3 +103,31 @@ def _blocks(described: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     if not isinstance(blocks, list):
         return {}
     return {str(block.get("id")): block for block in blocks if isinstance(block, Mapping)}
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_lock(plan: Plan) -> Path:
+    """Write the manifest's lock (see lockfile.lock_path) beside it, atomically (a crash never leaves half a
+    file).
+
+    The lock file is meant to be committed beside the manifest, so it gets the permissions of any
+    file the user creates (0644 under the usual umask), not the private 0600 of a temporary file.
+    """
+    target = lock_path(plan.manifest.path)
+    data = describe_plan(plan)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o666 & ~_current_umask())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target

@@ -27,7 +27,8 @@ from retailblocks.errors import EnvironmentFailure
 @json_option("Print the stack as JSON.")
 def assemble(manifest: Path, check: bool, as_json: bool) -> None:
     """Assemble the manifest: validate it, prepare storage, write blocks.lock."""
-    from retailblocks.assembly.describe import describe_plan, write_lock
+    from retailblocks.assembly.describe import describe_plan
+    from retailblocks.assembly.lockfile import write_lock
     from retailblocks.stack import plan
 
     with reporting_errors():

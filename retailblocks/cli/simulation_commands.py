@@ -196,7 +196,7 @@ def demo(orders: int, seed: int, workers: int, keep: Path | None, as_json: bool)
         if keep is not None:
             # A kept directory is a stack the operator goes on with (`blocks orders`…), which open only a
             # manifest that has its lock.
-            from retailblocks.assembly.describe import write_lock
+            from retailblocks.assembly.lockfile import write_lock
             from retailblocks.stack import plan
 
             with reporting_errors():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from retailblocks.assembly.describe import write_lock
+from retailblocks.assembly.lockfile import write_lock
 from retailblocks.cli import cli
 from retailblocks.model import Identity
 from retailblocks.stack import Stack

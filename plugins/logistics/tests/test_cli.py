@@ -52,7 +52,7 @@ def manifest(tmp_path: Path, database_url: str) -> Path:
 
 def test_list_and_track(manifest: Path) -> None:
     import retailblocks
-    from retailblocks.assembly.describe import write_lock
+    from retailblocks.assembly.lockfile import write_lock
     from retailblocks.model import Money, Order, OrderStatus
 
     with retailblocks.assemble(manifest) as stack:
