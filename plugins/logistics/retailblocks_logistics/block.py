@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 import sqlalchemy as sa
 
-from retailblocks import Block, Capability, FlowContext, hookimpl
+from retailblocks import Block, Capability, FlowContext, StackView, hookimpl
 from retailblocks.assembly.references import unknown
 from retailblocks.clock import as_utc
 from retailblocks.errors import CurrencyMismatch, IdempotencyConflict, InvalidValue, UnknownObject
@@ -173,12 +173,9 @@ class Logistics(Block):
         return problems
 
     @hookimpl
-    def stack_startup(self, stack: Any) -> None:
+    def stack_startup(self, stack: StackView) -> None:
         # Fail at start-up rather than at the first quote when amounts are in the wrong currency.
-        merchant = getattr(stack, "merchant", None)
-        currency = getattr(merchant, "currency", None)
-        if isinstance(currency, str):
-            self.check_currency(currency)
+        self.check_currency(stack.merchant.currency)
 
     @hookimpl
     def stack_migrations(self) -> Sequence[Migration]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 
-from retailblocks import AuditFinding, Block, Capability, FlowContext, hookimpl
+from retailblocks import AuditFinding, Block, Capability, FlowContext, StackView, hookimpl
 from retailblocks.assembly.references import unknown
 from retailblocks.errors import InvalidValue, OutOfStock, UnknownSku
 from retailblocks.manifest.readers import suggestion
@@ -169,7 +169,7 @@ class SqlInventory(Block):
         return problems
 
     @hookimpl
-    def stack_startup(self, stack: Any) -> None:
+    def stack_startup(self, stack: StackView) -> None:
         # Stock of a SKU the catalog lacks could never be sold; the stack's catalog says what exists.
         self.catalog = frozenset(stack.catalog)
 
