@@ -10,7 +10,7 @@ from sqlalchemy import event
 
 from retailblocks.errors import EnvironmentFailure, InvalidInput
 from retailblocks.storage.json_text import dumps
-from retailblocks.storage.prepared import DIRECT_TRANSACTION, execute_control
+from retailblocks.storage.prepared import execute_control
 
 _BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
 _BEGIN_DEFERRED = "BEGIN DEFERRED"
@@ -114,10 +114,7 @@ def _sqlite_engine(url: str, *, pool_size: int) -> sa.Engine:
         # Sent on the driver's kept cursor: SQLAlchemy's full execution path costs several times what SQLite
         # needs to run the statement. Listeners of "before_cursor_execute" (statement tracing, the
         # benchmark's recorder) still see it; "database is locked" is raised as sa.exc.OperationalError.
-        info = connection.connection.info
-        if info.get(DIRECT_TRANSACTION):
-            return  # a unit of work began the driver's transaction itself: SQLAlchemy only catches up
-        execute_control(connection, _BEGIN_DEFERRED if info.get("read_only") else _BEGIN_IMMEDIATE)
+        execute_control(connection, _BEGIN_DEFERRED if connection.info.get("read_only") else _BEGIN_IMMEDIATE)
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
