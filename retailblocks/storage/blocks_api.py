@@ -22,6 +22,7 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from retailblocks.storage.engine import reading
 from retailblocks.storage.json_text import json_encoder
 from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks.storage.unit_of_work import UnitOfWork
@@ -161,10 +162,5 @@ def read_only_connection(source: sa.Engine | UnitOfWork) -> Iterator[sa.Connecti
     without opening the step's transaction.
     """
     engine = source.engine if isinstance(source, UnitOfWork) else source
-    with engine.connect() as connection:
-        connection.info["read_only"] = True
-        try:
-            yield connection
-        finally:
-            if connection.in_transaction():
-                connection.rollback()
+    with reading(engine) as connection:
+        yield connection

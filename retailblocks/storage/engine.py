@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -125,11 +127,24 @@ def _sqlite_engine(url: str, *, pool_size: int) -> sa.Engine:
     return engine
 
 
+@contextmanager
+def reading(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection of its own for reading: its transaction begins deferred on SQLite (a plain reader,
+    which in WAL mode never waits for the writer nor makes it wait), and is rolled back at the end.
+    Blocks use :func:`retailblocks.storage.read_only_connection`, which also takes a unit of work."""
+    with engine.connect() as connection:
+        connection.info["read_only"] = True
+        try:
+            yield connection
+        finally:
+            if connection.in_transaction():
+                connection.rollback()
+
+
 def check_reachable(engine: sa.Engine) -> None:
     """Connect once; an unreachable database is a failure of the environment (exit status 1)."""
     try:
-        with engine.connect() as connection:
-            connection.info["read_only"] = True
+        with reading(engine) as connection:
             connection.execute(sa.text("SELECT 1"))
     except sa.exc.OperationalError as error:
         reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
