@@ -1,6 +1,6 @@
 """Storage: engines, the core's tables, per-owner migrations, the unit of work, and what blocks build on.
 
-Public API for blocks (see docs/blocks.md): :class:`Prepared` and :class:`PreparedQuery` (statements built
+Public API for blocks (see docs/block-storage.md): :class:`Prepared` and :class:`PreparedQuery` (statements built
 once, run on the step's connection), :class:`InsertIfAbsent` / :func:`insert_if_absent`,
 :class:`KeyClaimer`, :func:`read_only_connection`, :func:`request_hash`, :class:`Migration` and
 :func:`create_tables`.
