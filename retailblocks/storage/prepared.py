@@ -247,7 +247,9 @@ class Prepared:
             form, values = self._expanded_form(dialect, values)
         parameters = form.parameters(values)
         cursor = driver_cursor(connection)
-        _announce(connection, cursor, form.sql, parameters, False)
+        listeners = connection.dispatch.before_cursor_execute  # (_announce, written out: every statement)
+        if listeners:
+            listeners(connection, cursor, form.sql, parameters, None, False)
         try:
             cursor.execute(form.sql, parameters)
         except dialect.loaded_dbapi.Error as error:
@@ -416,13 +418,14 @@ def driver_cursor(connection: sa.Connection) -> Any:
     """
     if not connection.in_transaction():
         connection.begin()
-    driver = connection.connection.dbapi_connection
-    kept = connection.info.get(_CURSOR)
+    pooled = connection.connection
+    driver = pooled.dbapi_connection
+    kept = pooled.info.get(_CURSOR)  # Connection.info, read without its property's second look-up
     if kept is not None and kept[0] is driver:
         return kept[1]
     assert driver is not None
     cursor = driver.cursor()
-    connection.info[_CURSOR] = (driver, cursor)
+    pooled.info[_CURSOR] = (driver, cursor)
     return cursor
 
 
