@@ -1,16 +1,44 @@
-"""Storage: engines, the core's tables, per-owner migrations and the unit of work."""
+"""Storage: engines, the core's tables, per-owner migrations, the unit of work, and what blocks build on.
 
+Public API for blocks (see docs/block-storage.md): :class:`Prepared` and :class:`PreparedQuery` (statements built
+once, run on the step's connection), :class:`InsertIfAbsent` / :func:`insert_if_absent`,
+:class:`KeyClaimer`, :func:`read_only_connection`, :func:`request_hash`, :class:`Migration` and
+:func:`create_tables`.
+"""
+
+from retailblocks.storage.blocks_api import (
+    ClaimOutcome,
+    InsertIfAbsent,
+    KeyClaim,
+    KeyClaimer,
+    insert_if_absent,
+    read_only_connection,
+    request_hash,
+)
 from retailblocks.storage.engine import check_reachable, create_engine, describe_url, is_sqlite
+from retailblocks.storage.json_text import JsonText, json_encoder
 from retailblocks.storage.migrations import Migration, create_tables, migrate
+from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks.storage.unit_of_work import UnitOfWork
 
 __all__ = [
+    "ClaimOutcome",
+    "InsertIfAbsent",
+    "JsonText",
+    "KeyClaim",
+    "KeyClaimer",
     "Migration",
+    "Prepared",
+    "PreparedQuery",
     "UnitOfWork",
     "check_reachable",
     "create_engine",
     "create_tables",
     "describe_url",
+    "insert_if_absent",
     "is_sqlite",
+    "json_encoder",
     "migrate",
+    "read_only_connection",
+    "request_hash",
 ]

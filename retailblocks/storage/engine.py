@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ from sqlalchemy import event
 
 from retailblocks.errors import EnvironmentFailure, InvalidInput
 from retailblocks.storage.json_text import dumps
-from retailblocks.storage.prepared import DIRECT_TRANSACTION, execute_control
+from retailblocks.storage.prepared import execute_control
 
 _BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
 _BEGIN_DEFERRED = "BEGIN DEFERRED"
@@ -114,10 +116,7 @@ def _sqlite_engine(url: str, *, pool_size: int) -> sa.Engine:
         # Sent on the driver's kept cursor: SQLAlchemy's full execution path costs several times what SQLite
         # needs to run the statement. Listeners of "before_cursor_execute" (statement tracing, the
         # benchmark's recorder) still see it; "database is locked" is raised as sa.exc.OperationalError.
-        info = connection.connection.info
-        if info.get(DIRECT_TRANSACTION):
-            return  # a unit of work began the driver's transaction itself: SQLAlchemy only catches up
-        execute_control(connection, _BEGIN_DEFERRED if info.get("read_only") else _BEGIN_IMMEDIATE)
+        execute_control(connection, _BEGIN_DEFERRED if connection.info.get("read_only") else _BEGIN_IMMEDIATE)
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
@@ -128,11 +127,24 @@ def _sqlite_engine(url: str, *, pool_size: int) -> sa.Engine:
     return engine
 
 
+@contextmanager
+def reading(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection of its own for reading: its transaction begins deferred on SQLite (a plain reader,
+    which in WAL mode never waits for the writer nor makes it wait), and is rolled back at the end.
+    Blocks use :func:`retailblocks.storage.read_only_connection`, which also takes a unit of work."""
+    with engine.connect() as connection:
+        connection.info["read_only"] = True
+        try:
+            yield connection
+        finally:
+            if connection.in_transaction():
+                connection.rollback()
+
+
 def check_reachable(engine: sa.Engine) -> None:
     """Connect once; an unreachable database is a failure of the environment (exit status 1)."""
     try:
-        with engine.connect() as connection:
-            connection.info["read_only"] = True
+        with reading(engine) as connection:
             connection.execute(sa.text("SELECT 1"))
     except sa.exc.OperationalError as error:
         reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)

@@ -8,6 +8,7 @@ import attrs
 import sqlalchemy as sa
 
 from retailblocks.errors import AssemblyError
+from retailblocks.storage.engine import reading
 
 SCHEMA_TABLE = sa.Table(
     "retailblocks_schema",
@@ -75,10 +76,8 @@ def migrate(engine: sa.Engine, owners: Mapping[str, Sequence[Migration]]) -> dic
 
 
 def _current_version(engine: sa.Engine, owner: str) -> int:
-    with engine.connect() as connection:
-        connection.info["read_only"] = True
+    with reading(engine) as connection:
         version = connection.execute(sa.select(SCHEMA_TABLE.c.version).where(SCHEMA_TABLE.c.owner == owner)).scalar()
-        connection.rollback()
     return int(version or 0)
 
 

@@ -1,19 +1,19 @@
-"""Statements built once and sent straight to the driver: the hot path of every flow.
+"""Statements built once and sent straight to the driver: the hot path of every flow, public to blocks.
 
 Building a SQLAlchemy statement per call (``table.update().where(...).values(...)``) costs about 100 µs
 before the database sees anything — twenty times what SQLite needs to run it. A :class:`Prepared`
 statement is built once at import time with named parameters, compiled once per dialect, and executed on
-the unit of work's own DB-API connection with the same parameter conversions SQLAlchemy would apply (JSON
-encoding, SQLite's datetime strings), so it stays inside the step's transaction.
+the connection's own DB-API connection with the same parameter conversions SQLAlchemy would apply (each
+type's bind processor: JSON encoding, SQLite's datetime strings), inside the connection's transaction.
 
-Use it for the INSERT, UPDATE and DELETE statements a checkout issues many times, and
-:class:`PreparedQuery` for the SELECTs (and INSERT/UPDATE … RETURNING) it issues many times: the same path,
-with each result column converted as SQLAlchemy would (its type's result processor: SQLite's datetime
-strings and booleans, JSON documents…), rows returned as named tuples. Three things to know: give an INSERT
-its values as ``.values(col=sa.bindparam("col"))`` (a bare ``insert()`` expects every column) and call
-``.inline()`` on an INSERT into a table with an autoincrement id (or PostgreSQL adds ``RETURNING id``); a
-bindparam in an UPDATE's WHERE may not share a column's name; errors are raised as SQLAlchemy's
-(``sa.exc.IntegrityError``…), as for any other statement::
+Use it for the INSERT, UPDATE and DELETE statements a flow issues many times, and :class:`PreparedQuery`
+for the SELECTs (and INSERT/UPDATE … RETURNING) it issues many times: the same path, with each result
+column converted as SQLAlchemy would (its type's result processor: SQLite's datetime strings and booleans,
+JSON documents…), rows returned as named tuples. Three things to know: give an INSERT its values as
+``.values(col=sa.bindparam("col"))`` (a bare ``insert()`` expects every column; :meth:`Prepared.insert`
+does this) and call ``.inline()`` on an INSERT into a table with an autoincrement id (or PostgreSQL adds
+``RETURNING id``); a bindparam in an UPDATE's WHERE may not share a column's name; errors are raised as
+SQLAlchemy's (``sa.exc.IntegrityError``…), as for any other statement::
 
     RELEASE = Prepared(
         levels.update()
@@ -30,78 +30,111 @@ bindparam in an UPDATE's WHERE may not share a column's name; errors are raised 
     row = LEVEL.first(ctx.db, sku="A", location="dc")   # None, or a named tuple: row.on_hand, row[1]
 
 Expanding parameters (``column.in_(sa.bindparam("skus", expanding=True))``, also over ``sa.tuple_``)
-take a list; the statement is expanded once per list length and kept, as SQLAlchemy's own cache would. A
-query's columns' keys must be valid Python identifiers (give computed columns a ``.label()``). Mappings of
-values are passed positionally (``.execute(connection, row)``), so a parameter may be called ``values``.
-Statements run on one driver cursor kept per driver connection, and begin the connection's transaction
-when none is open, as SQLAlchemy's own execution would.
+take a list; for each list length a statement with one parameter per element is built from public
+constructs, compiled and kept. A query's columns' keys must be valid Python identifiers (give computed
+columns a ``.label()``). Mappings of values are passed positionally (``.execute(connection, row)``), so a
+parameter may be called ``values``.
+
+A statement on a connection with no transaction begins one (``connection.begin()``), as SQLAlchemy's own
+execution would, so a unit of work's transaction is always SQLAlchemy's, whichever path its statements
+take. Statements are announced to ``before_cursor_execute`` listeners (tracers, the benchmark's recorder).
+Everything here rests on SQLAlchemy's and the DB-API's documented interfaces: ``compile(dialect=)``,
+``positiontup``, ``binds``, ``params``, types' bind and result processors, ``exported_columns``,
+``Connection.info``, ``in_transaction()`` and ``begin()``.
 """
 
 from __future__ import annotations
 
-import json
 import keyword
 import operator
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import attrs
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql import visitors
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from retailblocks.storage.json_text import dumps
+
+__all__ = ["Prepared", "PreparedQuery"]
+
+_Processor = Callable[[Any], Any]
+_Parameters = list[Any] | dict[str, Any]
 
 
 @attrs.frozen
-class _Compiled:
-    sql: str
-    positional: bool
-    names: tuple[str, ...]
-    processors: Mapping[str, Callable[[Any], Any]]
-    defaults: Mapping[str, Any] = attrs.field(factory=dict)
-    #: The expanding (IN) parameters, whose lists become one placeholder per element at execution.
-    expanding: tuple[str, ...] = ()
-    #: For a statement with expanding parameters: the compiled form, expanded per list length.
-    source: SQLCompiler | None = attrs.field(default=None, eq=False)
-    #: For an expanded statement: each expanding parameter's placeholder names, in element order.
-    expansion: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
-    #: For a positional statement: a call's values as the driver's parameter list, in placeholder order,
-    #: defaults filled in and processors applied (derived, so ``attrs.evolve`` makes it again).
-    positional_values: Callable[[Mapping[str, Any]], list[Any]] | None = attrs.field(init=False, eq=False)
+class _Form:
+    """One statement as the driver receives it: its text, and how a call's values become its parameters."""
 
-    @positional_values.default
-    def _positional_values(self) -> Callable[[Mapping[str, Any]], list[Any]] | None:
-        return _list_maker(self.names, self.processors, self.defaults) if self.positional else None
+    sql: str
+    parameters: Callable[[Mapping[str, Any]], _Parameters]
+
+
+@attrs.frozen
+class _Expanding:
+    """An expanding (IN) parameter: the name a call gives its list by, and how many placeholders each
+    element takes (0 for a plain value, the member count for a tuple)."""
+
+    name: str
+    width: int
+    #: The list bound when the statement was built (``column.in_(["a", "b"])``), used unless a call gives one.
+    default: Sequence[Any] | None
 
 
 def _list_maker(
-    names: Sequence[str], processors: Mapping[str, Callable[[Any], Any]], defaults: Mapping[str, Any]
+    names: Sequence[str], processors: Mapping[str, _Processor], defaults: Mapping[str, Any]
 ) -> Callable[[Mapping[str, Any]], list[Any]]:
-    """A function written for one statement that builds its parameter list in one expression.
+    """A function that builds a positional statement's parameter list from a call's values by name:
+    defaults filled in, processors applied to values that are not None. A name without a value or a
+    default raises KeyError."""
+    names = tuple(names)
+    converted = tuple((index, processors[name]) for index, name in enumerate(names) if name in processors)
+    if not names:
+        return lambda values: []
+    if len(names) == 1:
+        only = names[0]
+        read: Callable[[Mapping[str, Any]], Sequence[Any]] = lambda values: (values[only],)  # noqa: E731
+    else:
+        read = operator.itemgetter(*names)
+    fill = dict(defaults)
 
-    Every statement of every flow converts its values here; a loop over (name, processor) pairs cost
-    several times the one list display this writes, e.g. for ``(id, at)`` with a processor for ``at``:
-    ``[values['id'], (None if (v1 := values['at']) is None else p1(v1))]``. Names are written as string
-    literals (``repr``); processors and defaults are bound by name in the function's namespace.
-    """
-    namespace: dict[str, Any] = {}
-    items = []
-    for index, name in enumerate(names):
-        read = f"values[{name!r}]"
-        if name in defaults:
-            namespace[f"d{index}"] = defaults[name]
-            read = f"values.get({name!r}, d{index})"
-        if name in processors:
-            namespace[f"p{index}"] = processors[name]
-            read = f"(None if (v{index} := {read}) is None else p{index}(v{index}))"
-        items.append(read)
-    source = f"def make(values):\n    return [{', '.join(items)}]\n"
-    exec(compile(source, "<prepared statement parameters>", "exec"), namespace)
-    return namespace["make"]  # type: ignore[no-any-return]
+    def make(values: Mapping[str, Any]) -> list[Any]:
+        if fill:
+            values = {**fill, **values}
+        row = list(read(values))
+        for index, processor in converted:
+            value = row[index]
+            if value is not None:
+                row[index] = processor(value)
+        return row
+
+    return make
+
+
+def _dict_maker(
+    names: Sequence[str], processors: Mapping[str, _Processor], defaults: Mapping[str, Any]
+) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """The same for a statement with named placeholders: a dict of exactly its names."""
+    plain = tuple(name for name in names if name not in processors)
+    converted = tuple((name, processor) for name, processor in processors.items() if name in names)
+    fill = dict(defaults)
+
+    def make(values: Mapping[str, Any]) -> dict[str, Any]:
+        if fill:
+            values = {**fill, **values}
+        out = {name: values[name] for name in plain}
+        for name, processor in converted:
+            value = values[name]
+            out[name] = None if value is None else processor(value)
+        return out
+
+    return make
 
 
 # How many expanded forms (distinct list lengths) one statement keeps per dialect.
@@ -109,12 +142,18 @@ _EXPANSIONS_KEPT = 64
 
 
 class Prepared:
-    """An INSERT, UPDATE or DELETE compiled once per dialect and executed on the raw driver cursor."""
+    """An INSERT, UPDATE or DELETE compiled once per dialect and executed on the driver's cursor.
+
+    Public API for blocks: build one at import time, call :meth:`execute` or :meth:`execute_many` with
+    the step's connection (``ctx.db``).
+    """
 
     def __init__(self, statement: sa.ClauseElement):
         self.statement = statement
-        self._compiled: dict[str, _Compiled] = {}
-        self._expanded: dict[tuple[str, tuple[int, ...]], _Compiled] = {}
+        self._forms: dict[str, _Form] = {}
+        self._expanding: tuple[_Expanding, ...] | None = None
+        self._expanded: dict[tuple[str, tuple[int, ...]], _Form] = {}
+        self._anonymous: dict[str, str] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -126,176 +165,205 @@ class Prepared:
         """
         return cls(table.insert().values({name: sa.bindparam(name) for name in columns}).inline())
 
-    def _compile(self, dialect: Dialect) -> _Compiled:
-        found = self._compiled.get(dialect.name)
+    # -- compiling ---------------------------------------------------------------------------------------
+
+    def _expanding_parameters(self) -> tuple[_Expanding, ...]:
+        found = self._expanding
+        if found is None:
+            seen: dict[str, _Expanding] = {}
+            for element in visitors.iterate(self.statement):
+                if isinstance(element, sa.BindParameter) and element.expanding:
+                    name = self._call_name(element)
+                    types = getattr(element.type, "types", None)
+                    default = None if element.required else list(element.effective_value or ())
+                    seen.setdefault(name, _Expanding(name, len(types) if types else 0, default))
+            found = self._expanding = tuple(seen.values())
+        return found
+
+    def _call_name(self, bind: sa.BindParameter[Any]) -> str:
+        # A list bound when the statement was built has an anonymous key, never given by a call: it is
+        # named here, the same name each time the statement is walked.
+        key = bind.key
+        if isinstance(key, str) and key.isidentifier():
+            return key
+        return self._anonymous.setdefault(key, f"in{len(self._anonymous)}_")
+
+    def _form(self, dialect: Dialect) -> _Form:
+        found = self._forms.get(dialect.name)
         if found is not None:
             return found
         with self._lock:
-            found = self._compiled.get(dialect.name)
-            if found is not None:
-                return found
-            compiled = self.statement.compile(dialect=dialect)
-            assert isinstance(compiled, SQLCompiler)
-            if compiled.literal_execute_params:
-                raise ValueError("a prepared statement cannot use literal-execute parameters")
-            expanding = tuple(compiled.bind_names[bind] for bind in compiled.post_compile_params)
-            processors: dict[str, Callable[[Any], Any]] = {}
-            for name, bind in compiled.binds.items():
-                # The dialect's own implementation of the type: on SQLite a generic DateTime becomes a
-                # DATETIME whose processor writes SQLAlchemy's text format; the generic type has none.
-                implementation = bind.type.dialect_impl(dialect)
-                processor: Callable[[Any], Any] | None = implementation.bind_processor(dialect)
-                if processor is not None and _default_sqlite_datetime(implementation):
-                    processor = _sqlite_datetime_writer(processor)
-                if processor is None and isinstance(bind.type, sa.JSON):
-                    # Some drivers adapt JSON in SQLAlchemy's execution context, which this path skips:
-                    # send the document as text and let the database read it as JSON.
-                    processor = getattr(dialect, "_json_serializer", None) or json.dumps
-                if processor is not None:
-                    processors[name] = processor
-            positional = bool(compiled.positional)
-            names = tuple(compiled.positiontup or ()) if positional else tuple(compiled.binds)
-            # Values bound when the statement was built (a LIMIT's, a literal compared with a column):
-            # sent unless the call gives its own.
-            defaults = {
-                name: bind.effective_value
-                for name, bind in compiled.binds.items()
-                if not bind.required and bind.callable is None and name.isidentifier()
-            }
-            found = _Compiled(
-                str(compiled),
-                positional,
-                names,
-                processors,
-                defaults,
-                expanding,
-                compiled if expanding else None,
-            )
-            found = self._compiled_for(compiled, dialect, found)
-            self._compiled[dialect.name] = found
+            found = self._forms.get(dialect.name)
+            if found is None:
+                # A statement with expanding parameters is compiled per list length (see _expanded_form).
+                found = _Form("", _unexpanded) if self._expanding_parameters() else _compile(self.statement, dialect)
+                self._forms[dialect.name] = found
         return found
 
-    def _compiled_for(self, compiled: SQLCompiler, dialect: Dialect, found: _Compiled) -> _Compiled:
-        """A subclass's chance to learn more from the compiled statement (under the lock)."""
-        return found
-
-    def _statement(self, dialect: Dialect, values: Mapping[str, Any]) -> tuple[_Compiled, Mapping[str, Any]]:
-        """The statement to send for these values, and the values by placeholder name: a statement with
-        expanding parameters gets one placeholder per list element (tuples: one per element's member)."""
-        compiled = self._compile(dialect)
-        if not compiled.expanding:
-            return compiled, values
-        values = {**compiled.defaults, **values}
-        try:
-            lists = {name: list(values[name]) for name in compiled.expanding}
-        except KeyError as missing:
-            raise ValueError(f"no value for the expanding parameter {missing}") from None
-        key = (dialect.name, tuple(len(items) for items in lists.values()))
-        expanded = self._expanded.get(key)
-        if expanded is None:
-            expanded = self._expand(compiled, values, lists)
+    def _expanded_form(self, dialect: Dialect, values: Mapping[str, Any]) -> tuple[_Form, Mapping[str, Any]]:
+        """The statement to send for these values, and the values by placeholder name: each expanding
+        parameter's list becomes one placeholder per element (tuples: one per member)."""
+        lists: list[tuple[_Expanding, list[Any]]] = []
+        for parameter in self._expanding_parameters():
+            items = values.get(parameter.name, parameter.default)
+            if items is None:
+                raise ValueError(f"no value for the expanding parameter {parameter.name!r}")
+            lists.append((parameter, list(items)))
+        lengths = tuple(len(items) for _parameter, items in lists)
+        key = (dialect.name, lengths)
+        form = self._expanded.get(key)
+        if form is None:
+            by_name = {parameter.name: length for (parameter, _items), length in zip(lists, lengths, strict=True)}
+            form = _compile(_expand(self.statement, by_name, self._call_name, dialect), dialect)
             with self._lock:
                 if len(self._expanded) >= _EXPANSIONS_KEPT:
                     self._expanded.clear()
-                self._expanded[key] = expanded
-        flat = {name: value for name, value in values.items() if name not in lists}
-        for name, items in lists.items():
-            placeholders = expanded.expansion[name]
-            if items and isinstance(items[0], tuple | list):  # tuples: one placeholder per member
-                items = [member for item in items for member in item]
-            flat.update(zip(placeholders, items, strict=True))
-        return expanded, flat
+                self._expanded[key] = form
+        flat = dict(values)
+        for parameter, items in lists:
+            name = parameter.name
+            if parameter.width:
+                for index, item in enumerate(items):
+                    for member_index, member in enumerate(item):
+                        flat[f"{name}__{index}_{member_index}"] = member
+            else:
+                for index, item in enumerate(items):
+                    flat[f"{name}__{index}"] = item
+        return form, flat
 
-    @staticmethod
-    def _expand(compiled: _Compiled, values: Mapping[str, Any], lists: Mapping[str, list[Any]]) -> _Compiled:
-        assert compiled.source is not None
-        state = compiled.source.construct_expanded_state({**compiled.defaults, **values, **lists})
-        expansion = {name: tuple(state.parameter_expansion.get(name, ())) for name in lists}
-        processors = {name: processor for name, processor in compiled.processors.items() if name not in lists}
-        for placeholders in expansion.values():
-            for placeholder in placeholders:
-                processor = state.processors.get(placeholder)
-                if processor is not None:
-                    processors[placeholder] = processor
-        names = tuple(state.positiontup or ()) if compiled.positional else tuple(state.parameters)
-        defaults = {name: value for name, value in compiled.defaults.items() if name not in lists}
-        return attrs.evolve(
-            compiled,
-            sql=state.statement,
-            names=names,
-            processors=processors,
-            defaults=defaults,
-            source=None,
-            expansion=expansion,
-        )
-
-    @staticmethod
-    def _parameters(compiled: _Compiled, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
-        make = compiled.positional_values
-        if make is not None:
-            return make(values)
-        if compiled.defaults:
-            values = {**compiled.defaults, **values}
-        processors = compiled.processors
-        return {
-            name: (processors[name](value) if name in processors and value is not None else value)
-            for name, value in values.items()
-        }
+    # -- running -----------------------------------------------------------------------------------------
 
     def execute(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any) -> int:
         """Run the statement in ``connection``'s transaction; returns the number of rows it changed."""
-        if more:  # (_merged, written out: most statements of every flow come through here)
-            values = {**values, **more} if values else more
-        elif values is None:
-            values = more
-        cursor, _compiled, _parameters = self._run(connection, values)
+        cursor, _sql, _parameters = self._run(connection, _merged(values, more))
         return int(cursor.rowcount)
 
-    def _run(self, connection: sa.Connection, values: Mapping[str, Any]) -> tuple[Any, _Compiled, Any]:
-        """The path of every statement of every flow: the compiled form (expanded for these values if it
-        must be), the driver's parameters, the announcement to listeners, the driver call. Returns the
-        cursor, with what was sent."""
+    def _run(self, connection: sa.Connection, values: Mapping[str, Any]) -> tuple[Any, str, _Parameters]:
+        """The path of every statement of every flow: the form for these values, the driver's
+        parameters, the announcement to listeners, the driver call. Returns the cursor, with what was sent."""
         dialect = connection.dialect
-        compiled = self._compiled.get(dialect.name) or self._compile(dialect)
-        if compiled.expanding:
-            compiled, values = self._statement(dialect, values)
-        parameters = self._parameters(compiled, values)
+        form = self._forms.get(dialect.name) or self._form(dialect)
+        if form.parameters is _unexpanded:
+            form, values = self._expanded_form(dialect, values)
+        parameters = form.parameters(values)
         cursor = driver_cursor(connection)
-        listeners = connection.dispatch.before_cursor_execute  # (announce, written out: the hot path)
+        listeners = connection.dispatch.before_cursor_execute  # (_announce, written out: every statement)
         if listeners:
-            listeners(connection, cursor, compiled.sql, parameters, None, False)
+            listeners(connection, cursor, form.sql, parameters, None, False)
         try:
-            cursor.execute(compiled.sql, parameters)
+            cursor.execute(form.sql, parameters)
         except dialect.loaded_dbapi.Error as error:
-            raise _wrapped(connection, compiled.sql, parameters, error) from error
-        return cursor, compiled, parameters
+            raise _wrapped(connection, form.sql, parameters, error) from error
+        return cursor, form.sql, parameters
 
     def execute_many(self, connection: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run the statement once per row, in one driver call."""
         if not rows:
             return
-        compiled = self._compile(connection.dialect)
-        if compiled.expanding:
+        form = self._form(connection.dialect)
+        if form.parameters is _unexpanded:
             raise ValueError("execute_many cannot take expanding (IN) parameters")
-        parameters = [self._parameters(compiled, row) for row in rows]
+        parameters = [form.parameters(row) for row in rows]
         cursor = driver_cursor(connection)
-        announce(connection, cursor, compiled.sql, parameters, many=True)
+        _announce(connection, cursor, form.sql, parameters, True)
         try:
-            cursor.executemany(compiled.sql, parameters)
+            cursor.executemany(form.sql, parameters)
         except connection.dialect.loaded_dbapi.Error as error:
-            raise _wrapped(connection, compiled.sql, parameters, error) from error
+            raise _wrapped(connection, form.sql, parameters, error) from error
 
 
-def announce(connection: sa.Connection, cursor: Any, sql: str, parameters: Any, *, many: bool = False) -> None:
-    """Tell ``before_cursor_execute`` listeners (tracers, benchmarks, query loggers) about a statement sent
-    on the driver, as SQLAlchemy would: skipping its execution path must not make statements invisible."""
-    listeners = connection.dispatch.before_cursor_execute
-    if listeners:
-        listeners(connection, cursor, sql, parameters, None, many)
+def _unexpanded(values: Mapping[str, Any]) -> _Parameters:
+    raise AssertionError("a statement with expanding parameters runs in an expanded form")  # pragma: no cover
 
 
-def _default_sqlite_datetime(implementation: sa.types.TypeEngine[Any]) -> bool:
-    return type(implementation) is sqlite.DATETIME and implementation._storage_format == sqlite.DATETIME._storage_format
+def _expand(
+    statement: sa.ClauseElement,
+    lengths: Mapping[str, int],
+    call_name: Callable[[sa.BindParameter[Any]], str],
+    dialect: Dialect,
+) -> sa.ClauseElement:
+    """``statement`` with each expanding parameter replaced by a parenthesized list of plain parameters
+    (``:ids__0, :ids__1``; tuples as ``VALUES (:pairs__0_0, :pairs__0_1), …``, which SQLite and
+    PostgreSQL both read), or by an empty subquery of the right width for an empty list."""
+
+    def replace(element: Any) -> Any:
+        if not (isinstance(element, sa.BindParameter) and element.expanding):
+            return None
+        name = call_name(element)
+        types = getattr(element.type, "types", None)
+        length = lengths[name]
+        if length == 0:
+            # Typed NULLs: PostgreSQL must know what the empty set's columns are compared with.
+            nulls = ", ".join(f"CAST(NULL AS {type_.compile(dialect=dialect)})" for type_ in types or [element.type])
+            return sa.text(f"(SELECT {nulls} WHERE 1 = 0)")
+        if types:
+            rows = [
+                [(f"{name}__{index}_{member}", type_) for member, type_ in enumerate(types)] for index in range(length)
+            ]
+            text = "(VALUES " + ", ".join("(" + ", ".join(f":{bind}" for bind, _ in row) + ")" for row in rows) + ")"
+            binds = [sa.bindparam(bind, type_=type_) for row in rows for bind, type_ in row]
+        else:
+            names = [f"{name}__{index}" for index in range(length)]
+            text = "(" + ", ".join(f":{bind}" for bind in names) + ")"
+            binds = [sa.bindparam(bind, type_=element.type) for bind in names]
+        return sa.text(text).bindparams(*binds)
+
+    expanded = visitors.replacement_traverse(statement, {}, replace)  # type: ignore[call-overload]
+    assert isinstance(expanded, sa.ClauseElement)
+    return expanded
+
+
+def _compile(statement: sa.ClauseElement, dialect: Dialect) -> _Form:
+    """Compile ``statement`` for ``dialect``: its text, and a maker of its parameters (placeholder
+    order or names, values bound at build time as defaults, each type's bind processor)."""
+    compiled = statement.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)
+    binds: Mapping[str, sa.BindParameter[Any]] = compiled.binds
+    if any(bind.literal_execute for bind in binds.values()):
+        raise ValueError("a prepared statement cannot use literal-execute parameters")
+    positional = bool(compiled.positional)
+    names: list[str] = list(compiled.positiontup or ()) if positional else list(compiled.params)
+    processors: dict[str, _Processor] = {}
+    defaults: dict[str, Any] = {}
+    for name in dict.fromkeys(names):
+        bind = binds[name]
+        processor = _bind_processor(bind.type, dialect)
+        if processor is not None:
+            processors[name] = processor
+        # Values bound when the statement was built (a LIMIT's, a literal compared with a column): sent
+        # unless the call gives its own.
+        if not bind.required and bind.callable is None:
+            defaults[name] = bind.effective_value
+    maker = _list_maker if positional else _dict_maker
+    return _Form(compiled.string, maker(names, processors, defaults))
+
+
+def _bind_processor(type_: sa.types.TypeEngine[Any], dialect: Dialect) -> _Processor | None:
+    # The dialect's own implementation of the type: on SQLite a generic DateTime becomes a DATETIME
+    # whose processor writes SQLAlchemy's text format; the generic type has none.
+    implementation = type_.dialect_impl(dialect)
+    processor: _Processor | None = implementation.bind_processor(dialect)
+    if processor is not None and isinstance(implementation, sqlite.DATETIME) and _writes_default_text(processor):
+        return _sqlite_datetime_writer(processor)
+    if processor is None and isinstance(type_, sa.JSON):
+        # Some drivers adapt JSON in SQLAlchemy's execution context, which this path skips: send the
+        # document as text (what json.dumps writes) and let the database read it as JSON.
+        return dumps
+    return processor
+
+
+_SAMPLES = (
+    datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=UTC),
+    datetime(2026, 3, 2, 9, 30, tzinfo=UTC),
+    datetime(2026, 3, 2, 9, 30, 15, 5, tzinfo=timezone(timedelta(hours=8))),
+    datetime(1999, 12, 31, 23, 59, 59),
+)
+
+
+def _writes_default_text(processor: _Processor) -> bool:
+    """Whether a SQLite DATETIME processor writes the default text (``2026-03-02 09:30:15.123456``): a
+    column declared with its own storage format keeps SQLAlchemy's processor."""
+    return all(processor(moment) == moment.isoformat(" ", "microseconds")[:26] for moment in _SAMPLES)
 
 
 # A checkout writes a few moments many times over, through some forty statements' parameters (the clock's
@@ -306,7 +374,7 @@ _DATETIME_TEXTS: dict[datetime, str] = {}
 _DATETIME_TEXTS_KEPT = 64
 
 
-def _sqlite_datetime_writer(general: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def _sqlite_datetime_writer(general: _Processor) -> _Processor:
     """SQLite's DATETIME text, written by one C call for a plain datetime: the same text SQLAlchemy's
     processor builds field by field (the date and time without the zone, six digits of microseconds).
     Anything else (a date, a subclass, a wrong type) goes through SQLAlchemy's processor."""
@@ -328,59 +396,56 @@ def _sqlite_datetime_writer(general: Callable[[Any], Any]) -> Callable[[Any], An
     return write
 
 
+def _announce(connection: sa.Connection, cursor: Any, sql: str, parameters: Any, many: bool) -> None:
+    """Tell ``before_cursor_execute`` listeners (tracers, benchmarks, query loggers) about a statement sent
+    on the driver, as SQLAlchemy would: skipping its execution path must not make statements invisible."""
+    listeners = connection.dispatch.before_cursor_execute
+    if listeners:
+        listeners(connection, cursor, sql, parameters, None, many)
+
+
 _CURSOR = "retailblocks.prepared_cursor"
 
 
 def driver_cursor(connection: sa.Connection) -> Any:
-    """The driver cursor prepared statements use on this connection, made once per driver connection (in
-    the connection's transaction, begun here if none is).
+    """The driver cursor prepared statements use on this connection (in the connection's transaction,
+    begun here if none is).
 
     A statement runs to its end (rows are fetched at once), so one cursor serves them all in turn; making
     one per statement cost as much as the statement on psycopg, whose cursors each set up their adapters.
-    The cursor is kept with the driver connection it belongs to and made again for a new one.
+    The cursor is kept in ``Connection.info`` with the driver connection it belongs to, and made again for
+    a new one (after an invalidation).
     """
-    pooled = connection.connection
-    info = pooled.info
-    if not info.get(DIRECT_TRANSACTION) and not connection.in_transaction():
-        # SQLAlchemy begins a transaction on a connection's first statement ("autobegin"); so must a
-        # statement that bypasses its execution path, or connection.commit() would have nothing to commit.
-        # (Not when the driver's transaction was begun directly: see DIRECT_TRANSACTION.)
+    if not connection.in_transaction():
         connection.begin()
-    kept = info.get(_CURSOR)  # kept_cursor's look-up, written out: every statement passes here
-    if kept is not None and kept[0] is pooled.dbapi_connection:
+    pooled = connection.connection
+    driver = pooled.dbapi_connection
+    kept = pooled.info.get(_CURSOR)  # Connection.info, read without its property's second look-up
+    if kept is not None and kept[0] is driver:
         return kept[1]
-    return kept_cursor(pooled)
-
-
-#: Set in a pooled connection's info while a transaction begun with :func:`execute_control` is open: the
-#: driver is in a transaction that SQLAlchemy did not begin. Statements on either path run in it; if one
-#: goes through SQLAlchemy's execution path, its autobegin only catches up (the engine's begin listener
-#: sends no BEGIN), and the transaction is then ended through SQLAlchemy.
-DIRECT_TRANSACTION = "retailblocks.direct_transaction"
+    assert driver is not None
+    cursor = driver.cursor()
+    pooled.info[_CURSOR] = (driver, cursor)
+    return cursor
 
 
 def execute_control(connection: sa.Connection, statement: str) -> None:
-    """Send a transaction-control statement (``BEGIN IMMEDIATE``, ``COMMIT``…) on the kept cursor, seen
-    by ``before_cursor_execute`` listeners like any statement; errors raised as SQLAlchemy's."""
-    cursor = kept_cursor(connection.connection)
-    announce(connection, cursor, statement, ())
+    """Send a transaction-control statement (``BEGIN IMMEDIATE``…) on the driver, seen by
+    ``before_cursor_execute`` listeners like any statement; errors raised as SQLAlchemy's. For the
+    engine's ``begin`` listener, which runs inside ``connection.begin()``."""
+    driver = connection.connection.dbapi_connection
+    assert driver is not None
+    kept = connection.info.get(_CURSOR)
+    if kept is not None and kept[0] is driver:
+        cursor = kept[1]
+    else:
+        cursor = driver.cursor()
+        connection.info[_CURSOR] = (driver, cursor)
+    _announce(connection, cursor, statement, (), False)
     try:
         cursor.execute(statement)
     except connection.dialect.loaded_dbapi.Error as error:
         raise _wrapped(connection, statement, (), error) from error
-
-
-def kept_cursor(pooled: PoolProxiedConnection) -> Any:
-    """The driver cursor kept with this pooled connection's driver connection (see driver_cursor), for
-    statements sent outside SQLAlchemy's execution path; made again when the driver connection is new."""
-    driver_connection = pooled.dbapi_connection
-    kept = pooled.info.get(_CURSOR)
-    if kept is not None and kept[0] is driver_connection:
-        return kept[1]
-    assert driver_connection is not None
-    cursor = driver_connection.cursor()
-    pooled.info[_CURSOR] = (driver_connection, cursor)
-    return cursor
 
 
 def _merged(values: Mapping[str, Any] | None, more: dict[str, Any]) -> Mapping[str, Any]:
@@ -397,14 +462,6 @@ def _wrapped(connection: sa.Connection, sql: str, parameters: Any, error: Except
     )
 
 
-@attrs.frozen
-class _Columns:
-    """What a query's rows hold: the SQLAlchemy type of each column, and the row class."""
-
-    types: tuple[sa.types.TypeEngine[Any], ...]
-    row: type[tuple[Any, ...]]
-
-
 _TYPE_CODE = operator.itemgetter(1)  # a cursor.description entry's type code
 
 
@@ -413,11 +470,11 @@ class _Processing:
     """The result processors of a query's columns for one driver's column types (``cursor.description``)."""
 
     coltypes: tuple[Any, ...]
-    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
+    processors: tuple[tuple[int, _Processor], ...]
 
 
 class PreparedQuery(Prepared):
-    """A SELECT (or a statement with RETURNING) compiled once per dialect and executed on the raw driver
+    """A SELECT (or a statement with RETURNING) compiled once per dialect and executed on the driver's
     cursor, its rows converted by each column's result processor as SQLAlchemy would convert them.
 
     Rows are named tuples: attribute access by column key (``row.status``), or by position.
@@ -425,29 +482,25 @@ class PreparedQuery(Prepared):
 
     def __init__(self, statement: sa.ClauseElement):
         super().__init__(statement)
-        self._columns: dict[str, _Columns] = {}
-        self._processing: dict[str, _Processing] = {}
-
-    def _compiled_for(self, compiled: SQLCompiler, dialect: Dialect, found: _Compiled) -> _Compiled:
-        entries = compiled._result_columns
-        if not entries:
+        columns = getattr(statement, "exported_columns", None)
+        if not columns:
             raise ValueError("a prepared query must return rows")
-        keys = tuple(entry.keyname for entry in entries)
+        keys = tuple(columns.keys())
         for key in keys:
             if not key.isidentifier() or keyword.iskeyword(key) or key.startswith("_"):
                 raise ValueError(f"column key {key!r} is not a valid attribute name: give the column a .label()")
         if len(set(keys)) != len(keys):
             raise ValueError(f"duplicate column keys {keys!r}: label the columns apart")
-        row = namedtuple("Row", keys)  # type: ignore[misc]
-        self._columns[dialect.name] = _Columns(tuple(entry.type for entry in entries), row)
-        return found
+        self._types: tuple[sa.types.TypeEngine[Any], ...] = tuple(column.type for column in columns)
+        self._row: Callable[[Sequence[Any]], Any] = namedtuple("Row", keys)._make  # type: ignore[attr-defined]
+        self._processing: dict[str, _Processing] = {}
 
     def _processing_for(self, dialect: Dialect, description: Sequence[Any]) -> _Processing:
         coltypes = tuple(map(_TYPE_CODE, description))
         found = self._processing.get(dialect.name)
         if found is not None and found.coltypes == coltypes:
             return found
-        types = self._columns[dialect.name].types
+        types = self._types
         if len(types) != len(coltypes):
             raise RuntimeError(f"expected {len(types)} columns, the driver returned {len(coltypes)}")
         processors = []
@@ -495,17 +548,17 @@ class PreparedQuery(Prepared):
 
     def _fetch(self, connection: sa.Connection, values: Mapping[str, Any], *, one: bool) -> list[Any]:
         dialect = connection.dialect
-        cursor, compiled, parameters = self._run(connection, values)
+        cursor, sql, parameters = self._run(connection, values)
         try:
             # Fetch everything (a statement with RETURNING must run to the end), keep what was asked.
             raw = cursor.fetchall()
         except dialect.loaded_dbapi.Error as error:
-            raise _wrapped(connection, compiled.sql, parameters, error) from error
+            raise _wrapped(connection, sql, parameters, error) from error
         if one:
             raw = raw[:1]
-        make = self._columns[dialect.name].row._make  # type: ignore[attr-defined]
         if not raw:
             return []
+        make = self._row
         processors = self._processing_for(dialect, cursor.description).processors
         if not processors:
             return [make(values) for values in raw]

@@ -12,6 +12,7 @@ import secrets
 
 import sqlalchemy as sa
 
+from retailblocks.storage.engine import reading
 from retailblocks.storage.migrations import Migration
 
 metadata = sa.MetaData()
@@ -35,10 +36,8 @@ SECRETS_MIGRATION = Migration(2, "the stack's secret key for fingerprints", _cre
 
 
 def fingerprint_key(engine: sa.Engine) -> bytes:
-    with engine.connect() as connection:
-        connection.info["read_only"] = True
+    with reading(engine) as connection:
         value = connection.execute(
             sa.select(stack_secrets.c.value).where(stack_secrets.c.name == FINGERPRINT)
         ).scalar_one()
-        connection.rollback()
     return bytes.fromhex(value)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from retailblocks.storage.json_text import JsonText, dumps
-from retailblocks.storage.prepared import DIRECT_TRANSACTION, Prepared, execute_control
+from retailblocks.storage.prepared import Prepared
 from retailblocks.storage.tables import outbox
 
 # The step's events are written in one executemany when the step commits (or before a savepoint begins),
@@ -84,8 +84,6 @@ class IdleConnection:
         """Keep ``connection`` if the place is free and the connection is fit for the next run."""
         if connection.closed or connection.invalidated or connection.in_transaction():
             return False
-        if getattr(connection.connection.dbapi_connection, "in_transaction", False):  # begun on the driver
-            return False
         with self._lock:
             if self._connection is not None:
                 return False
@@ -135,10 +133,6 @@ class ConnectionKeeper:
         try:
             if connection.in_transaction():  # a unit that ended without commit or rollback
                 connection.rollback()
-            elif not connection.invalidated:
-                connection.info.pop(DIRECT_TRANSACTION, None)
-                if connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
-                    execute_control(connection, "ROLLBACK")  # begun on the driver and left open
         except sa.exc.SQLAlchemyError:
             connection.invalidate()
         if connection.invalidated:
@@ -188,12 +182,11 @@ class UnitOfWork:
     ``_on_savepoint``); a rollback — of the whole unit or of a savepoint — discards them with everything
     else.
 
-    A unit on a connection a keeper lends (SQLite, inside :func:`keeping_connection`: the steps of a
-    saga) begins and ends its transaction with statements on the driver (``BEGIN IMMEDIATE``,
-    ``COMMIT``), which ``before_cursor_execute`` listeners see like any statement; SQLAlchemy's own
-    transaction objects and its ``begin``/``commit`` events cost more than SQLite's BEGIN and are left
-    out. A statement that goes through SQLAlchemy's execution path, or a savepoint, makes SQLAlchemy
-    catch up, and the unit then ends the transaction through it.
+    The transaction is always SQLAlchemy's (``connection.begin()``), whether the connection is the
+    pool's or one a keeper lends (SQLite, inside :func:`keeping_connection`: the steps of a saga), and
+    whether statements go through SQLAlchemy or a :class:`~retailblocks.storage.prepared.Prepared`
+    statement: one way to begin, commit and roll back. On SQLite the engine's ``begin`` listener sends
+    ``BEGIN IMMEDIATE`` (``BEGIN DEFERRED`` for a read-only unit).
     """
 
     def __init__(self, engine: sa.Engine, *, read_only: bool = False):
@@ -205,7 +198,6 @@ class UnitOfWork:
         keeper = _KEEPER.get()
         self._keeper = keeper if keeper is not None and keeper.engine is engine else None
         self._borrowed = False
-        self._direct = False
 
     @property
     def engine(self) -> sa.Engine:
@@ -225,14 +217,7 @@ class UnitOfWork:
             info["read_only"] = self._read_only
             info[_UOW] = self
             self._connection = connection
-            if self._borrowed:
-                # The keeper's SQLite connection: BEGIN and COMMIT are sent as statements on the driver
-                # (see DIRECT_TRANSACTION), without SQLAlchemy's transaction objects and events.
-                execute_control(connection, "BEGIN DEFERRED" if self._read_only else "BEGIN IMMEDIATE")
-                info[DIRECT_TRANSACTION] = True
-                self._direct = True
-            else:
-                self._transaction = connection.begin()
+            self._transaction = connection.begin()
         return self._connection
 
     @property
@@ -278,8 +263,6 @@ class UnitOfWork:
                 self.flush_events()
             if self._transaction is not None:
                 self._transaction.commit()
-            elif self._direct:
-                self._end_direct(commit=True)
         except BaseException:
             self.rollback()
             raise
@@ -289,27 +272,7 @@ class UnitOfWork:
         self._events.clear()
         if self._transaction is not None and self._transaction.is_active:
             self._transaction.rollback()
-        elif self._direct:
-            self._end_direct(commit=False)
         self._close()
-
-    def _end_direct(self, *, commit: bool) -> None:
-        connection = self._connection
-        assert connection is not None
-        self._direct = False
-        try:
-            if connection.in_transaction():
-                # SQLAlchemy caught up (a statement went through its execution path, or a savepoint
-                # began): it ends the transaction, the driver's with it.
-                if commit:
-                    connection.commit()
-                else:
-                    connection.rollback()
-            elif connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
-                execute_control(connection, "COMMIT" if commit else "ROLLBACK")
-        finally:
-            # A COMMIT that failed leaves the driver's transaction open: the keeper rolls it back.
-            connection.info.pop(DIRECT_TRANSACTION, None)
 
     def _close(self) -> None:
         if self._connection is not None:

@@ -136,7 +136,7 @@ _EVENT = Prepared(
 )
 
 
-def test_kept_units_begin_and_end_on_the_driver_and_hold_the_write_lock(tmp_path: object) -> None:
+def test_kept_units_hold_the_write_lock_and_end_their_transaction_on_every_path(tmp_path: object) -> None:
     import sqlite3
 
     path = f"{tmp_path}/keeper.db"
@@ -145,21 +145,21 @@ def test_kept_units_begin_and_end_on_the_driver_and_hold_the_write_lock(tmp_path
     moment = datetime(2026, 1, 1, tzinfo=UTC)
     other = sqlite3.connect(path, timeout=0, isolation_level=None)
     with keeping_connection(engine):
-        with UnitOfWork(engine) as uow:  # prepared statements only: begun and committed on the driver
+        with UnitOfWork(engine) as uow:  # prepared statements only
             _EVENT.execute(uow.connection, type="direct", payload={}, at=moment)
-            assert not uow.connection.in_transaction()  # SQLAlchemy never began one
+            assert uow.connection.in_transaction()  # one transaction path: SQLAlchemy's, begun IMMEDIATE
             with pytest.raises(sqlite3.OperationalError, match="locked"):
                 other.execute("BEGIN IMMEDIATE")  # BEGIN IMMEDIATE: the write lock is held up front
         rolled = UnitOfWork(engine)
         _EVENT.execute(rolled.connection, type="rolled.back", payload={}, at=moment)
         rolled.rollback()
-        with UnitOfWork(engine) as mixed:  # SQLAlchemy's path catches up, and ends the transaction
+        with UnitOfWork(engine) as mixed:  # prepared and SQLAlchemy statements in one transaction
             _EVENT.execute(mixed.connection, type="mixed.prepared", payload={}, at=moment)
             write(mixed, "mixed.core")
             assert mixed.connection.in_transaction()
         left = UnitOfWork(engine)
         _EVENT.execute(left.connection, type="left.open", payload={}, at=moment)
-        left._close()  # ended without commit or rollback: the keeper rolls the driver's transaction back
+        left._close()  # ended without commit or rollback: the keeper rolls the transaction back
         with UnitOfWork(engine) as after:
             _EVENT.execute(after.connection, type="after", payload={}, at=moment)
     other.execute("BEGIN IMMEDIATE")  # nothing holds the lock any more

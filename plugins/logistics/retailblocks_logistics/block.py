@@ -32,7 +32,7 @@ from retailblocks.model import (
     ShipmentStatus,
     ShippingQuote,
 )
-from retailblocks.storage import Migration
+from retailblocks.storage import Migration, insert_if_absent
 from retailblocks_logistics import engine
 from retailblocks_logistics import tables as t
 from retailblocks_logistics.carriers import BookingRequest, CarrierApi, SandboxCarrier
@@ -44,7 +44,7 @@ from retailblocks_logistics.config import (
     ShippingOption,
     money_fields,
 )
-from retailblocks_logistics.tables import MIGRATIONS, insert_ignore
+from retailblocks_logistics.tables import MIGRATIONS
 
 if TYPE_CHECKING:
     import click
@@ -331,7 +331,7 @@ class Logistics(Block):
             parcels=merged,
             tracking_number=tracking_number,
         )
-        inserted = insert_ignore(
+        inserted = insert_if_absent(
             ctx.db,
             t.shipments,
             {

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
-from retailblocks.storage import Migration, create_tables
-from retailblocks.storage.prepared import Prepared
+from retailblocks.storage import Migration, Prepared, create_tables
 
 metadata = sa.MetaData()
 
@@ -63,27 +61,6 @@ tracking = sa.Table(
 MIGRATIONS: list[Migration] = [
     create_tables(1, "shipments, parcels and tracking history", shipments, parcels, tracking),
 ]
-
-
-#: One compiled statement per table and set of columns, built on first use and kept for the process.
-_INSERTS: dict[tuple[str, tuple[str, ...]], Prepared] = {}
-
-
-def insert_ignore(connection: sa.Connection, table: sa.Table, values: dict[str, object]) -> bool:
-    """Insert a row unless it clashes with a unique key; True if it was inserted.
-
-    ``INSERT … ON CONFLICT DO NOTHING`` rather than catching IntegrityError, because on PostgreSQL a
-    failed insert aborts the whole unit of work. It runs through Prepared on the driver's cursor, where
-    the row count of a skipped insert is 0 on both databases (through SQLAlchemy psycopg reports -1, and
-    RETURNING was needed to tell).
-    """
-    key = (table.name, tuple(values))
-    statement = _INSERTS.get(key)
-    if statement is None:
-        # PostgreSQL's construct serves SQLite too: both spell ON CONFLICT DO NOTHING alike.
-        built = postgresql.insert(table).values({name: sa.bindparam(name) for name in values}).on_conflict_do_nothing()
-        statement = _INSERTS.setdefault(key, Prepared(built))
-    return statement.execute(connection, values) == 1
 
 
 # The statements of arranging, cancelling and tracking a shipment, built once: building them per call in

@@ -20,8 +20,7 @@ from retailblocks.context import FlowContext
 from retailblocks.errors import BusinessRejection, IdempotencyConflict, InvalidValue
 from retailblocks.model import PointsKind, PointsMovement
 from retailblocks.model.limits import MAX_POINTS, check_text
-from retailblocks.storage.prepared import Prepared, PreparedQuery
-from retailblocks_loyalty._sql import InsertIgnore
+from retailblocks.storage import ClaimOutcome, InsertIfAbsent, KeyClaimer, Prepared, PreparedQuery
 from retailblocks_loyalty.tables import (
     accounts,
     journals,
@@ -61,7 +60,7 @@ class InsufficientPoints(BusinessRejection):
 # cost several times what the database needs to run it. Writes whose row count is all we need are
 # Prepared (compiled once, run on the driver's cursor); reads and RETURNING go through the connection.
 
-_CLAIM = InsertIgnore(
+_CLAIM = KeyClaimer(
     journals,
     (
         "id",
@@ -76,10 +75,11 @@ _CLAIM = InsertIgnore(
         "currency",
         "reference",
     ),
+    key=("idempotency_key",),
+    same=("kind",),
 )
-_JOURNAL_BY_KEY = sa.select(journals).where(journals.c.idempotency_key == sa.bindparam("key"))
 _JOURNAL_BY_ID = sa.select(journals).where(journals.c.id == sa.bindparam("journal_id"))
-_ENSURE_ACCOUNT = InsertIgnore(accounts, ("id", "kind", "owner", "balance", "may_go_negative"))
+_ENSURE_ACCOUNT = InsertIfAbsent(accounts, ("id", "kind", "owner", "balance", "may_go_negative"))
 # A member's account is created with the member; a fresh member id cannot collide with anything.
 _OPEN_ACCOUNT = Prepared.insert(accounts, "id", "kind", "owner", "balance", "may_go_negative")
 _BALANCE_SELECT = sa.select(accounts.c.balance).where(accounts.c.id == sa.bindparam("account_id"))
@@ -171,7 +171,7 @@ def claim(
     check_text(key, "an idempotency key", max_length=200)  # the width of the key columns
     check_text(reason, "a reason")
     journal_id = ctx.ids.new_id("pj")
-    inserted = _CLAIM(
+    claimed = _CLAIM(
         ctx.db,
         {
             "id": journal_id,
@@ -187,10 +187,11 @@ def claim(
             "reference": reference,
         },
     )
-    if inserted:
+    if claimed.outcome is ClaimOutcome.NEW:
         return Claim(journal_id)
-    existing = ctx.db.execute(_JOURNAL_BY_KEY, {"key": key}).mappings().one()
-    if existing["kind"] != kind:
+    existing = claimed.existing
+    assert existing is not None
+    if claimed.outcome is ClaimOutcome.CONFLICT:
         raise IdempotencyConflict(
             f"idempotency key {key!r} was already used for a {existing['kind']} journal, not {kind}"
         )

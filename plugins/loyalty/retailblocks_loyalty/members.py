@@ -17,9 +17,8 @@ from retailblocks.context import FlowContext
 from retailblocks.errors import EnvironmentFailure, InvalidValue, UnknownObject
 from retailblocks.model import Identity, Member, Money
 from retailblocks.model.limits import MAX_ID_LENGTH, check_text
-from retailblocks.storage.prepared import Prepared, PreparedQuery
+from retailblocks.storage import InsertIfAbsent, Prepared, PreparedQuery
 from retailblocks_loyalty import ledger
-from retailblocks_loyalty._sql import InsertIgnore
 from retailblocks_loyalty.config import LoyaltyConfig
 from retailblocks_loyalty.engine import BASE_TIER, normalize_identities, tier_name
 from retailblocks_loyalty.tables import accounts, identities, member_account, members, merges
@@ -52,7 +51,7 @@ _OWNERS = PreparedQuery(
         identities.c.value.in_(sa.bindparam("values", expanding=True)),
     )
 )
-_CLAIM_IDENTITY = InsertIgnore(identities, ("kind", "value", "member_id", "linked_at"))
+_CLAIM_IDENTITY = InsertIfAbsent(identities, ("kind", "value", "member_id", "linked_at"))
 _ENROL = Prepared.insert(
     members, "id", "status", "merged_into", "tier", "lifetime_spend", "enrolled_at", "enrolled_channel"
 )

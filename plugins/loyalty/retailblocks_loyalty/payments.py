@@ -22,8 +22,8 @@ from retailblocks.model import (
     PaymentRefund,
     PaymentStatus,
 )
+from retailblocks.storage import insert_if_absent
 from retailblocks_loyalty import ledger
-from retailblocks_loyalty._sql import insert_ignore
 from retailblocks_loyalty.config import LoyaltyConfig
 from retailblocks_loyalty.engine import points_for_amount, share_of
 from retailblocks_loyalty.members import resolve
@@ -110,7 +110,7 @@ def authorize(
     hold_id = ctx.ids.new_id("ptauth")
     # The hold row claims the key first: a concurrent request with the same key waits here, then
     # finds this one and answers with it.
-    inserted = insert_ignore(
+    inserted = insert_if_absent(
         ctx.db,
         holds,
         {

@@ -14,7 +14,7 @@ from retailblocks.errors import CurrencyMismatch, InvalidValue, UnknownMember
 from retailblocks.hookspecs.membership import PartnerPointsMovement
 from retailblocks.model import Money, Order, PointsKind, PointsMovement
 from retailblocks.model.limits import MAX_POINTS
-from retailblocks.storage.prepared import Prepared, PreparedQuery
+from retailblocks.storage import Prepared, PreparedQuery
 from retailblocks_loyalty import ledger
 from retailblocks_loyalty.config import LoyaltyConfig, PartnerExchange
 from retailblocks_loyalty.engine import (

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from retailblocks.errors import InvalidValue, PromotionRejected
 from retailblocks.model import Money
-from retailblocks.storage.prepared import Prepared, PreparedQuery
+from retailblocks.storage import Prepared, PreparedQuery, insert_if_absent
 from retailblocks_promotions.config import PromotionConfig
 from retailblocks_promotions.engine import Usage, normalize_code
 from retailblocks_promotions.tables import coupons, member_usage, redemptions, usage
@@ -223,25 +223,6 @@ _ISSUED_CODES = PreparedQuery(
 )
 
 
-def insert_ignore(connection: sa.Connection, table: sa.Table, values: Mapping[str, Any]) -> bool:
-    """Insert unless a unique key collides; True when inserted.
-
-    ``ON CONFLICT DO NOTHING`` rather than catching IntegrityError, which on PostgreSQL would abort
-    the
-    transaction every block of the step shares.
-    """
-    statement: Any
-    if connection.dialect.name == "postgresql":
-        statement = postgresql.insert(table).values(**values).on_conflict_do_nothing()
-    elif connection.dialect.name == "sqlite":
-        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    else:  # pragma: no cover - the core supports only these two
-        raise InvalidValue(f"the promotions block supports SQLite and PostgreSQL (got {connection.dialect.name!r})")
-    # RETURNING rather than rowcount: psycopg reports -1 as the rowcount of this statement.
-    key = next(iter(table.primary_key.columns))
-    return connection.execute(statement.returning(key)).first() is not None
-
-
 def read_usage(connection: sa.Connection, promotion_ids: Collection[str], member_id: str | None) -> dict[str, Usage]:
     """Uses, budget spent and this member's uses per promotion (zero when never used)."""
     if not promotion_ids:
@@ -441,7 +422,7 @@ def issue(
 
     Returns (code, issued now).
     """
-    inserted = insert_ignore(
+    inserted = insert_if_absent(
         connection,
         coupons,
         {

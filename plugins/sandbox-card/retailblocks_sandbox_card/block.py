@@ -30,10 +30,8 @@ from retailblocks.model import (
     PaymentRefund,
     PaymentStatus,
 )
-from retailblocks.storage import Migration, UnitOfWork
-from retailblocks.storage.prepared import Prepared, PreparedQuery
+from retailblocks.storage import Migration, Prepared, PreparedQuery, UnitOfWork, insert_if_absent, read_only_connection
 from retailblocks_sandbox_card import cards
-from retailblocks_sandbox_card._sql import insert_or_ignore
 from retailblocks_sandbox_card.config import SandboxCardConfig
 from retailblocks_sandbox_card.errors import IdempotencyKeyReused
 from retailblocks_sandbox_card.gateway import (
@@ -120,10 +118,8 @@ class SandboxCard(Block):
         """Resolve authorization attempts whose outcome never came back, once the gateway knows."""
         engine = _engine_of(ctx, writes=False)
         cutoff = ctx.clock.now() - self.config.timeout_resolution
-        with engine.connect() as connection:
-            connection.info["read_only"] = True
+        with read_only_connection(engine) as connection:
             pending = connection.execute(_PENDING_ATTEMPTS, {"cutoff": cutoff}).all()
-            connection.rollback()
         if not pending:
             return
         gateway = self._gateway(ctx, writes=False)
@@ -365,7 +361,7 @@ class SandboxCard(Block):
             "created_at": now,
             "updated_at": now,
         }
-        inserted = insert_or_ignore(ctx.db, payments, values)
+        inserted = insert_if_absent(ctx.db, payments, values)
         _resolve_attempt(ctx.db, charge.idempotency_key, "authorized", ctx)
         # What was just inserted needs no reading back; a replay reads what the first call recorded.
         row = values if inserted else self.view_of(ctx.db, charge.id)
@@ -426,7 +422,7 @@ class SandboxCard(Block):
             _ensure_payment(ctx, authorization, operation.charge)
             row = _LOCK_PAYMENT.first_mapping(db, payment_id=authorization.id)
             assert row is not None, "the payment was just inserted"
-        inserted = insert_or_ignore(
+        inserted = insert_if_absent(
             db,
             operations,
             {
@@ -490,14 +486,11 @@ def _engine_of(ctx: FlowContext, *, writes: bool = True) -> sa.Engine:
     """The stack's engine, for the connections the block opens apart from the step's transaction.
 
     ``ctx.db.engine`` would open the step's transaction, and on SQLite that takes the write lock
-    the gateway's own connection then waits for; so read the engine from the unit of work when it
-    has not started yet (the core exposes no public accessor for it). Reading apart is fine even
-    then: SQLite runs in WAL mode, where readers never wait for the writer.
+    the gateway's own connection then waits for; the unit of work's engine does not. Reading apart
+    is fine even then: SQLite runs in WAL mode, where readers never wait for the writer.
     """
     uow = ctx.uow
-    engine = getattr(uow, "engine", None) or getattr(uow, "_engine", None)
-    if not isinstance(engine, sa.Engine):
-        engine = ctx.db.engine
+    engine = uow.engine
     if writes and uow.started and engine.dialect.name == "sqlite":
         raise RuntimeError(
             "sandbox-card must be called before the step writes to the database: on SQLite the "
@@ -543,7 +536,7 @@ def _core_error(rejected: GatewayRejected, what: str) -> Exception:
 def _ensure_payment(ctx: FlowContext, authorization: PaymentAuthorization, charge: GatewayCharge) -> None:
     """Make sure the block's view holds the authorization (its authorize step may have failed)."""
     now = ctx.clock.now()
-    insert_or_ignore(
+    insert_if_absent(
         ctx.db,
         payments,
         {
@@ -566,7 +559,7 @@ def _ensure_payment(ctx: FlowContext, authorization: PaymentAuthorization, charg
 def _note_attempt(engine: sa.Engine, ctx: FlowContext, key: str, amount: Money) -> None:
     """Note the attempt before the gateway call, committed on its own, so it outlives a crash."""
     with UnitOfWork(engine) as uow:
-        insert_or_ignore(
+        insert_if_absent(
             uow.connection,
             attempts,
             {

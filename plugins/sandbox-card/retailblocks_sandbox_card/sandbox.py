@@ -17,10 +17,8 @@ import sqlalchemy as sa
 
 from retailblocks.clock import Clock, IdFactory, as_utc
 from retailblocks.model import Money
-from retailblocks.storage.prepared import Prepared, PreparedQuery
-from retailblocks.storage.unit_of_work import UnitOfWork
+from retailblocks.storage import Prepared, PreparedQuery, UnitOfWork, insert_if_absent, read_only_connection
 from retailblocks_sandbox_card import cards
-from retailblocks_sandbox_card._sql import insert_or_ignore
 from retailblocks_sandbox_card.cards import CardOutcome
 from retailblocks_sandbox_card.gateway import (
     GatewayCharge,
@@ -127,7 +125,7 @@ class SandboxGateway:
             "created_at": now,
         }
         with self._transaction() as connection:
-            inserted = insert_or_ignore(connection, charges, values)
+            inserted = insert_if_absent(connection, charges, values)
             # A new charge is exactly what was just written (the totals start at their defaults): reading
             # it back would only repeat it. A replay reads the charge the first call made.
             row = (
@@ -147,10 +145,8 @@ class SandboxGateway:
         return self._answer(row, now, key=idempotency_key)
 
     def status(self, idempotency_key: str) -> GatewayCharge | None:
-        with self._engine.connect() as connection:
-            connection.info["read_only"] = True
+        with read_only_connection(self._engine) as connection:
             row = self._charge_by_key(connection, idempotency_key)
-            connection.rollback()
         if row is None or row["status"] == "declined":
             return None
         try:

@@ -26,7 +26,7 @@ from retailblocks.model import (
     StockLevel,
 )
 from retailblocks.model.limits import MAX_ID_LENGTH, MAX_QUANTITY, check_quantity, check_text
-from retailblocks.storage.prepared import Prepared, PreparedQuery
+from retailblocks.storage import Prepared, PreparedQuery
 from retailblocks_sql_inventory import stock
 from retailblocks_sql_inventory.audit import audit
 from retailblocks_sql_inventory.config import SqlInventoryConfig

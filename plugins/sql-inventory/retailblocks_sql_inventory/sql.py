@@ -1,56 +1,29 @@
 """Idempotency claims of keyed operations, on SQLite and PostgreSQL.
 
-On PostgreSQL an IntegrityError aborts the whole transaction, so "insert and catch the duplicate" is
-not an option inside a flow's step; ``ON CONFLICT DO NOTHING`` (both dialects spell it so) reports
-the duplicate through the row count instead.
+Claims go through the core's :class:`~retailblocks.storage.KeyClaimer` (``ON CONFLICT DO NOTHING``: on
+PostgreSQL a failed insert would abort the step's whole transaction).
 """
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from retailblocks.errors import IdempotencyConflict
 from retailblocks.model.limits import check_text
-from retailblocks.storage.json_text import json_encoder
-from retailblocks.storage.prepared import Prepared
+from retailblocks.storage import ClaimOutcome, KeyClaimer, Prepared
+from retailblocks.storage import request_hash as request_hash  # the block's modules read it from here
 from retailblocks_sql_inventory.tables import operations
 
 MAX_KEY_LENGTH = 200
 
 
-# PostgreSQL's INSERT construct serves SQLite too: both spell ``ON CONFLICT DO NOTHING`` alike. Run through
-# Prepared on the driver's cursor, the row count of a skipped insert is 0 on both databases (through
-# SQLAlchemy, psycopg reports -1), so a claim is one statement with no RETURNING.
-_CLAIM = Prepared(
-    postgresql.insert(operations)
-    .values(
-        key=sa.bindparam("key"),
-        kind=sa.bindparam("kind"),
-        request_hash=sa.bindparam("request_hash"),
-        at=sa.bindparam("at"),
-    )
-    .on_conflict_do_nothing()
-)
-_CLAIMED = sa.select(operations.c.kind, operations.c.request_hash, operations.c.result).where(
-    operations.c.key == sa.bindparam("key")
-)
+_CLAIMS = KeyClaimer(operations, ("key", "kind", "request_hash", "at"), key=("key",), same=("kind", "request_hash"))
 _SETTLE = Prepared(
     operations.update().where(operations.c.key == sa.bindparam("key")).values(result=sa.bindparam("result"))
 )
-
-
-_CANONICAL = json_encoder(default=str, sort_keys=True, separators=(",", ":"))
-
-
-def request_hash(request: Any) -> str:
-    """A stable digest of a JSON-able request, to tell a replay from a reused key."""
-    text = _CANONICAL(request)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def check_key(key: str) -> str:
@@ -74,16 +47,17 @@ def claim(connection: sa.Connection, key: str, kind: str, request: Any, now: dat
     serialize on it: the second waits for the first to commit and then sees a replay. The same key
     with a different request is a caller's mistake and raises :class:`IdempotencyConflict`.
     """
-    digest = request_hash(request)
-    if _CLAIM.execute(connection, key=key, kind=kind, request_hash=digest, at=now) == 1:
+    claimed = _CLAIMS(connection, {"key": key, "kind": kind, "request_hash": request_hash(request), "at": now})
+    if claimed.outcome is ClaimOutcome.NEW:
         return Claim(key, True, None)
-    row = connection.execute(_CLAIMED, {"key": key}).one()
-    if row.kind != kind or row.request_hash != digest:
+    row = claimed.existing
+    assert row is not None
+    if claimed.outcome is ClaimOutcome.CONFLICT:
         raise IdempotencyConflict(
-            f"the key {key.split(':', 1)[-1]!r} was already used for a different {row.kind} "
+            f"the key {key.split(':', 1)[-1]!r} was already used for a different {row['kind']} "
             "request; use a new key for a new operation"
         )
-    return Claim(key, False, row.result)
+    return Claim(key, False, row["result"])
 
 
 def settle(connection: sa.Connection, key: str, result: int) -> None:

@@ -19,7 +19,7 @@ from retailblocks.clock import as_utc
 from retailblocks.errors import InvalidValue
 from retailblocks.model import StockLevel
 from retailblocks.model.limits import MAX_QUANTITY
-from retailblocks.storage.prepared import Prepared, PreparedQuery
+from retailblocks.storage import Prepared, PreparedQuery
 from retailblocks_sql_inventory.tables import allocations, backorders, levels, movements
 
 Pair = tuple[str, str]  # (sku, location)

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import enum
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from retailblocks.errors import InvalidValue
-from retailblocks.storage.prepared import Prepared
+from retailblocks.storage import InsertIfAbsent, Prepared
 from retailblocks_stored_value.tables import accounts, entries, transactions
 
 
@@ -62,36 +60,9 @@ class TransactionKind(enum.StrEnum):
     EXPIRE = "expire"
 
 
-class InsertIgnore:
-    """Insert a row unless it collides with a unique constraint; True when the row was inserted.
-
-    ``ON CONFLICT DO NOTHING`` rather than catching IntegrityError: on PostgreSQL an error aborts
-    the whole transaction, and other blocks' writes share it. On PostgreSQL a concurrent uncommitted
-    duplicate makes this wait for that transaction's outcome, which is exactly what a replay needs.
-    Built once per dialect at import (building per call cost more than running it); RETURNING rather
-    than rowcount, which psycopg reports as -1 for this statement.
-    """
-
-    def __init__(self, table: sa.Table, columns: Iterable[str]):
-        values = {name: sa.bindparam(name, type_=table.c[name].type) for name in columns}
-        key = tuple(table.primary_key.columns)
-        self._statements: dict[str, Any] = {
-            "postgresql": postgresql.insert(table).values(values).on_conflict_do_nothing().returning(*key),
-            "sqlite": sqlite.insert(table).values(values).on_conflict_do_nothing().returning(*key),
-        }
-
-    def __call__(self, connection: sa.Connection, values: Mapping[str, Any]) -> bool:
-        statement = self._statements.get(connection.dialect.name)
-        if statement is None:  # pragma: no cover - the core supports only these two
-            raise InvalidValue(
-                f"the stored-value block supports SQLite and PostgreSQL (got {connection.dialect.name!r})"
-            )
-        return connection.execute(statement, values).first() is not None
-
-
 ACCOUNT_COLUMNS = ("id", "kind", "code", "member_id", "currency", "balance", "status", "expires_at", "created_at")
-insert_account = InsertIgnore(accounts, ACCOUNT_COLUMNS)
-_claim = InsertIgnore(
+insert_account = InsertIfAbsent(accounts, ACCOUNT_COLUMNS)
+_claim = InsertIfAbsent(
     transactions,
     ("id", "kind", "idempotency_key", "amount", "currency", "account_id", "authorization_id", "flow_id", "at"),
 )

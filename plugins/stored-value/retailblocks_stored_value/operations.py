@@ -26,7 +26,7 @@ from retailblocks.model import (
     PaymentStatus,
 )
 from retailblocks.model.limits import MAX_AMOUNT, MAX_ID_LENGTH, MAX_SLUG_LENGTH, MAX_TEXT_LENGTH, check_text
-from retailblocks.storage.prepared import Prepared
+from retailblocks.storage import Prepared
 from retailblocks_stored_value.codes import code_from_id, mask_code, normalize_code
 from retailblocks_stored_value.config import StoredValueConfig
 from retailblocks_stored_value.errors import KeyReused
