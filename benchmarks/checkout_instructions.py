@@ -21,6 +21,8 @@ import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
+from retailblocks.hookspecs import inventory
+
 ROOT = Path(__file__).resolve().parents[1]
 WARM_UP = 20
 
@@ -39,7 +41,7 @@ def place(orders: int, work: Path) -> None:
     stack = assemble(manifest, clock=clock, ids=RandomIds(1))
     with stack.context() as ctx:
         for sku in stack.catalog:
-            stack.hooks.inventory_adjust(ctx, sku, "dc", 100_000, "received", f"receive-{sku}")
+            stack.hooks.call(inventory.inventory_adjust, ctx, sku, "dc", 100_000, "received", f"receive-{sku}")
     address = Address(country="CN", region="Shanghai", latitude=31.2, longitude=121.45)
 
     def cart(n: int) -> Cart:

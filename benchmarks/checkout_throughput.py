@@ -62,6 +62,7 @@ from retailblocks import assemble
 from retailblocks.assembly.discovery import TRACE_ENV
 from retailblocks.clock import ManualClock, RandomIds
 from retailblocks.errors import BusinessRejection
+from retailblocks.hookspecs import inventory
 from retailblocks.model import Address, Cart, CartLine, Fulfilment, FulfilmentKind, Identity, PaymentRequest
 from retailblocks.stack import Stack
 
@@ -348,7 +349,15 @@ class Bench:
         with self.stack(self.databases.seed_url(), "seed") as (stack, _clock), stack.context(flow="seed") as ctx:
             for location in LOCATIONS:
                 for sku in stack.catalog:
-                    stack.hooks.inventory_adjust(ctx, sku, location, per_location, "received", f"seed-{sku}-{location}")
+                    stack.hooks.call(
+                        inventory.inventory_adjust,
+                        ctx,
+                        sku,
+                        location,
+                        per_location,
+                        "received",
+                        f"seed-{sku}-{location}",
+                    )
 
     def checkouts(self, stack: Stack, clock: ManualClock, carts: Sequence[tuple[str, Cart]]) -> Counter[str]:
         """Place the carts one after the other; returns outcomes (all "placed" unless something is off)."""

@@ -1,8 +1,8 @@
-"""Measure the hook relay's own cost: time spent dispatching a hook call, excluding the blocks' code.
+"""Measure the hook face's own cost: time spent dispatching a hook call, excluding the blocks' code.
 
-The probe replaces, on one ``HookRelay`` instance only, every method of the relay (the typed face such as
-``inventory_reserve``, ``_one``, ``call``, ``implementers``, ``provides`` …) and every registered
-implementation function with thin timing wrappers. Time from entering the relay until the implementation
+The probe replaces, on one ``Hooks`` instance only, every method of the face (``call``, ``maybe``,
+``each``, ``at``, ``_invoke``, ``implementers``, ``provides`` …) and every registered implementation
+function with thin timing wrappers. Time from entering the relay until the implementation
 starts, and from the implementation's return until the relay returns, is dispatch: argument mapping, the
 routing look-ups, setting ``ctx.current_block``, the ``try``/``except`` translating failures. Time inside
 an implementation is the block's, even when the block calls back into the relay (that nested call's own
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from retailblocks.assembly.hooks import HookRelay
+from retailblocks.assembly.hooks import Hooks
 
 _RELAY = 0
 _IMPL = 1
@@ -46,7 +46,7 @@ class DispatchFigures:
 class DispatchProbe:
     """Timing wrappers around one relay's methods and implementations; single-threaded use."""
 
-    def __init__(self, relay: HookRelay):
+    def __init__(self, relay: Hooks):
         self.relay = relay
         self._state = threading.local()
         self._dispatch = 0.0
@@ -71,14 +71,14 @@ class DispatchProbe:
 
     def __enter__(self) -> DispatchProbe:
         relay = self.relay
-        for name, value in vars(HookRelay).items():
+        for name, value in vars(Hooks).items():
             if name.startswith("__") or not callable(value):
                 continue
             # Instance attributes shadow the class's methods, and the relay calls ``self._one`` and
             # ``self.call`` through ``self``, so the inner hops are seen too.
             setattr(relay, name, self._wrap_relay(getattr(relay, name)))
             self._patched.append(name)
-        impls: dict[str, dict[str, Any]] = relay._impls
+        impls: dict[str, dict[str, Any]] = {hook.name: hook.impls for hook in relay._hooks.values()}  # type: ignore[misc]
         for hook_name, by_block in impls.items():
             self._saved_impls[hook_name] = dict(by_block)
             for block_id, (function, argnames) in by_block.items():
@@ -89,7 +89,7 @@ class DispatchProbe:
         for name in self._patched:
             delattr(self.relay, name)
         self._patched.clear()
-        impls: dict[str, dict[str, Any]] = self.relay._impls
+        impls: dict[str, dict[str, Any]] = {hook.name: hook.impls for hook in self.relay._hooks.values()}  # type: ignore[misc]
         for hook_name, saved in self._saved_impls.items():
             impls[hook_name].update(saved)
         self._saved_impls.clear()

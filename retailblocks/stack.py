@@ -98,7 +98,7 @@ class Stack:
         self.lease: timedelta = FLOW_LEASE
         self._fingerprint_key: bytes | None = None
         self.ids = ids
-        self.hooks = the_plan.relay
+        self.hooks = the_plan.hooks
         self.plugin_manager = the_plan.plugin_manager
         self.channels: dict[str, Channel] = {c.id: c for c in self.manifest.channels}
         self.catalog: dict[str, Product] = {p.sku: p for p in self.manifest.catalog}

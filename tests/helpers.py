@@ -9,6 +9,7 @@ from typing import Any
 
 from retailblocks import assemble
 from retailblocks.clock import ManualClock, RandomIds
+from retailblocks.hookspecs import inventory
 from retailblocks.model import (
     Address,
     Cart,
@@ -99,7 +100,8 @@ def receive(stack: Stack, quantities: dict[str, int], *, locations: tuple[str, .
     with stack.context(flow="test") as ctx:
         for location in locations:
             for sku, quantity in quantities.items():
-                stack.hooks.inventory_adjust(
+                stack.hooks.call(
+                    inventory.inventory_adjust,
                     ctx,
                     sku,
                     location,
@@ -142,5 +144,5 @@ def levels(stack: Stack) -> dict[tuple[str, str], tuple[int, int, int]]:
     with stack.context(flow="test", read_only=True) as ctx:
         return {
             (level.sku, level.location): (level.on_hand, level.reserved, level.allocated)
-            for level in stack.hooks.inventory_levels(ctx, [])
+            for level in stack.hooks.call(inventory.inventory_levels, ctx, [])
         }

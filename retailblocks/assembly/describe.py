@@ -21,7 +21,7 @@ LOCK_FORMAT = 1
 def describe_plan(plan: Plan) -> dict[str, Any]:
 
     manifest = plan.manifest
-    routing = plan.relay.routing
+    routing = plan.hooks.routes
     return {
         "lock_format": LOCK_FORMAT,
         "core": {"distribution": "retailblocks", "version": __version__, "api": CORE_API_VERSION},

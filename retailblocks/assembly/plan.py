@@ -20,7 +20,7 @@ from packaging.version import InvalidVersion, Version
 
 from retailblocks.assembly.core_block import CoreBlock
 from retailblocks.assembly.discovery import TRACE_ENV, BlockInfo, api_incompatibility, discover
-from retailblocks.assembly.hooks import HookRelay
+from retailblocks.assembly.hooks import Hooks
 from retailblocks.assembly.references import check_manifest as check_references
 from retailblocks.assembly.references import declared_names
 from retailblocks.assembly.routing import plan_routing
@@ -66,7 +66,7 @@ class Plan:
     manifest: Manifest
     blocks: tuple[AssembledBlock, ...]
     plugin_manager: pluggy.PluginManager = attrs.field(eq=False)
-    relay: HookRelay = attrs.field(eq=False)
+    hooks: Hooks = attrs.field(eq=False)
 
 
 def new_plugin_manager() -> pluggy.PluginManager:
@@ -143,12 +143,12 @@ def plan(
     routing = plan_routing(manifest, assembled, pm)
     trace = env.get(TRACE_ENV, "") not in ("", "0")
     if trace:
-        # Calls that go through pluggy (lifecycle, every-block hooks) are traced by pluggy itself; the relay
+        # Calls that go through pluggy itself (the lifecycle hooks assembly makes) are traced by pluggy; the face
         # traces the routed calls it makes directly.
         pm.trace.root.setwriter(lambda text: sys.stderr.write(f"[retailblocks trace] {text}"))
         pm.enable_tracing()
-    relay = HookRelay(pm, {b.entry.id: b.instance for b in assembled}, routing, trace=trace)
-    return Plan(manifest, tuple(assembled), pm, relay)
+    hooks = Hooks(pm, {b.entry.id: b.instance for b in assembled}, routing, trace=trace)
+    return Plan(manifest, tuple(assembled), pm, hooks)
 
 
 def _resolve_entry(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
-from retailblocks.assembly.hooks import Routing
+from retailblocks.assembly.hooks import CallRoutes
 from retailblocks.errors import AssemblyError
 from retailblocks.hookspecs import (
     FLOW_CAPABILITIES,
@@ -28,10 +28,11 @@ def implemented_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     return sorted(caller.name for caller in callers)
 
 
-def plan_routing(manifest: Manifest, blocks: Sequence[AssembledBlock], pm: pluggy.PluginManager) -> Routing:
+def plan_routing(manifest: Manifest, blocks: Sequence[AssembledBlock], pm: pluggy.PluginManager) -> CallRoutes:
     hooks_of = {b.entry.id: implemented_hooks(pm, b.instance) for b in blocks}
     for block in blocks:
         _check_declared_capabilities(block, hooks_of[block.entry.id])
+    options = {b.entry.id: _impl_options(pm, b) for b in blocks}
 
     provided = {c for b in blocks for c in b.instance.capabilities}
     missing = sorted(c.value for c in FLOW_CAPABILITIES if c not in provided)
@@ -59,8 +60,41 @@ def plan_routing(manifest: Manifest, blocks: Sequence[AssembledBlock], pm: plugg
                 )
             providers[hook] = implementers[0]
         else:
-            contributors[hook] = implementers
-    return Routing(providers=providers, payment_methods=_route_payment(manifest, blocks), contributors=contributors)
+            # tryfirst/trylast as pluggy documents them: to the front or the back, manifest order otherwise.
+            rank = {"tryfirst": 0, "": 1, "trylast": 2}
+            contributors[hook] = tuple(sorted(implementers, key=lambda block_id: rank[options[block_id].get(hook, "")]))
+    return CallRoutes(providers=providers, payment_methods=_route_payment(manifest, blocks), contributors=contributors)
+
+
+def _impl_options(pm: pluggy.PluginManager, block: AssembledBlock) -> dict[str, str]:
+    """The ordering option ("tryfirst", "trylast" or "") of each of the block's implementations; an
+    AssemblyError, naming the block and the hook, for an option the core cannot honour."""
+    found: dict[str, str] = {}
+    name, distribution = block.entry.use, block.info.distribution
+    for caller in pm.get_hookcallers(block.instance) or []:
+        for impl in caller.get_hookimpls():
+            if impl.plugin is not block.instance:
+                continue
+            hook = caller.name
+            if impl.hookwrapper or impl.wrapper:
+                raise AssemblyError(
+                    f"block {name!r} (distribution {distribution}) implements {hook} as a wrapper "
+                    "(wrapper=True or hookwrapper=True); the core calls each block's implementation itself, "
+                    "routed or in manifest order, and runs no wrappers: implement the hook plainly",
+                    block=name,
+                    distribution=distribution,
+                )
+            order = "tryfirst" if impl.tryfirst else "trylast" if impl.trylast else ""
+            if order and dispatch_of(hook) is not Dispatch.EVERY_BLOCK:
+                raise AssemblyError(
+                    f"block {name!r} (distribution {distribution}) marks {hook} {order}, but "
+                    f"{hook} is answered by one block ({dispatch_of(hook).value}), so there is no order to "
+                    "change: remove the option",
+                    block=name,
+                    distribution=distribution,
+                )
+            found[hook] = order
+    return found
 
 
 def _check_declared_capabilities(block: AssembledBlock, hooks: Sequence[str]) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from retailblocks.assembly.hooks import HookRelay
+    from retailblocks.assembly.hooks import Hooks
     from retailblocks.clock import Clock, IdFactory
     from retailblocks.context import FlowContext
     from retailblocks.manifest import Manifest
@@ -34,7 +34,7 @@ class Runtime(Protocol):
     def engine(self) -> sa.Engine: ...
 
     @property
-    def hooks(self) -> HookRelay: ...
+    def hooks(self) -> Hooks: ...
 
     @property
     def clock(self) -> Clock:

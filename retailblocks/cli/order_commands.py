@@ -49,12 +49,14 @@ def order_summary(order: Order) -> dict[str, Any]:
 
 def payment_balances(stack: Stack, order: Order) -> dict[str, PaymentBalance]:
     """What each payment block holds of the order's payments now, by authorization id (those it says)."""
+    from retailblocks.hookspecs import payment
+
     found: dict[str, PaymentBalance] = {}
     with stack.context(None, flow="report", read_only=True) as ctx:
-        for payment in order.payments:
-            balance = stack.hooks.payment_balance(ctx, payment)
+        for paid in order.payments:
+            balance = stack.hooks.maybe(payment.payment_balance, ctx, paid)
             if balance is not None:
-                found[payment.id] = balance
+                found[paid.id] = balance
     return found
 
 
@@ -140,13 +142,13 @@ def refund_split(order: Order, before: dict[str, PaymentBalance], after: dict[st
 
     payments = []
     total = Money.zero(order.currency)
-    for payment in order.payments:
-        if payment.id not in after:
+    for paid in order.payments:
+        if paid.id not in after:
             continue
-        now = after[payment.id].refunded
-        returned = now - before[payment.id].refunded if payment.id in before else now
+        now = after[paid.id].refunded
+        returned = now - before[paid.id].refunded if paid.id in before else now
         if returned.amount:
-            payments.append({"payment": payment.id, "method": payment.method, "amount": money_data(returned)})
+            payments.append({"payment": paid.id, "method": paid.method, "amount": money_data(returned)})
             total += returned
     return {"amount": money_data(total), "payments": payments}
 
@@ -450,11 +452,12 @@ def audit(manifest: Path, as_json: bool) -> None:
     orphaned, every order event once) and every block's own invariants (ledgers balanced, stock equal to
     its movements). Exits 3 when any does not hold."""
     from retailblocks.flows.audit import audit_flows
+    from retailblocks.flows.capabilities import block_findings
 
     with open_stack(manifest) as stack:
         findings = [("core", finding) for finding in audit_flows(stack)]
         with stack.context(flow="audit", read_only=True) as ctx:
-            findings += stack.hooks.stack_audit(ctx)
+            findings += block_findings(stack.hooks, ctx)
     rows = [{"block": block, "name": f.name, "ok": f.ok, "detail": f.detail} for block, f in findings]
     if as_json:
         print_json(rows)

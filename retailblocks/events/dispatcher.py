@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from retailblocks.context import Event
 from retailblocks.errors import BlockFailure, RetailBlocksError
+from retailblocks.hookspecs import lifecycle
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.tables import event_cursors, event_failures, outbox
 
@@ -84,7 +85,7 @@ def dispatch(
 ) -> DispatchReport:
     """Deliver every pending event and every retry that is due; returns what happened."""
     totals = [0, 0, 0]
-    for subscriber in stack.hooks.implementers("stack_event"):
+    for subscriber in stack.hooks.implementers(lifecycle.stack_event):
         for _ in range(rounds):
             delivered, failed, more = _deliver_new(stack, subscriber, batch)
             totals[0] += delivered
@@ -122,7 +123,7 @@ def _deliver(stack: Runtime, subscriber: str, event: Event, uow: UnitOfWork) -> 
         uow, event.channel if event.channel in stack.channels else None, flow="event", flow_id=event.order_id or ""
     )
     try:
-        stack.hooks.stack_event(subscriber, event, ctx)
+        stack.hooks.at(subscriber, lifecycle.stack_event, event=event, ctx=ctx)
     except (RetailBlocksError, Exception) as error:
         savepoint.rollback()
         cause = error.error if isinstance(error, BlockFailure) else error
@@ -219,7 +220,7 @@ def dead_letters(stack: Runtime) -> list[dict[str, Any]]:
 
 def undelivered(stack: Runtime) -> int:
     """Events some subscriber has not yet received successfully (new, retrying or dead)."""
-    subscribers = stack.hooks.implementers("stack_event")
+    subscribers = stack.hooks.implementers(lifecycle.stack_event)
     with stack.engine.connect() as connection:
         connection.info["read_only"] = True
         newest = connection.execute(sa.select(sa.func.max(outbox.c.id))).scalar() or 0

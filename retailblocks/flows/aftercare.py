@@ -14,9 +14,11 @@ import sqlalchemy as sa
 
 from retailblocks.context import FlowContext
 from retailblocks.errors import InvalidValue, NotRefundable
+from retailblocks.flows.capabilities import release_adjustments
 from retailblocks.flows.checkout import authorizations_of, reservation_of
 from retailblocks.flows.orders import load_order, order_details, set_order, update_order
 from retailblocks.flows.saga import SagaRun, Step, insert_saga
+from retailblocks.hookspecs import inventory, logistics, membership, payment
 from retailblocks.model import Money, Order, OrderStatus, ReservedStock, Shipment, ShipmentStatus, allocate_integer
 from retailblocks.model.serialize import from_data
 from retailblocks.storage.tables import order_lines, orders, sagas
@@ -68,7 +70,8 @@ class AftercareSteps:
             # One unit of work per provider call: see OrderFlows.outside_call.
             if amount:
                 with self.flows.outside_call(run, ctx) as call:
-                    self.hooks.payment_refund(
+                    self.hooks.call(
+                        payment.payment_refund,
                         call,
                         authorization,
                         Money(amount, authorization.amount.currency),
@@ -76,7 +79,7 @@ class AftercareSteps:
                     )
             if void_rest:
                 with self.flows.outside_call(run, ctx) as call:
-                    self.hooks.payment_void(call, authorization, ctx.key_for(f"void-{index}"))
+                    self.hooks.call(payment.payment_void, call, authorization, ctx.key_for(f"void-{index}"))
 
     # -- cancel -----------------------------------------------------------------------------------
 
@@ -113,7 +116,7 @@ class AftercareSteps:
         details = order_details(ctx.db, run.order_id)
         for data in details.get("shipments", []):
             shipment = from_data(data, Shipment)
-            if not self.hooks.logistics_cancel(ctx, shipment, ctx.key_for("cancel-shipment")):
+            if not self.hooks.call(logistics.logistics_cancel, ctx, shipment, ctx.key_for("cancel-shipment")):
                 raise NotRefundable(
                     f"order {run.order_id}: shipment {shipment.id} has already left; refund its lines instead"
                 )
@@ -123,16 +126,20 @@ class AftercareSteps:
         probe = SagaRun(id="", flow="checkout", order_id=run.order_id, channel=None, key="", state=checkout)
         reservation = reservation_of(probe)
         if reservation is not None:
-            self.hooks.inventory_return(ctx, run.order_id, reservation.lines, ctx.key_for("return-stock"))
+            self.hooks.call(
+                inventory.inventory_return, ctx, run.order_id, reservation.lines, ctx.key_for("return-stock")
+            )
 
     def release_promotions(self, run: SagaRun, ctx: FlowContext) -> None:
-        self.hooks.marketing_release(ctx, run.order_id)
+        release_adjustments(self.hooks, ctx, run.order_id)
 
     def reverse_all_points(self, run: SagaRun, ctx: FlowContext) -> None:
         member_id = run.state.get("member_id")
         if member_id:
             total = Money(int(run.state["total"]), self.stack.currency)
-            self.hooks.membership_reverse(ctx, member_id, run.order_id, total, total, ctx.key_for("reverse-points"))
+            self.hooks.maybe(
+                membership.membership_reverse, ctx, member_id, run.order_id, total, total, ctx.key_for("reverse-points")
+            )
 
     def return_all_money(self, run: SagaRun, ctx: FlowContext) -> None:
         captures = {k: int(v) for k, v in run.state.get("captures", {}).items()}
@@ -276,13 +283,14 @@ class AftercareSteps:
                 items.append(ReservedStock(line.sku, line.location, take))
                 wanted -= take
         if items:
-            self.hooks.inventory_return(ctx, run.order_id, items, ctx.key_for("restock"))
+            self.hooks.call(inventory.inventory_return, ctx, run.order_id, items, ctx.key_for("restock"))
 
     def reverse_some_points(self, run: SagaRun, ctx: FlowContext) -> None:
         member_id = run.state.get("member_id")
         if member_id:
             currency = self.stack.currency
-            self.hooks.membership_reverse(
+            self.hooks.maybe(
+                membership.membership_reverse,
                 ctx,
                 member_id,
                 run.order_id,

@@ -28,6 +28,7 @@ from retailblocks.errors import (
     RetailBlocksError,
 )
 from retailblocks.flows.aftercare import AftercareSteps
+from retailblocks.flows.capabilities import maintain
 from retailblocks.flows.checkout import CHECKOUT_SETTLED, CheckoutSteps, cart_fingerprint_data
 from retailblocks.flows.orders import list_orders, load_order
 from retailblocks.flows.saga import (
@@ -38,6 +39,7 @@ from retailblocks.flows.saga import (
     SagaStatus,
     load_run,
 )
+from retailblocks.hookspecs import payment
 from retailblocks.model import Cart, Order
 from retailblocks.model.limits import MAX_ID_LENGTH, check_key, check_quantity, check_text
 from retailblocks.storage import UnitOfWork
@@ -166,8 +168,10 @@ class OrderFlows:
         # never authorize (no card number), are invalid input, which leaves no order behind; only a real
         # rejection (a decline, no stock) is kept, so that its key replays it.
         with self.stack.context(cart.channel, flow="checkout", read_only=True) as ctx:
-            for payment in cart.payments:
-                self.stack.hooks.payment_validate(ctx, payment.method, payment.details, cart.identities)
+            for requested in cart.payments:
+                self.stack.hooks.maybe(
+                    payment.payment_validate, ctx, requested.method, requested.details, cart.identities
+                )
         fingerprint = request_hash(cart_fingerprint_data(cart, self.stack.fingerprint_key))
         # No look-up of the key first: the first step inserts it before anything else, so a key already
         # used (a replay, or a concurrent request) fails there with an IntegrityError, nothing done, and
@@ -402,7 +406,7 @@ class OrderFlows:
             return order
         # Each payment as its block holds it now (captured, refunded…), not as checkout recorded it.
         with self.stack.context(flow="read", read_only=True) as ctx:
-            balances = [self.stack.hooks.payment_balance(ctx, payment) for payment in order.payments]
+            balances = [self.stack.hooks.maybe(payment.payment_balance, ctx, paid) for paid in order.payments]
         return attrs.evolve(
             order,
             payments=tuple(
@@ -475,7 +479,7 @@ class OrderFlows:
                 continue  # the flow is stuck now, with its reason: reported below
             (resumed if outcome == "resumed" else compensated).append(saga_id)
         with self.stack.context(flow="maintenance") as ctx:
-            self.stack.hooks.stack_maintain(ctx)
+            maintain(self.stack.hooks, ctx)
         stuck = self.stuck_flows()
         reasons.update(stuck)
         return RecoveryReport(tuple(resumed), tuple(compensated), tuple(stuck), tuple(skipped), reasons)

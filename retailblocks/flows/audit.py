@@ -19,6 +19,7 @@ from retailblocks.clock import as_utc
 from retailblocks.context import AuditFinding, FlowContext
 from retailblocks.flows.orders import list_orders
 from retailblocks.flows.saga import SagaStatus
+from retailblocks.hookspecs import inventory, payment
 from retailblocks.model import Order, OrderStatus
 from retailblocks.storage.tables import outbox, sagas
 
@@ -91,7 +92,7 @@ def _money(stack: Runtime, ctx: FlowContext, orders: Sequence[Order]) -> list[Au
         kept = 0
         known = True
         for authorization in order.payments:
-            balance = stack.hooks.payment_balance(ctx, authorization)
+            balance = stack.hooks.maybe(payment.payment_balance, ctx, authorization)
             if balance is None:
                 unchecked.add(authorization.block)
                 known = False
@@ -143,7 +144,7 @@ def _units(stack: Runtime, ctx: FlowContext, orders: Sequence[Order], flows: dic
             elif row.state.get("restock"):
                 for unit in row.state.get("units", []):
                     expected[unit["sku"]] += int(unit["quantity"])
-        returned = stack.hooks.inventory_returned(ctx, order.id)
+        returned = stack.hooks.maybe(inventory.inventory_returned, ctx, order.id)
         if returned is None:
             return AuditFinding(name, True, "not checked: the inventory block has no inventory_returned")
         checked += 1

@@ -24,9 +24,11 @@ from retailblocks.errors import (
     PaymentDeclined,
     PaymentOutcomeUnknown,
 )
+from retailblocks.flows.capabilities import ranked_locations, redeem_adjustments, release_adjustments, stock_locations
 from retailblocks.flows.orders import load_order, order_details, order_from_rows, set_order
 from retailblocks.flows.pricing import price_cart, price_lines
 from retailblocks.flows.saga import SagaRun, Step, insert_saga
+from retailblocks.hookspecs import inventory, logistics, membership, payment
 from retailblocks.model import (
     Cart,
     FulfilmentKind,
@@ -189,7 +191,9 @@ class CheckoutSteps:
                 "created_at": now,
             },
         )
-        member = self.hooks.membership_identify(ctx, cart.identities, True) if cart.identities else None
+        member = (
+            self.hooks.maybe(membership.membership_identify, ctx, cart.identities, True) if cart.identities else None
+        )
         lines = price_lines(cart, self.stack.catalog, self.stack.currency)
         priced = price_cart(ctx, self.hooks, cart, lines, member, self.stack.currency)
         plan = plan_payments(cart, priced.total)
@@ -275,22 +279,21 @@ class CheckoutSteps:
         fulfilment = cart.fulfilment
         if fulfilment.kind is FulfilmentKind.CARRY_OUT:
             location = ctx.channel.location if ctx.channel else None
-            locations = [location] if location else list(self.hooks.inventory_locations(ctx))
+            locations = [location] if location else stock_locations(self.hooks, ctx)
             allow_split = False
         elif fulfilment.kind is FulfilmentKind.PICKUP:
             if not fulfilment.pickup_location:
                 raise InvalidValue("a pickup needs a pickup_location (the store to collect from)")
             locations, allow_split = [fulfilment.pickup_location], False
         else:
-            candidates = list(self.hooks.inventory_locations(ctx))
-            locations = list(self.hooks.logistics_rank_locations(ctx, fulfilment, candidates))
+            locations = ranked_locations(self.hooks, ctx, fulfilment, stock_locations(self.hooks, ctx))
             allow_split = True
-        return self.hooks.inventory_reserve(ctx, demands, locations, allow_split, RESERVATION_TTL)
+        return self.hooks.call(inventory.inventory_reserve, ctx, demands, locations, allow_split, RESERVATION_TTL)
 
     def release(self, run: SagaRun, ctx: FlowContext) -> None:
         reservation = reservation_of(run)
         if reservation is not None:
-            self.hooks.inventory_release(ctx, reservation.id)
+            self.hooks.call(inventory.inventory_release, ctx, reservation.id)
         failure = run.state.get("failure") or "checkout failed"
         failed = ctx.db.execute(
             _FAIL_ORDER, {"order_id": run.order_id, "failure": failure, "updated_at": ctx.clock.now()}
@@ -310,7 +313,8 @@ class CheckoutSteps:
             amount = from_data(share["amount"], Money)
             try:
                 with self.flows.outside_call(run, ctx) as call:
-                    authorization = self.hooks.payment_authorize(
+                    authorization = self.hooks.call(
+                        payment.payment_authorize,
                         call,
                         share["method"],
                         amount,
@@ -327,7 +331,7 @@ class CheckoutSteps:
     def _resolve_unknown(self, run: SagaRun, ctx: FlowContext, method: str, key: str) -> PaymentAuthorization:
         try:
             with self.flows.outside_call(run, ctx) as call:
-                resolved = self.hooks.payment_status(call, method, key)
+                resolved = self.hooks.call(payment.payment_status, call, method, key)
         except PaymentOutcomeUnknown:
             # The shopper is not kept waiting: the order is not placed, and recovery voids the
             # authorization if the provider later says there was one.
@@ -347,19 +351,19 @@ class CheckoutSteps:
             if authorization is None:
                 # The call may have reached the provider before the process died: ask under its key.
                 with self.flows.outside_call(run, ctx) as call:
-                    authorization = self.hooks.payment_status(call, share["method"], key)
+                    authorization = self.hooks.call(payment.payment_status, call, share["method"], key)
             if authorization is not None:
                 with self.flows.outside_call(run, ctx) as call:
-                    self.hooks.payment_void(call, authorization, ctx.key_for(f"void-{index}"))
+                    self.hooks.call(payment.payment_void, call, authorization, ctx.key_for(f"void-{index}"))
 
     # -- place: the order exists from here on ---------------------------------------------------
 
     def place(self, run: SagaRun, ctx: FlowContext) -> None:
         reservation = reservation_of(run)
         assert reservation is not None
-        self.hooks.inventory_commit(ctx, reservation.id, run.order_id)
+        self.hooks.call(inventory.inventory_commit, ctx, reservation.id, run.order_id)
         order = self._order(run, ctx, "pending")
-        self.hooks.marketing_redeem(ctx, run.order_id, run.state.get("member_id"), order.adjustments)
+        redeem_adjustments(self.hooks, ctx, run.order_id, run.state.get("member_id"), order.adjustments)
         set_order(ctx.db, run.order_id, status="placed", updated_at=ctx.clock.now())
         ctx.record(
             "order.placed",
@@ -376,11 +380,11 @@ class CheckoutSteps:
         )
 
     def unplace(self, run: SagaRun, ctx: FlowContext) -> None:
-        self.hooks.marketing_release(ctx, run.order_id)
+        release_adjustments(self.hooks, ctx, run.order_id)
         reservation = reservation_of(run)
         if reservation is not None:
             # Gives back allocated units (and units that already left, if delivery had started).
-            self.hooks.inventory_return(ctx, run.order_id, reservation.lines, ctx.key_for("undo-place"))
+            self.hooks.call(inventory.inventory_return, ctx, run.order_id, reservation.lines, ctx.key_for("undo-place"))
 
     # -- capture ----------------------------------------------------------------------------------
 
@@ -391,8 +395,8 @@ class CheckoutSteps:
             if str(index) in captures:
                 continue
             with self.flows.outside_call(run, ctx) as call:
-                capture = self.hooks.payment_capture(
-                    call, authorization, authorization.amount, ctx.key_for(f"capture-{index}")
+                capture = self.hooks.call(
+                    payment.payment_capture, call, authorization, authorization.amount, ctx.key_for(f"capture-{index}")
                 )
             captures[str(index)] = capture.amount.amount
             # A new entry, never a change in place (see structured): the order now holds a captured payment.
@@ -413,9 +417,12 @@ class CheckoutSteps:
                 if captured is None:
                     # Unknown whether the capture happened: capturing again under the same key returns the
                     # provider's earlier answer without charging twice, and tells us what to refund.
-                    captured = self.hooks.payment_capture(call, authorization, authorization.amount, key).amount.amount
+                    captured = self.hooks.call(
+                        payment.payment_capture, call, authorization, authorization.amount, key
+                    ).amount.amount
                 if captured:
-                    self.hooks.payment_refund(
+                    self.hooks.call(
+                        payment.payment_refund,
                         call,
                         authorization,
                         Money(captured, authorization.amount.currency),
@@ -437,11 +444,11 @@ class CheckoutSteps:
             # is called before this step's transaction opens.
             order = self._order(run, None, "paid")
             quote = structured(run, quote_data, ShippingQuote)
-            shipment = self.hooks.logistics_arrange(ctx, order, quote, parcels, ctx.key_for("deliver"))
+            shipment = self.hooks.call(logistics.logistics_arrange, ctx, order, quote, parcels, ctx.key_for("deliver"))
             shipments.append(data_of(run, shipment))
             run.state["shipments"] = shipments
         if parcels:
-            self.hooks.inventory_fulfil(ctx, run.order_id, parcels)
+            self.hooks.call(inventory.inventory_fulfil, ctx, run.order_id, parcels)
         details = self._details(run, ctx, shipments=shipments, backordered=backordered)
         set_order(ctx.db, run.order_id, details=details, updated_at=ctx.clock.now())
         if backordered:
@@ -453,7 +460,7 @@ class CheckoutSteps:
             return
         details = order_details(ctx.db, run.order_id)
         for data in details.get("shipments", []):
-            self.hooks.logistics_cancel(ctx, from_data(data, Shipment), ctx.key_for("undo-deliver"))
+            self.hooks.call(logistics.logistics_cancel, ctx, from_data(data, Shipment), ctx.key_for("undo-deliver"))
 
     # -- earn -------------------------------------------------------------------------------------
 
@@ -461,14 +468,16 @@ class CheckoutSteps:
         member_id = run.state.get("member_id")
         if member_id:
             order = self._order(run, ctx, "paid")
-            self.hooks.membership_earn(ctx, member_id, order, ctx.key_for("earn"))
+            self.hooks.maybe(membership.membership_earn, ctx, member_id, order, ctx.key_for("earn"))
             run.transient["paid_order"] = order  # complete changes only its status
 
     def reverse_points(self, run: SagaRun, ctx: FlowContext) -> None:
         member_id = run.state.get("member_id")
         if member_id:
             total = Money(int(run.state.get("total", 0)), self.stack.currency)
-            self.hooks.membership_reverse(ctx, member_id, run.order_id, total, total, ctx.key_for("undo-earn"))
+            self.hooks.maybe(
+                membership.membership_reverse, ctx, member_id, run.order_id, total, total, ctx.key_for("undo-earn")
+            )
 
     # -- complete ---------------------------------------------------------------------------------
 
@@ -545,9 +554,9 @@ def cart_fingerprint_data(cart: Cart, key: bytes) -> Any:
     """What identifies a checkout request for idempotency: the cart, its payment details as a keyed hash
     (a different card under one key is a different request, and no card number is stored)."""
     data = to_data(cart)
-    for payment in data.get("payments", []):
-        details = json.dumps(payment.get("details", {}), sort_keys=True, separators=(",", ":"))
-        payment["details"] = hmac.new(key, details.encode(), hashlib.sha256).hexdigest()
+    for requested in data.get("payments", []):
+        details = json.dumps(requested.get("details", {}), sort_keys=True, separators=(",", ":"))
+        requested["details"] = hmac.new(key, details.encode(), hashlib.sha256).hexdigest()
     return data
 
 

@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from retailblocks.assembly.hooks import HookRelay
+from retailblocks.assembly.hooks import Hooks
 from retailblocks.context import FlowContext
 from retailblocks.errors import InvalidValue, NotDeliverable, PromotionRejected, UnknownSku
+from retailblocks.flows.capabilities import price_adjustments, shipping_quotes
 from retailblocks.model import (
     AdjustmentTarget,
     Cart,
@@ -55,7 +56,7 @@ def price_lines(cart: Cart, catalog: Mapping[str, Product], currency: str) -> li
 
 def price_cart(
     ctx: FlowContext,
-    hooks: HookRelay,
+    hooks: Hooks,
     cart: Cart,
     lines: Sequence[PricedLine],
     member: Member | None,
@@ -72,12 +73,12 @@ def price_cart(
     except (NotDeliverable, InvalidValue):
         quote, quoted = None, False  # perhaps offered once discounted: quoted again below
     priced_with = _shipping_of(quote, zero)
-    adjustments = hooks.marketing_adjustments(ctx, lines, priced_with, member, cart.coupons)
+    adjustments = price_adjustments(hooks, ctx, lines, priced_with, member, cart.coupons)
     goods_discount = _discount(adjustments, (AdjustmentTarget.ITEM, AdjustmentTarget.ORDER), zero)
     if goods_discount or not quoted:
         quote = choose_quote(ctx, hooks, cart, lines, subtotal - goods_discount)
         if _shipping_of(quote, zero) != priced_with:
-            adjustments = hooks.marketing_adjustments(ctx, lines, _shipping_of(quote, zero), member, cart.coupons)
+            adjustments = price_adjustments(hooks, ctx, lines, _shipping_of(quote, zero), member, cart.coupons)
             goods_discount = _discount(adjustments, (AdjustmentTarget.ITEM, AdjustmentTarget.ORDER), zero)
     _check_coupons(cart.coupons, adjustments)
     shipping_list = quote.amount if quote is not None else zero
@@ -103,10 +104,10 @@ def price_cart(
 
 
 def choose_quote(
-    ctx: FlowContext, hooks: HookRelay, cart: Cart, lines: Sequence[PricedLine], order_value: Money
+    ctx: FlowContext, hooks: Hooks, cart: Cart, lines: Sequence[PricedLine], order_value: Money
 ) -> ShippingQuote | None:
     fulfilment = cart.fulfilment
-    quotes = hooks.logistics_quote(ctx, lines, fulfilment, order_value)
+    quotes = shipping_quotes(hooks, ctx, lines, fulfilment, order_value)
     if not quotes:
         if fulfilment.kind is FulfilmentKind.CARRY_OUT:
             return None  # walking out with the goods needs no logistics block

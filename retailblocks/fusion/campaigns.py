@@ -15,6 +15,7 @@ import attrs
 import sqlalchemy as sa
 
 from retailblocks.clock import as_utc
+from retailblocks.flows.capabilities import issue_coupons
 from retailblocks.flows.orders import list_orders
 from retailblocks.fusion.profile import NOT_SALES, net_amount
 from retailblocks.fusion.segments import members_of
@@ -92,9 +93,7 @@ def run_campaign(stack: Runtime, campaign_id: str) -> CampaignRun:
     with stack.context(campaign.channel, flow="campaign", flow_id=campaign.id) as ctx:
         members = members_of(segment, profiles(stack, ctx))
         codes = (
-            stack.hooks.marketing_issue_coupons(ctx, campaign.promotion, members, f"campaign:{campaign.id}")
-            if members
-            else {}
+            issue_coupons(stack.hooks, ctx, campaign.promotion, members, f"campaign:{campaign.id}") if members else {}
         )
         issued = 0
         for member_id, code in sorted(codes.items()):

@@ -37,6 +37,7 @@ import attrs
 from retailblocks.errors import InvalidInput, InvalidValue
 from retailblocks.fusion.tables import insert_new, timeline
 from retailblocks.fusion.views import parse_identity
+from retailblocks.hookspecs import membership
 from retailblocks.manifest.readers import suggestion
 from retailblocks.model import Identity
 from retailblocks.model.limits import MAX_TEXT_LENGTH, check_text
@@ -386,7 +387,7 @@ def ingest(stack: Runtime, signals: Sequence[Signal], bad: Sequence[BadLine] = (
         for signal in signals:
             try:
                 # Without enrolling, the loyalty block only reads, and refuses an identity before it reads.
-                member = stack.hooks.membership_identify(ctx, [signal.identity], False)
+                member = stack.hooks.maybe(membership.membership_identify, ctx, [signal.identity], False)
             except InvalidInput as error:
                 refused.append(BadLine(signal.line, str(error)))
                 continue

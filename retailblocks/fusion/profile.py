@@ -17,6 +17,7 @@ import attrs
 from retailblocks.clock import as_utc
 from retailblocks.context import FlowContext
 from retailblocks.fusion.timeline import signal_counts
+from retailblocks.hookspecs import membership
 from retailblocks.model import Member, Money, Order, OrderStatus
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class MemberResolver:
 
     def member(self, member_id: str) -> Member | None:
         if member_id not in self._members:
-            self._members[member_id] = self._stack.hooks.membership_member(self._ctx, member_id)
+            self._members[member_id] = self._stack.hooks.maybe(membership.membership_member, self._ctx, member_id)
         return self._members[member_id]
 
     def canonical(self, member_id: str) -> str:

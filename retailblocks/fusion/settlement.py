@@ -18,6 +18,7 @@ from retailblocks.clock import as_utc
 from retailblocks.errors import InvalidValue
 from retailblocks.flows.orders import list_orders
 from retailblocks.fusion.profile import NOT_SALES
+from retailblocks.hookspecs import membership
 from retailblocks.manifest import Partner
 from retailblocks.manifest.readers import suggestion
 from retailblocks.model import Money
@@ -116,7 +117,7 @@ def settle(stack: Runtime, partner_id: str, start: date, end: date) -> Settlemen
                 )
             )
     with stack.context(flow="settlement", read_only=True) as ctx:
-        movements = stack.hooks.membership_partner_movements(ctx, partner.id, since, until)
+        movements = stack.hooks.maybe(membership.membership_partner_movements, ctx, partner.id, since, until) or ()
     for movement in movements:
         brought_in = movement.points > 0
         lines.append(

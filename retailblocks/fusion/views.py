@@ -15,6 +15,7 @@ from retailblocks.fusion.profile import MemberProfile, build_profiles
 from retailblocks.fusion.segments import with_segments
 from retailblocks.fusion.tables import campaign_coupons, timeline
 from retailblocks.fusion.timeline import TimelineEntry, read_timeline
+from retailblocks.hookspecs import membership
 from retailblocks.manifest import Campaign, Segment
 from retailblocks.manifest.readers import suggestion
 from retailblocks.model import Identity
@@ -45,13 +46,13 @@ def member_view(
 ) -> tuple[MemberProfile, list[TimelineEntry]]:
     """One member's profile and timeline, found by member id or by an identity (``kind:value``)."""
     if identity is not None:
-        member = stack.hooks.membership_identify(ctx, [parse_identity(identity)], False)
+        member = stack.hooks.maybe(membership.membership_identify, ctx, [parse_identity(identity)], False)
         if member is None:
             raise UnknownMember(f"no member is known by {identity!r}")
         member_id = member.id
     elif member_id is None:
         raise InvalidValue("give a member id or an identity")
-    member = stack.hooks.membership_member(ctx, member_id)
+    member = stack.hooks.maybe(membership.membership_member, ctx, member_id)
     canonical = member.id if member is not None else member_id
     found = profiles(stack, ctx).get(canonical)
     if found is None:

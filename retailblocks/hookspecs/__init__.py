@@ -1,20 +1,32 @@
 """The contracts: one module of hook specifications per capability, plus lifecycle hooks.
 
-This module declares, in one place, which hooks a block must implement to provide a capability, and how
-each hook is dispatched:
+Each specification's marker (:func:`contract`) says how the core dispatches the hook and whether a
+provider of its capability must implement it; everything else here is derived from the markers:
 
-* ``ONE_PROVIDER`` hooks are answered by exactly one block, which the core routes to (for payment, by
-  method; for calls on an existing payment or shipment, to the block that made it);
+* ``ONE_PROVIDER`` hooks are answered by exactly one block, the capability's provider;
+* ``ROUTED`` hooks by one block chosen per call: by payment method, or the block that made the
+  authorization, quote or shipment the call is about;
 * ``EVERY_BLOCK`` hooks collect the contributions of every block that implements them.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 from retailblocks.hookspecs import inventory, lifecycle, logistics, marketing, membership, payment
-from retailblocks.hookspecs._markers import PROJECT, hookimpl, hookspec
+from retailblocks.hookspecs._markers import (
+    CONTRACT_ATTRIBUTE,
+    PROJECT,
+    Contract,
+    Dispatch,
+    contract,
+    contract_of,
+    hookimpl,
+    hookspec,
+)
 
 
 class Capability(enum.StrEnum):
@@ -34,85 +46,64 @@ SPEC_MODULES: dict[str, ModuleType] = {
     Capability.MARKETING: marketing,
 }
 
-#: The hooks a block must implement to provide each capability.
+
+def specifications(module: ModuleType) -> dict[str, Callable[..., Any]]:
+    """The hook specifications a contract module declares, by name."""
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if callable(value) and getattr(value, CONTRACT_ATTRIBUTE, None) is not None
+    }
+
+
+#: Every hook specification, by name, and the capability (or "lifecycle") whose module declares it.
+SPECIFICATIONS: dict[str, Callable[..., Any]] = {
+    name: spec for module in SPEC_MODULES.values() for name, spec in specifications(module).items()
+}
+_CAPABILITY_OF: dict[str, str] = {
+    name: str(capability) for capability, module in SPEC_MODULES.items() for name in specifications(module)
+}
+
+#: The hooks a block must implement to provide each capability (derived from the specifications' markers).
 REQUIRED_HOOKS: dict[Capability, frozenset[str]] = {
-    Capability.INVENTORY: frozenset(
-        {
-            "inventory_available",
-            "inventory_reserve",
-            "inventory_commit",
-            "inventory_release",
-            "inventory_fulfil",
-            "inventory_return",
-        }
-    ),
-    Capability.PAYMENT: frozenset(
-        {
-            "payment_authorize",
-            "payment_status",
-            "payment_capture",
-            "payment_void",
-            "payment_refund",
-        }
-    ),
-    Capability.MEMBERSHIP: frozenset(
-        {
-            "membership_identify",
-            "membership_member",
-            "membership_earn",
-            "membership_reverse",
-        }
-    ),
-    Capability.LOGISTICS: frozenset({"logistics_quote", "logistics_arrange", "logistics_cancel"}),
-    Capability.MARKETING: frozenset({"marketing_adjustments", "marketing_redeem", "marketing_release"}),
+    capability: frozenset(name for name, spec in specifications(module).items() if contract_of(spec).required)
+    for capability, module in SPEC_MODULES.items()
+    if isinstance(capability, Capability)
 }
 
 #: Capabilities the order flows cannot run without; the others are optional.
 FLOW_CAPABILITIES: frozenset[Capability] = frozenset({Capability.INVENTORY, Capability.PAYMENT})
 
 
-class Dispatch(enum.StrEnum):
-    ONE_PROVIDER = "one provider"
-    BY_METHOD = "routed by payment method"
-    EVERY_BLOCK = "every block"
-
-
 def dispatch_of(hook_name: str) -> Dispatch:
-    """How the core dispatches ``hook_name``."""
-    if hook_name.startswith("payment_"):
-        return Dispatch.BY_METHOD
-    if hook_name.startswith(("stack_", "marketing_")) or hook_name == "logistics_quote":
-        return Dispatch.EVERY_BLOCK
-    if hook_name in ("logistics_arrange", "logistics_cancel", "logistics_track"):
-        # Routed to the block that quoted or booked; several logistics blocks may coexist.
-        return Dispatch.EVERY_BLOCK
-    return Dispatch.ONE_PROVIDER
+    """How the core dispatches ``hook_name``, as its specification's marker says."""
+    return contract_of(SPECIFICATIONS[hook_name]).dispatch
 
 
 def capability_of(hook_name: str) -> str:
-    prefix = hook_name.split("_", 1)[0]
-    return "lifecycle" if prefix == "stack" else prefix
+    """The capability whose contract declares ``hook_name`` ("lifecycle" for the stack's own hooks)."""
+    return _CAPABILITY_OF.get(hook_name) or hook_name.split("_", 1)[0]
 
 
 def all_hook_names() -> list[str]:
-    names: list[str] = []
-    for module in SPEC_MODULES.values():
-        names.extend(
-            name for name, value in vars(module).items() if callable(value) and hasattr(value, f"{PROJECT}_spec")
-        )
-    return sorted(names)
+    return sorted(SPECIFICATIONS)
 
 
 __all__ = [
     "FLOW_CAPABILITIES",
     "PROJECT",
     "REQUIRED_HOOKS",
+    "SPECIFICATIONS",
     "SPEC_MODULES",
     "Capability",
+    "Contract",
     "Dispatch",
     "all_hook_names",
     "capability_of",
+    "contract",
+    "contract_of",
     "dispatch_of",
     "hookimpl",
     "hookspec",
+    "specifications",
 ]

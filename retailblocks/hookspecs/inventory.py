@@ -11,25 +11,25 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from retailblocks.hookspecs._markers import hookspec
+from retailblocks.hookspecs._markers import Dispatch, contract
 
 if TYPE_CHECKING:
     from retailblocks.context import FlowContext
     from retailblocks.model import Parcel, Reservation, ReservedStock, StockDemand, StockLevel
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER)
 def inventory_locations(ctx: FlowContext) -> Sequence[str]:
     """The stock locations ``ctx.channel`` may sell from, in the block's order of preference."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER, required=True)
 def inventory_available(ctx: FlowContext, skus: Sequence[str]) -> Mapping[str, int]:
     """Units of each SKU that ``ctx.channel`` can sell now (on hand − reserved − allocated − safety stock,
     over the channel's locations). SKUs the block does not know map to 0."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER, required=True)
 def inventory_reserve(
     ctx: FlowContext,
     demands: Sequence[StockDemand],
@@ -47,41 +47,41 @@ def inventory_reserve(
     """
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER, required=True)
 def inventory_commit(ctx: FlowContext, reservation_id: str, order_id: str) -> None:
     """The order is placed: turn the reservation into an allocation to ``order_id``. Idempotent."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER, required=True)
 def inventory_release(ctx: FlowContext, reservation_id: str) -> None:
     """Compensation for :func:`inventory_reserve`: give the reserved stock back. Idempotent; releasing a
     committed or already released reservation does nothing."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER, required=True)
 def inventory_fulfil(ctx: FlowContext, order_id: str, parcels: Sequence[Parcel]) -> None:
     """Stock leaves: the allocated units in ``parcels`` leave on-hand at their locations. Idempotent."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER, required=True)
 def inventory_return(ctx: FlowContext, order_id: str, items: Sequence[ReservedStock], key: str) -> None:
     """Units of an order come back (a cancelled shipment, a return) and are on hand again at their
     locations. Allocated units not yet fulfilled are de-allocated instead. Idempotent per ``key``."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER)
 def inventory_adjust(ctx: FlowContext, sku: str, location: str, delta: int, reason: str, key: str) -> int:
     """An operator's stock movement: goods received (positive), damaged or lost (negative), a count's
     correction. Returns the new on-hand quantity. Never makes on hand fall below what is reserved and
     allocated; raises :class:`~retailblocks.errors.InvalidValue` instead. Idempotent per ``key``."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER)
 def inventory_levels(ctx: FlowContext, skus: Sequence[str]) -> Sequence[StockLevel]:
     """Stock of ``skus`` (all SKUs when empty) at every location: on hand, reserved, allocated."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER)
 def inventory_returned(ctx: FlowContext, order_id: str) -> Mapping[str, int]:
     """Units of ``order_id`` that came back through :func:`inventory_return`, by SKU (an empty mapping
     when none did), as the block's own movements say. Read-only.

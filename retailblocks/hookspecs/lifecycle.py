@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from retailblocks.hookspecs._markers import hookspec
+from retailblocks.hookspecs._markers import Dispatch, contract
 
 if TYPE_CHECKING:
     from retailblocks.context import AuditFinding, Event, FlowContext, StackView
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from retailblocks.storage.migrations import Migration
 
 
-@hookspec
+@contract(Dispatch.EVERY_BLOCK)
 def stack_migrations() -> Sequence[Migration]:
     """Return the block's schema migrations, oldest first.
 
@@ -27,24 +27,24 @@ def stack_migrations() -> Sequence[Migration]:
     """
 
 
-@hookspec
+@contract(Dispatch.EVERY_BLOCK)
 def stack_startup(stack: StackView) -> None:
     """The stack is assembled and its storage is ready. Called once per process."""
 
 
-@hookspec
+@contract(Dispatch.EVERY_BLOCK)
 def stack_shutdown(stack: StackView) -> None:
     """The stack is closing. Release what ``stack_startup`` acquired."""
 
 
-@hookspec
+@contract(Dispatch.EVERY_BLOCK)
 def stack_maintain(ctx: FlowContext) -> None:
     """Housekeeping that time makes due: release expired reservations, expire points, resolve payments
     whose outcome was unknown. Called by ``blocks recover`` and the event dispatcher; must be idempotent.
     """
 
 
-@hookspec
+@contract(Dispatch.EVERY_BLOCK)
 def stack_event(event: Event, ctx: FlowContext) -> None:
     """Receive one event from the outbox. Delivery is at least once: the same event may arrive again after
     a failure, so a listener must be idempotent (``event.id`` is stable). Raising makes the core retry the
@@ -52,7 +52,7 @@ def stack_event(event: Event, ctx: FlowContext) -> None:
     """
 
 
-@hookspec
+@contract(Dispatch.EVERY_BLOCK)
 def stack_audit(ctx: FlowContext) -> Sequence[AuditFinding]:
     """Check the block's own invariants and report each as an :class:`AuditFinding`: a ledger's entries sum
     to zero, every balance equals the sum of its entries, nothing is negative, on hand equals the sum of
@@ -61,7 +61,7 @@ def stack_audit(ctx: FlowContext) -> Sequence[AuditFinding]:
     """
 
 
-@hookspec
+@contract(Dispatch.EVERY_BLOCK)
 def stack_names() -> Mapping[str, Sequence[str]]:
     """The names the block's configuration declares that the rest of the manifest may refer to, by kind:
     ``{"location": [...]}`` for stock locations, ``"promotion"`` for promotion ids, ``"tier"`` for
@@ -71,7 +71,7 @@ def stack_names() -> Mapping[str, Sequence[str]]:
     """
 
 
-@hookspec
+@contract(Dispatch.EVERY_BLOCK)
 def stack_check(merchant: Merchant, channels: Sequence[Channel], names: Mapping[str, frozenset[str]]) -> Sequence[str]:
     """Check the block's configuration against the rest of the manifest before anything is written: a
     channel id the manifest does not declare, money in another currency than the merchant's, a SKU the

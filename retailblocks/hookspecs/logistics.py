@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from retailblocks.hookspecs._markers import hookspec
+from retailblocks.hookspecs._markers import Dispatch, contract
 
 if TYPE_CHECKING:
     from retailblocks.context import FlowContext
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     )
 
 
-@hookspec
+@contract(Dispatch.EVERY_BLOCK, required=True)
 def logistics_quote(
     ctx: FlowContext, lines: Sequence[PricedLine], fulfilment: Fulfilment, order_value: Money
 ) -> Sequence[ShippingQuote]:
@@ -34,7 +34,7 @@ def logistics_quote(
     nothing: pricing one cart may ask twice (before and after its discounts)."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER)
 def logistics_rank_locations(
     ctx: FlowContext, fulfilment: Fulfilment, candidates: Sequence[str]
 ) -> Sequence[str] | None:
@@ -42,7 +42,7 @@ def logistics_rank_locations(
     delivery). Locations the block cannot ship from are left out. None leaves the order unchanged."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ROUTED, required=True, route="quote")
 def logistics_arrange(
     ctx: FlowContext,
     order: Order,
@@ -53,12 +53,12 @@ def logistics_arrange(
     """Book the delivery ``quote`` promised, one parcel per location. Idempotent per key."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ROUTED, required=True, route="shipment")
 def logistics_cancel(ctx: FlowContext, shipment: Shipment, idempotency_key: str) -> bool:
     """Cancel a shipment that has not left. Return False if it already left (then goods come back as a
     return)."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ROUTED)
 def logistics_track(ctx: FlowContext, shipment_id: str, status: ShipmentStatus, note: str) -> Shipment:
     """Record a tracking update from the carrier or the store and emit ``shipment.<status>``."""

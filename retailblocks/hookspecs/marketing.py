@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from retailblocks.hookspecs._markers import hookspec
+from retailblocks.hookspecs._markers import Dispatch, contract
 
 if TYPE_CHECKING:
     from retailblocks.context import FlowContext
     from retailblocks.model import Member, Money, PriceAdjustment, PricedLine
 
 
-@hookspec
+@contract(Dispatch.EVERY_BLOCK, required=True)
 def marketing_adjustments(
     ctx: FlowContext,
     lines: Sequence[PricedLine],
@@ -38,7 +38,7 @@ def marketing_adjustments(
     """
 
 
-@hookspec
+@contract(Dispatch.EVERY_BLOCK, required=True)
 def marketing_redeem(
     ctx: FlowContext,
     order_id: str,
@@ -50,12 +50,12 @@ def marketing_redeem(
     :class:`~retailblocks.errors.PromotionRejected` if a limit is reached. Idempotent per order."""
 
 
-@hookspec
+@contract(Dispatch.EVERY_BLOCK, required=True)
 def marketing_release(ctx: FlowContext, order_id: str) -> None:
     """Compensation for :func:`marketing_redeem`: give back the order's coupon uses and budget. Idempotent."""
 
 
-@hookspec
+@contract(Dispatch.EVERY_BLOCK)
 def marketing_issue_coupons(
     ctx: FlowContext, promotion_id: str, member_ids: Sequence[str], idempotency_key: str
 ) -> Mapping[str, str] | None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from retailblocks.hookspecs._markers import hookspec
+from retailblocks.hookspecs._markers import Dispatch, contract
 from retailblocks.model import Money
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from retailblocks.model import Identity, Member, Order, PointsMovement
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER, required=True)
 def membership_identify(ctx: FlowContext, identities: Sequence[Identity], enroll: bool) -> Member | None:
     """Resolve the identities a channel knows the shopper by into one member.
 
@@ -30,18 +30,18 @@ def membership_identify(ctx: FlowContext, identities: Sequence[Identity], enroll
     """
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER, required=True)
 def membership_member(ctx: FlowContext, member_id: str) -> Member | None:
     """The member as the block knows them now (tier, points balance, identities), or None."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER, required=True)
 def membership_earn(ctx: FlowContext, member_id: str, order: Order, idempotency_key: str) -> PointsMovement | None:
     """Credit the points ``order`` earns under the block's rules (by channel, tier, SKU). None if it earns
     none. Idempotent per key."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER, required=True)
 def membership_reverse(
     ctx: FlowContext,
     member_id: str,
@@ -54,7 +54,7 @@ def membership_reverse(
     cancellation). Never takes back more than was earned for the order. Idempotent per key."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER)
 def membership_adjust(
     ctx: FlowContext, member_id: str, points: int, reason: str, idempotency_key: str
 ) -> PointsMovement:
@@ -81,7 +81,7 @@ class PartnerPointsMovement:
     at: datetime
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER)
 def membership_partner_movements(
     ctx: FlowContext, partner: str, since: datetime, until: datetime
 ) -> Sequence[PartnerPointsMovement]:
@@ -91,14 +91,14 @@ def membership_partner_movements(
     """
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER)
 def membership_order_points(ctx: FlowContext, order_id: str) -> int:
     """Points ``order_id`` earned, net of what was taken back for it (0 for a cancelled order once its
     reversal is posted). Optional: lets simulations and operators check that no cancelled order keeps
     its points."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ONE_PROVIDER)
 def membership_exchange(
     ctx: FlowContext, member_id: str, partner: str, points: int, idempotency_key: str
 ) -> PointsMovement:

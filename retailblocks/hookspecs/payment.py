@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from retailblocks.hookspecs._markers import hookspec
+from retailblocks.hookspecs._markers import Dispatch, contract
 
 if TYPE_CHECKING:
     from retailblocks.context import FlowContext
     from retailblocks.model import Identity, Money, PaymentAuthorization, PaymentBalance, PaymentCapture, PaymentRefund
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ROUTED, required=True, route="method")
 def payment_authorize(
     ctx: FlowContext,
     method: str,
@@ -37,7 +37,7 @@ def payment_authorize(
     """
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ROUTED, route="method")
 def payment_validate(ctx: FlowContext, method: str, details: Mapping[str, str], identities: Sequence[Identity]) -> None:
     """Refuse a payment request that could never be authorized as written, before anything is recorded.
 
@@ -54,25 +54,25 @@ def payment_validate(ctx: FlowContext, method: str, details: Mapping[str, str], 
     """
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ROUTED, required=True, route="method")
 def payment_status(ctx: FlowContext, method: str, idempotency_key: str) -> PaymentAuthorization | None:
     """What became of the authorization attempted under ``idempotency_key``: the authorization if the
     provider made one, None if it did not. Raises PaymentOutcomeUnknown if it still cannot tell."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ROUTED, required=True, route="authorization")
 def payment_capture(
     ctx: FlowContext, authorization: PaymentAuthorization, amount: Money, idempotency_key: str
 ) -> PaymentCapture:
     """Take ``amount`` (at most what is authorized and not yet captured) of an authorization."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ROUTED, required=True, route="authorization")
 def payment_void(ctx: FlowContext, authorization: PaymentAuthorization, idempotency_key: str) -> None:
     """Compensation for :func:`payment_authorize`: cancel the uncaptured part. Idempotent."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ROUTED, required=True, route="authorization")
 def payment_refund(
     ctx: FlowContext, authorization: PaymentAuthorization, amount: Money, idempotency_key: str
 ) -> PaymentRefund:
@@ -80,14 +80,14 @@ def payment_refund(
     partial refunds; the refunds of one authorization never exceed its captures. Idempotent per key."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ROUTED, route="method")
 def payment_issue(ctx: FlowContext, method: str, amount: Money, member_id: str | None, idempotency_key: str) -> str:
     """Issue a stored-value instrument of ``method`` (a gift card, a wallet top-up) loaded with ``amount``
     and return the instrument's reference (a card number, a wallet id). Optional: only blocks that hold
     value implement it. Idempotent per key."""
 
 
-@hookspec(firstresult=True)
+@contract(Dispatch.ROUTED, route="authorization")
 def payment_balance(ctx: FlowContext, authorization: PaymentAuthorization) -> PaymentBalance | None:
     """What the block holds of ``authorization`` now: its status, what was captured of it and what was
     refunded, as the block's own records say (never the core's). Read-only.

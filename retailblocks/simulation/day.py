@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from retailblocks.clock import ManualClock
 from retailblocks.errors import BusinessRejection, InvalidInput
+from retailblocks.hookspecs import inventory, payment
 from retailblocks.model import (
     Address,
     Cart,
@@ -109,7 +110,7 @@ class RetailDay:
             raise InvalidInput(
                 f"the manifest {stack.manifest.path} has no catalog: a simulation needs products to sell"
             )
-        self.methods = set(stack.hooks.routing.payment_methods)
+        self.methods = set(stack.hooks.routes.payment_methods)
         self.gift_cards: list[str] = []
         #: identity value → (coupon code, channel it is valid in), filled by the midday campaigns
         self.campaign_coupons: dict[str, tuple[str, str | None]] = {}
@@ -125,8 +126,14 @@ class RetailDay:
         """Receive the opening stock and issue the gift cards shoppers will pay with."""
         with self.stack.context(flow="simulation") as ctx:
             for index, line in enumerate(self.profile.stock):
-                self.stack.hooks.inventory_adjust(
-                    ctx, line.sku, line.location, line.quantity, "opening stock", self.key(f"stock-{index}")
+                self.stack.hooks.call(
+                    inventory.inventory_adjust,
+                    ctx,
+                    line.sku,
+                    line.location,
+                    line.quantity,
+                    "opening stock",
+                    self.key(f"stock-{index}"),
                 )
         Moments(self).opening()
         if "gift_card" in self.methods and any(p.split_gift_card for p in self.profile.payments):
@@ -134,7 +141,9 @@ class RetailDay:
             for index in range(max(4, self.profile.members // 4)):
                 with self.stack.context(flow="simulation") as ctx:
                     self.gift_cards.append(
-                        self.stack.hooks.payment_issue(ctx, "gift_card", value, None, self.key(f"gift-{index}"))
+                        self.stack.hooks.call(
+                            payment.payment_issue, ctx, "gift_card", value, None, self.key(f"gift-{index}")
+                        )
                     )
 
     # -- shoppers ---------------------------------------------------------------------------------

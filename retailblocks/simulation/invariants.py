@@ -11,6 +11,8 @@ import sqlalchemy as sa
 
 from retailblocks.events.dispatcher import dead_letters, undelivered
 from retailblocks.flows.audit import audit_flows
+from retailblocks.flows.capabilities import block_findings
+from retailblocks.hookspecs import inventory, lifecycle, membership
 from retailblocks.model import Order, OrderStatus, StockLevel
 from retailblocks.stack import Stack
 from retailblocks.storage.tables import event_cursors, event_failures, orders, outbox, sagas
@@ -45,7 +47,7 @@ class Baseline:
 
 def stock_snapshot(stack: Stack) -> list[StockLevel]:
     with stack.context(flow="simulation", read_only=True) as ctx:
-        return list(stack.hooks.inventory_levels(ctx, []))
+        return list(stack.hooks.call(inventory.inventory_levels, ctx, []))
 
 
 def last_event_id(stack: Stack) -> int:
@@ -70,7 +72,7 @@ def baseline(stack: Stack) -> Baseline:
     """Stock and the outbox's position read in one snapshot, so they describe the same moment."""
     with stack.context(flow="simulation", read_only=True) as ctx:
         one_snapshot(ctx.db)
-        levels = list(stack.hooks.inventory_levels(ctx, []))
+        levels = list(stack.hooks.call(inventory.inventory_levels, ctx, []))
         newest = ctx.db.execute(sa.select(sa.func.max(outbox.c.id))).scalar()
     return Baseline(levels, int(newest or 0))
 
@@ -108,7 +110,7 @@ def end_of_run(stack: Stack, since: int, own: set[str]) -> tuple[Baseline, Other
     one snapshot: an event and the stock it moved are both seen, or neither."""
     with stack.context(flow="simulation", read_only=True) as ctx:
         one_snapshot(ctx.db)
-        levels = list(stack.hooks.inventory_levels(ctx, []))
+        levels = list(stack.hooks.call(inventory.inventory_levels, ctx, []))
         newest = int(ctx.db.execute(sa.select(sa.func.max(outbox.c.id))).scalar() or 0)
         rows = ctx.db.execute(
             sa.select(outbox.c.type, outbox.c.order_id, outbox.c.payload).where(
@@ -187,7 +189,7 @@ def check_invariants(
         # The blocks compare tables with each other (allocated stock with the orders holding it): in one
         # snapshot, another process's checkout is seen whole or not at all.
         one_snapshot(ctx.db)
-        for block_id, finding in stack.hooks.stack_audit(ctx):
+        for block_id, finding in block_findings(stack.hooks, ctx):
             checks.append(Invariant(f"{block_id}: {finding.name}", finding.ok, finding.detail))
     return checks
 
@@ -312,7 +314,7 @@ def _no_points_without_a_sale(stack: Stack, orders: Sequence[Order]) -> Invarian
     kept: list[str] = []
     with stack.context(flow="audit", read_only=True) as ctx:
         for order in undone:
-            points = stack.hooks.membership_order_points(ctx, order.id)
+            points = stack.hooks.maybe(membership.membership_order_points, ctx, order.id)
             if points is None:
                 return Invariant("no points for a cancelled or failed order", True, "no membership block to ask")
             if points:
@@ -346,7 +348,7 @@ def _events_delivered(stack: Stack, up_to: int | None = None, since: int = 0) ->
 def _undelivered_up_to(stack: Stack, up_to: int, since: int) -> tuple[int, int]:
     """Deliveries of the events up to ``up_to`` still owed to some subscriber, and how many of those after
     ``since`` are parked or dead (earlier ones' failures were there before the run)."""
-    subscribers = stack.hooks.implementers("stack_event")
+    subscribers = stack.hooks.implementers(lifecycle.stack_event)
     with stack.engine.connect() as connection:
         connection.info["read_only"] = True
         cursors = dict(

@@ -13,6 +13,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from retailblocks.errors import BusinessRejection, InvalidInput
+from retailblocks.flows.capabilities import maintain, stock_locations
+from retailblocks.hookspecs import inventory, logistics, membership, payment
 from retailblocks.model import Identity, Money, OrderStatus, ShipmentStatus, StockDemand
 
 if TYPE_CHECKING:
@@ -30,22 +32,28 @@ class Moments:
 
     def opening(self) -> None:
         """Members who joined in a store with their phone: welcome points and a topped-up wallet."""
-        if not self.hooks.provides("membership_identify"):
+        if not self.hooks.provides(membership.membership_identify):
             return
         wallets = "wallet" in self.day.methods
         for person in range(self.day.profile.members):
             phone = Identity("phone", f"+86138{person:08d}")
             with self.stack.context(self._store_channel(), flow="simulation") as ctx:
-                member = self.hooks.membership_identify(ctx, [phone], True)
+                member = self.hooks.maybe(membership.membership_identify, ctx, [phone], True)
                 if member is None:
                     continue
-                if self.hooks.provides("membership_adjust"):
-                    self.hooks.membership_adjust(
-                        ctx, member.id, WELCOME_POINTS, "welcome bonus", self.day.key(f"welcome-{person}")
+                if self.hooks.provides(membership.membership_adjust):
+                    self.hooks.call(
+                        membership.membership_adjust,
+                        ctx,
+                        member.id,
+                        WELCOME_POINTS,
+                        "welcome bonus",
+                        self.day.key(f"welcome-{person}"),
                     )
             if wallets:
                 with self.stack.context(flow="simulation") as ctx:
-                    self.hooks.payment_issue(
+                    self.hooks.call(
+                        payment.payment_issue,
                         ctx,
                         "wallet",
                         Money(20000, self.stack.currency),
@@ -69,7 +77,7 @@ class Moments:
                 sa.select(campaign_coupons.c.member_id, campaign_coupons.c.code, campaign_coupons.c.channel)
             ).all()
             for member_id, code, channel in issued:
-                member = self.hooks.membership_member(ctx, member_id)
+                member = self.hooks.maybe(membership.membership_member, ctx, member_id)
                 for identity in member.identities if member else ():
                     offers[identity.value] = (code, channel)
         return offers
@@ -83,7 +91,7 @@ class Moments:
 
     def _partner_points(self, result: DayResult) -> None:
         """Some members bring points from a partner's programme; a few send theirs the other way."""
-        if not self.stack.manifest.partners or not self.hooks.provides("membership_exchange"):
+        if not self.stack.manifest.partners or not self.hooks.provides(membership.membership_exchange):
             return
         moved = 0
         for person in range(0, self.day.profile.members, 7):
@@ -92,10 +100,17 @@ class Moments:
             points = 400 if person % 2 == 0 else -100
             try:
                 with self.stack.context(flow="simulation") as ctx:
-                    member = self.hooks.membership_identify(ctx, [phone], False)
+                    member = self.hooks.maybe(membership.membership_identify, ctx, [phone], False)
                     if member is None:
                         continue
-                    self.hooks.membership_exchange(ctx, member.id, partner, points, self.day.key(f"exchange-{person}"))
+                    self.hooks.maybe(
+                        membership.membership_exchange,
+                        ctx,
+                        member.id,
+                        partner,
+                        points,
+                        self.day.key(f"exchange-{person}"),
+                    )
             except (BusinessRejection, InvalidInput):
                 continue  # not enough points to send, or the partner's limit: the member keeps them
             moved += 1
@@ -113,8 +128,10 @@ class Moments:
         sku = self.day.skus[0]
         try:
             with self.stack.context(online[0], flow="simulation") as ctx:
-                locations = self.hooks.inventory_locations(ctx)
-                self.hooks.inventory_reserve(ctx, [StockDemand(sku, 1)], locations, True, timedelta(minutes=15))
+                locations = stock_locations(self.hooks, ctx)
+                self.hooks.call(
+                    inventory.inventory_reserve, ctx, [StockDemand(sku, 1)], locations, True, timedelta(minutes=15)
+                )
         except BusinessRejection:
             return
         if self.day.clock is not None:
@@ -123,7 +140,7 @@ class Moments:
 
     def _parcels_travel(self, result: DayResult) -> None:
         """Carriers report parcels shipped, in transit and delivered; shoppers collect their pickups."""
-        if not self.hooks.implementers("logistics_track"):
+        if not self.hooks.implementers(logistics.logistics_track):
             return
         moved = 0
         # Only this run's parcels: an earlier run's are delivered already, another process's are its own.
@@ -136,19 +153,32 @@ class Moments:
                     steps = [ShipmentStatus.COLLECTED]
                 for status in steps:
                     with self.stack.context(order.channel, flow="simulation", flow_id=order.id) as ctx:
-                        self.hooks.logistics_track(ctx, shipment.block, shipment.id, status, "carrier update")
+                        self.hooks.at(
+                            shipment.block,
+                            logistics.logistics_track,
+                            ctx,
+                            shipment_id=shipment.id,
+                            status=status,
+                            note="carrier update",
+                        )
                 moved += bool(steps)
         result.notes.append(f"{moved} shipments tracked to the door or collected in store")
 
     def _stock_count(self, result: DayResult) -> None:
         """Closing time: a broken item is written off and a shelf is counted."""
-        if not self.day.profile.stock or not self.hooks.provides("inventory_adjust"):
+        if not self.day.profile.stock or not self.hooks.provides(inventory.inventory_adjust):
             return
         line = max(self.day.profile.stock, key=lambda stock_line: stock_line.quantity)
         try:
             with self.stack.context(flow="simulation") as ctx:
-                self.hooks.inventory_adjust(
-                    ctx, line.sku, line.location, -1, "broken in the stockroom", self.day.key("write-off")
+                self.hooks.call(
+                    inventory.inventory_adjust,
+                    ctx,
+                    line.sku,
+                    line.location,
+                    -1,
+                    "broken in the stockroom",
+                    self.day.key("write-off"),
                 )
         except InvalidInput:
             return  # everything on that shelf is sold or held: nothing to break
@@ -157,9 +187,9 @@ class Moments:
 
     def _a_year_later(self, result: DayResult) -> None:
         """Unspent points expire after their validity; maintenance posts the expiries."""
-        if self.day.clock is None or not self.hooks.provides("membership_identify"):
+        if self.day.clock is None or not self.hooks.provides(membership.membership_identify):
             return
         self.day.clock.advance(timedelta(days=400))
         with self.stack.context(flow="maintenance") as ctx:
-            self.hooks.stack_maintain(ctx)
+            maintain(self.hooks, ctx)
         result.notes.append("a year later, unspent points expired")

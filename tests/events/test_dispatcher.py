@@ -14,6 +14,7 @@ from retailblocks.assembly.discovery import BlockInfo, discover
 from retailblocks.clock import ManualClock
 from retailblocks.events import read_events
 from retailblocks.events.dispatcher import dead_letters, undelivered
+from retailblocks.hookspecs import lifecycle
 from retailblocks.stack import assemble
 from tests.helpers import SHOP_MANIFEST, cart, receive, write_manifest
 
@@ -53,7 +54,7 @@ def test_every_event_is_delivered_once_when_nothing_fails(stack) -> None:  # typ
     stack.checkout(cart(("BEANS", 1), channel="market"), key="e1")
     report = stack.dispatch_events()
     events = read_events(stack, limit=10_000)
-    listeners = len(stack.hooks.implementers("stack_event"))
+    listeners = len(stack.hooks.implementers(lifecycle.stack_event))
     assert report.delivered == len(events) * listeners and report.failed == 0
     assert set(Listener.received) == {e.id for e in events} and set(Listener.received.values()) == {1}
     assert stack.dispatch_events().delivered == 0  # nothing twice

@@ -22,6 +22,7 @@ from retailblocks.errors import (
 )
 from retailblocks.flows.audit import audit_flows
 from retailblocks.flows.saga import SimulatedCrash
+from retailblocks.hookspecs import inventory, payment
 from retailblocks.model import Money, OrderStatus, PaymentRequest
 from retailblocks.stack import Stack
 from retailblocks.storage.tables import idempotency_keys, orders, outbox, saga_log, sagas
@@ -51,18 +52,19 @@ def saga_rows(stack: Stack, flow: str) -> list[Any]:
 
 def patch_refunds(stack: Stack, fail_on: Callable[[int], BaseException | None]) -> None:
     """Make the n-th provider refund (0-based) raise what ``fail_on(n)`` gives, if anything."""
-    real = stack.hooks.payment_refund
+    real = stack.hooks.call
     calls = {"n": 0}
 
-    def refund(ctx: Any, authorization: Any, amount: Money, idempotency_key: str) -> Any:
-        n = calls["n"]
-        calls["n"] += 1
-        problem = fail_on(n)
-        if problem is not None:
-            raise problem
-        return real(ctx, authorization, amount, idempotency_key)
+    def call(spec: Any, *args: Any, **kwargs: Any) -> Any:
+        if spec is payment.payment_refund:
+            n = calls["n"]
+            calls["n"] += 1
+            problem = fail_on(n)
+            if problem is not None:
+                raise problem
+        return real(spec, *args, **kwargs)
 
-    stack.hooks.payment_refund = refund  # type: ignore[method-assign]
+    stack.hooks.call = call  # type: ignore[method-assign]
 
 
 # --- 1. keys blocks see derive from the flow -----------------------------------------------------------
@@ -85,7 +87,7 @@ def test_split_payment_refunds_with_one_key_on_two_orders_never_collide(tmp_path
     placed = []
     for n in range(2):
         with stack.context() as ctx:
-            code = stack.hooks.payment_issue(ctx, "gift_card", cny("20.00"), None, f"issue-{n}")
+            code = stack.hooks.call(payment.payment_issue, ctx, "gift_card", cny("20.00"), None, f"issue-{n}")
         pay = (PaymentRequest("gift_card", cny("10.00"), {"code": code}), card())
         placed.append(stack.checkout(cart(("MUG", 2), pay=pay), key=f"split-{n}"))
     for order in placed:
@@ -129,7 +131,7 @@ def test_a_refund_the_provider_refuses_at_once_is_rejected_and_undone(tmp_path: 
 def test_a_refund_stopped_half_way_is_stuck_visibly_and_never_done(tmp_path: Path, database_url: str) -> None:
     stack = make_stack(tmp_path, database_url)
     with stack.context() as ctx:
-        code = stack.hooks.payment_issue(ctx, "gift_card", cny("20.00"), None, "issue")
+        code = stack.hooks.call(payment.payment_issue, ctx, "gift_card", cny("20.00"), None, "issue")
     pay = (PaymentRequest("gift_card", cny("10.00"), {"code": code}), card())
     order = stack.checkout(cart(("MUG", 2), pay=pay), key="split")
     patch_refunds(stack, lambda n: NotRefundable("the card gateway is refusing") if n == 1 else None)
@@ -142,7 +144,7 @@ def test_a_refund_stopped_half_way_is_stuck_visibly_and_never_done(tmp_path: Pat
     assert "return-money" in report.reasons[stuck] and "refusing" in report.reasons[stuck]
     assert any("stuck after begin: return-money" in line for line in failing(stack))
     # Once mended, an operator runs it again and it completes: each provider refunded exactly once.
-    stack.hooks.payment_refund = type(stack.hooks).payment_refund.__get__(stack.hooks)  # type: ignore[method-assign]
+    del stack.hooks.call  # the provider works again: the class's own call
     retried = stack.recover(retry_stuck=True)
     assert retried.resumed == (stuck,) and retried.stuck == ()
     assert stack.order(order.id).status is OrderStatus.REFUNDED
@@ -195,7 +197,7 @@ def test_a_stalled_owner_cannot_redo_what_recovery_took_over(tmp_path: Path, dat
     stack.lease = timedelta(milliseconds=300)
     with stack.context() as ctx:
         for sku in stack.catalog:
-            stack.hooks.inventory_adjust(ctx, sku, "dc", 10, "received", f"r-{sku}")
+            stack.hooks.call(inventory.inventory_adjust, ctx, sku, "dc", 10, "received", f"r-{sku}")
     reached, release = stack.flows.faults.hold("checkout", "earn", when)
     outcome: dict[str, Any] = {}
 
@@ -316,7 +318,7 @@ def test_leases_are_on_the_wall_clock_whatever_the_business_clock(tmp_path: Path
     manifest = write_manifest(tmp_path, database_url)
     simulated = assemble(manifest, clock=ManualClock())  # business time in the past, leases on the wall
     with simulated.context() as ctx:
-        simulated.hooks.inventory_adjust(ctx, "MUG", "dc", 5, "received", "r-mug")
+        simulated.hooks.call(inventory.inventory_adjust, ctx, "MUG", "dc", 5, "received", "r-mug")
     reached, release = simulated.flows.faults.hold("checkout", "capture", "before")
     outcome: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: outcome.update(order=simulated.checkout(cart(("MUG", 1)), key="sim")))

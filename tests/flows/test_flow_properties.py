@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from retailblocks.errors import RetailBlocksError
 from retailblocks.flows.audit import audit_flows
+from retailblocks.hookspecs import payment
 from retailblocks.model import Money, Order, PaymentRequest
 from tests.helpers import card, cart, make_stack
 
@@ -90,7 +91,9 @@ def perform(stack, action: tuple, placed: list[Order], scope: str = "") -> None:
         pay = (card(),)
         if split:
             with stack.context() as ctx:
-                code = stack.hooks.payment_issue(ctx, "gift_card", Money(1000, "CNY"), None, f"gift-{key}-{sku}")
+                code = stack.hooks.call(
+                    payment.payment_issue, ctx, "gift_card", Money(1000, "CNY"), None, f"gift-{key}-{sku}"
+                )
             pay = (PaymentRequest("gift_card", Money(500, "CNY"), {"code": code}), card())
         order = stack.checkout(cart((sku, quantity), pay=pay), key=f"{scope}{key}" if key.isalnum() else key)
         if all(o.id != order.id for o in placed):

@@ -14,6 +14,7 @@ from retailblocks_sql_inventory import SqlInventory
 from retailblocks import assemble
 from retailblocks.cli import cli
 from retailblocks.errors import UnknownSku
+from retailblocks.hookspecs import inventory
 from retailblocks.stack import Stack
 
 MANIFEST = """\
@@ -64,7 +65,9 @@ def test_the_operator_api_refuses_a_sku_the_catalog_lacks(stack: Stack) -> None:
         "receive": lambda ctx: block.receive(ctx, "DONUT", "store", 5),
         "adjust": lambda ctx: block.adjust(ctx, "DONUT", "store", -1, reason="dropped"),
         "count": lambda ctx: block.count(ctx, "DONUT", "store", 3),
-        "inventory_adjust": lambda ctx: stack.hooks.inventory_adjust(ctx, "DONUT", "store", 5, "received", "k-1"),
+        "inventory_adjust": lambda ctx: stack.hooks.call(
+            inventory.inventory_adjust, ctx, "DONUT", "store", 5, "received", "k-1"
+        ),
     }
     for name, operation in operations.items():
         with pytest.raises(UnknownSku, match="unknown SKU 'DONUT'") as refused, stack.context() as ctx:
