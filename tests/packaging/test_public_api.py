@@ -31,8 +31,6 @@ PUBLIC_MODULES: dict[str, str] = {
     "retailblocks.cli.support": "options and output helpers for a block's commands",
     "retailblocks.manifest.readers": "suggestion, for config errors that suggest a spelling",
     "retailblocks.assembly.references": "unknown, for errors naming an unknown reference",
-    "retailblocks.assembly.blocks": "Block, for a command's type hints",
-    "retailblocks.assembly.stack": "Stack, for a command's type hints",
 }
 
 #: Names each public module must offer (beyond those the blocks import, which are checked too).

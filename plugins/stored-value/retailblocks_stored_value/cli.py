@@ -12,10 +12,9 @@ import click
 from retailblocks.cli.support import console, fail, json_option, manifest_option, money_data, open_stack, print_json
 
 if TYPE_CHECKING:
-    from retailblocks import Block
+    from retailblocks import Block, Stack
     from retailblocks.context import FlowContext
     from retailblocks.model import Money
-    from retailblocks.stack import Stack
     from retailblocks_stored_value.block import StoredValue
 
 
