@@ -1,0 +1,295 @@
+"""The HTTP API's documents: what requests carry and responses return, as the OpenAPI document shows them.
+
+These are the wire's shapes, converted to and from the model's values at the edge (:func:`cart_of`,
+:func:`order_out`…); every rule of the model still applies after conversion, so a request that passes
+these schemas may still be refused with the model's own message. Money is integer minor units with its
+currency everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from retailblocks.flows.pricing import PricedCart
+from retailblocks.model import (
+    Address,
+    Cart,
+    CartLine,
+    Fulfilment,
+    Identity,
+    Money,
+    Order,
+    PaymentRequest,
+    PriceAdjustment,
+    Product,
+    ShippingQuote,
+)
+from retailblocks.model.limits import MAX_ID_LENGTH, MAX_LINE_QUANTITY, MAX_SLUG_LENGTH, MAX_TEXT_LENGTH
+
+_Text = Field(max_length=MAX_TEXT_LENGTH)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MoneyOut(BaseModel):
+    amount: int = Field(description="minor units (cents, fen)")
+    currency: str = Field(description="ISO 4217 code")
+
+
+def money_out(money: Money) -> MoneyOut:
+    return MoneyOut(amount=money.amount, currency=money.currency)
+
+
+class ProductOut(BaseModel):
+    sku: str
+    title: str
+    category: str
+    price: MoneyOut = Field(description="the price in the caller's channel")
+
+
+def product_out(product: Product, channel: str) -> ProductOut:
+    return ProductOut(
+        sku=product.sku, title=product.title, category=product.category, price=money_out(product.price_in(channel))
+    )
+
+
+class CatalogOut(BaseModel):
+    channel: str
+    products: list[ProductOut]
+
+
+class LocationStock(BaseModel):
+    location: str
+    available: int
+
+
+class SkuAvailability(BaseModel):
+    sku: str
+    available: int = Field(description="what the caller's channel may sell now, after safety stock")
+    locations: list[LocationStock] = Field(description="stock per location, for pick-up and 'which store'")
+
+
+class AvailabilityOut(BaseModel):
+    channel: str
+    skus: list[SkuAvailability]
+
+
+class CartLineIn(_Strict):
+    sku: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    quantity: int = Field(ge=1, le=MAX_LINE_QUANTITY)
+
+
+class IdentityIn(_Strict):
+    kind: Literal["phone", "email", "openid", "marketplace", "store_card", "social"]
+    value: str = Field(min_length=1, max_length=200)
+
+
+class AddressIn(_Strict):
+    country: str = Field(max_length=MAX_TEXT_LENGTH)
+    region: str = Field(default="", max_length=MAX_TEXT_LENGTH)
+    city: str = Field(default="", max_length=MAX_TEXT_LENGTH)
+    postal_code: str = Field(default="", max_length=MAX_TEXT_LENGTH)
+    line1: str = Field(default="", max_length=MAX_TEXT_LENGTH)
+    name: str = Field(default="", max_length=MAX_TEXT_LENGTH)
+    phone: str = Field(default="", max_length=MAX_TEXT_LENGTH)
+
+
+class FulfilmentIn(_Strict):
+    kind: Literal["carry_out", "pickup", "delivery"] = "carry_out"
+    address: AddressIn | None = None
+    pickup_location: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
+    option_id: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
+
+
+class PaymentIn(_Strict):
+    method: str = Field(min_length=1, max_length=MAX_SLUG_LENGTH)
+    amount: int | None = Field(
+        default=None, ge=1, description="minor units of the stack's currency; absent means what is left"
+    )
+    details: dict[str, str] = Field(default_factory=dict, description="method-specific: a card token, a gift card")
+
+
+class CartIn(_Strict):
+    """A cart for the caller's channel (the channel comes from the API key, never from the body)."""
+
+    lines: list[CartLineIn] = Field(min_length=1, max_length=500)
+    payments: list[PaymentIn] = Field(default_factory=list, max_length=10)
+    identities: list[IdentityIn] = Field(default_factory=list, max_length=10)
+    fulfilment: FulfilmentIn = Field(default_factory=FulfilmentIn)
+    coupons: list[str] = Field(default_factory=list, max_length=10)
+    attribution: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
+
+
+def cart_of(body: CartIn, channel: str, currency: str) -> Cart:
+    """The model's cart for ``body`` in ``channel``; InvalidValue with the model's message if a value breaks
+    one of its rules."""
+    fulfilment = body.fulfilment
+    return Cart(
+        channel=channel,
+        lines=tuple(CartLine(line.sku, line.quantity) for line in body.lines),
+        payments=tuple(
+            PaymentRequest(
+                method=payment.method,
+                amount=Money(payment.amount, currency) if payment.amount is not None else None,
+                details=payment.details,
+            )
+            for payment in body.payments
+        ),
+        identities=tuple(Identity(identity.kind, identity.value) for identity in body.identities),
+        fulfilment=Fulfilment(
+            fulfilment.kind,
+            address=Address(**fulfilment.address.model_dump()) if fulfilment.address else None,
+            pickup_location=fulfilment.pickup_location,
+            option_id=fulfilment.option_id,
+        ),
+        coupons=tuple(body.coupons),
+        attribution=body.attribution,
+    )
+
+
+class AdjustmentOut(BaseModel):
+    promotion_id: str
+    target: str = Field(description="item, order or shipping")
+    amount: MoneyOut
+    reason: str
+    funder: str = Field(description="who pays for it: the merchant or a partner")
+    coupon: str | None = None
+
+
+def adjustment_out(adjustment: PriceAdjustment) -> AdjustmentOut:
+    return AdjustmentOut(
+        promotion_id=adjustment.promotion_id,
+        target=adjustment.target.value,
+        amount=money_out(adjustment.amount),
+        reason=adjustment.reason,
+        funder=adjustment.funder,
+        coupon=adjustment.coupon,
+    )
+
+
+class ShippingOut(BaseModel):
+    option_id: str
+    carrier: str
+    amount: MoneyOut
+    min_days: int
+    max_days: int
+
+
+def shipping_out(quote: ShippingQuote) -> ShippingOut:
+    return ShippingOut(
+        option_id=quote.option_id,
+        carrier=quote.carrier,
+        amount=money_out(quote.amount),
+        min_days=quote.min_days,
+        max_days=quote.max_days,
+    )
+
+
+class LineOut(BaseModel):
+    index: int
+    sku: str
+    quantity: int
+    unit_price: MoneyOut
+    discount: MoneyOut
+    total: MoneyOut
+
+
+class QuoteOut(BaseModel):
+    lines: list[LineOut]
+    adjustments: list[AdjustmentOut]
+    shipping_option: ShippingOut | None
+    subtotal: MoneyOut
+    discount: MoneyOut
+    shipping: MoneyOut
+    total: MoneyOut
+
+
+def quote_out(priced: PricedCart) -> QuoteOut:
+    zero = Money.zero(priced.total.currency)
+    return QuoteOut(
+        lines=[
+            LineOut(
+                index=line.index,
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=money_out(line.unit_price),
+                discount=money_out(line.discount or zero),
+                total=money_out(line.subtotal - (line.discount or zero)),
+            )
+            for line in priced.lines
+        ],
+        adjustments=[adjustment_out(a) for a in priced.adjustments],
+        shipping_option=shipping_out(priced.quote) if priced.quote else None,
+        subtotal=money_out(priced.subtotal),
+        discount=money_out(priced.discount),
+        shipping=money_out(priced.shipping),
+        total=money_out(priced.total),
+    )
+
+
+class PaymentOut(BaseModel):
+    method: str
+    amount: MoneyOut
+    status: str
+
+
+class OrderOut(BaseModel):
+    id: str
+    channel: str
+    status: str
+    lines: list[LineOut]
+    adjustments: list[AdjustmentOut]
+    payments: list[PaymentOut]
+    subtotal: MoneyOut
+    discount: MoneyOut
+    shipping: MoneyOut
+    total: MoneyOut
+    refunded: MoneyOut
+    created_at: str
+    token: str | None = Field(
+        default=None, description="returned once, at checkout: send it as Order-Token to read this order"
+    )
+
+
+def order_out(order: Order, token: str | None = None) -> OrderOut:
+    zero = Money.zero(order.currency)
+    return OrderOut(
+        id=order.id,
+        channel=order.channel,
+        status=order.status.value,
+        lines=[
+            LineOut(
+                index=line.index,
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=money_out(line.unit_price),
+                discount=money_out(line.discount),
+                total=money_out(line.total),
+            )
+            for line in order.lines
+        ],
+        adjustments=[adjustment_out(a) for a in order.adjustments],
+        payments=[
+            PaymentOut(method=p.method, amount=money_out(p.amount), status=p.status.value) for p in order.payments
+        ],
+        subtotal=money_out(order.subtotal),
+        discount=money_out(order.discount),
+        shipping=money_out(order.shipping),
+        total=money_out(order.total),
+        refunded=money_out(order.refunded or zero),
+        created_at=order.created_at.isoformat(),
+        token=token,
+    )
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str]

@@ -1,0 +1,158 @@
+"""The store API: what a channel's shop, till or marketplace connector calls, scoped to its channel.
+
+A store key acts for exactly one channel: the catalog and prices are that channel's, carts are placed in
+it, and an order of another channel does not exist for it (404). Reading an order also needs the order's
+token, returned once at checkout, so a shopper cannot read another shopper's order by guessing its id.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from retailblocks.errors import UnknownOrder
+from retailblocks.http.app import Api, api_of
+from retailblocks.http.auth import Forbidden
+from retailblocks.http.idempotency import HEADER, check_key, flow_key, request_hash
+from retailblocks.http.schemas import (
+    AvailabilityOut,
+    CartIn,
+    CatalogOut,
+    LocationStock,
+    OrderOut,
+    QuoteOut,
+    SkuAvailability,
+    cart_of,
+    order_out,
+    product_out,
+    quote_out,
+)
+from retailblocks.manifest.api import ApiKey
+
+router = APIRouter(prefix="/store", tags=["store"])
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no key, or a key this stack does not accept"},
+    403: {"description": "an admin key; the store API takes a channel's store key"},
+    422: {"description": "a value that breaks a rule, said where"},
+    429: {"description": "the key's rate limit; see Retry-After"},
+}
+
+
+def store_key(request: Request, authorization: Annotated[str | None, Header()] = None) -> ApiKey:
+    api = api_of(request)
+    key = api.keys.authenticate(authorization)
+    if not key.is_store_key:
+        raise Forbidden("the store API takes a channel's store key")
+    api.limiter.spend(key)
+    return key
+
+
+Caller = Annotated[ApiKey, Depends(store_key)]
+ApiDep = Annotated[Api, Depends(api_of)]
+
+
+def _channel(key: ApiKey) -> str:
+    assert key.channel is not None  # store_key admits store keys only
+    return key.channel
+
+
+@router.get("/catalog", response_model=CatalogOut, responses=_PROBLEMS, summary="The channel's assortment and prices")
+def catalog(caller: Caller, api: ApiDep) -> CatalogOut:
+    channel = _channel(caller)
+    products = [product_out(p, channel) for p in api.stack.catalog.values() if p.sold_in(channel)]
+    return CatalogOut(channel=channel, products=products)
+
+
+@router.get(
+    "/availability",
+    response_model=AvailabilityOut,
+    responses=_PROBLEMS,
+    summary="What the channel may sell now, and the stock at each of its locations",
+)
+def availability(
+    caller: Caller, api: ApiDep, sku: Annotated[list[str], Query(min_length=1, max_length=200)]
+) -> AvailabilityOut:
+    channel = _channel(caller)
+    found = api.stack.availability(channel, sku)
+    return AvailabilityOut(
+        channel=channel,
+        skus=[
+            SkuAvailability(
+                sku=name,
+                available=units,
+                locations=[LocationStock(location=loc, available=n) for loc, n in found.by_location[name].items()],
+            )
+            for name, units in found.sellable.items()
+        ],
+    )
+
+
+@router.post(
+    "/quotes",
+    response_model=QuoteOut,
+    responses={**_PROBLEMS, 409: {"description": "not deliverable, or a coupon that does not apply"}},
+    summary="Price a cart as checkout would: adjustments with reasons and funders, shipping; nothing is kept",
+)
+def create_quote(body: CartIn, caller: Caller, api: ApiDep) -> QuoteOut:
+    cart = cart_of(body, _channel(caller), api.stack.currency)
+    return quote_out(api.stack.quote(cart))
+
+
+@router.post(
+    "/orders",
+    status_code=201,
+    response_model=OrderOut,
+    responses={
+        **_PROBLEMS,
+        400: {"description": f"no {HEADER} header"},
+        402: {"description": "the payment was declined"},
+        409: {"description": "out of stock, not deliverable, or the same key still in progress"},
+    },
+    summary="Check out a cart: once per Idempotency-Key",
+)
+async def create_order(
+    request: Request,
+    body: CartIn,
+    caller: Caller,
+    api: ApiDep,
+    idempotency_key: Annotated[str | None, Header(alias=HEADER)] = None,
+) -> Response:
+    key = check_key(idempotency_key)
+    fingerprint = request_hash(request.method, request.url.path, await request.body())
+    channel = _channel(caller)
+
+    def place() -> Response:
+        cart = cart_of(body, channel, api.stack.currency)
+        order = api.stack.checkout(cart, key=flow_key(caller.id, key))
+        document = order_out(order, token=api.order_token(order.id))
+        return JSONResponse(document.model_dump(mode="json"), status_code=201)
+
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(api.requests.run, caller.id, key, fingerprint, place)
+
+
+@router.get(
+    "/orders/{order_id}",
+    response_model=OrderOut,
+    responses={**_PROBLEMS, 404: {"description": "no such order for this channel and token"}},
+    summary="An order the shopper placed, with its status, by the token checkout returned",
+)
+def read_order(
+    order_id: str,
+    caller: Caller,
+    api: ApiDep,
+    order_token: Annotated[str | None, Header(alias="Order-Token")] = None,
+) -> OrderOut:
+    # One answer for every way of not being allowed to see it: nothing tells a guesser which it was.
+    hidden = UnknownOrder(f"no order {order_id!r} for this channel")
+    if order_token is None or not hmac.compare_digest(order_token.encode(), api.order_token(order_id).encode()):
+        raise hidden
+    order = api.stack.order(order_id)
+    if order.channel != _channel(caller):
+        raise hidden
+    return order_out(order)
