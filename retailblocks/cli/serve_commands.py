@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -48,4 +49,22 @@ def serve(manifest: Path, host: str, port: int, workers: int) -> None:
     )
 
 
-COMMANDS = [serve]
+@click.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the document to this file (default: print it).",
+)
+def openapi(output: Path | None) -> None:
+    """The HTTP API's OpenAPI 3.1 document (JSON), as `blocks serve` publishes it at /openapi.json."""
+    from retailblocks.http.app import openapi_document
+
+    text = json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+COMMANDS = [serve, openapi]

@@ -15,7 +15,8 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import attrs
 from fastapi import FastAPI, Request
@@ -28,6 +29,7 @@ from retailblocks.errors import RetailBlocksError
 from retailblocks.http.auth import Forbidden, KeyRing, RateLimited, RateLimiter, Unauthorized
 from retailblocks.http.idempotency import IdempotentRequests, KeyProblem
 from retailblocks.http.problems import problem, problem_for, validation_problem
+from retailblocks.manifest.api import DEFAULT_MAX_BODY_BYTES
 from retailblocks.stack import Stack, assemble
 
 access_log = logging.getLogger("retailblocks.http.access")
@@ -66,12 +68,8 @@ def create_app(
         owned = stack is None
         running = stack if stack is not None else assemble(manifest, require_lock=True)  # type: ignore[arg-type]
         try:
-            app.state.api = Api(
-                running,
-                KeyRing(running.manifest.api.keys),
-                RateLimiter(),
-                IdempotentRequests(running.engine, running.lease_clock),
-            )
+            if owned:
+                app.state.api = _api_for(running)
             if recover_on_start:
                 report = running.recover()
                 server_log.info(
@@ -90,7 +88,19 @@ def create_app(
             if owned:
                 running.close()
 
-    from retailblocks.http import operations, store
+    app = _new_app(lifespan)
+    if stack is not None:
+        app.state.api = _api_for(stack)
+    return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The API's OpenAPI 3.1 document; no stack is needed to describe it."""
+    return _new_app(None).openapi()
+
+
+def _new_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None) -> FastAPI:
+    from retailblocks.http import openapi, operations, store
 
     app = FastAPI(
         title="retailblocks",
@@ -104,10 +114,16 @@ def create_app(
     app.include_router(operations.router)
     app.include_router(store.router)
     _install_error_handlers(app)
-    body_limit = stack.manifest.api.max_body_bytes if stack is not None else None
-    app.add_middleware(_BodyLimit, limit=body_limit)
+    openapi.install(app)
+    app.add_middleware(_BodyLimit)
     app.middleware("http")(_request_log)
     return app
+
+
+def _api_for(stack: Stack) -> Api:
+    return Api(
+        stack, KeyRing(stack.manifest.api.keys), RateLimiter(), IdempotentRequests(stack.engine, stack.lease_clock)
+    )
 
 
 def api_of(request: Request) -> Api:
@@ -187,18 +203,15 @@ async def _request_log(request: Request, call_next: Callable[[Request], Awaitabl
 class _BodyLimit:
     """413 for a body over the manifest's ``api.max_body_bytes``, whether it says its length or streams."""
 
-    def __init__(self, app: ASGIApp, limit: int | None):
+    def __init__(self, app: ASGIApp):
         self.app = app
-        self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit
-        if limit is None:
-            api = getattr(scope["app"].state, "api", None) if "app" in scope else None
-            limit = api.stack.manifest.api.max_body_bytes if api is not None else 1024 * 1024
+        api = getattr(scope["app"].state, "api", None) if "app" in scope else None
+        limit = api.stack.manifest.api.max_body_bytes if api is not None else DEFAULT_MAX_BODY_BYTES
         declared = dict(scope.get("headers") or []).get(b"content-length")
         too_large = problem(413, "too-large", "Request too large", f"the body may be at most {limit} bytes")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):

@@ -16,8 +16,12 @@ import time
 from collections.abc import Callable, Sequence
 
 import attrs
+from fastapi.security import HTTPBearer
 
 from retailblocks.manifest.api import ApiKey
+
+#: The security scheme every keyed route declares; it reads the header, the KeyRing decides.
+bearer = HTTPBearer(auto_error=False, description="an API key from the manifest's api.keys")
 
 
 class Unauthorized(Exception):
@@ -42,11 +46,9 @@ class KeyRing:
     def __init__(self, keys: Sequence[ApiKey]):
         self._keys = tuple(keys)
 
-    def authenticate(self, authorization: str | None) -> ApiKey:
-        if not authorization:
-            raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
-        scheme, _, presented = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not presented.strip():
+    def authenticate(self, presented: str | None) -> ApiKey:
+        """The key whose secret is ``presented`` (the bearer token), or Unauthorized."""
+        if not presented or not presented.strip():
             raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
         digest = hashlib.sha256(presented.strip().encode("utf-8", "surrogateescape")).hexdigest()
         found: ApiKey | None = None

@@ -28,7 +28,8 @@ from retailblocks.storage.tables import http_requests
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 #: Printable ASCII without spaces, short enough that ``http:<api key id>:<key>`` is a valid flow key.
-_KEY = re.compile(r"[\x21-\x7e]{1,80}")
+KEY_PATTERN = "^[\\x21-\\x7e]{1,80}$"
+_KEY = re.compile(KEY_PATTERN)
 RUNNING, DONE = "running", "done"
 #: How long a request may run before a retry with its key may take it over (its server died).
 LEASE = timedelta(minutes=2)

@@ -11,13 +11,14 @@ from retailblocks.http.schemas import Health, Readiness
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", response_model=Health, summary="The server process is alive")
+@router.get("/healthz", operation_id="healthz", response_model=Health, summary="The server process is alive")
 def healthz() -> Health:
     return Health(status="ok")
 
 
 @router.get(
     "/readyz",
+    operation_id="readyz",
     response_model=Readiness,
     summary="The server can take traffic: its database answers",
     responses={503: {"model": Readiness, "description": "not ready"}},

@@ -8,9 +8,9 @@ currency everywhere.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from retailblocks.flows.pricing import PricedCart
 from retailblocks.model import (
@@ -28,7 +28,10 @@ from retailblocks.model import (
 )
 from retailblocks.model.limits import MAX_ID_LENGTH, MAX_LINE_QUANTITY, MAX_SLUG_LENGTH, MAX_TEXT_LENGTH
 
-_Text = Field(max_length=MAX_TEXT_LENGTH)
+#: Text the model accepts: no NUL; a Name also has something besides spaces. In the schema, so that a
+#: client (and a generated test) knows the rule before the server says it.
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH, pattern=r"^[^\x00]*$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00]*\S[^\x00]*$")]
 
 
 class _Strict(BaseModel):
@@ -79,38 +82,41 @@ class AvailabilityOut(BaseModel):
 
 
 class CartLineIn(_Strict):
-    sku: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    sku: Name
     quantity: int = Field(ge=1, le=MAX_LINE_QUANTITY)
 
 
 class IdentityIn(_Strict):
     kind: Literal["phone", "email", "openid", "marketplace", "store_card", "social"]
-    value: str = Field(min_length=1, max_length=200)
+    value: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$")]
 
 
 class AddressIn(_Strict):
-    country: str = Field(max_length=MAX_TEXT_LENGTH)
-    region: str = Field(default="", max_length=MAX_TEXT_LENGTH)
-    city: str = Field(default="", max_length=MAX_TEXT_LENGTH)
-    postal_code: str = Field(default="", max_length=MAX_TEXT_LENGTH)
-    line1: str = Field(default="", max_length=MAX_TEXT_LENGTH)
-    name: str = Field(default="", max_length=MAX_TEXT_LENGTH)
-    phone: str = Field(default="", max_length=MAX_TEXT_LENGTH)
+    country: Text
+    region: Text = ""
+    city: Text = ""
+    postal_code: Text = ""
+    line1: Text = ""
+    name: Text = ""
+    phone: Text = ""
 
 
 class FulfilmentIn(_Strict):
     kind: Literal["carry_out", "pickup", "delivery"] = "carry_out"
     address: AddressIn | None = None
-    pickup_location: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
-    option_id: str | None = Field(default=None, max_length=MAX_ID_LENGTH)
+    pickup_location: Name | None = None
+    option_id: Name | None = None
 
 
 class PaymentIn(_Strict):
-    method: str = Field(min_length=1, max_length=MAX_SLUG_LENGTH)
+    method: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SLUG_LENGTH, pattern=r"^[^\x00]*\S[^\x00]*$")]
     amount: int | None = Field(
         default=None, ge=1, description="minor units of the stack's currency; absent means what is left"
     )
-    details: dict[str, str] = Field(default_factory=dict, description="method-specific: a card token, a gift card")
+    details: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_SLUG_LENGTH, pattern=r"^[^\x00]*\S[^\x00]*$")],
+        Text,
+    ] = Field(default_factory=dict, description="method-specific: a card token, a gift card")
 
 
 class CartIn(_Strict):
@@ -120,8 +126,8 @@ class CartIn(_Strict):
     payments: list[PaymentIn] = Field(default_factory=list, max_length=10)
     identities: list[IdentityIn] = Field(default_factory=list, max_length=10)
     fulfilment: FulfilmentIn = Field(default_factory=FulfilmentIn)
-    coupons: list[str] = Field(default_factory=list, max_length=10)
-    attribution: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
+    coupons: list[Name] = Field(default_factory=list, max_length=10)
+    attribution: Text | None = None
 
 
 def cart_of(body: CartIn, channel: str, currency: str) -> Cart:

@@ -12,16 +12,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
 
 from retailblocks.errors import UnknownOrder
 from retailblocks.http.app import Api, api_of
-from retailblocks.http.auth import Forbidden
+from retailblocks.http.auth import Forbidden, bearer
 from retailblocks.http.idempotency import HEADER, check_key, flow_key, request_hash
 from retailblocks.http.schemas import (
     AvailabilityOut,
     CartIn,
     CatalogOut,
     LocationStock,
+    Name,
     OrderOut,
     QuoteOut,
     SkuAvailability,
@@ -42,9 +44,9 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def store_key(request: Request, authorization: Annotated[str | None, Header()] = None) -> ApiKey:
+def store_key(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> ApiKey:
     api = api_of(request)
-    key = api.keys.authenticate(authorization)
+    key = api.keys.authenticate(credentials.credentials if credentials else None)
     if not key.is_store_key:
         raise Forbidden("the store API takes a channel's store key")
     api.limiter.spend(key)
@@ -60,7 +62,13 @@ def _channel(key: ApiKey) -> str:
     return key.channel
 
 
-@router.get("/catalog", response_model=CatalogOut, responses=_PROBLEMS, summary="The channel's assortment and prices")
+@router.get(
+    "/catalog",
+    operation_id="storeCatalog",
+    response_model=CatalogOut,
+    responses=_PROBLEMS,
+    summary="The channel's assortment and prices",
+)
 def catalog(caller: Caller, api: ApiDep) -> CatalogOut:
     channel = _channel(caller)
     products = [product_out(p, channel) for p in api.stack.catalog.values() if p.sold_in(channel)]
@@ -69,12 +77,13 @@ def catalog(caller: Caller, api: ApiDep) -> CatalogOut:
 
 @router.get(
     "/availability",
+    operation_id="storeAvailability",
     response_model=AvailabilityOut,
     responses=_PROBLEMS,
     summary="What the channel may sell now, and the stock at each of its locations",
 )
 def availability(
-    caller: Caller, api: ApiDep, sku: Annotated[list[str], Query(min_length=1, max_length=200)]
+    caller: Caller, api: ApiDep, sku: Annotated[list[Name], Query(min_length=1, max_length=200)]
 ) -> AvailabilityOut:
     channel = _channel(caller)
     found = api.stack.availability(channel, sku)
@@ -93,8 +102,13 @@ def availability(
 
 @router.post(
     "/quotes",
+    operation_id="createQuote",
     response_model=QuoteOut,
-    responses={**_PROBLEMS, 409: {"description": "not deliverable, or a coupon that does not apply"}},
+    responses={
+        **_PROBLEMS,
+        404: {"description": "a SKU the stack does not sell"},
+        409: {"description": "not deliverable, or a coupon that does not apply"},
+    },
     summary="Price a cart as checkout would: adjustments with reasons and funders, shipping; nothing is kept",
 )
 def create_quote(body: CartIn, caller: Caller, api: ApiDep) -> QuoteOut:
@@ -104,11 +118,13 @@ def create_quote(body: CartIn, caller: Caller, api: ApiDep) -> QuoteOut:
 
 @router.post(
     "/orders",
+    operation_id="createOrder",
     status_code=201,
     response_model=OrderOut,
     responses={
         **_PROBLEMS,
         400: {"description": f"no {HEADER} header"},
+        404: {"description": "a SKU the stack does not sell"},
         402: {"description": "the payment was declined"},
         409: {"description": "out of stock, not deliverable, or the same key still in progress"},
     },
@@ -138,6 +154,7 @@ async def create_order(
 
 @router.get(
     "/orders/{order_id}",
+    operation_id="readOrder",
     response_model=OrderOut,
     responses={**_PROBLEMS, 404: {"description": "no such order for this channel and token"}},
     summary="An order the shopper placed, with its status, by the token checkout returned",
