@@ -29,6 +29,7 @@ from retailblocks.errors import RetailBlocksError
 from retailblocks.http.auth import Forbidden, KeyRing, RateLimited, RateLimiter, Unauthorized
 from retailblocks.http.idempotency import IdempotentRequests, KeyProblem
 from retailblocks.http.problems import problem, problem_for, validation_problem
+from retailblocks.http.sessions import BadSession
 from retailblocks.manifest.api import DEFAULT_MAX_BODY_BYTES
 from retailblocks.stack import Stack, assemble
 
@@ -143,6 +144,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Unauthorized)
     async def unauthorized(_request: Request, error: Unauthorized) -> Response:
         return problem(401, "unauthorized", "Unauthorized", str(error), headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(BadSession)
+    async def bad_session(_request: Request, error: BadSession) -> Response:
+        return problem(401, "shopper-session", "Shopper session needed", str(error))
 
     @app.exception_handler(Forbidden)
     async def forbidden(_request: Request, error: Forbidden) -> Response:

@@ -19,6 +19,7 @@ from retailblocks.model import (
     CartLine,
     Fulfilment,
     Identity,
+    Member,
     Money,
     Order,
     PaymentRequest,
@@ -145,7 +146,7 @@ def cart_of(body: CartIn, channel: str, currency: str) -> Cart:
             )
             for payment in body.payments
         ),
-        identities=tuple(Identity(identity.kind, identity.value) for identity in body.identities),
+        identities=tuple(identity_of(identity) for identity in body.identities),
         fulfilment=Fulfilment(
             fulfilment.kind,
             address=Address(**fulfilment.address.model_dump()) if fulfilment.address else None,
@@ -299,3 +300,38 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "not ready"]
     checks: dict[str, str]
+
+
+class MemberOut(BaseModel):
+    id: str
+    tier: str
+    points: int
+    identities: list[str] = Field(description="kind:value, as the member's channels know them")
+
+
+def member_out(member: Member) -> MemberOut:
+    return MemberOut(
+        id=member.id, tier=member.tier, points=member.points, identities=[str(i) for i in member.identities]
+    )
+
+
+class SignInIn(_Strict):
+    identities: list[IdentityIn] = Field(min_length=1, max_length=10)
+
+
+class SessionOut(BaseModel):
+    token: str = Field(description="send as Shopper-Token, with the channel's key")
+    expires_at: str
+    member: MemberOut
+
+
+class LinkIn(_Strict):
+    identity: IdentityIn
+
+
+def identity_of(identity: IdentityIn) -> Identity:
+    return Identity(identity.kind, identity.value)
+
+
+class OrderListOut(BaseModel):
+    orders: list[OrderOut]

@@ -13,8 +13,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
+from starlette.concurrency import run_in_threadpool
 
 from retailblocks.errors import UnknownOrder
+from retailblocks.http import sessions
 from retailblocks.http.app import Api, api_of
 from retailblocks.http.auth import Forbidden, bearer
 from retailblocks.http.idempotency import HEADER, check_key, flow_key, request_hash
@@ -22,12 +24,19 @@ from retailblocks.http.schemas import (
     AvailabilityOut,
     CartIn,
     CatalogOut,
+    LinkIn,
     LocationStock,
+    MemberOut,
     Name,
+    OrderListOut,
     OrderOut,
     QuoteOut,
+    SessionOut,
+    SignInIn,
     SkuAvailability,
     cart_of,
+    identity_of,
+    member_out,
     order_out,
     product_out,
     quote_out,
@@ -147,8 +156,6 @@ async def create_order(
         document = order_out(order, token=api.order_token(order.id))
         return JSONResponse(document.model_dump(mode="json"), status_code=201)
 
-    from starlette.concurrency import run_in_threadpool
-
     return await run_in_threadpool(api.requests.run, caller.id, key, fingerprint, place)
 
 
@@ -173,3 +180,86 @@ def read_order(
     if order.channel != _channel(caller):
         raise hidden
     return order_out(order)
+
+
+def shopper(
+    request: Request,
+    caller: Caller,
+    token: Annotated[str | None, Header(alias=sessions.HEADER)] = None,
+) -> str:
+    """The member the shopper's session names, in the caller's channel."""
+    api = api_of(request)
+    return sessions.verify(api.stack.manifest.api.session_secret, token, _channel(caller), api.stack.lease_clock.now())
+
+
+Shopper = Annotated[str, Depends(shopper)]
+_SESSION_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    **_PROBLEMS,
+    401: {"description": "no key or shopper session, or one not valid here and now"},
+}
+
+
+@router.post(
+    "/sessions",
+    operation_id="signIn",
+    status_code=201,
+    response_model=SessionOut,
+    responses={**_PROBLEMS, 403: {"description": "a key that does not sign shoppers in"}},
+    summary="Sign a shopper in by the identities the channel's server has verified",
+)
+def sign_in(body: SignInIn, caller: Caller, api: ApiDep) -> SessionOut:
+    if not caller.signs_in_shoppers or api.stack.manifest.api.session_secret is None:
+        raise Forbidden("this key does not sign shoppers in (only a channel server's key with signs_in_shoppers)")
+    channel = _channel(caller)
+    member = api.stack.sign_in(channel, [identity_of(i) for i in body.identities])
+    token, expires = sessions.issue(
+        api.stack.manifest.api.session_secret, member.id, channel, api.stack.lease_clock.now()
+    )
+    return SessionOut(token=token, expires_at=expires.isoformat(), member=member_out(member))
+
+
+@router.get(
+    "/me", operation_id="readMe", response_model=MemberOut, responses=_SESSION_PROBLEMS, summary="The signed-in member"
+)
+def read_me(member_id: Shopper, api: ApiDep) -> MemberOut:
+    return member_out(api.stack.member(member_id))
+
+
+@router.get(
+    "/me/orders",
+    operation_id="readMyOrders",
+    response_model=OrderListOut,
+    responses=_SESSION_PROBLEMS,
+    summary="The signed-in member's orders in this channel, newest first",
+)
+def read_my_orders(
+    member_id: Shopper, caller: Caller, api: ApiDep, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> OrderListOut:
+    found = api.stack.orders(member_id=member_id, channel=_channel(caller))
+    return OrderListOut(orders=[order_out(order) for order in reversed(found[-limit:])])
+
+
+@router.post(
+    "/me/identities",
+    operation_id="linkIdentity",
+    response_model=MemberOut,
+    responses={**_SESSION_PROBLEMS, 400: {"description": f"no {HEADER} header"}},
+    summary="Link another identity to the signed-in member",
+)
+async def link_identity(
+    request: Request,
+    body: LinkIn,
+    member_id: Shopper,
+    caller: Caller,
+    api: ApiDep,
+    idempotency_key: Annotated[str | None, Header(alias=HEADER)] = None,
+) -> Response:
+    key = check_key(idempotency_key)
+    fingerprint = request_hash(request.method, request.url.path, await request.body())
+    channel = _channel(caller)
+
+    def link() -> Response:
+        member = api.stack.link_identity(channel, member_id, identity_of(body.identity))
+        return JSONResponse(member_out(member).model_dump(mode="json"))
+
+    return await run_in_threadpool(api.requests.run, caller.id, f"{member_id}:{key}", fingerprint, link)

@@ -72,6 +72,10 @@ class ApiKey:
     cors_origins: tuple[str, ...] = ()
     rate_per_minute: int = DEFAULT_RATE_PER_MINUTE
     revoked: bool = False
+    #: Held by the channel's own server, which has verified who the shopper is (a mini-program login, a
+    #: store card scanned at the till): only such a key may sign a shopper in by identity. A key that
+    #: ships inside a web page or an app cannot prove anything about the person using it.
+    signs_in_shoppers: bool = False
 
     @property
     def is_store_key(self) -> bool:
@@ -128,12 +132,16 @@ def parse_api(node: Node, channel_ids: Sequence[str]) -> ApiConfig:
         ids.add(key.id)
         digests.add(key.digest)
         keys.append(key)
+    if secret is None and any(key.signs_in_shoppers for key in keys):
+        raise ManifestError.at(node, "a key signs shoppers in, so 'session_secret' is needed to sign their sessions")
     return ApiConfig(keys=tuple(keys), session_secret=secret, max_body_bytes=max_body)
 
 
 def _key(node: Node, channel_ids: Sequence[str]) -> ApiKey:
     entries = readers.check_keys(
-        node, ("id", "key", "channel", "scopes", "cors", "rate_per_minute", "revoked"), ("id", "key")
+        node,
+        ("id", "key", "channel", "scopes", "cors", "rate_per_minute", "revoked", "signs_in_shoppers"),
+        ("id", "key"),
     )
     key_id = readers.string(entries["id"])
     if not SLUG.match(key_id):
@@ -174,11 +182,10 @@ def _key(node: Node, channel_ids: Sequence[str]) -> ApiKey:
         rate = readers.integer(entries["rate_per_minute"])
         if not 1 <= rate <= 1_000_000:
             raise ManifestError.at(entries["rate_per_minute"], "expected 1 to 1000000 requests per minute")
-    revoked = False
-    if "revoked" in entries:
-        if not isinstance(entries["revoked"].value, bool):
-            raise readers.mismatch(entries["revoked"], "true or false")
-        revoked = entries["revoked"].value
+    revoked = _flag(entries, "revoked")
+    signs_in = _flag(entries, "signs_in_shoppers")
+    if signs_in and channel is None:
+        raise ManifestError.at(entries["signs_in_shoppers"], "only a store key (one with 'channel') signs shoppers in")
     return ApiKey(
         id=key_id,
         digest=_digest(entries["key"], key_id),
@@ -187,7 +194,17 @@ def _key(node: Node, channel_ids: Sequence[str]) -> ApiKey:
         cors_origins=tuple(origins),
         rate_per_minute=rate,
         revoked=revoked,
+        signs_in_shoppers=signs_in,
     )
+
+
+def _flag(entries: dict[str, Node], name: str) -> bool:
+    if name not in entries:
+        return False
+    value = entries[name].value
+    if not isinstance(value, bool):
+        raise readers.mismatch(entries[name], "true or false")
+    return value
 
 
 def _digest(node: Node, key_id: str) -> str:

@@ -20,14 +20,27 @@ WEB_KEY = "rb_pk_web_0123456789abcdefghij"
 MARKET_KEY = "rb_pk_market_0123456789abcdefgh"
 ADMIN_KEY = "rb_sk_admin_0123456789abcdefghij"
 REVOKED_KEY = "rb_pk_revoked_0123456789abcdefg"
-KEYS_ENV = {"WEB_KEY": WEB_KEY, "MARKET_KEY": MARKET_KEY, "ADMIN_KEY": ADMIN_KEY}
+WEB_SERVER_KEY = "rb_sk_webserver_0123456789abcdef"
+SESSION_SECRET = "a-session-secret-of-at-least-32-characters"
+SLOW_KEY = "rb_pk_slow_0123456789abcdefghijk"
+KEYS_ENV = {
+    "WEB_KEY": WEB_KEY,
+    "MARKET_KEY": MARKET_KEY,
+    "ADMIN_KEY": ADMIN_KEY,
+    "WEB_SERVER_KEY": WEB_SERVER_KEY,
+    "SESSION_SECRET": SESSION_SECRET,
+    "SLOW_KEY": SLOW_KEY,
+}
 
 API_SECTION = f"""
 api:
   max_body_bytes: 4096
+  session_secret: ${{SESSION_SECRET}}
   keys:
+    - {{id: web-server, channel: web, key: "${{WEB_SERVER_KEY}}", signs_in_shoppers: true}}
     - {{id: web-shop, channel: web, key: "${{WEB_KEY}}", rate_per_minute: 6000}}
     - {{id: marketplace, channel: market, key: "${{MARKET_KEY}}", rate_per_minute: 6000}}
+    - {{id: slow-web, channel: web, key: "${{SLOW_KEY}}", rate_per_minute: 60}}
     - {{id: back-office, scopes: ["*"], key: "${{ADMIN_KEY}}"}}
     - {{id: old-web, channel: web, key: "sha256:{key_digest(REVOKED_KEY)}", revoked: true}}
 """

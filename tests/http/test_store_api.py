@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from retailblocks.stack import Stack
 from tests.helpers import CARD_DECLINED, CARD_OK, levels
-from tests.http.conftest import ADMIN_KEY, MARKET_KEY, REVOKED_KEY, WEB_KEY, bearer
+from tests.http.conftest import ADMIN_KEY, MARKET_KEY, REVOKED_KEY, SLOW_KEY, WEB_KEY, bearer
 
 WEB = bearer(WEB_KEY)
 
@@ -170,3 +170,13 @@ def test_health_and_readiness_need_no_key(client: TestClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     assert client.get("/nowhere").json()["type"] == "urn:retailblocks:problem:not-found"
+
+
+def test_a_key_over_its_rate_is_told_when_to_come_back(client: TestClient) -> None:
+    # 60 a minute in bursts of 6: the seventh request at once is refused, with the wait in Retry-After.
+    statuses = [client.get("/store/catalog", headers=bearer(SLOW_KEY)).status_code for _ in range(7)]
+    assert statuses[:6] == [200] * 6 and statuses[6] == 429
+    limited = client.get("/store/catalog", headers=bearer(SLOW_KEY))
+    assert limited.json()["type"] == "urn:retailblocks:problem:rate-limited"
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert client.get("/store/catalog", headers=WEB).status_code == 200  # another key is not held back
