@@ -47,6 +47,10 @@ class Api:
     limiter: RateLimiter
     requests: IdempotentRequests
 
+    @property
+    def cors_origins(self) -> frozenset[str]:
+        return frozenset(origin for key in self.stack.manifest.api.keys for origin in key.cors_origins)
+
     def order_token(self, order_id: str) -> str:
         """A shopper's proof that they placed ``order_id``: a keyed hash only this stack can make."""
         return hmac.new(self.stack.fingerprint_key, f"order:{order_id}".encode(), hashlib.sha256).hexdigest()[:40]
@@ -117,6 +121,7 @@ def _new_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | 
     _install_error_handlers(app)
     openapi.install(app)
     app.add_middleware(_BodyLimit)
+    app.add_middleware(_Cors)
     app.middleware("http")(_request_log)
     return app
 
@@ -237,6 +242,62 @@ class _BodyLimit:
             await self.app(scope, limited, send)
         except _TooLarge:
             await too_large(scope, receive, send)
+
+
+class _Cors:
+    """CORS for web channels: an origin a store key lists in ``cors`` may call the API from a browser.
+
+    A preflight carries no key, so it is answered for the origins any key lists; the request itself is then
+    refused (403) when its key does not list the origin it came from (see store.store_key).
+    """
+
+    ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, Shopper-Token, Order-Token, X-Request-Id"
+    EXPOSED_HEADERS = "Idempotent-Replayed, X-Request-Id, Retry-After"
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        api = getattr(scope["app"].state, "api", None) if "app" in scope else None
+        allowed = origin != "" and api is not None and origin in api.cors_origins
+        if scope["method"] == "OPTIONS" and origin and b"access-control-request-method" in headers:
+            if not allowed:
+                await problem(403, "cors", "Origin not allowed", "no key of this stack lists this origin")(
+                    scope, receive, send
+                )
+                return
+            response = Response(
+                status_code=204,
+                headers={
+                    "Access-Control-Allow-Origin": origin,
+                    "Access-Control-Allow-Methods": "GET, POST",
+                    "Access-Control-Allow-Headers": self.ALLOWED_HEADERS,
+                    "Access-Control-Max-Age": "600",
+                    "Vary": "Origin",
+                },
+            )
+            await response(scope, receive, send)
+            return
+        if not allowed:
+            await self.app(scope, receive, send)
+            return
+
+        async def with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = [
+                    (b"access-control-allow-origin", origin.encode("latin-1")),
+                    (b"access-control-expose-headers", self.EXPOSED_HEADERS.encode()),
+                    (b"vary", b"Origin"),
+                ]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_cors)
 
 
 class _TooLarge(Exception):

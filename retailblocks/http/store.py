@@ -58,6 +58,9 @@ def store_key(request: Request, credentials: Annotated[HTTPAuthorizationCredenti
     key = api.keys.authenticate(credentials.credentials if credentials else None)
     if not key.is_store_key:
         raise Forbidden("the store API takes a channel's store key")
+    origin = request.headers.get("origin")
+    if origin is not None and origin not in key.cors_origins and "*" not in key.cors_origins:
+        raise Forbidden("this key may not be used from this origin (see the key's cors list)")
     api.limiter.spend(key)
     return key
 

@@ -38,7 +38,7 @@ api:
   session_secret: ${{SESSION_SECRET}}
   keys:
     - {{id: web-server, channel: web, key: "${{WEB_SERVER_KEY}}", signs_in_shoppers: true}}
-    - {{id: web-shop, channel: web, key: "${{WEB_KEY}}", rate_per_minute: 6000}}
+    - {{id: web-shop, channel: web, key: "${{WEB_KEY}}", rate_per_minute: 6000, cors: ["https://shop.example.com"]}}
     - {{id: marketplace, channel: market, key: "${{MARKET_KEY}}", rate_per_minute: 6000}}
     - {{id: slow-web, channel: web, key: "${{SLOW_KEY}}", rate_per_minute: 60}}
     - {{id: back-office, scopes: ["*"], key: "${{ADMIN_KEY}}"}}

@@ -180,3 +180,25 @@ def test_a_key_over_its_rate_is_told_when_to_come_back(client: TestClient) -> No
     assert limited.json()["type"] == "urn:retailblocks:problem:rate-limited"
     assert int(limited.headers["Retry-After"]) >= 1
     assert client.get("/store/catalog", headers=WEB).status_code == 200  # another key is not held back
+
+
+def test_cors_for_the_origins_a_key_lists(client: TestClient) -> None:
+    shop = "https://shop.example.com"
+    preflight = client.options(
+        "/store/catalog",
+        headers={
+            "Origin": shop,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    assert preflight.status_code == 204 and preflight.headers["Access-Control-Allow-Origin"] == shop
+    stranger = client.options(
+        "/store/catalog", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
+    )
+    assert stranger.status_code == 403 and "Access-Control-Allow-Origin" not in stranger.headers
+    from_shop = client.get("/store/catalog", headers={**WEB, "Origin": shop})
+    assert from_shop.status_code == 200 and from_shop.headers["Access-Control-Allow-Origin"] == shop
+    assert client.get("/store/catalog", headers={**WEB, "Origin": "https://evil.example"}).status_code == 403
+    # The marketplace key lists no origin: it is a server's key, never a browser's.
+    assert client.get("/store/catalog", headers={**bearer(MARKET_KEY), "Origin": shop}).status_code == 403
