@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -22,9 +22,13 @@ from retailblocks.context import FlowContext
 from retailblocks.errors import AssemblyError, UnknownChannel
 from retailblocks.events.dispatcher import MAX_ATTEMPTS, DispatchReport, dispatch
 from retailblocks.flows.api import OrderFlows, RecoveryReport
+from retailblocks.flows.availability import Availability, availability
+from retailblocks.flows.pricing import PricedCart
+from retailblocks.flows.quote import quote
+from retailblocks.fusion import members
 from retailblocks.fusion.block import FusionBlock
 from retailblocks.hookspecs.blocks import Block
-from retailblocks.model import Cart, Channel, Merchant, Order, Product
+from retailblocks.model import Cart, Channel, Identity, Member, Merchant, Order, Product
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.unit_of_work import IdleConnection
 
@@ -185,6 +189,27 @@ class Stack:
     def checkout(self, cart: Cart, *, key: str) -> Order:
         """Run the checkout saga for ``cart`` under idempotency ``key``; returns the order."""
         return self.flows.checkout(cart, key=key)
+
+    def availability(self, channel: str, skus: Sequence[str]) -> Availability:
+        """What ``channel`` may sell of ``skus`` now, and the stock at each of its locations."""
+        return availability(self, channel, skus)
+
+    def sign_in(self, channel: str, identities: Sequence[Identity]) -> Member:
+        """The member a shopper's identities resolve to in ``channel``, enrolled if new."""
+        self.channel(channel)
+        return members.sign_in(self, channel, identities)
+
+    def member(self, member_id: str) -> Member:
+        return members.member_of(self, member_id)
+
+    def link_identity(self, channel: str, member_id: str, identity: Identity) -> Member:
+        """Link another identity to a member (merging the member it belonged to, reversibly)."""
+        self.channel(channel)
+        return members.link_identity(self, channel, member_id, identity)
+
+    def quote(self, cart: Cart) -> PricedCart:
+        """Price ``cart`` as checkout would, reserving and recording nothing."""
+        return quote(self, cart)
 
     def cancel(self, order_id: str, *, key: str | None = None, reason: str = "") -> Order:
         return self.flows.cancel(order_id, key=key, reason=reason)

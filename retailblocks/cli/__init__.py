@@ -14,7 +14,13 @@ from typing import Any, NoReturn
 
 import click
 
-from retailblocks.cli import assemble_commands, fusion_commands, order_commands, simulation_commands
+from retailblocks.cli import (
+    assemble_commands,
+    fusion_commands,
+    order_commands,
+    serve_commands,
+    simulation_commands,
+)
 from retailblocks.cli.support import errors_as_json, report_error
 from retailblocks.errors import RetailBlocksError
 
@@ -159,7 +165,7 @@ def cli(ctx: click.Context) -> None:
         click.echo(ctx.get_help())
 
 
-for module in (assemble_commands, order_commands, simulation_commands, fusion_commands):
+for module in (assemble_commands, order_commands, simulation_commands, fusion_commands, serve_commands):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -19,6 +19,7 @@ from packaging.version import InvalidVersion, Version
 
 from retailblocks.errors import InvalidValue
 from retailblocks.manifest import readers
+from retailblocks.manifest.api import ApiConfig, parse_api
 from retailblocks.manifest.errors import ManifestError, ManifestProblems, SourcePosition
 from retailblocks.manifest.model import (
     SUPPORTED_VERSION,
@@ -49,6 +50,7 @@ _TOP_KEYS = (
     "partners",
     "segments",
     "campaigns",
+    "api",
 )
 _REQUIRED_TOP_KEYS = ("version", "merchant", "channels", "blocks")
 T = TypeVar("T")
@@ -150,11 +152,14 @@ def _parse(data: bytes | str, file: str, environ: Mapping[str, str] | None) -> M
     if "campaigns" in entries and channels is not None and segments is not None:
         segment_ids = [s.id for s in segments]
         campaigns = problems.attempt(lambda: parse_campaigns(entries["campaigns"], segment_ids, channel_ids))
+    api: ApiConfig | None = ApiConfig()
+    if "api" in entries and channels is not None:
+        api = problems.attempt(lambda: parse_api(entries["api"], channel_ids))
     problems.raise_any()
     # Without a problem every part was read (raise_any raised otherwise): the checks say so to mypy.
     assert merchant is not None and database is not None and channels is not None and blocks is not None
     assert catalog is not None and routing is not None and partners is not None and segments is not None
-    assert campaigns is not None
+    assert campaigns is not None and api is not None
     return Manifest(
         path=manifest_path,
         version=version,
@@ -167,6 +172,7 @@ def _parse(data: bytes | str, file: str, environ: Mapping[str, str] | None) -> M
         partners=partners,
         segments=segments,
         campaigns=campaigns,
+        api=api,
         source=root,
     )
 

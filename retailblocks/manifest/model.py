@@ -16,6 +16,7 @@ from pathlib import Path
 import attrs
 from packaging.specifiers import SpecifierSet
 
+from retailblocks.manifest.api import ApiConfig
 from retailblocks.manifest.errors import SourcePosition
 from retailblocks.manifest.nodes import Node
 from retailblocks.model import Channel, Merchant, Money, Product
@@ -147,6 +148,8 @@ class Manifest:
     partners: tuple[Partner, ...]
     segments: tuple[Segment, ...] = ()
     campaigns: tuple[Campaign, ...] = ()
+    #: Who may call the stack over HTTP (``blocks serve``); no keys unless the manifest declares them.
+    api: ApiConfig = attrs.field(factory=ApiConfig, repr=False)
     #: The document the manifest was read from, so that checks made after loading (references to what
     #: blocks declare) can point at the place a value was written.
     source: Node | None = attrs.field(default=None, eq=False, repr=False)

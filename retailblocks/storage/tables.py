@@ -121,6 +121,22 @@ event_failures = sa.Table(
     sa.Column("delivered_at", sa.DateTime(timezone=True)),
 )
 
+# What the HTTP API answered to a request sent with an Idempotency-Key, per API key: replayed to a retry
+# with the same body, refused for another body, and "still running" while ``state`` is running and the
+# lease has not run out (a server that died mid-request leaves its row to be taken over).
+http_requests = sa.Table(
+    "http_requests",
+    metadata,
+    sa.Column("api_key", sa.String(64), primary_key=True),
+    sa.Column("idempotency_key", sa.String(255), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # running | done
+    sa.Column("status", sa.Integer),
+    sa.Column("body", sa.Text),
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 CORE_MIGRATIONS: list[Migration] = [
     create_tables(
         1,
@@ -135,4 +151,5 @@ CORE_MIGRATIONS: list[Migration] = [
         event_failures,
     ),
     SECRETS_MIGRATION,
+    create_tables(3, "what the HTTP API answered, per idempotency key", http_requests),
 ]

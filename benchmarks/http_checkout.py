@@ -1,0 +1,231 @@
+"""Complete store-API checkouts over HTTP against ``blocks serve``, beside the in-process rate, in one run.
+
+Usage::
+
+    uv run python benchmarks/http_checkout.py [--orders N] [--workers 1,2,4] [--clients C]
+                                              [--database sqlite|postgresql|both] [--json]
+
+For each database and each number of server workers, the benchmark
+
+1. assembles a fresh stack (every reference block, the ``many-skus`` workload of checkout_throughput.py)
+   with plenty of stock, and measures ``stack.checkout`` in this process on its own copy: the floor;
+2. starts ``blocks serve --workers W`` on that database and has ``C`` client processes each run its share
+   of the same carts as a shopper's app would: ``POST /store/quotes``, then ``POST /store/orders`` with an
+   Idempotency-Key — one complete checkout;
+3. prints complete checkouts per second, p50 and p99 latency of a complete checkout, and the ratio of the
+   HTTP rate to the in-process rate measured in the same run (the goal: at least 0.7).
+
+Nothing is asserted: the machine is shared, so only ratios within one run mean anything. PostgreSQL is the
+server named by RETAILBLOCKS_BENCH_POSTGRES_URL (default: the CI server on 127.0.0.1:54329).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import yaml
+from checkout_throughput import (
+    DEFAULT_POSTGRES_URL,
+    LOCATIONS,
+    POSTGRES_URL_ENV,
+    WORKLOADS,
+    PostgresDatabases,
+    SqliteDatabases,
+    carts_for,
+    manifest_data,
+)
+
+from retailblocks import assemble
+from retailblocks.model import Cart
+
+STORE_KEY = "rb_pk_bench_0123456789abcdefghijk"
+STOCK = 1_000_000
+GOAL = 0.7
+
+
+def cart_document(cart: Cart) -> dict[str, Any]:
+    """The store API's document for a model cart (the channel comes from the key)."""
+    fulfilment: dict[str, Any] = {"kind": cart.fulfilment.kind.value}
+    if cart.fulfilment.address is not None:
+        address = cart.fulfilment.address
+        fulfilment["address"] = {"country": address.country, "region": address.region}
+    return {
+        "lines": [{"sku": line.sku, "quantity": line.quantity} for line in cart.lines],
+        "payments": [{"method": p.method, "details": dict(p.details)} for p in cart.payments],
+        "identities": [{"kind": i.kind.value, "value": i.value} for i in cart.identities],
+        "fulfilment": fulfilment,
+        "coupons": list(cart.coupons),
+    }
+
+
+def write_manifest(directory: Path, url: str) -> Path:
+    data = manifest_data(url)
+    data["api"] = {"keys": [{"id": "bench", "channel": "web", "key": "${BENCH_STORE_KEY}", "rate_per_minute": 10**6}]}
+    path = directory / "blocks.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def stock_up(manifest: Path) -> None:
+    with assemble(manifest, environ={"BENCH_STORE_KEY": STORE_KEY}) as stack, stack.context(flow="bench") as ctx:
+        for sku in stack.catalog:
+            for location in LOCATIONS:
+                stack.hooks.inventory_adjust(ctx, sku, location, STOCK, "received", f"stock-{sku}-{location}")
+
+
+def in_process_rate(manifest: Path, carts: Sequence[tuple[str, Cart]]) -> float:
+    with assemble(manifest, environ={"BENCH_STORE_KEY": STORE_KEY}) as stack:
+        started = time.perf_counter()
+        for key, cart in carts:
+            stack.checkout(cart, key=f"inproc-{key}")
+        return len(carts) / (time.perf_counter() - started)
+
+
+def _client(base: str, documents: list[tuple[str, dict[str, Any]]], start: Any, results: Any) -> None:
+    latencies: list[float] = []
+    failures = 0
+    headers = {"Authorization": f"Bearer {STORE_KEY}"}
+    with httpx2.Client(base_url=base, headers=headers, timeout=120) as client:
+        client.get("/healthz")  # connected and imported before the clock starts
+        start.wait()
+        began = time.time()
+        for key, document in documents:
+            started = time.perf_counter()
+            quote = client.post("/store/quotes", json=document)
+            order = client.post("/store/orders", json=document, headers={"Idempotency-Key": key})
+            latencies.append(time.perf_counter() - started)
+            failures += quote.status_code != 200 or order.status_code != 201
+    results.put((latencies, failures, began, time.time()))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def http_run(manifest: Path, workers: int, clients: int, carts: Sequence[tuple[str, Cart]]) -> dict[str, Any]:
+    port = _free_port()
+    environ = {**os.environ, "BENCH_STORE_KEY": STORE_KEY}
+    blocks = [sys.executable, "-m", "retailblocks.cli"]
+    server = subprocess.Popen(
+        [*blocks, "serve", "-m", str(manifest), "--port", str(port), "--workers", str(workers)],
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while not _ready(base):
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("blocks serve did not start")
+            time.sleep(0.3)
+        documents = [(f"http-{workers}-{key}", cart_document(cart)) for key, cart in carts]
+        shares = [documents[n::clients] for n in range(clients)]
+        spawn = multiprocessing.get_context("spawn")
+        results: Any = spawn.Queue()
+        start = spawn.Event()
+        processes = [spawn.Process(target=_client, args=(base, share, start, results)) for share in shares]
+        for process in processes:
+            process.start()
+        time.sleep(3)  # every client process started and connected (they wait for the start signal)
+        start.set()
+        gathered = [results.get(timeout=600) for _ in processes]
+        elapsed = max(end for *_, end in gathered) - min(began for *_, began, _end in gathered)
+        for process in processes:
+            process.join()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    latencies = sorted(latency for part, *_ in gathered for latency in part)
+    return {
+        "workers": workers,
+        "clients": clients,
+        "checkouts": len(latencies),
+        "failures": sum(failures for _, failures, *_ in gathered),
+        "per_second": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+    }
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx2.get(f"{base}/readyz", timeout=1).status_code == 200
+    except httpx2.TransportError:
+        return False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=300)
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--json", action="store_true")
+    options = parser.parse_args(argv)
+    workload = WORKLOADS[0]
+    carts = carts_for(workload, options.orders, seed=7)
+    kinds = ("sqlite", "postgresql") if options.database == "both" else (options.database,)
+    report: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as temporary:
+        for kind in kinds:
+            directory = Path(temporary) / kind
+            directory.mkdir()
+            databases: Any = (
+                SqliteDatabases(directory)
+                if kind == "sqlite"
+                else PostgresDatabases(os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL))
+            )
+            try:
+                for workers in [int(w) for w in options.workers.split(",")]:
+                    floor_dir, served_dir = directory / f"floor-{workers}", directory / f"served-{workers}"
+                    floor_dir.mkdir()
+                    served_dir.mkdir()
+                    floor_manifest = write_manifest(floor_dir, databases.copy(f"floor-{workers}"))
+                    served_manifest = write_manifest(served_dir, databases.copy(f"served-{workers}"))
+                    for manifest in (floor_manifest, served_manifest):
+                        subprocess.run(
+                            [sys.executable, "-m", "retailblocks.cli", "assemble", "-m", str(manifest)],
+                            env={**os.environ, "BENCH_STORE_KEY": STORE_KEY},
+                            check=True,
+                            capture_output=True,
+                        )
+                        stock_up(manifest)
+                    floor = in_process_rate(floor_manifest, carts)
+                    served = http_run(served_manifest, workers, options.clients, carts)
+                    served.update(database=kind, in_process_per_second=floor, ratio=served["per_second"] / floor)
+                    report.append(served)
+                    if not options.json:
+                        print(
+                            f"{kind:10} workers={workers} clients={options.clients}: "
+                            f"{served['per_second']:7.1f} checkouts/s over HTTP (quote + order), "
+                            f"p50 {served['p50_ms']:6.1f} ms, p99 {served['p99_ms']:6.1f} ms; "
+                            f"in-process {floor:7.1f}/s; ratio {served['ratio']:.2f} (goal ≥ {GOAL}); "
+                            f"failures {served['failures']}",
+                            flush=True,
+                        )
+            finally:
+                databases.close()
+    if options.json:
+        print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""The ASGI application: the stack's operations over HTTP, for channels (``/store``) and operators.
+
+:func:`create_app` wraps a :class:`~retailblocks.stack.Stack` (or assembles one from a manifest when the
+server starts). Routes hold no business logic: each checks who calls, converts the wire's document to the
+model's values, calls one Stack operation and converts its result back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import attrs
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from retailblocks.errors import RetailBlocksError
+from retailblocks.http.auth import Forbidden, KeyRing, RateLimited, RateLimiter, Unauthorized
+from retailblocks.http.idempotency import IdempotentRequests, KeyProblem
+from retailblocks.http.problems import problem, problem_for, validation_problem
+from retailblocks.http.sessions import BadSession
+from retailblocks.manifest.api import DEFAULT_MAX_BODY_BYTES
+from retailblocks.stack import Stack, assemble
+
+access_log = logging.getLogger("retailblocks.http.access")
+server_log = logging.getLogger("retailblocks.http")
+REQUEST_ID = "X-Request-Id"
+
+
+@attrs.define
+class Api:
+    """What every route needs: the stack and the server's view of its callers."""
+
+    stack: Stack
+    keys: KeyRing
+    limiter: RateLimiter
+    requests: IdempotentRequests
+
+    @property
+    def cors_origins(self) -> frozenset[str]:
+        return frozenset(origin for key in self.stack.manifest.api.keys for origin in key.cors_origins)
+
+    def order_token(self, order_id: str) -> str:
+        """A shopper's proof that they placed ``order_id``: a keyed hash only this stack can make."""
+        return hmac.new(self.stack.fingerprint_key, f"order:{order_id}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def create_app(
+    stack: Stack | None = None,
+    *,
+    manifest: str | os.PathLike[str] | None = None,
+    recover_on_start: bool = True,
+) -> FastAPI:
+    """The ASGI app for ``stack``, or for the stack of ``manifest``, assembled when the server starts (and
+    closed when it stops). At start, flows a crash left half-way are finished or undone and the report is
+    logged."""
+    if (stack is None) == (manifest is None):
+        raise TypeError("create_app takes a stack or a manifest path, not both")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = stack is None
+        running = stack if stack is not None else assemble(manifest, require_lock=True)  # type: ignore[arg-type]
+        try:
+            if owned:
+                app.state.api = _api_for(running)
+            if recover_on_start:
+                report = running.recover()
+                server_log.info(
+                    "recovered at start: %s",
+                    json.dumps(
+                        {
+                            "resumed": len(report.resumed),
+                            "compensated": len(report.compensated),
+                            "stuck": len(report.stuck),
+                            "skipped": len(report.skipped),
+                        }
+                    ),
+                )
+            yield
+        finally:
+            if owned:
+                running.close()
+
+    app = _new_app(lifespan)
+    if stack is not None:
+        app.state.api = _api_for(stack)
+    return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The API's OpenAPI 3.1 document; no stack is needed to describe it."""
+    return _new_app(None).openapi()
+
+
+def _new_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None) -> FastAPI:
+    from retailblocks.http import openapi, operations, store
+
+    app = FastAPI(
+        title="retailblocks",
+        summary="A retailer's stack assembled from blocks: the store API for channels, and operations.",
+        version="1",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.include_router(operations.router)
+    app.include_router(store.router)
+    _install_error_handlers(app)
+    openapi.install(app)
+    app.add_middleware(_BodyLimit)
+    app.add_middleware(_Cors)
+    app.middleware("http")(_request_log)
+    return app
+
+
+def _api_for(stack: Stack) -> Api:
+    return Api(
+        stack, KeyRing(stack.manifest.api.keys), RateLimiter(), IdempotentRequests(stack.engine, stack.lease_clock)
+    )
+
+
+def api_of(request: Request) -> Api:
+    api: Api = request.app.state.api
+    return api
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RetailBlocksError)
+    async def retailblocks_error(_request: Request, error: RetailBlocksError) -> Response:
+        return problem_for(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError) -> Response:
+        return validation_problem(error.errors())
+
+    @app.exception_handler(Unauthorized)
+    async def unauthorized(_request: Request, error: Unauthorized) -> Response:
+        return problem(401, "unauthorized", "Unauthorized", str(error), headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(BadSession)
+    async def bad_session(_request: Request, error: BadSession) -> Response:
+        return problem(401, "shopper-session", "Shopper session needed", str(error))
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(_request: Request, error: Forbidden) -> Response:
+        return problem(403, "forbidden", "Forbidden", str(error))
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(_request: Request, error: RateLimited) -> Response:
+        return problem(
+            429, "rate-limited", "Too many requests", str(error), headers={"Retry-After": str(error.retry_after)}
+        )
+
+    @app.exception_handler(KeyProblem)
+    async def key_problem(_request: Request, error: KeyProblem) -> Response:
+        return problem(400, "idempotency-key", "Idempotency-Key needed", str(error))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> Response:
+        titles = {404: "Not found", 405: "Method not allowed", 413: "Request too large"}
+        kind = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(error.status_code, "http-error")
+        return problem(
+            error.status_code,
+            kind,
+            titles.get(error.status_code, "HTTP error"),
+            str(error.detail),
+            headers=dict(error.headers or {}),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, error: Exception) -> Response:
+        # Logged with its type only: an unexpected error's message may quote anything it was handed.
+        server_log.error("unexpected %s", type(error).__name__)
+        return problem(500, "internal", "Internal error", "the server failed; it is safe to retry with the same key")
+
+
+async def _request_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """One JSON line per request, with an id echoed to the caller; never headers, bodies or queries."""
+    request_id = request.headers.get(REQUEST_ID, "")
+    if not (0 < len(request_id) <= 64 and request_id.isascii() and request_id.isprintable()):
+        request_id = uuid.uuid4().hex
+    started = time.perf_counter()
+    response = await call_next(request)
+    response.headers[REQUEST_ID] = request_id
+    route = request.scope.get("route")
+    access_log.info(
+        json.dumps(
+            {
+                "request_id": request_id,
+                "method": request.method,
+                "route": getattr(route, "path", "unmatched"),
+                "status": response.status_code,
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            }
+        )
+    )
+    return response
+
+
+class _BodyLimit:
+    """413 for a body over the manifest's ``api.max_body_bytes``, whether it says its length or streams."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        api = getattr(scope["app"].state, "api", None) if "app" in scope else None
+        limit = api.stack.manifest.api.max_body_bytes if api is not None else DEFAULT_MAX_BODY_BYTES
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        too_large = problem(413, "too-large", "Request too large", f"the body may be at most {limit} bytes")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await too_large(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await too_large(scope, receive, send)
+
+
+class _Cors:
+    """CORS for web channels: an origin a store key lists in ``cors`` may call the API from a browser.
+
+    A preflight carries no key, so it is answered for the origins any key lists; the request itself is then
+    refused (403) when its key does not list the origin it came from (see store.store_key).
+    """
+
+    ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, Shopper-Token, Order-Token, X-Request-Id"
+    EXPOSED_HEADERS = "Idempotent-Replayed, X-Request-Id, Retry-After"
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        api = getattr(scope["app"].state, "api", None) if "app" in scope else None
+        allowed = origin != "" and api is not None and origin in api.cors_origins
+        if scope["method"] == "OPTIONS" and origin and b"access-control-request-method" in headers:
+            if not allowed:
+                await problem(403, "cors", "Origin not allowed", "no key of this stack lists this origin")(
+                    scope, receive, send
+                )
+                return
+            response = Response(
+                status_code=204,
+                headers={
+                    "Access-Control-Allow-Origin": origin,
+                    "Access-Control-Allow-Methods": "GET, POST",
+                    "Access-Control-Allow-Headers": self.ALLOWED_HEADERS,
+                    "Access-Control-Max-Age": "600",
+                    "Vary": "Origin",
+                },
+            )
+            await response(scope, receive, send)
+            return
+        if not allowed:
+            await self.app(scope, receive, send)
+            return
+
+        async def with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = [
+                    (b"access-control-allow-origin", origin.encode("latin-1")),
+                    (b"access-control-expose-headers", self.EXPOSED_HEADERS.encode()),
+                    (b"vary", b"Origin"),
+                ]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, with_cors)
+
+
+class _TooLarge(Exception):
+    pass

@@ -1,0 +1,337 @@
+"""The HTTP API's documents: what requests carry and responses return, as the OpenAPI document shows them.
+
+These are the wire's shapes, converted to and from the model's values at the edge (:func:`cart_of`,
+:func:`order_out`…); every rule of the model still applies after conversion, so a request that passes
+these schemas may still be refused with the model's own message. Money is integer minor units with its
+currency everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from retailblocks.flows.pricing import PricedCart
+from retailblocks.model import (
+    Address,
+    Cart,
+    CartLine,
+    Fulfilment,
+    Identity,
+    Member,
+    Money,
+    Order,
+    PaymentRequest,
+    PriceAdjustment,
+    Product,
+    ShippingQuote,
+)
+from retailblocks.model.limits import MAX_ID_LENGTH, MAX_LINE_QUANTITY, MAX_SLUG_LENGTH, MAX_TEXT_LENGTH
+
+#: Text the model accepts: no NUL; a Name also has something besides spaces. In the schema, so that a
+#: client (and a generated test) knows the rule before the server says it.
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH, pattern=r"^[^\x00]*$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00]*\S[^\x00]*$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MoneyOut(BaseModel):
+    amount: int = Field(description="minor units (cents, fen)")
+    currency: str = Field(description="ISO 4217 code")
+
+
+def money_out(money: Money) -> MoneyOut:
+    return MoneyOut(amount=money.amount, currency=money.currency)
+
+
+class ProductOut(BaseModel):
+    sku: str
+    title: str
+    category: str
+    price: MoneyOut = Field(description="the price in the caller's channel")
+
+
+def product_out(product: Product, channel: str) -> ProductOut:
+    return ProductOut(
+        sku=product.sku, title=product.title, category=product.category, price=money_out(product.price_in(channel))
+    )
+
+
+class CatalogOut(BaseModel):
+    channel: str
+    products: list[ProductOut]
+
+
+class LocationStock(BaseModel):
+    location: str
+    available: int
+
+
+class SkuAvailability(BaseModel):
+    sku: str
+    available: int = Field(description="what the caller's channel may sell now, after safety stock")
+    locations: list[LocationStock] = Field(description="stock per location, for pick-up and 'which store'")
+
+
+class AvailabilityOut(BaseModel):
+    channel: str
+    skus: list[SkuAvailability]
+
+
+class CartLineIn(_Strict):
+    sku: Name
+    quantity: int = Field(ge=1, le=MAX_LINE_QUANTITY)
+
+
+class IdentityIn(_Strict):
+    kind: Literal["phone", "email", "openid", "marketplace", "store_card", "social"]
+    value: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$")]
+
+
+class AddressIn(_Strict):
+    country: Text
+    region: Text = ""
+    city: Text = ""
+    postal_code: Text = ""
+    line1: Text = ""
+    name: Text = ""
+    phone: Text = ""
+
+
+class FulfilmentIn(_Strict):
+    kind: Literal["carry_out", "pickup", "delivery"] = "carry_out"
+    address: AddressIn | None = None
+    pickup_location: Name | None = None
+    option_id: Name | None = None
+
+
+class PaymentIn(_Strict):
+    method: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SLUG_LENGTH, pattern=r"^[^\x00]*\S[^\x00]*$")]
+    amount: int | None = Field(
+        default=None, ge=1, description="minor units of the stack's currency; absent means what is left"
+    )
+    details: dict[
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_SLUG_LENGTH, pattern=r"^[^\x00]*\S[^\x00]*$")],
+        Text,
+    ] = Field(default_factory=dict, description="method-specific: a card token, a gift card")
+
+
+class CartIn(_Strict):
+    """A cart for the caller's channel (the channel comes from the API key, never from the body)."""
+
+    lines: list[CartLineIn] = Field(min_length=1, max_length=500)
+    payments: list[PaymentIn] = Field(default_factory=list, max_length=10)
+    identities: list[IdentityIn] = Field(default_factory=list, max_length=10)
+    fulfilment: FulfilmentIn = Field(default_factory=FulfilmentIn)
+    coupons: list[Name] = Field(default_factory=list, max_length=10)
+    attribution: Text | None = None
+
+
+def cart_of(body: CartIn, channel: str, currency: str) -> Cart:
+    """The model's cart for ``body`` in ``channel``; InvalidValue with the model's message if a value breaks
+    one of its rules."""
+    fulfilment = body.fulfilment
+    return Cart(
+        channel=channel,
+        lines=tuple(CartLine(line.sku, line.quantity) for line in body.lines),
+        payments=tuple(
+            PaymentRequest(
+                method=payment.method,
+                amount=Money(payment.amount, currency) if payment.amount is not None else None,
+                details=payment.details,
+            )
+            for payment in body.payments
+        ),
+        identities=tuple(identity_of(identity) for identity in body.identities),
+        fulfilment=Fulfilment(
+            fulfilment.kind,
+            address=Address(**fulfilment.address.model_dump()) if fulfilment.address else None,
+            pickup_location=fulfilment.pickup_location,
+            option_id=fulfilment.option_id,
+        ),
+        coupons=tuple(body.coupons),
+        attribution=body.attribution,
+    )
+
+
+class AdjustmentOut(BaseModel):
+    promotion_id: str
+    target: str = Field(description="item, order or shipping")
+    amount: MoneyOut
+    reason: str
+    funder: str = Field(description="who pays for it: the merchant or a partner")
+    coupon: str | None = None
+
+
+def adjustment_out(adjustment: PriceAdjustment) -> AdjustmentOut:
+    return AdjustmentOut(
+        promotion_id=adjustment.promotion_id,
+        target=adjustment.target.value,
+        amount=money_out(adjustment.amount),
+        reason=adjustment.reason,
+        funder=adjustment.funder,
+        coupon=adjustment.coupon,
+    )
+
+
+class ShippingOut(BaseModel):
+    option_id: str
+    carrier: str
+    amount: MoneyOut
+    min_days: int
+    max_days: int
+
+
+def shipping_out(quote: ShippingQuote) -> ShippingOut:
+    return ShippingOut(
+        option_id=quote.option_id,
+        carrier=quote.carrier,
+        amount=money_out(quote.amount),
+        min_days=quote.min_days,
+        max_days=quote.max_days,
+    )
+
+
+class LineOut(BaseModel):
+    index: int
+    sku: str
+    quantity: int
+    unit_price: MoneyOut
+    discount: MoneyOut
+    total: MoneyOut
+
+
+class QuoteOut(BaseModel):
+    lines: list[LineOut]
+    adjustments: list[AdjustmentOut]
+    shipping_option: ShippingOut | None
+    subtotal: MoneyOut
+    discount: MoneyOut
+    shipping: MoneyOut
+    total: MoneyOut
+
+
+def quote_out(priced: PricedCart) -> QuoteOut:
+    zero = Money.zero(priced.total.currency)
+    return QuoteOut(
+        lines=[
+            LineOut(
+                index=line.index,
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=money_out(line.unit_price),
+                discount=money_out(line.discount or zero),
+                total=money_out(line.subtotal - (line.discount or zero)),
+            )
+            for line in priced.lines
+        ],
+        adjustments=[adjustment_out(a) for a in priced.adjustments],
+        shipping_option=shipping_out(priced.quote) if priced.quote else None,
+        subtotal=money_out(priced.subtotal),
+        discount=money_out(priced.discount),
+        shipping=money_out(priced.shipping),
+        total=money_out(priced.total),
+    )
+
+
+class PaymentOut(BaseModel):
+    method: str
+    amount: MoneyOut
+    status: str
+
+
+class OrderOut(BaseModel):
+    id: str
+    channel: str
+    status: str
+    lines: list[LineOut]
+    adjustments: list[AdjustmentOut]
+    payments: list[PaymentOut]
+    subtotal: MoneyOut
+    discount: MoneyOut
+    shipping: MoneyOut
+    total: MoneyOut
+    refunded: MoneyOut
+    created_at: str
+    token: str | None = Field(
+        default=None, description="returned once, at checkout: send it as Order-Token to read this order"
+    )
+
+
+def order_out(order: Order, token: str | None = None) -> OrderOut:
+    zero = Money.zero(order.currency)
+    return OrderOut(
+        id=order.id,
+        channel=order.channel,
+        status=order.status.value,
+        lines=[
+            LineOut(
+                index=line.index,
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=money_out(line.unit_price),
+                discount=money_out(line.discount),
+                total=money_out(line.total),
+            )
+            for line in order.lines
+        ],
+        adjustments=[adjustment_out(a) for a in order.adjustments],
+        payments=[
+            PaymentOut(method=p.method, amount=money_out(p.amount), status=p.status.value) for p in order.payments
+        ],
+        subtotal=money_out(order.subtotal),
+        discount=money_out(order.discount),
+        shipping=money_out(order.shipping),
+        total=money_out(order.total),
+        refunded=money_out(order.refunded or zero),
+        created_at=order.created_at.isoformat(),
+        token=token,
+    )
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str]
+
+
+class MemberOut(BaseModel):
+    id: str
+    tier: str
+    points: int
+    identities: list[str] = Field(description="kind:value, as the member's channels know them")
+
+
+def member_out(member: Member) -> MemberOut:
+    return MemberOut(
+        id=member.id, tier=member.tier, points=member.points, identities=[str(i) for i in member.identities]
+    )
+
+
+class SignInIn(_Strict):
+    identities: list[IdentityIn] = Field(min_length=1, max_length=10)
+
+
+class SessionOut(BaseModel):
+    token: str = Field(description="send as Shopper-Token, with the channel's key")
+    expires_at: str
+    member: MemberOut
+
+
+class LinkIn(_Strict):
+    identity: IdentityIn
+
+
+def identity_of(identity: IdentityIn) -> Identity:
+    return Identity(identity.kind, identity.value)
+
+
+class OrderListOut(BaseModel):
+    orders: list[OrderOut]

@@ -1,0 +1,34 @@
+"""What ``blocks serve`` runs in each worker process: the app for the manifest the command was given."""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+
+from retailblocks.http.app import create_app
+
+#: The manifest the serving command checked, passed to the worker processes it starts.
+SERVE_MANIFEST_ENV = "RETAILBLOCKS_SERVE_MANIFEST"
+
+
+def app() -> FastAPI:
+    """The ASGI app factory uvicorn calls in every worker."""
+    return create_app(manifest=os.environ[SERVE_MANIFEST_ENV])
+
+
+LOG_CONFIG = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"line": {"format": "%(message)s"}, "server": {"format": "%(levelname)s %(name)s: %(message)s"}},
+    "handlers": {
+        "access": {"class": "logging.StreamHandler", "formatter": "line", "stream": "ext://sys.stdout"},
+        "server": {"class": "logging.StreamHandler", "formatter": "server", "stream": "ext://sys.stderr"},
+    },
+    "loggers": {
+        "retailblocks.http.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        "retailblocks.http": {"handlers": ["server"], "level": "INFO", "propagate": False},
+        "uvicorn": {"handlers": ["server"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"level": "INFO"},
+    },
+}

@@ -1,0 +1,268 @@
+"""The store API: what a channel's shop, till or marketplace connector calls, scoped to its channel.
+
+A store key acts for exactly one channel: the catalog and prices are that channel's, carts are placed in
+it, and an order of another channel does not exist for it (404). Reading an order also needs the order's
+token, returned once at checkout, so a shopper cannot read another shopper's order by guessing its id.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
+from starlette.concurrency import run_in_threadpool
+
+from retailblocks.errors import UnknownOrder
+from retailblocks.http import sessions
+from retailblocks.http.app import Api, api_of
+from retailblocks.http.auth import Forbidden, bearer
+from retailblocks.http.idempotency import HEADER, check_key, flow_key, request_hash
+from retailblocks.http.schemas import (
+    AvailabilityOut,
+    CartIn,
+    CatalogOut,
+    LinkIn,
+    LocationStock,
+    MemberOut,
+    Name,
+    OrderListOut,
+    OrderOut,
+    QuoteOut,
+    SessionOut,
+    SignInIn,
+    SkuAvailability,
+    cart_of,
+    identity_of,
+    member_out,
+    order_out,
+    product_out,
+    quote_out,
+)
+from retailblocks.manifest.api import ApiKey
+
+router = APIRouter(prefix="/store", tags=["store"])
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no key, or a key this stack does not accept"},
+    403: {"description": "an admin key; the store API takes a channel's store key"},
+    422: {"description": "a value that breaks a rule, said where"},
+    429: {"description": "the key's rate limit; see Retry-After"},
+}
+
+
+def store_key(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> ApiKey:
+    api = api_of(request)
+    key = api.keys.authenticate(credentials.credentials if credentials else None)
+    if not key.is_store_key:
+        raise Forbidden("the store API takes a channel's store key")
+    origin = request.headers.get("origin")
+    if origin is not None and origin not in key.cors_origins and "*" not in key.cors_origins:
+        raise Forbidden("this key may not be used from this origin (see the key's cors list)")
+    api.limiter.spend(key)
+    return key
+
+
+Caller = Annotated[ApiKey, Depends(store_key)]
+ApiDep = Annotated[Api, Depends(api_of)]
+
+
+def _channel(key: ApiKey) -> str:
+    assert key.channel is not None  # store_key admits store keys only
+    return key.channel
+
+
+@router.get(
+    "/catalog",
+    operation_id="storeCatalog",
+    response_model=CatalogOut,
+    responses=_PROBLEMS,
+    summary="The channel's assortment and prices",
+)
+def catalog(caller: Caller, api: ApiDep) -> CatalogOut:
+    channel = _channel(caller)
+    products = [product_out(p, channel) for p in api.stack.catalog.values() if p.sold_in(channel)]
+    return CatalogOut(channel=channel, products=products)
+
+
+@router.get(
+    "/availability",
+    operation_id="storeAvailability",
+    response_model=AvailabilityOut,
+    responses=_PROBLEMS,
+    summary="What the channel may sell now, and the stock at each of its locations",
+)
+def availability(
+    caller: Caller, api: ApiDep, sku: Annotated[list[Name], Query(min_length=1, max_length=200)]
+) -> AvailabilityOut:
+    channel = _channel(caller)
+    found = api.stack.availability(channel, sku)
+    return AvailabilityOut(
+        channel=channel,
+        skus=[
+            SkuAvailability(
+                sku=name,
+                available=units,
+                locations=[LocationStock(location=loc, available=n) for loc, n in found.by_location[name].items()],
+            )
+            for name, units in found.sellable.items()
+        ],
+    )
+
+
+@router.post(
+    "/quotes",
+    operation_id="createQuote",
+    response_model=QuoteOut,
+    responses={
+        **_PROBLEMS,
+        404: {"description": "a SKU the stack does not sell"},
+        409: {"description": "not deliverable, or a coupon that does not apply"},
+    },
+    summary="Price a cart as checkout would: adjustments with reasons and funders, shipping; nothing is kept",
+)
+def create_quote(body: CartIn, caller: Caller, api: ApiDep) -> QuoteOut:
+    cart = cart_of(body, _channel(caller), api.stack.currency)
+    return quote_out(api.stack.quote(cart))
+
+
+@router.post(
+    "/orders",
+    operation_id="createOrder",
+    status_code=201,
+    response_model=OrderOut,
+    responses={
+        **_PROBLEMS,
+        400: {"description": f"no {HEADER} header"},
+        404: {"description": "a SKU the stack does not sell"},
+        402: {"description": "the payment was declined"},
+        409: {"description": "out of stock, not deliverable, or the same key still in progress"},
+    },
+    summary="Check out a cart: once per Idempotency-Key",
+)
+async def create_order(
+    request: Request,
+    body: CartIn,
+    caller: Caller,
+    api: ApiDep,
+    idempotency_key: Annotated[str | None, Header(alias=HEADER)] = None,
+) -> Response:
+    key = check_key(idempotency_key)
+    fingerprint = request_hash(request.method, request.url.path, await request.body())
+    channel = _channel(caller)
+
+    def place() -> Response:
+        cart = cart_of(body, channel, api.stack.currency)
+        order = api.stack.checkout(cart, key=flow_key(caller.id, key))
+        document = order_out(order, token=api.order_token(order.id))
+        return JSONResponse(document.model_dump(mode="json"), status_code=201)
+
+    return await run_in_threadpool(api.requests.run, caller.id, key, fingerprint, place)
+
+
+@router.get(
+    "/orders/{order_id}",
+    operation_id="readOrder",
+    response_model=OrderOut,
+    responses={**_PROBLEMS, 404: {"description": "no such order for this channel and token"}},
+    summary="An order the shopper placed, with its status, by the token checkout returned",
+)
+def read_order(
+    order_id: str,
+    caller: Caller,
+    api: ApiDep,
+    order_token: Annotated[str | None, Header(alias="Order-Token")] = None,
+) -> OrderOut:
+    # One answer for every way of not being allowed to see it: nothing tells a guesser which it was.
+    hidden = UnknownOrder(f"no order {order_id!r} for this channel")
+    if order_token is None or not hmac.compare_digest(order_token.encode(), api.order_token(order_id).encode()):
+        raise hidden
+    order = api.stack.order(order_id)
+    if order.channel != _channel(caller):
+        raise hidden
+    return order_out(order)
+
+
+def shopper(
+    request: Request,
+    caller: Caller,
+    token: Annotated[str | None, Header(alias=sessions.HEADER)] = None,
+) -> str:
+    """The member the shopper's session names, in the caller's channel."""
+    api = api_of(request)
+    return sessions.verify(api.stack.manifest.api.session_secret, token, _channel(caller), api.stack.lease_clock.now())
+
+
+Shopper = Annotated[str, Depends(shopper)]
+_SESSION_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    **_PROBLEMS,
+    401: {"description": "no key or shopper session, or one not valid here and now"},
+}
+
+
+@router.post(
+    "/sessions",
+    operation_id="signIn",
+    status_code=201,
+    response_model=SessionOut,
+    responses={**_PROBLEMS, 403: {"description": "a key that does not sign shoppers in"}},
+    summary="Sign a shopper in by the identities the channel's server has verified",
+)
+def sign_in(body: SignInIn, caller: Caller, api: ApiDep) -> SessionOut:
+    if not caller.signs_in_shoppers or api.stack.manifest.api.session_secret is None:
+        raise Forbidden("this key does not sign shoppers in (only a channel server's key with signs_in_shoppers)")
+    channel = _channel(caller)
+    member = api.stack.sign_in(channel, [identity_of(i) for i in body.identities])
+    token, expires = sessions.issue(
+        api.stack.manifest.api.session_secret, member.id, channel, api.stack.lease_clock.now()
+    )
+    return SessionOut(token=token, expires_at=expires.isoformat(), member=member_out(member))
+
+
+@router.get(
+    "/me", operation_id="readMe", response_model=MemberOut, responses=_SESSION_PROBLEMS, summary="The signed-in member"
+)
+def read_me(member_id: Shopper, api: ApiDep) -> MemberOut:
+    return member_out(api.stack.member(member_id))
+
+
+@router.get(
+    "/me/orders",
+    operation_id="readMyOrders",
+    response_model=OrderListOut,
+    responses=_SESSION_PROBLEMS,
+    summary="The signed-in member's orders in this channel, newest first",
+)
+def read_my_orders(
+    member_id: Shopper, caller: Caller, api: ApiDep, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> OrderListOut:
+    found = api.stack.orders(member_id=member_id, channel=_channel(caller))
+    return OrderListOut(orders=[order_out(order) for order in reversed(found[-limit:])])
+
+
+@router.post(
+    "/me/identities",
+    operation_id="linkIdentity",
+    response_model=MemberOut,
+    responses={**_SESSION_PROBLEMS, 400: {"description": f"no {HEADER} header"}},
+    summary="Link another identity to the signed-in member",
+)
+async def link_identity(
+    request: Request,
+    body: LinkIn,
+    member_id: Shopper,
+    caller: Caller,
+    api: ApiDep,
+    idempotency_key: Annotated[str | None, Header(alias=HEADER)] = None,
+) -> Response:
+    key = check_key(idempotency_key)
+    fingerprint = request_hash(request.method, request.url.path, await request.body())
+    channel = _channel(caller)
+
+    def link() -> Response:
+        member = api.stack.link_identity(channel, member_id, identity_of(body.identity))
+        return JSONResponse(member_out(member).model_dump(mode="json"))
+
+    return await run_in_threadpool(api.requests.run, caller.id, f"{member_id}:{key}", fingerprint, link)
