@@ -50,6 +50,7 @@ from checkout_throughput import (
 )
 
 from retailblocks import assemble
+from retailblocks.hookspecs import inventory
 from retailblocks.model import Cart
 
 STORE_KEY = "rb_pk_bench_0123456789abcdefghijk"
@@ -84,7 +85,9 @@ def stock_up(manifest: Path) -> None:
     with assemble(manifest, environ={"BENCH_STORE_KEY": STORE_KEY}) as stack, stack.context(flow="bench") as ctx:
         for sku in stack.catalog:
             for location in LOCATIONS:
-                stack.hooks.inventory_adjust(ctx, sku, location, STOCK, "received", f"stock-{sku}-{location}")
+                stack.hooks.call(
+                    inventory.inventory_adjust, ctx, sku, location, STOCK, "received", f"stock-{sku}-{location}"
+                )
 
 
 def in_process_rate(manifest: Path, carts: Sequence[tuple[str, Cart]]) -> float:

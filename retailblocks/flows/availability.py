@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import attrs
 
 from retailblocks.errors import InvalidValue
+from retailblocks.flows.capabilities import stock_locations
+from retailblocks.hookspecs import inventory
 from retailblocks.model.limits import MAX_ID_LENGTH, check_text
 
 if TYPE_CHECKING:
@@ -33,9 +35,9 @@ def availability(stack: Runtime, channel: str, skus: Sequence[str]) -> Availabil
         check_text(sku, "a SKU", max_length=MAX_ID_LENGTH, allow_empty=False)
     wanted = list(dict.fromkeys(skus))
     with stack.context(channel, flow="read", read_only=True) as ctx:
-        sellable = dict(stack.hooks.inventory_available(ctx, wanted))
-        locations = set(stack.hooks.inventory_locations(ctx))
-        levels = stack.hooks.inventory_levels(ctx, wanted) if stack.hooks.provides("inventory_levels") else ()
+        sellable = dict(stack.hooks.call(inventory.inventory_available, ctx, wanted))
+        locations = set(stock_locations(stack.hooks, ctx))
+        levels = stack.hooks.maybe(inventory.inventory_levels, ctx, wanted) or ()
     by_location: dict[str, dict[str, int]] = {sku: {} for sku in wanted}
     for level in levels:
         if level.sku in by_location and level.location in locations:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from retailblocks.errors import InvalidValue
 from retailblocks.flows.pricing import PricedCart, price_cart, price_lines
+from retailblocks.hookspecs import membership
 from retailblocks.model import Cart
 
 if TYPE_CHECKING:
@@ -20,6 +21,8 @@ def quote(stack: Runtime, cart: Cart) -> PricedCart:
         raise InvalidValue(f"a quote expects a Cart (got {type(cart).__name__})")
     stack.channel(cart.channel)
     with stack.context(cart.channel, flow="quote", read_only=True) as ctx:
-        member = stack.hooks.membership_identify(ctx, cart.identities, False) if cart.identities else None
+        member = (
+            stack.hooks.maybe(membership.membership_identify, ctx, cart.identities, False) if cart.identities else None
+        )
         lines = price_lines(cart, stack.catalog, stack.currency)
         return price_cart(ctx, stack.hooks, cart, lines, member, stack.currency)
