@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from retailblocks.cli.support import manifest_option, open_stack
+from retailblocks.cli.support import json_option, manifest_option, open_stack
 
 
 @click.command()
@@ -22,7 +22,8 @@ from retailblocks.cli.support import manifest_option, open_stack
     type=click.IntRange(1, 64),
     help="Worker processes; they share only the stack's database.",
 )
-def serve(manifest: Path, host: str, port: int, workers: int) -> None:
+@json_option("Report start-up errors as JSON (the server's own logs are JSON lines either way).")
+def serve(manifest: Path, host: str, port: int, workers: int, as_json: bool) -> None:
     """Serve the stack over HTTP: the store API for channels, operations, and /docs.
 
     The manifest must be assembled (`blocks assemble`). Every worker finishes or undoes, at start, the
@@ -56,7 +57,8 @@ def serve(manifest: Path, host: str, port: int, workers: int) -> None:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Write the document to this file (default: print it).",
 )
-def openapi(output: Path | None) -> None:
+@json_option("The document is JSON either way.")
+def openapi(output: Path | None, as_json: bool) -> None:
     """The HTTP API's OpenAPI 3.1 document (JSON), as `blocks serve` publishes it at /openapi.json."""
     from retailblocks.http.app import openapi_document
 
@@ -64,7 +66,10 @@ def openapi(output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise click.ClickException(f"cannot write {output}: {error.strerror or error}") from None
 
 
 COMMANDS = [serve, openapi]

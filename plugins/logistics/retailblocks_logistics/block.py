@@ -47,7 +47,7 @@ from retailblocks_logistics.config import (
 from retailblocks_logistics.tables import MIGRATIONS
 
 if TYPE_CHECKING:
-    import click
+    pass
 
 #: The carrier id of shipments the store hands over itself (click-and-collect, carry-out).
 STORE_CARRIER = "store"
@@ -573,9 +573,3 @@ class Logistics(Block):
         return records
 
     # -- operator commands -------------------------------------------------------------------------
-
-    @classmethod
-    def cli_commands(cls) -> Sequence[click.Command]:
-        from retailblocks_logistics.cli import shipments_group
-
-        return [shipments_group]

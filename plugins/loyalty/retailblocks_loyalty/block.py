@@ -11,8 +11,6 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any, ClassVar
 
-import click
-
 from retailblocks import AuditFinding, Block, Capability, FlowContext, hookimpl
 from retailblocks.assembly.references import unknown
 from retailblocks.errors import InvalidValue
@@ -185,12 +183,6 @@ class Loyalty(Block):
         return payments.balance(ctx, authorization)
 
     # -- public methods beyond the hooks ---------------------------------------------------------
-
-    @classmethod
-    def cli_commands(cls) -> Sequence[click.Command]:
-        from retailblocks_loyalty.cli import loyalty_group
-
-        return [loyalty_group]
 
     def unmerge(self, ctx: FlowContext, merge_id: str, reason: str = "") -> dict[str, Any]:
         """Revert merge ``merge_id``: its identities and transferred points go back to the absorbed

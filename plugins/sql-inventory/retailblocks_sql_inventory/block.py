@@ -36,8 +36,6 @@ from retailblocks_sql_inventory.stock import Movement, Pair
 from retailblocks_sql_inventory.tables import MIGRATIONS, allocations, reservation_lines, reservations
 
 if TYPE_CHECKING:
-    import click
-
     from retailblocks.storage import Migration
 
 #: How often a reservation re-plans after concurrent checkouts took the stock it planned on.
@@ -182,12 +180,6 @@ class SqlInventory(Block):
         """Release active reservations whose time is up, a batch at a time."""
         while self._expire_batch(ctx) == EXPIRY_BATCH:
             pass
-
-    @classmethod
-    def cli_commands(cls) -> Sequence[click.Command]:
-        from retailblocks_sql_inventory.commands import stock_group
-
-        return (stock_group,)
 
     # -- where a channel sells from ------------------------------------------------------------
 

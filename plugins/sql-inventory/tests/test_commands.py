@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from retailblocks_sql_inventory import SqlInventory
 from retailblocks_sql_inventory.commands import stock_group
 
 import retailblocks.cli.support as support
@@ -53,8 +52,11 @@ def run(sqlite_inventory: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     return invoke
 
 
-def test_the_block_offers_the_stock_group() -> None:
-    assert SqlInventory.cli_commands() == (stock_group,)
+def test_the_distribution_declares_the_stock_group() -> None:
+    from importlib.metadata import entry_points
+
+    (declared,) = [point for point in entry_points(group="retailblocks.commands") if point.name == "stock"]
+    assert declared.load() is stock_group
     assert set(stock_group.commands) == {"levels", "receive", "adjust", "count", "movements"}
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import click
-
 from retailblocks import AuditFinding, Block, Capability, FlowContext, hookimpl
 from retailblocks.model import Identity, Money, PaymentAuthorization, PaymentBalance, PaymentCapture, PaymentRefund
 from retailblocks.storage import Migration
@@ -136,12 +134,6 @@ class StoredValue(Block):
     def unfreeze(self, ctx: FlowContext, code: str) -> None:
         """Let a frozen gift card (or wallet) pay again."""
         self.book.set_status(ctx, code, AccountStatus.ACTIVE)
-
-    @classmethod
-    def cli_commands(cls) -> Sequence[click.Command]:
-        from retailblocks_stored_value.cli import stored_value_group
-
-        return [stored_value_group]
 
     def audit(self, ctx: FlowContext) -> list[str]:
         """Every violated ledger invariant, as a sentence; empty when the books are consistent."""
