@@ -15,6 +15,7 @@ import attrs
 
 from retailblocks.hookspecs import Capability
 from retailblocks.hookspecs.blocks import Block
+from retailblocks.manifest import BlockEntry
 
 ENTRY_POINT_GROUP = "retailblocks"
 #: Comma-separated block names: when set, only these blocks are loaded (the way out when one misbehaves).
@@ -39,6 +40,15 @@ class BlockInfo:
     @property
     def loaded(self) -> bool:
         return self.block_class is not None
+
+
+@attrs.frozen
+class AssembledBlock:
+    """A manifest entry resolved to an installed block and its validated configuration."""
+
+    entry: BlockEntry
+    info: BlockInfo
+    instance: Block
 
 
 def allowed_names(environ: dict[str, str] | None = None) -> frozenset[str] | None:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from packaging.version import InvalidVersion, Version
 
 from retailblocks.assembly.core_block import CoreBlock
-from retailblocks.assembly.discovery import TRACE_ENV, BlockInfo, api_incompatibility, discover
+from retailblocks.assembly.discovery import TRACE_ENV, AssembledBlock, BlockInfo, api_incompatibility, discover
 from retailblocks.assembly.hooks import Hooks
 from retailblocks.assembly.references import check_manifest as check_references
 from retailblocks.assembly.references import declared_names
@@ -48,15 +48,6 @@ CORE_ID = "core"
 FUSION_ID = "fusion"
 #: Blocks the core registers in every stack; manifest entries may not take their ids.
 CORE_BLOCK_IDS = (CORE_ID, FUSION_ID)
-
-
-@attrs.frozen
-class AssembledBlock:
-    """A manifest entry resolved to an installed block and its validated configuration."""
-
-    entry: BlockEntry
-    info: BlockInfo
-    instance: Block
 
 
 @attrs.frozen

@@ -20,7 +20,7 @@ from retailblocks.hookspecs import (
 from retailblocks.manifest import Manifest, ManifestError, SourcePosition
 
 if TYPE_CHECKING:
-    from retailblocks.assembly.plan import AssembledBlock
+    from retailblocks.assembly.discovery import AssembledBlock
 
 
 def implemented_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:

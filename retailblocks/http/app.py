@@ -7,8 +7,6 @@ model's values, calls one Stack operation and converts its result back.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -18,7 +16,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-import attrs
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -26,34 +23,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from retailblocks.errors import RetailBlocksError
-from retailblocks.http.auth import Forbidden, KeyRing, RateLimited, RateLimiter, Unauthorized
-from retailblocks.http.idempotency import IdempotentRequests, KeyProblem
+from retailblocks.http.auth import Forbidden, RateLimited, Unauthorized
+from retailblocks.http.idempotency import KeyProblem
 from retailblocks.http.problems import problem, problem_for, validation_problem
 from retailblocks.http.sessions import BadSession
+from retailblocks.http.state import api_for
 from retailblocks.manifest.api import DEFAULT_MAX_BODY_BYTES
 from retailblocks.stack import Stack, assemble
 
 access_log = logging.getLogger("retailblocks.http.access")
 server_log = logging.getLogger("retailblocks.http")
 REQUEST_ID = "X-Request-Id"
-
-
-@attrs.define
-class Api:
-    """What every route needs: the stack and the server's view of its callers."""
-
-    stack: Stack
-    keys: KeyRing
-    limiter: RateLimiter
-    requests: IdempotentRequests
-
-    @property
-    def cors_origins(self) -> frozenset[str]:
-        return frozenset(origin for key in self.stack.manifest.api.keys for origin in key.cors_origins)
-
-    def order_token(self, order_id: str) -> str:
-        """A shopper's proof that they placed ``order_id``: a keyed hash only this stack can make."""
-        return hmac.new(self.stack.fingerprint_key, f"order:{order_id}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
 def create_app(
@@ -74,7 +54,7 @@ def create_app(
         running = stack if stack is not None else assemble(manifest, require_lock=True)  # type: ignore[arg-type]
         try:
             if owned:
-                app.state.api = _api_for(running)
+                app.state.api = api_for(running)
             if recover_on_start:
                 report = running.recover()
                 server_log.info(
@@ -95,7 +75,7 @@ def create_app(
 
     app = _new_app(lifespan)
     if stack is not None:
-        app.state.api = _api_for(stack)
+        app.state.api = api_for(stack)
     return app
 
 
@@ -124,17 +104,6 @@ def _new_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | 
     app.add_middleware(_Cors)
     app.middleware("http")(_request_log)
     return app
-
-
-def _api_for(stack: Stack) -> Api:
-    return Api(
-        stack, KeyRing(stack.manifest.api.keys), RateLimiter(), IdempotentRequests(stack.engine, stack.lease_clock)
-    )
-
-
-def api_of(request: Request) -> Api:
-    api: Api = request.app.state.api
-    return api
 
 
 def _install_error_handlers(app: FastAPI) -> None:

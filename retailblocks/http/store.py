@@ -17,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 
 from retailblocks.errors import UnknownOrder
 from retailblocks.http import sessions
-from retailblocks.http.app import Api, api_of
 from retailblocks.http.auth import Forbidden, bearer
 from retailblocks.http.idempotency import HEADER, check_key, flow_key, request_hash
 from retailblocks.http.schemas import (
@@ -41,6 +40,7 @@ from retailblocks.http.schemas import (
     product_out,
     quote_out,
 )
+from retailblocks.http.state import Api, api_of
 from retailblocks.manifest.api import ApiKey
 
 router = APIRouter(prefix="/store", tags=["store"])

@@ -20,7 +20,6 @@ from datetime import date
 
 from retailblocks.manifest import readers
 from retailblocks.manifest.errors import ManifestError
-from retailblocks.manifest.loader import _channel_ref, _money, _slug, _unique
 from retailblocks.manifest.model import Campaign, Segment
 from retailblocks.manifest.nodes import Node
 from retailblocks.model import Product
@@ -50,14 +49,14 @@ def parse_segments(
     segments: list[Segment] = []
     for item in readers.sequence(node):
         entries = readers.check_keys(item, _SEGMENT_KEYS, ("id",))
-        segment_id = _slug(entries["id"])
-        _unique(entries["id"], segment_id, seen, "segment id")
+        segment_id = readers.slug(entries["id"])
+        readers.unique(entries["id"], segment_id, seen, "segment id")
         counts = {key: _count(entries[key]) for key in _COUNT_RULES if key in entries}
-        money = {key: _money(entries[key], currency) for key in _MONEY_RULES if key in entries}
+        money = {key: readers.money(entries[key], currency) for key in _MONEY_RULES if key in entries}
         dates = {key: _date(entries[key]) for key in _DATE_RULES if key in entries}
         skus = _references(entries.get("skus"), [p.sku for p in catalog], "SKU")
         categories = _references(entries.get("categories"), sorted({p.category for p in catalog}), "category")
-        channels = frozenset(_channel_ref(ref, channel_ids) for ref in _list(entries.get("channels")))
+        channels = frozenset(readers.channel_ref(ref, channel_ids) for ref in _list(entries.get("channels")))
         tiers = frozenset(readers.string(ref) for ref in _list(entries.get("tiers")))
         _ordered(entries, counts, "min_orders", "max_orders")
         _ordered(entries, {k: v.amount for k, v in money.items()}, "min_spend", "max_spend")
@@ -87,8 +86,8 @@ def parse_campaigns(node: Node, segment_ids: list[str], channel_ids: list[str]) 
     campaigns: list[Campaign] = []
     for item in readers.sequence(node):
         entries = readers.check_keys(item, _CAMPAIGN_KEYS, ("id", "segment", "promotion", "channel"))
-        campaign_id = _slug(entries["id"])
-        _unique(entries["id"], campaign_id, seen, "campaign id")
+        campaign_id = readers.slug(entries["id"])
+        readers.unique(entries["id"], campaign_id, seen, "campaign id")
         segment_node = entries["segment"]
         segment = readers.string(segment_node)
         if segment not in segment_ids:
@@ -103,7 +102,7 @@ def parse_campaigns(node: Node, segment_ids: list[str], channel_ids: list[str]) 
                 id=campaign_id,
                 segment=segment,
                 promotion=readers.string(entries["promotion"]),
-                channel=_channel_ref(entries["channel"], channel_ids),
+                channel=readers.channel_ref(entries["channel"], channel_ids),
                 description=readers.string(entries["description"]) if "description" in entries else "",
             )
         )

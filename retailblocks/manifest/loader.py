@@ -20,6 +20,7 @@ from packaging.version import InvalidVersion, Version
 from retailblocks.errors import InvalidValue
 from retailblocks.manifest import readers
 from retailblocks.manifest.api import ApiConfig, parse_api
+from retailblocks.manifest.audience import parse_campaigns, parse_segments
 from retailblocks.manifest.errors import ManifestError, ManifestProblems, SourcePosition
 from retailblocks.manifest.model import (
     SUPPORTED_VERSION,
@@ -37,7 +38,7 @@ from retailblocks.manifest.units import parse_weight
 from retailblocks.manifest.yamlsource import load_document, read_source
 from retailblocks.model import Channel, ChannelType, Merchant, Money, Product
 from retailblocks.model._validators import SLUG
-from retailblocks.model.limits import check_amount, check_quantity
+from retailblocks.model.limits import check_quantity
 
 _TOP_KEYS = (
     "version",
@@ -141,9 +142,6 @@ def _parse(data: bytes | str, file: str, environ: Mapping[str, str] | None) -> M
     partners: tuple[Partner, ...] | None = ()
     if "partners" in entries and merchant is not None:
         partners = problems.attempt(lambda: _partners(entries["partners"], merchant.id))
-    # Imported here: the audience module reuses this module's readers.
-    from retailblocks.manifest.audience import parse_campaigns, parse_segments
-
     segments: tuple[Segment, ...] | None = ()
     if "segments" in entries and merchant is not None and channels is not None and catalog is not None:
         known = catalog
@@ -187,35 +185,6 @@ def _version(node: Node) -> int:
     return version
 
 
-def _slug(node: Node) -> str:
-    text = readers.string(node)
-    if not SLUG.fullmatch(text):
-        raise ManifestError.at(
-            node,
-            "expected a slug of lowercase letters, digits, '-' or '_', "
-            "starting with a letter or digit "
-            f"(got {node.describe()})",
-        )
-    return text
-
-
-def _choice(node: Node, choices: list[str]) -> str:
-    text = readers.string(node)
-    if text not in choices:
-        listed = ", ".join(repr(choice) for choice in choices)
-        hint = readers.suggestion(text, choices)
-        raise ManifestError.at(node, f"expected one of {listed} (got {node.describe()}){hint}")
-    return text
-
-
-def _unique(node: Node, value: str, seen: dict[str, Node], what: str) -> None:
-    first = seen.get(value)
-    if first is not None:
-        where = f"line {first.position.line}:{first.position.column}"
-        raise ManifestError.at(node, f"duplicate {what} {value!r} (first declared at {where})")
-    seen[value] = node
-
-
 def _merchant(node: Node) -> Merchant:
     entries = readers.check_keys(node, ("id", "name", "currency"), ("id", "name", "currency"))
     currency_node = entries["currency"]
@@ -225,7 +194,7 @@ def _merchant(node: Node) -> Merchant:
             currency_node,
             f"expected an ISO 4217 currency code of three capital letters, like 'CNY' (got {currency_node.describe()})",
         )
-    return Merchant(id=_slug(entries["id"]), name=readers.string(entries["name"]), currency=currency)
+    return Merchant(id=readers.slug(entries["id"]), name=readers.string(entries["name"]), currency=currency)
 
 
 def _database(node: Node | None, merchant_id: str, directory: Path) -> str:
@@ -285,9 +254,9 @@ def _channels(node: Node) -> tuple[Channel, ...]:
 
     def channel(item: Node) -> Channel:
         entries = readers.check_keys(item, ("id", "type", "location", "name"), ("id", "type"))
-        channel_id = _slug(entries["id"])
-        _unique(entries["id"], channel_id, seen, "channel id")
-        kind = ChannelType(_choice(entries["type"], types))
+        channel_id = readers.slug(entries["id"])
+        readers.unique(entries["id"], channel_id, seen, "channel id")
+        kind = ChannelType(readers.choice(entries["type"], types))
         location = readers.string(entries["location"]) if "location" in entries else None
         if kind is ChannelType.STORE and location is None:
             raise ManifestError.at(item, "a store channel needs 'location': the stock location the store sells from")
@@ -295,33 +264,6 @@ def _channels(node: Node) -> tuple[Channel, ...]:
         return Channel(id=channel_id, type=kind, location=location, name=name)
 
     return _each(readers.sequence(node, non_empty=True), channel)
-
-
-def _money(node: Node, currency: str) -> Money:
-    """Money in the merchant's currency, at least zero (prices and spend thresholds in a manifest are
-    never negative) and at most MAX_AMOUNT, so that sums of it stay exact in every database."""
-    text = readers.string(node)
-    try:
-        money = Money.parse(text)
-        check_amount(money.amount, "an amount")
-    except InvalidValue as error:
-        raise ManifestError.at(node, str(error)) from None
-    if money.currency != currency:
-        raise ManifestError.at(node, f"price is in {money.currency} but the merchant's currency is {currency}")
-    if money.amount < 0:
-        raise ManifestError.at(node, f"an amount here cannot be negative (got {money.format()})")
-    return money
-
-
-def _channel_ref(node: Node, channel_ids: list[str]) -> str:
-    channel_id = readers.string(node)
-    if channel_id not in channel_ids:
-        raise ManifestError.at(
-            node,
-            f"unknown channel {channel_id!r}{readers.suggestion(channel_id, channel_ids)} "
-            f"(declared channels: {', '.join(channel_ids)})",
-        )
-    return channel_id
 
 
 _PRODUCT_KEYS = ("sku", "title", "price", "category", "weight", "channels", "channel_prices")
@@ -333,7 +275,7 @@ def _catalog(node: Node, currency: str, channel_ids: list[str]) -> tuple[Product
     def product(item: Node) -> Product:
         entries = readers.check_keys(item, _PRODUCT_KEYS, ("sku", "title", "price"))
         sku = readers.string(entries["sku"])
-        _unique(entries["sku"], sku, seen, "sku")
+        readers.unique(entries["sku"], sku, seen, "sku")
         weight = 0
         if "weight" in entries:
             weight_node = entries["weight"]
@@ -343,18 +285,18 @@ def _catalog(node: Node, currency: str, channel_ids: list[str]) -> tuple[Product
                 raise ManifestError.at(weight_node, str(error)) from None
         sold_in: list[str] = []
         if "channels" in entries:
-            sold_in = [_channel_ref(ref, channel_ids) for ref in readers.sequence(entries["channels"])]
+            sold_in = [readers.channel_ref(ref, channel_ids) for ref in readers.sequence(entries["channels"])]
         prices: dict[str, Money] = {}
         if "channel_prices" in entries:
             prices_node = entries["channel_prices"]
             for key, price_node in readers.mapping(prices_node).items():
-                channel_id = _channel_ref(Node(key, prices_node.key_position(key)), channel_ids)
-                prices[channel_id] = _money(price_node, currency)
+                channel_id = readers.channel_ref(Node(key, prices_node.key_position(key)), channel_ids)
+                prices[channel_id] = readers.money(price_node, currency)
         try:
             return Product(
                 sku=sku,
                 title=readers.string(entries["title"]),
-                price=_money(entries["price"], currency),
+                price=readers.money(entries["price"], currency),
                 category=readers.string(entries["category"]) if "category" in entries else "general",
                 weight_grams=weight,
                 channel_prices=prices,
@@ -431,12 +373,12 @@ def _blocks(node: Node) -> tuple[BlockEntry, ...]:
             raise ManifestError.at(use_node, f"expected a block's entry-point name (got {use_node.describe()})")
         if "id" in entries:
             id_node = entries["id"]
-            block_id = _slug(id_node)
+            block_id = readers.slug(id_node)
         else:
             id_node, block_id = use_node, use
             if not SLUG.fullmatch(use):
                 raise ManifestError.at(use_node, f"{use!r} cannot serve as the block's id; add an 'id:' that is a slug")
-        _unique(id_node, block_id, seen, "block id")
+        readers.unique(id_node, block_id, seen, "block id")
         version = _specifier(entries["version"]) if "version" in entries else None
         config = entries.get("config")
         if config is None or config.value is None:
@@ -499,15 +441,15 @@ def _partners(node: Node, merchant_id: str) -> tuple[Partner, ...]:
     types = [kind.value for kind in PartnerType]
     for item in readers.sequence(node):
         entries = readers.check_keys(item, ("id", "name", "type"), ("id", "name", "type"))
-        partner_id = _slug(entries["id"])
+        partner_id = readers.slug(entries["id"])
         if partner_id == merchant_id:
             raise ManifestError.at(entries["id"], "a partner cannot have the merchant's own id")
-        _unique(entries["id"], partner_id, seen, "partner id")
+        readers.unique(entries["id"], partner_id, seen, "partner id")
         partners.append(
             Partner(
                 id=partner_id,
                 name=readers.string(entries["name"]),
-                type=PartnerType(_choice(entries["type"], types)),
+                type=PartnerType(readers.choice(entries["type"], types)),
             )
         )
     return tuple(partners)

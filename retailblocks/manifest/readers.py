@@ -11,9 +11,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Collection, Iterable
 
+from retailblocks.errors import InvalidValue
 from retailblocks.manifest.errors import ManifestError
 from retailblocks.manifest.interpolate import Interpolated
 from retailblocks.manifest.nodes import Node
+from retailblocks.model import Money
+from retailblocks.model._validators import SLUG
+from retailblocks.model.limits import check_amount
 
 
 def suggestion(word: str, choices: Iterable[str]) -> str:
@@ -80,3 +84,59 @@ def check_keys(node: Node, known: Collection[str], required: Collection[str] = (
         if key not in entries:
             raise ManifestError.at(node, f"missing required key {key!r}")
     return entries
+
+
+def slug(node: Node) -> str:
+    text = string(node)
+    if not SLUG.fullmatch(text):
+        raise ManifestError.at(
+            node,
+            "expected a slug of lowercase letters, digits, '-' or '_', "
+            "starting with a letter or digit "
+            f"(got {node.describe()})",
+        )
+    return text
+
+
+def choice(node: Node, choices: list[str]) -> str:
+    text = string(node)
+    if text not in choices:
+        listed = ", ".join(repr(choice) for choice in choices)
+        hint = suggestion(text, choices)
+        raise ManifestError.at(node, f"expected one of {listed} (got {node.describe()}){hint}")
+    return text
+
+
+def unique(node: Node, value: str, seen: dict[str, Node], what: str) -> None:
+    first = seen.get(value)
+    if first is not None:
+        where = f"line {first.position.line}:{first.position.column}"
+        raise ManifestError.at(node, f"duplicate {what} {value!r} (first declared at {where})")
+    seen[value] = node
+
+
+def money(node: Node, currency: str) -> Money:
+    """Money in the merchant's currency, at least zero (prices and spend thresholds in a manifest are
+    never negative) and at most MAX_AMOUNT, so that sums of it stay exact in every database."""
+    text = string(node)
+    try:
+        money = Money.parse(text)
+        check_amount(money.amount, "an amount")
+    except InvalidValue as error:
+        raise ManifestError.at(node, str(error)) from None
+    if money.currency != currency:
+        raise ManifestError.at(node, f"price is in {money.currency} but the merchant's currency is {currency}")
+    if money.amount < 0:
+        raise ManifestError.at(node, f"an amount here cannot be negative (got {money.format()})")
+    return money
+
+
+def channel_ref(node: Node, channel_ids: list[str]) -> str:
+    channel_id = string(node)
+    if channel_id not in channel_ids:
+        raise ManifestError.at(
+            node,
+            f"unknown channel {channel_id!r}{suggestion(channel_id, channel_ids)} "
+            f"(declared channels: {', '.join(channel_ids)})",
+        )
+    return channel_id
