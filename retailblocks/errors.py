@@ -7,24 +7,30 @@
     │   ├── InvalidValue (ValueError)    a value that breaks a model's rule
     │   │   └── CurrencyMismatch
     │   ├── ManifestError                a manifest problem, with file, line, column and document path
+    │   │                                (defined in retailblocks.manifest.errors, beside its positions)
     │   ├── AssemblyError                blocks that cannot be put together (versions, hooks, routing)
     │   ├── IdempotencyConflict          a key reused with a different request
-    │   └── UnknownOrder, UnknownSku, UnknownChannel, UnknownMember
-    ├── BusinessRejection            a request that was valid but cannot be honoured
+    │   └── UnknownObject (LookupError)  something named that does not exist: HTTP 404
+    │       └── UnknownOrder, UnknownSku, UnknownChannel, UnknownMember
+    ├── BusinessRejection            a request that was valid but cannot be honoured: exit status 3
     │   ├── OutOfStock
     │   ├── PaymentDeclined
     │   ├── NotDeliverable
-    │   └── NotRefundable
+    │   ├── NotRefundable
+    │   └── PromotionRejected            a coupon that does not apply, a promotion's limit reached
     ├── EnvironmentFailure           the world failed: database unreachable: exit status 1
     │   └── FlowTakenOver                a process stalled past its lease and recovery took its flow over
     ├── FlowStuck                    a flow stopped half-way for a reason a retry cannot cure: exit status 1
     ├── FlowStillRunning             the same request is still being worked on elsewhere: exit status 1
     ├── PaymentOutcomeUnknown        a provider could not say whether it charged
     └── BlockFailure                 a block raised; wraps the original with the block's name
+
+Every one of them survives pickling (they cross process boundaries: server workers, simulations).
 """
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 
@@ -166,10 +172,27 @@ class BlockFailure(RetailBlocksError):
         self.hook = hook
         self.error = error
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The wrapped error may not pickle (it may hold a connection or a lock): its type and message do.
+        try:
+            pickle.dumps(self.error)
+            error = self.error
+        except Exception:
+            error = RuntimeError(f"{type(self.error).__name__}: {self.error}")
+        return (_rebuild_failure, (type(self), self.block, self.hook, error, str(self)))
+
 
 def _rebuild(kind: type[BaseException], args: tuple[Any, ...], keywords: dict[str, Any]) -> BaseException:
     """Unpickle an error whose constructor takes keywords (errors cross process boundaries)."""
     return kind(*args, **keywords)
+
+
+def _rebuild_failure(
+    kind: type[BlockFailure], block: str, hook: str, error: BaseException, message: str
+) -> BlockFailure:
+    rebuilt = kind(block, hook, error)
+    rebuilt.args = (message,)
+    return rebuilt
 
 
 def describe(error: BaseException) -> dict[str, Any]:
