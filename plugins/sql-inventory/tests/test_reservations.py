@@ -242,15 +242,15 @@ def test_a_plan_that_loses_back_order_room_counts_none_of_its_back_orders(
 ) -> None:
     inventory = make_inventory(backorders={"book": 5, "pen": 2})
     inventory.reserve({"pen": 2})  # the pens' allowance is used up
-    block = inventory.block
-    real = type(block)._backorder_room
+    rules = inventory.block.rules
+    real = type(rules).backorder_room
 
     def stale_room(self: Any, connection: Any, skus: Any) -> dict[str, int]:
         room = dict(real(self, connection, skus))
         room["pen"] = 2  # a snapshot from before the other reservation
         return room
 
-    monkeypatch.setattr(type(block), "_backorder_room", stale_room)
+    monkeypatch.setattr(type(rules), "backorder_room", stale_room)
     with pytest.raises(OutOfStock):
         inventory.reserve({"book": 1, "pen": 1})
     monkeypatch.undo()
