@@ -11,25 +11,94 @@ import os
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
 
+import attrs
 import sqlalchemy as sa
 
 from retailblocks.assembly import plan as planning
 from retailblocks.assembly.discovery import BlockInfo
 from retailblocks.assembly.plan import FUSION_ID, Plan, prepare_storage
 from retailblocks.clock import FLOW_LEASE, Clock, IdFactory, RandomIds, SystemClock
-from retailblocks.context import FlowContext
+from retailblocks.context import Event, FlowContext
 from retailblocks.errors import AssemblyError, UnknownChannel
-from retailblocks.events.dispatcher import MAX_ATTEMPTS, DispatchReport, dispatch
-from retailblocks.flows.api import OrderFlows, RecoveryReport
+from retailblocks.events.dispatcher import (
+    MAX_ATTEMPTS,
+    DeadLetter,
+    DispatchReport,
+    dispatch,
+    read_dead_letters,
+    read_events,
+    redeliver,
+)
+from retailblocks.flows.api import FlowState, OrderFlows, RecoveryReport
 from retailblocks.flows.availability import Availability, availability
 from retailblocks.flows.pricing import PricedCart
 from retailblocks.flows.quote import quote
 from retailblocks.fusion.block import FusionBlock
 from retailblocks.hookspecs.blocks import Block
-from retailblocks.model import Cart, Channel, Merchant, Order, Product
+from retailblocks.model import Cart, Channel, Merchant, Order, Product, StockLevel
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.unit_of_work import IdleConnection
+
+
+class StockMovement(Protocol):
+    """One row of an inventory block's movement ledger: a signed change of on hand, and why."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def sku(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def delta(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def order_id(self) -> str | None: ...
+    @property
+    def at(self) -> datetime: ...
+
+
+@runtime_checkable
+class StockOperator(Protocol):
+    """What an inventory block offers operators beyond its hooks (the sql-inventory block does): goods
+    received, corrections and counts, each idempotent on ``key``, and its movement ledger."""
+
+    def levels(self, ctx: FlowContext, skus: Sequence[str] = ()) -> Sequence[StockLevel]: ...
+    def receive(
+        self, ctx: FlowContext, sku: str, location: str, quantity: int, *, reason: str = "", key: str | None = None
+    ) -> int: ...
+    def adjust(
+        self, ctx: FlowContext, sku: str, location: str, delta: int, *, reason: str, key: str | None = None
+    ) -> int: ...
+    def count(
+        self, ctx: FlowContext, sku: str, location: str, counted: int, *, reason: str = "", key: str | None = None
+    ) -> int: ...
+    def movements(
+        self, ctx: FlowContext, skus: Sequence[str] = (), *, limit: int | None = None
+    ) -> Sequence[StockMovement]: ...
+
+
+@attrs.frozen
+class StockChange:
+    """What one stock operation did: on hand of ``sku`` at ``location`` moved by ``delta`` to ``on_hand``."""
+
+    sku: str
+    location: str
+    delta: int
+    on_hand: int
+
+
+@attrs.frozen
+class Redelivery:
+    """Dead letters given another attempt, and what the dispatch that followed did."""
+
+    rearmed: int
+    dispatched: DispatchReport
 
 
 def plan(
@@ -221,8 +290,14 @@ class Stack:
         channel: str | None = None,
         member_id: str | None = None,
         limit: int | None = None,
+        after: str | None = None,
     ) -> list[Order]:
-        return self.flows.orders(status=status, channel=channel, member_id=member_id, limit=limit)
+        """Orders oldest first, filtered; ``after`` an order id to read the next page from (see list_orders)."""
+        return self.flows.orders(status=status, channel=channel, member_id=member_id, limit=limit, after=after)
+
+    def unfinished_flows(self, *, status: str | None = None) -> list[FlowState]:
+        """Flows left half-way: running (recovery takes them once their lease runs out) and stuck (with why)."""
+        return self.flows.unfinished(status=status)
 
     def recover(
         self, *, ignore_leases: bool = False, retry_stuck: bool = False, orders: Collection[str] | None = None
@@ -247,6 +322,69 @@ class Stack:
     ) -> DispatchReport:
         """Deliver every pending event to its listeners; see :func:`retailblocks.events.dispatch`."""
         return dispatch(self, batch=batch, max_attempts=max_attempts, rounds=rounds)
+
+    def events(
+        self, *, after: int = 0, limit: int = 100, event_type: str | None = None, order_id: str | None = None
+    ) -> list[Event]:
+        """Outbox events after event id ``after``, oldest first; ``event_type`` a prefix such as ``order.``."""
+        return read_events(self, after=after, limit=limit, event_type=event_type, order_id=order_id)
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Deliveries given up after too many failures."""
+        return read_dead_letters(self)
+
+    def redeliver(self, event_id: int, subscriber: str | None = None) -> Redelivery:
+        """Give the dead letters of ``event_id`` (to ``subscriber``, or every one) another attempt now."""
+        rearmed = redeliver(self, event_id, subscriber)
+        return Redelivery(rearmed, self.dispatch_events() if rearmed else DispatchReport())
+
+    # -- stock (an inventory block's operator API) --------------------------------------------------
+
+    def stock_operator(self) -> StockOperator:
+        """The inventory block, if it offers operators stock operations (see StockOperator)."""
+        block = self.block_providing("inventory")
+        if not isinstance(block, StockOperator):
+            raise AssemblyError(
+                f"the stack's inventory block {block.id!r} offers no operator stock operations "
+                "(receive, adjust, count, movements)"
+            )
+        return block
+
+    @contextmanager
+    def _stock(self, *, read_only: bool = False) -> Iterator[tuple[StockOperator, FlowContext]]:
+        operator = self.stock_operator()
+        with self.context(flow="operator", read_only=read_only) as ctx:
+            ctx.current_block = self.block_providing("inventory").id
+            yield operator, ctx
+
+    def stock_levels(self, skus: Sequence[str] = ()) -> list[StockLevel]:
+        """Stock of ``skus`` (all when empty) at every location: on hand, reserved, allocated, available."""
+        with self._stock(read_only=True) as (operator, ctx):
+            return list(operator.levels(ctx, skus))
+
+    def stock_movements(self, skus: Sequence[str] = (), *, limit: int | None = None) -> list[StockMovement]:
+        """The movement ledger, oldest first; the newest ``limit`` rows when given."""
+        with self._stock(read_only=True) as (operator, ctx):
+            return list(operator.movements(ctx, skus, limit=limit))
+
+    def receive_stock(self, sku: str, location: str, quantity: int, *, reason: str = "", key: str) -> StockChange:
+        """Goods arrived: ``quantity`` more on hand; once per ``key``."""
+        with self._stock() as (operator, ctx):
+            on_hand = operator.receive(ctx, sku, location, quantity, reason=reason, key=key)
+        return StockChange(sku, location, quantity, on_hand)
+
+    def adjust_stock(self, sku: str, location: str, delta: int, *, reason: str, key: str) -> StockChange:
+        """A correction of on hand by ``delta`` (damage, loss, found goods), with its reason; once per ``key``."""
+        with self._stock() as (operator, ctx):
+            on_hand = operator.adjust(ctx, sku, location, delta, reason=reason, key=key)
+        return StockChange(sku, location, delta, on_hand)
+
+    def count_stock(self, sku: str, location: str, counted: int, *, reason: str = "", key: str) -> StockChange:
+        """A count: on hand becomes ``counted``, the difference a movement; once per ``key``."""
+        with self._stock() as (operator, ctx):
+            before = next((lv.on_hand for lv in operator.levels(ctx, [sku]) if lv.location == location), 0)
+            on_hand = operator.count(ctx, sku, location, counted, reason=reason, key=key)
+        return StockChange(sku, location, on_hand - before, on_hand)
 
     # -- closing ----------------------------------------------------------------------------------
 

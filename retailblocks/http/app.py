@@ -90,7 +90,7 @@ def create_app(
             if owned:
                 running.close()
 
-    from retailblocks.http import operations, store
+    from retailblocks.http import admin, operations, store
 
     app = FastAPI(
         title="retailblocks",
@@ -103,6 +103,7 @@ def create_app(
     )
     app.include_router(operations.router)
     app.include_router(store.router)
+    app.include_router(admin.router)
     _install_error_handlers(app)
     body_limit = stack.manifest.api.max_body_bytes if stack is not None else None
     app.add_middleware(_BodyLimit, limit=body_limit)

@@ -1,0 +1,302 @@
+"""The admin API's documents: what operators send and what the stack answers, as the OpenAPI document shows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from retailblocks.context import Event
+from retailblocks.events.dispatcher import DeadLetter
+from retailblocks.flows.api import FlowState, RecoveryReport
+from retailblocks.http.schemas import MoneyOut, OrderOut, money_out, order_out
+from retailblocks.model import Money, Order, StockLevel
+from retailblocks.model.limits import MAX_ID_LENGTH, MAX_QUANTITY, MAX_TEXT_LENGTH
+from retailblocks.stack import StockChange, StockMovement
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- orders ------------------------------------------------------------------------------------------
+
+
+class AdminOrderOut(OrderOut):
+    member_id: str | None = Field(description="the member the order was placed for, if any")
+    failure: str | None = Field(description="why checkout failed, for a failed order")
+
+
+def admin_order_out(order: Order) -> AdminOrderOut:
+    return AdminOrderOut(**order_out(order).model_dump(), member_id=order.member_id, failure=order.failure)
+
+
+class OrderSummary(BaseModel):
+    id: str
+    channel: str
+    status: str
+    member_id: str | None
+    total: MoneyOut
+    refunded: MoneyOut
+    created_at: datetime
+
+
+def order_summary(order: Order) -> OrderSummary:
+    return OrderSummary(
+        id=order.id,
+        channel=order.channel,
+        status=order.status.value,
+        member_id=order.member_id,
+        total=money_out(order.total),
+        refunded=money_out(order.refunded or Money.zero(order.currency)),
+        created_at=order.created_at,
+    )
+
+
+class OrderPage(BaseModel):
+    """One page of orders, oldest first. ``next`` (and ``next_cursor``) while more orders follow."""
+
+    data: list[OrderSummary]
+    next_cursor: str | None = Field(description="send as ?cursor= for the next page; opaque")
+    next: str | None = Field(description="the next page's path and query, filters kept")
+
+
+class CancelIn(_Strict):
+    reason: str = Field(default="", max_length=MAX_TEXT_LENGTH)
+
+
+class RefundLineIn(_Strict):
+    index: int = Field(ge=0, description="the order line's index")
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+
+
+class RefundIn(_Strict):
+    lines: list[RefundLineIn] | None = Field(
+        default=None, max_length=500, description="units per line; absent refunds what is left of the order"
+    )
+    reason: str = Field(default="", max_length=MAX_TEXT_LENGTH)
+    restock: bool = Field(default=True, description="put the units back on hand")
+
+
+def refund_lines(body: RefundIn) -> dict[int, int] | None:
+    if body.lines is None:
+        return None
+    chosen: dict[int, int] = {}
+    for line in body.lines:
+        chosen[line.index] = chosen.get(line.index, 0) + line.quantity
+    return chosen
+
+
+# -- stock -------------------------------------------------------------------------------------------
+
+
+class StockLevelOut(BaseModel):
+    sku: str
+    location: str
+    on_hand: int
+    reserved: int
+    allocated: int
+    available: int = Field(description="on hand less reserved and allocated, before any channel's safety stock")
+
+
+def stock_level_out(level: StockLevel) -> StockLevelOut:
+    return StockLevelOut(
+        sku=level.sku,
+        location=level.location,
+        on_hand=level.on_hand,
+        reserved=level.reserved,
+        allocated=level.allocated,
+        available=level.available,
+    )
+
+
+class StockLevels(BaseModel):
+    data: list[StockLevelOut]
+
+
+class MovementOut(BaseModel):
+    id: int
+    sku: str
+    location: str
+    delta: int
+    kind: str
+    reason: str
+    order_id: str | None
+    at: datetime
+
+
+def movement_out(movement: StockMovement) -> MovementOut:
+    return MovementOut(
+        id=movement.id,
+        sku=movement.sku,
+        location=movement.location,
+        delta=movement.delta,
+        kind=movement.kind,
+        reason=movement.reason,
+        order_id=movement.order_id,
+        at=movement.at,
+    )
+
+
+class Movements(BaseModel):
+    data: list[MovementOut]
+
+
+class _StockItem(_Strict):
+    sku: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    location: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+
+
+class ReceiptIn(_StockItem):
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    reason: str = Field(default="received", max_length=MAX_TEXT_LENGTH, description="a delivery note, a PO")
+
+
+class AdjustmentIn(_StockItem):
+    delta: int = Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY, description="non-zero; negative for damage or loss")
+    reason: str = Field(min_length=1, max_length=MAX_TEXT_LENGTH, description="why: 'damaged', 'found'")
+
+
+class CountIn(_StockItem):
+    counted: int = Field(ge=0, le=MAX_QUANTITY)
+    reason: str = Field(default="", max_length=MAX_TEXT_LENGTH)
+
+
+class StockChangeOut(BaseModel):
+    sku: str
+    location: str
+    delta: int
+    on_hand: int
+
+
+def stock_change_out(change: StockChange) -> StockChangeOut:
+    return StockChangeOut(sku=change.sku, location=change.location, delta=change.delta, on_hand=change.on_hand)
+
+
+# -- flows -------------------------------------------------------------------------------------------
+
+
+class FlowOut(BaseModel):
+    id: str
+    flow: str = Field(description="checkout, cancel or refund")
+    order_id: str
+    status: str = Field(description="running or stuck")
+    step: str = Field(description="the step it reached")
+    reason: str | None = Field(description="why it stopped, for a stuck flow")
+    lease_until: datetime = Field(description="until when its owner holds it; recovery takes it after")
+    updated_at: datetime
+
+
+def flow_out(state: FlowState) -> FlowOut:
+    return FlowOut(
+        id=state.id,
+        flow=state.flow,
+        order_id=state.order_id,
+        status=state.status,
+        step=state.step,
+        reason=state.error,
+        lease_until=state.lease_until,
+        updated_at=state.updated_at,
+    )
+
+
+class Flows(BaseModel):
+    data: list[FlowOut]
+
+
+class RecoverIn(_Strict):
+    retry_stuck: bool = Field(default=False, description="run stuck flows again too, once their cause is mended")
+
+
+class FlowReason(BaseModel):
+    flow: str
+    reason: str
+
+
+class RecoveryOut(BaseModel):
+    resumed: list[str]
+    compensated: list[str]
+    stuck: list[FlowReason]
+    skipped: list[FlowReason] = Field(
+        description="left for a later run: another process holds them, or a provider cannot tell yet"
+    )
+
+
+def recovery_out(report: RecoveryReport) -> RecoveryOut:
+    return RecoveryOut(
+        resumed=list(report.resumed),
+        compensated=list(report.compensated),
+        stuck=[FlowReason(flow=f, reason=report.reasons.get(f, "")) for f in report.stuck],
+        skipped=[FlowReason(flow=f, reason=report.reasons.get(f, "")) for f in report.skipped],
+    )
+
+
+# -- events ------------------------------------------------------------------------------------------
+
+
+class EventOut(BaseModel):
+    id: int
+    type: str
+    source: str
+    channel: str | None
+    order_id: str | None
+    member_id: str | None
+    occurred_at: datetime
+    payload: dict[str, Any]
+
+
+def event_out(event: Event) -> EventOut:
+    return EventOut(
+        id=event.id,
+        type=event.type,
+        source=event.source,
+        channel=event.channel,
+        order_id=event.order_id,
+        member_id=event.member_id,
+        occurred_at=event.occurred_at,
+        payload=dict(event.payload),
+    )
+
+
+class EventPage(BaseModel):
+    """One page of the outbox, oldest first. ``next`` while more events follow."""
+
+    data: list[EventOut]
+    next_cursor: str | None
+    next: str | None
+
+
+class DeadLetterOut(BaseModel):
+    event_id: int
+    event_type: str
+    subscriber: str = Field(description="the block whose listener kept failing")
+    attempts: int
+    last_error: str
+
+
+def dead_letter_out(letter: DeadLetter) -> DeadLetterOut:
+    return DeadLetterOut(
+        event_id=letter.event_id,
+        event_type=letter.event_type,
+        subscriber=letter.subscriber,
+        attempts=letter.attempts,
+        last_error=letter.last_error,
+    )
+
+
+class DeadLetters(BaseModel):
+    data: list[DeadLetterOut]
+
+
+class RedeliverIn(_Strict):
+    subscriber: str | None = Field(
+        default=None, max_length=MAX_ID_LENGTH, description="only this subscriber's dead letter; absent: every one"
+    )
+
+
+class RedeliveryOut(BaseModel):
+    rearmed: int = Field(description="dead letters given another attempt")
+    delivered: int
+    failed: int
+    dead: int = Field(description="deliveries that failed again and are dead letters again")
