@@ -11,7 +11,7 @@ import os
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 import sqlalchemy as sa
@@ -36,8 +36,10 @@ from retailblocks.flows.availability import Availability, availability
 from retailblocks.flows.pricing import PricedCart
 from retailblocks.flows.quote import quote
 from retailblocks.fusion.block import FusionBlock
+from retailblocks.fusion.profile import MemberProfile
+from retailblocks.fusion.timeline import TimelineEntry
 from retailblocks.hookspecs.blocks import Block
-from retailblocks.model import Cart, Channel, Merchant, Order, Product, StockLevel
+from retailblocks.model import Cart, Channel, Identity, Member, Merchant, Money, Order, Product, StockLevel
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.unit_of_work import IdleConnection
 
@@ -81,6 +83,49 @@ class StockOperator(Protocol):
     def movements(
         self, ctx: FlowContext, skus: Sequence[str] = (), *, limit: int | None = None
     ) -> Sequence[StockMovement]: ...
+
+
+@runtime_checkable
+class MergeKeeper(Protocol):
+    """What a membership block offers operators about merges (the loyalty block does): the merges a
+    member took part in, and undoing one (idempotent)."""
+
+    def merges(self, ctx: FlowContext, member_id: str) -> Sequence[Mapping[str, Any]]: ...
+    def unmerge(self, ctx: FlowContext, merge_id: str, reason: str = "") -> Mapping[str, Any]: ...
+
+
+@attrs.frozen
+class MergeRecord:
+    """Two members found to be one person: ``absorbed`` moved into ``survivor``, until the merge is undone."""
+
+    id: str
+    survivor: str
+    absorbed: str
+    at: datetime
+    reason: str
+    identities: tuple[str, ...]
+    points_moved: int
+    spend_moved: Money
+    reverted_at: datetime | None
+    revert_reason: str | None
+
+
+def _merge_record(row: Mapping[str, Any], currency: str) -> MergeRecord:
+    from retailblocks.clock import as_utc
+
+    reverted = row.get("reverted_at")
+    return MergeRecord(
+        id=str(row["id"]),
+        survivor=str(row["survivor"]),
+        absorbed=str(row["absorbed"]),
+        at=as_utc(row["at"]),
+        reason=str(row.get("reason") or ""),
+        identities=tuple(f"{kind}:{value}" for kind, value in row.get("identities") or ()),
+        points_moved=int(row.get("points_moved") or 0),
+        spend_moved=Money(int(row.get("spend_moved") or 0), currency),
+        reverted_at=as_utc(reverted) if reverted is not None else None,
+        revert_reason=row.get("revert_reason"),
+    )
 
 
 @attrs.frozen
@@ -385,6 +430,58 @@ class Stack:
             before = next((lv.on_hand for lv in operator.levels(ctx, [sku]) if lv.location == location), 0)
             on_hand = operator.count(ctx, sku, location, counted, reason=reason, key=key)
         return StockChange(sku, location, on_hand - before, on_hand)
+
+    # -- members (fused across channels) -----------------------------------------------------------
+
+    def member_profiles(self) -> list[MemberProfile]:
+        """Every known member's profile, after delivering pending events (what ``blocks members`` lists)."""
+        from retailblocks.fusion import catch_up, profiles
+
+        catch_up(self)
+        with self.context(flow="report", read_only=True) as ctx:
+            return list(profiles(self, ctx).values())
+
+    def member_view(
+        self, *, member_id: str | None = None, identity: str | None = None
+    ) -> tuple[MemberProfile, list[TimelineEntry]]:
+        """One member's profile and timeline, by member id or by an identity (``kind:value``)."""
+        from retailblocks.fusion import catch_up, member_view
+
+        catch_up(self)
+        with self.context(flow="report", read_only=True) as ctx:
+            return member_view(self, ctx, member_id=member_id, identity=identity)
+
+    def link_identities(self, identities: Sequence[Identity]) -> Member:
+        """Resolve ``identities`` into one member: unknown ones are linked to the member the others name,
+        and identities of two members merge them (reversibly). UnknownMember when none names a member."""
+        from retailblocks.errors import UnknownMember
+
+        with self.context(flow="operator") as ctx:
+            member = self.hooks.membership_identify(ctx, list(identities), False)
+        if member is None:
+            raise UnknownMember("none of these identities belongs to a member; nothing was linked")
+        return member
+
+    def _merge_keeper(self) -> tuple[MergeKeeper, str]:
+        for block_id, block in self.blocks.items():
+            if "membership" in block.capabilities and isinstance(block, MergeKeeper):
+                return block, block_id
+        raise AssemblyError("no membership block in this stack keeps merges that can be listed and undone")
+
+    def member_merges(self, member_id: str) -> list[MergeRecord]:
+        """The merges ``member_id`` took part in, as survivor or absorbed, oldest first."""
+        keeper, block_id = self._merge_keeper()
+        with self.context(flow="report", read_only=True) as ctx:
+            ctx.current_block = block_id
+            return [_merge_record(row, self.currency) for row in keeper.merges(ctx, member_id)]
+
+    def undo_merge(self, merge_id: str, *, reason: str = "") -> MergeRecord:
+        """Undo merge ``merge_id``: the absorbed member gets its identities and points back; asked again,
+        nothing changes."""
+        keeper, block_id = self._merge_keeper()
+        with self.context(flow="operator") as ctx:
+            ctx.current_block = block_id
+            return _merge_record(keeper.unmerge(ctx, merge_id, reason), self.currency)
 
     # -- closing ----------------------------------------------------------------------------------
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from retailblocks.http.admin import events, flows, orders, stock
+from retailblocks.http.admin import events, flows, members, orders, stock
 
 router = APIRouter(prefix="/admin")
-for area in (orders, stock, flows, events):
+for area in (orders, stock, flows, events, members):
     router.include_router(area.router)
 
 __all__ = ["router"]

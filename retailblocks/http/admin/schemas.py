@@ -10,10 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from retailblocks.context import Event
 from retailblocks.events.dispatcher import DeadLetter
 from retailblocks.flows.api import FlowState, RecoveryReport
-from retailblocks.http.schemas import MoneyOut, OrderOut, money_out, order_out
-from retailblocks.model import Money, Order, StockLevel
+from retailblocks.fusion.profile import MemberProfile
+from retailblocks.fusion.timeline import TimelineEntry
+from retailblocks.http.schemas import IdentityIn, MoneyOut, OrderOut, money_out, order_out
+from retailblocks.model import Member, Money, Order, StockLevel
 from retailblocks.model.limits import MAX_ID_LENGTH, MAX_QUANTITY, MAX_TEXT_LENGTH
-from retailblocks.stack import StockChange, StockMovement
+from retailblocks.stack import MergeRecord, StockChange, StockMovement
 
 
 class _Strict(BaseModel):
@@ -300,3 +302,136 @@ class RedeliveryOut(BaseModel):
     delivered: int
     failed: int
     dead: int = Field(description="deliveries that failed again and are dead letters again")
+
+
+# -- members -----------------------------------------------------------------------------------------
+
+
+class ProfileOut(BaseModel):
+    member_id: str
+    identities: list[str] = Field(description="kind:value")
+    tier: str
+    points: int
+    member_ids: list[str] = Field(description="every member id their orders were placed under (after merges)")
+    orders: int
+    monetary: MoneyOut = Field(description="spend, net of refunds")
+    first_purchase: datetime | None
+    last_purchase: datetime | None
+    recency_days: int | None
+    channel_mix: dict[str, int]
+    skus: list[str]
+    categories: list[str]
+    signals: int
+    segments: list[str]
+
+
+def profile_out(profile: MemberProfile) -> ProfileOut:
+    return ProfileOut(
+        member_id=profile.member_id,
+        identities=list(profile.identities),
+        tier=profile.tier,
+        points=profile.points,
+        member_ids=list(profile.member_ids),
+        orders=profile.orders,
+        monetary=money_out(profile.monetary),
+        first_purchase=profile.first_purchase,
+        last_purchase=profile.last_purchase,
+        recency_days=profile.recency_days,
+        channel_mix=dict(profile.channel_mix),
+        skus=sorted(profile.skus),
+        categories=sorted(profile.categories),
+        signals=profile.signals,
+        segments=list(profile.segments),
+    )
+
+
+class Profiles(BaseModel):
+    data: list[ProfileOut]
+
+
+class TimelineEntryOut(BaseModel):
+    at: datetime
+    kind: str
+    channel: str | None
+    source: str
+    order_id: str | None
+    amount: MoneyOut | None
+    identity: str | None
+    detail: dict[str, Any]
+
+
+def timeline_entry_out(entry: TimelineEntry) -> TimelineEntryOut:
+    amount = Money(entry.amount, entry.currency) if entry.amount is not None and entry.currency else None
+    return TimelineEntryOut(
+        at=entry.at,
+        kind=entry.kind,
+        channel=entry.channel,
+        source=entry.source,
+        order_id=entry.order_id,
+        amount=money_out(amount) if amount is not None else None,
+        identity=entry.identity,
+        detail=dict(entry.detail),
+    )
+
+
+class MemberViewOut(BaseModel):
+    profile: ProfileOut
+    timeline: list[TimelineEntryOut] = Field(description="oldest first, across every channel")
+
+
+class LinkIn(_Strict):
+    identities: list[IdentityIn] = Field(
+        min_length=2, max_length=10, description="a known identity and the ones to link to its member"
+    )
+
+
+class MemberOut(BaseModel):
+    id: str
+    identities: list[str] = Field(description="kind:value")
+    tier: str
+    points: int
+
+
+def member_out(member: Member) -> MemberOut:
+    return MemberOut(
+        id=member.id,
+        identities=[f"{i.kind}:{i.value}" for i in member.identities],
+        tier=member.tier,
+        points=member.points,
+    )
+
+
+class MergeOut(BaseModel):
+    id: str
+    survivor: str
+    absorbed: str
+    at: datetime
+    reason: str
+    identities: list[str] = Field(description="kind:value, moved from the absorbed member to the survivor")
+    points_moved: int
+    spend_moved: MoneyOut
+    reverted_at: datetime | None
+    revert_reason: str | None
+
+
+def merge_out(merge: MergeRecord) -> MergeOut:
+    return MergeOut(
+        id=merge.id,
+        survivor=merge.survivor,
+        absorbed=merge.absorbed,
+        at=merge.at,
+        reason=merge.reason,
+        identities=list(merge.identities),
+        points_moved=merge.points_moved,
+        spend_moved=money_out(merge.spend_moved),
+        reverted_at=merge.reverted_at,
+        revert_reason=merge.revert_reason,
+    )
+
+
+class Merges(BaseModel):
+    data: list[MergeOut]
+
+
+class UndoMergeIn(_Strict):
+    reason: str = Field(default="", max_length=MAX_TEXT_LENGTH, description="why, for the audit trail")
