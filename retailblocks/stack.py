@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -36,7 +36,10 @@ from retailblocks.flows.availability import Availability, availability
 from retailblocks.flows.pricing import PricedCart
 from retailblocks.flows.quote import quote
 from retailblocks.fusion.block import FusionBlock
+from retailblocks.fusion.campaigns import CampaignReport, CampaignRun
+from retailblocks.fusion.ingest import IngestReport
 from retailblocks.fusion.profile import MemberProfile
+from retailblocks.fusion.settlement import Settlement
 from retailblocks.fusion.timeline import TimelineEntry
 from retailblocks.hookspecs.blocks import Block
 from retailblocks.model import Cart, Channel, Identity, Member, Merchant, Money, Order, Product, StockLevel
@@ -461,6 +464,52 @@ class Stack:
         if member is None:
             raise UnknownMember("none of these identities belongs to a member; nothing was linked")
         return member
+
+    def segment_members(self, segment_id: str | None = None) -> dict[str, list[str]]:
+        """The members each of the manifest's segments holds now (or only ``segment_id``'s)."""
+        from retailblocks.fusion import catch_up, profiles
+        from retailblocks.fusion.segments import members_of
+        from retailblocks.fusion.views import find_segment
+
+        chosen = [find_segment(self, segment_id)] if segment_id else list(self.manifest.segments)
+        catch_up(self)
+        with self.context(flow="report", read_only=True) as ctx:
+            found = profiles(self, ctx)
+        return {segment.id: members_of(segment, found) for segment in chosen}
+
+    def run_campaign(self, campaign_id: str) -> CampaignRun:
+        """Issue the campaign's coupons to the members of its segment not yet reached."""
+        from retailblocks.fusion import catch_up, run_campaign
+
+        catch_up(self)
+        run = run_campaign(self, campaign_id)
+        catch_up(self)
+        return run
+
+    def campaign_report(self, campaign_id: str) -> CampaignReport:
+        """What the campaign brought: reach, the orders that used its coupons, revenue, discount by funder."""
+        from retailblocks.fusion import campaign_report, catch_up
+
+        catch_up(self)
+        return campaign_report(self, campaign_id)
+
+    def settlement(self, partner_id: str, start: date, end: date) -> Settlement:
+        """Who owes whom with ``partner_id`` from ``start`` to ``end`` (included)."""
+        from retailblocks.fusion import settle
+        from retailblocks.fusion.settlement import period
+
+        period(start, end)  # refuses a period that ends before it starts, before any work
+        return settle(self, partner_id, start, end)
+
+    def ingest_signals(self, data: bytes | str, fmt: str) -> IngestReport:
+        """Add the external signals in ``data`` (``jsonl`` or ``csv``) to members' timelines; every bad line
+        is reported with its reason and skipped, the good ones added together; the same data twice adds
+        nothing."""
+        from retailblocks.fusion import ingest
+        from retailblocks.fusion.ingest import parse
+
+        signals, bad = parse(data, fmt, list(self.channels))
+        return ingest(self, signals, bad)
 
     def _merge_keeper(self) -> tuple[MergeKeeper, str]:
         for block_id, block in self.blocks.items():

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from retailblocks.http.admin import events, flows, members, orders, stock
+from retailblocks.http.admin import events, flows, fusion, members, orders, stock
 
 router = APIRouter(prefix="/admin")
 for area in (orders, stock, flows, events, members):
     router.include_router(area.router)
+for fused in fusion.routers:
+    router.include_router(fused)
 
 __all__ = ["router"]

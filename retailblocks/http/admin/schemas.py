@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,7 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from retailblocks.context import Event
 from retailblocks.events.dispatcher import DeadLetter
 from retailblocks.flows.api import FlowState, RecoveryReport
+from retailblocks.fusion.campaigns import CampaignReport, CampaignRun
+from retailblocks.fusion.ingest import IngestReport
 from retailblocks.fusion.profile import MemberProfile
+from retailblocks.fusion.settlement import Settlement
 from retailblocks.fusion.timeline import TimelineEntry
 from retailblocks.http.schemas import IdentityIn, MoneyOut, OrderOut, money_out, order_out
 from retailblocks.model import Member, Money, Order, StockLevel
@@ -435,3 +438,150 @@ class Merges(BaseModel):
 
 class UndoMergeIn(_Strict):
     reason: str = Field(default="", max_length=MAX_TEXT_LENGTH, description="why, for the audit trail")
+
+
+# -- segments, campaigns, settlement, ingest -----------------------------------------------------------
+
+
+class SegmentOut(BaseModel):
+    id: str
+    description: str
+    count: int
+    members: list[str]
+
+
+class Segments(BaseModel):
+    data: list[SegmentOut]
+
+
+class CampaignOut(BaseModel):
+    id: str
+    segment: str
+    promotion: str
+    channel: str | None
+    description: str
+
+
+class Campaigns(BaseModel):
+    data: list[CampaignOut]
+
+
+class CampaignRunOut(BaseModel):
+    campaign: str
+    segment_size: int
+    issued: int = Field(description="coupons issued by this run; members reached before keep theirs")
+    reach: int = Field(description="members holding the campaign's coupons after this run")
+
+
+def campaign_run_out(run: CampaignRun) -> CampaignRunOut:
+    return CampaignRunOut(campaign=run.campaign, segment_size=run.segment_size, issued=run.issued, reach=run.reach)
+
+
+class AttributedOrderOut(BaseModel):
+    order_id: str
+    member_id: str | None
+    channel: str
+    placed_at: datetime
+    coupon: str
+    revenue: MoneyOut
+    discount_by_funder: dict[str, MoneyOut]
+
+
+class CampaignReportOut(BaseModel):
+    campaign: str
+    promotion: str
+    channel: str
+    reach: int
+    redemptions: int
+    revenue: MoneyOut
+    discount_by_funder: dict[str, MoneyOut]
+    orders: list[AttributedOrderOut]
+
+
+def campaign_report_out(report: CampaignReport) -> CampaignReportOut:
+    return CampaignReportOut(
+        campaign=report.campaign,
+        promotion=report.promotion,
+        channel=report.channel,
+        reach=report.reach,
+        redemptions=report.redemptions,
+        revenue=money_out(report.revenue),
+        discount_by_funder={funder: money_out(a) for funder, a in report.discount_by_funder.items()},
+        orders=[
+            AttributedOrderOut(
+                order_id=o.order_id,
+                member_id=o.member_id,
+                channel=o.channel,
+                placed_at=o.placed_at,
+                coupon=o.coupon,
+                revenue=money_out(o.revenue),
+                discount_by_funder={funder: money_out(a) for funder, a in o.discount_by_funder.items()},
+            )
+            for o in report.orders
+        ],
+    )
+
+
+class SettlementLineOut(BaseModel):
+    kind: str = Field(description="discount, points_in or points_out")
+    reference: str = Field(description="the order id, or the points journal id")
+    member_id: str | None
+    at: datetime
+    amount: MoneyOut = Field(description="positive: the partner owes the merchant")
+    detail: str
+
+
+class SettlementOut(BaseModel):
+    partner: str
+    start: date
+    end: date
+    partner_owes_merchant: MoneyOut
+    merchant_owes_partner: MoneyOut
+    net: MoneyOut = Field(description="positive: the partner pays the merchant")
+    lines: list[SettlementLineOut]
+
+
+def settlement_out(settlement: Settlement, currency: str) -> SettlementOut:
+    amounts = [line.amount.amount for line in settlement.lines]
+    return SettlementOut(
+        partner=settlement.partner.id,
+        start=settlement.start,
+        end=settlement.end,
+        partner_owes_merchant=money_out(Money(sum(a for a in amounts if a > 0), currency)),
+        merchant_owes_partner=money_out(Money(-sum(a for a in amounts if a < 0), currency)),
+        net=money_out(Money(sum(amounts), currency)),
+        lines=[
+            SettlementLineOut(
+                kind=line.kind,
+                reference=line.reference,
+                member_id=line.member_id,
+                at=line.at,
+                amount=money_out(line.amount),
+                detail=line.detail,
+            )
+            for line in settlement.lines
+        ],
+    )
+
+
+class BadLineOut(BaseModel):
+    line: int = Field(description="1-based line number in the upload")
+    reason: str
+
+
+class IngestOut(BaseModel):
+    read: int
+    added: int
+    duplicates: int = Field(description="signals already there: uploading the same data again adds nothing")
+    resolved: int = Field(description="signals matched to members")
+    bad: list[BadLineOut] = Field(description="every bad line with its reason; the good lines were added")
+
+
+def ingest_out(report: IngestReport) -> IngestOut:
+    return IngestOut(
+        read=report.read,
+        added=report.added,
+        duplicates=report.duplicates,
+        resolved=report.resolved,
+        bad=[BadLineOut(line=b.line, reason=b.reason) for b in report.bad],
+    )
