@@ -131,6 +131,33 @@ def _merge_record(row: Mapping[str, Any], currency: str) -> MergeRecord:
     )
 
 
+@runtime_checkable
+class BalanceKeeper(Protocol):
+    """A payment block that can say what a stored-value account holds (the stored-value block can): a
+    gift card by number, a wallet by id, or a member's wallet by member id."""
+
+    def balance(self, ctx: FlowContext, code_or_member: str, currency: str | None = None) -> Money: ...
+
+
+@attrs.frozen
+class StoredValueIssue:
+    """Value put on a gift card or a wallet: which account (``reference``), how much, and what it holds now."""
+
+    method: str
+    reference: str
+    member_id: str | None
+    amount: Money
+    balance: Money
+
+
+@attrs.frozen
+class LockStatus:
+    """Whether the manifest was assembled (has its lock) and what changed in it since."""
+
+    locked: bool
+    changes: tuple[str, ...]
+
+
 @attrs.frozen
 class StockChange:
     """What one stock operation did: on hand of ``sku`` at ``location`` moved by ``delta`` to ``on_hand``."""
@@ -510,6 +537,47 @@ class Stack:
 
         signals, bad = parse(data, fmt, list(self.channels))
         return ingest(self, signals, bad)
+
+    def lock_status(self) -> LockStatus:
+        """The manifest against its lock now: never assembled, or what changed since (nothing: it matches)."""
+        from retailblocks.assembly.lockfile import check_assembled
+
+        try:
+            changes = check_assembled(self.plan, self.manifest.path.name)
+        except AssemblyError:
+            return LockStatus(False, ())
+        return LockStatus(True, tuple(changes))
+
+    # -- stored value (gift cards and wallets) -------------------------------------------------------
+
+    def _balance_keeper(self, method: str) -> tuple[BalanceKeeper, str]:
+        block_id = self.hooks.payment_block(method)
+        block = self.block(block_id)
+        if not isinstance(block, BalanceKeeper):
+            raise AssemblyError(f"the {method} block {block_id!r} cannot say what an account holds")
+        return block, block_id
+
+    def issue_stored_value(
+        self, method: str, amount: Money, *, member_id: str | None = None, key: str
+    ) -> StoredValueIssue:
+        """Put ``amount`` on a new gift card (``gift_card``) or on ``member_id``'s wallet (``wallet``), once
+        per ``key``; what the account holds afterwards comes with it."""
+        from retailblocks.model.limits import check_key
+
+        check_key(key)
+        keeper, block_id = self._balance_keeper(method)
+        with self.context(flow="operator") as ctx:
+            ctx.current_block = block_id
+            reference = self.hooks.payment_issue(ctx, method, amount, member_id, key)
+            balance = keeper.balance(ctx, reference)
+        return StoredValueIssue(method, reference, member_id, amount, balance)
+
+    def wallet_balance(self, member_id: str) -> Money:
+        """What ``member_id``'s wallet holds now (zero without a wallet)."""
+        keeper, block_id = self._balance_keeper("wallet")
+        with self.context(flow="report", read_only=True) as ctx:
+            ctx.current_block = block_id
+            return keeper.balance(ctx, member_id)
 
     def _merge_keeper(self) -> tuple[MergeKeeper, str]:
         for block_id, block in self.blocks.items():

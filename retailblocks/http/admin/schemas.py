@@ -18,7 +18,7 @@ from retailblocks.fusion.timeline import TimelineEntry
 from retailblocks.http.schemas import IdentityIn, MoneyOut, OrderOut, money_out, order_out
 from retailblocks.model import Member, Money, Order, StockLevel
 from retailblocks.model.limits import MAX_ID_LENGTH, MAX_QUANTITY, MAX_TEXT_LENGTH
-from retailblocks.stack import MergeRecord, StockChange, StockMovement
+from retailblocks.stack import MergeRecord, StockChange, StockMovement, StoredValueIssue
 
 
 class _Strict(BaseModel):
@@ -585,3 +585,98 @@ def ingest_out(report: IngestReport) -> IngestOut:
         resolved=report.resolved,
         bad=[BadLineOut(line=b.line, reason=b.reason) for b in report.bad],
     )
+
+
+# -- wallets and gift cards ------------------------------------------------------------------------------
+
+
+class GiftCardIn(_Strict):
+    amount: int = Field(ge=1, le=10**12, description="minor units of the stack's currency")
+
+
+class TopUpIn(_Strict):
+    amount: int = Field(ge=1, le=10**12, description="minor units of the stack's currency")
+
+
+class StoredValueOut(BaseModel):
+    method: str = Field(description="gift_card or wallet")
+    reference: str = Field(description="the gift card's number (hand it to its holder) or the wallet's id")
+    member_id: str | None
+    amount: MoneyOut = Field(description="what this request put on it")
+    balance: MoneyOut = Field(description="what it holds now")
+
+
+def stored_value_out(issued: StoredValueIssue) -> StoredValueOut:
+    return StoredValueOut(
+        method=issued.method,
+        reference=issued.reference,
+        member_id=issued.member_id,
+        amount=money_out(issued.amount),
+        balance=money_out(issued.balance),
+    )
+
+
+class WalletBalanceOut(BaseModel):
+    member_id: str
+    balance: MoneyOut
+
+
+# -- the assembled stack -------------------------------------------------------------------------------
+
+
+class CoreOut(BaseModel):
+    distribution: str
+    version: str
+    api: int | str
+
+
+class MerchantOut(BaseModel):
+    id: str
+    name: str
+    currency: str
+
+
+class ChannelOut(BaseModel):
+    id: str
+    type: str
+    location: str | None
+
+
+class BlockOut(BaseModel):
+    id: str
+    use: str
+    distribution: str
+    version: str
+    core_api: int | str
+    capabilities: list[str]
+    payment_methods: list[str]
+    config: dict[str, Any] = Field(description="the block's configuration, secrets masked")
+    config_fingerprint: str
+
+
+class HookRouteOut(BaseModel):
+    dispatch: str
+    blocks: list[str]
+
+
+class RoutingOut(BaseModel):
+    hooks: dict[str, HookRouteOut]
+    payment_methods: dict[str, str]
+
+
+class LockOut(BaseModel):
+    locked: bool = Field(description="whether the manifest was assembled: its lock exists")
+    changes: list[str] = Field(description="what changed in the manifest since its lock was written")
+
+
+class AssembledOut(BaseModel):
+    """What ``blocks assemble --json`` shows, and the manifest against its lock now."""
+
+    lock_format: int
+    core: CoreOut
+    merchant: MerchantOut
+    database: str = Field(description="as the manifest wrote it, password masked")
+    channels: list[ChannelOut]
+    blocks: list[BlockOut]
+    routing: RoutingOut
+    lock: LockOut
