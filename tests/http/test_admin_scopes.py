@@ -92,3 +92,20 @@ def test_a_key_without_the_areas_scope_is_403(client: TestClient, method: str, p
     else:
         assert orders_desk == 403
     assert call(client, method, path, bearer(ADMIN_KEY)) not in (401, 403)
+
+
+def test_every_admin_operation_documents_its_answer_and_its_errors() -> None:
+    document = create_app(manifest="unused.yaml").openapi()
+    for path, operations in document["paths"].items():
+        if not path.startswith("/admin/"):
+            continue
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            success = next(code for code in operation["responses"] if code.startswith("2"))
+            schema = operation["responses"][success]["content"]["application/json"]["schema"]
+            assert "$ref" in schema, where
+            assert {"401", "403", "422", "429"} <= set(operation["responses"]), where
+            if method == "post":
+                assert "400" in operation["responses"], where
+                headers = [p["name"] for p in operation.get("parameters", []) if p["in"] == "header"]
+                assert "Idempotency-Key" in headers, where
