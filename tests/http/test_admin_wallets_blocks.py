@@ -32,6 +32,10 @@ def test_a_gift_card_is_issued_once_per_key_and_pays(client: TestClient, stack: 
     )
     assert order.status.value in ("paid", "fulfilled")
     assert post(client, "/admin/wallets/gift-cards", {"amount": 0}, "gc-3").status_code == 422
+    # The number is handed over once: the outbox, which the admin API lists, only ever shows it masked.
+    events = client.get("/admin/events", params={"limit": 1000}, headers=ADMIN)
+    assert events.status_code == 200 and "stored_value.issued" in events.text
+    assert card["reference"] not in events.text
 
 
 def test_a_wallet_is_topped_up_once_per_key(client: TestClient, stack: Stack) -> None:
