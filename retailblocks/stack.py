@@ -10,27 +10,172 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol, runtime_checkable
 
+import attrs
 import sqlalchemy as sa
 
 from retailblocks.assembly import plan as planning
 from retailblocks.assembly.discovery import BlockInfo
 from retailblocks.assembly.plan import FUSION_ID, Plan, prepare_storage
 from retailblocks.clock import FLOW_LEASE, Clock, IdFactory, RandomIds, SystemClock
-from retailblocks.context import FlowContext
+from retailblocks.context import Event, FlowContext
 from retailblocks.errors import AssemblyError, UnknownChannel
-from retailblocks.events.dispatcher import MAX_ATTEMPTS, DispatchReport, dispatch
-from retailblocks.flows.api import OrderFlows, RecoveryReport
+from retailblocks.events.dispatcher import (
+    MAX_ATTEMPTS,
+    DeadLetter,
+    DispatchReport,
+    dispatch,
+    read_dead_letters,
+    read_events,
+    redeliver,
+)
+from retailblocks.flows.api import FlowState, OrderFlows, RecoveryReport
 from retailblocks.flows.availability import Availability, availability
 from retailblocks.flows.pricing import PricedCart
 from retailblocks.flows.quote import quote
 from retailblocks.fusion import members
 from retailblocks.fusion.block import FusionBlock
+from retailblocks.fusion.campaigns import CampaignReport, CampaignRun
+from retailblocks.fusion.ingest import IngestReport
+from retailblocks.fusion.profile import MemberProfile
+from retailblocks.fusion.settlement import Settlement
+from retailblocks.fusion.timeline import TimelineEntry
+from retailblocks.hookspecs import membership, payment
 from retailblocks.hookspecs.blocks import Block
-from retailblocks.model import Cart, Channel, Identity, Member, Merchant, Order, Product
+from retailblocks.model import Cart, Channel, Identity, Member, Merchant, Money, Order, Product, StockLevel
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.unit_of_work import IdleConnection
+
+
+class StockMovement(Protocol):
+    """One row of an inventory block's movement ledger: a signed change of on hand, and why."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def sku(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def delta(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def order_id(self) -> str | None: ...
+    @property
+    def at(self) -> datetime: ...
+
+
+@runtime_checkable
+class StockOperator(Protocol):
+    """What an inventory block offers operators beyond its hooks (the sql-inventory block does): goods
+    received, corrections and counts, each idempotent on ``key``, and its movement ledger."""
+
+    def levels(self, ctx: FlowContext, skus: Sequence[str] = ()) -> Sequence[StockLevel]: ...
+    def receive(
+        self, ctx: FlowContext, sku: str, location: str, quantity: int, *, reason: str = "", key: str | None = None
+    ) -> int: ...
+    def adjust(
+        self, ctx: FlowContext, sku: str, location: str, delta: int, *, reason: str, key: str | None = None
+    ) -> int: ...
+    def count(
+        self, ctx: FlowContext, sku: str, location: str, counted: int, *, reason: str = "", key: str | None = None
+    ) -> int: ...
+    def movements(
+        self, ctx: FlowContext, skus: Sequence[str] = (), *, limit: int | None = None
+    ) -> Sequence[StockMovement]: ...
+
+
+@runtime_checkable
+class MergeKeeper(Protocol):
+    """What a membership block offers operators about merges (the loyalty block does): the merges a
+    member took part in, and undoing one (idempotent)."""
+
+    def merges(self, ctx: FlowContext, member_id: str) -> Sequence[Mapping[str, object]]: ...
+    def unmerge(self, ctx: FlowContext, merge_id: str, reason: str = "") -> Mapping[str, object]: ...
+
+
+@attrs.frozen
+class MergeRecord:
+    """Two members found to be one person: ``absorbed`` moved into ``survivor``, until the merge is undone."""
+
+    id: str
+    survivor: str
+    absorbed: str
+    at: datetime
+    reason: str
+    identities: tuple[str, ...]
+    points_moved: int
+    spend_moved: Money
+    reverted_at: datetime | None
+    revert_reason: str | None
+
+
+def _merge_record(row: Mapping[str, Any], currency: str) -> MergeRecord:
+    from retailblocks.clock import as_utc
+
+    reverted = row.get("reverted_at")
+    return MergeRecord(
+        id=str(row["id"]),
+        survivor=str(row["survivor"]),
+        absorbed=str(row["absorbed"]),
+        at=as_utc(row["at"]),
+        reason=str(row.get("reason") or ""),
+        identities=tuple(f"{kind}:{value}" for kind, value in row.get("identities") or ()),
+        points_moved=int(row.get("points_moved") or 0),
+        spend_moved=Money(int(row.get("spend_moved") or 0), currency),
+        reverted_at=as_utc(reverted) if reverted is not None else None,
+        revert_reason=row.get("revert_reason"),
+    )
+
+
+@runtime_checkable
+class BalanceKeeper(Protocol):
+    """A payment block that can say what a stored-value account holds (the stored-value block can): a
+    gift card by number, a wallet by id, or a member's wallet by member id."""
+
+    def balance(self, ctx: FlowContext, code_or_member: str, currency: str | None = None) -> Money: ...
+
+
+@attrs.frozen
+class StoredValueIssue:
+    """Value put on a gift card or a wallet: which account (``reference``), how much, and what it holds now."""
+
+    method: str
+    reference: str
+    member_id: str | None
+    amount: Money
+    balance: Money
+
+
+@attrs.frozen
+class LockStatus:
+    """Whether the manifest was assembled (has its lock) and what changed in it since."""
+
+    locked: bool
+    changes: tuple[str, ...]
+
+
+@attrs.frozen
+class StockChange:
+    """What one stock operation did: on hand of ``sku`` at ``location`` moved by ``delta`` to ``on_hand``."""
+
+    sku: str
+    location: str
+    delta: int
+    on_hand: int
+
+
+@attrs.frozen
+class Redelivery:
+    """Dead letters given another attempt, and what the dispatch that followed did."""
+
+    rearmed: int
+    dispatched: DispatchReport
 
 
 def plan(
@@ -235,8 +380,14 @@ class Stack:
         channel: str | None = None,
         member_id: str | None = None,
         limit: int | None = None,
+        after: str | None = None,
     ) -> list[Order]:
-        return self.flows.orders(status=status, channel=channel, member_id=member_id, limit=limit)
+        """Orders oldest first, filtered; ``after`` an order id to read the next page from (see list_orders)."""
+        return self.flows.orders(status=status, channel=channel, member_id=member_id, limit=limit, after=after)
+
+    def unfinished_flows(self, *, status: str | None = None) -> list[FlowState]:
+        """Flows left half-way: running (recovery takes them once their lease runs out) and stuck (with why)."""
+        return self.flows.unfinished(status=status)
 
     def recover(
         self, *, ignore_leases: bool = False, retry_stuck: bool = False, orders: Collection[str] | None = None
@@ -261,6 +412,208 @@ class Stack:
     ) -> DispatchReport:
         """Deliver every pending event to its listeners; see :func:`retailblocks.events.dispatch`."""
         return dispatch(self, batch=batch, max_attempts=max_attempts, rounds=rounds)
+
+    def events(
+        self, *, after: int = 0, limit: int = 100, event_type: str | None = None, order_id: str | None = None
+    ) -> list[Event]:
+        """Outbox events after event id ``after``, oldest first; ``event_type`` a prefix such as ``order.``."""
+        return read_events(self, after=after, limit=limit, event_type=event_type, order_id=order_id)
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Deliveries given up after too many failures."""
+        return read_dead_letters(self)
+
+    def redeliver(self, event_id: int, subscriber: str | None = None) -> Redelivery:
+        """Give the dead letters of ``event_id`` (to ``subscriber``, or every one) another attempt now."""
+        rearmed = redeliver(self, event_id, subscriber)
+        return Redelivery(rearmed, self.dispatch_events() if rearmed else DispatchReport())
+
+    # -- stock (an inventory block's operator API) --------------------------------------------------
+
+    def stock_operator(self) -> StockOperator:
+        """The inventory block, if it offers operators stock operations (see StockOperator)."""
+        block = self.block_providing("inventory")
+        if not isinstance(block, StockOperator):
+            raise AssemblyError(
+                f"the stack's inventory block {block.id!r} offers no operator stock operations "
+                "(receive, adjust, count, movements)"
+            )
+        return block
+
+    @contextmanager
+    def _stock(self, *, read_only: bool = False) -> Iterator[tuple[StockOperator, FlowContext]]:
+        operator = self.stock_operator()
+        with self.context(flow="operator", read_only=read_only) as ctx:
+            ctx.current_block = self.block_providing("inventory").id
+            yield operator, ctx
+
+    def stock_levels(self, skus: Sequence[str] = ()) -> list[StockLevel]:
+        """Stock of ``skus`` (all when empty) at every location: on hand, reserved, allocated, available."""
+        with self._stock(read_only=True) as (operator, ctx):
+            return list(operator.levels(ctx, skus))
+
+    def stock_movements(self, skus: Sequence[str] = (), *, limit: int | None = None) -> list[StockMovement]:
+        """The movement ledger, oldest first; the newest ``limit`` rows when given."""
+        with self._stock(read_only=True) as (operator, ctx):
+            return list(operator.movements(ctx, skus, limit=limit))
+
+    def receive_stock(self, sku: str, location: str, quantity: int, *, reason: str = "", key: str) -> StockChange:
+        """Goods arrived: ``quantity`` more on hand; once per ``key``."""
+        with self._stock() as (operator, ctx):
+            on_hand = operator.receive(ctx, sku, location, quantity, reason=reason, key=key)
+        return StockChange(sku, location, quantity, on_hand)
+
+    def adjust_stock(self, sku: str, location: str, delta: int, *, reason: str, key: str) -> StockChange:
+        """A correction of on hand by ``delta`` (damage, loss, found goods), with its reason; once per ``key``."""
+        with self._stock() as (operator, ctx):
+            on_hand = operator.adjust(ctx, sku, location, delta, reason=reason, key=key)
+        return StockChange(sku, location, delta, on_hand)
+
+    def count_stock(self, sku: str, location: str, counted: int, *, reason: str = "", key: str) -> StockChange:
+        """A count: on hand becomes ``counted``, the difference a movement; once per ``key``."""
+        with self._stock() as (operator, ctx):
+            before = next((lv.on_hand for lv in operator.levels(ctx, [sku]) if lv.location == location), 0)
+            on_hand = operator.count(ctx, sku, location, counted, reason=reason, key=key)
+        return StockChange(sku, location, on_hand - before, on_hand)
+
+    # -- members (fused across channels) -----------------------------------------------------------
+
+    def member_profiles(self) -> list[MemberProfile]:
+        """Every known member's profile, after delivering pending events (what ``blocks members`` lists)."""
+        from retailblocks.fusion import catch_up, profiles
+
+        catch_up(self)
+        with self.context(flow="report", read_only=True) as ctx:
+            return list(profiles(self, ctx).values())
+
+    def member_view(
+        self, *, member_id: str | None = None, identity: str | None = None
+    ) -> tuple[MemberProfile, list[TimelineEntry]]:
+        """One member's profile and timeline, by member id or by an identity (``kind:value``)."""
+        from retailblocks.fusion import catch_up, member_view
+
+        catch_up(self)
+        with self.context(flow="report", read_only=True) as ctx:
+            return member_view(self, ctx, member_id=member_id, identity=identity)
+
+    def link_identities(self, identities: Sequence[Identity]) -> Member:
+        """Resolve ``identities`` into one member: unknown ones are linked to the member the others name,
+        and identities of two members merge them (reversibly). UnknownMember when none names a member."""
+        from retailblocks.errors import UnknownMember
+
+        with self.context(flow="operator") as ctx:
+            member = self.hooks.maybe(membership.membership_identify, ctx, list(identities), False)
+        if member is None:
+            raise UnknownMember("none of these identities belongs to a member; nothing was linked")
+        return member
+
+    def segment_members(self, segment_id: str | None = None) -> dict[str, list[str]]:
+        """The members each of the manifest's segments holds now (or only ``segment_id``'s)."""
+        from retailblocks.fusion import catch_up, profiles
+        from retailblocks.fusion.segments import members_of
+        from retailblocks.fusion.views import find_segment
+
+        chosen = [find_segment(self, segment_id)] if segment_id else list(self.manifest.segments)
+        catch_up(self)
+        with self.context(flow="report", read_only=True) as ctx:
+            found = profiles(self, ctx)
+        return {segment.id: members_of(segment, found) for segment in chosen}
+
+    def run_campaign(self, campaign_id: str) -> CampaignRun:
+        """Issue the campaign's coupons to the members of its segment not yet reached."""
+        from retailblocks.fusion import catch_up, run_campaign
+
+        catch_up(self)
+        run = run_campaign(self, campaign_id)
+        catch_up(self)
+        return run
+
+    def campaign_report(self, campaign_id: str) -> CampaignReport:
+        """What the campaign brought: reach, the orders that used its coupons, revenue, discount by funder."""
+        from retailblocks.fusion import campaign_report, catch_up
+
+        catch_up(self)
+        return campaign_report(self, campaign_id)
+
+    def settlement(self, partner_id: str, start: date, end: date) -> Settlement:
+        """Who owes whom with ``partner_id`` from ``start`` to ``end`` (included)."""
+        from retailblocks.fusion import settle
+        from retailblocks.fusion.settlement import period
+
+        period(start, end)  # refuses a period that ends before it starts, before any work
+        return settle(self, partner_id, start, end)
+
+    def ingest_signals(self, data: bytes | str, fmt: str) -> IngestReport:
+        """Add the external signals in ``data`` (``jsonl`` or ``csv``) to members' timelines; every bad line
+        is reported with its reason and skipped, the good ones added together; the same data twice adds
+        nothing."""
+        from retailblocks.fusion import ingest
+        from retailblocks.fusion.ingest import parse
+
+        signals, bad = parse(data, fmt, list(self.channels))
+        return ingest(self, signals, bad)
+
+    def lock_status(self) -> LockStatus:
+        """The manifest against its lock now: never assembled, or what changed since (nothing: it matches)."""
+        from retailblocks.assembly.lockfile import check_assembled
+
+        try:
+            changes = check_assembled(self.plan, self.manifest.path.name)
+        except AssemblyError:
+            return LockStatus(False, ())
+        return LockStatus(True, tuple(changes))
+
+    # -- stored value (gift cards and wallets) -------------------------------------------------------
+
+    def _balance_keeper(self, method: str) -> tuple[BalanceKeeper, str]:
+        block_id = self.hooks.payment_block(method)
+        block = self.block(block_id)
+        if not isinstance(block, BalanceKeeper):
+            raise AssemblyError(f"the {method} block {block_id!r} cannot say what an account holds")
+        return block, block_id
+
+    def issue_stored_value(
+        self, method: str, amount: Money, *, member_id: str | None = None, key: str
+    ) -> StoredValueIssue:
+        """Put ``amount`` on a new gift card (``gift_card``) or on ``member_id``'s wallet (``wallet``), once
+        per ``key``; what the account holds afterwards comes with it."""
+        from retailblocks.model.limits import check_key
+
+        check_key(key)
+        keeper, block_id = self._balance_keeper(method)
+        with self.context(flow="operator") as ctx:
+            ctx.current_block = block_id
+            reference = self.hooks.call(payment.payment_issue, ctx, method, amount, member_id, key)
+            balance = keeper.balance(ctx, reference)
+        return StoredValueIssue(method, reference, member_id, amount, balance)
+
+    def wallet_balance(self, member_id: str) -> Money:
+        """What ``member_id``'s wallet holds now (zero without a wallet)."""
+        keeper, block_id = self._balance_keeper("wallet")
+        with self.context(flow="report", read_only=True) as ctx:
+            ctx.current_block = block_id
+            return keeper.balance(ctx, member_id)
+
+    def _merge_keeper(self) -> tuple[MergeKeeper, str]:
+        for block_id, block in self.blocks.items():
+            if "membership" in block.capabilities and isinstance(block, MergeKeeper):
+                return block, block_id
+        raise AssemblyError("no membership block in this stack keeps merges that can be listed and undone")
+
+    def member_merges(self, member_id: str) -> list[MergeRecord]:
+        """The merges ``member_id`` took part in, as survivor or absorbed, oldest first."""
+        keeper, block_id = self._merge_keeper()
+        with self.context(flow="report", read_only=True) as ctx:
+            ctx.current_block = block_id
+            return [_merge_record(row, self.currency) for row in keeper.merges(ctx, member_id)]
+
+    def undo_merge(self, merge_id: str, *, reason: str = "") -> MergeRecord:
+        """Undo merge ``merge_id``: the absorbed member gets its identities and points back; asked again,
+        nothing changes."""
+        keeper, block_id = self._merge_keeper()
+        with self.context(flow="operator") as ctx:
+            ctx.current_block = block_id
+            return _merge_record(keeper.unmerge(ctx, merge_id, reason), self.currency)
 
     # -- closing ----------------------------------------------------------------------------------
 

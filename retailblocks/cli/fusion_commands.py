@@ -288,13 +288,10 @@ def ingest(manifest: Path, file: Path, fmt: str | None, as_json: bool) -> None:
     lines are added together in one transaction. Exit status 2 if any line was bad. Ingesting the same
     file again adds nothing.
     """
-    from retailblocks.fusion import ingest as add_signals
-    from retailblocks.fusion.ingest import format_of, parse, read_bytes
+    from retailblocks.fusion.ingest import format_of, read_bytes
 
     with open_stack(manifest) as stack:
-        data = read_bytes(file)
-        signals, bad = parse(data, format_of(file, fmt), list(stack.channels))
-        outcome = add_signals(stack, signals, bad)
+        outcome = stack.ingest_signals(read_bytes(file), format_of(file, fmt))
     for line in outcome.bad:
         # report() escapes: a reason quotes the line, and "[/x]" in a line is text, not markup.
         report(f"{file}:{line.line}: {line.reason}")

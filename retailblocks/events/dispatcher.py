@@ -201,6 +201,25 @@ def _retry_due(stack: Runtime, subscriber: str, batch: int, max_attempts: int) -
     return delivered, failed, dead
 
 
+@attrs.frozen
+class DeadLetter:
+    """A delivery given up after too many failures: which event, to which subscriber, and the last error."""
+
+    event_id: int
+    event_type: str
+    subscriber: str
+    attempts: int
+    last_error: str
+
+
+def read_dead_letters(stack: Runtime) -> list[DeadLetter]:
+    """Every dead letter, by event id and subscriber."""
+    return [
+        DeadLetter(row["event_id"], row["type"], row["subscriber"], row["attempts"], row["last_error"])
+        for row in dead_letters(stack)
+    ]
+
+
 def dead_letters(stack: Runtime) -> list[dict[str, Any]]:
     with stack.engine.connect() as connection:
         connection.info["read_only"] = True
@@ -209,13 +228,32 @@ def dead_letters(stack: Runtime) -> list[dict[str, Any]]:
                 sa.select(event_failures, outbox.c.type)
                 .join(outbox, outbox.c.id == event_failures.c.event_id)
                 .where(event_failures.c.dead.is_(True))
-                .order_by(event_failures.c.event_id)
+                .order_by(event_failures.c.event_id, event_failures.c.subscriber)
             )
             .mappings()
             .all()
         )
         connection.rollback()
     return [dict(row) for row in rows]
+
+
+def redeliver(stack: Runtime, event_id: int, subscriber: str | None = None) -> int:
+    """Give dead letters of ``event_id`` (to ``subscriber``, or to every subscriber) one more delivery
+    attempt at the next dispatch; returns how many were re-armed. A delivery that fails again is a dead
+    letter again at once (its attempts are kept), so a redelivery never loops."""
+    where = sa.and_(
+        event_failures.c.event_id == event_id,
+        event_failures.c.dead.is_(True),
+        event_failures.c.delivered_at.is_(None),
+    )
+    if subscriber is not None:
+        where = sa.and_(where, event_failures.c.subscriber == subscriber)
+    with UnitOfWork(stack.engine) as uow:
+        return int(
+            uow.connection.execute(
+                event_failures.update().where(where).values(dead=False, next_attempt_at=stack.clock.now())
+            ).rowcount
+        )
 
 
 def undelivered(stack: Runtime) -> int:

@@ -6,11 +6,13 @@ import hashlib
 import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import sqlalchemy as sa
 
+from retailblocks.clock import as_utc
 from retailblocks.context import FlowContext
 from retailblocks.errors import (
     BusinessRejection,
@@ -68,6 +70,21 @@ class RecoveryReport:
     stuck: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
     reasons: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class FlowState:
+    """A flow that has not finished: ``running`` (its owner works on it, or recovery will once its lease
+    runs out) or ``stuck`` (stopped half-way; ``error`` says where and why, until an operator resolves it)."""
+
+    id: str
+    flow: str
+    order_id: str
+    status: str
+    step: str
+    error: str | None
+    lease_until: datetime
+    updated_at: datetime
 
 
 _CANONICAL = json_encoder(default=str, sort_keys=True)
@@ -422,8 +439,11 @@ class OrderFlows:
         channel: str | None = None,
         member_id: str | None = None,
         limit: int | None = None,
+        after: str | None = None,
     ) -> list[Order]:
-        return list_orders(self.stack.engine, status=status, channel=channel, member_id=member_id, limit=limit)
+        return list_orders(
+            self.stack.engine, status=status, channel=channel, member_id=member_id, limit=limit, after=after
+        )
 
     # -- recovery ---------------------------------------------------------------------------------
 
@@ -483,6 +503,44 @@ class OrderFlows:
         stuck = self.stuck_flows()
         reasons.update(stuck)
         return RecoveryReport(tuple(resumed), tuple(compensated), tuple(stuck), tuple(skipped), reasons)
+
+    def unfinished(self, *, status: str | None = None) -> list[FlowState]:
+        """Every running and stuck flow (or only those of ``status``), oldest first."""
+        wanted = [SagaStatus.RUNNING.value, SagaStatus.STUCK.value]
+        if status is not None:
+            if status not in wanted:
+                raise InvalidValue(f"a flow left half-way is running or stuck (got {status!r})")
+            wanted = [status]
+        with self.stack.engine.connect() as connection:
+            connection.info["read_only"] = True
+            rows = connection.execute(
+                sa.select(
+                    sagas.c.id,
+                    sagas.c.flow,
+                    sagas.c.order_id,
+                    sagas.c.status,
+                    sagas.c.step,
+                    sagas.c.error,
+                    sagas.c.lease_until,
+                    sagas.c.updated_at,
+                )
+                .where(sagas.c.status.in_(wanted))
+                .order_by(sagas.c.created_at, sagas.c.id)
+            ).all()
+            connection.rollback()
+        return [
+            FlowState(
+                row.id,
+                row.flow,
+                row.order_id,
+                row.status,
+                row.step,
+                row.error,
+                as_utc(row.lease_until),
+                as_utc(row.updated_at),
+            )
+            for row in rows
+        ]
 
     def stuck_flows(self) -> dict[str, str]:
         """Every stuck flow, by id, with where and why it stopped."""

@@ -146,9 +146,28 @@ def list_orders(
     channel: str | None = None,
     member_id: str | None = None,
     limit: int | None = None,
+    after: str | None = None,
 ) -> list[Order]:
-    """The stored orders, oldest first, filtered by what is given; each as checkout recorded it."""
+    """The stored orders, oldest first, filtered by what is given; each as checkout recorded it.
+
+    ``after`` is an order id: only orders after it in that order are listed, so pages read one after the
+    other neither skip nor repeat an order, whatever is placed meanwhile (keyset pagination on
+    ``(created_at, id)``; an order placed meanwhile is listed if it sorts after the page, else in no page).
+    UnknownOrder if ``after`` names no order.
+    """
     query = sa.select(orders).order_by(orders.c.created_at, orders.c.id)
+    if after is not None:
+        # The mark is read in the same statement as the page, so its stored value is compared as stored.
+        mark = sa.select(orders.c.created_at).where(orders.c.id == after).scalar_subquery()
+        with engine.connect() as connection:
+            connection.info["read_only"] = True
+            known = connection.execute(sa.select(orders.c.id).where(orders.c.id == after)).first()
+            connection.rollback()
+        if known is None:
+            raise UnknownOrder(f"no order {after!r} to list orders after")
+        query = query.where(
+            sa.or_(orders.c.created_at > mark, sa.and_(orders.c.created_at == mark, orders.c.id > after))
+        )
     if status is not None:
         query = query.where(orders.c.status == status)
     if channel is not None:

@@ -81,6 +81,8 @@ def document(app: FastAPI) -> dict[str, Any]:
             extra = {**_EVERY, **(_KEYED if keyed else {})} if operation.get("parameters") or keyed else {}
             if "requestBody" in operation:
                 extra = {**_EVERY, **(_KEYED if keyed else {})}
+            if any(parameter.get("name") == "cursor" for parameter in operation.get("parameters", ())):
+                extra["400"] = "a cursor this listing did not hand out"
             for status, description in extra.items():
                 responses.setdefault(status, {"description": description})
             for status, response in responses.items():

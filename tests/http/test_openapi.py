@@ -14,7 +14,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from retailblocks.http import create_app
 from retailblocks.http.app import openapi_document
-from tests.http.conftest import WEB_KEY, api_stack
+from tests.http.conftest import ADMIN_KEY, WEB_KEY, api_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "docs" / "openapi.json"
@@ -49,7 +49,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def test_no_operation_fails_or_breaks_its_schema(api_schema: Any) -> None:
     """Generated requests for every operation, valid and not: never a 5xx, every response as documented."""
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) >= 7
+    assert len(operations) >= 30
     for operation in operations:
 
         @given(case=operation.as_strategy())
@@ -57,8 +57,9 @@ def test_no_operation_fails_or_breaks_its_schema(api_schema: Any) -> None:
         def exercise(case: Any) -> None:
             # A schema-valid request the stack still refuses (a payment method it does not take, a SKU
             # it does not sell) is a 4xx the schema cannot foresee: that check is left out, the rest stay.
+            key = ADMIN_KEY if case.path.startswith("/admin") else WEB_KEY
             case.call_and_validate(
-                headers={"Authorization": f"Bearer {WEB_KEY}"}, excluded_checks=[positive_data_acceptance]
+                headers={"Authorization": f"Bearer {key}"}, excluded_checks=[positive_data_acceptance]
             )
 
         exercise()
@@ -66,11 +67,14 @@ def test_no_operation_fails_or_breaks_its_schema(api_schema: Any) -> None:
 
 def test_create_then_read_follows_the_links(api_schema: Any) -> None:
     """Stateful: sequences of calls along the document's links (create an order, then read it)."""
-    machine = api_schema.as_state_machine()
+    # The links between placing an order and reading it: a machine over every operation draws from a
+    # shared stack whose state the earlier examples changed, which Hypothesis rightly calls flaky.
+    machine = api_schema.include(path_regex="^/store/orders").as_state_machine()
 
     class Headers(machine):  # type: ignore[misc, valid-type]
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:
-            return {"headers": {"Authorization": f"Bearer {WEB_KEY}"}}
+            key = ADMIN_KEY if case.path.startswith("/admin") else WEB_KEY
+            return {"headers": {"Authorization": f"Bearer {key}"}}
 
         def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
             case.validate_response(response, excluded_checks=[positive_data_acceptance])

@@ -1,0 +1,102 @@
+"""What every admin route shares: who may call it, POSTs run once per Idempotency-Key, opaque cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from retailblocks.errors import InvalidInput
+from retailblocks.http.auth import Forbidden, bearer
+from retailblocks.http.idempotency import HEADER, check_key, flow_key, request_hash
+from retailblocks.http.state import Api, api_of
+from retailblocks.manifest.api import ADMIN_AREAS, ApiKey
+
+ApiDep = Annotated[Api, Depends(api_of)]
+IdempotencyKey = Annotated[str | None, Header(alias=HEADER, description="required: the POST runs once per key")]
+
+READ_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no key, or a key this stack does not accept"},
+    403: {"description": "a store key, or an admin key without this area's scope"},
+    422: {"description": "a value that breaks a rule, said where"},
+    429: {"description": "the key's rate limit; see Retry-After"},
+}
+WRITE_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    **READ_PROBLEMS,
+    400: {"description": f"no or a malformed {HEADER} header"},
+    409: {"description": "refused by the stack, or the same key still in progress"},
+}
+
+
+def scoped(area: str, access: str) -> Callable[..., ApiKey]:
+    """A dependency admitting admin keys whose scopes allow ``access`` (read or write) to ``area``."""
+    assert area in ADMIN_AREAS and access in ("read", "write"), (area, access)
+
+    def admin_key(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    ) -> ApiKey:
+        api = api_of(request)
+        key = api.keys.authenticate(credentials.credentials if credentials else None)
+        if key.is_store_key:
+            raise Forbidden("the admin API takes an admin key; a store key acts only for its channel")
+        if not key.allows(area, access):
+            raise Forbidden(f"this key has no {area}:{access} scope")
+        api.limiter.spend(key)
+        return key
+
+    return admin_key
+
+
+async def run_once(
+    request: Request,
+    api: Api,
+    caller: ApiKey,
+    idempotency_key: str | None,
+    handler: Callable[[str], BaseModel],
+    *,
+    status: int = 200,
+) -> Response:
+    """Run ``handler`` once per Idempotency-Key (replaying its first answer), in the thread pool.
+
+    ``handler`` gets the key the flows and blocks see (scoped by the API key) and returns the document.
+    """
+    key = check_key(idempotency_key)
+    fingerprint = request_hash(request.method, request.url.path, await request.body())
+    scoped_key = flow_key(caller.id, key)
+
+    def respond() -> Response:
+        return JSONResponse(handler(scoped_key).model_dump(mode="json"), status_code=status)
+
+    return await run_in_threadpool(api.requests.run, caller.id, key, fingerprint, respond)
+
+
+def encode_cursor(kind: str, position: str) -> str:
+    """An opaque cursor: where the next page starts, for the listing ``kind`` only."""
+    return base64.urlsafe_b64encode(f"{kind}:{position}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    prefix, sep, position = text.partition(":")
+    if prefix != kind or not sep or not position:
+        raise InvalidInput("this cursor was not returned by this listing; start again without one")
+    return position
+
+
+def next_link(request: Request, cursor: str) -> str:
+    """The request's own path and query with ``cursor`` replaced: the next page, same filters."""
+    params = [(name, value) for name, value in request.query_params.multi_items() if name != "cursor"]
+    return f"{request.url.path}?{urlencode([*params, ('cursor', cursor)])}"
