@@ -165,7 +165,7 @@ class AftercareSteps:
         update_order(ctx.db, run.order_id, refunded=orders.c.refunded + sum(remaining.values()), details=details)
 
     def finish_cancel(self, run: CancelRun, ctx: FlowContext) -> None:
-        set_order(ctx.db, run.order_id, status=OrderStatus.CANCELLED.value, updated_at=ctx.clock.now())
+        set_order(ctx.db, run.order_id, status=OrderStatus.CANCELLED, updated_at=ctx.clock.now())
         ctx.record("order.cancelled", {"reason": run.state.reason}, member_id=run.state.member_id)
         # The saga is marked completed by this step's progress record (Step.completes).
 
@@ -315,7 +315,7 @@ class AftercareSteps:
         order: Order = load_order(ctx.db, run.order_id)
         all_refunded = all(line.refunded_quantity == line.quantity for line in order.lines)
         status = OrderStatus.REFUNDED if all_refunded else OrderStatus.PARTIALLY_REFUNDED
-        set_order(ctx.db, run.order_id, status=status.value, updated_at=ctx.clock.now())
+        set_order(ctx.db, run.order_id, status=status, updated_at=ctx.clock.now())
         ctx.record(
             "order.refunded",
             {

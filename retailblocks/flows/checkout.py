@@ -333,7 +333,7 @@ class CheckoutSteps:
         self.hooks.inventory_commit(ctx, reservation.id, run.order_id)
         order = self._order(run, ctx, OrderStatus.PENDING)
         self.hooks.marketing_redeem(ctx, run.order_id, run.state.member_id, order.adjustments)
-        set_order(ctx.db, run.order_id, status=OrderStatus.PLACED.value, updated_at=ctx.clock.now())
+        set_order(ctx.db, run.order_id, status=OrderStatus.PLACED, updated_at=ctx.clock.now())
         ctx.record(
             "order.placed",
             {
@@ -376,7 +376,7 @@ class CheckoutSteps:
             )
         captures = run.state.captures
         details = self._details(run, ctx, captures=data_of(captures, run.transient.data))
-        set_order(ctx.db, run.order_id, status=OrderStatus.PAID.value, details=details, updated_at=ctx.clock.now())
+        set_order(ctx.db, run.order_id, status=OrderStatus.PAID, details=details, updated_at=ctx.clock.now())
         ctx.record(
             "order.paid",
             {"captured": sum(captures.values()), "currency": self.stack.currency},
@@ -454,7 +454,7 @@ class CheckoutSteps:
         waiting = reservation is not None and any(line.backordered for line in reservation.lines)
         # An order with back-ordered units stays "paid" until they are received and sent.
         status = OrderStatus.PAID if waiting else OrderStatus.FULFILLED
-        set_order(ctx.db, run.order_id, status=status.value, updated_at=now)
+        set_order(ctx.db, run.order_id, status=status, updated_at=now)
         # The saga is marked completed by this step's progress record (Step.completes).
         ctx.record("order.completed", {"total": run.state.total}, member_id=run.state.member_id)
         # The order as the caller gets it: as earn saw it with its final status, or built like earn builds it

@@ -232,7 +232,7 @@ class SagaRunner:
 
     def context(self, uow: UnitOfWork, run: SagaRun[Any]) -> FlowContext:
         """The context of one step of ``run``: outside calls derive their keys from the saga's own id."""
-        return self.stack.new_context(uow, run.channel, flow=self.flow.value, flow_id=run.order_id, key=run.id)
+        return self.stack.new_context(uow, run.channel, flow=self.flow, flow_id=run.order_id, key=run.id)
 
     def run_step(self, run: SagaRun[Any], step: Step) -> None:
         self.faults.check(self.flow, step.name, "before")
@@ -396,7 +396,7 @@ class SagaRunner:
         connection = ctx.db
         # Plain strings for the driver, whatever enum the step's name is.
         step = str(step)
-        _LOG_STEP.execute(connection, saga_id=run.id, step=step, action=action.value, detail=detail, at=now)
+        _LOG_STEP.execute(connection, saga_id=run.id, step=step, action=str(action), detail=detail, at=now)
         values = {
             "saga_id": run.id,
             "epoch": run.epoch,

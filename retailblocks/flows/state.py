@@ -13,7 +13,8 @@ it lacks takes the field's default — so a saga an older release left running i
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -179,22 +180,40 @@ def load_state(kind: type[S], document: Mapping[str, Any]) -> S:
 # -- writing ------------------------------------------------------------------------------------------
 
 _PLAIN = frozenset({str, int, bool, float, type(None)})
-_LAYOUTS: dict[type[Any], tuple[tuple[str, bool, Any], ...]] = {}
+
+
+@attrs.frozen
+class _Layout:
+    """How one state class is written: its fields in the document's order, read in one call."""
+
+    names: tuple[str, ...]
+    read: Callable[[Any], tuple[Any, ...]]
+    #: By field: the default that leaves it out of the document, or _WRITTEN when it is always written.
+    omitted: tuple[Any, ...]
+
+
+_WRITTEN = object()
+_LAYOUTS: dict[type[Any], _Layout] = {}
 
 #: Data made of the values of one run's states: value id → (value, data). Settled values are the same
 #: objects from state to state, so each is turned into data once per run, and the data is the same object
-#: each time (which lets SettledJson keep its encoding).
+#: each time (which lets SettledJson keep its encoding). A state is a value too: a step that changes
+#: nothing writes the document made for the step before.
 DataMemo = dict[int, tuple[object, Any]]
 
 
-def _layout(kind: type[Any]) -> tuple[tuple[str, bool, Any], ...]:
+def _layout(kind: type[Any]) -> _Layout:
     layout = _LAYOUTS.get(kind)
     if layout is None:
         # What every flow may hold comes last, where the documents always had it.
         common = {field.name for field in attrs.fields(FlowState)}
         fields = sorted(attrs.fields(kind), key=lambda field: field.name in common)
-        layout = _LAYOUTS[kind] = tuple(
-            (field.name, bool(field.metadata.get("omit_default")), _default(field)) for field in fields
+        names = tuple(field.name for field in fields)
+        getter = operator.attrgetter(*names)
+        layout = _LAYOUTS[kind] = _Layout(
+            names,
+            getter if len(names) > 1 else lambda state: (getter(state),),
+            tuple(_default(field) if field.metadata.get("omit_default") else _WRITTEN for field in fields),
         )
     return layout
 
@@ -205,13 +224,25 @@ def _default(field: attrs.Attribute[Any]) -> Any:
 
 
 def state_document(state: object, memo: DataMemo | None = None) -> dict[str, Any]:
-    """``state`` as the JSON-ready document its saga row holds (without ``done``)."""
+    """``state`` as the JSON-ready document its saga row holds (without ``done``): a new dict each time."""
+    if memo is not None:
+        known = memo.get(id(state))
+        if known is not None and known[0] is state:
+            return dict(known[1])
+    layout = _layout(type(state))
     document: dict[str, Any] = {}
-    for name, omit_default, default in _layout(type(state)):
-        value = getattr(state, name)
-        if omit_default and value == default:
+    plain = _PLAIN
+    for name, value, omitted in zip(layout.names, layout.read(state), layout.omitted, strict=True):
+        if omitted is not _WRITTEN and value == omitted:
             continue
-        document[name] = value if type(value) in _PLAIN else data_of(value, memo)
+        if type(value) in plain:
+            document[name] = value
+            continue
+        known = memo.get(id(value)) if memo is not None else None
+        document[name] = known[1] if known is not None and known[0] is value else data_of(value, memo)
+    if memo is not None:
+        memo[id(state)] = (state, document)
+        return dict(document)
     return document
 
 
@@ -221,7 +252,7 @@ def data_of(value: object, memo: DataMemo | None = None) -> Any:
         known = memo.get(id(value))
         if known is not None and known[0] is value:
             return known[1]
-    if isinstance(value, Mapping):
+    if type(value) is MappingProxyType or type(value) is dict:
         data: Any = {str(key): item if type(item) in _PLAIN else data_of(item, memo) for key, item in value.items()}
     else:
         data = to_data(value)
