@@ -85,7 +85,7 @@ def _read_only_or_none(mapping: Mapping[Any, Any] | None) -> Mapping[Any, Any] |
     return None if mapping is None else _read_only(mapping)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class FlowState:
     """What every flow's state may hold: set while a flow is being undone."""
 
@@ -102,7 +102,7 @@ class PaymentShare:
     amount: Money
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class CheckoutState(FlowState):
     request_hash: str
     channel: str
@@ -119,7 +119,7 @@ class CheckoutState(FlowState):
     shipments: tuple[Shipment, ...] = attrs.field(default=(), metadata=OMIT_DEFAULT)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class CancelState(FlowState):
     reason: str = ""
     key: str
@@ -142,7 +142,7 @@ class RefundedLine:
     quantity: int
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class RefundState(FlowState):
     #: Units to refund by line index; None refunds every unit not refunded yet.
     lines: Mapping[int, int] | None = attrs.field(default=None, converter=_read_only_or_none)
