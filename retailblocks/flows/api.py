@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import time
 from collections.abc import Collection, Iterator, Mapping
@@ -39,10 +40,12 @@ from retailblocks.flows.saga import (
     SagaRun,
     SagaRunner,
     SagaStatus,
+    Transient,
     load_run,
 )
+from retailblocks.flows.state import CancelState, CheckoutState, CheckoutStep, FlowKind, RefundState, load_state
 from retailblocks.hookspecs import payment
-from retailblocks.model import Cart, Order
+from retailblocks.model import Cart, Order, OrderStatus
 from retailblocks.model.limits import MAX_ID_LENGTH, check_key, check_quantity, check_text
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.json_text import json_encoder
@@ -130,10 +133,10 @@ class OrderFlows:
         self.faults = FaultInjector()
         self._checkout = CheckoutSteps(self)
         self._aftercare = AftercareSteps(self)
-        self._runners: dict[str, SagaRunner] = {}
+        self._runners: dict[FlowKind, SagaRunner] = {}
 
     @contextmanager
-    def outside_call(self, run: SagaRun, ctx: FlowContext) -> Iterator[FlowContext]:
+    def outside_call(self, run: SagaRun[Any], ctx: FlowContext) -> Iterator[FlowContext]:
         """A context of its own for one call to the outside world and what the block records about it.
 
         Each payment share gets its own unit of work: a block records its side of one call without holding
@@ -152,16 +155,16 @@ class OrderFlows:
         uow.commit()
         run.effects += 1
 
-    def _runner(self, flow: str) -> SagaRunner:
+    def _runner(self, flow: FlowKind) -> SagaRunner:
         # A runner keeps no state of its own between runs: one per flow serves every run, on any thread.
         runner = self._runners.get(flow)
         if runner is None:
             steps = {
-                "checkout": self._checkout.steps,
-                "cancel": self._aftercare.cancel_steps,
-                "refund": self._aftercare.refund_steps,
+                FlowKind.CHECKOUT: self._checkout.steps,
+                FlowKind.CANCEL: self._aftercare.cancel_steps,
+                FlowKind.REFUND: self._aftercare.refund_steps,
             }[flow]()
-            if flow == "checkout":
+            if flow is FlowKind.CHECKOUT:
                 runner = SagaRunner(self.stack, flow, steps, self.faults, settled=CHECKOUT_SETTLED)
             else:
                 runner = SagaRunner(self.stack, flow, steps, self.faults, forward_only=True)
@@ -196,29 +199,29 @@ class OrderFlows:
         order_id = self.stack.ids.new_id("ord")
         run = SagaRun(
             id=order_id,
-            flow="checkout",
+            flow=FlowKind.CHECKOUT,
             order_id=order_id,
             channel=cart.channel,
             key=key,
-            state={"request_hash": fingerprint, "channel": cart.channel, "key": key},
-            transient={"cart": cart, "payment_details": [dict(p.details) for p in cart.payments]},
+            state=CheckoutState(request_hash=fingerprint, channel=cart.channel, key=key),
+            transient=Transient(cart=cart, payment_details=[dict(p.details) for p in cart.payments]),
         )
         try:
-            self._runner("checkout").run(run)
+            self._runner(FlowKind.CHECKOUT).run(run)
         except sa.exc.IntegrityError:
             found = self._find_key(key)
             if found is None:
                 raise
             return self._replay(key, found, fingerprint)
         except BusinessRejection as rejection:
-            if "reserve" not in run.done and not self._order_exists(order_id):
+            if CheckoutStep.RESERVE not in run.done and not self._order_exists(order_id):
                 self._record_rejection(run, cart, rejection)
             raise
         except FlowTakenOver:
             # Recovery owns the order now: the shopper gets its outcome, as a replay of the key would.
             return self._replay(key, {"request_hash": fingerprint, "result_id": order_id}, fingerprint)
-        result = run.transient.get("result")  # read by the last step, in its transaction
-        return result if isinstance(result, Order) else self.order(order_id)
+        result = run.transient.result  # read by the last step, in its transaction
+        return result if result is not None else self.order(order_id)
 
     def _order_exists(self, order_id: str) -> bool:
         with self.stack.engine.connect() as connection:
@@ -245,7 +248,7 @@ class OrderFlows:
         deadline = time.monotonic() + REPLAY_WAIT_SECONDS
         while True:
             order = self.order(row["result_id"])
-            if order.status.value != "pending":
+            if order.status is not OrderStatus.PENDING:
                 break
             if time.monotonic() > deadline:
                 raise FlowStillRunning(
@@ -253,11 +256,11 @@ class OrderFlows:
                     "the same key for its outcome"
                 )
             time.sleep(0.02)
-        if order.status.value == "failed":
+        if order.status is OrderStatus.FAILED:
             raise rejection_from(order.failure or "rejected: checkout failed")
         return order
 
-    def _record_rejection(self, run: SagaRun, cart: Cart, rejection: BusinessRejection) -> None:
+    def _record_rejection(self, run: SagaRun[CheckoutState], cart: Cart, rejection: BusinessRejection) -> None:
         """Keep a rejected checkout (nothing reserved, nothing charged) so its key replays the rejection."""
         now = self.stack.clock.now()
         failure = f"{rejection.cause}: {rejection}"
@@ -266,8 +269,8 @@ class OrderFlows:
                 uow.connection.execute(
                     idempotency_keys.insert().values(
                         key=run.key,
-                        flow="checkout",
-                        request_hash=run.state["request_hash"],
+                        flow=FlowKind.CHECKOUT.value,
+                        request_hash=run.state.request_hash,
                         result_id=run.order_id,
                         created_at=now,
                     )
@@ -277,7 +280,7 @@ class OrderFlows:
                     orders.insert().values(
                         id=run.order_id,
                         channel=cart.channel,
-                        status="failed",
+                        status=OrderStatus.FAILED.value,
                         currency=self.stack.currency,
                         member_id=None,
                         subtotal=zero,
@@ -321,15 +324,15 @@ class OrderFlows:
         refused again when asked again.
         """
         check_order_request(order_id, key=key, reason=reason)
+        channel = self._channel_of(order_id)
         run = SagaRun(
             id=f"{order_id}~cancel",
-            flow="cancel",
+            flow=FlowKind.CANCEL,
             order_id=order_id,
-            channel=self._channel_of(order_id),
+            channel=channel,
             key=key or f"{order_id}:cancel",
-            state={"reason": reason, "key": key or f"{order_id}:cancel"},
+            state=CancelState(reason=reason, key=key or f"{order_id}:cancel", channel=channel),
         )
-        run.state["channel"] = run.channel
         return self._run_aftercare(run)
 
     def refund(
@@ -345,32 +348,33 @@ class OrderFlows:
         # The flow's own identity, unique per order and key: the keys blocks and providers see derive from
         # it, so one caller key used on two orders names two refunds that never collide.
         saga_id = "rfd_" + hashlib.sha256(f"{order_id}|{key}".encode()).hexdigest()[:24]
-        data = None if lines is None else {str(int(k)): int(v) for k, v in lines.items()}
+        wanted = None if lines is None else {int(k): int(v) for k, v in lines.items()}
+        channel = self._channel_of(order_id)
         run = SagaRun(
             id=saga_id,
-            flow="refund",
+            flow=FlowKind.REFUND,
             order_id=order_id,
-            channel=self._channel_of(order_id),
+            channel=channel,
             key=key,
-            state={"lines": data, "reason": reason, "restock": restock, "key": key},
+            state=RefundState(lines=wanted, reason=reason, restock=restock, key=key, channel=channel),
         )
-        run.state["channel"] = run.channel
         return self._run_aftercare(run)
 
     def _channel_of(self, order_id: str) -> str:
         return self.order(order_id).channel
 
-    def _run_aftercare(self, run: SagaRun) -> Order:
+    def _run_aftercare(self, run: SagaRun[CancelState] | SagaRun[RefundState]) -> Order:
         with self.stack.engine.connect() as connection:
             connection.info["read_only"] = True
             existing = connection.execute(sa.select(sagas.c.state).where(sagas.c.id == run.id)).first()
             connection.rollback()
         if existing is not None:
-            previous = dict(existing.state)
-            if run.flow == "refund" and (
-                previous.get("lines") != run.state.get("lines") or previous.get("restock") != run.state.get("restock")
-            ):
-                raise IdempotencyConflict(f"refund key {run.key!r} was used for a different refund of {run.order_id}")
+            if isinstance(run.state, RefundState):
+                previous = load_state(RefundState, existing.state)
+                if previous.lines != run.state.lines or previous.restock != run.state.restock:
+                    raise IdempotencyConflict(
+                        f"refund key {run.key!r} was used for a different refund of {run.order_id}"
+                    )
             return self._outcome(run)
         try:
             self._runner(run.flow).run(run)
@@ -378,7 +382,7 @@ class OrderFlows:
             return self._outcome(run)
         return self.order(run.order_id)
 
-    def _outcome(self, run: SagaRun) -> Order:
+    def _outcome(self, run: SagaRun[Any]) -> Order:
         """What became of the cancel or refund ``run`` names, which another request began: the order once
         the flow completed; its refusal again if it was refused; FlowStuck if it stopped half-way."""
         deadline = time.monotonic() + REPLAY_WAIT_SECONDS
@@ -497,7 +501,7 @@ class OrderFlows:
                 continue
             except (RetailBlocksError, Exception):
                 continue  # the flow is stuck now, with its reason: reported below
-            (resumed if outcome == "resumed" else compensated).append(saga_id)
+            (resumed if outcome is RecoveryOutcome.RESUMED else compensated).append(saga_id)
         with self.stack.context(flow="maintenance") as ctx:
             maintain(self.stack.hooks, ctx)
         stuck = self.stuck_flows()
@@ -554,7 +558,7 @@ class OrderFlows:
             connection.rollback()
         return {row.id: f"{row.flow} of {row.order_id}: {row.error}" for row in rows}
 
-    def _claim(self, saga_id: str, *, ignore_leases: bool, retry_stuck: bool) -> SagaRun | None:
+    def _claim(self, saga_id: str, *, ignore_leases: bool, retry_stuck: bool) -> SagaRun[Any] | None:
         """Take the flow over under a new epoch. A row another process holds locked (PostgreSQL) is skipped
         rather than waited for: that process is alive enough to hold a transaction open."""
         lease_now = self.stack.lease_clock.now()
@@ -584,26 +588,33 @@ class OrderFlows:
             )
             return load_run(uow.connection, saga_id)
 
-    def _recover_run(self, run: SagaRun) -> str:
+    def _recover_run(self, run: SagaRun[Any]) -> RecoveryOutcome:
         runner = self._runner(run.flow)
         names = [step.name for step in runner.steps]
         next_index = max((names.index(n) + 1 for n in run.done if n in names), default=0)
         in_flight = names[next_index] if next_index < len(names) else None
-        if run.flow == "checkout" and (run.state.get("compensating") or "place" not in run.done):
+        if run.flow is FlowKind.CHECKOUT and (run.state.compensating or CheckoutStep.PLACE not in run.done):
             status = runner.compensate(run, None, failed_step=in_flight)
             if status is SagaStatus.RUNNING:
-                failure = run.state.get("failure")
+                failure = run.state.failure
                 raise PaymentOutcomeUnknown(f"{run.flow} {run.id} could not be fully undone yet: {failure}")
             if status is SagaStatus.STUCK:
                 raise FlowStuck(f"{run.flow} {run.id} is stuck", saga_id=run.id)
-            return "compensated"
+            return RecoveryOutcome.COMPENSATED
         try:
             runner.run(run, start=next_index, recovering=True)
         except BusinessRejection:
-            if run.flow != "checkout":
+            if run.flow is not FlowKind.CHECKOUT:
                 raise  # a refund or cancel refused half-way is stuck or rejected now, not undone
-            return "compensated"
-        return "resumed"
+            return RecoveryOutcome.COMPENSATED
+        return RecoveryOutcome.RESUMED
+
+
+class RecoveryOutcome(enum.Enum):
+    """What recovering one flow came to."""
+
+    RESUMED = "resumed"
+    COMPENSATED = "compensated"
 
 
 class _Locked(Exception):

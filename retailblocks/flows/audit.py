@@ -19,6 +19,7 @@ from retailblocks.clock import as_utc
 from retailblocks.context import AuditFinding, FlowContext
 from retailblocks.flows.orders import list_orders
 from retailblocks.flows.saga import SagaStatus
+from retailblocks.flows.state import FlowKind, RefundState, load_state
 from retailblocks.hookspecs import inventory, payment
 from retailblocks.model import Order, OrderStatus
 from retailblocks.storage.tables import outbox, sagas
@@ -133,17 +134,19 @@ def _units(stack: Runtime, ctx: FlowContext, orders: Sequence[Order], flows: dic
         finished = [
             row
             for row in flows.get(order.id, ())
-            if row.flow in ("refund", "cancel") and row.status == SagaStatus.COMPLETED.value
+            if row.flow in (FlowKind.REFUND, FlowKind.CANCEL) and row.status == SagaStatus.COMPLETED.value
         ]
         if not finished:
             continue
         for row in finished:
-            if row.flow == "cancel":
+            if row.flow == FlowKind.CANCEL:
                 for line in order.lines:
                     expected[line.sku] += line.quantity
-            elif row.state.get("restock"):
-                for unit in row.state.get("units", []):
-                    expected[unit["sku"]] += int(unit["quantity"])
+                continue
+            refund = load_state(RefundState, row.state)
+            if refund.restock:
+                for unit in refund.units:
+                    expected[unit.sku] += unit.quantity
         returned = stack.hooks.maybe(inventory.inventory_returned, ctx, order.id)
         if returned is None:
             return AuditFinding(name, True, "not checked: the inventory block has no inventory_returned")
@@ -182,7 +185,7 @@ def _events_once(stack: Runtime, flows: dict[str, list[Any]]) -> AuditFinding:
         order_id
         for order_id, saga_rows in flows.items()
         for row in saga_rows
-        if row.flow == "refund" and row.status == SagaStatus.COMPLETED.value
+        if row.flow == FlowKind.REFUND and row.status == SagaStatus.COMPLETED.value
     )
     wrong = [
         f"{row.order_id}: {row.type} ×{row.n}"

@@ -13,7 +13,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import sqlalchemy as sa
@@ -28,6 +28,7 @@ from retailblocks.flows.capabilities import ranked_locations, redeem_adjustments
 from retailblocks.flows.orders import load_order, order_details, order_from_rows, set_order
 from retailblocks.flows.pricing import price_cart, price_lines
 from retailblocks.flows.saga import SagaRun, Step, insert_saga
+from retailblocks.flows.state import CheckoutState, CheckoutStep, FlowKind, PaymentShare, data_of
 from retailblocks.hookspecs import inventory, logistics, membership, payment
 from retailblocks.model import (
     Cart,
@@ -41,7 +42,6 @@ from retailblocks.model import (
     Reservation,
     ReservedStock,
     Shipment,
-    ShippingQuote,
     StockDemand,
 )
 from retailblocks.model.serialize import from_data, to_data
@@ -54,8 +54,6 @@ if TYPE_CHECKING:
 
 #: How long stock stays reserved for a checkout that has not placed its order.
 RESERVATION_TTL = timedelta(minutes=15)
-
-T = TypeVar("T")
 
 #: What reserve writes in the order's details and no step changes afterwards.
 _DETAILS_SETTLED = ("fulfilment", "adjustments", "reservation", "quote", "identities")
@@ -94,15 +92,15 @@ _LINE_COLUMNS = ("order_id", "line_index", "sku", "quantity", "unit_price", "dis
 _INSERT_LINES = Prepared.insert(order_lines, *_LINE_COLUMNS)
 _FAIL_ORDER = (
     orders.update()
-    .where(orders.c.id == sa.bindparam("order_id"), orders.c.status != "failed")
-    .values(status="failed", failure=sa.bindparam("failure"), updated_at=sa.bindparam("updated_at"))
+    .where(orders.c.id == sa.bindparam("order_id"), orders.c.status != OrderStatus.FAILED.value)
+    .values(status=OrderStatus.FAILED.value, failure=sa.bindparam("failure"), updated_at=sa.bindparam("updated_at"))
 )
 
 
-def plan_payments(cart: Cart, total: Money) -> list[dict[str, Any]]:
+def plan_payments(cart: Cart, total: Money) -> tuple[PaymentShare, ...]:
     """Split ``total`` over the cart's payment requests; one request may leave its amount open."""
     if total.amount == 0:
-        return []
+        return ()
     if not cart.payments:
         raise InvalidValue(f"the cart needs a payment for {total} (give at least one payment method)")
     fixed = [p.amount for p in cart.payments if p.amount is not None]
@@ -116,43 +114,13 @@ def plan_payments(cart: Cart, total: Money) -> list[dict[str, Any]]:
     rest = total - paid
     if rest.amount < 0 or (rest.amount > 0 and not open_ended) or (rest.amount == 0 and open_ended):
         raise InvalidValue(f"the payments add up to {paid} but the order total is {total}")
-    plan: list[dict[str, Any]] = []
-    for request in cart.payments:
-        amount = request.amount if request.amount is not None else rest
-        plan.append({"method": request.method, "amount": to_data(amount)})
-    return plan
+    return tuple(
+        PaymentShare(request.method, request.amount if request.amount is not None else rest)
+        for request in cart.payments
+    )
 
 
-def structured(run: SagaRun, data: Any, kind: type[T]) -> T:
-    """The model value that ``data`` (a part of the saga's JSON state) describes, structured once per run.
-
-    Several steps need the reservation, the authorizations, the quote: the state keeps them as data,
-    and this keeps what was made of each entry. Entries are never changed in place once written (a step
-    that changes one writes a new entry), so the entry's identity says whether the value still holds.
-    """
-    made: dict[int, tuple[Any, Any]] = run.transient.setdefault("structured", {})
-    known = made.get(id(data))
-    if known is not None and known[0] is data:
-        return known[1]  # type: ignore[no-any-return]
-    value = from_data(data, kind)
-    made[id(data)] = (data, value)
-    return value
-
-
-def data_of(run: SagaRun, value: Any) -> Any:
-    """``value`` as data for the saga's state, remembered as what the data describes (see structured)."""
-    data = to_data(value)
-    run.transient.setdefault("structured", {})[id(data)] = (data, value)
-    return data
-
-
-def reservation_of(run: SagaRun) -> Reservation | None:
-    data = run.state.get("reservation")
-    return structured(run, data, Reservation) if data else None
-
-
-def authorizations_of(run: SagaRun) -> dict[int, PaymentAuthorization]:
-    return {int(i): structured(run, a, PaymentAuthorization) for i, a in run.state.get("authorizations", {}).items()}
+Run = SagaRun[CheckoutState]
 
 
 class CheckoutSteps:
@@ -165,19 +133,20 @@ class CheckoutSteps:
 
     def steps(self) -> list[Step]:
         return [
-            Step("reserve", self.reserve, self.release),
-            Step("authorize", self.authorize, self.void, outside=True),
-            Step("place", self.place, self.unplace),
-            Step("capture", self.capture, self.refund_captures, outside=True),
-            Step("deliver", self.deliver, self.cancel_delivery, outside=True),
-            Step("earn", self.earn, self.reverse_points),
-            Step("complete", self.complete, completes=True),
+            Step(CheckoutStep.RESERVE, self.reserve, self.release),
+            Step(CheckoutStep.AUTHORIZE, self.authorize, self.void, outside=True),
+            Step(CheckoutStep.PLACE, self.place, self.unplace),
+            Step(CheckoutStep.CAPTURE, self.capture, self.refund_captures, outside=True),
+            Step(CheckoutStep.DELIVER, self.deliver, self.cancel_delivery, outside=True),
+            Step(CheckoutStep.EARN, self.earn, self.reverse_points),
+            Step(CheckoutStep.COMPLETE, self.complete, completes=True),
         ]
 
     # -- reserve: the order, its price and its stock, in one transaction --------------------------
 
-    def reserve(self, run: SagaRun, ctx: FlowContext) -> None:
-        cart: Cart = run.transient["cart"]
+    def reserve(self, run: Run, ctx: FlowContext) -> None:
+        cart = run.transient.cart
+        assert cart is not None, "a checkout run begins with its cart"
         now = ctx.clock.now()
         # The key goes in first: a request with a key already used (a replay, or a concurrent request)
         # fails here, before reserving, and OrderFlows.checkout replays the first request's outcome.
@@ -185,8 +154,8 @@ class CheckoutSteps:
             ctx.db,
             {
                 "key": run.key,
-                "flow": "checkout",
-                "request_hash": run.state["request_hash"],
+                "flow": FlowKind.CHECKOUT.value,
+                "request_hash": run.state.request_hash,
                 "result_id": run.order_id,
                 "created_at": now,
             },
@@ -198,21 +167,24 @@ class CheckoutSteps:
         priced = price_cart(ctx, self.hooks, cart, lines, member, self.stack.currency)
         plan = plan_payments(cart, priced.total)
         reservation = self._reserve_stock(ctx, cart)
-        run.state.update(
+        run.state = state = attrs.evolve(
+            run.state,
             member_id=member.id if member else None,
             plan=plan,
-            reservation=data_of(run, reservation),
-            quote=data_of(run, priced.quote) if priced.quote else None,
+            reservation=reservation,
+            quote=priced.quote,
             total=priced.total.amount,
             authorizations={},
             captures={},
         )
-        # The settled keys first (see _DETAILS_SETTLED), in the order every later write keeps.
+        memo = run.transient.data
+        # The settled keys first (see _DETAILS_SETTLED), in the order every later write keeps; the
+        # reservation's and quote's data are the objects the saga's state is written with.
         details = {
             "fulfilment": to_data(cart.fulfilment),
             "adjustments": to_data(list(priced.adjustments)),
-            "reservation": run.state["reservation"],
-            "quote": run.state["quote"],
+            "reservation": data_of(reservation, memo),
+            "quote": None if state.quote is None else data_of(state.quote, memo),
             "identities": [str(i) for i in cart.identities],
             "authorizations": {},
             "shipments": [],
@@ -220,9 +192,9 @@ class CheckoutSteps:
         row = {
             "id": run.order_id,
             "channel": cart.channel,
-            "status": "pending",
+            "status": OrderStatus.PENDING.value,
             "currency": self.stack.currency,
-            "member_id": run.state["member_id"],
+            "member_id": state.member_id,
             "subtotal": priced.subtotal.amount,
             "discount": priced.discount.amount,
             "shipping": priced.shipping.amount,
@@ -253,10 +225,10 @@ class CheckoutSteps:
         insert_saga(connection, run, now, self.stack.lease_until(), CHECKOUT_SETTLED)
         # What later steps need of the order, kept in memory so that they neither read it back nor
         # read-modify-write its details. A saga resumed by recovery has none of it and reads the database.
-        run.transient["order"] = (row, line_rows)
+        run.transient.order = (row, line_rows)
         # The order as inserted, for the steps that pass it to blocks (see _order); its fulfilment and
         # adjustments are the objects just priced rather than structured back from the details' data.
-        run.transient["base_order"] = attrs.evolve(
+        run.transient.base_order = attrs.evolve(
             order_from_rows({**row, "details": {}, "failure": None}, line_rows),
             fulfilment=cart.fulfilment,
             adjustments=tuple(priced.adjustments),
@@ -271,7 +243,7 @@ class CheckoutSteps:
                 "shipping": priced.shipping.amount,
                 "attribution": cart.attribution,
             },
-            member_id=run.state["member_id"],
+            member_id=state.member_id,
         )
 
     def _reserve_stock(self, ctx: FlowContext, cart: Cart) -> Reservation:
@@ -290,45 +262,46 @@ class CheckoutSteps:
             allow_split = True
         return self.hooks.call(inventory.inventory_reserve, ctx, demands, locations, allow_split, RESERVATION_TTL)
 
-    def release(self, run: SagaRun, ctx: FlowContext) -> None:
-        reservation = reservation_of(run)
+    def release(self, run: Run, ctx: FlowContext) -> None:
+        reservation = run.state.reservation
         if reservation is not None:
             self.hooks.call(inventory.inventory_release, ctx, reservation.id)
-        failure = run.state.get("failure") or "checkout failed"
+        failure = run.state.failure or "checkout failed"
         failed = ctx.db.execute(
             _FAIL_ORDER, {"order_id": run.order_id, "failure": failure, "updated_at": ctx.clock.now()}
         ).rowcount
         if failed:
-            ctx.record("order.failed", {"reason": failure}, member_id=run.state.get("member_id"))
+            ctx.record("order.failed", {"reason": failure}, member_id=run.state.member_id)
 
     # -- authorize: outside calls, one per payment share ------------------------------------------
 
-    def authorize(self, run: SagaRun, ctx: FlowContext) -> None:
-        details: list[dict[str, str]] = run.transient.get("payment_details", [])
-        made = run.state.setdefault("authorizations", {})
-        for index, share in enumerate(run.state.get("plan", [])):
-            if str(index) in made:
+    def authorize(self, run: Run, ctx: FlowContext) -> None:
+        details = run.transient.payment_details
+        for index, share in enumerate(run.state.plan):
+            if index in run.state.authorizations:
                 continue
             key = ctx.key_for(f"authorize-{index}")
-            amount = from_data(share["amount"], Money)
+            amount = share.amount
             try:
                 with self.flows.outside_call(run, ctx) as call:
                     authorization = self.hooks.call(
                         payment.payment_authorize,
                         call,
-                        share["method"],
+                        share.method,
                         amount,
                         details[index] if index < len(details) else {},
-                        run.state.get("member_id"),
+                        run.state.member_id,
                         key,
                     )
             except PaymentOutcomeUnknown:
-                authorization = self._resolve_unknown(run, ctx, share["method"], key)
-            made[str(index)] = data_of(run, authorization)
+                authorization = self._resolve_unknown(run, ctx, share.method, key)
+            # Recorded at once: a later share failing undoes this one (see void).
+            run.state = attrs.evolve(run.state, authorizations={**run.state.authorizations, index: authorization})
+        made = data_of(run.state.authorizations, run.transient.data)
         details_now = self._details(run, ctx, authorizations=made)
         set_order(ctx.db, run.order_id, details=details_now, updated_at=ctx.clock.now())
 
-    def _resolve_unknown(self, run: SagaRun, ctx: FlowContext, method: str, key: str) -> PaymentAuthorization:
+    def _resolve_unknown(self, run: Run, ctx: FlowContext, method: str, key: str) -> PaymentAuthorization:
         try:
             with self.flows.outside_call(run, ctx) as call:
                 resolved = self.hooks.call(payment.payment_status, call, method, key)
@@ -343,28 +316,28 @@ class CheckoutSteps:
             raise PaymentDeclined(f"the {method} payment did not go through", reason="no_authorization")
         return resolved
 
-    def void(self, run: SagaRun, ctx: FlowContext) -> None:
-        known = authorizations_of(run)
-        for index, share in enumerate(run.state.get("plan", [])):
+    def void(self, run: Run, ctx: FlowContext) -> None:
+        known = run.state.authorizations
+        for index, share in enumerate(run.state.plan):
             key = ctx.key_for(f"authorize-{index}")
             authorization = known.get(index)
             if authorization is None:
                 # The call may have reached the provider before the process died: ask under its key.
                 with self.flows.outside_call(run, ctx) as call:
-                    authorization = self.hooks.call(payment.payment_status, call, share["method"], key)
+                    authorization = self.hooks.call(payment.payment_status, call, share.method, key)
             if authorization is not None:
                 with self.flows.outside_call(run, ctx) as call:
                     self.hooks.call(payment.payment_void, call, authorization, ctx.key_for(f"void-{index}"))
 
     # -- place: the order exists from here on ---------------------------------------------------
 
-    def place(self, run: SagaRun, ctx: FlowContext) -> None:
-        reservation = reservation_of(run)
+    def place(self, run: Run, ctx: FlowContext) -> None:
+        reservation = run.state.reservation
         assert reservation is not None
         self.hooks.call(inventory.inventory_commit, ctx, reservation.id, run.order_id)
-        order = self._order(run, ctx, "pending")
-        redeem_adjustments(self.hooks, ctx, run.order_id, run.state.get("member_id"), order.adjustments)
-        set_order(ctx.db, run.order_id, status="placed", updated_at=ctx.clock.now())
+        order = self._order(run, ctx, OrderStatus.PENDING)
+        redeem_adjustments(self.hooks, ctx, run.order_id, run.state.member_id, order.adjustments)
+        set_order(ctx.db, run.order_id, status=OrderStatus.PLACED, updated_at=ctx.clock.now())
         ctx.record(
             "order.placed",
             {
@@ -379,40 +352,45 @@ class CheckoutSteps:
             member_id=order.member_id,
         )
 
-    def unplace(self, run: SagaRun, ctx: FlowContext) -> None:
+    def unplace(self, run: Run, ctx: FlowContext) -> None:
         release_adjustments(self.hooks, ctx, run.order_id)
-        reservation = reservation_of(run)
+        reservation = run.state.reservation
         if reservation is not None:
             # Gives back allocated units (and units that already left, if delivery had started).
             self.hooks.call(inventory.inventory_return, ctx, run.order_id, reservation.lines, ctx.key_for("undo-place"))
 
     # -- capture ----------------------------------------------------------------------------------
 
-    def capture(self, run: SagaRun, ctx: FlowContext) -> None:
-        captures = run.state.setdefault("captures", {})
-        made = run.state["authorizations"]
-        for index, authorization in sorted(authorizations_of(run).items()):
-            if str(index) in captures:
+    def capture(self, run: Run, ctx: FlowContext) -> None:
+        for index, authorization in sorted(run.state.authorizations.items()):
+            if index in run.state.captures:
                 continue
             with self.flows.outside_call(run, ctx) as call:
                 capture = self.hooks.call(
                     payment.payment_capture, call, authorization, authorization.amount, ctx.key_for(f"capture-{index}")
                 )
-            captures[str(index)] = capture.amount.amount
-            # A new entry, never a change in place (see structured): the order now holds a captured payment.
-            made[str(index)] = data_of(run, attrs.evolve(authorization, status=PaymentStatus.CAPTURED))
-        details = self._details(run, ctx, captures=captures)
-        set_order(ctx.db, run.order_id, status="paid", details=details, updated_at=ctx.clock.now())
+            # Recorded at once, as authorize records: the order now holds a captured payment.
+            run.state = attrs.evolve(
+                run.state,
+                captures={**run.state.captures, index: capture.amount.amount},
+                authorizations={
+                    **run.state.authorizations,
+                    index: attrs.evolve(authorization, status=PaymentStatus.CAPTURED),
+                },
+            )
+        captures = run.state.captures
+        details = self._details(run, ctx, captures=data_of(captures, run.transient.data))
+        set_order(ctx.db, run.order_id, status=OrderStatus.PAID, details=details, updated_at=ctx.clock.now())
         ctx.record(
             "order.paid",
             {"captured": sum(captures.values()), "currency": self.stack.currency},
-            member_id=run.state.get("member_id"),
+            member_id=run.state.member_id,
         )
 
-    def refund_captures(self, run: SagaRun, ctx: FlowContext) -> None:
-        for index, authorization in sorted(authorizations_of(run).items()):
+    def refund_captures(self, run: Run, ctx: FlowContext) -> None:
+        for index, authorization in sorted(run.state.authorizations.items()):
             key = ctx.key_for(f"capture-{index}")
-            captured = run.state.get("captures", {}).get(str(index))
+            captured = run.state.captures.get(index)
             with self.flows.outside_call(run, ctx) as call:
                 if captured is None:
                     # Unknown whether the capture happened: capturing again under the same key returns the
@@ -431,32 +409,29 @@ class CheckoutSteps:
 
     # -- deliver ----------------------------------------------------------------------------------
 
-    def deliver(self, run: SagaRun, ctx: FlowContext) -> None:
-        reservation = reservation_of(run)
+    def deliver(self, run: Run, ctx: FlowContext) -> None:
+        reservation = run.state.reservation
         assert reservation is not None
         # Back-ordered units stay allocated to the order until they are received; the rest leave now.
         parcels = parcels_from([line for line in reservation.lines if not line.backordered])
         backordered = [to_data(line) for line in reservation.lines if line.backordered]
-        quote_data = run.state.get("quote")
-        shipments = []
-        if quote_data and parcels:
+        quote = run.state.quote
+        if quote is not None and parcels:
             # Known from the earlier steps; a resumed saga reads it on a connection of its own, so the carrier
             # is called before this step's transaction opens.
-            order = self._order(run, None, "paid")
-            quote = structured(run, quote_data, ShippingQuote)
+            order = self._order(run, None, OrderStatus.PAID)
             shipment = self.hooks.call(logistics.logistics_arrange, ctx, order, quote, parcels, ctx.key_for("deliver"))
-            shipments.append(data_of(run, shipment))
-            run.state["shipments"] = shipments
+            run.state = attrs.evolve(run.state, shipments=(shipment,))
+        shipments = data_of(run.state.shipments, run.transient.data)
         if parcels:
             self.hooks.call(inventory.inventory_fulfil, ctx, run.order_id, parcels)
         details = self._details(run, ctx, shipments=shipments, backordered=backordered)
         set_order(ctx.db, run.order_id, details=details, updated_at=ctx.clock.now())
         if backordered:
-            ctx.record("order.backordered", {"lines": backordered}, member_id=run.state.get("member_id"))
+            ctx.record("order.backordered", {"lines": backordered}, member_id=run.state.member_id)
 
-    def cancel_delivery(self, run: SagaRun, ctx: FlowContext) -> None:
-        quote_data = run.state.get("quote")
-        if not quote_data:
+    def cancel_delivery(self, run: Run, ctx: FlowContext) -> None:
+        if run.state.quote is None:
             return
         details = order_details(ctx.db, run.order_id)
         for data in details.get("shipments", []):
@@ -464,43 +439,41 @@ class CheckoutSteps:
 
     # -- earn -------------------------------------------------------------------------------------
 
-    def earn(self, run: SagaRun, ctx: FlowContext) -> None:
-        member_id = run.state.get("member_id")
+    def earn(self, run: Run, ctx: FlowContext) -> None:
+        member_id = run.state.member_id
         if member_id:
-            order = self._order(run, ctx, "paid")
+            order = self._order(run, ctx, OrderStatus.PAID)
             self.hooks.maybe(membership.membership_earn, ctx, member_id, order, ctx.key_for("earn"))
-            run.transient["paid_order"] = order  # complete changes only its status
+            run.transient.paid_order = order  # complete changes only its status
 
-    def reverse_points(self, run: SagaRun, ctx: FlowContext) -> None:
-        member_id = run.state.get("member_id")
+    def reverse_points(self, run: Run, ctx: FlowContext) -> None:
+        member_id = run.state.member_id
         if member_id:
-            total = Money(int(run.state.get("total", 0)), self.stack.currency)
+            total = Money(run.state.total, self.stack.currency)
             self.hooks.maybe(
                 membership.membership_reverse, ctx, member_id, run.order_id, total, total, ctx.key_for("undo-earn")
             )
 
     # -- complete ---------------------------------------------------------------------------------
 
-    def complete(self, run: SagaRun, ctx: FlowContext) -> None:
+    def complete(self, run: Run, ctx: FlowContext) -> None:
         now = ctx.clock.now()
-        reservation = reservation_of(run)
+        reservation = run.state.reservation
         # What deliver wrote to the order's details, derived again from the saga's state instead of read.
         waiting = reservation is not None and any(line.backordered for line in reservation.lines)
         # An order with back-ordered units stays "paid" until they are received and sent.
-        status = "paid" if waiting else "fulfilled"
+        status = OrderStatus.PAID if waiting else OrderStatus.FULFILLED
         set_order(ctx.db, run.order_id, status=status, updated_at=now)
         # The saga is marked completed by this step's progress record (Step.completes).
-        ctx.record("order.completed", {"total": run.state.get("total")}, member_id=run.state.get("member_id"))
+        ctx.record("order.completed", {"total": run.state.total}, member_id=run.state.member_id)
         # The order as the caller gets it: as earn saw it with its final status, or built like earn builds it
         # (a resumed saga reads it, in this transaction).
-        paid = run.transient.get("paid_order")
-        run.transient["result"] = (
-            attrs.evolve(paid, status=OrderStatus(status)) if paid is not None else self._order(run, ctx, status)
-        )
+        paid = run.transient.paid_order
+        run.transient.result = attrs.evolve(paid, status=status) if paid is not None else self._order(run, ctx, status)
 
     # -- the order as the steps know it -----------------------------------------------------------
 
-    def _details(self, run: SagaRun, ctx: FlowContext | None, **changes: Any) -> dict[str, Any] | str:
+    def _details(self, run: Run, ctx: FlowContext | None, **changes: Any) -> dict[str, Any] | str:
         """The order's details with ``changes``, as the next write stores them.
 
         Each write holds everything the steps before it wrote (authorizations, then captures, then
@@ -508,37 +481,36 @@ class CheckoutSteps:
         as JSON text whose settled part (what reserve wrote) is encoded once per run. A resumed saga,
         which does not have the inserted details in memory, reads them once.
         """
-        known = run.transient.get("order")
+        known = run.transient.order
         if known is None:
             assert ctx is not None
             return {**order_details(ctx.db, run.order_id), **changes}
-        details: dict[str, Any] = {**known[0]["details"], "authorizations": run.state.get("authorizations", {})}
-        if "captures" in changes or "capture" in run.done:
-            details["captures"] = run.state.get("captures", {})
-        if "shipments" not in changes and "deliver" in run.done:
-            details["shipments"] = run.state.get("shipments", [])
-            reservation = reservation_of(run)
+        memo = run.transient.data
+        details: dict[str, Any] = {**known[0]["details"], "authorizations": data_of(run.state.authorizations, memo)}
+        if "captures" in changes or CheckoutStep.CAPTURE in run.done:
+            details["captures"] = data_of(run.state.captures, memo)
+        if "shipments" not in changes and CheckoutStep.DELIVER in run.done:
+            details["shipments"] = data_of(run.state.shipments, memo)
+            reservation = run.state.reservation
             lines = reservation.lines if reservation is not None else ()
             details["backordered"] = [to_data(line) for line in lines if line.backordered]
         details.update(changes)
         return run.encoder("details", _DETAILS_SETTLED).encode(details)
 
-    def _order(self, run: SagaRun, ctx: FlowContext | None, status: str) -> Order:
+    def _order(self, run: Run, ctx: FlowContext | None, status: OrderStatus) -> Order:
         """The order in ``status``, as the database holds it at this point of the saga.
 
         Built from what reserve inserted and the saga's state; a resumed saga reads it (on ``ctx``'s
         connection, or on a read-only connection of its own when ``ctx`` is None).
         """
-        base: Order | None = run.transient.get("base_order")  # what reserve inserted, as an order
+        base = run.transient.base_order  # what reserve inserted, as an order
         if base is None:
             return load_order(ctx.db, run.order_id) if ctx is not None else self.flows.order(run.order_id)
-        payments = authorizations_of(run)
-        shipments = run.state.get("shipments", []) if "deliver" in run.done else []
         return attrs.evolve(
             base,
-            status=OrderStatus(status),
-            payments=tuple(payments.values()),
-            shipments=tuple(structured(run, data, Shipment) for data in shipments),
+            status=status,
+            payments=tuple(run.state.authorizations.values()),
+            shipments=run.state.shipments if CheckoutStep.DELIVER in run.done else (),
         )
 
 

@@ -111,7 +111,7 @@ def set_order(
     order_id: str,
     *,
     updated_at: Any,
-    status: str | None = None,
+    status: OrderStatus | None = None,
     details: Mapping[str, Any] | str | None = None,
 ) -> None:
     """Set an order's status, its details, or both (in one statement).
@@ -121,14 +121,16 @@ def set_order(
     """
     if details is not None and not isinstance(details, str):
         details = dumps(details)
+    # The driver is handed plain strings.
+    value = None if status is None else str(status)
     if details is None:
         assert status is not None, "set_order needs a status, details, or both"
-        _SET_STATUS.execute(connection, order_id=order_id, status=status, updated_at=updated_at)
+        _SET_STATUS.execute(connection, order_id=order_id, status=value, updated_at=updated_at)
     elif status is None:
         _SET_DETAILS.execute(connection, order_id=order_id, details=details, updated_at=updated_at)
     else:
         _SET_STATUS_AND_DETAILS.execute(
-            connection, order_id=order_id, status=status, details=details, updated_at=updated_at
+            connection, order_id=order_id, status=value, details=details, updated_at=updated_at
         )
 
 

@@ -13,7 +13,7 @@ import enum
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic
 
 import attrs
 import sqlalchemy as sa
@@ -27,6 +27,8 @@ from retailblocks.errors import (
     PaymentOutcomeUnknown,
     RetailBlocksError,
 )
+from retailblocks.flows.state import STATE_TYPES, DataMemo, FlowKind, S, StepMark, load_state, state_document
+from retailblocks.model import Cart, Order
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.json_text import JsonText, SettledJson
 from retailblocks.storage.prepared import Prepared, PreparedQuery
@@ -58,7 +60,7 @@ TRANSIENT_FAILURES: tuple[type[BaseException], ...] = (
     sa.exc.OperationalError,
 )
 
-Action = Callable[["SagaRun", FlowContext], None]
+Action = Callable[["SagaRun[Any]", FlowContext], None]
 
 # Every step of every flow writes its progress: two statements per step, seven steps per checkout. They
 # are built once and sent straight to the driver (see retailblocks.storage.prepared).
@@ -113,18 +115,41 @@ class Step:
 
 
 @attrs.define
-class SagaRun:
-    """A saga in progress: its id, the order it is about, and its JSON state (what later steps need)."""
+class Transient:
+    """What the running process knows of a saga but never persists: the request (payment details such as
+    card tokens), what the steps keep in memory so as not to read it back, and the run's encoders."""
+
+    cart: Cart | None = None
+    payment_details: list[dict[str, str]] = attrs.field(factory=list)
+    #: The order's row and line rows as checkout inserted them.
+    order: tuple[dict[str, Any], list[dict[str, Any]]] | None = None
+    #: The order as checkout inserted it, as an order.
+    base_order: Order | None = None
+    #: The order as earn passed it to membership.
+    paid_order: Order | None = None
+    #: The order the last step read, as the caller gets it.
+    result: Order | None = None
+    encoders: dict[str, SettledJson] = attrs.field(factory=dict)
+    data: DataMemo = attrs.field(factory=dict)
+
+
+@attrs.define
+class SagaRun(Generic[S]):
+    """A saga in progress: its id, the order it is about, and its state (what later steps need).
+
+    ``state`` is a frozen value: a step records progress by replacing it (``attrs.evolve``), and the
+    runner writes the current one with the step's progress.
+    """
 
     id: str
-    flow: str
+    flow: FlowKind
     order_id: str
     channel: str | None
     key: str
-    state: dict[str, Any]
+    state: S
     done: list[str] = attrs.field(factory=list)
-    #: What the running process knows but never persists (payment details such as card tokens).
-    transient: dict[str, Any] = attrs.field(factory=dict)
+    #: What the running process knows but never persists.
+    transient: Transient = attrs.field(factory=Transient)
     #: The fencing token this process owns the saga under: 0 for the process that began it, raised by
     #: every takeover (see _OWNED).
     epoch: int = 0
@@ -135,11 +160,17 @@ class SagaRun:
     def encoder(self, document: str, settled: Sequence[str]) -> SettledJson:
         """The run's encoder for one document it rewrites step after step (its state, an order's details):
         the part under ``settled`` is encoded once per run (see SettledJson)."""
-        key = f"{document}_encoder"
-        encoder: SettledJson | None = self.transient.get(key)
+        encoders = self.transient.encoders
+        encoder = encoders.get(document)
         if encoder is None or encoder.settled != tuple(settled):
-            encoder = self.transient[key] = SettledJson(settled)
+            encoder = encoders[document] = SettledJson(settled)
         return encoder
+
+    def document(self) -> dict[str, Any]:
+        """The state and the steps done, as the saga's row holds them."""
+        document = state_document(self.state, self.transient.data)
+        document["done"] = list(self.done)
+        return document
 
 
 class FaultInjector:
@@ -182,7 +213,7 @@ class SagaRunner:
     def __init__(
         self,
         stack: Runtime,
-        flow: str,
+        flow: FlowKind,
         steps: Sequence[Step],
         faults: FaultInjector,
         *,
@@ -199,11 +230,11 @@ class SagaRunner:
         #: encoded once per run, though every step writes the whole state.
         self.settled = tuple(settled)
 
-    def context(self, uow: UnitOfWork, run: SagaRun) -> FlowContext:
+    def context(self, uow: UnitOfWork, run: SagaRun[Any]) -> FlowContext:
         """The context of one step of ``run``: outside calls derive their keys from the saga's own id."""
         return self.stack.new_context(uow, run.channel, flow=self.flow, flow_id=run.order_id, key=run.id)
 
-    def run_step(self, run: SagaRun, step: Step) -> None:
+    def run_step(self, run: SagaRun[Any], step: Step) -> None:
         self.faults.check(self.flow, step.name, "before")
         uow = UnitOfWork(self.stack.engine)
         ctx = self.context(uow, run)
@@ -212,7 +243,7 @@ class SagaRunner:
             step.action(run, ctx)
             self.faults.check(self.flow, step.name, "after")
             run.done.append(step.name)
-            self._progress(ctx, run, step.name, "done", status=SagaStatus.COMPLETED if step.completes else None)
+            self._progress(ctx, run, step.name, StepMark.DONE, status=SagaStatus.COMPLETED if step.completes else None)
         except BaseException:
             uow.rollback()
             if step.name in run.done:
@@ -220,7 +251,7 @@ class SagaRunner:
             raise
         uow.commit()
 
-    def run(self, run: SagaRun, *, start: int = 0, recovering: bool = False) -> None:
+    def run(self, run: SagaRun[Any], *, start: int = 0, recovering: bool = False) -> None:
         """Run steps from ``start``; on a rejection or failure undo what was done (or, in a forward-only
         flow, leave the flow stuck with the reason) and re-raise.
 
@@ -246,7 +277,7 @@ class SagaRunner:
                         self._stop_forward_flow(run, error, step)
                     raise
 
-    def _stop_forward_flow(self, run: SagaRun, error: Exception, step: Step) -> None:
+    def _stop_forward_flow(self, run: SagaRun[Any], error: Exception, step: Step) -> None:
         """A forward-only flow (cancel, refund) cannot be undone once money or stock moved. If nothing took
         effect yet — only the opening step, which records, is done, and the failing step made no outside
         call that went through — the opening step is undone and the flow is rejected, so its key replays
@@ -262,7 +293,7 @@ class SagaRunner:
                 if opening.compensation is not None:
                     opening.compensation(run, ctx)
                 run.done.remove(opening.name)
-                self._progress(ctx, run, opening.name, "compensated", _reason(error), status=SagaStatus.REJECTED)
+                self._progress(ctx, run, opening.name, StepMark.COMPENSATED, _reason(error), status=SagaStatus.REJECTED)
                 self._set_error(ctx, run, _reason(error))
             except BaseException:
                 uow.rollback()
@@ -273,7 +304,7 @@ class SagaRunner:
             return  # recovery retries once the lease runs out
         self._mark(run, SagaStatus.STUCK, f"{step.name}: {_reason(error)}")
 
-    def compensate(self, run: SagaRun, error: BaseException | None, *, failed_step: str | None) -> SagaStatus:
+    def compensate(self, run: SagaRun[Any], error: BaseException | None, *, failed_step: str | None) -> SagaStatus:
         """Undo, newest first, every step that is done — and the failed one, whose effect may be partial.
 
         A compensation that cannot finish now (a payment whose outcome the provider cannot tell yet) is
@@ -286,11 +317,10 @@ class SagaRunner:
         if failed_step is not None and failed_step not in names and by_name[failed_step].outside:
             names.append(failed_step)
         reason = _reason(error)
-        run.state["compensating"] = True
-        if reason is not None:
-            run.state.setdefault("failure", reason)
+        failure = run.state.failure if run.state.failure is not None else reason
+        run.state = attrs.evolve(run.state, compensating=True, failure=failure)
         with UnitOfWork(self.stack.engine) as uow:
-            self._fenced(uow.connection, run, state={**run.state, "done": run.done}, updated_at=self.stack.clock.now())
+            self._fenced(uow.connection, run, state=run.document(), updated_at=self.stack.clock.now())
         unfinished: list[str] = []
         curable = True
         for name in reversed(names):
@@ -319,7 +349,7 @@ class SagaRunner:
                 raise
             if name in run.done:
                 run.done.remove(name)
-            self._progress(ctx, run, name, "compensated", detail=reason)
+            self._progress(ctx, run, name, StepMark.COMPENSATED, detail=reason)
             uow.commit()
         # What a later attempt may finish (a provider that cannot tell yet) stays running for recovery;
         # what it cannot (a method no block answers, a block that refuses) is stuck, for an operator.
@@ -330,21 +360,21 @@ class SagaRunner:
                 run,
                 status=status,
                 error="; ".join(unfinished) if unfinished else reason,
-                state={**run.state, "done": run.done},
+                state=run.document(),
                 updated_at=self.stack.clock.now(),
                 lease_until=self.stack.lease_clock.now() + self.stack.lease,
             )
         return status
 
-    def _mark(self, run: SagaRun, status: SagaStatus, reason: str | None) -> None:
+    def _mark(self, run: SagaRun[Any], status: SagaStatus, reason: str | None) -> None:
         with UnitOfWork(self.stack.engine) as uow:
             self._fenced(uow.connection, run, status=status, error=reason, updated_at=self.stack.clock.now())
 
-    def _set_error(self, ctx: FlowContext, run: SagaRun, reason: str | None) -> None:
+    def _set_error(self, ctx: FlowContext, run: SagaRun[Any], reason: str | None) -> None:
         self._fenced(ctx.db, run, error=reason)
 
     @staticmethod
-    def _fenced(connection: sa.Connection, run: SagaRun, **values: Any) -> None:
+    def _fenced(connection: sa.Connection, run: SagaRun[Any], **values: Any) -> None:
         """Update the saga's row if this process still owns it, else raise FlowTakenOver."""
         changed = connection.execute(
             sagas.update().where(sagas.c.id == run.id, sagas.c.attempts == run.epoch).values(**values)
@@ -355,16 +385,18 @@ class SagaRunner:
     def _progress(
         self,
         ctx: FlowContext,
-        run: SagaRun,
+        run: SagaRun[Any],
         step: str,
-        action: str,
+        action: StepMark,
         detail: str | None = None,
         *,
         status: SagaStatus | None = None,
     ) -> None:
         now = self.stack.clock.now()
         connection = ctx.db
-        _LOG_STEP.execute(connection, saga_id=run.id, step=step, action=action, detail=detail, at=now)
+        # Plain strings for the driver, whatever enum the step's name is.
+        step = str(step)
+        _LOG_STEP.execute(connection, saga_id=run.id, step=step, action=str(action), detail=detail, at=now)
         values = {
             "saga_id": run.id,
             "epoch": run.epoch,
@@ -381,7 +413,7 @@ class SagaRunner:
             raise lost(run)
 
 
-def lost(run: SagaRun) -> FlowTakenOver:
+def lost(run: SagaRun[Any]) -> FlowTakenOver:
     return FlowTakenOver(
         f"{run.flow} {run.id} of order {run.order_id} was taken over by recovery while this process held it "
         "past its lease; what this process was doing was undone. Ask again with the same key for the outcome."
@@ -389,17 +421,17 @@ def lost(run: SagaRun) -> FlowTakenOver:
 
 
 def insert_saga(
-    connection: sa.Connection, run: SagaRun, now: datetime, lease_until: datetime, settled: Sequence[str] = ()
+    connection: sa.Connection, run: SagaRun[Any], now: datetime, lease_until: datetime, settled: Sequence[str] = ()
 ) -> None:
     """The saga's row, running, with no step done, in the flow's first transaction. A second request
     for the same saga id fails here with SQLAlchemy's IntegrityError, before doing anything."""
     _INSERT_SAGA.execute(
         connection,
         id=run.id,
-        flow=run.flow,
+        flow=run.flow.value,
         order_id=run.order_id,
         status=SagaStatus.RUNNING.value,
-        step="start",
+        step=StepMark.START.value,
         state=state_text(run, settled, done=()),
         lease_until=lease_until,
         attempts=run.epoch,
@@ -407,10 +439,12 @@ def insert_saga(
     )
 
 
-def state_text(run: SagaRun, settled: Sequence[str], done: Sequence[str] | None = None) -> str:
-    """The saga's state as its row holds it (``{**run.state, "done": ...}``), as JSON text; the part
-    under the ``settled`` keys is encoded once per run (see SettledJson)."""
-    return run.encoder("state", settled).encode({**run.state, "done": run.done if done is None else done})
+def state_text(run: SagaRun[Any], settled: Sequence[str], done: Sequence[str] | None = None) -> str:
+    """The saga's state as its row holds it (its fields and ``done``), as JSON text; the part under the
+    ``settled`` keys is encoded once per run (see SettledJson)."""
+    document = state_document(run.state, run.transient.data)
+    document["done"] = run.done if done is None else done
+    return run.encoder("state", settled).encode(document)
 
 
 def _reason(error: BaseException | None) -> str | None:
@@ -421,19 +455,19 @@ def _reason(error: BaseException | None) -> str | None:
     return f"{type(error).__name__}: {error}"
 
 
-def load_run(connection: sa.Connection, saga_id: str) -> SagaRun | None:
+def load_run(connection: sa.Connection, saga_id: str) -> SagaRun[Any] | None:
     row = _LOAD_RUN.first_mapping(connection, saga_id=saga_id)
     if row is None:
         return None
-    state = dict(row["state"])
-    done = list(state.pop("done", []))
+    document = row["state"]
+    flow = FlowKind(row["flow"])
     return SagaRun(
         id=row["id"],
-        flow=row["flow"],
+        flow=flow,
         order_id=row["order_id"],
-        channel=state.get("channel"),
-        key=state.get("key", ""),
-        state=state,
-        done=done,
+        channel=document.get("channel"),
+        key=document.get("key", ""),
+        state=load_state(STATE_TYPES[flow], document),
+        done=list(document.get("done", [])),
         epoch=int(row["attempts"]),
     )
