@@ -4,7 +4,7 @@ random: afterwards nothing is held, nothing charged without an order, no points 
 from __future__ import annotations
 
 import os
-import random
+import selectors
 import signal
 import subprocess
 import sys
@@ -143,12 +143,23 @@ def test_a_process_killed_at_a_random_point_leaves_nothing_half_done(
         text=True,
     )
     assert child.stdout is not None
-    # Wait until the child is placing orders, then kill it at a random moment mid-flight.
-    first = child.stdout.readline()
-    assert first, child.stderr.read() if child.stderr else "child died"
-    time.sleep(random.Random(seed).uniform(0.05, 0.6))
+    # Kill the child mid-flight at a point the seed picks: once it has placed 1, 4 or 7 orders it is already
+    # inside the next checkout. Every wait is bounded, so a child that hangs fails the test instead of it.
+    placed = 0
+    wanted = 1 + 3 * (seed - 1)
+    with selectors.DefaultSelector() as waiting:
+        waiting.register(child.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + 60
+        while placed < wanted:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not waiting.select(timeout=remaining):
+                child.kill()
+                pytest.fail(f"the child placed {placed} orders in 60 s: {child.communicate(timeout=30)[1]}")
+            if not child.stdout.readline():
+                pytest.fail(f"the child died: {child.communicate(timeout=30)[1]}")
+            placed += 1
     os.kill(child.pid, signal.SIGKILL)
-    child.communicate()
+    child.communicate(timeout=30)
     stack.recover(ignore_leases=True)
     assert_consistent(stack, before)
     assert stack.orders(), "the child placed no order before it was killed"

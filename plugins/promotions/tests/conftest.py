@@ -1,19 +1,14 @@
-"""Fixtures for the promotions block's tests; makes ``promotions_helpers`` importable beside them."""
+"""Fixtures for the promotions block's tests (their terse builders are in retailblocks_promotions.testing)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from retailblocks_promotions import Config, PromotionConfig, Promotions
 
 from retailblocks.clock import ManualClock
 from retailblocks.testing import BlockHarness
-
-# The suite runs with --import-mode=importlib, so sibling helper modules need their folder on the path.
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import threading
 from collections.abc import Callable, Sequence
 
 import pytest
-from promotions_helpers import cny
 from retailblocks_promotions import PromotionConfig, Promotions
+from retailblocks_promotions.testing import cny
 
 from retailblocks.errors import InvalidValue, PromotionRejected
 from retailblocks.model import AdjustmentTarget, Member, PriceAdjustment, PricedLine

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from itertools import permutations
 
-from promotions_helpers import cny, line, price, promo, shares, totals
 from retailblocks_promotions import PromotionConfig
 from retailblocks_promotions.engine import Usage
+from retailblocks_promotions.testing import cny, line, price, promo, shares, totals
 
 
 def buyget(id: str, value: object = 100, **fields: object) -> PromotionConfig:

@@ -7,7 +7,7 @@ value, highest first; here the same order is written with ``priority``.
 
 from __future__ import annotations
 
-from promotions_helpers import cny, line, price, promo, shares, totals
+from retailblocks_promotions.testing import cny, line, price, promo, shares, totals
 
 COTTON = {"categories": ["cotton"]}
 

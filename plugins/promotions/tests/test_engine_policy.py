@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from promotions_helpers import NOW, cny, line, price, promo, shares, totals
 from retailblocks_promotions import PromotionConfig
 from retailblocks_promotions.engine import Line, Shopper, Usage
+from retailblocks_promotions.testing import NOW, cny, line, price, promo, shares, totals
 
 from retailblocks.errors import CurrencyMismatch, InvalidValue
 from retailblocks.model import Money

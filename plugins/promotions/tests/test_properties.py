@@ -9,9 +9,9 @@ from collections.abc import Sequence
 import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from promotions_helpers import NOW, cny
 from retailblocks_promotions import PromotionConfig
 from retailblocks_promotions.engine import Adjustment, Line, Shopper, Usage, compute
+from retailblocks_promotions.testing import NOW, cny
 
 from retailblocks.model import Money
 

@@ -1,15 +1,14 @@
-"""Helpers for the engine tests: build carts and promotions tersely, in CNY minor units."""
+"""Builders for tests of the promotions engine: carts and promotions written tersely, in CNY minor units."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
-
-from retailblocks_promotions.config import PromotionConfig
-from retailblocks_promotions.engine import Adjustment, Line, Shopper, Usage, compute
+from typing import Any, Literal
 
 from retailblocks.model import Money
+from retailblocks_promotions.config import PromotionConfig
+from retailblocks_promotions.engine import Adjustment, Line, Shopper, Usage, compute
 
 NOW = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -26,7 +25,7 @@ def line(index: int, sku: str, quantity: int, subtotal: int, category: str = "ge
 
 def promo(id: str, value: Any, **fields: Any) -> PromotionConfig:
     """A percentage promotion for a number, a fixed one for an int of minor units wrapped in cny()."""
-    value_type = "fixed" if isinstance(value, Money) else "percentage"
+    value_type: Literal["percentage", "fixed"] = "fixed" if isinstance(value, Money) else "percentage"
     fields.setdefault("automatic", True)
     return PromotionConfig(id=id, value_type=value_type, value=value, **fields)
 
