@@ -49,49 +49,46 @@ def shape(details: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_order_returned_is_the_order_stored(tmp_path: Path, database_url: str) -> None:
-    stack = make_stack(tmp_path, database_url)
-    order = stack.checkout(cart(("BEANS", 2), ("TEA", 1), identities=member("+8613800000011")), key="w1")
-    assert order == stack.order(order.id)
-    assert order.status is OrderStatus.FULFILLED and len(order.payments) == 1 and len(order.shipments) == 1
-    details, status, state = stored(stack, order.id)
-    assert status == "completed"
-    assert state["done"] == ["reserve", "authorize", "place", "capture", "deliver", "earn", "complete"]
-    assert details["captures"] == state["captures"] and details["authorizations"] == state["authorizations"]
-    assert details["shipments"] == state["shipments"] and details["backordered"] == []
-    # The core's events come in the order of the steps that recorded them.
-    core = [e.type for e in read_events(stack, order_id=order.id, limit=500) if e.type.startswith("order.")]
-    assert core == ["order.created", "order.placed", "order.paid", "order.completed"]
-    stack.close()
+    with make_stack(tmp_path, database_url) as stack:
+        order = stack.checkout(cart(("BEANS", 2), ("TEA", 1), identities=member("+8613800000011")), key="w1")
+        assert order == stack.order(order.id)
+        assert order.status is OrderStatus.FULFILLED and len(order.payments) == 1 and len(order.shipments) == 1
+        details, status, state = stored(stack, order.id)
+        assert status == "completed"
+        assert state["done"] == ["reserve", "authorize", "place", "capture", "deliver", "earn", "complete"]
+        assert details["captures"] == state["captures"] and details["authorizations"] == state["authorizations"]
+        assert details["shipments"] == state["shipments"] and details["backordered"] == []
+        # The core's events come in the order of the steps that recorded them.
+        core = [e.type for e in read_events(stack, order_id=order.id, limit=500) if e.type.startswith("order.")]
+        assert core == ["order.created", "order.placed", "order.paid", "order.completed"]
 
 
 @pytest.mark.parametrize("step", ["capture", "deliver", "earn", "complete"])
 def test_a_resumed_checkout_writes_what_an_uninterrupted_one_does(tmp_path: Path, database_url: str, step: str) -> None:
-    stack = make_stack(tmp_path, database_url)
-    shopper = member("+8613800000012")
-    whole = stack.checkout(cart(("BEANS", 1), ("TEA", 1), identities=shopper), key="whole")
-    stack.flows.faults.arm("checkout", step, "before")
-    with pytest.raises(SimulatedCrash):
-        stack.checkout(cart(("BEANS", 1), ("TEA", 1), identities=shopper), key="resumed")
-    stack.clock.advance(timedelta(minutes=10))  # type: ignore[attr-defined]
-    report = stack.recover()
-    [resumed_id] = report.resumed
-    resumed = stack.order(resumed_id)
-    assert resumed.status is OrderStatus.FULFILLED
-    assert shape(stored(stack, resumed_id)[0]) == shape(stored(stack, whole.id)[0])
-    assert stored(stack, resumed_id)[1] == "completed"
-    stack.close()
+    with make_stack(tmp_path, database_url) as stack:
+        shopper = member("+8613800000012")
+        whole = stack.checkout(cart(("BEANS", 1), ("TEA", 1), identities=shopper), key="whole")
+        stack.flows.faults.arm("checkout", step, "before")
+        with pytest.raises(SimulatedCrash):
+            stack.checkout(cart(("BEANS", 1), ("TEA", 1), identities=shopper), key="resumed")
+        stack.clock.advance(timedelta(minutes=10))  # type: ignore[attr-defined]
+        report = stack.recover()
+        [resumed_id] = report.resumed
+        resumed = stack.order(resumed_id)
+        assert resumed.status is OrderStatus.FULFILLED
+        assert shape(stored(stack, resumed_id)[0]) == shape(stored(stack, whole.id)[0])
+        assert stored(stack, resumed_id)[1] == "completed"
 
 
 def test_on_sqlite_a_checkout_runs_every_transaction_on_one_connection(tmp_path: Path, sqlite_url: str) -> None:
     # A SQLite connection drops its page cache whenever another connection has written: the steps, and the
     # card gateway's own transactions between them, share one connection lent in turn.
-    stack = make_stack(tmp_path, sqlite_url)
-    stack.checkout(cart(("BEANS", 1)), key="warm")
-    seen: list[int] = []
-    note_begins(stack.engine, seen)
-    stack.checkout(cart(("BEANS", 2), ("TEA", 1), identities=member("+8613800000019")), key="one-connection")
-    assert len(seen) >= 10 and len(set(seen)) == 1
-    stack.close()
+    with make_stack(tmp_path, sqlite_url) as stack:
+        stack.checkout(cart(("BEANS", 1)), key="warm")
+        seen: list[int] = []
+        note_begins(stack.engine, seen)
+        stack.checkout(cart(("BEANS", 2), ("TEA", 1), identities=member("+8613800000019")), key="one-connection")
+        assert len(seen) >= 10 and len(set(seen)) == 1
 
 
 def test_on_sqlite_checkouts_one_after_another_keep_one_connection_out_of_the_pool(

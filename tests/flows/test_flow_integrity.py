@@ -71,118 +71,111 @@ def patch_refunds(stack: Stack, fail_on: Callable[[int], BaseException | None]) 
 
 
 def test_one_refund_key_on_two_orders_refunds_each_once(tmp_path: Path, database_url: str) -> None:
-    stack = make_stack(tmp_path, database_url)
-    first = stack.checkout(cart(("MUG", 2)), key="a")
-    second = stack.checkout(cart(("MUG", 2)), key="b")
-    assert stack.refund(first.id, {0: 1}, key="R").refunded == cny("30.00")
-    again = stack.refund(second.id, {0: 1}, key="R")
-    assert again.refunded == cny("30.00") and again.lines[0].refunded_quantity == 1
-    assert card_refunded(stack) == 6000
-    assert failing(stack) == []
-    stack.close()
+    with make_stack(tmp_path, database_url) as stack:
+        first = stack.checkout(cart(("MUG", 2)), key="a")
+        second = stack.checkout(cart(("MUG", 2)), key="b")
+        assert stack.refund(first.id, {0: 1}, key="R").refunded == cny("30.00")
+        again = stack.refund(second.id, {0: 1}, key="R")
+        assert again.refunded == cny("30.00") and again.lines[0].refunded_quantity == 1
+        assert card_refunded(stack) == 6000
+        assert failing(stack) == []
 
 
 def test_split_payment_refunds_with_one_key_on_two_orders_never_collide(tmp_path: Path, database_url: str) -> None:
-    stack = make_stack(tmp_path, database_url)
-    placed = []
-    for n in range(2):
-        with stack.context() as ctx:
-            code = stack.hooks.call(payment.payment_issue, ctx, "gift_card", cny("20.00"), None, f"issue-{n}")
-        pay = (PaymentRequest("gift_card", cny("10.00"), {"code": code}), card())
-        placed.append(stack.checkout(cart(("MUG", 2), pay=pay), key=f"split-{n}"))
-    for order in placed:
-        refunded = stack.refund(order.id, {0: 1}, key="rf-0001")
-        assert refunded.status is OrderStatus.PARTIALLY_REFUNDED and refunded.refunded == cny("30.00")
-    assert failing(stack) == []
-    stack.close()
+    with make_stack(tmp_path, database_url) as stack:
+        placed = []
+        for n in range(2):
+            with stack.context() as ctx:
+                code = stack.hooks.call(payment.payment_issue, ctx, "gift_card", cny("20.00"), None, f"issue-{n}")
+            pay = (PaymentRequest("gift_card", cny("10.00"), {"code": code}), card())
+            placed.append(stack.checkout(cart(("MUG", 2), pay=pay), key=f"split-{n}"))
+        for order in placed:
+            refunded = stack.refund(order.id, {0: 1}, key="rf-0001")
+            assert refunded.status is OrderStatus.PARTIALLY_REFUNDED and refunded.refunded == cny("30.00")
+        assert failing(stack) == []
 
 
 # --- 2 and 3. refused flows are refused whole, and their keys replay the refusal -------------------------
 
 
 def test_a_refund_key_too_long_is_refused_before_anything_is_recorded(tmp_path: Path, database_url: str) -> None:
-    stack = make_stack(tmp_path, database_url)
-    order = stack.checkout(cart(("MUG", 1)), key="k")
-    for _ in range(2):
-        with pytest.raises(InvalidValue, match="at most 150"):
-            stack.refund(order.id, key="x" * 201)
-    assert stack.order(order.id).refunded == cny("0.00")
-    assert saga_rows(stack, "refund") == []
-    assert card_refunded(stack) == 0
-    stack.close()
+    with make_stack(tmp_path, database_url) as stack:
+        order = stack.checkout(cart(("MUG", 1)), key="k")
+        for _ in range(2):
+            with pytest.raises(InvalidValue, match="at most 150"):
+                stack.refund(order.id, key="x" * 201)
+        assert stack.order(order.id).refunded == cny("0.00")
+        assert saga_rows(stack, "refund") == []
+        assert card_refunded(stack) == 0
 
 
 def test_a_refund_the_provider_refuses_at_once_is_rejected_and_undone(tmp_path: Path, database_url: str) -> None:
-    stack = make_stack(tmp_path, database_url)
-    order = stack.checkout(cart(("MUG", 2)), key="k")
-    patch_refunds(stack, lambda n: NotRefundable("the gateway refuses refunds today"))
-    for _ in range(2):  # the key replays the refusal
-        with pytest.raises(NotRefundable, match="refuses refunds"):
-            stack.refund(order.id, {0: 1}, key="R")
-    after = stack.order(order.id)
-    assert after.refunded == cny("0.00") and after.lines[0].refunded_quantity == 0
-    assert after.status is OrderStatus.FULFILLED
-    [row] = saga_rows(stack, "refund")
-    assert row["status"] == "rejected"
-    assert failing(stack) == []
-    stack.close()
+    with make_stack(tmp_path, database_url) as stack:
+        order = stack.checkout(cart(("MUG", 2)), key="k")
+        patch_refunds(stack, lambda n: NotRefundable("the gateway refuses refunds today"))
+        for _ in range(2):  # the key replays the refusal
+            with pytest.raises(NotRefundable, match="refuses refunds"):
+                stack.refund(order.id, {0: 1}, key="R")
+        after = stack.order(order.id)
+        assert after.refunded == cny("0.00") and after.lines[0].refunded_quantity == 0
+        assert after.status is OrderStatus.FULFILLED
+        [row] = saga_rows(stack, "refund")
+        assert row["status"] == "rejected"
+        assert failing(stack) == []
 
 
 def test_a_refund_stopped_half_way_is_stuck_visibly_and_never_done(tmp_path: Path, database_url: str) -> None:
-    stack = make_stack(tmp_path, database_url)
-    with stack.context() as ctx:
-        code = stack.hooks.call(payment.payment_issue, ctx, "gift_card", cny("20.00"), None, "issue")
-    pay = (PaymentRequest("gift_card", cny("10.00"), {"code": code}), card())
-    order = stack.checkout(cart(("MUG", 2), pay=pay), key="split")
-    patch_refunds(stack, lambda n: NotRefundable("the card gateway is refusing") if n == 1 else None)
-    with pytest.raises(NotRefundable):
-        stack.refund(order.id, key="R")
-    with pytest.raises(FlowStuck, match="stuck"):  # asked again: the same answer, not success
-        stack.refund(order.id, key="R")
-    report = stack.recover()
-    [stuck] = report.stuck
-    assert "return-money" in report.reasons[stuck] and "refusing" in report.reasons[stuck]
-    assert any("stuck after begin: return-money" in line for line in failing(stack))
-    # Once mended, an operator runs it again and it completes: each provider refunded exactly once.
-    del stack.hooks.call  # the provider works again: the class's own call
-    retried = stack.recover(retry_stuck=True)
-    assert retried.resumed == (stuck,) and retried.stuck == ()
-    assert stack.order(order.id).status is OrderStatus.REFUNDED
-    assert card_refunded(stack) == stack.order(order.id).total.amount - 1000
-    assert failing(stack) == []
-    stack.close()
+    with make_stack(tmp_path, database_url) as stack:
+        with stack.context() as ctx:
+            code = stack.hooks.call(payment.payment_issue, ctx, "gift_card", cny("20.00"), None, "issue")
+        pay = (PaymentRequest("gift_card", cny("10.00"), {"code": code}), card())
+        order = stack.checkout(cart(("MUG", 2), pay=pay), key="split")
+        patch_refunds(stack, lambda n: NotRefundable("the card gateway is refusing") if n == 1 else None)
+        with pytest.raises(NotRefundable):
+            stack.refund(order.id, key="R")
+        with pytest.raises(FlowStuck, match="stuck"):  # asked again: the same answer, not success
+            stack.refund(order.id, key="R")
+        report = stack.recover()
+        [stuck] = report.stuck
+        assert "return-money" in report.reasons[stuck] and "refusing" in report.reasons[stuck]
+        assert any("stuck after begin: return-money" in line for line in failing(stack))
+        # Once mended, an operator runs it again and it completes: each provider refunded exactly once.
+        del stack.hooks.call  # the provider works again: the class's own call
+        retried = stack.recover(retry_stuck=True)
+        assert retried.resumed == (stuck,) and retried.stuck == ()
+        assert stack.order(order.id).status is OrderStatus.REFUNDED
+        assert card_refunded(stack) == stack.order(order.id).total.amount - 1000
+        assert failing(stack) == []
 
 
 def test_a_cancel_refused_because_the_parcel_left_is_refused_again(tmp_path: Path, database_url: str) -> None:
-    stack = make_stack(tmp_path, database_url)
-    order = stack.checkout(cart(("MUG", 1)), key="k")
-    # The carrier has the parcel: the order's details do not know yet, the logistics block does.
-    shipment = order.shipments[0]
-    with stack.context() as ctx:
-        stack.block("logistics").track(ctx, shipment.id, "shipped")  # type: ignore[attr-defined]
-    for _ in range(2):
-        with pytest.raises(NotRefundable, match="already left"):
-            stack.cancel(order.id)
-    assert stack.order(order.id).status is OrderStatus.FULFILLED
-    [row] = saga_rows(stack, "cancel")
-    assert row["status"] == "rejected"
-    assert stack.recover().stuck == ()
-    assert failing(stack) == []
-    stack.close()
+    with make_stack(tmp_path, database_url) as stack:
+        order = stack.checkout(cart(("MUG", 1)), key="k")
+        # The carrier has the parcel: the order's details do not know yet, the logistics block does.
+        shipment = order.shipments[0]
+        with stack.context() as ctx:
+            stack.block("logistics").track(ctx, shipment.id, "shipped")  # type: ignore[attr-defined]
+        for _ in range(2):
+            with pytest.raises(NotRefundable, match="already left"):
+                stack.cancel(order.id)
+        assert stack.order(order.id).status is OrderStatus.FULFILLED
+        [row] = saga_rows(stack, "cancel")
+        assert row["status"] == "rejected"
+        assert stack.recover().stuck == ()
+        assert failing(stack) == []
 
 
 # --- 4. invalid requests leave nothing -----------------------------------------------------------------
 
 
 def test_an_unroutable_payment_method_is_refused_before_any_flow(tmp_path: Path, database_url: str) -> None:
-    stack = make_stack(tmp_path, database_url)
-    bogus = (PaymentRequest("bogus", None, {}),)
-    for _ in range(2):
-        with pytest.raises(InvalidValue, match="no payment block accepts method 'bogus'"):
-            stack.checkout(cart(("MUG", 1), pay=bogus), key="bogus")
-    assert stack.orders() == [] and saga_rows(stack, "checkout") == []
-    assert stack.recover().stuck == ()
-    stack.close()
+    with make_stack(tmp_path, database_url) as stack:
+        bogus = (PaymentRequest("bogus", None, {}),)
+        for _ in range(2):
+            with pytest.raises(InvalidValue, match="no payment block accepts method 'bogus'"):
+                stack.checkout(cart(("MUG", 1), pay=bogus), key="bogus")
+        assert stack.orders() == [] and saga_rows(stack, "checkout") == []
+        assert stack.recover().stuck == ()
 
 
 # --- 5. fencing -----------------------------------------------------------------------------------------
@@ -258,15 +251,14 @@ def test_assembling_recovers_nothing_and_recover_reports_what_it_did(tmp_path: P
 
 
 def test_the_same_key_with_another_card_is_a_conflict_and_no_card_is_stored(tmp_path: Path, database_url: str) -> None:
-    stack = make_stack(tmp_path, database_url)
-    stack.checkout(cart(("MUG", 1)), key="k")
-    with pytest.raises(IdempotencyConflict):
-        stack.checkout(cart(("MUG", 1), pay=(card("5555555555554444"),)), key="k")
-    with stack.engine.connect() as connection:
-        stored = " ".join(str(v) for row in connection.execute(sa.select(idempotency_keys)) for v in row)
-        stored += " ".join(str(v) for row in connection.execute(sa.select(sagas.c.state)) for v in row)
-    assert "4242424242424242" not in stored and "5555555555554444" not in stored
-    stack.close()
+    with make_stack(tmp_path, database_url) as stack:
+        stack.checkout(cart(("MUG", 1)), key="k")
+        with pytest.raises(IdempotencyConflict):
+            stack.checkout(cart(("MUG", 1), pay=(card("5555555555554444"),)), key="k")
+        with stack.engine.connect() as connection:
+            stored = " ".join(str(v) for row in connection.execute(sa.select(idempotency_keys)) for v in row)
+            stored += " ".join(str(v) for row in connection.execute(sa.select(sagas.c.state)) for v in row)
+        assert "4242424242424242" not in stored and "5555555555554444" not in stored
 
 
 # --- 7. the audit catches each inconsistency ---------------------------------------------------------------
@@ -278,36 +270,35 @@ def doctor(stack: Stack, statement: Any) -> None:
 
 
 def test_the_audit_fails_on_each_doctored_state(tmp_path: Path, database_url: str) -> None:
-    stack = make_stack(tmp_path, database_url)
-    order = stack.checkout(cart(("MUG", 2), identities=member("+8613900000010")), key="k")
-    stack.refund(order.id, {0: 1}, key="R")
-    stack.dispatch_events()
-    assert failing(stack) == []
+    with make_stack(tmp_path, database_url) as stack:
+        order = stack.checkout(cart(("MUG", 2), identities=member("+8613900000010")), key="k")
+        stack.refund(order.id, {0: 1}, key="R")
+        stack.dispatch_events()
+        assert failing(stack) == []
 
-    # The order says more went back than the card gateway refunded.
-    doctor(stack, orders.update().where(orders.c.id == order.id).values(refunded=orders.c.refunded + 100))
-    assert any("paid out by its payment blocks" in line for line in failing(stack))
-    doctor(stack, orders.update().where(orders.c.id == order.id).values(refunded=orders.c.refunded - 100))
+        # The order says more went back than the card gateway refunded.
+        doctor(stack, orders.update().where(orders.c.id == order.id).values(refunded=orders.c.refunded + 100))
+        assert any("paid out by its payment blocks" in line for line in failing(stack))
+        doctor(stack, orders.update().where(orders.c.id == order.id).values(refunded=orders.c.refunded - 100))
 
-    # A unit counted as restocked that stock never got back.
-    doctor(stack, sa.text("UPDATE sql_inventory_allocations SET returned = returned - 1"))
-    assert any("came back to stock" in line for line in failing(stack))
-    doctor(stack, sa.text("UPDATE sql_inventory_allocations SET returned = returned + 1"))
+        # A unit counted as restocked that stock never got back.
+        doctor(stack, sa.text("UPDATE sql_inventory_allocations SET returned = returned - 1"))
+        assert any("came back to stock" in line for line in failing(stack))
+        doctor(stack, sa.text("UPDATE sql_inventory_allocations SET returned = returned + 1"))
 
-    # A flow stuck, and a flow running with nobody owning it.
-    doctor(stack, sagas.update().where(sagas.c.flow == "refund").values(status="stuck", error="x"))
-    assert any("stuck" in line for line in failing(stack))
-    doctor(stack, sagas.update().where(sagas.c.flow == "refund").values(status="running"))
-    stack.lease_clock.advance(timedelta(minutes=10))  # type: ignore[attr-defined]
-    assert any("no live owner" in line for line in failing(stack))
-    doctor(stack, sagas.update().where(sagas.c.flow == "refund").values(status="completed"))
+        # A flow stuck, and a flow running with nobody owning it.
+        doctor(stack, sagas.update().where(sagas.c.flow == "refund").values(status="stuck", error="x"))
+        assert any("stuck" in line for line in failing(stack))
+        doctor(stack, sagas.update().where(sagas.c.flow == "refund").values(status="running"))
+        stack.lease_clock.advance(timedelta(minutes=10))  # type: ignore[attr-defined]
+        assert any("no live owner" in line for line in failing(stack))
+        doctor(stack, sagas.update().where(sagas.c.flow == "refund").values(status="completed"))
 
-    # An order event recorded twice.
-    with stack.engine.begin() as connection:
-        row = connection.execute(sa.select(outbox).where(outbox.c.type == "order.completed")).mappings().one()
-        connection.execute(outbox.insert().values({k: v for k, v in row.items() if k != "id"}))
-    assert any("order.completed ×2" in line for line in failing(stack))
-    stack.close()
+        # An order event recorded twice.
+        with stack.engine.begin() as connection:
+            row = connection.execute(sa.select(outbox).where(outbox.c.type == "order.completed")).mappings().one()
+            connection.execute(outbox.insert().values({k: v for k, v in row.items() if k != "id"}))
+        assert any("order.completed ×2" in line for line in failing(stack))
 
 
 def test_leases_are_on_the_wall_clock_whatever_the_business_clock(tmp_path: Path, database_url: str) -> None:

@@ -255,22 +255,21 @@ def test_a_checkout_an_older_release_left_compensating_is_undone(tmp_path: Path,
 
 
 def test_a_refund_an_older_release_left_running_is_finished(tmp_path: Path, database_url: str) -> None:
-    stack = make_stack(tmp_path, database_url)
-    order = stack.checkout(cart(("BEANS", 2), ("TEA", 1), identities=member("+8613800000031")), key="older")
-    stack.flows.faults.arm("refund", "return-money", "before")
-    with pytest.raises(SimulatedCrash):
-        stack.refund(order.id, {0: 1}, key="older-refund", reason="broken")
-    saga_id = "rfd_8c818e61c391e00c72596449"
-    assert stored(stack, saga_id)[1] == OLDER_REFUND
-    replace_state(stack, saga_id, OLDER_REFUND)
-    stack.clock.advance(timedelta(minutes=10))  # type: ignore[attr-defined]
-    report = stack.recover()
-    assert report.resumed == (saga_id,) and not report.stuck
-    refunded = stack.order(order.id)
-    assert refunded.status is OrderStatus.PARTIALLY_REFUNDED and refunded.refunded.amount == 5000
-    # Asked again under its key with the same lines, the refund is the one done, not a conflict.
-    assert stack.refund(order.id, {0: 1}, key="older-refund", reason="broken") == stack.order(order.id)
-    stack.close()
+    with make_stack(tmp_path, database_url) as stack:
+        order = stack.checkout(cart(("BEANS", 2), ("TEA", 1), identities=member("+8613800000031")), key="older")
+        stack.flows.faults.arm("refund", "return-money", "before")
+        with pytest.raises(SimulatedCrash):
+            stack.refund(order.id, {0: 1}, key="older-refund", reason="broken")
+        saga_id = "rfd_8c818e61c391e00c72596449"
+        assert stored(stack, saga_id)[1] == OLDER_REFUND
+        replace_state(stack, saga_id, OLDER_REFUND)
+        stack.clock.advance(timedelta(minutes=10))  # type: ignore[attr-defined]
+        report = stack.recover()
+        assert report.resumed == (saga_id,) and not report.stuck
+        refunded = stack.order(order.id)
+        assert refunded.status is OrderStatus.PARTIALLY_REFUNDED and refunded.refunded.amount == 5000
+        # Asked again under its key with the same lines, the refund is the one done, not a conflict.
+        assert stack.refund(order.id, {0: 1}, key="older-refund", reason="broken") == stack.order(order.id)
 
 
 def test_an_older_document_loads_whatever_keys_it_lacks_or_adds() -> None:

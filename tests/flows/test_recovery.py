@@ -77,31 +77,29 @@ def test_a_crash_at_any_checkout_step_is_resumed_or_compensated(
 
 @pytest.mark.parametrize("step", ["authorize", "place", "capture"])
 def test_a_crash_while_compensating_is_finished_by_recovery(tmp_path: Path, database_url: str, step: str) -> None:
-    stack = make_stack(tmp_path, database_url)
-    before = stock_snapshot(stack)
-    # The card is declined at capture time only for a declined number: use a declined card and crash
-    # while undoing the step before the failure.
-    stack.flows.faults.arm("checkout", f"undo-{step}", "before")
-    stack.flows.faults.arm("checkout", "deliver", "before")
-    with pytest.raises(SimulatedCrash):
-        stack.checkout(cart(("MUG", 1), identities=member("+8613900000002")), key="undo")
-    stack.flows.faults.clear()
-    assert_consistent(stack, before)
-    stack.close()
+    with make_stack(tmp_path, database_url) as stack:
+        before = stock_snapshot(stack)
+        # The card is declined at capture time only for a declined number: use a declined card and crash
+        # while undoing the step before the failure.
+        stack.flows.faults.arm("checkout", f"undo-{step}", "before")
+        stack.flows.faults.arm("checkout", "deliver", "before")
+        with pytest.raises(SimulatedCrash):
+            stack.checkout(cart(("MUG", 1), identities=member("+8613900000002")), key="undo")
+        stack.flows.faults.clear()
+        assert_consistent(stack, before)
 
 
 @pytest.mark.parametrize("step", ["begin", "stop-delivery", "return-stock", "reverse-points", "return-money"])
 def test_a_crash_during_cancel_is_finished_by_recovery(tmp_path: Path, database_url: str, step: str) -> None:
-    stack = make_stack(tmp_path, database_url)
-    before = stock_snapshot(stack)
-    order = stack.checkout(cart(("BEANS", 1), identities=member("+8613900000003")), key="to-cancel")
-    stack.flows.faults.arm("cancel", step, "after")
-    with pytest.raises(SimulatedCrash):
-        stack.cancel(order.id)
-    assert_consistent(stack, before)
-    expected = OrderStatus.FULFILLED if step == "begin" else OrderStatus.CANCELLED
-    assert stack.order(order.id).status is expected
-    stack.close()
+    with make_stack(tmp_path, database_url) as stack:
+        before = stock_snapshot(stack)
+        order = stack.checkout(cart(("BEANS", 1), identities=member("+8613900000003")), key="to-cancel")
+        stack.flows.faults.arm("cancel", step, "after")
+        with pytest.raises(SimulatedCrash):
+            stack.cancel(order.id)
+        assert_consistent(stack, before)
+        expected = OrderStatus.FULFILLED if step == "begin" else OrderStatus.CANCELLED
+        assert stack.order(order.id).status is expected
 
 
 CHILD = """
@@ -131,36 +129,35 @@ while True:
 def test_a_process_killed_at_a_random_point_leaves_nothing_half_done(
     tmp_path: Path, database_url: str, seed: int
 ) -> None:
-    stack = make_stack(tmp_path, database_url, stock=40)
-    before = stock_snapshot(stack)
-    manifest = write_manifest(tmp_path, database_url)
-    script = tmp_path / "child.py"
-    script.write_text(CHILD, encoding="utf-8")
-    child = subprocess.Popen(
-        [sys.executable, str(script), str(manifest), str(seed)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None
-    # Kill the child mid-flight at a point the seed picks: once it has placed 1, 4 or 7 orders it is already
-    # inside the next checkout. Every wait is bounded, so a child that hangs fails the test instead of it.
-    placed = 0
-    wanted = 1 + 3 * (seed - 1)
-    with selectors.DefaultSelector() as waiting:
-        waiting.register(child.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + 60
-        while placed < wanted:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not waiting.select(timeout=remaining):
-                child.kill()
-                pytest.fail(f"the child placed {placed} orders in 60 s: {child.communicate(timeout=30)[1]}")
-            if not child.stdout.readline():
-                pytest.fail(f"the child died: {child.communicate(timeout=30)[1]}")
-            placed += 1
-    os.kill(child.pid, signal.SIGKILL)
-    child.communicate(timeout=30)
-    stack.recover(ignore_leases=True)
-    assert_consistent(stack, before)
-    assert stack.orders(), "the child placed no order before it was killed"
-    stack.close()
+    with make_stack(tmp_path, database_url, stock=40) as stack:
+        before = stock_snapshot(stack)
+        manifest = write_manifest(tmp_path, database_url)
+        script = tmp_path / "child.py"
+        script.write_text(CHILD, encoding="utf-8")
+        child = subprocess.Popen(
+            [sys.executable, str(script), str(manifest), str(seed)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None
+        # Kill the child mid-flight at a point the seed picks: once it has placed 1, 4 or 7 orders it is already
+        # inside the next checkout. Every wait is bounded, so a child that hangs fails the test instead of it.
+        placed = 0
+        wanted = 1 + 3 * (seed - 1)
+        with selectors.DefaultSelector() as waiting:
+            waiting.register(child.stdout, selectors.EVENT_READ)
+            deadline = time.monotonic() + 60
+            while placed < wanted:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not waiting.select(timeout=remaining):
+                    child.kill()
+                    pytest.fail(f"the child placed {placed} orders in 60 s: {child.communicate(timeout=30)[1]}")
+                if not child.stdout.readline():
+                    pytest.fail(f"the child died: {child.communicate(timeout=30)[1]}")
+                placed += 1
+        os.kill(child.pid, signal.SIGKILL)
+        child.communicate(timeout=30)
+        stack.recover(ignore_leases=True)
+        assert_consistent(stack, before)
+        assert stack.orders(), "the child placed no order before it was killed"
