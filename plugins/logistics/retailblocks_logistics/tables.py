@@ -63,8 +63,8 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
-# The statements of arranging, cancelling and tracking a shipment, built once: building them per call in
-# SQLAlchemy cost more than running them.
+# The statements of arranging, cancelling and tracking a shipment, built once at import
+# (docs/block-storage.md).
 INSERT_PARCEL = Prepared.insert(parcels, "shipment_id", "seq", "location", "lines")
 INSERT_TRACKING = Prepared.insert(tracking, "shipment_id", "status", "note", "at")
 SHIPMENT_BY_ID = sa.select(shipments).where(

@@ -56,9 +56,8 @@ class InsufficientPoints(BusinessRejection):
         self.available = available
 
 
-# Every statement of the checkout path is built once here, not per call: building one with SQLAlchemy
-# cost several times what the database needs to run it. Writes whose row count is all we need are
-# Prepared (compiled once, run on the driver's cursor); reads and RETURNING go through the connection.
+# Every statement of the checkout path is built once at import (docs/block-storage.md): writes whose row
+# count is all we need are Prepared; reads and RETURNING go through the connection.
 
 _CLAIM = KeyClaimer(
     journals,

@@ -68,10 +68,9 @@ def _on(connection: sa.Connection, statements: Mapping[str, PreparedQuery]) -> P
         ) from None
 
 
-# The statements of redeem and release, built once and sent straight to the driver (compiled once, run on
-# the driver's cursor in the step's transaction): building them per call cost several times what the
-# database needs to run them. Conditional UPDATEs answer with their row count; inserts that must tell
-# whether they went in use RETURNING, as psycopg reports -1 as the rowcount of ON CONFLICT.
+# The statements of redeem and release, built once at import (docs/block-storage.md). Conditional UPDATEs
+# answer with their row count; inserts that must tell whether they went in use RETURNING, as psycopg
+# reports -1 as the rowcount of ON CONFLICT.
 
 _REDEMPTION_COLUMNS = (
     "order_id",

@@ -56,7 +56,7 @@ METHOD = "card"
 MAINTAIN_BATCH = 100
 _MAX_KEY_LENGTH = 200
 
-# The block's statements, built once: building one per call in SQLAlchemy cost more than running it.
+# The block's statements, built once at import (docs/block-storage.md).
 _PENDING_ATTEMPTS = (
     sa.select(attempts.c.idempotency_key, attempts.c.flow_id)
     .where(attempts.c.status == "pending", attempts.c.created_at <= sa.bindparam("cutoff"))

@@ -33,7 +33,7 @@ from retailblocks_sandbox_card.gateway import (
 from retailblocks_sandbox_card.tables import gateway_charges as charges
 from retailblocks_sandbox_card.tables import gateway_operations as operations
 
-# The statements of every call, built once: building them per call in SQLAlchemy cost more than running them.
+# The statements of every call, built once at import (docs/block-storage.md).
 _CHARGE_BY_KEY = PreparedQuery(sa.select(charges).where(charges.c.idempotency_key == sa.bindparam("key")))
 _LOCK_CHARGE = PreparedQuery(sa.select(charges).where(charges.c.id == sa.bindparam("charge_id")).with_for_update())
 _OPERATION_BY_KEY = PreparedQuery(sa.select(operations).where(operations.c.idempotency_key == sa.bindparam("key")))

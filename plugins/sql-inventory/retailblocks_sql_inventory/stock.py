@@ -47,10 +47,8 @@ _ZERO = sa.literal_column("0", sa.Integer)
 _AVAILABLE = levels.c.on_hand - levels.c.reserved - levels.c.allocated
 _THIS_LEVEL = sa.and_(levels.c.sku == sa.bindparam("sku"), levels.c.location == sa.bindparam("location"))
 
-# Every statement of the checkout path is built once here: building one per call in SQLAlchemy costs
-# about 100 µs, several times what the database needs to run it. Writes go through Prepared (compiled
-# once, run on the step's own driver cursor); reads are plain statements with bound parameters, whose
-# compiled form SQLAlchemy caches.
+# Every statement of the checkout path is built once, at import (docs/block-storage.md says why): writes
+# through Prepared, reads as plain statements with bound parameters, whose compiled form SQLAlchemy caches.
 
 _READ_AVAILABLE = PreparedQuery(
     sa.select(levels.c.sku, levels.c.location, _AVAILABLE.label("available")).where(

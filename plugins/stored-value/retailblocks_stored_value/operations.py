@@ -54,9 +54,8 @@ METHODS = (GIFT_CARD, WALLET)
 # collision in a row means something is wrong with the id factory, not bad luck.
 _CODE_ATTEMPTS = 5
 
-# The statements of authorize, capture, void and refund, built once at import: building them per call
-# cost several times what the database needs to run them. Writes whose row count is the answer are
-# Prepared (compiled once, run on the driver's cursor inside the step's transaction and savepoint).
+# The statements of authorize, capture, void and refund, built once at import (docs/block-storage.md);
+# writes whose row count is the answer are Prepared.
 _ACCOUNT = sa.select(accounts).where(accounts.c.id == sa.bindparam("account_id"))
 _GIFT_CARD = sa.select(accounts).where(
     accounts.c.code == sa.bindparam("code"), accounts.c.kind == AccountKind.GIFT_CARD.value
