@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 
 import attrs
 from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from retailblocks.http.auth import KeyRing, RateLimiter
-from retailblocks.http.idempotency import IdempotentRequests
+from retailblocks.http.idempotency import IdempotentRequests, check_key, flow_key, request_hash
+from retailblocks.manifest.api import ApiKey
 from retailblocks.stack import Stack
 
 
@@ -40,3 +45,30 @@ def api_for(stack: Stack) -> Api:
 def api_of(request: Request) -> Api:
     api: Api = request.app.state.api
     return api
+
+
+async def run_once(
+    request: Request,
+    api: Api,
+    caller: ApiKey,
+    idempotency_key: str | None,
+    handler: Callable[[str], BaseModel],
+    *,
+    status: int = 200,
+    scope: str = "",
+) -> Response:
+    """Run ``handler`` once per Idempotency-Key (replaying its first answer), in the thread pool.
+
+    ``handler`` gets the key the flows and blocks see (scoped by the API key) and returns the document.
+    Keys belong to the API key that sent them, and to ``scope`` within it (a shopper, for routes that act
+    for one), so one caller's key can never replay another's answer.
+    """
+    key = check_key(idempotency_key)
+    fingerprint = request_hash(request.method, request.url.path, await request.body())
+    scoped_key = flow_key(caller.id, f"{scope}:{key}" if scope else key)
+
+    def respond() -> Response:
+        return JSONResponse(handler(scoped_key).model_dump(mode="json"), status_code=status)
+
+    stored_key = f"{scope}:{key}" if scope else key
+    return await run_in_threadpool(api.requests.run, caller.id, stored_key, fingerprint, respond)

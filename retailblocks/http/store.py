@@ -11,14 +11,13 @@ import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
-from starlette.concurrency import run_in_threadpool
 
 from retailblocks.errors import UnknownOrder
 from retailblocks.http import sessions
 from retailblocks.http.auth import Forbidden, bearer
-from retailblocks.http.idempotency import HEADER, check_key, flow_key, request_hash
+from retailblocks.http.idempotency import HEADER
 from retailblocks.http.schemas import (
     AvailabilityOut,
     CartIn,
@@ -40,7 +39,7 @@ from retailblocks.http.schemas import (
     product_out,
     quote_out,
 )
-from retailblocks.http.state import Api, api_of
+from retailblocks.http.state import Api, api_of, run_once
 from retailblocks.manifest.api import ApiKey
 
 router = APIRouter(prefix="/store", tags=["store"])
@@ -149,17 +148,13 @@ async def create_order(
     api: ApiDep,
     idempotency_key: Annotated[str | None, Header(alias=HEADER)] = None,
 ) -> Response:
-    key = check_key(idempotency_key)
-    fingerprint = request_hash(request.method, request.url.path, await request.body())
     channel = _channel(caller)
 
-    def place() -> Response:
-        cart = cart_of(body, channel, api.stack.currency)
-        order = api.stack.checkout(cart, key=flow_key(caller.id, key))
-        document = order_out(order, token=api.order_token(order.id))
-        return JSONResponse(document.model_dump(mode="json"), status_code=201)
+    def place(key: str) -> OrderOut:
+        order = api.stack.checkout(cart_of(body, channel, api.stack.currency), key=key)
+        return order_out(order, token=api.order_token(order.id))
 
-    return await run_in_threadpool(api.requests.run, caller.id, key, fingerprint, place)
+    return await run_once(request, api, caller, idempotency_key, place, status=201)
 
 
 @router.get(
@@ -257,12 +252,9 @@ async def link_identity(
     api: ApiDep,
     idempotency_key: Annotated[str | None, Header(alias=HEADER)] = None,
 ) -> Response:
-    key = check_key(idempotency_key)
-    fingerprint = request_hash(request.method, request.url.path, await request.body())
     channel = _channel(caller)
 
-    def link() -> Response:
-        member = api.stack.link_identity(channel, member_id, identity_of(body.identity))
-        return JSONResponse(member_out(member).model_dump(mode="json"))
+    def link(_key: str) -> MemberOut:
+        return member_out(api.stack.link_identity(channel, member_id, identity_of(body.identity)))
 
-    return await run_in_threadpool(api.requests.run, caller.id, f"{member_id}:{key}", fingerprint, link)
+    return await run_once(request, api, caller, idempotency_key, link, scope=member_id)

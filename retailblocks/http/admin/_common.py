@@ -9,14 +9,11 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import Depends, Header, Request
-from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
 from retailblocks.errors import InvalidInput
 from retailblocks.http.auth import Forbidden, bearer
-from retailblocks.http.idempotency import HEADER, check_key, flow_key, request_hash
+from retailblocks.http.idempotency import HEADER
 from retailblocks.http.state import Api, api_of
 from retailblocks.manifest.api import ADMIN_AREAS, ApiKey
 
@@ -53,29 +50,6 @@ def scoped(area: str, access: str) -> Callable[..., ApiKey]:
         return key
 
     return admin_key
-
-
-async def run_once(
-    request: Request,
-    api: Api,
-    caller: ApiKey,
-    idempotency_key: str | None,
-    handler: Callable[[str], BaseModel],
-    *,
-    status: int = 200,
-) -> Response:
-    """Run ``handler`` once per Idempotency-Key (replaying its first answer), in the thread pool.
-
-    ``handler`` gets the key the flows and blocks see (scoped by the API key) and returns the document.
-    """
-    key = check_key(idempotency_key)
-    fingerprint = request_hash(request.method, request.url.path, await request.body())
-    scoped_key = flow_key(caller.id, key)
-
-    def respond() -> Response:
-        return JSONResponse(handler(scoped_key).model_dump(mode="json"), status_code=status)
-
-    return await run_in_threadpool(api.requests.run, caller.id, key, fingerprint, respond)
 
 
 def encode_cursor(kind: str, position: str) -> str:

@@ -16,7 +16,6 @@ from retailblocks.http.admin._common import (
     decode_cursor,
     encode_cursor,
     next_link,
-    run_once,
     scoped,
 )
 from retailblocks.http.admin.schemas import (
@@ -27,6 +26,7 @@ from retailblocks.http.admin.schemas import (
     dead_letter_out,
     event_out,
 )
+from retailblocks.http.state import run_once
 from retailblocks.manifest.api import ApiKey
 from retailblocks.model.limits import MAX_ID_LENGTH
 

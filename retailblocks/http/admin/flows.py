@@ -7,8 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from retailblocks.http.admin._common import READ_PROBLEMS, WRITE_PROBLEMS, ApiDep, IdempotencyKey, run_once, scoped
+from retailblocks.http.admin._common import READ_PROBLEMS, WRITE_PROBLEMS, ApiDep, IdempotencyKey, scoped
 from retailblocks.http.admin.schemas import Flows, RecoverIn, RecoveryOut, flow_out, recovery_out
+from retailblocks.http.state import run_once
 from retailblocks.manifest.api import ApiKey
 
 router = APIRouter(prefix="/flows", tags=["admin: flows"])

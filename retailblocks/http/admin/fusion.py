@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from retailblocks.errors import InvalidInput
 from retailblocks.fusion.views import find_campaign
-from retailblocks.http.admin._common import READ_PROBLEMS, WRITE_PROBLEMS, ApiDep, IdempotencyKey, run_once, scoped
+from retailblocks.http.admin._common import READ_PROBLEMS, WRITE_PROBLEMS, ApiDep, IdempotencyKey, scoped
 from retailblocks.http.admin.schemas import (
     CampaignOut,
     CampaignReportOut,
@@ -26,6 +26,7 @@ from retailblocks.http.admin.schemas import (
     ingest_out,
     settlement_out,
 )
+from retailblocks.http.state import run_once
 from retailblocks.manifest.api import ApiKey
 from retailblocks.model.limits import MAX_SLUG_LENGTH
 

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from retailblocks.errors import InvalidValue
 from retailblocks.fusion.profile import MemberProfile
 from retailblocks.fusion.timeline import TimelineEntry
-from retailblocks.http.admin._common import READ_PROBLEMS, WRITE_PROBLEMS, ApiDep, IdempotencyKey, run_once, scoped
+from retailblocks.http.admin._common import READ_PROBLEMS, WRITE_PROBLEMS, ApiDep, IdempotencyKey, scoped
 from retailblocks.http.admin.schemas import (
     LinkIn,
     MemberOut,
@@ -25,6 +25,7 @@ from retailblocks.http.admin.schemas import (
     profile_out,
     timeline_entry_out,
 )
+from retailblocks.http.state import run_once
 from retailblocks.manifest.api import ApiKey
 from retailblocks.model import Identity
 

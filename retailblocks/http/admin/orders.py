@@ -15,7 +15,6 @@ from retailblocks.http.admin._common import (
     decode_cursor,
     encode_cursor,
     next_link,
-    run_once,
     scoped,
 )
 from retailblocks.http.admin.schemas import (
@@ -27,6 +26,7 @@ from retailblocks.http.admin.schemas import (
     order_summary,
     refund_lines,
 )
+from retailblocks.http.state import run_once
 from retailblocks.manifest.api import ApiKey
 from retailblocks.model import OrderStatus
 from retailblocks.model.limits import MAX_ID_LENGTH, MAX_SLUG_LENGTH

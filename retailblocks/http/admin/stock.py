@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from retailblocks.http.admin._common import READ_PROBLEMS, WRITE_PROBLEMS, ApiDep, IdempotencyKey, run_once, scoped
+from retailblocks.http.admin._common import READ_PROBLEMS, WRITE_PROBLEMS, ApiDep, IdempotencyKey, scoped
 from retailblocks.http.admin.schemas import (
     AdjustmentIn,
     CountIn,
@@ -19,6 +19,7 @@ from retailblocks.http.admin.schemas import (
     stock_change_out,
     stock_level_out,
 )
+from retailblocks.http.state import run_once
 from retailblocks.manifest.api import ApiKey
 
 router = APIRouter(prefix="/stock", tags=["admin: stock"])
