@@ -17,6 +17,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from retailblocks.simulation.invariants import check_invariants, stock_snapshot
 from retailblocks.stack import assemble
 from tests.helpers import CARD_OK, SHOP_MANIFEST, receive, write_manifest
 from tests.http.conftest import API_SECTION, KEYS_ENV, WEB_KEY
@@ -33,7 +34,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def served(tmp_path: Path, database_url: str) -> Iterator[tuple[str, Path]]:
+def served(tmp_path: Path, database_url: str) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
     manifest = write_manifest(tmp_path, database_url, textwrap.dedent(SHOP_MANIFEST) + API_SECTION)
     environ = {**os.environ, **KEYS_ENV}
     blocks = [sys.executable, "-m", "retailblocks.cli"]
@@ -60,7 +61,7 @@ def served(tmp_path: Path, database_url: str) -> Iterator[tuple[str, Path]]:
             time.sleep(0.3)
         else:
             pytest.fail("blocks serve did not become ready in 90 s")
-        yield base, manifest
+        yield base, manifest, server
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -82,7 +83,7 @@ def _order(base: str, key: str) -> httpx2.Response:
 
 
 def test_two_hundred_checkouts_for_fifty_units_sell_exactly_fifty(served: tuple[str, Path]) -> None:
-    base, manifest = served
+    base, manifest, _server = served
     with ThreadPoolExecutor(max_workers=32) as pool:
         responses = list(pool.map(lambda n: _order(base, f"race-{n}"), range(CHECKOUTS)))
     statuses = [r.status_code for r in responses]
@@ -96,7 +97,7 @@ def test_two_hundred_checkouts_for_fifty_units_sell_exactly_fifty(served: tuple[
 
 
 def test_one_key_sent_twenty_times_at_once_is_one_order_and_one_charge(served: tuple[str, Path]) -> None:
-    base, manifest = served
+    base, manifest, _server = served
     with ThreadPoolExecutor(max_workers=20) as pool:
         responses = list(pool.map(lambda _n: _order(base, "the-same-key"), range(20)))
     done = [r for r in responses if r.status_code == 201]
@@ -107,3 +108,37 @@ def test_one_key_sent_twenty_times_at_once_is_one_order_and_one_charge(served: t
     with assemble(manifest, environ=KEYS_ENV) as stack:
         (order,) = stack.orders()
         assert [p.status.value for p in stack.order(order.id).payments] == ["captured"]
+
+
+def test_a_worker_killed_during_a_load_run_leaves_every_invariant_true_after_recovery(
+    served: tuple[str, Path, subprocess.Popen[bytes]],
+) -> None:
+    base, manifest, server = served
+    with assemble(manifest, environ=KEYS_ENV) as stack:
+        before = stock_snapshot(stack)
+    answered: list[int] = []
+
+    def shop(n: int) -> None:
+        try:
+            answered.append(_order(base, f"load-{n}").status_code)
+        except httpx2.TransportError:
+            answered.append(0)  # the worker serving it was killed mid-request
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        running = [pool.submit(shop, n) for n in range(120)]
+        deadline = time.monotonic() + 60
+        while len(answered) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()
+        assert workers, "blocks serve runs no worker process"
+        os.kill(int(workers[0]), signal.SIGKILL)
+        killed_after = len(answered)
+        for future in running:
+            future.result(timeout=300)
+    assert killed_after < 120, "the worker was killed after the load run, not during it"
+    assert set(answered) <= {0, 201, 409, 503}, sorted(set(answered))
+    with assemble(manifest, environ=KEYS_ENV) as stack:
+        stack.recover(ignore_leases=True)
+        stack.dispatch_events()
+        broken = [f"{i.name}: {i.detail}" for i in check_invariants(stack, before, stack.orders()) if not i.ok]
+        assert broken == []
