@@ -18,8 +18,12 @@ import sqlalchemy as sa
 
 from retailblocks.assembly import plan as planning
 from retailblocks.assembly.discovery import BlockInfo
-from retailblocks.assembly.plan import FUSION_ID, Plan, prepare_storage
+from retailblocks.assembly.plan import CONNECTORS_ID, FUSION_ID, Plan, prepare_storage
 from retailblocks.clock import FLOW_LEASE, Clock, IdFactory, RandomIds, SystemClock
+from retailblocks.connectors import listings, marketplace
+from retailblocks.connectors.block import ConnectorsBlock
+from retailblocks.connectors.listings import ListingUpdate
+from retailblocks.connectors.marketplace import MarketplaceOrder
 from retailblocks.context import Event, FlowContext
 from retailblocks.errors import AssemblyError, UnknownChannel
 from retailblocks.events.dispatcher import (
@@ -186,9 +190,8 @@ def plan(
 ) -> Plan:
     """The manifest's blocks resolved, configured, registered and routed, beside the core's own; nothing
     is written (what ``blocks assemble --check`` runs)."""
-    return planning.plan(
-        manifest_path, environ=environ, installed=installed, core_blocks=[FusionBlock(None, block_id=FUSION_ID)]
-    )
+    core_blocks = [FusionBlock(None, block_id=FUSION_ID), ConnectorsBlock(None, block_id=CONNECTORS_ID)]
+    return planning.plan(manifest_path, environ=environ, installed=installed, core_blocks=core_blocks)
 
 
 def assemble(
@@ -355,6 +358,22 @@ class Stack:
     def quote(self, cart: Cart) -> PricedCart:
         """Price ``cart`` as checkout would, reserving and recording nothing."""
         return quote(self, cart)
+
+    # -- channel connectors -------------------------------------------------------------------------
+
+    def import_marketplace_order(self, order: MarketplaceOrder) -> Order:
+        """Record an order a marketplace took and collected, once per its order number; see
+        :mod:`retailblocks.connectors.marketplace`."""
+        return marketplace.import_order(self, self.flows, order)
+
+    def channel_stock(self, channel: str) -> dict[str, int]:
+        """Units ``channel`` may sell now of every SKU it sells (after its safety stock)."""
+        return listings.channel_stock(self, channel)
+
+    def publish_listings(self) -> list[ListingUpdate]:
+        """Record a ``listing.stock_changed`` event for every change of what a channel may sell since the
+        last call; see :mod:`retailblocks.connectors.listings`."""
+        return listings.publish_listings(self)
 
     def cancel(self, order_id: str, *, key: str | None = None, reason: str = "") -> Order:
         return self.flows.cancel(order_id, key=key, reason=reason)

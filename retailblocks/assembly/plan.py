@@ -46,8 +46,10 @@ from retailblocks.version import CORE_API_VERSION
 CORE_ID = "core"
 #: The fusion timeline's listener (retailblocks.fusion.block), which the stack registers in every plan.
 FUSION_ID = "fusion"
+#: Marketplace payments and channels' published stock (retailblocks.connectors), also in every plan.
+CONNECTORS_ID = "connectors"
 #: Blocks the core registers in every stack; manifest entries may not take their ids.
-CORE_BLOCK_IDS = (CORE_ID, FUSION_ID)
+CORE_BLOCK_IDS = (CORE_ID, FUSION_ID, CONNECTORS_ID)
 
 
 @attrs.frozen
@@ -131,14 +133,17 @@ def plan(
         for problem in found or ():
             checks.errors.append(_check_problem(checked.entry, problem))
     checks.raise_any()
-    routing = plan_routing(manifest, assembled, pm)
+    # The core's own payment methods answer unless the manifest routes one to a block of its own.
+    core_methods = {method: block.id for block in core_blocks for method in block.payment_methods}
+    routing = plan_routing(manifest, assembled, pm, core_payment_methods=core_methods)
     trace = env.get(TRACE_ENV, "") not in ("", "0")
     if trace:
         # Calls that go through pluggy itself (the lifecycle hooks assembly makes) are traced by pluggy; the face
         # traces the routed calls it makes directly.
         pm.trace.root.setwriter(lambda text: sys.stderr.write(f"[retailblocks trace] {text}"))
         pm.enable_tracing()
-    hooks = Hooks(pm, {b.entry.id: b.instance for b in assembled}, routing, trace=trace)
+    answering = {**{block.id: block for block in core_blocks}, **{b.entry.id: b.instance for b in assembled}}
+    hooks = Hooks(pm, answering, routing, trace=trace)
     return Plan(manifest, tuple(assembled), pm, hooks)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -28,7 +28,13 @@ def implemented_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     return sorted(caller.name for caller in callers)
 
 
-def plan_routing(manifest: Manifest, blocks: Sequence[AssembledBlock], pm: pluggy.PluginManager) -> CallRoutes:
+def plan_routing(
+    manifest: Manifest,
+    blocks: Sequence[AssembledBlock],
+    pm: pluggy.PluginManager,
+    *,
+    core_payment_methods: Mapping[str, str] | None = None,
+) -> CallRoutes:
     hooks_of = {b.entry.id: implemented_hooks(pm, b.instance) for b in blocks}
     for block in blocks:
         _check_declared_capabilities(block, hooks_of[block.entry.id])
@@ -63,7 +69,8 @@ def plan_routing(manifest: Manifest, blocks: Sequence[AssembledBlock], pm: plugg
             # tryfirst/trylast as pluggy documents them: to the front or the back, manifest order otherwise.
             rank = {"tryfirst": 0, "": 1, "trylast": 2}
             contributors[hook] = tuple(sorted(implementers, key=lambda block_id: rank[options[block_id].get(hook, "")]))
-    return CallRoutes(providers=providers, payment_methods=_route_payment(manifest, blocks), contributors=contributors)
+    payment_methods = {**(core_payment_methods or {}), **_route_payment(manifest, blocks)}
+    return CallRoutes(providers=providers, payment_methods=payment_methods, contributors=contributors)
 
 
 def _impl_options(pm: pluggy.PluginManager, block: AssembledBlock) -> dict[str, str]:

@@ -1,8 +1,10 @@
 """Partner settlement: who owes whom for one period, line by line, rebuilt from the ledgers every time.
 
-Two kinds of line: a discount a partner funded on one of the merchant's orders (the partner owes the
-merchant that amount), and points exchanged with the partner's programme through loyalty's clearing
-account (points brought in: the partner owes their value; points sent out: the merchant owes it).
+Three kinds of line: a discount a partner funded on one of the merchant's orders (the partner owes the
+merchant that amount); points exchanged with the partner's programme through loyalty's clearing
+account (points brought in: the partner owes their value; points sent out: the merchant owes it); and an
+order a marketplace partner collected on its channel (the marketplace owes what the buyer paid, less
+what was refunded).
 Amounts are signed from the merchant's side: positive, the partner owes the merchant.
 """
 
@@ -21,7 +23,8 @@ from retailblocks.fusion.profile import NOT_SALES
 from retailblocks.hookspecs import membership
 from retailblocks.manifest import Partner
 from retailblocks.manifest.readers import suggestion
-from retailblocks.model import Money
+from retailblocks.model import Money, Order
+from retailblocks.model.channel import MARKETPLACE_PAYMENT_METHOD
 
 if TYPE_CHECKING:
     from retailblocks.assembly.runtime import Runtime
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
 
 @attrs.frozen
 class SettlementLine:
-    kind: str  # discount | points_in | points_out
+    kind: str  # discount | points_in | points_out | marketplace_sale
     reference: str  # the order id, or the points journal id
     member_id: str | None
     at: datetime
@@ -60,6 +63,7 @@ class Settlement:
             "net": money(Money(self.total(), currency)),
             "discounts": money(Money(self.total("discount"), currency)),
             "points": money(Money(self.total("points_in") + self.total("points_out"), currency)),
+            "marketplace_sales": money(Money(self.total("marketplace_sale"), currency)),
             "lines": [
                 {
                     "kind": line.kind,
@@ -91,6 +95,23 @@ def find_partner(stack: Runtime, partner_id: str) -> Partner:
     return partners[partner_id]
 
 
+def _marketplace_sale(order: Order, placed_at: datetime) -> SettlementLine | None:
+    """What the marketplace owes for ``order``: what it collected, less what went back to the buyer."""
+    collected = sum(p.amount.amount for p in order.payments if p.method == MARKETPLACE_PAYMENT_METHOD)
+    if not collected:
+        return None
+    refunded = min(collected, order.refunded.amount if order.refunded is not None else 0)
+    detail = ", ".join(p.reference for p in order.payments if p.method == MARKETPLACE_PAYMENT_METHOD)
+    return SettlementLine(
+        kind="marketplace_sale",
+        reference=order.id,
+        member_id=order.member_id,
+        at=placed_at,
+        amount=Money(collected - refunded, order.currency),
+        detail=f"marketplace order {detail}" + (f", {Money(refunded, order.currency)} refunded" if refunded else ""),
+    )
+
+
 def settle(stack: Runtime, partner_id: str, start: date, end: date) -> Settlement:
     """The settlement with ``partner_id`` for orders placed and points exchanged from ``start`` to ``end``.
 
@@ -99,11 +120,16 @@ def settle(stack: Runtime, partner_id: str, start: date, end: date) -> Settlemen
     """
     partner = find_partner(stack, partner_id)
     since, until = period(start, end)
+    collects_for = {channel.id for channel in stack.channels.values() if channel.settles_with == partner.id}
     lines: list[SettlementLine] = []
     for order in list_orders(stack.engine):
         placed_at = as_utc(order.created_at)
         if order.status in NOT_SALES or not since <= placed_at < until:
             continue
+        if order.channel in collects_for:
+            sale = _marketplace_sale(order, placed_at)
+            if sale is not None:
+                lines.append(sale)
         funded = [a for a in order.adjustments if a.funder == partner.id]
         if funded:
             lines.append(

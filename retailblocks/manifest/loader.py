@@ -142,6 +142,9 @@ def _parse(data: bytes | str, file: str, environ: Mapping[str, str] | None) -> M
     partners: tuple[Partner, ...] | None = ()
     if "partners" in entries and merchant is not None:
         partners = problems.attempt(lambda: _partners(entries["partners"], merchant.id))
+    if channels is not None and partners is not None:
+        settling, known_partners = channels, partners
+        problems.attempt(lambda: _check_settlement_partners(entries["channels"], settling, known_partners))
     segments: tuple[Segment, ...] | None = ()
     if "segments" in entries and merchant is not None and channels is not None and catalog is not None:
         known = catalog
@@ -253,7 +256,7 @@ def _channels(node: Node) -> tuple[Channel, ...]:
     types = [kind.value for kind in ChannelType]
 
     def channel(item: Node) -> Channel:
-        entries = readers.check_keys(item, ("id", "type", "location", "name"), ("id", "type"))
+        entries = readers.check_keys(item, ("id", "type", "location", "name", "settles_with"), ("id", "type"))
         channel_id = readers.slug(entries["id"])
         readers.unique(entries["id"], channel_id, seen, "channel id")
         kind = ChannelType(readers.choice(entries["type"], types))
@@ -261,7 +264,15 @@ def _channels(node: Node) -> tuple[Channel, ...]:
         if kind is ChannelType.STORE and location is None:
             raise ManifestError.at(item, "a store channel needs 'location': the stock location the store sells from")
         name = readers.string(entries["name"]) if "name" in entries else None
-        return Channel(id=channel_id, type=kind, location=location, name=name)
+        settles_with = None
+        if "settles_with" in entries:
+            if kind is not ChannelType.MARKETPLACE:
+                raise ManifestError.at(
+                    entries["settles_with"],
+                    "only a marketplace channel has 'settles_with' (the partner that collects its orders' money)",
+                )
+            settles_with = readers.slug(entries["settles_with"])
+        return Channel(id=channel_id, type=kind, location=location, name=name, settles_with=settles_with)
 
     return _each(readers.sequence(node, non_empty=True), channel)
 
@@ -433,6 +444,19 @@ def _routing(node: Node, block_ids: list[str]) -> Routing:
         routes[method] = block_id
         positions[method] = target.position
     return Routing(payment=routes, positions=positions)
+
+
+def _check_settlement_partners(node: Node, channels: tuple[Channel, ...], partners: tuple[Partner, ...]) -> None:
+    """A marketplace channel settles with a partner the manifest declares."""
+    partner_ids = [p.id for p in partners]
+    for item, channel in zip(readers.sequence(node), channels, strict=True):
+        if channel.settles_with is not None and channel.settles_with not in partner_ids:
+            declared = ", ".join(partner_ids) or "none; declare it under 'partners:'"
+            raise ManifestError.at(
+                readers.check_keys(item, ("id", "type", "location", "name", "settles_with"), ())["settles_with"],
+                f"unknown partner {channel.settles_with!r}{readers.suggestion(channel.settles_with, partner_ids)} "
+                f"(the manifest's partners: {declared})",
+            )
 
 
 def _partners(node: Node, merchant_id: str) -> tuple[Partner, ...]:

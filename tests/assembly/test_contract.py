@@ -150,7 +150,8 @@ def manifest(tmp_path: Path, blocks: str, extra: str = "") -> Path:
 def test_a_minimal_stack_plans(tmp_path: Path) -> None:
     the_plan = plan(manifest(tmp_path, "  - use: mini-inventory\n  - use: mini-pay\n"), installed=INSTALLED)
     assert the_plan.hooks.routes.providers["inventory_reserve"] == "mini-inventory"
-    assert the_plan.hooks.routes.payment_methods == {"card": "mini-pay"}
+    # The core answers orders a marketplace collected in every stack (retailblocks.connectors).
+    assert the_plan.hooks.routes.payment_methods == {"card": "mini-pay", "marketplace": "connectors"}
     assert not (tmp_path / ".blocks").exists()
 
 
@@ -186,7 +187,7 @@ def test_two_payment_blocks_for_one_method_need_routing(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match=r"blocks\[2\]\.use: .*routing: payment"):
         plan(manifest(tmp_path, blocks), installed=INSTALLED)
     routed = plan(manifest(tmp_path, blocks, "routing:\n  payment: {card: backup-pay}\n"), installed=INSTALLED)
-    assert routed.hooks.routes.payment_methods == {"card": "backup-pay"}
+    assert routed.hooks.routes.payment_methods == {"card": "backup-pay", "marketplace": "connectors"}
 
 
 def test_routing_to_a_block_that_does_not_take_the_method_is_placed(tmp_path: Path) -> None:

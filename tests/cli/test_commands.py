@@ -106,6 +106,7 @@ def test_assemble_prints_the_stack_and_writes_the_lock_beside_the_manifest(lucky
     assert routing["payment_methods"] == {
         "card": "card",
         "gift_card": "stored-value",
+        "marketplace": "connectors",
         "points": "loyalty",
         "wallet": "stored-value",
     }

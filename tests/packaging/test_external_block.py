@@ -337,7 +337,7 @@ def test_the_external_block_is_assembled_and_takes_payments(installed_block: Pat
     assert till["distribution"] == "retailblocks-cash-drawer"
     assert till["version"] == "0.3.1"
     assert till["config"] == {"drawer": "counter-1", "max_amount": "100.00 EUR"}
-    assert lock["routing"]["payment_methods"] == {"card": "card", "cash": "till"}
+    assert lock["routing"]["payment_methods"] == {"card": "card", "cash": "till", "marketplace": "connectors"}
     assert lock["routing"]["hooks"]["payment_authorize"]["blocks"] == ["card", "till"]
 
     ok(blocks_process("stock", "receive", "-m", "blocks.yaml", "PAPER", "counter", "5", cwd=tmp_path, env=env))
