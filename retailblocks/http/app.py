@@ -85,7 +85,7 @@ def openapi_document() -> dict[str, Any]:
 
 
 def _new_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None) -> FastAPI:
-    from retailblocks.http import admin, openapi, operations, store
+    from retailblocks.http import admin, connectors, openapi, operations, store
 
     app = FastAPI(
         title="retailblocks",
@@ -98,6 +98,7 @@ def _new_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | 
     )
     app.include_router(operations.router)
     app.include_router(store.router)
+    app.include_router(connectors.router)
     app.include_router(admin.router)
     _install_error_handlers(app)
     openapi.install(app)

@@ -134,7 +134,6 @@ class CartIn(_Strict):
 def cart_of(body: CartIn, channel: str, currency: str) -> Cart:
     """The model's cart for ``body`` in ``channel``; InvalidValue with the model's message if a value breaks
     one of its rules."""
-    fulfilment = body.fulfilment
     return Cart(
         channel=channel,
         lines=tuple(CartLine(line.sku, line.quantity) for line in body.lines),
@@ -147,14 +146,18 @@ def cart_of(body: CartIn, channel: str, currency: str) -> Cart:
             for payment in body.payments
         ),
         identities=tuple(identity_of(identity) for identity in body.identities),
-        fulfilment=Fulfilment(
-            fulfilment.kind,
-            address=Address(**fulfilment.address.model_dump()) if fulfilment.address else None,
-            pickup_location=fulfilment.pickup_location,
-            option_id=fulfilment.option_id,
-        ),
+        fulfilment=fulfilment_of(body.fulfilment),
         coupons=tuple(body.coupons),
         attribution=body.attribution,
+    )
+
+
+def fulfilment_of(fulfilment: FulfilmentIn) -> Fulfilment:
+    return Fulfilment(
+        fulfilment.kind,
+        address=Address(**fulfilment.address.model_dump()) if fulfilment.address else None,
+        pickup_location=fulfilment.pickup_location,
+        option_id=fulfilment.option_id,
     )
 
 
