@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,23 +39,35 @@ def run_day(
     as_json: bool,
     title: str = "Simulated day",
     story: bool = False,
+    server_workers: int | None = None,
 ) -> dict[str, Any]:
+    """Simulate a day on ``manifest`` in this process, or, with ``server_workers``, through the wire: the
+    stack served by ``blocks serve`` with that many workers and the day's shoppers in ``workers`` client
+    processes (see retailblocks.simulation.wire)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from retailblocks.clock import ManualClock, RandomIds
-    from retailblocks.simulation import RetailDay, load_profile, summarize
+    from retailblocks.simulation.day import RetailDay, summarize
+    from retailblocks.simulation.profile import load_profile
     from retailblocks.stack import assemble
 
-    with reporting_errors():
+    with reporting_errors(), ExitStack() as serving:
         profile = load_profile(profile_path, manifest)
-        clock = ManualClock(datetime(2026, 6, 18, profile.day_start_hour, tzinfo=UTC))
         # The stack may hold earlier runs (this seed's too) and other processes' orders: this run's ids and
         # keys carry a token of its own. Within the run the ids still follow the seed, so the orders of a
         # run sort alike every time.
         run = uuid.uuid4().hex[:8]
-        stack = assemble(manifest, clock=clock, ids=RandomIds(seed, namespace=f"s{seed}{run}"))
+        ids = RandomIds(seed, namespace=f"s{seed}{run}")
+        wire = None
+        if server_workers is None:
+            clock: ManualClock | None = ManualClock(datetime(2026, 6, 18, profile.day_start_hour, tzinfo=UTC))
+            stack = assemble(manifest, clock=clock, ids=ids)
+        else:
+            # Served, the day runs on the servers' clock: the wall clock.
+            clock = None
+            stack, wire = _serve(serving, manifest, server_workers=server_workers, clients=workers, ids=ids)
         try:
-            day = RetailDay(stack, profile, seed=seed, clock=clock, run=run)
+            day = RetailDay(stack, profile, seed=seed, clock=clock, run=run, wire=wire)
             day.open_store()
             with Progress(
                 TextColumn("[bold]{task.description}"),
@@ -72,6 +86,8 @@ def run_day(
 
                 summary["boundaryless"] = boundaryless_summary(stack)
             summary["seed"], summary["workers"] = seed, workers
+            if server_workers is not None:
+                summary["served_by_workers"] = server_workers
         finally:
             stack.close()
     if as_json:
@@ -79,6 +95,29 @@ def run_day(
     else:
         show_summary(summary)
     return summary
+
+
+def _serve(serving: ExitStack, manifest: Path, *, server_workers: int, clients: int, ids: Any) -> tuple[Any, Any]:
+    """The manifest given store and admin keys, assembled, and served until ``serving`` closes; the stack
+    (to read the day's outcome from the shared database) and the day's clients."""
+    from retailblocks.assembly.lockfile import write_lock
+    from retailblocks.simulation.wire import Keys, Wire, api_section, served
+    from retailblocks.stack import assemble, plan
+
+    the_plan = plan(manifest)
+    if the_plan.manifest.api.keys:
+        fail(f"{manifest} declares API keys already; --http gives the day's clients keys of its own", 2)
+    keys = Keys.new(list(the_plan.manifest.channels))
+    with manifest.open("a", encoding="utf-8") as text:
+        text.write(api_section(list(the_plan.manifest.channels)))
+    env = {**os.environ, **keys.environment()}
+    write_lock(plan(manifest, environ=env))
+    stack = assemble(manifest, environ=env, ids=ids)
+    serving.callback(stack.close)
+    base = serving.enter_context(served(manifest, keys.environment(), workers=server_workers))
+    wire = Wire(base, keys, processes=clients)
+    serving.callback(wire.close)
+    return stack, wire
 
 
 def show_summary(summary: dict[str, Any]) -> None:
@@ -155,14 +194,30 @@ def simulate(manifest: Path, orders: int, seed: int, workers: int, profile_path:
 @click.command()
 @click.option("--orders", type=click.IntRange(min=1, max=100_000), default=300, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=64),
+    default=1,
+    show_default=True,
+    help="Shoppers at once (threads; with --http, client processes).",
+)
+@click.option(
+    "--http",
+    "server_workers",
+    type=click.IntRange(min=1, max=16),
+    is_flag=False,
+    flag_value=2,
+    default=None,
+    help="Run the day through the wire: `blocks serve` with this many workers (2 if no number is given), "
+    "and every shopper and back-office action sent as an HTTP request.",
+)
 @click.option(
     "--keep",
     type=click.Path(file_okay=False, path_type=Path),
     help="Assemble into this directory and keep it (default: a temporary directory).",
 )
 @json_option()
-def demo(orders: int, seed: int, workers: int, keep: Path | None, as_json: bool) -> None:
+def demo(orders: int, seed: int, workers: int, server_workers: int | None, keep: Path | None, as_json: bool) -> None:
     """Assemble the richest example into a fresh directory and simulate a retail day in it.
 
     With one worker (the default) the day is reproducible: the same --seed and --orders give the same
@@ -190,8 +245,9 @@ def demo(orders: int, seed: int, workers: int, keep: Path | None, as_json: bool)
             workers=workers,
             profile_path=None,
             as_json=as_json,
-            title="A retail day",
+            title="A retail day" if server_workers is None else "A retail day through the wire",
             story=True,
+            server_workers=server_workers,
         )
         if keep is not None:
             # A kept directory is a stack the operator goes on with (`blocks orders`…), which open only a

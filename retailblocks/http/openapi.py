@@ -26,6 +26,12 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "title": {"type": "string"},
         "status": {"type": "integer"},
         "detail": {"type": "string"},
+        "cause": {
+            "type": "string",
+            "description": "a rejection's cause, finer than its type (`coupon_rejected`, `backorder_limit`…)",
+            "examples": ["out_of_stock"],
+        },
+        "reason": {"type": "string", "description": "a declined payment's reason", "examples": ["insufficient_funds"]},
         "errors": {
             "type": "array",
             "items": {

@@ -71,7 +71,14 @@ def problem_for(error: errors.RetailBlocksError) -> JSONResponse:
     else:
         detail = str(error)
     headers = {"Retry-After": "1"} if isinstance(error, errors.FlowStillRunning | errors.EnvironmentFailure) else {}
-    return problem(status, kind, title, detail, headers=headers)
+    # A rejection says its cause (and a declined payment its reason) too: what the CLI and a day's summary
+    # count by, finer than the type (a coupon refused is a promotion-rejected problem).
+    extra: dict[str, str] = {}
+    if isinstance(error, errors.BusinessRejection):
+        extra["cause"] = error.cause
+    if isinstance(error, errors.PaymentDeclined):
+        extra["reason"] = error.reason
+    return problem(status, kind, title, detail, headers=headers, extra=extra)
 
 
 def validation_problem(problems: Sequence[Mapping[str, Any]]) -> JSONResponse:

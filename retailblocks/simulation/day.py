@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import sqlalchemy as sa
@@ -46,12 +46,19 @@ from retailblocks.simulation.profile import PaymentChoice, Profile
 from retailblocks.stack import Stack
 from retailblocks.storage.tables import orders as orders_table
 
+if TYPE_CHECKING:
+    from retailblocks.simulation.wire import Wire
+
 IDENTITY_FOR_CHANNEL = {
     ChannelType.ONLINE: "openid",
     ChannelType.STORE: "phone",
     ChannelType.MARKETPLACE: "marketplace",
     ChannelType.SOCIAL: "social",
 }
+
+
+#: How long a day through the wire waits, at most, for the flows the servers left half-way to settle.
+SETTLE_SECONDS = 90.0
 
 
 @attrs.define
@@ -92,8 +99,12 @@ class RetailDay:
         seed: int,
         clock: ManualClock | None = None,
         run: str | None = None,
+        wire: Wire | None = None,
     ):
         self.stack = stack
+        #: The day's clients when it runs through the wire (``blocks demo --http``): shoppers and the back
+        #: office send HTTP requests to ``blocks serve`` instead of calling ``stack``.
+        self.wire = wire
         self.profile = profile
         self.seed = seed
         self.clock = clock
@@ -124,6 +135,9 @@ class RetailDay:
 
     def open_store(self) -> None:
         """Receive the opening stock and issue the gift cards shoppers will pay with."""
+        if self.wire is not None:
+            self._open_store_through(self.wire)
+            return
         with self.stack.context(flow="simulation") as ctx:
             for index, line in enumerate(self.profile.stock):
                 self.stack.hooks.call(
@@ -145,6 +159,15 @@ class RetailDay:
                             payment.payment_issue, ctx, "gift_card", value, None, self.key(f"gift-{index}")
                         )
                     )
+
+    def _open_store_through(self, wire: Wire) -> None:
+        for index, line in enumerate(self.profile.stock):
+            wire.receive(line.sku, line.location, line.quantity, "opening stock", self.key(f"stock-{index}"))
+        Moments(self).opening()  # members who joined before the day: not an action of the day's clients
+        if "gift_card" in self.methods and any(p.split_gift_card for p in self.profile.payments):
+            value = Money.parse(f"{self.profile.gift_card_value} {self.stack.currency}")
+            for index in range(max(4, self.profile.members // 4)):
+                self.gift_cards.append(wire.issue_gift_card(value, self.key(f"gift-{index}")))
 
     # -- shoppers ---------------------------------------------------------------------------------
 
@@ -270,6 +293,9 @@ class RetailDay:
                     progress(1)
 
         def shop_range(numbers: range) -> None:
+            if self.wire is not None:
+                shop_through(self.wire, numbers)
+                return
             if workers <= 1:
                 for n in numbers:
                     shop(n)
@@ -277,6 +303,22 @@ class RetailDay:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 for future in [pool.submit(shop, n) for n in numbers]:
                     future.result()
+
+        def shop_through(wire: Wire, numbers: range) -> None:
+            from retailblocks.simulation.wire import Purchase, cart_document
+
+            purchases = []
+            for n in numbers:
+                cart, replay = self.cart_for(n)
+                purchases.append(Purchase(n, cart.channel, self.key(n), cart_document(cart), replay))
+            for outcome in wire.shop(purchases, progress):
+                result.attempted += 1
+                if outcome.cause is not None:
+                    result.rejections[outcome.cause] += 1
+                    continue
+                result.placed += 1
+                result.replays += int(outcome.replay)
+                result.by_channel[outcome.channel] += 1
 
         # At midday the merchant runs its campaigns over what the morning taught it; afternoon shoppers
         # bring the coupons they received.
@@ -292,9 +334,12 @@ class RetailDay:
         # The day's own flows that a failure left half-way (a card whose outcome was unknown): this process
         # began them and runs none of them any more, so it takes them back without waiting for their leases.
         # Other processes' flows are theirs, and their leases are respected.
-        recovery = self.stack.recover(ignore_leases=True, orders=self.own_orders())
-        if recovery.stuck:
-            result.notes.append(f"{len(recovery.stuck)} flows could not be finished")
+        if self.wire is not None:
+            stuck = self._settle_served_flows(result)
+        else:
+            stuck = len(self.stack.recover(ignore_leases=True, orders=self.own_orders()).stuck)
+        if stuck:
+            result.notes.append(f"{stuck} flows could not be finished")
         # The run ends here: the events it caused are those recorded so far, and the dispatch below must
         # deliver every one of them; events other processes record from now on are theirs to deliver.
         last_event = result.events_up_to = last_event_id(self.stack)
@@ -306,13 +351,41 @@ class RetailDay:
         )
         return result
 
+    def _settle_served_flows(self, result: DayResult) -> int:
+        """The operator recovers what the servers left half-way; returns how many flows are stuck.
+
+        A checkout whose card payment timed out leaves its flow for recovery until the gateway can tell what
+        became of it (the sandbox gateway's ``timeout_resolution``, in real time here). Every request of the
+        day has been answered, so none of its flows is being worked on: they are taken back without waiting
+        for their leases, as the day in process does, until none is left running (bounded).
+        """
+        stuck = self.wire.recover(self.key("recover")) if self.wire is not None else 0
+        own = self.own_orders()
+        deadline = time.monotonic() + SETTLE_SECONDS
+        waited = False
+        while True:
+            running = [f for f in self.stack.unfinished_flows(status="running") if f.order_id in own]
+            if not running or time.monotonic() > deadline:
+                break
+            waited = True
+            time.sleep(1.0)
+            report = self.stack.recover(ignore_leases=True, orders={f.order_id for f in running})
+            stuck = len(report.stuck)
+        if waited:
+            result.notes.append("waited for the card gateway to tell what became of timed-out payments")
+        return stuck
+
     def _own_keys(self) -> dict[str, str]:
         """Order id → checkout key, for the orders under this run's own checkout keys."""
         with self.stack.engine.connect() as connection:
             connection.info["read_only"] = True
             rows = connection.execute(
                 sa.select(orders_table.c.id, orders_table.c.idempotency_key).where(
-                    orders_table.c.idempotency_key.startswith(self.key_prefix, autoescape=True)
+                    # Through the wire the flows see the key scoped by the API key that sent it
+                    # (``http:<key id>:<key>``): the run's prefix is inside it, not at its start.
+                    orders_table.c.idempotency_key.contains(self.key_prefix, autoescape=True)
+                    if self.wire is not None
+                    else orders_table.c.idempotency_key.startswith(self.key_prefix, autoescape=True)
                 )
             ).all()
             connection.rollback()
@@ -327,7 +400,7 @@ class RetailDay:
         keys = self._own_keys()
 
         def shopper(order: Order) -> int:
-            return int(keys[order.id].removeprefix(self.key_prefix))
+            return int(keys[order.id].partition(self.key_prefix)[2])
 
         found = self.stack.orders(status=status.value) if status is not None else self.stack.orders()
         return sorted((order for order in found if order.id in keys), key=shopper)
@@ -339,13 +412,18 @@ class RetailDay:
             roll = rng.randrange(100)
             try:
                 if roll < self.profile.cancel_percent:
-                    self.stack.cancel(order.id, reason="changed mind")
+                    if self.wire is not None:
+                        self.wire.cancel(order.id, "changed mind", self.key(f"cancel-{order.id}"))
+                    else:
+                        self.stack.cancel(order.id, reason="changed mind")
                     result.cancels += 1
                 elif roll < self.profile.cancel_percent + self.profile.refund_percent:
                     line = rng.choice(order.lines)
-                    self.stack.refund(
-                        order.id, {line.index: max(1, line.quantity // 2)}, key=self.key(f"refund-{order.id}")
-                    )
+                    lines = {line.index: max(1, line.quantity // 2)}
+                    if self.wire is not None:
+                        self.wire.refund(order.id, lines, self.key(f"refund-{order.id}"))
+                    else:
+                        self.stack.refund(order.id, lines, key=self.key(f"refund-{order.id}"))
                     result.refunds += 1
             except BusinessRejection as rejection:
                 result.rejections[f"aftercare_{rejection.cause}"] += 1

@@ -70,8 +70,11 @@ class Moments:
 
         offers: dict[str, tuple[str, str | None]] = {}
         for campaign in self.stack.manifest.campaigns:
-            run = run_campaign(self.stack, campaign.id)
-            result.notes.append(f"campaign {campaign.id} reached {run.reach} members at midday")
+            if self.day.wire is not None:
+                reach = self.day.wire.run_campaign(campaign.id, self.day.key(f"campaign-{campaign.id}"))
+            else:
+                reach = run_campaign(self.stack, campaign.id).reach
+            result.notes.append(f"campaign {campaign.id} reached {reach} members at midday")
         with self.stack.context(flow="simulation", read_only=True) as ctx:
             issued = ctx.db.execute(
                 sa.select(campaign_coupons.c.member_id, campaign_coupons.c.code, campaign_coupons.c.channel)
@@ -123,8 +126,8 @@ class Moments:
     def _abandoned_cart(self, result: DayResult) -> None:
         """A shopper reserves the last units in a basket and never pays: the reservation expires."""
         online = [c.id for c in self.day.channels if c.type.value == "online"]
-        if not online:
-            return
+        if not online or self.day.clock is None:
+            return  # without a clock to move, the basket would still be held when the day is checked
         sku = self.day.skus[0]
         try:
             with self.stack.context(online[0], flow="simulation") as ctx:
@@ -170,6 +173,11 @@ class Moments:
             return
         line = max(self.day.profile.stock, key=lambda stock_line: stock_line.quantity)
         try:
+            if self.day.wire is not None:
+                self.day.wire.write_off(line.sku, line.location, "broken in the stockroom", self.day.key("write-off"))
+                result.stock_adjustments[line.sku] -= 1
+                result.notes.append(f"1 × {line.sku} written off at {line.location}")
+                return
             with self.stack.context(flow="simulation") as ctx:
                 self.hooks.call(
                     inventory.inventory_adjust,
