@@ -33,6 +33,7 @@ from retailblocks.events.dispatcher import (
 )
 from retailblocks.flows.api import FlowState, OrderFlows, RecoveryReport
 from retailblocks.flows.availability import Availability, availability
+from retailblocks.flows.carts import Carts
 from retailblocks.flows.pricing import PricedCart
 from retailblocks.flows.quote import quote
 from retailblocks.fusion import members
@@ -253,6 +254,7 @@ class Stack:
         self.catalog: dict[str, Product] = {p.sku: p for p in self.manifest.catalog}
         self.blocks: dict[str, Block] = {b.entry.id: b.instance for b in the_plan.blocks}
         self._flows: OrderFlows | None = None
+        self._carts: Carts | None = None
         #: What changed in the manifest since its lock was written, when assembled with require_lock.
         self.lock_changes: tuple[str, ...] = ()
         self._closed = False
@@ -334,6 +336,14 @@ class Stack:
     def checkout(self, cart: Cart, *, key: str) -> Order:
         """Run the checkout saga for ``cart`` under idempotency ``key``; returns the order."""
         return self.flows.checkout(cart, key=key)
+
+    @property
+    def carts(self) -> Carts:
+        """Server-side carts, built step by step and checked out through :meth:`checkout`'s flow (see
+        :mod:`retailblocks.flows.carts`)."""
+        if self._carts is None:
+            self._carts = Carts(self, self.flows)
+        return self._carts
 
     def availability(self, channel: str, skus: Sequence[str]) -> Availability:
         """What ``channel`` may sell of ``skus`` now, and the stock at each of its locations."""
