@@ -45,7 +45,19 @@ from retailblocks.fusion.settlement import Settlement
 from retailblocks.fusion.timeline import TimelineEntry
 from retailblocks.hookspecs import membership, payment
 from retailblocks.hookspecs.blocks import Block
-from retailblocks.model import Cart, Channel, Identity, Member, Merchant, Money, Order, Product, StockLevel
+from retailblocks.hookspecs.marketing import MemberCoupon
+from retailblocks.model import (
+    Cart,
+    Channel,
+    Identity,
+    Member,
+    Merchant,
+    Money,
+    Order,
+    PointsMovement,
+    Product,
+    StockLevel,
+)
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.unit_of_work import IdleConnection
 
@@ -361,6 +373,19 @@ class Stack:
         """Link another identity to a member (merging the member it belonged to, reversibly)."""
         self.channel(channel)
         return members.link_identity(self, channel, member_id, identity)
+
+    def member_coupons(self, member_id: str) -> list[MemberCoupon]:
+        """The coupons in ``member_id``'s wallet: issued to them by any marketing block, with uses left."""
+        return members.member_coupons(self, member_id)
+
+    def redeem_points(
+        self, member_id: str, partner: str, points: int, *, key: str, channel: str | None = None
+    ) -> PointsMovement:
+        """Spend ``points`` of ``member_id``'s for ``partner``'s programme, once per ``key``; settled with the
+        partner as a ``points_out`` line (see :meth:`settlement`)."""
+        if channel is not None:
+            self.channel(channel)
+        return members.redeem_points(self, member_id, partner, points, key=key, channel=channel)
 
     def quote(self, cart: Cart) -> PricedCart:
         """Price ``cart`` as checkout would, reserving and recording nothing."""

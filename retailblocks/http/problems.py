@@ -67,6 +67,13 @@ def problem_for(error: errors.RetailBlocksError) -> JSONResponse:
     else:  # pragma: no cover - RetailBlocksError is always listed
         found = _BY_CLASS[errors.RetailBlocksError]
     status, kind, title = found
+    if (
+        isinstance(error, errors.BusinessRejection)
+        and cls is errors.BusinessRejection
+        and error.cause != errors.BusinessRejection.cause
+    ):
+        # A block's own rejection (not enough points) gets a type from its stable cause word.
+        kind = error.cause.replace("_", "-")
     if isinstance(error, errors.BlockFailure):
         detail = f"block {error.block!r} failed in {error.hook}; the operator's logs say more"
     elif status >= 500 and not isinstance(error, errors.FlowStuck | errors.EnvironmentFailure):

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from retailblocks.flows.carts import ServerCart
 from retailblocks.flows.pricing import PricedCart
+from retailblocks.hookspecs.marketing import MemberCoupon
 from retailblocks.model import (
     Address,
     Cart,
@@ -24,11 +25,12 @@ from retailblocks.model import (
     Money,
     Order,
     PaymentRequest,
+    PointsMovement,
     PriceAdjustment,
     Product,
     ShippingQuote,
 )
-from retailblocks.model.limits import MAX_ID_LENGTH, MAX_LINE_QUANTITY, MAX_SLUG_LENGTH, MAX_TEXT_LENGTH
+from retailblocks.model.limits import MAX_ID_LENGTH, MAX_LINE_QUANTITY, MAX_POINTS, MAX_SLUG_LENGTH, MAX_TEXT_LENGTH
 
 #: Text the model accepts: no NUL; a Name also has something besides spaces. In the schema, so that a
 #: client (and a generated test) knows the rule before the server says it.
@@ -451,4 +453,47 @@ def fulfilment_of(fulfilment: FulfilmentIn) -> Fulfilment:
         address=Address(**fulfilment.address.model_dump()) if fulfilment.address else None,
         pickup_location=fulfilment.pickup_location,
         option_id=fulfilment.option_id,
+    )
+
+
+class CouponOut(BaseModel):
+    code: str = Field(description="present it in a cart's coupons")
+    promotion_id: str
+    description: str = Field(description="what it gives, in a sentence a shopper can read")
+    uses_left: int
+    issued_at: str
+
+
+class CouponListOut(BaseModel):
+    coupons: list[CouponOut]
+
+
+def coupon_out(coupon: MemberCoupon) -> CouponOut:
+    return CouponOut(
+        code=coupon.code,
+        promotion_id=coupon.promotion_id,
+        description=coupon.description,
+        uses_left=coupon.uses_left,
+        issued_at=coupon.issued_at.isoformat(),
+    )
+
+
+class RedemptionIn(_Strict):
+    partner: Annotated[
+        str, StringConstraints(min_length=1, max_length=MAX_SLUG_LENGTH, pattern=r"^[^\x00]*\S[^\x00]*$")
+    ] = Field(description="the partner (as the manifest's partners name it) whose programme the points go to")
+    points: int = Field(ge=1, le=MAX_POINTS, description="our points to spend")
+
+
+class RedemptionOut(BaseModel):
+    id: str = Field(description="the points movement; partner settlement lists it under this reference")
+    partner: str
+    points: int = Field(description="points spent")
+    balance: int = Field(description="the member's points after it")
+    description: str
+
+
+def redemption_out(movement: PointsMovement, partner: str) -> RedemptionOut:
+    return RedemptionOut(
+        id=movement.id, partner=partner, points=-movement.points, balance=movement.balance, description=movement.reason
     )
