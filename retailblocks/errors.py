@@ -11,13 +11,16 @@
     │   ├── AssemblyError                blocks that cannot be put together (versions, hooks, routing)
     │   ├── IdempotencyConflict          a key reused with a different request
     │   └── UnknownObject (LookupError)  something named that does not exist: HTTP 404
-    │       └── UnknownOrder, UnknownSku, UnknownChannel, UnknownMember
+    │       ├── UnknownOrder, UnknownSku, UnknownChannel, UnknownMember, UnknownCart
+    │       └── CartExpired                  a server-side cart left untouched past its expiry: HTTP 410
     ├── BusinessRejection            a request that was valid but cannot be honoured: exit status 3
     │   ├── OutOfStock
     │   ├── PaymentDeclined
     │   ├── NotDeliverable
     │   ├── NotRefundable
-    │   └── PromotionRejected            a coupon that does not apply, a promotion's limit reached
+    │   ├── PromotionRejected            a coupon that does not apply, a promotion's limit reached
+    │   ├── CartClosed                   a cart checked out (or being checked out) cannot change
+    │   └── StaleVersion                 a change made against a version of a cart that is not current
     ├── EnvironmentFailure           the world failed: database unreachable: exit status 1
     │   └── FlowTakenOver                a process stalled past its lease and recovery took its flow over
     ├── FlowStuck                    a flow stopped half-way for a reason a retry cannot cure: exit status 1
@@ -85,6 +88,14 @@ class UnknownMember(UnknownObject):
     pass
 
 
+class UnknownCart(UnknownObject):
+    pass
+
+
+class CartExpired(UnknownObject):
+    """The cart was left untouched past its ``expires_at``; start a new one."""
+
+
 class BusinessRejection(RetailBlocksError):
     """A valid request that cannot be honoured. ``cause`` is a short stable word for reports."""
 
@@ -124,6 +135,19 @@ class NotRefundable(BusinessRejection):
 
 class PromotionRejected(BusinessRejection):
     cause = "coupon_rejected"
+
+
+class CartClosed(BusinessRejection):
+    """The cart is checked out (or its checkout is under way): it no longer changes."""
+
+    cause = "cart_closed"
+
+
+class StaleVersion(BusinessRejection):
+    """The caller changed a cart as of a version that is no longer current (someone else changed it
+    since): read it again, and apply the change to what it holds now."""
+
+    cause = "stale_version"
 
 
 class EnvironmentFailure(RetailBlocksError):

@@ -37,6 +37,7 @@ from retailblocks.events.dispatcher import (
 )
 from retailblocks.flows.api import FlowState, OrderFlows, RecoveryReport
 from retailblocks.flows.availability import Availability, availability
+from retailblocks.flows.carts import Carts
 from retailblocks.flows.pricing import PricedCart
 from retailblocks.flows.quote import quote
 from retailblocks.fusion import members
@@ -48,7 +49,19 @@ from retailblocks.fusion.settlement import Settlement
 from retailblocks.fusion.timeline import TimelineEntry
 from retailblocks.hookspecs import membership, payment
 from retailblocks.hookspecs.blocks import Block
-from retailblocks.model import Cart, Channel, Identity, Member, Merchant, Money, Order, Product, StockLevel
+from retailblocks.hookspecs.marketing import MemberCoupon
+from retailblocks.model import (
+    Cart,
+    Channel,
+    Identity,
+    Member,
+    Merchant,
+    Money,
+    Order,
+    PointsMovement,
+    Product,
+    StockLevel,
+)
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.unit_of_work import IdleConnection
 
@@ -256,6 +269,7 @@ class Stack:
         self.catalog: dict[str, Product] = {p.sku: p for p in self.manifest.catalog}
         self.blocks: dict[str, Block] = {b.entry.id: b.instance for b in the_plan.blocks}
         self._flows: OrderFlows | None = None
+        self._carts: Carts | None = None
         #: What changed in the manifest since its lock was written, when assembled with require_lock.
         self.lock_changes: tuple[str, ...] = ()
         self._closed = False
@@ -338,6 +352,14 @@ class Stack:
         """Run the checkout saga for ``cart`` under idempotency ``key``; returns the order."""
         return self.flows.checkout(cart, key=key)
 
+    @property
+    def carts(self) -> Carts:
+        """Server-side carts, built step by step and checked out through :meth:`checkout`'s flow (see
+        :mod:`retailblocks.flows.carts`)."""
+        if self._carts is None:
+            self._carts = Carts(self, self.flows)
+        return self._carts
+
     def availability(self, channel: str, skus: Sequence[str]) -> Availability:
         """What ``channel`` may sell of ``skus`` now, and the stock at each of its locations."""
         return availability(self, channel, skus)
@@ -354,6 +376,19 @@ class Stack:
         """Link another identity to a member (merging the member it belonged to, reversibly)."""
         self.channel(channel)
         return members.link_identity(self, channel, member_id, identity)
+
+    def member_coupons(self, member_id: str) -> list[MemberCoupon]:
+        """The coupons in ``member_id``'s wallet: issued to them by any marketing block, with uses left."""
+        return members.member_coupons(self, member_id)
+
+    def redeem_points(
+        self, member_id: str, partner: str, points: int, *, key: str, channel: str | None = None
+    ) -> PointsMovement:
+        """Spend ``points`` of ``member_id``'s for ``partner``'s programme, once per ``key``; settled with the
+        partner as a ``points_out`` line (see :meth:`settlement`)."""
+        if channel is not None:
+            self.channel(channel)
+        return members.redeem_points(self, member_id, partner, points, key=key, channel=channel)
 
     def quote(self, cart: Cart) -> PricedCart:
         """Price ``cart`` as checkout would, reserving and recording nothing."""

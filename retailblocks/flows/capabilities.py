@@ -10,6 +10,7 @@ from retailblocks.context import AuditFinding, FlowContext
 from retailblocks.errors import InvalidValue
 from retailblocks.hookspecs import inventory as inventory_hooks
 from retailblocks.hookspecs import lifecycle, logistics, marketing
+from retailblocks.hookspecs.marketing import MemberCoupon
 from retailblocks.model import Fulfilment, Member, Money, PriceAdjustment, PricedLine, ShippingQuote
 
 
@@ -94,6 +95,13 @@ def issue_coupons(
         f"no marketing block of this stack issues coupons for promotion {promotion_id!r}; check the "
         "promotion id against the marketing block's configuration"
     )
+
+
+def member_coupons(hooks: Hooks, ctx: FlowContext, member_id: str) -> list[MemberCoupon]:
+    """The coupons every marketing block issued to ``member_id`` that may still be used, blocks in manifest
+    order."""
+    found = hooks.each(marketing.marketing_member_coupons, ctx, member_id)
+    return [coupon for _block, coupons in found for coupon in coupons or ()]
 
 
 def block_findings(hooks: Hooks, ctx: FlowContext) -> list[tuple[str, AuditFinding]]:

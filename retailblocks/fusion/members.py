@@ -1,4 +1,5 @@
-"""A shopper as a member, for the faces that act for one: sign-in by identity, the member, linking."""
+"""A shopper as a member, for the faces that act for one: sign-in by identity, the member, linking, the
+coupons in their wallet and points redeemed with a partner."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from retailblocks.errors import InvalidValue, UnknownMember
+from retailblocks.flows.capabilities import member_coupons as member_coupons_of
+from retailblocks.fusion.settlement import find_partner
 from retailblocks.hookspecs import membership
-from retailblocks.model import Identity, Member
+from retailblocks.hookspecs.marketing import MemberCoupon
+from retailblocks.model import Identity, Member, PointsMovement
+from retailblocks.model.limits import MAX_POINTS, check_key
 
 if TYPE_CHECKING:
     from retailblocks.assembly.runtime import Runtime
@@ -42,3 +47,28 @@ def link_identity(stack: Runtime, channel: str, member_id: str, identity: Identi
     keeps such merges auditable and reversible), so the member returned may carry another id."""
     member = member_of(stack, member_id)
     return sign_in(stack, channel, [*member.identities, identity])
+
+
+def member_coupons(stack: Runtime, member_id: str) -> list[MemberCoupon]:
+    """The coupons in the member's wallet: issued to them by any marketing block, with uses left."""
+    member = member_of(stack, member_id)
+    with stack.context(flow="read", read_only=True) as ctx:
+        return member_coupons_of(stack.hooks, ctx, member.id)
+
+
+def redeem_points(
+    stack: Runtime, member_id: str, partner: str, points: int, *, key: str, channel: str | None = None
+) -> PointsMovement:
+    """Spend ``points`` of the member's for the partner's programme (its points, its rights), once per
+    ``key``: the membership block debits the member and credits the partner's clearing account, which
+    the partner settlement reports (a ``points_out`` line whose reference is the movement's id).
+    A member without enough points is refused by the block, nothing taken."""
+    check_key(key)
+    find_partner(stack, partner)
+    if isinstance(points, bool) or not isinstance(points, int) or not 0 < points <= MAX_POINTS:
+        raise InvalidValue(f"a redemption spends a whole number of points between 1 and {MAX_POINTS} (got {points!r})")
+    if not stack.hooks.provides(membership.membership_exchange):
+        raise InvalidValue("this stack's membership block exchanges no points with partners")
+    member = member_of(stack, member_id)
+    with stack.context(channel, flow="points") as ctx:
+        return stack.hooks.call(membership.membership_exchange, ctx, member.id, partner, -points, key)

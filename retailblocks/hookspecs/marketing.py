@@ -8,7 +8,10 @@ stacking policy decides; every adjustment carries its reason and who funds it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
+
+import attrs
 
 from retailblocks.hookspecs._markers import Dispatch, contract
 
@@ -64,4 +67,25 @@ def marketing_issue_coupons(
     A block that does not know ``promotion_id`` returns None, so the core can ask every marketing block
     and take the answer of the one that owns the promotion. Idempotent per key and member: issuing again
     with the same key returns the same codes, and members new to the list get new ones. Optional.
+    """
+
+
+@attrs.frozen
+class MemberCoupon:
+    """A coupon issued to one member, as the member's wallet shows it: the code to present, what it gives
+    (``description``, a sentence a shopper can read) and how many more orders may use it."""
+
+    code: str
+    promotion_id: str
+    description: str
+    uses_left: int
+    issued_at: datetime
+
+
+@contract(Dispatch.EVERY_BLOCK)
+def marketing_member_coupons(ctx: FlowContext, member_id: str) -> Sequence[MemberCoupon]:
+    """The single-member coupons this block issued to ``member_id`` that may still be used, oldest first
+    (an empty sequence when none). Read-only. Optional: the core lists every block's, in manifest order.
+
+    .. versionadded:: 1.2
     """

@@ -85,7 +85,7 @@ def openapi_document() -> dict[str, Any]:
 
 
 def _new_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None) -> FastAPI:
-    from retailblocks.http import admin, connectors, openapi, operations, store
+    from retailblocks.http import admin, carts, connectors, openapi, operations, store
 
     app = FastAPI(
         title="retailblocks",
@@ -98,6 +98,7 @@ def _new_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | 
     )
     app.include_router(operations.router)
     app.include_router(store.router)
+    app.include_router(carts.router)
     app.include_router(connectors.router)
     app.include_router(admin.router)
     _install_error_handlers(app)
@@ -222,8 +223,8 @@ class _Cors:
     refused (403) when its key does not list the origin it came from (see store.store_key).
     """
 
-    ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, Shopper-Token, Order-Token, X-Request-Id"
-    EXPOSED_HEADERS = "Idempotent-Replayed, X-Request-Id, Retry-After"
+    ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, Shopper-Token, Order-Token, If-Match, X-Request-Id"
+    EXPOSED_HEADERS = "Idempotent-Replayed, X-Request-Id, Retry-After, ETag"
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -246,7 +247,7 @@ class _Cors:
                 status_code=204,
                 headers={
                     "Access-Control-Allow-Origin": origin,
-                    "Access-Control-Allow-Methods": "GET, POST",
+                    "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE",
                     "Access-Control-Allow-Headers": self.ALLOWED_HEADERS,
                     "Access-Control-Max-Age": "600",
                     "Vary": "Origin",

@@ -50,6 +50,18 @@ LINKS: dict[tuple[str, str], dict[str, Any]] = {
             "description": "the order just placed, read with the token it came with",
         }
     },
+    ("createCart", "201"): {
+        "ReadCart": {
+            "operationId": "readCart",
+            "parameters": {"path.cart_id": "$response.body#/id"},
+            "description": "the cart just started",
+        },
+        "AddCartLine": {
+            "operationId": "addCartLine",
+            "parameters": {"path.cart_id": "$response.body#/id"},
+            "description": "add a line to the cart just started",
+        },
+    },
 }
 _KEYED = {
     "401": "no key, or a key this stack does not accept",

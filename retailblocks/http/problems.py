@@ -22,6 +22,7 @@ TYPE_PREFIX = "urn:retailblocks:problem:"
 #: Error class → (status, type, title); the first class in the error's MRO that is listed wins.
 _BY_CLASS: dict[type[BaseException], tuple[int, str, str]] = {
     errors.IdempotencyConflict: (422, "idempotency-key-reused", "Idempotency key reused with another request"),
+    errors.CartExpired: (410, "cart-expired", "Cart expired"),
     errors.UnknownObject: (404, "not-found", "Not found"),
     errors.CurrencyMismatch: (422, "currency-mismatch", "Currency mismatch"),
     errors.InvalidValue: (422, "invalid-value", "Invalid value"),
@@ -31,6 +32,8 @@ _BY_CLASS: dict[type[BaseException], tuple[int, str, str]] = {
     errors.NotDeliverable: (409, "not-deliverable", "Not deliverable"),
     errors.NotRefundable: (409, "not-refundable", "Not refundable"),
     errors.PromotionRejected: (409, "promotion-rejected", "Promotion rejected"),
+    errors.CartClosed: (409, "cart-closed", "Cart closed"),
+    errors.StaleVersion: (412, "stale-version", "The cart changed since the version given"),
     errors.BusinessRejection: (409, "rejected", "Rejected"),
     errors.FlowStillRunning: (409, "still-running", "The same request is still being worked on"),
     errors.FlowStuck: (503, "flow-stuck", "The flow stopped half-way and waits for an operator"),
@@ -64,6 +67,13 @@ def problem_for(error: errors.RetailBlocksError) -> JSONResponse:
     else:  # pragma: no cover - RetailBlocksError is always listed
         found = _BY_CLASS[errors.RetailBlocksError]
     status, kind, title = found
+    if (
+        isinstance(error, errors.BusinessRejection)
+        and cls is errors.BusinessRejection
+        and error.cause != errors.BusinessRejection.cause
+    ):
+        # A block's own rejection (not enough points) gets a type from its stable cause word.
+        kind = error.cause.replace("_", "-")
     if isinstance(error, errors.BlockFailure):
         detail = f"block {error.block!r} failed in {error.hook}; the operator's logs say more"
     elif status >= 500 and not isinstance(error, errors.FlowStuck | errors.EnvironmentFailure):

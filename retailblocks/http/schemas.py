@@ -12,7 +12,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from retailblocks.flows.carts import ServerCart
 from retailblocks.flows.pricing import PricedCart
+from retailblocks.hookspecs.marketing import MemberCoupon
 from retailblocks.model import (
     Address,
     Cart,
@@ -23,11 +25,12 @@ from retailblocks.model import (
     Money,
     Order,
     PaymentRequest,
+    PointsMovement,
     PriceAdjustment,
     Product,
     ShippingQuote,
 )
-from retailblocks.model.limits import MAX_ID_LENGTH, MAX_LINE_QUANTITY, MAX_SLUG_LENGTH, MAX_TEXT_LENGTH
+from retailblocks.model.limits import MAX_ID_LENGTH, MAX_LINE_QUANTITY, MAX_POINTS, MAX_SLUG_LENGTH, MAX_TEXT_LENGTH
 
 #: Text the model accepts: no NUL; a Name also has something besides spaces. In the schema, so that a
 #: client (and a generated test) knows the rule before the server says it.
@@ -338,3 +341,158 @@ def identity_of(identity: IdentityIn) -> Identity:
 
 class OrderListOut(BaseModel):
     orders: list[OrderOut]
+
+
+class CartCreateIn(_Strict):
+    """A new, empty cart in the caller's channel; with a Shopper-Token it belongs to that shopper."""
+
+    attribution: Text | None = Field(default=None, description="a campaign or partner the cart came through")
+
+
+class CartQuantityIn(_Strict):
+    quantity: int = Field(ge=1, le=MAX_LINE_QUANTITY)
+
+
+class CartCouponsIn(_Strict):
+    coupons: list[Name] = Field(max_length=10, description="every code the cart presents; [] removes them all")
+
+
+class CartPaymentIn(_Strict):
+    method: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SLUG_LENGTH, pattern=r"^[^\x00]*\S[^\x00]*$")]
+    amount: int | None = Field(
+        default=None, ge=1, description="minor units of the stack's currency; absent means what is left"
+    )
+
+
+class CartPaymentsIn(_Strict):
+    payments: list[CartPaymentIn] = Field(
+        max_length=10, description="how the cart will be paid; details such as a card token come with the checkout"
+    )
+
+
+PaymentDetails = dict[
+    Annotated[str, StringConstraints(min_length=1, max_length=MAX_SLUG_LENGTH, pattern=r"^[^\x00]*\S[^\x00]*$")],
+    Text,
+]
+
+
+class CartCheckoutIn(_Strict):
+    payment_details: list[PaymentDetails] = Field(
+        default_factory=list,
+        max_length=10,
+        description="per payment of the cart, in its order (a card token, a gift card); never stored",
+    )
+
+
+class CartLineOut(BaseModel):
+    sku: str
+    quantity: int
+
+
+class FulfilmentOut(BaseModel):
+    kind: str = Field(description="carry_out, pickup or delivery")
+    address: AddressIn | None
+    pickup_location: str | None
+    option_id: str | None
+
+
+class CartPaymentOut(BaseModel):
+    method: str
+    amount: MoneyOut | None = Field(description="absent: what is left")
+
+
+class CartOut(BaseModel):
+    id: str
+    channel: str
+    status: Literal["open", "checking_out", "checked_out"]
+    version: int = Field(description="raised by every change; send it as If-Match to change only this version")
+    lines: list[CartLineOut]
+    fulfilment: FulfilmentOut
+    coupons: list[str]
+    payments: list[CartPaymentOut]
+    attribution: str | None
+    order_id: str | None = Field(description="the order the cart became, once checked out")
+    expires_at: str = Field(description="when an open cart left untouched expires (each change extends it)")
+    created_at: str
+    updated_at: str
+
+
+def cart_out(cart: ServerCart) -> CartOut:
+    fulfilment = cart.fulfilment
+    address = fulfilment.address
+    return CartOut(
+        id=cart.id,
+        channel=cart.channel,
+        status=cart.status.value,
+        version=cart.version,
+        lines=[CartLineOut(sku=line.sku, quantity=line.quantity) for line in cart.lines],
+        fulfilment=FulfilmentOut(
+            kind=fulfilment.kind.value,
+            address=AddressIn(
+                country=address.country,
+                region=address.region,
+                city=address.city,
+                postal_code=address.postal_code,
+                line1=address.line1,
+                name=address.name,
+                phone=address.phone,
+            )
+            if address is not None
+            else None,
+            pickup_location=fulfilment.pickup_location,
+            option_id=fulfilment.option_id,
+        ),
+        coupons=list(cart.coupons),
+        payments=[
+            CartPaymentOut(method=p.method, amount=money_out(p.amount) if p.amount is not None else None)
+            for p in cart.payments
+        ],
+        attribution=cart.attribution,
+        order_id=cart.order_id,
+        expires_at=cart.expires_at.isoformat(),
+        created_at=cart.created_at.isoformat(),
+        updated_at=cart.updated_at.isoformat(),
+    )
+
+
+class CouponOut(BaseModel):
+    code: str = Field(description="present it in a cart's coupons")
+    promotion_id: str
+    description: str = Field(description="what it gives, in a sentence a shopper can read")
+    uses_left: int
+    issued_at: str
+
+
+class CouponListOut(BaseModel):
+    coupons: list[CouponOut]
+
+
+def coupon_out(coupon: MemberCoupon) -> CouponOut:
+    return CouponOut(
+        code=coupon.code,
+        promotion_id=coupon.promotion_id,
+        description=coupon.description,
+        uses_left=coupon.uses_left,
+        issued_at=coupon.issued_at.isoformat(),
+    )
+
+
+class RedemptionIn(_Strict):
+    partner: Annotated[
+        str, StringConstraints(min_length=1, max_length=MAX_SLUG_LENGTH, pattern=r"^[^\x00]*\S[^\x00]*$")
+    ] = Field(description="the partner (as the manifest's partners name it) whose programme the points go to")
+    points: int = Field(ge=1, le=MAX_POINTS, description="our points to spend")
+
+
+class RedemptionOut(BaseModel):
+    id: str = Field(description="the points movement; partner settlement lists it under this reference")
+    partner: str
+    points: int = Field(description="points spent")
+    balance: int = Field(description="the member's points after it")
+    description: str
+
+
+def redemption_out(movement: PointsMovement, partner: str) -> RedemptionOut:
+    return RedemptionOut(
+        id=movement.id, partner=partner, points=-movement.points, balance=movement.balance, description=movement.reason
+    )

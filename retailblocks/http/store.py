@@ -22,6 +22,7 @@ from retailblocks.http.schemas import (
     AvailabilityOut,
     CartIn,
     CatalogOut,
+    CouponListOut,
     LinkIn,
     LocationStock,
     MemberOut,
@@ -29,15 +30,19 @@ from retailblocks.http.schemas import (
     OrderListOut,
     OrderOut,
     QuoteOut,
+    RedemptionIn,
+    RedemptionOut,
     SessionOut,
     SignInIn,
     SkuAvailability,
     cart_of,
+    coupon_out,
     identity_of,
     member_out,
     order_out,
     product_out,
     quote_out,
+    redemption_out,
 )
 from retailblocks.http.state import Api, api_of, run_once
 from retailblocks.manifest.api import ApiKey
@@ -258,3 +263,43 @@ async def link_identity(
         return member_out(api.stack.link_identity(channel, member_id, identity_of(body.identity)))
 
     return await run_once(request, api, caller, idempotency_key, link, scope=member_id)
+
+
+@router.get(
+    "/me/coupons",
+    operation_id="readMyCoupons",
+    response_model=CouponListOut,
+    responses=_SESSION_PROBLEMS,
+    summary="The coupons in the signed-in member's wallet that may still be used, oldest first",
+)
+def read_my_coupons(member_id: Shopper, api: ApiDep) -> CouponListOut:
+    return CouponListOut(coupons=[coupon_out(coupon) for coupon in api.stack.member_coupons(member_id)])
+
+
+@router.post(
+    "/me/points/redemptions",
+    operation_id="redeemPoints",
+    status_code=201,
+    response_model=RedemptionOut,
+    responses={
+        **_SESSION_PROBLEMS,
+        400: {"description": f"no {HEADER} header"},
+        409: {"description": "not enough points (type insufficient-points), or the same key still in progress"},
+    },
+    summary="Spend the signed-in member's points for a partner's programme; settled with the partner",
+)
+async def redeem_points(
+    request: Request,
+    body: RedemptionIn,
+    member_id: Shopper,
+    caller: Caller,
+    api: ApiDep,
+    idempotency_key: Annotated[str | None, Header(alias=HEADER)] = None,
+) -> Response:
+    channel = _channel(caller)
+
+    def redeem(key: str) -> RedemptionOut:
+        movement = api.stack.redeem_points(member_id, body.partner, body.points, key=key, channel=channel)
+        return redemption_out(movement, body.partner)
+
+    return await run_once(request, api, caller, idempotency_key, redeem, status=201, scope=member_id)

@@ -14,6 +14,8 @@ The bounds, and what they keep inside their columns:
 * MAX_QUANTITY: a stock position (on hand), one stock movement, a cart's demand for one SKU and a
   refund's units of one line (quantity columns are 64-bit, so a position plus a movement never overflows).
 * MAX_LINE_QUANTITY: the units of one cart line; a guard against typos, far below MAX_QUANTITY.
+* MAX_CART_LINES: the distinct SKUs of one server-side cart, which is read and rewritten whole on every
+  change, so its row stays small.
 * MAX_KEY_LENGTH: an idempotency key a caller sends (key columns hold 200 characters, which leaves room
   for the prefixes blocks add to keys of their own).
 * MAX_TEXT_LENGTH: free text (a reason, an attribution, a payment detail, an address line).
@@ -46,6 +48,8 @@ MAX_SLUG_LENGTH = 64
 MAX_IDENTITY_LENGTH = 256
 #: The most units of one cart line.
 MAX_LINE_QUANTITY = 1_000_000
+#: The most lines (distinct SKUs) of one server-side cart.
+MAX_CART_LINES = 100
 
 
 def check_amount(value: int, what: str) -> int:

@@ -137,6 +137,33 @@ http_requests = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Carts a channel builds step by step on the server (flows.carts). The row is the cart: ``contents`` holds
+# its lines, fulfilment, coupons and payment methods (never payment details), rewritten whole by a
+# conditional update on ``version``, so two concurrent edits never lose one another. ``status`` goes
+# open → checking_out → checked_out (or back to open when the checkout is refused); ``checkout_attempt``
+# numbers the checkouts tried, each under its own derived key, and ``order_id`` is the order it became.
+carts = sa.Table(
+    "carts",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("member_id", sa.String(64), index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("contents", sa.JSON, nullable=False),
+    sa.Column("checkout_attempt", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("order_id", sa.String(64)),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def _reserved_for_webhooks(_connection: sa.Connection) -> None:
+    """Core migration 4 belongs to the webhooks work (issue 12, item 7), developed beside this one; the
+    integrator replaces this placeholder with it, keeping carts at 5."""
+
+
 CORE_MIGRATIONS: list[Migration] = [
     create_tables(
         1,
@@ -152,4 +179,6 @@ CORE_MIGRATIONS: list[Migration] = [
     ),
     SECRETS_MIGRATION,
     create_tables(3, "what the HTTP API answered, per idempotency key", http_requests),
+    Migration(4, "reserved for webhook deliveries", _reserved_for_webhooks),
+    create_tables(5, "server-side carts", carts),
 ]

@@ -80,3 +80,17 @@ def test_create_then_read_follows_the_links(api_schema: Any) -> None:
             case.validate_response(response, excluded_checks=[positive_data_acceptance])
 
     Headers.run(settings=settings(max_examples=20, stateful_step_count=4, deadline=None, database=None))
+
+
+def test_a_cart_started_is_read_and_filled_along_the_links(api_schema: Any) -> None:
+    """Stateful: start a cart, then read it and add lines to it by the id the links carry."""
+    machine = api_schema.include(path_regex="^/store/carts").as_state_machine()
+
+    class Headers(machine):  # type: ignore[misc, valid-type]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"headers": {"Authorization": f"Bearer {WEB_KEY}"}}
+
+        def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
+            case.validate_response(response, excluded_checks=[positive_data_acceptance])
+
+    Headers.run(settings=settings(max_examples=20, stateful_step_count=4, deadline=None, database=None))

@@ -25,6 +25,7 @@ PUBLIC_MODULES: dict[str, str] = {
     "retailblocks.lazy": "lazy_exports, for a block package's __init__",
     "retailblocks.hookspecs": "the hook contracts",
     "retailblocks.hookspecs.membership": "PartnerPointsMovement",
+    "retailblocks.hookspecs.marketing": "MemberCoupon",
     "retailblocks.storage": "Prepared, PreparedQuery, insert_if_absent, KeyClaimer, read_only_connection…",
     "retailblocks.testing": "BlockHarness and the pytest plugin",
     "retailblocks.testing.conformance": "the contract suites a block runs",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from retailblocks import Block, Capability, hookimpl
 from retailblocks.assembly.references import unknown
 from retailblocks.errors import InvalidValue
+from retailblocks.hookspecs.marketing import MemberCoupon
 from retailblocks.model import AdjustmentTarget, ChannelType, Member, Merchant, Money, PriceAdjustment, PricedLine
 from retailblocks_promotions import engine
 from retailblocks_promotions import usage as store
@@ -25,7 +26,7 @@ class Promotions(Block):
 
     name: ClassVar[str] = "promotions"
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.MARKETING})
-    core_api: ClassVar[str] = "1.0"
+    core_api: ClassVar[str] = "1.2"
     Config: ClassVar[type[Any]] = PromotionsConfig
     description: ClassVar[str] = "Promotions and coupons priced into carts, with usage limits and budgets."
 
@@ -224,6 +225,22 @@ class Promotions(Block):
         if promotion_id not in self.promotions:
             return None
         return self.issue_coupons(ctx, promotion_id, member_ids, idempotency_key)
+
+    @hookimpl
+    def marketing_member_coupons(self, ctx: FlowContext, member_id: str) -> list[MemberCoupon]:
+        """The member's coupons with uses left, of promotions this block still offers."""
+        promotions = self.promotions
+        return [
+            MemberCoupon(
+                code=held.code,
+                promotion_id=held.promotion_id,
+                description=engine.explain(promotions[held.promotion_id]),
+                uses_left=held.uses_left,
+                issued_at=held.issued_at,
+            )
+            for held in store.member_coupons(ctx.db, member_id)
+            if held.promotion_id in promotions
+        ]
 
     # --- public methods --------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from retailblocks.clock import as_utc
 from retailblocks.errors import InvalidValue, PromotionRejected
 from retailblocks.model import Money
 from retailblocks.storage import Prepared, PreparedQuery, insert_if_absent
@@ -447,3 +448,26 @@ def issue(
             f"not {promotion_id!r}; use a new key"
         )
     return str(existing.code), inserted
+
+
+@attrs.frozen
+class HeldCoupon:
+    """A single-member coupon with uses left, as the member's wallet lists it."""
+
+    code: str
+    promotion_id: str
+    uses_left: int
+    issued_at: datetime
+
+
+def member_coupons(connection: sa.Connection, member_id: str) -> list[HeldCoupon]:
+    """The coupons issued to ``member_id`` that have uses left, oldest first."""
+    rows = connection.execute(
+        sa.select(coupons.c.code, coupons.c.promotion_id, coupons.c.uses, coupons.c.max_uses, coupons.c.issued_at)
+        .where(coupons.c.member_id == member_id, coupons.c.uses < coupons.c.max_uses)
+        .order_by(coupons.c.issued_at, coupons.c.code)
+    ).all()
+    return [
+        HeldCoupon(code, promotion_id, int(max_uses) - int(uses), as_utc(issued_at))
+        for code, promotion_id, uses, max_uses, issued_at in rows
+    ]
