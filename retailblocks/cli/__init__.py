@@ -16,6 +16,7 @@ import click
 
 from retailblocks.cli import (
     assemble_commands,
+    connector_commands,
     fusion_commands,
     order_commands,
     serve_commands,
@@ -165,7 +166,14 @@ def cli(ctx: click.Context) -> None:
         click.echo(ctx.get_help())
 
 
-for module in (assemble_commands, order_commands, simulation_commands, fusion_commands, serve_commands):
+for module in (
+    assemble_commands,
+    order_commands,
+    simulation_commands,
+    fusion_commands,
+    connector_commands,
+    serve_commands,
+):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -46,6 +46,19 @@ class MarketplaceOrderIn(_Strict):
     )
 
 
+def marketplace_order_of(body: MarketplaceOrderIn, channel: str, currency: str) -> MarketplaceOrder:
+    """The model's marketplace order for ``body`` (the API's document, and a line of ``blocks
+    marketplace-orders``'s file) in ``channel``."""
+    return MarketplaceOrder(
+        channel=channel,
+        order_number=body.order_number,
+        lines=[CartLine(line.sku, line.quantity) for line in body.lines],
+        fulfilment=fulfilment_of(body.fulfilment),
+        identities=[identity_of(identity) for identity in body.identities],
+        collected=Money(body.collected, currency) if body.collected is not None else None,
+    )
+
+
 class SkuSellable(BaseModel):
     sku: str
     sellable: int = Field(description="units the channel may sell now, after its safety stock")
@@ -87,16 +100,7 @@ async def import_marketplace_order(
     def record(_key: str) -> OrderOut:
         # The order number is the import's own key (see retailblocks.connectors.marketplace); the request's
         # key only replays this answer.
-        order = api.stack.import_marketplace_order(
-            MarketplaceOrder(
-                channel=channel,
-                order_number=body.order_number,
-                lines=[CartLine(line.sku, line.quantity) for line in body.lines],
-                fulfilment=fulfilment_of(body.fulfilment),
-                identities=[identity_of(identity) for identity in body.identities],
-                collected=Money(body.collected, currency) if body.collected is not None else None,
-            )
-        )
+        order = api.stack.import_marketplace_order(marketplace_order_of(body, channel, currency))
         return order_out(order, token=api.order_token(order.id))
 
     return await run_once(request, api, caller, idempotency_key, record, status=201)

@@ -290,6 +290,17 @@ def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: p
             assert money_problems(data) == [], path
         return data
 
+    # The marketplace channel settles with the marketplace as a partner, so its orders can be imported.
+    text = manifest.read_text(encoding="utf-8")
+    text = text.replace("    type: marketplace\n", "    type: marketplace\n    settles_with: tmall\n", 1)
+    text = text.replace("partners:\n", "partners:\n  - {id: tmall, name: Tmall, type: platform}\n", 1)
+    manifest.write_text(text, encoding="utf-8")
+    assert blocks("assemble").status == 0
+    delivery = {"kind": "delivery", "address": {"country": "CN", "region": "Shanghai"}}
+    (manifest.parent / "tmall.jsonl").write_text(
+        json.dumps({"order_number": "TM-1", "lines": [{"sku": "DRIP-10", "quantity": 1}], "fulfilment": delivery}),
+        encoding="utf-8",
+    )
     run("assemble", "--check")
     run("plugins")
     run("schema")
@@ -315,6 +326,10 @@ def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: p
     run("recover")
     run("audit")
     run("ingest", "signals.jsonl")
+    run("stock receive", "DRIP-10", "dc-jiading", "10")  # the marketplace sells from the warehouse
+    run("marketplace-orders", "tmall.jsonl", "--channel", "tmall")
+    run("listings show", "tmall")
+    run("listings publish")
     member = run("members")[0]["member_id"]
     run("segments")
     run("campaigns")
