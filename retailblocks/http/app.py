@@ -17,6 +17,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.routing import APIRoute
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -84,6 +85,14 @@ def openapi_document() -> dict[str, Any]:
     return _new_app(None).openapi()
 
 
+def operation_id(route: APIRoute) -> str:
+    """A route's operationId when it names none: its function's name in camelCase, prefixed ``admin`` under
+    /admin (``adminListCampaigns``) — stable names for generated clients, unlike the path-and-method ones."""
+    first, *rest = route.name.split("_")
+    name = first + "".join(word.capitalize() for word in rest)
+    return "admin" + name[0].upper() + name[1:] if route.path_format.startswith("/admin") else name
+
+
 def _new_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None) -> FastAPI:
     from retailblocks.http import admin, carts, connectors, openapi, operations, store
 
@@ -95,6 +104,7 @@ def _new_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | 
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     app.include_router(operations.router)
     app.include_router(store.router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,14 @@ def test_the_committed_document_is_the_api() -> None:
     assert COMMITTED.read_text(encoding="utf-8") == current, (
         "the API changed: run `uv run blocks openapi -o docs/openapi.json` and commit the diff"
     )
+
+
+def test_every_operation_has_a_unique_camel_case_id() -> None:
+    """Generated clients name their methods after operationIds: stable, unique, readable ones."""
+    document = openapi_document()
+    ids = [operation["operationId"] for path in document["paths"].values() for operation in path.values()]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"[a-z]+(?:[A-Z][a-z0-9]*)*", name) for name in ids), ids
 
 
 def test_every_operation_documents_its_problems() -> None:
