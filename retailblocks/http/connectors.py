@@ -17,19 +17,19 @@ from retailblocks.http.schemas import (
     FulfilmentIn,
     IdentityIn,
     OrderOut,
-    _Strict,
+    StrictIn,
     fulfilment_of,
     identity_of,
     order_out,
 )
 from retailblocks.http.state import run_once
-from retailblocks.http.store import _PROBLEMS, ApiDep, Caller, _channel
+from retailblocks.http.store import STORE_PROBLEMS, ApiDep, Caller, channel_of
 from retailblocks.model import CartLine, Money
 
 router = APIRouter(prefix="/store", tags=["store: connectors"])
 
 
-class MarketplaceOrderIn(_Strict):
+class MarketplaceOrderIn(StrictIn):
     """An order the marketplace took and collected, as its connector reports it."""
 
     order_number: Annotated[
@@ -75,7 +75,7 @@ class ChannelStockOut(BaseModel):
     status_code=201,
     response_model=OrderOut,
     responses={
-        **_PROBLEMS,
+        **STORE_PROBLEMS,
         400: {"description": f"no {HEADER} header"},
         404: {"description": "a SKU the stack does not sell"},
         409: {"description": "out of stock, not deliverable, or the same key still in progress"},
@@ -94,7 +94,7 @@ async def import_marketplace_order(
     api: ApiDep,
     idempotency_key: Annotated[str | None, Header(alias=HEADER)] = None,
 ) -> Response:
-    channel = _channel(caller)
+    channel = channel_of(caller)
     currency = api.stack.currency
 
     def record(_key: str) -> OrderOut:
@@ -110,10 +110,10 @@ async def import_marketplace_order(
     "/stock",
     operation_id="storeChannelStock",
     response_model=ChannelStockOut,
-    responses=_PROBLEMS,
+    responses=STORE_PROBLEMS,
     summary="What the channel may sell now of every SKU it sells (the bulk feed for a listing)",
 )
 def channel_stock(caller: Caller, api: ApiDep) -> ChannelStockOut:
-    channel = _channel(caller)
+    channel = channel_of(caller)
     sellable = api.stack.channel_stock(channel)
     return ChannelStockOut(channel=channel, skus=[SkuSellable(sku=sku, sellable=n) for sku, n in sellable.items()])

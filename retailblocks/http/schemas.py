@@ -38,7 +38,7 @@ Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH, pattern=r"^[
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=r"^[^\x00]*\S[^\x00]*$")]
 
 
-class _Strict(BaseModel):
+class StrictIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -85,17 +85,17 @@ class AvailabilityOut(BaseModel):
     skus: list[SkuAvailability]
 
 
-class CartLineIn(_Strict):
+class CartLineIn(StrictIn):
     sku: Name
     quantity: int = Field(ge=1, le=MAX_LINE_QUANTITY)
 
 
-class IdentityIn(_Strict):
+class IdentityIn(StrictIn):
     kind: Literal["phone", "email", "openid", "marketplace", "store_card", "social"]
     value: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$")]
 
 
-class AddressIn(_Strict):
+class AddressIn(StrictIn):
     country: Text
     region: Text = ""
     city: Text = ""
@@ -105,14 +105,14 @@ class AddressIn(_Strict):
     phone: Text = ""
 
 
-class FulfilmentIn(_Strict):
+class FulfilmentIn(StrictIn):
     kind: Literal["carry_out", "pickup", "delivery"] = "carry_out"
     address: AddressIn | None = None
     pickup_location: Name | None = None
     option_id: Name | None = None
 
 
-class PaymentIn(_Strict):
+class PaymentIn(StrictIn):
     method: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SLUG_LENGTH, pattern=r"^[^\x00]*\S[^\x00]*$")]
     amount: int | None = Field(
         default=None, ge=1, description="minor units of the stack's currency; absent means what is left"
@@ -123,7 +123,7 @@ class PaymentIn(_Strict):
     ] = Field(default_factory=dict, description="method-specific: a card token, a gift card")
 
 
-class CartIn(_Strict):
+class CartIn(StrictIn):
     """A cart for the caller's channel (the channel comes from the API key, never from the body)."""
 
     lines: list[CartLineIn] = Field(min_length=1, max_length=500)
@@ -321,7 +321,7 @@ def member_out(member: Member) -> MemberOut:
     )
 
 
-class SignInIn(_Strict):
+class SignInIn(StrictIn):
     identities: list[IdentityIn] = Field(min_length=1, max_length=10)
 
 
@@ -331,7 +331,7 @@ class SessionOut(BaseModel):
     member: MemberOut
 
 
-class LinkIn(_Strict):
+class LinkIn(StrictIn):
     identity: IdentityIn
 
 
@@ -343,28 +343,28 @@ class OrderListOut(BaseModel):
     orders: list[OrderOut]
 
 
-class CartCreateIn(_Strict):
+class CartCreateIn(StrictIn):
     """A new, empty cart in the caller's channel; with a Shopper-Token it belongs to that shopper."""
 
     attribution: Text | None = Field(default=None, description="a campaign or partner the cart came through")
 
 
-class CartQuantityIn(_Strict):
+class CartQuantityIn(StrictIn):
     quantity: int = Field(ge=1, le=MAX_LINE_QUANTITY)
 
 
-class CartCouponsIn(_Strict):
+class CartCouponsIn(StrictIn):
     coupons: list[Name] = Field(max_length=10, description="every code the cart presents; [] removes them all")
 
 
-class CartPaymentIn(_Strict):
+class CartPaymentIn(StrictIn):
     method: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SLUG_LENGTH, pattern=r"^[^\x00]*\S[^\x00]*$")]
     amount: int | None = Field(
         default=None, ge=1, description="minor units of the stack's currency; absent means what is left"
     )
 
 
-class CartPaymentsIn(_Strict):
+class CartPaymentsIn(StrictIn):
     payments: list[CartPaymentIn] = Field(
         max_length=10, description="how the cart will be paid; details such as a card token come with the checkout"
     )
@@ -376,7 +376,7 @@ PaymentDetails = dict[
 ]
 
 
-class CartCheckoutIn(_Strict):
+class CartCheckoutIn(StrictIn):
     payment_details: list[PaymentDetails] = Field(
         default_factory=list,
         max_length=10,
@@ -477,7 +477,7 @@ def coupon_out(coupon: MemberCoupon) -> CouponOut:
     )
 
 
-class RedemptionIn(_Strict):
+class RedemptionIn(StrictIn):
     partner: Annotated[
         str, StringConstraints(min_length=1, max_length=MAX_SLUG_LENGTH, pattern=r"^[^\x00]*\S[^\x00]*$")
     ] = Field(description="the partner (as the manifest's partners name it) whose programme the points go to")

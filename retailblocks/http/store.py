@@ -49,7 +49,7 @@ from retailblocks.manifest.api import ApiKey
 
 router = APIRouter(prefix="/store", tags=["store"])
 
-_PROBLEMS: dict[int | str, dict[str, Any]] = {
+STORE_PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no key, or a key this stack does not accept"},
     403: {"description": "an admin key; the store API takes a channel's store key"},
     422: {"description": "a value that breaks a rule, said where"},
@@ -73,7 +73,7 @@ Caller = Annotated[ApiKey, Depends(store_key)]
 ApiDep = Annotated[Api, Depends(api_of)]
 
 
-def _channel(key: ApiKey) -> str:
+def channel_of(key: ApiKey) -> str:
     assert key.channel is not None  # store_key admits store keys only
     return key.channel
 
@@ -82,11 +82,11 @@ def _channel(key: ApiKey) -> str:
     "/catalog",
     operation_id="storeCatalog",
     response_model=CatalogOut,
-    responses=_PROBLEMS,
+    responses=STORE_PROBLEMS,
     summary="The channel's assortment and prices",
 )
 def catalog(caller: Caller, api: ApiDep) -> CatalogOut:
-    channel = _channel(caller)
+    channel = channel_of(caller)
     products = [product_out(p, channel) for p in api.stack.catalog.values() if p.sold_in(channel)]
     return CatalogOut(channel=channel, products=products)
 
@@ -95,13 +95,13 @@ def catalog(caller: Caller, api: ApiDep) -> CatalogOut:
     "/availability",
     operation_id="storeAvailability",
     response_model=AvailabilityOut,
-    responses=_PROBLEMS,
+    responses=STORE_PROBLEMS,
     summary="What the channel may sell now, and the stock at each of its locations",
 )
 def availability(
     caller: Caller, api: ApiDep, sku: Annotated[list[Name], Query(min_length=1, max_length=200)]
 ) -> AvailabilityOut:
-    channel = _channel(caller)
+    channel = channel_of(caller)
     found = api.stack.availability(channel, sku)
     return AvailabilityOut(
         channel=channel,
@@ -121,14 +121,14 @@ def availability(
     operation_id="createQuote",
     response_model=QuoteOut,
     responses={
-        **_PROBLEMS,
+        **STORE_PROBLEMS,
         404: {"description": "a SKU the stack does not sell"},
         409: {"description": "not deliverable, or a coupon that does not apply"},
     },
     summary="Price a cart as checkout would: adjustments with reasons and funders, shipping; nothing is kept",
 )
 def create_quote(body: CartIn, caller: Caller, api: ApiDep) -> QuoteOut:
-    cart = cart_of(body, _channel(caller), api.stack.currency)
+    cart = cart_of(body, channel_of(caller), api.stack.currency)
     return quote_out(api.stack.quote(cart))
 
 
@@ -138,7 +138,7 @@ def create_quote(body: CartIn, caller: Caller, api: ApiDep) -> QuoteOut:
     status_code=201,
     response_model=OrderOut,
     responses={
-        **_PROBLEMS,
+        **STORE_PROBLEMS,
         400: {"description": f"no {HEADER} header"},
         404: {"description": "a SKU the stack does not sell"},
         402: {"description": "the payment was declined"},
@@ -153,7 +153,7 @@ async def create_order(
     api: ApiDep,
     idempotency_key: Annotated[str | None, Header(alias=HEADER)] = None,
 ) -> Response:
-    channel = _channel(caller)
+    channel = channel_of(caller)
 
     def place(key: str) -> OrderOut:
         order = api.stack.checkout(cart_of(body, channel, api.stack.currency), key=key)
@@ -166,7 +166,7 @@ async def create_order(
     "/orders/{order_id}",
     operation_id="readOrder",
     response_model=OrderOut,
-    responses={**_PROBLEMS, 404: {"description": "no such order for this channel and token"}},
+    responses={**STORE_PROBLEMS, 404: {"description": "no such order for this channel and token"}},
     summary="An order the shopper placed, with its status, by the token checkout returned",
 )
 def read_order(
@@ -180,7 +180,7 @@ def read_order(
     if order_token is None or not hmac.compare_digest(order_token.encode(), api.order_token(order_id).encode()):
         raise hidden
     order = api.stack.order(order_id)
-    if order.channel != _channel(caller):
+    if order.channel != channel_of(caller):
         raise hidden
     return order_out(order)
 
@@ -192,12 +192,14 @@ def shopper(
 ) -> str:
     """The member the shopper's session names, in the caller's channel."""
     api = api_of(request)
-    return sessions.verify(api.stack.manifest.api.session_secret, token, _channel(caller), api.stack.lease_clock.now())
+    return sessions.verify(
+        api.stack.manifest.api.session_secret, token, channel_of(caller), api.stack.lease_clock.now()
+    )
 
 
 Shopper = Annotated[str, Depends(shopper)]
 _SESSION_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    **_PROBLEMS,
+    **STORE_PROBLEMS,
     401: {"description": "no key or shopper session, or one not valid here and now"},
 }
 
@@ -207,13 +209,13 @@ _SESSION_PROBLEMS: dict[int | str, dict[str, Any]] = {
     operation_id="signIn",
     status_code=201,
     response_model=SessionOut,
-    responses={**_PROBLEMS, 403: {"description": "a key that does not sign shoppers in"}},
+    responses={**STORE_PROBLEMS, 403: {"description": "a key that does not sign shoppers in"}},
     summary="Sign a shopper in by the identities the channel's server has verified",
 )
 def sign_in(body: SignInIn, caller: Caller, api: ApiDep) -> SessionOut:
     if not caller.signs_in_shoppers or api.stack.manifest.api.session_secret is None:
         raise Forbidden("this key does not sign shoppers in (only a channel server's key with signs_in_shoppers)")
-    channel = _channel(caller)
+    channel = channel_of(caller)
     member = api.stack.sign_in(channel, [identity_of(i) for i in body.identities])
     token, expires = sessions.issue(
         api.stack.manifest.api.session_secret, member.id, channel, api.stack.lease_clock.now()
@@ -238,7 +240,7 @@ def read_me(member_id: Shopper, api: ApiDep) -> MemberOut:
 def read_my_orders(
     member_id: Shopper, caller: Caller, api: ApiDep, limit: Annotated[int, Query(ge=1, le=100)] = 20
 ) -> OrderListOut:
-    found = api.stack.orders(member_id=member_id, channel=_channel(caller))
+    found = api.stack.orders(member_id=member_id, channel=channel_of(caller))
     return OrderListOut(orders=[order_out(order) for order in reversed(found[-limit:])])
 
 
@@ -257,7 +259,7 @@ async def link_identity(
     api: ApiDep,
     idempotency_key: Annotated[str | None, Header(alias=HEADER)] = None,
 ) -> Response:
-    channel = _channel(caller)
+    channel = channel_of(caller)
 
     def link(_key: str) -> MemberOut:
         return member_out(api.stack.link_identity(channel, member_id, identity_of(body.identity)))
@@ -296,7 +298,7 @@ async def redeem_points(
     api: ApiDep,
     idempotency_key: Annotated[str | None, Header(alias=HEADER)] = None,
 ) -> Response:
-    channel = _channel(caller)
+    channel = channel_of(caller)
 
     def redeem(key: str) -> RedemptionOut:
         movement = api.stack.redeem_points(member_id, body.partner, body.points, key=key, channel=channel)
