@@ -137,6 +137,16 @@ http_requests = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Who delivers a subscriber's events outside the stack (a webhook) right now: one process at a time, so
+# its events go out in order; a process that dies leaves its lease to run out and be taken over.
+event_leases = sa.Table(
+    "event_leases",
+    metadata,
+    sa.Column("subscriber", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=False),
+)
+
 CORE_MIGRATIONS: list[Migration] = [
     create_tables(
         1,
@@ -152,4 +162,5 @@ CORE_MIGRATIONS: list[Migration] = [
     ),
     SECRETS_MIGRATION,
     create_tables(3, "what the HTTP API answered, per idempotency key", http_requests),
+    create_tables(4, "leases of the processes delivering webhooks", event_leases),
 ]
