@@ -14,6 +14,26 @@ from typing import Any
 import attrs
 
 from retailblocks.events.webhooks import InvalidSignature, verify_webhook
+from retailblocks.stack import Stack
+
+SECRET = "whsec_0123456789abcdefghijklmnop"
+ENV = {"HOOK_SECRET": SECRET}
+
+
+def webhooks_section(url: str, *, max_attempts: int = 8, timeout: float = 0.5, events: str = '["order."]') -> str:
+    return f"""
+webhooks:
+  - id: erp
+    url: "{url}/erp"
+    events: {events}
+    secret: ${{HOOK_SECRET}}
+    timeout_seconds: {timeout}
+    max_attempts: {max_attempts}
+"""
+
+
+def order_event_ids(stack: Stack) -> list[int]:
+    return [event.id for event in stack.events(limit=10_000) if event.type.startswith("order.")]
 
 
 @attrs.define

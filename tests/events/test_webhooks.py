@@ -24,23 +24,9 @@ from retailblocks.manifest import ManifestError, parse_manifest
 from retailblocks.stack import Stack, assemble
 from retailblocks.storage.tables import event_leases
 from tests.helpers import SHOP_MANIFEST, cart, receive, write_manifest
-from tests.webhook_receiver import Receiver
+from tests.webhook_receiver import ENV, SECRET, Receiver, order_event_ids, webhooks_section
 
-SECRET = "whsec_0123456789abcdefghijklmnop"
-ENV = {"HOOK_SECRET": SECRET}
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def webhooks_section(url: str, *, max_attempts: int = 8, timeout: float = 0.5, events: str = '["order."]') -> str:
-    return f"""
-webhooks:
-  - id: erp
-    url: "{url}/erp"
-    events: {events}
-    secret: ${{HOOK_SECRET}}
-    timeout_seconds: {timeout}
-    max_attempts: {max_attempts}
-"""
 
 
 @pytest.fixture
@@ -61,10 +47,6 @@ def webhook_stack(tmp_path: Path, database_url: str, clock: ManualClock, section
     stack = assemble(manifest, clock=clock, environ=ENV)
     receive(stack, {"BEANS": 50, "MUG": 50})
     return stack
-
-
-def order_event_ids(stack: Stack) -> list[int]:
-    return [event.id for event in stack.events(limit=10_000) if event.type.startswith("order.")]
 
 
 # -- the manifest ------------------------------------------------------------------------------------
