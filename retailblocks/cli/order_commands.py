@@ -503,7 +503,7 @@ def _print_failures(stack: Stack, as_json: bool) -> None:
             click.echo(json_text(row))
         return
     print_table(
-        f"Failed deliveries ({sum(f.dead for f in found)} dead letters)",
+        f"Failed deliveries: {sum(not f.dead for f in found)} retrying, {sum(f.dead for f in found)} dead",
         ["event", "type", "subscriber", "attempts", "state", "next attempt", "last error"],
         [
             [
