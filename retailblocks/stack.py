@@ -29,12 +29,15 @@ from retailblocks.errors import AssemblyError, UnknownChannel
 from retailblocks.events.dispatcher import (
     MAX_ATTEMPTS,
     DeadLetter,
+    DeliveryFailure,
     DispatchReport,
     dispatch,
     read_dead_letters,
     read_events,
+    read_failures,
     redeliver,
 )
+from retailblocks.events.webhooks import WebhookReport, deliver_webhooks
 from retailblocks.flows.api import FlowState, OrderFlows, RecoveryReport
 from retailblocks.flows.availability import Availability, availability
 from retailblocks.flows.carts import Carts
@@ -477,8 +480,20 @@ class Stack:
         """Deliveries given up after too many failures."""
         return read_dead_letters(self)
 
+    def delivery_failures(self) -> list[DeliveryFailure]:
+        """Deliveries to listeners and webhooks that failed and were not made since: retrying or dead."""
+        return read_failures(self)
+
+    def deliver_webhooks(self, *, subscriber: str | None = None, limit: int = 100) -> WebhookReport:
+        """One delivery round of the manifest's webhooks; see :func:`retailblocks.events.webhooks.deliver_webhooks`."""
+        return deliver_webhooks(self, subscriber=subscriber, limit=limit)
+
     def redeliver(self, event_id: int, subscriber: str | None = None) -> Redelivery:
-        """Give the dead letters of ``event_id`` (to ``subscriber``, or every one) another attempt now."""
+        """Give the dead letters of ``event_id`` (to ``subscriber``, or every one) another attempt now.
+
+        The blocks' listeners are delivered to at once; a webhook's dead letter goes out with the webhook's
+        next delivery round (the server's delivery loop, or ``blocks events --deliver``), so that no request
+        waits for a receiver."""
         rearmed = redeliver(self, event_id, subscriber)
         return Redelivery(rearmed, self.dispatch_events() if rearmed else DispatchReport())
 

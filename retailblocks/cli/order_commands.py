@@ -384,12 +384,37 @@ def recover(manifest: Path, ignore_leases: bool, retry_stuck: bool, as_json: boo
 @click.option("--type", "event_type", help="Only events whose type starts with this, e.g. order.")
 @click.option("--order", "order_id", help="Only the events of one order.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@click.option("--deliver", is_flag=True, help="Deliver pending events to the blocks first.")
+@click.option(
+    "--deliver",
+    is_flag=True,
+    help="Deliver pending events first: to the blocks, and one round to the manifest's webhooks.",
+)
+@click.option(
+    "--failures",
+    is_flag=True,
+    help="Show the deliveries that failed (to blocks and webhooks), retrying or dead letters, instead of events.",
+)
+@click.option(
+    "--redeliver",
+    "redeliver_event",
+    type=click.IntRange(min=1),
+    help="Give this event's dead letters another attempt (with --subscriber, only that one's), then deliver.",
+)
+@click.option("--subscriber", help="With --redeliver: a block id, or webhook:<id>.")
 @json_option("One JSON object per line.")
 def events(
-    manifest: Path, follow: bool, event_type: str | None, order_id: str | None, limit: int, deliver: bool, as_json: bool
+    manifest: Path,
+    follow: bool,
+    event_type: str | None,
+    order_id: str | None,
+    limit: int,
+    deliver: bool,
+    failures: bool,
+    redeliver_event: int | None,
+    subscriber: str | None,
+    as_json: bool,
 ) -> None:
-    """Show the event outbox."""
+    """Show the event outbox, or the deliveries that failed; deliver and redeliver events."""
     from retailblocks.events import read_events
     from retailblocks.model.limits import MAX_ID_LENGTH, check_text
 
@@ -397,10 +422,24 @@ def events(
         check_text(event_type, "--type", max_length=MAX_ID_LENGTH)
     if order_id is not None:
         check_text(order_id, "--order", max_length=MAX_ID_LENGTH)
+    if subscriber is not None:
+        check_text(subscriber, "--subscriber", max_length=MAX_ID_LENGTH)
+        if redeliver_event is None:
+            fail("--subscriber goes with --redeliver EVENT_ID")
 
     with open_stack(manifest) as stack:
-        if deliver or follow:
+        if redeliver_event is not None:
+            rearmed = stack.redeliver(redeliver_event, subscriber).rearmed
+            if not rearmed:
+                fail(f"event {redeliver_event} has no dead letter{' to ' + subscriber if subscriber else ''}")
+            if not as_json:
+                console.print(f"re-armed {rearmed} dead letters of event {redeliver_event}")
+        if deliver or follow or redeliver_event is not None:
             stack.dispatch_events()
+            stack.deliver_webhooks()
+        if failures:
+            _print_failures(stack, as_json)
+            return
         found = read_events(stack, event_type=event_type, order_id=order_id, limit=1_000_000)[-limit:]
         last = found[-1].id if found else 0
 
@@ -436,12 +475,49 @@ def events(
             while True:
                 time.sleep(1.0)
                 stack.dispatch_events()
+                stack.deliver_webhooks()
                 batch = read_events(stack, after=last, event_type=event_type, order_id=order_id, limit=500)
                 if batch:
                     last = batch[-1].id
                     emit(batch)
         except KeyboardInterrupt:
             return
+
+
+def _print_failures(stack: Stack, as_json: bool) -> None:
+    found = stack.delivery_failures()
+    rows = [
+        {
+            "event_id": failure.event_id,
+            "event_type": failure.event_type,
+            "subscriber": failure.subscriber,
+            "attempts": failure.attempts,
+            "state": "dead" if failure.dead else "retrying",
+            "next_attempt_at": None if failure.dead else failure.next_attempt_at.isoformat(),
+            "last_error": failure.last_error,
+        }
+        for failure in found
+    ]
+    if as_json:
+        for row in rows:
+            click.echo(json_text(row))
+        return
+    print_table(
+        f"Failed deliveries: {sum(not f.dead for f in found)} retrying, {sum(f.dead for f in found)} dead",
+        ["event", "type", "subscriber", "attempts", "state", "next attempt", "last error"],
+        [
+            [
+                r["event_id"],
+                r["event_type"],
+                r["subscriber"],
+                r["attempts"],
+                r["state"],
+                str(r["next_attempt_at"] or "")[:19],
+                r["last_error"],
+            ]
+            for r in rows
+        ],
+    )
 
 
 @click.command()

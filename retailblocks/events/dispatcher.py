@@ -9,12 +9,13 @@ bad event does not block the rest) and retried with backoff; after ``max_attempt
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import sqlalchemy as sa
 
+from retailblocks.clock import as_utc
 from retailblocks.context import Event
 from retailblocks.errors import BlockFailure, RetailBlocksError
 from retailblocks.hookspecs import lifecycle
@@ -212,6 +213,48 @@ class DeadLetter:
     last_error: str
 
 
+@attrs.frozen
+class DeliveryFailure:
+    """A delivery not (yet) made: retried at ``next_attempt_at``, or a dead letter (``dead``)."""
+
+    event_id: int
+    event_type: str
+    subscriber: str
+    attempts: int
+    last_error: str
+    dead: bool
+    next_attempt_at: datetime
+
+
+def read_failures(stack: Runtime) -> list[DeliveryFailure]:
+    """Every delivery that failed and was not made since, to listeners and webhooks: retrying or dead."""
+    with stack.engine.connect() as connection:
+        connection.info["read_only"] = True
+        rows = (
+            connection.execute(
+                sa.select(event_failures, outbox.c.type)
+                .join(outbox, outbox.c.id == event_failures.c.event_id)
+                .where(event_failures.c.delivered_at.is_(None))
+                .order_by(event_failures.c.event_id, event_failures.c.subscriber)
+            )
+            .mappings()
+            .all()
+        )
+        connection.rollback()
+    return [
+        DeliveryFailure(
+            row["event_id"],
+            row["type"],
+            row["subscriber"],
+            row["attempts"],
+            row["last_error"],
+            bool(row["dead"]),
+            as_utc(row["next_attempt_at"]),
+        )
+        for row in rows
+    ]
+
+
 def read_dead_letters(stack: Runtime) -> list[DeadLetter]:
     """Every dead letter, by event id and subscriber."""
     return [
@@ -239,7 +282,8 @@ def dead_letters(stack: Runtime) -> list[dict[str, Any]]:
 
 def redeliver(stack: Runtime, event_id: int, subscriber: str | None = None) -> int:
     """Give dead letters of ``event_id`` (to ``subscriber``, or to every subscriber) one more delivery
-    attempt at the next dispatch; returns how many were re-armed. A delivery that fails again is a dead
+    attempt at the next dispatch — of the listeners, or of the webhooks for a ``webhook:<id>``
+    subscriber; returns how many were re-armed. A delivery that fails again is a dead
     letter again at once (its attempts are kept), so a redelivery never loops."""
     where = sa.and_(
         event_failures.c.event_id == event_id,

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -24,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from retailblocks.errors import RetailBlocksError
+from retailblocks.events.webhooks import deliver_webhooks_until
 from retailblocks.http.auth import Forbidden, RateLimited, Unauthorized
 from retailblocks.http.idempotency import KeyProblem
 from retailblocks.http.problems import problem, problem_for, validation_problem
@@ -42,10 +44,15 @@ def create_app(
     *,
     manifest: str | os.PathLike[str] | None = None,
     recover_on_start: bool = True,
+    webhook_interval: float | None = 1.0,
 ) -> FastAPI:
     """The ASGI app for ``stack``, or for the stack of ``manifest``, assembled when the server starts (and
     closed when it stops). At start, flows a crash left half-way are finished or undone and the report is
-    logged."""
+    logged.
+
+    While it runs, a thread of its own delivers the manifest's webhooks (when it declares any), looking
+    for new events every ``webhook_interval`` seconds (None: no delivery from this app). Requests never
+    wait for it; the workers of one server, or several servers, share the work through leases."""
     if (stack is None) == (manifest is None):
         raise TypeError("create_app takes a stack or a manifest path, not both")
 
@@ -69,7 +76,8 @@ def create_app(
                         }
                     ),
                 )
-            yield
+            with _delivering_webhooks(running, webhook_interval):
+                yield
         finally:
             if owned:
                 running.close()
@@ -78,6 +86,27 @@ def create_app(
     if stack is not None:
         app.state.api = api_for(stack)
     return app
+
+
+@contextmanager
+def _delivering_webhooks(stack: Stack, interval: float | None) -> Iterator[None]:
+    if interval is None or not stack.manifest.webhooks:
+        yield
+        return
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=deliver_webhooks_until, args=(stack, stop), kwargs={"interval": interval}, name="webhooks", daemon=True
+    )
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        # A request to a slow receiver may still be on the wire: it is not waited for (shutdown would take
+        # as long); its outcome goes unrecorded and the event is sent again once the lease runs out.
+        worker.join(timeout=2.0)
+        if worker.is_alive():
+            server_log.info("webhook delivery still waits for a receiver; its event is sent again later")
 
 
 def openapi_document() -> dict[str, Any]:

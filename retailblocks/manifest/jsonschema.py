@@ -40,6 +40,25 @@ _MAPPINGS = (dict, collections.abc.Mapping)
 _FACTORY: type[Any] = type(attrs.Factory(list))
 _SLUG: dict[str, Any] = {"type": "string", "pattern": SLUG.pattern}
 
+_WEBHOOK: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "url", "events", "secret"],
+    "additionalProperties": False,
+    "properties": {
+        "id": {**_SLUG, "maxLength": 48},
+        "url": {"type": "string", "pattern": r"^(https?://|.*\$\{)"},
+        "events": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string"},
+            "description": "event types; 'order.' for every type it begins, '*' for all",
+        },
+        "secret": {"type": "string", "pattern": r"\$\{", "description": "from the environment: ${VARIABLE}"},
+        "timeout_seconds": {"type": "number", "minimum": 0.1, "maximum": 60},
+        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 50},
+    },
+}
+
 
 def _or_environment(schema: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [schema, _ENV_REFERENCE]}
@@ -307,6 +326,7 @@ def manifest_json_schema(block_configs: Mapping[str, type[Any]]) -> dict[str, An
             "partners": {"type": "array", "items": partner},
             "segments": {"type": "array", "items": segment},
             "campaigns": {"type": "array", "items": campaign},
+            "webhooks": {"type": "array", "items": _WEBHOOK},
         },
         "$defs": {
             "block": _block_schema(block_configs),

@@ -35,6 +35,7 @@ from retailblocks.manifest.model import (
 )
 from retailblocks.manifest.nodes import Node
 from retailblocks.manifest.units import parse_weight
+from retailblocks.manifest.webhooks import Webhook, parse_webhooks
 from retailblocks.manifest.yamlsource import load_document, read_source
 from retailblocks.model import Channel, ChannelType, Merchant, Money, Product
 from retailblocks.model._validators import SLUG
@@ -52,6 +53,7 @@ _TOP_KEYS = (
     "segments",
     "campaigns",
     "api",
+    "webhooks",
 )
 _REQUIRED_TOP_KEYS = ("version", "merchant", "channels", "blocks")
 T = TypeVar("T")
@@ -156,11 +158,14 @@ def _parse(data: bytes | str, file: str, environ: Mapping[str, str] | None) -> M
     api: ApiConfig | None = ApiConfig()
     if "api" in entries and channels is not None:
         api = problems.attempt(lambda: parse_api(entries["api"], channel_ids))
+    webhooks: tuple[Webhook, ...] | None = ()
+    if "webhooks" in entries:
+        webhooks = problems.attempt(lambda: parse_webhooks(entries["webhooks"]))
     problems.raise_any()
     # Without a problem every part was read (raise_any raised otherwise): the checks say so to mypy.
     assert merchant is not None and database is not None and channels is not None and blocks is not None
     assert catalog is not None and routing is not None and partners is not None and segments is not None
-    assert campaigns is not None and api is not None
+    assert campaigns is not None and api is not None and webhooks is not None
     return Manifest(
         path=manifest_path,
         version=version,
@@ -174,6 +179,7 @@ def _parse(data: bytes | str, file: str, environ: Mapping[str, str] | None) -> M
         segments=segments,
         campaigns=campaigns,
         api=api,
+        webhooks=webhooks,
         source=root,
     )
 

@@ -19,6 +19,7 @@ from packaging.specifiers import SpecifierSet
 from retailblocks.manifest.api import ApiConfig
 from retailblocks.manifest.errors import SourcePosition
 from retailblocks.manifest.nodes import Node
+from retailblocks.manifest.webhooks import Webhook
 from retailblocks.model import Channel, Merchant, Money, Product
 
 SUPPORTED_VERSION = 1
@@ -150,6 +151,8 @@ class Manifest:
     campaigns: tuple[Campaign, ...] = ()
     #: Who may call the stack over HTTP (``blocks serve``); no keys unless the manifest declares them.
     api: ApiConfig = attrs.field(factory=ApiConfig, repr=False)
+    #: Outside systems that receive the stack's events, signed (see retailblocks.events.webhooks).
+    webhooks: tuple[Webhook, ...] = ()
     #: The document the manifest was read from, so that checks made after loading (references to what
     #: blocks declare) can point at the place a value was written.
     source: Node | None = attrs.field(default=None, eq=False, repr=False)

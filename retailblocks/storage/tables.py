@@ -159,10 +159,15 @@ carts = sa.Table(
 )
 
 
-def _reserved_for_webhooks(_connection: sa.Connection) -> None:
-    """Core migration 4 belongs to the webhooks work (issue 12, item 7), developed beside this one; the
-    integrator replaces this placeholder with it, keeping carts at 5."""
-
+# Who delivers a subscriber's events outside the stack (a webhook) right now: one process at a time, so
+# its events go out in order; a process that dies leaves its lease to run out and be taken over.
+event_leases = sa.Table(
+    "event_leases",
+    metadata,
+    sa.Column("subscriber", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=False),
+)
 
 CORE_MIGRATIONS: list[Migration] = [
     create_tables(
@@ -179,6 +184,6 @@ CORE_MIGRATIONS: list[Migration] = [
     ),
     SECRETS_MIGRATION,
     create_tables(3, "what the HTTP API answered, per idempotency key", http_requests),
-    Migration(4, "reserved for webhook deliveries", _reserved_for_webhooks),
+    create_tables(4, "leases of the processes delivering webhooks", event_leases),
     create_tables(5, "server-side carts", carts),
 ]

@@ -20,10 +20,12 @@ from retailblocks.http.admin._common import (
 )
 from retailblocks.http.admin.schemas import (
     DeadLetters,
+    DeliveryFailures,
     EventPage,
     RedeliverIn,
     RedeliveryOut,
     dead_letter_out,
+    delivery_failure_out,
     event_out,
 )
 from retailblocks.http.state import run_once
@@ -76,11 +78,23 @@ def dead_letters(caller: Reader, api: ApiDep) -> DeadLetters:
     return DeadLetters(data=[dead_letter_out(letter) for letter in api.stack.dead_letters()])
 
 
+@router.get(
+    "/failures",
+    response_model=DeliveryFailures,
+    responses=READ_PROBLEMS,
+    summary="Deliveries to listeners and webhooks that failed and were not made since: retrying or dead",
+)
+def failures(caller: Reader, api: ApiDep) -> DeliveryFailures:
+    return DeliveryFailures(data=[delivery_failure_out(failure) for failure in api.stack.delivery_failures()])
+
+
 @router.post(
     "/{event_id}/redeliver",
     response_model=RedeliveryOut,
     responses=WRITE_PROBLEMS,
     summary="Give an event's dead letters another delivery attempt now",
+    description="A listener's is delivered before the answer; a webhook's (subscriber webhook:<id>) goes out "
+    "with the webhook's next delivery round, so that the request never waits for a receiver.",
 )
 async def redeliver(
     request: Request,

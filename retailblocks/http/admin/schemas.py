@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from retailblocks.clock import as_utc
 from retailblocks.context import Event
-from retailblocks.events.dispatcher import DeadLetter
+from retailblocks.events.dispatcher import DeadLetter, DeliveryFailure
 from retailblocks.flows.api import FlowState, RecoveryReport
 from retailblocks.fusion.campaigns import CampaignReport, CampaignRun
 from retailblocks.fusion.ingest import IngestReport
@@ -279,7 +279,7 @@ class EventPage(BaseModel):
 class DeadLetterOut(BaseModel):
     event_id: int
     event_type: str
-    subscriber: str = Field(description="the block whose listener kept failing")
+    subscriber: str = Field(description="the block whose listener kept failing, or webhook:<id> for a webhook")
     attempts: int
     last_error: str
 
@@ -296,6 +296,32 @@ def dead_letter_out(letter: DeadLetter) -> DeadLetterOut:
 
 class DeadLetters(BaseModel):
     data: list[DeadLetterOut]
+
+
+class DeliveryFailureOut(BaseModel):
+    event_id: int
+    event_type: str
+    subscriber: str = Field(description="a block id, or webhook:<id> for a webhook")
+    attempts: int
+    state: Literal["retrying", "dead"]
+    next_attempt_at: datetime | None = Field(description="when it is tried again; null for a dead letter")
+    last_error: str
+
+
+def delivery_failure_out(failure: DeliveryFailure) -> DeliveryFailureOut:
+    return DeliveryFailureOut(
+        event_id=failure.event_id,
+        event_type=failure.event_type,
+        subscriber=failure.subscriber,
+        attempts=failure.attempts,
+        state="dead" if failure.dead else "retrying",
+        next_attempt_at=None if failure.dead else failure.next_attempt_at,
+        last_error=failure.last_error,
+    )
+
+
+class DeliveryFailures(BaseModel):
+    data: list[DeliveryFailureOut]
 
 
 class RedeliverIn(_Strict):
