@@ -32,7 +32,7 @@ import logging
 import ssl
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -446,11 +446,20 @@ def _move_cursor(connection: sa.Connection, subscriber: str, event_id: int) -> N
 # -- running in the background -----------------------------------------------------------------------
 
 
-def deliver_webhooks_until(stack: Runtime, stop: threading.Event, *, interval: float = 1.0) -> None:
+def deliver_webhooks_until(
+    stack: Runtime,
+    stop: threading.Event,
+    *,
+    interval: float = 1.0,
+    before_round: Callable[[], object] | None = None,
+) -> None:
     """Deliver rounds until ``stop`` is set: at once again while there is more to send, after ``interval``
-    seconds otherwise. What a server worker runs in a thread of its own, apart from every request."""
+    seconds otherwise. What a server worker runs in a thread of its own, apart from every request.
+    ``before_round`` records what the round should carry (the server publishes listing changes there)."""
     while not stop.is_set():
         try:
+            if before_round is not None:
+                before_round()
             report = deliver_webhooks(stack)
         except (RetailBlocksError, sa.exc.SQLAlchemyError, OSError) as error:
             # Logged by type: a database error's text can quote statement parameters.

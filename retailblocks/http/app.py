@@ -94,8 +94,14 @@ def _delivering_webhooks(stack: Stack, interval: float | None) -> Iterator[None]
         yield
         return
     stop = threading.Event()
+    # Each round first publishes what marketplace and social channels may now sell, so the listing changes
+    # go out with it (retailblocks.connectors.listings).
     worker = threading.Thread(
-        target=deliver_webhooks_until, args=(stack, stop), kwargs={"interval": interval}, name="webhooks", daemon=True
+        target=deliver_webhooks_until,
+        args=(stack, stop),
+        kwargs={"interval": interval, "before_round": stack.publish_listings},
+        name="webhooks",
+        daemon=True,
     )
     worker.start()
     try:

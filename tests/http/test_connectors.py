@@ -96,3 +96,42 @@ def test_the_channel_reads_what_it_may_sell_of_everything_in_one_call(client: Te
         "skus": [{"sku": "BEANS", "sellable": 10}, {"sku": "MUG", "sellable": 10}, {"sku": "TEA", "sellable": 6}],
     }
     assert client.get("/store/stock").status_code == 401
+
+
+def test_a_served_stack_sends_listing_changes_to_the_channels_webhook(tmp_path: Path, database_url: str) -> None:
+    """The server's delivery loop publishes what the marketplace may sell as it changes, signed, so the
+    connector can keep the listing from overselling."""
+    from tests.http.test_webhooks_http import wait_for
+    from tests.webhook_receiver import ENV, SECRET, Receiver, webhooks_section
+
+    clock = ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    receiver = Receiver(SECRET, clock.now)
+    section = webhooks_section(receiver.url, events='["listing."]')
+    text = textwrap.dedent(MARKET_MANIFEST) + API_SECTION + section
+    try:
+        with assemble(
+            write_manifest(tmp_path, database_url, text), clock=clock, ids=RandomIds(0), environ={**KEYS_ENV, **ENV}
+        ) as stack:
+            receive(stack, {"TEA": 10}, locations=("dc",))
+            with TestClient(create_app(stack, webhook_interval=0.05), raise_server_exceptions=False) as client:
+                assert wait_for(lambda: len(receiver.accepted("/erp")) >= 1)  # the market may sell 10 TEA
+                answer = send(
+                    client,
+                    {"order_number": "TM-90", "lines": [{"sku": "TEA", "quantity": 3}], "fulfilment": DELIVERY},
+                    key="k-90",
+                )
+                assert answer.status_code == 201, answer.text
+
+                def told() -> list[tuple[str | None, int]]:
+                    sent = set(receiver.accepted("/erp"))
+                    return [
+                        (event.channel, event.payload["sellable"])
+                        for event in stack.events(event_type="listing.", limit=100)
+                        if event.id in sent and event.payload["sku"] == "TEA"
+                    ]
+
+                assert wait_for(lambda: ("market", 7) in told())
+                assert all(r.signature_valid for r in receiver.received)
+    finally:
+        receiver.release()
+        receiver.down()
