@@ -85,7 +85,7 @@ def openapi_document() -> dict[str, Any]:
 
 
 def _new_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None) -> FastAPI:
-    from retailblocks.http import admin, openapi, operations, store
+    from retailblocks.http import admin, block_routes, openapi, operations, store
 
     app = FastAPI(
         title="retailblocks",
@@ -99,6 +99,8 @@ def _new_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | 
     app.include_router(operations.router)
     app.include_router(store.router)
     app.include_router(admin.router)
+    # Not in the OpenAPI document: blocks' routes are each block's contract, and the document is the core's.
+    app.mount(block_routes.PREFIX, block_routes.BlockRoutes(), name="blocks")
     _install_error_handlers(app)
     openapi.install(app)
     app.add_middleware(_BodyLimit)

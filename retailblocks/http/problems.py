@@ -23,6 +23,7 @@ TYPE_PREFIX = "urn:retailblocks:problem:"
 _BY_CLASS: dict[type[BaseException], tuple[int, str, str]] = {
     errors.IdempotencyConflict: (422, "idempotency-key-reused", "Idempotency key reused with another request"),
     errors.UnknownObject: (404, "not-found", "Not found"),
+    errors.NotAuthenticated: (401, "unauthenticated", "Not authenticated"),
     errors.CurrencyMismatch: (422, "currency-mismatch", "Currency mismatch"),
     errors.InvalidValue: (422, "invalid-value", "Invalid value"),
     errors.InvalidInput: (400, "invalid-input", "Invalid input"),
