@@ -245,3 +245,59 @@ def test_without_a_callback_secret_the_block_mounts_nothing(tmp_path: Path, data
 
     with api_stack(tmp_path, database_url, stock=0) as plain, TestClient(create_app(plain)) as test_client:
         problem_of(test_client.post(ROUTE, content=b"{}"), 404)
+
+
+def test_the_notify_command_sends_signed_notifications_and_keeps_the_refused(tmp_path: Path, database_url: str) -> None:
+    import http.server
+    import threading
+
+    from retailblocks_sandbox_card import GatewayTimeout, SandboxGateway
+
+    from retailblocks.model import Money
+    from tests.cli.harness import blocks
+
+    manifest = write_manifest(tmp_path, database_url, card_manifest())
+    environ = {**KEYS_ENV, "CARD_CALLBACK_SECRET": CALLBACK_SECRET}
+    assert blocks("assemble", "-m", manifest, env=environ).status == 0
+    with assemble(manifest, environ=environ) as running:
+        gateway = SandboxGateway(running.engine, clock=running.clock, ids=running.ids)
+        with pytest.raises(GatewayTimeout):
+            gateway.authorize(TIMES_OUT_AUTHORIZED, Money(5000, "CNY"), idempotency_key="cli-1")
+        engine = running.engine
+
+        received: list[tuple[str, bytes, str | None]] = []
+        answer = [503]
+
+        class Receiver(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((self.path, body, self.headers.get(notify.SIGNATURE_HEADER)))
+                self.send_response(answer[0])
+                self.end_headers()
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            refused = blocks("sandbox-card", "notify", "-m", manifest, "--url", url, env=environ)
+            assert refused.status == 1 and "1 left for later" in refused.stdout
+            assert len(notify.pending(engine)) == 1
+            answer[0] = 200
+            sent = blocks("sandbox-card", "notify", "-m", manifest, "--url", url + "/", "--json", env=environ)
+            assert sent.status == 0, sent.stderr
+            assert len(json.loads(sent.stdout)["delivered"]) == 1
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert notify.pending(engine) == []
+        path, body, signature = received[-1]
+        assert path == ROUTE
+        notify.verify(CALLBACK_SECRET, body, signature, datetime.now(UTC))
+        assert json.loads(body)["idempotency_key"] == "cli-1"
+        assert CALLBACK_SECRET not in refused.stdout + refused.stderr + sent.stdout + sent.stderr
+    bad_url = blocks("sandbox-card", "notify", "-m", manifest, "--url", "ftp://example.com", env=environ)
+    assert bad_url.status == 2 and "--url" in bad_url.one_error_line()
