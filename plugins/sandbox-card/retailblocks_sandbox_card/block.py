@@ -24,8 +24,7 @@ from retailblocks.errors import (
     PaymentOutcomeUnknown,
     UnknownObject,
 )
-from retailblocks.hookspecs import Capability
-from retailblocks.hookspecs.lifecycle import AsgiApp
+from retailblocks.hookspecs import AsgiApp, Capability
 from retailblocks.model import (
     Money,
     PaymentAuthorization,
