@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -34,6 +35,26 @@ class StackView(Protocol):
 
     @property
     def channels(self) -> Mapping[str, Channel]: ...
+
+
+class RouteStack(StackView, Protocol):
+    """What a block's HTTP routes may do with the stack (see ``stack_routes``): read it, tell the time on
+    the stack's clock, and do work in a flow context whose unit of work commits when the ``with`` block
+    ends and rolls back if it raises. Sync work: a route runs it off the event loop (``asyncio.to_thread``).
+    """
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def context(
+        self,
+        channel: str | None = None,
+        *,
+        flow: str = "operator",
+        flow_id: str = "",
+        key: str = "",
+        read_only: bool = False,
+    ) -> AbstractContextManager[FlowContext]: ...
 
 
 @attrs.frozen

@@ -10,6 +10,7 @@
     │   │                                (defined in retailblocks.manifest.errors, beside its positions)
     │   ├── AssemblyError                blocks that cannot be put together (versions, hooks, routing)
     │   ├── IdempotencyConflict          a key reused with a different request
+    │   ├── NotAuthenticated             a caller that could not prove who it is (a bad signature): HTTP 401
     │   └── UnknownObject (LookupError)  something named that does not exist: HTTP 404
     │       ├── UnknownOrder, UnknownSku, UnknownChannel, UnknownMember, UnknownCart
     │       └── CartExpired                  a server-side cart left untouched past its expiry: HTTP 410
@@ -70,6 +71,11 @@ class IdempotencyConflict(InvalidInput):
 
 class UnknownObject(InvalidInput, LookupError):
     pass
+
+
+class NotAuthenticated(InvalidInput):
+    """A caller that could not prove who it is: a missing, forged or stale signature on a notification a
+    block's route receives. The message says which, never what was expected."""
 
 
 class UnknownOrder(UnknownObject):

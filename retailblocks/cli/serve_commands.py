@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -37,17 +41,37 @@ def serve(manifest: Path, host: str, port: int, workers: int, as_json: bool) -> 
     from retailblocks.http.server import LOG_CONFIG, SERVE_MANIFEST_ENV
 
     os.environ[SERVE_MANIFEST_ENV] = str(Path(manifest).resolve())
-    uvicorn.run(
-        "retailblocks.http.server:app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_config=LOG_CONFIG,
-        timeout_graceful_shutdown=30,
-        server_header=False,
-    )
+    with _shared_metrics(workers):
+        uvicorn.run(
+            "retailblocks.http.server:app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            log_config=LOG_CONFIG,
+            timeout_graceful_shutdown=30,
+            server_header=False,
+        )
+
+
+@contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """With several workers, a fresh directory where they share their request counts (prometheus_client's
+    multiprocess mode; see retailblocks.http.metrics), set before any worker starts and removed on exit.
+    One worker keeps its counts in memory. A directory the operator set already is used as it is."""
+    from retailblocks.http.metrics import MULTIPROC_ENV
+
+    if workers == 1 or os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="retailblocks-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROC_ENV]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @click.command()

@@ -27,6 +27,7 @@ from retailblocks.hookspecs._markers import (
     hookimpl,
     hookspec,
 )
+from retailblocks.hookspecs.lifecycle import AsgiApp
 
 
 class Capability(enum.StrEnum):
@@ -95,6 +96,7 @@ __all__ = [
     "REQUIRED_HOOKS",
     "SPECIFICATIONS",
     "SPEC_MODULES",
+    "AsgiApp",
     "Capability",
     "Contract",
     "Dispatch",

@@ -5,13 +5,13 @@ Any block may implement these; none is required.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from retailblocks.hookspecs._markers import Dispatch, contract
 
 if TYPE_CHECKING:
-    from retailblocks.context import AuditFinding, Event, FlowContext, StackView
+    from retailblocks.context import AuditFinding, Event, FlowContext, RouteStack, StackView
     from retailblocks.model import Channel, Merchant
     from retailblocks.storage.migrations import Migration
 
@@ -35,6 +35,41 @@ def stack_startup(stack: StackView) -> None:
 @contract(Dispatch.EVERY_BLOCK)
 def stack_shutdown(stack: StackView) -> None:
     """The stack is closing. Release what ``stack_startup`` acquired."""
+
+
+class AsgiApp(Protocol):
+    """An ASGI 3 application: what :func:`stack_routes` returns. Any framework's app is one (a FastAPI or
+    Starlette app, a router wrapped in one), and so is a plain ``async def app(scope, receive, send)``;
+    the core names no framework here."""
+
+    def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+        /,
+    ) -> Awaitable[None]: ...
+
+
+@contract(Dispatch.EVERY_BLOCK)
+def stack_routes(stack: RouteStack) -> AsgiApp | None:
+    """The block's own HTTP routes, as one ASGI app, or None for none. ``blocks serve`` (and
+    :func:`retailblocks.http.create_app`) mounts it under ``/blocks/{block_id}``: a request to
+    ``/blocks/card/notifications`` reaches the app with ``path`` ``/notifications`` and ``root_path``
+    ``/blocks/card``. This is how a provider's asynchronous notifications (a payment's outcome, a
+    parcel's scan) reach the block.
+
+    The core checks no API key on these routes: the block authenticates its callers itself (a signature
+    over the body, as providers send). The server's body limit, access log and request id still apply,
+    and an error the app raises before it answers becomes a problem document: a
+    :class:`~retailblocks.errors.RetailBlocksError` by its class (``NotAuthenticated`` 401,
+    ``InvalidInput`` 400, ``UnknownObject`` 404, …), anything else 502 naming only the block. The
+    routes are not in the core's OpenAPI document.
+
+    ``stack`` (:class:`~retailblocks.context.RouteStack`) is what a route may use: the stack's clock and
+    flow contexts whose unit of work commits when the ``with`` block ends. Database work is synchronous:
+    run it off the event loop. Called once per server process, after ``stack_startup``.
+    """
 
 
 @contract(Dispatch.EVERY_BLOCK)

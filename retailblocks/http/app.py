@@ -28,6 +28,7 @@ from retailblocks.errors import RetailBlocksError
 from retailblocks.events.webhooks import deliver_webhooks_until
 from retailblocks.http.auth import Forbidden, RateLimited, Unauthorized
 from retailblocks.http.idempotency import KeyProblem
+from retailblocks.http.metrics import observe, route_template
 from retailblocks.http.problems import problem, problem_for, validation_problem
 from retailblocks.http.sessions import BadSession
 from retailblocks.http.state import api_for
@@ -129,7 +130,7 @@ def operation_id(route: APIRoute) -> str:
 
 
 def _new_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None) -> FastAPI:
-    from retailblocks.http import admin, carts, connectors, openapi, operations, store
+    from retailblocks.http import admin, block_routes, carts, connectors, metrics, openapi, operations, store
 
     app = FastAPI(
         title="retailblocks",
@@ -142,10 +143,13 @@ def _new_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | 
         generate_unique_id_function=operation_id,
     )
     app.include_router(operations.router)
+    app.include_router(metrics.router)
     app.include_router(store.router)
     app.include_router(carts.router)
     app.include_router(connectors.router)
     app.include_router(admin.router)
+    # Not in the OpenAPI document: blocks' routes are each block's contract, and the document is the core's.
+    app.mount(block_routes.PREFIX, block_routes.BlockRoutes(), name="blocks")
     _install_error_handlers(app)
     openapi.install(app)
     app.add_middleware(_BodyLimit)
@@ -211,16 +215,17 @@ async def _request_log(request: Request, call_next: Callable[[Request], Awaitabl
         request_id = uuid.uuid4().hex
     started = time.perf_counter()
     response = await call_next(request)
+    elapsed = time.perf_counter() - started
     response.headers[REQUEST_ID] = request_id
-    route = request.scope.get("route")
+    observe(request.scope, request.method, response.status_code, elapsed)
     access_log.info(
         json.dumps(
             {
                 "request_id": request_id,
                 "method": request.method,
-                "route": getattr(route, "path", "unmatched"),
+                "route": route_template(request.scope),
                 "status": response.status_code,
-                "ms": round((time.perf_counter() - started) * 1000, 2),
+                "ms": round(elapsed * 1000, 2),
             }
         )
     )

@@ -24,6 +24,7 @@ _BY_CLASS: dict[type[BaseException], tuple[int, str, str]] = {
     errors.IdempotencyConflict: (422, "idempotency-key-reused", "Idempotency key reused with another request"),
     errors.CartExpired: (410, "cart-expired", "Cart expired"),
     errors.UnknownObject: (404, "not-found", "Not found"),
+    errors.NotAuthenticated: (401, "unauthenticated", "Not authenticated"),
     errors.CurrencyMismatch: (422, "currency-mismatch", "Currency mismatch"),
     errors.InvalidValue: (422, "invalid-value", "Invalid value"),
     errors.InvalidInput: (400, "invalid-input", "Invalid input"),

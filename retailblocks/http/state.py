@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp
 
 from retailblocks.http.auth import KeyRing, RateLimiter
 from retailblocks.http.idempotency import IdempotentRequests, check_key, flow_key, request_hash
@@ -26,6 +27,8 @@ class Api:
     keys: KeyRing
     limiter: RateLimiter
     requests: IdempotentRequests
+    #: The blocks' own routes (``stack_routes``), by block id, mounted under ``/blocks/{block_id}``.
+    block_apps: dict[str, ASGIApp] = attrs.field(factory=dict)
 
     @property
     def cors_origins(self) -> frozenset[str]:
@@ -37,8 +40,14 @@ class Api:
 
 
 def api_for(stack: Stack) -> Api:
+    from retailblocks.http.block_routes import block_apps
+
     return Api(
-        stack, KeyRing(stack.manifest.api.keys), RateLimiter(), IdempotentRequests(stack.engine, stack.lease_clock)
+        stack,
+        KeyRing(stack.manifest.api.keys),
+        RateLimiter(),
+        IdempotentRequests(stack.engine, stack.lease_clock),
+        block_apps(stack),
     )
 
 

@@ -12,6 +12,9 @@
           cors: ["https://shop.example.com"]
         - id: back-office            # a secret admin key, with scopes
           scopes: ["orders:read", "orders:write", "stock:read"]
+        - id: prometheus             # may scrape /metrics and nothing else (docs/metrics.md)
+          scopes: ["metrics:read"]
+          key: ${PROMETHEUS_SCRAPE_KEY}
           key: sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 
 A key's value comes from the environment (``${VAR}``) or is written as the SHA-256 of the key
@@ -45,6 +48,7 @@ ADMIN_AREAS = (
     "ingest",
     "wallets",
     "blocks",
+    "metrics",
 )
 ALL_SCOPES = "*"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024

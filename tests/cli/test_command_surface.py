@@ -344,6 +344,8 @@ def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: p
     run(*buy, *phone, "--identity", "email:c@example.cn", "--key", "d")
     (merge,) = run("loyalty merges", member)
     run("loyalty unmerge", merge["id"])
+    # Nothing timed out, so nothing is sent (tests/http/test_block_routes.py delivers to a receiver).
+    assert run("sandbox-card notify", "--url", "http://127.0.0.1:9") == {"delivered": [], "failed": {}}
     run("simulate", "-m", str(copy_example("lucky-coffee", tmp_path / "fresh")), "--orders", "3")
     run("demo", "--orders", "3", "--workers", "1")
     assert run("openapi")["openapi"].startswith("3.1")

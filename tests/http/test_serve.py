@@ -16,11 +16,12 @@ from typing import Any
 
 import httpx2
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from retailblocks.simulation.invariants import check_invariants, stock_snapshot
 from retailblocks.stack import assemble
 from tests.helpers import CARD_OK, SHOP_MANIFEST, receive, write_manifest
-from tests.http.conftest import API_SECTION, KEYS_ENV, WEB_KEY
+from tests.http.conftest import ADMIN_KEY, API_SECTION, KEYS_ENV, WEB_KEY
 
 WORKERS = 4
 UNITS = 50
@@ -94,6 +95,16 @@ def test_two_hundred_checkouts_for_fifty_units_sell_exactly_fifty(served: tuple[
         placed = [o for o in stack.orders() if o.status.value != "failed"]
         assert len(placed) == UNITS
         assert stack.availability("web", ["BEANS"]).sellable["BEANS"] == 0
+    # Whichever worker answers the scrape reports every worker's requests (a shared multiprocess directory).
+    scraped = httpx2.get(f"{base}/metrics", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30)
+    assert scraped.status_code == 200
+    answered = {
+        sample.labels["status"]: sample.value
+        for family in text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+        if sample.name == "retailblocks_http_requests_total" and sample.labels["route"] == "/store/orders"
+    }
+    assert answered == {"201": UNITS, "409": CHECKOUTS - UNITS}
 
 
 def test_one_key_sent_twenty_times_at_once_is_one_order_and_one_charge(served: tuple[str, Path]) -> None:

@@ -14,14 +14,17 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from retailblocks import Block, FlowContext, hookimpl
+from retailblocks.context import RouteStack
 from retailblocks.errors import (
     CurrencyMismatch,
+    InvalidInput,
     InvalidValue,
     NotRefundable,
     PaymentDeclined,
     PaymentOutcomeUnknown,
+    UnknownObject,
 )
-from retailblocks.hookspecs import Capability
+from retailblocks.hookspecs import AsgiApp, Capability
 from retailblocks.model import (
     Money,
     PaymentAuthorization,
@@ -31,7 +34,7 @@ from retailblocks.model import (
     PaymentStatus,
 )
 from retailblocks.storage import Migration, Prepared, PreparedQuery, UnitOfWork, insert_if_absent, read_only_connection
-from retailblocks_sandbox_card import cards
+from retailblocks_sandbox_card import cards, notify
 from retailblocks_sandbox_card.config import SandboxCardConfig
 from retailblocks_sandbox_card.errors import IdempotencyKeyReused
 from retailblocks_sandbox_card.gateway import (
@@ -46,6 +49,7 @@ from retailblocks_sandbox_card.gateway import (
     RejectionCode,
     charge_status,
 )
+from retailblocks_sandbox_card.routes import notification_app
 from retailblocks_sandbox_card.sandbox import SandboxGateway
 from retailblocks_sandbox_card.tables import MIGRATIONS, attempts, operations, payments
 
@@ -71,6 +75,8 @@ _RESOLVE_ATTEMPT = Prepared(
     .values(status=sa.bindparam("status"), resolved_at=sa.bindparam("resolved_at"))
 )
 _PAYMENT = sa.select(payments).where(payments.c.id == sa.bindparam("payment_id"))
+_PAYMENT_BY_KEY = PreparedQuery(sa.select(payments).where(payments.c.idempotency_key == sa.bindparam("key")))
+_ATTEMPT = PreparedQuery(sa.select(attempts).where(attempts.c.idempotency_key == sa.bindparam("key")))
 _LOCK_PAYMENT = PreparedQuery(_PAYMENT.with_for_update())
 _UPDATE_PAYMENT = Prepared(
     payments.update()
@@ -112,6 +118,57 @@ class SandboxCard(Block):
     @hookimpl
     def stack_migrations(self) -> Sequence[Migration]:
         return MIGRATIONS
+
+    @hookimpl
+    def stack_routes(self, stack: RouteStack) -> AsgiApp | None:
+        """``POST /blocks/<id>/notifications``, the gateway's signed notifications; none without a secret."""
+        if self.config.callback_secret is None:
+            return None
+        return notification_app(functools.partial(self.receive_notification, stack))
+
+    def receive_notification(self, stack: RouteStack, body: bytes, signature: str | None) -> Mapping[str, str]:
+        """Verify one notification from the gateway and record the outcome it tells, once.
+
+        NotAuthenticated (401) for a missing, forged or stale signature, checked before the body is read;
+        InvalidInput (400) for a body that is not a notification or does not match the attempt it names;
+        UnknownObject (404) for an authorization this block never attempted. The same notification again
+        records nothing more and gets the same answer. The pending checkout's flow then resolves at its next
+        recovery without asking the gateway (see payment_status).
+        """
+        secret = self.config.callback_secret
+        if secret is None:
+            raise UnknownObject("sandbox-card takes no notifications: its callback_secret is not configured")
+        notify.verify(secret, body, signature, stack.clock.now())
+        notification = notify.parse(body)
+        key = notification.idempotency_key
+        with stack.context(flow="notification") as ctx:
+            ctx.current_block = self.id
+            attempt = _ATTEMPT.first_mapping(ctx.db, key=key)
+            if attempt is None:
+                raise UnknownObject(f"sandbox-card never attempted an authorization under {key!r}")
+            if (attempt["amount"], attempt["currency"]) != (notification.amount, notification.currency):
+                raise InvalidInput(
+                    f"the notification is for {Money(notification.amount, notification.currency)}, "
+                    f"the attempt under {key!r} for {Money(attempt['amount'], attempt['currency'])}"
+                )
+            if notification.charge is not None:
+                charge = GatewayCharge(
+                    id=notification.charge["id"],
+                    idempotency_key=key,
+                    amount=Money(notification.amount, notification.currency),
+                    captured=0,
+                    refunded=0,
+                    voided=False,
+                    card_last4=notification.charge["card_last4"],
+                    brand=notification.charge["brand"],
+                    created_at=ctx.clock.now(),
+                )
+                self._record_authorization(ctx, charge, member_id=None, flow_id=attempt["flow_id"])
+            else:
+                _resolve_attempt(ctx.db, key, "not_authorized", ctx)
+            outcome = _ATTEMPT.first_mapping(ctx.db, key=key)
+        assert outcome is not None
+        return {"notification": notification.id, "idempotency_key": key, "outcome": str(outcome["status"])}
 
     @hookimpl
     def stack_maintain(self, ctx: FlowContext) -> None:
@@ -201,6 +258,9 @@ class SandboxCard(Block):
     def payment_status(self, ctx: FlowContext, method: str, idempotency_key: str) -> PaymentAuthorization | None:
         _check_method(method)
         _check_key(idempotency_key)
+        known, authorization = self._resolved(ctx, idempotency_key)
+        if known:
+            return authorization
         gateway = self._gateway(ctx, writes=False)
         try:
             charge = self._call(lambda: gateway.status(idempotency_key))
@@ -276,6 +336,20 @@ class SandboxCard(Block):
             Money(row["captured"], currency),
             Money(row["refunded"], currency),
         )
+
+    def _resolved(self, ctx: FlowContext, key: str) -> tuple[bool, PaymentAuthorization | None]:
+        """Whether the block's view already knows what became of the attempt under ``key`` (a notification
+        told it, or an earlier answer), and the authorization it made if any. Read on a connection of its
+        own: the step's transaction must not start before a gateway call."""
+        with read_only_connection(_engine_of(ctx, writes=False)) as connection:
+            attempt = _ATTEMPT.first_mapping(connection, key=key)
+            if attempt is None or attempt["status"] == "pending":
+                return False, None
+            if attempt["status"] != "authorized":
+                return True, None
+            row = _PAYMENT_BY_KEY.first_mapping(connection, key=key)
+        # Authorized but not in the view: its step rolled back after the gateway answered; ask the gateway.
+        return (True, self._authorization(row)) if row is not None else (False, None)
 
     # --- public helpers -----------------------------------------------------------------------
 

@@ -32,6 +32,17 @@ def _gateway(_instance: Any, attribute: Any, value: Any) -> None:
         raise InvalidValue(f"{attribute.name!r} must be 'sandbox' (got {value!r})")
 
 
+MIN_CALLBACK_SECRET_LENGTH = 24
+
+
+def _callback_secret(_instance: Any, attribute: Any, value: Any) -> None:
+    if not isinstance(value, str) or len(value) < MIN_CALLBACK_SECRET_LENGTH:
+        raise InvalidValue(
+            f"{attribute.name!r} must be a string of at least {MIN_CALLBACK_SECRET_LENGTH} characters "
+            "(the value given is not shown because it is a secret)"
+        )
+
+
 def _attempts(_instance: Any, attribute: Any, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10:
         raise InvalidValue(f"{attribute.name!r} must be an integer from 1 to 10 (got {value!r})")
@@ -54,6 +65,14 @@ class SandboxCardConfig:
         default=timedelta(seconds=30),
         validator=_non_negative_duration,
         metadata={"help": "how long after a time-out the gateway can say whether it charged"},
+    )
+    callback_secret: str | None = secret_field(
+        default=None,
+        validator=attrs.validators.optional(_callback_secret),
+        metadata={
+            "help": "the secret the gateway signs its notifications with (write ${VARIABLE}); without it the "
+            "block mounts no notification route and time-outs resolve only by asking the gateway"
+        },
     )
     max_attempts: int = attrs.field(
         default=3,

@@ -30,7 +30,9 @@ from retailblocks_sandbox_card.gateway import (
     OperationKind,
     RejectionCode,
 )
+from retailblocks_sandbox_card.notify import FAILED, SUCCEEDED, notification_body
 from retailblocks_sandbox_card.tables import gateway_charges as charges
+from retailblocks_sandbox_card.tables import gateway_notifications as notifications
 from retailblocks_sandbox_card.tables import gateway_operations as operations
 
 # The statements of every call, built once at import (docs/block-storage.md).
@@ -65,6 +67,12 @@ _RECORD_OPERATION = Prepared(
             name: sa.bindparam(name)
             for name in ("id", "idempotency_key", "charge_id", "kind", "currency", "amount", "created_at")
         }
+    )
+)
+
+_QUEUE_NOTIFICATION = Prepared(
+    notifications.insert().values(
+        {name: sa.bindparam(name) for name in ("id", "idempotency_key", "body", "created_at")}
     )
 )
 
@@ -126,6 +134,9 @@ class SandboxGateway:
         }
         with self._transaction() as connection:
             inserted = insert_if_absent(connection, charges, values)
+            if inserted and timed_out:
+                # The caller never hears the answer; the gateway tells it later, by notification.
+                self._queue_notification(connection, values)
             # A new charge is exactly what was just written (the totals start at their defaults): reading
             # it back would only repeat it. A replay reads the charge the first call made.
             row = (
@@ -239,6 +250,33 @@ class SandboxGateway:
                 reason="processing_error",
             )
         return _charge(row)
+
+    def _queue_notification(self, connection: sa.Connection, charge: Mapping[str, Any]) -> None:
+        authorized = charge["status"] == "authorized"
+        # Named after the charge, not drawn from the ids: a simulation's ids stay what its seed made them.
+        notification_id = f"ntf_{charge['id']}"
+        body = notification_body(
+            notification_id,
+            SUCCEEDED if authorized else FAILED,
+            charge["idempotency_key"],
+            charge["amount"],
+            charge["currency"],
+            {
+                "id": charge["id"],
+                "card_last4": charge["card_last4"],
+                "brand": charge["brand"],
+                "created_at": as_utc(charge["created_at"]).isoformat(),
+            }
+            if authorized
+            else None,
+        )
+        _QUEUE_NOTIFICATION.execute(
+            connection,
+            id=notification_id,
+            idempotency_key=charge["idempotency_key"],
+            body=body,
+            created_at=charge["created_at"],
+        )
 
     @staticmethod
     def _charge_by_key(connection: sa.Connection, key: str) -> Mapping[Any, Any] | None:

@@ -100,6 +100,20 @@ gateway_operations = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Notifications the gateway sends about authorizations whose answer was lost (a time-out), as real gateways
+# do by webhook: queued with the charge, delivered (signed) to the block's route by ``blocks sandbox-card
+# notify`` (retailblocks_sandbox_card.notify), marked delivered once the route accepted one.
+gateway_notifications = sa.Table(
+    "sandbox_card_gateway_notifications",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),  # the authorization's
+    sa.Column("body", sa.Text, nullable=False),  # the JSON document sent, fixed when queued
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("delivered_at", sa.DateTime(timezone=True), index=True),
+)
+
 MIGRATIONS: list[Migration] = [
     create_tables(
         1,
@@ -110,4 +124,5 @@ MIGRATIONS: list[Migration] = [
         gateway_charges,
         gateway_operations,
     ),
+    create_tables(2, "the sandbox gateway's notifications of timed-out authorizations", gateway_notifications),
 ]
