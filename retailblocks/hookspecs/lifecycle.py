@@ -69,6 +69,8 @@ def stack_routes(stack: RouteStack) -> AsgiApp | None:
     ``stack`` (:class:`~retailblocks.context.RouteStack`) is what a route may use: the stack's clock and
     flow contexts whose unit of work commits when the ``with`` block ends. Database work is synchronous:
     run it off the event loop. Called once per server process, after ``stack_startup``.
+
+    .. versionadded:: 1.2
     """
 
 

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -46,6 +47,7 @@ def create_app(
     manifest: str | os.PathLike[str] | None = None,
     recover_on_start: bool = True,
     webhook_interval: float | None = 1.0,
+    recover_every: float | None = None,
 ) -> FastAPI:
     """The ASGI app for ``stack``, or for the stack of ``manifest``, assembled when the server starts (and
     closed when it stops). At start, flows a crash left half-way are finished or undone and the report is
@@ -53,7 +55,11 @@ def create_app(
 
     While it runs, a thread of its own delivers the manifest's webhooks (when it declares any), looking
     for new events every ``webhook_interval`` seconds (None: no delivery from this app). Requests never
-    wait for it; the workers of one server, or several servers, share the work through leases."""
+    wait for it; the workers of one server, or several servers, share the work through leases.
+
+    With ``recover_every`` (what ``blocks serve`` sets), another thread recovers every that many seconds
+    what is left half-way and whose lease has run out — a worker killed mid-checkout, a payment whose
+    outcome a provider has since told — and runs the blocks' housekeeping (expired reservations)."""
     if (stack is None) == (manifest is None):
         raise TypeError("create_app takes a stack or a manifest path, not both")
 
@@ -77,7 +83,7 @@ def create_app(
                         }
                     ),
                 )
-            with _delivering_webhooks(running, webhook_interval):
+            with _delivering_webhooks(running, webhook_interval), _recovering(running, recover_every):
                 yield
         finally:
             if owned:
@@ -114,6 +120,39 @@ def _delivering_webhooks(stack: Stack, interval: float | None) -> Iterator[None]
         worker.join(timeout=2.0)
         if worker.is_alive():
             server_log.info("webhook delivery still waits for a receiver; its event is sent again later")
+
+
+@contextmanager
+def _recovering(stack: Stack, every: float | None) -> Iterator[None]:
+    if every is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def sweep() -> None:
+        while not stop.wait(every):
+            try:
+                report = stack.recover()
+            except (RetailBlocksError, sa.exc.SQLAlchemyError) as error:
+                # Logged by type: a database error's text can quote statement parameters.
+                server_log.warning("periodic recovery failed (%s); trying again", type(error).__name__)
+                continue
+            if report.resumed or report.compensated or report.stuck:
+                counts = {
+                    "resumed": len(report.resumed),
+                    "compensated": len(report.compensated),
+                    "stuck": len(report.stuck),
+                    "skipped": len(report.skipped),
+                }
+                server_log.info("recovered: %s", json.dumps(counts))
+
+    worker = threading.Thread(target=sweep, name="recovery", daemon=True)
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join(timeout=5.0)
 
 
 def openapi_document() -> dict[str, Any]:

@@ -8,13 +8,17 @@ from fastapi import FastAPI
 
 from retailblocks.http.app import create_app
 
+#: How often each worker recovers flows left half-way whose lease has run out (a flow's lease is two
+#: minutes): a crashed worker's checkouts, or a payment a provider has since resolved, finish without a restart.
+RECOVER_EVERY_SECONDS = 30.0
+
 #: The manifest the serving command checked, passed to the worker processes it starts.
 SERVE_MANIFEST_ENV = "RETAILBLOCKS_SERVE_MANIFEST"
 
 
 def app() -> FastAPI:
     """The ASGI app factory uvicorn calls in every worker."""
-    return create_app(manifest=os.environ[SERVE_MANIFEST_ENV])
+    return create_app(manifest=os.environ[SERVE_MANIFEST_ENV], recover_every=RECOVER_EVERY_SECONDS)
 
 
 LOG_CONFIG = {
