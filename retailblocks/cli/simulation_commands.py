@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import uuid
@@ -109,12 +108,11 @@ def _serve(serving: ExitStack, manifest: Path, *, server_workers: int, clients: 
         fail(f"{manifest} declares API keys already; --http gives the day's clients keys of its own", 2)
     keys = Keys.new(list(the_plan.manifest.channels))
     with manifest.open("a", encoding="utf-8") as text:
-        text.write(api_section(list(the_plan.manifest.channels)))
-    env = {**os.environ, **keys.environment()}
-    write_lock(plan(manifest, environ=env))
-    stack = assemble(manifest, environ=env, ids=ids)
+        text.write(api_section(list(the_plan.manifest.channels), keys))
+    write_lock(plan(manifest))
+    stack = assemble(manifest, ids=ids)
     serving.callback(stack.close)
-    base = serving.enter_context(served(manifest, keys.environment(), workers=server_workers))
+    base = serving.enter_context(served(manifest, workers=server_workers))
     wire = Wire(base, keys, processes=clients)
     serving.callback(wire.close)
     return stack, wire

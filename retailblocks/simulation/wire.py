@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import secrets
 import socket
 import subprocess
@@ -29,18 +28,19 @@ from typing import Any
 import attrs
 
 from retailblocks.errors import BusinessRejection, EnvironmentFailure, InvalidInput, RetailBlocksError
+from retailblocks.manifest.api import key_digest
 from retailblocks.model import Cart, Channel, Money
 
 #: How long the server may take to start and report ready.
 START_SECONDS = 60.0
 #: Shoppers a client process takes at a time (the progress bar moves by this much).
 CHUNK = 8
-ADMIN_KEY_ENV = "RETAILBLOCKS_DEMO_ADMIN_KEY"
 
 
 @attrs.frozen
 class Keys:
-    """The keys the day's clients use: one store key per channel, one admin key (values never printed)."""
+    """The keys the day's clients use: one store key per channel, one admin key. Only their digests are
+    written (see :func:`api_section`), so a kept directory serves again without them."""
 
     store: Mapping[str, str]
     admin: str
@@ -49,26 +49,19 @@ class Keys:
     def new(cls, channels: Sequence[Channel]) -> Keys:
         return cls({c.id: f"rb_pk_{secrets.token_hex(16)}" for c in channels}, f"rb_sk_{secrets.token_hex(16)}")
 
-    def environment(self) -> dict[str, str]:
-        """The variables the manifest's ``api:`` section (see :func:`api_section`) reads the keys from."""
-        env = {_store_env(channel): key for channel, key in self.store.items()}
-        env[ADMIN_KEY_ENV] = self.admin
-        return env
 
-
-def _store_env(channel: str) -> str:
-    return "RETAILBLOCKS_DEMO_KEY_" + channel.upper().replace("-", "_")
-
-
-def api_section(channels: Sequence[Channel]) -> str:
-    """The ``api:`` section giving each channel a store key and the back office an admin key, by variable."""
+def api_section(channels: Sequence[Channel], keys: Keys) -> str:
+    """The ``api:`` section giving each channel a store key and the back office an admin key, by digest."""
     lines = ["", "api:", "  keys:"]
     for channel in channels:
+        digest = key_digest(keys.store[channel.id])
         lines.append(
-            f'    - {{id: {channel.id}-clients, channel: {channel.id}, key: "${{{_store_env(channel.id)}}}", '
+            f'    - {{id: {channel.id}-clients, channel: {channel.id}, key: "sha256:{digest}", '
             "rate_per_minute: 1000000}"
         )
-    lines.append(f'    - {{id: back-office, scopes: ["*"], key: "${{{ADMIN_KEY_ENV}}}", rate_per_minute: 1000000}}')
+    lines.append(
+        f'    - {{id: back-office, scopes: ["*"], key: "sha256:{key_digest(keys.admin)}", rate_per_minute: 1000000}}'
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -79,7 +72,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(manifest: Path, env: Mapping[str, str], *, workers: int) -> Iterator[str]:
+def served(manifest: Path, *, workers: int) -> Iterator[str]:
     """``blocks serve`` for ``manifest`` on a free local port until the block ends; yields its base URL."""
     port = free_port()
     log = (manifest.parent / "serve.log").open("wb")
@@ -96,7 +89,6 @@ def served(manifest: Path, env: Mapping[str, str], *, workers: int) -> Iterator[
             "--workers",
             str(workers),
         ],
-        env={**os.environ, **env},
         stdout=log,
         stderr=subprocess.STDOUT,
     )

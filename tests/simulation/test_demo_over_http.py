@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from retailblocks.manifest.api import key_digest
 from retailblocks.model import Channel, ChannelType
 from retailblocks.simulation.wire import Keys, api_section
 from tests.cli.harness import blocks
@@ -31,14 +32,9 @@ def test_the_day_through_the_wire_places_what_the_day_in_process_places(tmp_path
     assert isinstance(features, dict) and features["payments authorized"] > 0 and features["shipments booked"] > 0
 
 
-def test_the_keys_the_day_gives_its_clients_are_read_from_the_environment_never_written() -> None:
+def test_the_keys_the_day_gives_its_clients_are_written_only_as_digests() -> None:
     channels = [Channel("web", ChannelType.ONLINE), Channel("store-1", ChannelType.STORE, location="s1")]
     keys = Keys.new(channels)
-    section = api_section(channels)
+    section = api_section(channels, keys)
     assert keys.admin not in section and all(key not in section for key in keys.store.values())
-    assert "${RETAILBLOCKS_DEMO_KEY_STORE_1}" in section
-    assert set(keys.environment()) == {
-        "RETAILBLOCKS_DEMO_KEY_WEB",
-        "RETAILBLOCKS_DEMO_KEY_STORE_1",
-        "RETAILBLOCKS_DEMO_ADMIN_KEY",
-    }
+    assert f"sha256:{key_digest(keys.store['store-1'])}" in section and f"sha256:{key_digest(keys.admin)}" in section
