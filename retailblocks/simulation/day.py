@@ -40,6 +40,7 @@ from retailblocks.model import (
     OrderStatus,
     PaymentRequest,
 )
+from retailblocks.model.channel import MARKETPLACE_PAYMENT_METHOD
 from retailblocks.simulation.invariants import Invariant, baseline, check_invariants, last_event_id
 from retailblocks.simulation.moments import Moments
 from retailblocks.simulation.profile import PaymentChoice, Profile
@@ -121,7 +122,9 @@ class RetailDay:
             raise InvalidInput(
                 f"the manifest {stack.manifest.path} has no catalog: a simulation needs products to sell"
             )
-        self.methods = set(stack.hooks.routes.payment_methods)
+        # A shopper pays with what the stack's blocks take; "marketplace" is only for orders a marketplace
+        # collected and its connector imports, never a shopper's choice.
+        self.methods = set(stack.hooks.routes.payment_methods) - {MARKETPLACE_PAYMENT_METHOD}
         self.gift_cards: list[str] = []
         #: identity value → (coupon code, channel it is valid in), filled by the midday campaigns
         self.campaign_coupons: dict[str, tuple[str, str | None]] = {}
