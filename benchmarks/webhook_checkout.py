@@ -123,16 +123,13 @@ def run(manifest: Path, carts: Sequence[tuple[str, Cart]]) -> tuple[float, int]:
         delivered = 0
         if stack.manifest.webhooks:
             with stack.engine.connect() as connection:
-                from sqlalchemy import select
+                from sqlalchemy import func, select
 
-                from retailblocks.storage.tables import event_cursors
+                from retailblocks.events.positions import behind
+                from retailblocks.storage.tables import outbox
 
-                delivered = int(
-                    connection.execute(
-                        select(event_cursors.c.last_event_id).where(event_cursors.c.subscriber == "webhook:bench")
-                    ).scalar()
-                    or 0
-                )
+                total = int(connection.execute(select(func.count()).select_from(outbox)).scalar() or 0)
+                delivered = total - behind(connection, "webhook:bench")
         return len(carts) / elapsed, delivered
 
 

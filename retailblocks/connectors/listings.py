@@ -23,11 +23,12 @@ import attrs
 import sqlalchemy as sa
 
 from retailblocks.connectors.tables import channel_listings
+from retailblocks.events.positions import Position, after, cursor, move_cursor, settled, unread
 from retailblocks.hookspecs import inventory
 from retailblocks.model import ChannelType
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.blocks_api import insert_if_absent
-from retailblocks.storage.tables import event_cursors, outbox
+from retailblocks.storage.tables import outbox
 
 if TYPE_CHECKING:
     from retailblocks.assembly.runtime import Runtime
@@ -39,6 +40,7 @@ CHANGED = "listing.stock_changed"
 BATCH = 500
 #: The channels whose listings live elsewhere, and are told when what they may sell changes.
 PUBLISHED_TYPES = frozenset({ChannelType.MARKETPLACE, ChannelType.SOCIAL})
+_STOCK_EVENT = outbox.c.type.startswith("stock.", autoescape=True)
 
 
 @attrs.frozen
@@ -76,22 +78,15 @@ def _publish_round(stack: Runtime) -> tuple[list[ListingUpdate], bool]:
         return [], False  # asked every second by each server: an idle answer takes no write lock
     with UnitOfWork(stack.engine) as uow:
         connection = uow.connection
-        last = _lock_cursor(connection)
-        rows = connection.execute(
-            sa.select(outbox.c.id, outbox.c.payload)
-            .where(outbox.c.id > last, outbox.c.type.startswith("stock.", autoescape=True))
-            .order_by(outbox.c.id)
-            .limit(BATCH)
-        ).all()
+        last = cursor(connection, CURSOR, for_update=True)
+        rows = connection.execute(unread(connection.dialect.name, last, _STOCK_EVENT).limit(BATCH)).mappings().all()
         if not rows:
             return [], False
-        named = [_skus_named(payload) for _id, payload in rows]
+        named = [_skus_named(row["payload"]) for row in rows]
         everything = any(skus is None for skus in named)
         moved = set(stack.catalog) if everything else {sku for skus in named for sku in skus or ()}
         updates = _refresh(stack, uow, moved)
-        connection.execute(
-            event_cursors.update().where(event_cursors.c.subscriber == CURSOR).values(last_event_id=rows[-1][0])
-        )
+        move_cursor(connection, CURSOR, Position.of(rows[-1]))
     return updates, len(rows) == BATCH
 
 
@@ -151,22 +146,11 @@ def _skus_named(payload: Any) -> Sequence[str] | None:
 def _anything_new(stack: Runtime) -> bool:
     with stack.engine.connect() as connection:
         connection.info["read_only"] = True
-        last = connection.execute(
-            sa.select(event_cursors.c.last_event_id).where(event_cursors.c.subscriber == CURSOR)
-        ).scalar()
+        last = cursor(connection, CURSOR)
         newer = connection.execute(
-            sa.select(outbox.c.id)
-            .where(outbox.c.id > (last or 0), outbox.c.type.startswith("stock.", autoescape=True))
-            .limit(1)
+            sa.select(outbox.c.id).where(after(last), _STOCK_EVENT, settled(connection.dialect.name)).limit(1)
         ).first()
         connection.rollback()
     return newer is not None
 
 
-def _lock_cursor(connection: sa.Connection) -> int:
-    """The publisher's position, its row locked so two publishers take turns (created on first use)."""
-    insert_if_absent(connection, event_cursors, {"subscriber": CURSOR, "last_event_id": 0})
-    last = connection.execute(
-        sa.select(event_cursors.c.last_event_id).where(event_cursors.c.subscriber == CURSOR).with_for_update()
-    ).scalar()
-    return int(last or 0)

@@ -18,27 +18,16 @@ import sqlalchemy as sa
 from retailblocks.clock import as_utc
 from retailblocks.context import Event
 from retailblocks.errors import BlockFailure, RetailBlocksError
+from retailblocks.events.positions import Position, behind, cursor, move_cursor, unread
 from retailblocks.hookspecs import lifecycle
 from retailblocks.storage import UnitOfWork
-from retailblocks.storage.tables import event_cursors, event_failures, outbox
+from retailblocks.storage.tables import event_failures, outbox
 
 if TYPE_CHECKING:
     from retailblocks.assembly.runtime import Runtime
 
 MAX_ATTEMPTS = 5
 BASE_BACKOFF = timedelta(seconds=5)
-
-# The statements of every delivery round, built once (SQLAlchemy caches their compiled form).
-_CURSOR = sa.select(event_cursors.c.last_event_id).where(event_cursors.c.subscriber == sa.bindparam("subscriber"))
-_CURSOR_FOR_UPDATE = _CURSOR.with_for_update()
-_NEW_EVENTS = (
-    sa.select(outbox).where(outbox.c.id > sa.bindparam("last")).order_by(outbox.c.id).limit(sa.bindparam("batch"))
-)
-_MOVE_CURSOR = (
-    event_cursors.update()
-    .where(event_cursors.c.subscriber == sa.bindparam("cursor_of"))
-    .values(last_event_id=sa.bindparam("moved_to"))
-)
 
 
 @attrs.frozen
@@ -100,23 +89,6 @@ def dispatch(
     return DispatchReport(*totals)
 
 
-def _lock_cursor(connection: sa.Connection, subscriber: str) -> int:
-    last = connection.execute(_CURSOR_FOR_UPDATE, {"subscriber": subscriber}).scalar()
-    if last is None:
-        if connection.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            connection.execute(
-                pg_insert(event_cursors).values(subscriber=subscriber, last_event_id=0).on_conflict_do_nothing()
-            )
-        else:
-            connection.execute(
-                event_cursors.insert().prefix_with("OR IGNORE").values(subscriber=subscriber, last_event_id=0)
-            )
-        last = connection.execute(_CURSOR_FOR_UPDATE, {"subscriber": subscriber}).scalar()
-    return int(last or 0)
-
-
 def _deliver(stack: Runtime, subscriber: str, event: Event, uow: UnitOfWork) -> str | None:
     """Hand one event over inside a savepoint; the error text if the listener raised."""
     savepoint = uow.connection.begin_nested()
@@ -136,8 +108,9 @@ def _deliver(stack: Runtime, subscriber: str, event: Event, uow: UnitOfWork) -> 
 def _deliver_new(stack: Runtime, subscriber: str, batch: int) -> tuple[int, int, bool]:
     delivered = failed = 0
     with UnitOfWork(stack.engine) as uow:
-        last = _lock_cursor(uow.connection, subscriber)
-        rows: Sequence[Any] = uow.connection.execute(_NEW_EVENTS, {"last": last, "batch": batch}).mappings().all()
+        connection = uow.connection
+        last = cursor(connection, subscriber, for_update=True)
+        rows: Sequence[Any] = connection.execute(unread(connection.dialect.name, last).limit(batch)).mappings().all()
         now = stack.clock.now()
         for row in rows:
             event = event_from_row(row)
@@ -157,7 +130,7 @@ def _deliver_new(stack: Runtime, subscriber: str, batch: int) -> tuple[int, int,
                     )
                 )
         if rows:
-            uow.connection.execute(_MOVE_CURSOR, {"cursor_of": subscriber, "moved_to": rows[-1]["id"]})
+            move_cursor(connection, subscriber, Position.of(rows[-1]))
     return delivered, failed, len(rows) == batch
 
 
@@ -165,7 +138,7 @@ def _retry_due(stack: Runtime, subscriber: str, batch: int, max_attempts: int) -
     delivered = failed = dead = 0
     now = stack.clock.now()
     with UnitOfWork(stack.engine) as uow:
-        _lock_cursor(uow.connection, subscriber)  # serializes dispatchers per subscriber
+        cursor(uow.connection, subscriber, for_update=True)  # serializes dispatchers per subscriber
         due = uow.connection.execute(
             sa.select(event_failures.c.event_id, event_failures.c.attempts)
             .where(
@@ -305,11 +278,7 @@ def undelivered(stack: Runtime) -> int:
     subscribers = stack.hooks.implementers(lifecycle.stack_event)
     with stack.engine.connect() as connection:
         connection.info["read_only"] = True
-        newest = connection.execute(sa.select(sa.func.max(outbox.c.id))).scalar() or 0
-        count = 0
-        for subscriber in subscribers:
-            last = connection.execute(_CURSOR, {"subscriber": subscriber}).scalar() or 0
-            count += int(newest) - int(last)
+        count = sum(behind(connection, subscriber) for subscriber in subscribers)
         count += (
             connection.execute(
                 sa.select(sa.func.count()).select_from(event_failures).where(event_failures.c.delivered_at.is_(None))

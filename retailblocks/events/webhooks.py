@@ -43,9 +43,10 @@ import sqlalchemy as sa
 from retailblocks.clock import as_utc
 from retailblocks.errors import InvalidInput, RetailBlocksError
 from retailblocks.events.dispatcher import BASE_BACKOFF, event_from_row
+from retailblocks.events.positions import Position, after, cursor, move_cursor, settled, unread
 from retailblocks.manifest.webhooks import SUBSCRIBER_PREFIX, Webhook
 from retailblocks.storage import UnitOfWork
-from retailblocks.storage.tables import event_cursors, event_failures, event_leases, outbox
+from retailblocks.storage.tables import event_failures, event_leases, outbox
 from retailblocks.version import __version__
 
 if TYPE_CHECKING:
@@ -256,17 +257,17 @@ class _Round:
         now = self.stack.clock.now()
         with self.stack.engine.connect() as connection:
             connection.info["read_only"] = True
-            last = connection.execute(
-                sa.select(event_cursors.c.last_event_id).where(event_cursors.c.subscriber == self.subscriber)
-            ).scalar()
-            newest = connection.execute(sa.select(sa.func.max(outbox.c.id))).scalar()
+            last = cursor(connection, self.subscriber)
+            newer = connection.execute(
+                sa.select(outbox.c.id).where(after(last), settled(connection.dialect.name)).limit(1)
+            ).first()
             due = connection.execute(
                 sa.select(event_failures.c.event_id)
                 .where(self._pending(), event_failures.c.next_attempt_at <= now)
                 .limit(1)
             ).first()
             connection.rollback()
-        return due is not None or (newest or 0) > (last or 0)
+        return due is not None or newer is not None
 
     def _take_lease(self) -> bool:
         now = self.stack.lease_clock.now()
@@ -372,22 +373,14 @@ class _Round:
         """Send new events from the cursor; True when one failed (the round stops there)."""
         with self.stack.engine.connect() as connection:
             connection.info["read_only"] = True
-            last = connection.execute(
-                sa.select(event_cursors.c.last_event_id).where(event_cursors.c.subscriber == self.subscriber)
-            ).scalar()
-            rows = (
-                connection.execute(
-                    sa.select(outbox).where(outbox.c.id > (last or 0)).order_by(outbox.c.id).limit(_READ_BATCH)
-                )
-                .mappings()
-                .all()
-            )
+            last = cursor(connection, self.subscriber)
+            rows = connection.execute(unread(connection.dialect.name, last).limit(_READ_BATCH)).mappings().all()
             connection.rollback()
-        passed = 0  # the newest event read that this subscriber does not want
+        passed: Position | None = None  # the newest event read that this subscriber does not want
         for row in rows:
             event = event_from_row(row)
             if not self.hook.wants(event.type):
-                passed = event.id
+                passed = Position.of(row)
                 continue
             if self.sent >= self.limit:
                 break
@@ -395,14 +388,14 @@ class _Round:
             now = self.stack.clock.now()
             with UnitOfWork(self.stack.engine) as uow:
                 self._renew(uow.connection)
-                _move_cursor(uow.connection, self.subscriber, event.id)
+                move_cursor(uow.connection, self.subscriber, Position.of(row))
                 if error is not None:
                     uow.connection.execute(
                         event_failures.insert().values(
                             event_id=event.id, subscriber=self.subscriber, **self._failure(error, 1, now)
                         )
                     )
-            passed = 0
+            passed = None
             if error is None:
                 self.delivered += 1
             elif self.hook.max_attempts <= 1:
@@ -410,10 +403,10 @@ class _Round:
             else:
                 self.failed += 1
                 return True
-        if passed:
+        if passed is not None:
             with UnitOfWork(self.stack.engine) as uow:
                 self._renew(uow.connection)
-                _move_cursor(uow.connection, self.subscriber, passed)
+                move_cursor(uow.connection, self.subscriber, passed)
         return False
 
     def _failure(self, error: str, attempts: int, now: datetime) -> dict[str, Any]:
@@ -432,15 +425,6 @@ def _insert_missing(connection: sa.Connection, table: sa.Table, **values: Any) -
         connection.execute(pg_insert(table).values(**values).on_conflict_do_nothing())
     else:
         connection.execute(table.insert().prefix_with("OR IGNORE").values(**values))
-
-
-def _move_cursor(connection: sa.Connection, subscriber: str, event_id: int) -> None:
-    _insert_missing(connection, event_cursors, subscriber=subscriber, last_event_id=0)
-    connection.execute(
-        event_cursors.update()
-        .where(event_cursors.c.subscriber == subscriber, event_cursors.c.last_event_id < event_id)
-        .values(last_event_id=event_id)
-    )
 
 
 # -- running in the background -----------------------------------------------------------------------

@@ -28,12 +28,14 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
+from retailblocks.events.positions import behind
+from retailblocks.hookspecs import lifecycle
 from retailblocks.http.admin._common import READ_PROBLEMS, ApiDep, scoped
 from retailblocks.http.block_routes import RouteTemplate
 from retailblocks.manifest.api import ApiKey
 from retailblocks.model import OrderStatus
 from retailblocks.stack import Stack
-from retailblocks.storage.tables import event_cursors, event_failures, orders, outbox, sagas
+from retailblocks.storage.tables import event_cursors, event_failures, orders, sagas
 
 #: Set (by ``blocks serve --workers N``) to the directory the workers share their counts in.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -146,8 +148,7 @@ _ORDERS_BY_STATUS = sa.select(orders.c.status, sa.func.count()).group_by(orders.
 _SAGAS_BY_STATE = sa.select(sagas.c.flow, sagas.c.status, sagas.c.attempts, sa.func.count()).group_by(
     sagas.c.flow, sagas.c.status, sagas.c.attempts
 )
-_NEWEST_EVENT = sa.select(sa.func.max(outbox.c.id))
-_SLOWEST_CURSOR = sa.select(sa.func.min(event_cursors.c.last_event_id))
+_SUBSCRIBERS = sa.select(event_cursors.c.subscriber)
 _FAILURES = (
     sa.select(event_failures.c.subscriber, event_failures.c.dead, sa.func.count())
     .where(event_failures.c.delivered_at.is_(None))
@@ -161,8 +162,10 @@ def stack_state(stack: Stack) -> Iterable[Metric]:
         connection.info["read_only"] = True
         by_status = {str(status): int(count) for status, count in connection.execute(_ORDERS_BY_STATUS)}
         sagas_by_state = [(str(f), str(s), a > 0, int(n)) for f, s, a, n in connection.execute(_SAGAS_BY_STATE)]
-        newest = connection.execute(_NEWEST_EVENT).scalar() or 0
-        slowest = connection.execute(_SLOWEST_CURSOR).scalar()
+        # The stack's listeners are owed every event from the start until they have a cursor; webhooks
+        # and the listings publisher count once they have one.
+        subscribers = {*stack.hooks.implementers(lifecycle.stack_event), *connection.execute(_SUBSCRIBERS).scalars()}
+        slowest_lag = max((behind(connection, subscriber) for subscriber in subscribers), default=0)
         failures = [
             (str(subscriber).startswith("webhook:"), bool(dead), int(n))
             for subscriber, dead, n in connection.execute(_FAILURES)
@@ -198,9 +201,9 @@ def stack_state(stack: Stack) -> Iterable[Metric]:
         unfinished.add_metric(labels, count)
     lag = GaugeMetricFamily(
         "retailblocks_outbox_lag_events",
-        "Events recorded but not yet handed to the slowest subscriber (newest outbox id minus its cursor).",
+        "Events recorded but not yet handed to the slowest subscriber.",
     )
-    lag.add_metric((), max(0, int(newest) - int(slowest if slowest is not None else 0)))
+    lag.add_metric((), slowest_lag)
     dead_letters = GaugeMetricFamily("retailblocks_dead_letters", "Event deliveries given up after too many tries.")
     webhooks = GaugeMetricFamily(
         "retailblocks_webhook_failures",

@@ -10,12 +10,13 @@ import attrs
 import sqlalchemy as sa
 
 from retailblocks.events.dispatcher import dead_letters, undelivered
+from retailblocks.events.positions import behind
 from retailblocks.flows.audit import audit_flows
 from retailblocks.flows.capabilities import block_findings
 from retailblocks.hookspecs import inventory, lifecycle, membership
 from retailblocks.model import Order, OrderStatus, StockLevel
 from retailblocks.stack import Stack
-from retailblocks.storage.tables import event_cursors, event_failures, orders, outbox, sagas
+from retailblocks.storage.tables import event_failures, orders, outbox, sagas
 
 SOLD = {
     OrderStatus.PLACED,
@@ -351,13 +352,7 @@ def _undelivered_up_to(stack: Stack, up_to: int, since: int) -> tuple[int, int]:
     subscribers = stack.hooks.implementers(lifecycle.stack_event)
     with stack.engine.connect() as connection:
         connection.info["read_only"] = True
-        cursors = dict(
-            connection.execute(
-                sa.select(event_cursors.c.subscriber, event_cursors.c.last_event_id).where(
-                    event_cursors.c.subscriber.in_(subscribers)
-                )
-            ).all()
-        )
+        owed = sum(behind(connection, subscriber, outbox.c.id <= up_to) for subscriber in subscribers)
         failures = connection.execute(
             sa.select(event_failures.c.dead).where(
                 event_failures.c.event_id > since,
@@ -366,5 +361,4 @@ def _undelivered_up_to(stack: Stack, up_to: int, since: int) -> tuple[int, int]:
             )
         ).all()
         connection.rollback()
-    owed = sum(max(0, up_to - int(cursors.get(subscriber) or 0)) for subscriber in subscribers)
     return owed + len(failures), sum(1 for row in failures if row.dead)

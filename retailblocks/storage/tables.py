@@ -98,6 +98,10 @@ outbox = sa.Table(
     sa.Column("member_id", sa.String(64), index=True),
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    # The transaction that wrote the event: readers walk the outbox in (tx, id) order (events/positions.py).
+    # PostgreSQL fills it in (migration 6 sets the default); SQLite commits one writer at a time and keeps 0.
+    sa.Column("tx", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Index("outbox_delivery_order", "tx", "id"),
 )
 
 # One row per subscriber: the last event it was handed (delivered, or parked as failed below).
@@ -106,6 +110,7 @@ event_cursors = sa.Table(
     metadata,
     sa.Column("subscriber", sa.String(64), primary_key=True),
     sa.Column("last_event_id", sa.Integer, nullable=False),
+    sa.Column("last_tx", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 # Deliveries that failed: retried with backoff, dead letters after too many attempts.
@@ -169,6 +174,22 @@ event_leases = sa.Table(
     sa.Column("lease_until", sa.DateTime(timezone=True), nullable=False),
 )
 
+def _order_outbox_by_transaction(connection: sa.Connection) -> None:
+    """Add the writer's transaction to the outbox and the cursors (a database made before version 6 lacks
+    them; a new one has them from version 1), and have PostgreSQL record it on every insert."""
+    inspector = sa.inspect(connection)
+    if "tx" not in {column["name"] for column in inspector.get_columns("outbox")}:
+        connection.exec_driver_sql("ALTER TABLE outbox ADD COLUMN tx BIGINT NOT NULL DEFAULT 0")
+    if "last_tx" not in {column["name"] for column in inspector.get_columns("event_cursors")}:
+        connection.exec_driver_sql("ALTER TABLE event_cursors ADD COLUMN last_tx BIGINT NOT NULL DEFAULT 0")
+    connection.exec_driver_sql("CREATE INDEX IF NOT EXISTS outbox_delivery_order ON outbox (tx, id)")
+    if connection.dialect.name == "postgresql":
+        # The top-level transaction's id, also inside a savepoint; 64 bits with its epoch, so it never wraps.
+        connection.exec_driver_sql(
+            "ALTER TABLE outbox ALTER COLUMN tx SET DEFAULT (pg_current_xact_id()::text::bigint)"
+        )
+
+
 CORE_MIGRATIONS: list[Migration] = [
     create_tables(
         1,
@@ -186,4 +207,5 @@ CORE_MIGRATIONS: list[Migration] = [
     create_tables(3, "what the HTTP API answered, per idempotency key", http_requests),
     create_tables(4, "leases of the processes delivering webhooks", event_leases),
     create_tables(5, "server-side carts", carts),
+    Migration(6, "outbox events ordered by the transaction that wrote them", _order_outbox_by_transaction),
 ]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import sqlalchemy as sa
 
 from retailblocks import Block, Event, hookimpl
 from retailblocks.assembly.discovery import BlockInfo, discover
@@ -16,6 +17,7 @@ from retailblocks.events import read_events
 from retailblocks.events.dispatcher import dead_letters, undelivered
 from retailblocks.hookspecs import lifecycle
 from retailblocks.stack import assemble
+from retailblocks.storage.tables import outbox
 from tests.helpers import SHOP_MANIFEST, cart, receive, write_manifest
 
 
@@ -94,3 +96,59 @@ def test_events_are_written_in_the_same_transaction_as_the_change(stack) -> None
     types = [e.type for e in read_events(stack, limit=10_000)]
     # The rejected reservation left no stock.reserved behind it: it rolled back with the step.
     assert "stock.reserved" not in types and "order.rejected" in types
+
+
+def _record(connection: sa.Connection, event_type: str) -> int:
+    """Insert one event as a flow's unit of work does, in the caller's open transaction; its id."""
+    return int(
+        connection.execute(
+            outbox.insert()
+            .values(type=event_type, source="test", payload={}, occurred_at=datetime.now(UTC))
+            .returning(outbox.c.id)
+        ).scalar_one()
+    )
+
+
+@pytest.mark.postgres
+def test_an_event_whose_transaction_commits_after_a_newer_ones_is_still_delivered(stack) -> None:  # type: ignore[no-untyped-def]
+    """Outbox ids are taken at insert, not at commit: here the event holding the smaller id commits last.
+    A reader that moved its cursor past the larger id as soon as it was visible would never deliver the
+    smaller one."""
+    if stack.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite commits one writer at a time: ids are committed in order there")
+    stack.dispatch_events()
+    with stack.engine.connect() as late, stack.engine.connect() as early:
+        late.begin()
+        late.exec_driver_sql("SELECT pg_current_xact_id()")  # the later committer's transaction is the older one
+        early.begin()
+        smaller = _record(early, "test.committed_last")
+        larger = _record(late, "test.committed_first")
+        late.commit()
+        assert smaller < larger
+        stack.dispatch_events()
+        assert Listener.received[larger] == 1 and smaller not in Listener.received
+        early.commit()
+    stack.dispatch_events()
+    assert Listener.received[smaller] == 1 and Listener.received[larger] == 1
+    assert undelivered(stack) == 0
+
+
+@pytest.mark.postgres
+def test_a_running_transaction_holds_delivery_back_but_never_makes_it_skip(stack) -> None:  # type: ignore[no-untyped-def]
+    if stack.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite commits one writer at a time")
+    stack.dispatch_events()
+    with stack.engine.connect() as early, stack.engine.connect() as late:
+        early.begin()
+        smaller = _record(early, "test.slow")
+        late.begin()
+        larger = _record(late, "test.fast")
+        late.commit()
+        stack.dispatch_events()
+        # The newer transaction's event waits for the older one, which may still commit before it in order.
+        assert smaller not in Listener.received and larger not in Listener.received
+        assert undelivered(stack) >= 1
+        early.rollback()
+    stack.dispatch_events()
+    assert smaller not in Listener.received and Listener.received[larger] == 1
+    assert undelivered(stack) == 0
