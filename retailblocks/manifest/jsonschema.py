@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from retailblocks.hookspecs.blocks import is_secret
+from retailblocks.manifest.api import ADMIN_AREAS
 from retailblocks.manifest.config import public_value
 from retailblocks.manifest.model import SUPPORTED_VERSION, PartnerType
 from retailblocks.manifest.units import DURATION_PATTERN, WEIGHT_PATTERN
@@ -40,6 +41,11 @@ _MAPPINGS = (dict, collections.abc.Mapping)
 _FACTORY: type[Any] = type(attrs.Factory(list))
 _SLUG: dict[str, Any] = {"type": "string", "pattern": SLUG.pattern}
 
+_FROM_ENVIRONMENT: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"\$\{",
+    "description": "from the environment: ${VARIABLE}",
+}
 _WEBHOOK: dict[str, Any] = {
     "type": "object",
     "required": ["id", "url", "events", "secret"],
@@ -53,9 +59,49 @@ _WEBHOOK: dict[str, Any] = {
             "items": {"type": "string"},
             "description": "event types; 'order.' for every type it begins, '*' for all",
         },
-        "secret": {"type": "string", "pattern": r"\$\{", "description": "from the environment: ${VARIABLE}"},
+        "secret": _FROM_ENVIRONMENT,
         "timeout_seconds": {"type": "number", "minimum": 0.1, "maximum": 60},
         "max_attempts": {"type": "integer", "minimum": 1, "maximum": 50},
+    },
+}
+
+_SCOPE = "^(\\*|(" + "|".join(ADMIN_AREAS) + "):(read|write))$"
+_API_KEY: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "key"],
+    "additionalProperties": False,
+    "properties": {
+        "id": _SLUG,
+        "key": {
+            "type": "string",
+            "pattern": r"(\$\{|^sha256:[0-9a-f]{64}$)",
+            "description": "${VARIABLE}, or sha256: and the key's SHA-256 in hex; never the key itself",
+        },
+        "channel": {**_SLUG, "description": "a publishable store key, bound to this channel"},
+        "scopes": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "pattern": _SCOPE},
+            "description": "a secret admin key's areas: 'orders:read', 'stock:write'… or '*'",
+        },
+        "cors": {
+            "type": "array",
+            "items": {"type": "string", "pattern": r"^(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|\*)$"},
+        },
+        "rate_per_minute": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+        "revoked": {"type": "boolean"},
+        "signs_in_shoppers": {"type": "boolean"},
+    },
+    "oneOf": [{"required": ["channel"]}, {"required": ["scopes"]}],
+}
+_API: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "who may call the stack over HTTP (blocks serve)",
+    "properties": {
+        "session_secret": {**_FROM_ENVIRONMENT, "description": "signs shoppers' sessions; ${VARIABLE}"},
+        "max_body_bytes": {"type": "integer", "minimum": 1024, "maximum": 64 * 1024 * 1024},
+        "keys": {"type": "array", "items": _API_KEY},
     },
 }
 
@@ -215,6 +261,7 @@ def manifest_json_schema(block_configs: Mapping[str, type[Any]]) -> dict[str, An
             "type": {"enum": [kind.value for kind in ChannelType]},
             "location": {"type": "string", "minLength": 1},
             "name": {"type": "string"},
+            "settles_with": {**_SLUG, "description": "the partner that collects this marketplace's payments"},
         },
         "if": {"properties": {"type": {"const": ChannelType.STORE.value}}},
         "then": {"required": ["location"]},
@@ -327,6 +374,7 @@ def manifest_json_schema(block_configs: Mapping[str, type[Any]]) -> dict[str, An
             "segments": {"type": "array", "items": segment},
             "campaigns": {"type": "array", "items": campaign},
             "webhooks": {"type": "array", "items": _WEBHOOK},
+            "api": _API,
         },
         "$defs": {
             "block": _block_schema(block_configs),

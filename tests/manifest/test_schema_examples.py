@@ -3,6 +3,7 @@ interpolates, ``${VAR:-default}`` included, so an editor never flags a valid man
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import yaml
 
 from retailblocks.assembly.discovery import discover
 from retailblocks.manifest import manifest_json_schema
+from tests.helpers import SHOP_MANIFEST
 from tests.manifest.test_jsonschema import BLOCKS
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*/blocks.yaml"))
@@ -80,3 +82,15 @@ def test_what_is_not_a_reference_still_fails_a_typed_field(written: str) -> None
     validator = jsonschema.Draft202012Validator(manifest_json_schema(BLOCKS))
     document = yaml.safe_load(VALID_WITH_DEFAULTS.replace("${MAX_AMOUNT:-500}", f"'{written}'"))
     assert errors(validator, document)
+
+
+def test_a_manifest_with_an_api_section_validates(installed_schema: jsonschema.Draft202012Validator) -> None:
+    from tests.http.conftest import API_SECTION
+
+    document = yaml.safe_load(textwrap.dedent(SHOP_MANIFEST).replace("DATABASE", "sqlite:///shop.db") + API_SECTION)
+    assert errors(installed_schema, document) == []
+    document["api"]["keys"].append({"id": "both", "channel": "web", "scopes": ["orders:read"], "key": "${K}"})
+    document["api"]["keys"].append({"id": "clear", "channel": "web", "key": "rb_pk_in_clear_text_0123456789"})
+    document["api"]["keys"].append({"id": "odd", "scopes": ["cellar:read"], "key": "${K2}"})
+    found = errors(installed_schema, document)
+    assert [error.split(":")[0] for error in found] == ["api/keys/6", "api/keys/7/key", "api/keys/8/scopes/0"]
