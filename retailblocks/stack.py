@@ -37,7 +37,7 @@ from retailblocks.events.dispatcher import (
     read_failures,
     redeliver,
 )
-from retailblocks.events.webhooks import WebhookReport, deliver_webhooks
+from retailblocks.events.webhooks import WebhookReport, deliver_webhooks, subscribe_webhooks
 from retailblocks.flows.api import FlowState, OrderFlows, RecoveryReport
 from retailblocks.flows.availability import Availability, availability
 from retailblocks.flows.carts import Carts
@@ -242,6 +242,7 @@ def assemble(
     engine = prepare_storage(the_plan)
     stack = Stack(the_plan, engine, clock or SystemClock(), ids or RandomIds(), lease_clock=lease_clock)
     stack.lock_changes = tuple(changes)
+    subscribe_webhooks(stack)
     the_plan.plugin_manager.hook.stack_startup(stack=stack)
     return stack
 

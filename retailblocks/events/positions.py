@@ -89,6 +89,30 @@ def move_cursor(connection: sa.Connection, subscriber: str, position: Position) 
     )
 
 
+def newest(connection: sa.Connection) -> Position:
+    """The position of the last settled event: a reader placed here receives only what comes after."""
+    row = (
+        connection.execute(
+            sa.select(outbox.c.tx, outbox.c.id)
+            .where(settled(connection.dialect.name))
+            .order_by(outbox.c.tx.desc(), outbox.c.id.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    return START if row is None else Position.of(row)
+
+
+def start_at(connection: sa.Connection, subscriber: str, position: Position) -> bool:
+    """Give a subscriber that has no cursor yet this one; False when it already had one (kept as it is)."""
+    return insert_if_absent(
+        connection,
+        event_cursors,
+        {"subscriber": subscriber, "last_event_id": position.event_id, "last_tx": position.tx},
+    )
+
+
 def behind(connection: sa.Connection, subscriber: str, *conditions: sa.ColumnElement[bool]) -> int:
     """How many committed events (meeting ``conditions``) come after the subscriber's cursor."""
     position = cursor(connection, subscriber)

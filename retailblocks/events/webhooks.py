@@ -43,10 +43,10 @@ import sqlalchemy as sa
 from retailblocks.clock import as_utc
 from retailblocks.errors import InvalidInput, RetailBlocksError
 from retailblocks.events.dispatcher import BASE_BACKOFF, event_from_row
-from retailblocks.events.positions import Position, after, cursor, move_cursor, settled, unread
+from retailblocks.events.positions import Position, after, cursor, move_cursor, newest, settled, start_at, unread
 from retailblocks.manifest.webhooks import SUBSCRIBER_PREFIX, Webhook
 from retailblocks.storage import UnitOfWork
-from retailblocks.storage.tables import event_failures, event_leases, outbox
+from retailblocks.storage.tables import event_cursors, event_failures, event_leases, outbox
 from retailblocks.version import __version__
 
 if TYPE_CHECKING:
@@ -211,6 +211,33 @@ def deliver_webhooks(stack: Runtime, *, subscriber: str | None = None, limit: in
     for hook in hooks:
         report += _Round(stack, hook, limit).run()
     return report
+
+
+def subscribe_webhooks(stack: Runtime) -> None:
+    """Give each webhook that has never been delivered to its starting place: the end of the outbox as it is
+    now, so a subscriber added to a stack with a long history receives what happens from here on (the way
+    a payment provider's new endpoint does) — or the beginning, when the manifest says ``history: true``.
+    Run when a stack is assembled; a subscriber that already has a cursor keeps it."""
+    fresh = [hook for hook in stack.manifest.webhooks if not hook.history]
+    if not fresh:
+        return
+    with stack.engine.connect() as connection:
+        connection.info["read_only"] = True
+        known = set(
+            connection.execute(
+                sa.select(event_cursors.c.subscriber).where(
+                    event_cursors.c.subscriber.in_([hook.subscriber for hook in fresh])
+                )
+            ).scalars()
+        )
+        connection.rollback()
+    missing = [hook for hook in fresh if hook.subscriber not in known]
+    if not missing:
+        return
+    with UnitOfWork(stack.engine) as uow:
+        end = newest(uow.connection)
+        for hook in missing:
+            start_at(uow.connection, hook.subscriber, end)
 
 
 class _LeaseLost(Exception):

@@ -62,6 +62,7 @@ _WEBHOOK: dict[str, Any] = {
         "secret": _FROM_ENVIRONMENT,
         "timeout_seconds": {"type": "number", "minimum": 0.1, "maximum": 60},
         "max_attempts": {"type": "integer", "minimum": 1, "maximum": 50},
+        "history": {"type": "boolean", "description": "true: also send the events from before it was added"},
     },
 }
 

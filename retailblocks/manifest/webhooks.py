@@ -9,6 +9,7 @@
         secret: ${ERP_WEBHOOK_SECRET}             # signs every delivery (HMAC-SHA256); from the environment only
         timeout_seconds: 10                       # optional, 0.1 to 60
         max_attempts: 8                           # optional, 1 to 50: then the delivery is a dead letter
+        history: false                            # optional: true sends the events from before it was added
 
 The secret is kept as bytes outside every repr; a URL cannot carry a user or password (it is shown in
 listings), so a receiver that needs one verifies the signature instead.
@@ -35,7 +36,7 @@ DEFAULT_MAX_ATTEMPTS = 8
 MAX_URL_LENGTH = 2000
 ALL_EVENTS = "*"
 _EVENT_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
-_KEYS = ("id", "url", "events", "secret", "timeout_seconds", "max_attempts")
+_KEYS = ("id", "url", "events", "secret", "timeout_seconds", "max_attempts", "history")
 
 
 @attrs.frozen
@@ -48,6 +49,9 @@ class Webhook:
     secret: bytes = attrs.field(repr=False)
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    #: Whether a subscriber added to a stack that already has events receives them too; by default it
+    #: receives what happens from the first time the stack is assembled with it.
+    history: bool = False
 
     @property
     def subscriber(self) -> str:
@@ -86,7 +90,14 @@ def _webhook(node: Node) -> Webhook:
         if "timeout_seconds" in entries
         else DEFAULT_TIMEOUT_SECONDS,
         max_attempts=_attempts(entries["max_attempts"]) if "max_attempts" in entries else DEFAULT_MAX_ATTEMPTS,
+        history=_flag(entries["history"]) if "history" in entries else False,
     )
+
+
+def _flag(node: Node) -> bool:
+    if not isinstance(node.value, bool):
+        raise readers.mismatch(node, "true or false")
+    return node.value
 
 
 def _url(node: Node) -> str:

@@ -301,3 +301,31 @@ def test_checkouts_complete_while_a_receiver_blocks_delivery(
         for _ in range(10):
             stack.deliver_webhooks()
         assert receiver.accepted("/erp") == order_event_ids(stack)
+
+
+@pytest.mark.parametrize("history", [False, True])
+def test_a_webhook_added_to_a_stack_with_a_history_starts_from_now_unless_it_asks_for_the_history(
+    tmp_path: Path, database_url: str, clock: ManualClock, receiver: Receiver, history: bool
+) -> None:
+    with webhook_stack(tmp_path, database_url, clock, "") as stack:
+        stack.checkout(cart(("BEANS", 1), channel="market"), key="before")
+        before = order_event_ids(stack)
+    section = webhooks_section(receiver.url) + ("    history: true\n" if history else "")
+    manifest = write_manifest(tmp_path, database_url, SHOP_MANIFEST + section)
+    with assemble(manifest, clock=clock, environ=ENV) as stack:
+        stack.checkout(cart(("BEANS", 1), channel="market"), key="after")
+        after = [event_id for event_id in order_event_ids(stack) if event_id not in before]
+        stack.deliver_webhooks()
+        assert receiver.accepted("/erp") == (before + after if history else after)
+    # Assembling again keeps the subscriber where it got to: nothing is skipped, nothing sent twice.
+    with assemble(manifest, clock=clock, environ=ENV) as stack:
+        stack.checkout(cart(("BEANS", 1), channel="market"), key="later")
+        later = [event_id for event_id in order_event_ids(stack) if event_id not in before + after]
+        stack.deliver_webhooks()
+        assert receiver.accepted("/erp") == (before if history else []) + after + later
+
+
+def test_history_is_true_or_false() -> None:
+    assert "expected true or false" in manifest_error(
+        webhooks_section("https://e.example.com") + "    history: yes please\n"
+    )
