@@ -21,6 +21,7 @@ from retailblocks.cli import (
     order_commands,
     serve_commands,
     simulation_commands,
+    statement_commands,
 )
 from retailblocks.cli.support import errors_as_json, report_error
 from retailblocks.errors import RetailBlocksError
@@ -171,6 +172,7 @@ for module in (
     order_commands,
     simulation_commands,
     fusion_commands,
+    statement_commands,
     connector_commands,
     serve_commands,
 ):

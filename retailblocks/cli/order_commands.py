@@ -529,9 +529,11 @@ def audit(manifest: Path, as_json: bool) -> None:
     its movements). Exits 3 when any does not hold."""
     from retailblocks.flows.audit import audit_flows
     from retailblocks.flows.capabilities import block_findings
+    from retailblocks.fusion.statements import audit_statements
 
     with open_stack(manifest) as stack:
         findings = [("core", finding) for finding in audit_flows(stack)]
+        findings += [("fusion", finding) for finding in audit_statements(stack)]
         with stack.context(flow="audit", read_only=True) as ctx:
             findings += block_findings(stack.hooks, ctx)
     rows = [{"block": block, "name": f.name, "ok": f.ok, "detail": f.detail} for block, f in findings]

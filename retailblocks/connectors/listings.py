@@ -152,5 +152,3 @@ def _anything_new(stack: Runtime) -> bool:
         ).first()
         connection.rollback()
     return newer is not None
-
-

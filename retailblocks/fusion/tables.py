@@ -47,7 +47,56 @@ campaign_coupons = sa.Table(
     sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-MIGRATIONS: list[Migration] = [create_tables(1, "member timeline and campaign coupons", timeline, campaign_coupons)]
+# Partner statements (fusion/statements.py): issued ones are never changed, only moved along their lifecycle.
+statements = sa.Table(
+    "fusion_statements",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("partner", sa.String(64), nullable=False),
+    sa.Column("period_start", sa.Date, nullable=False),
+    sa.Column("period_end", sa.Date, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("total", sa.BigInteger, nullable=False),
+    sa.Column("issued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("confirmed_at", sa.DateTime(timezone=True)),
+    sa.Column("paid_at", sa.DateTime(timezone=True)),
+    sa.Column("payment_reference", sa.String(200)),
+    # Statements with a partner follow each other; two issuers of one period cannot both succeed.
+    sa.UniqueConstraint("partner", "period_start", name="fusion_statements_one_per_period"),
+)
+
+statement_lines = sa.Table(
+    "fusion_statement_lines",
+    metadata,
+    sa.Column("statement_id", sa.String(64), sa.ForeignKey("fusion_statements.id"), primary_key=True),
+    sa.Column("line_no", sa.Integer, primary_key=True),
+    sa.Column("partner", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    # What a correction corrects (the original line's kind); empty on an original line.
+    sa.Column("corrects", sa.String(32), nullable=False, server_default=""),
+    sa.Column("reference", sa.String(200), nullable=False),
+    sa.Column("member_id", sa.String(64)),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    # Each funded adjustment, point exchange or marketplace sale is billed in exactly one statement;
+    # later changes to it are corrections, which may come in several.
+    sa.Index(
+        "fusion_statement_lines_billed_once",
+        "partner",
+        "kind",
+        "reference",
+        unique=True,
+        sqlite_where=sa.text("corrects = ''"),
+        postgresql_where=sa.text("corrects = ''"),
+    ),
+)
+
+MIGRATIONS: list[Migration] = [
+    create_tables(1, "member timeline and campaign coupons", timeline, campaign_coupons),
+    create_tables(2, "partner statements and their lines", statements, statement_lines),
+]
 
 
 def insert_new(connection: sa.Connection, table: sa.Table, values: Mapping[str, Any]) -> bool:

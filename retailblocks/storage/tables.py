@@ -174,6 +174,7 @@ event_leases = sa.Table(
     sa.Column("lease_until", sa.DateTime(timezone=True), nullable=False),
 )
 
+
 def _order_outbox_by_transaction(connection: sa.Connection) -> None:
     """Add the writer's transaction to the outbox and the cursors (a database made before version 6 lacks
     them; a new one has them from version 1), and have PostgreSQL record it on every insert."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +108,40 @@ def test_an_upload_reports_each_bad_line_and_adds_the_good_ones_once(brand: tupl
         client, "/admin/ingest?format=jsonl", "ingest-5", content=body, headers={"Content-Type": "text/plain"}
     )
     assert by_query.status_code == 200
+
+
+def test_a_statement_issued_confirmed_paid_and_exported_over_http(brand: tuple[TestClient, Stack]) -> None:
+    client, stack = brand
+    order = stack.checkout(cart(("BEANS", 2), identities=(Identity("phone", PHONE),), coupons=("MALL8",)), key="s1")
+    period = {"from": "2026-03-02", "to": "2026-03-02"}
+    base = "/admin/settlement/metro/statements"
+    draft = client.get(f"{base}/draft", params=period, headers=ADMIN)
+    assert draft.status_code == 200, draft.text
+    assert draft.json()["status"] == "draft" and draft.json()["id"] is None
+    not_over = post(client, base, "st-0", json=period)
+    assert not_over.status_code == 422 and "not over yet" in not_over.json()["detail"]
+    stack.clock.advance(timedelta(days=1))  # type: ignore[attr-defined]
+    issued = post(client, base, "st-1", json=period)
+    assert issued.status_code == 201, issued.text
+    statement = issued.json()
+    [line] = statement["lines"]
+    assert line["reference"] == order.id and statement["total"] == {"amount": 800, "currency": "CNY"}
+    again = post(client, base, "st-2", json=period)  # another key, the same period
+    assert again.status_code == 201 and again.json()["id"] == statement["id"]
+    listed = client.get(base, headers=ADMIN).json()["data"]
+    assert [s["id"] for s in listed] == [statement["id"]]
+    exported = client.get(f"{base}/{statement['id']}", params={"format": "csv"}, headers=ADMIN)
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    assert exported.text.splitlines()[1].split(",")[11] == "800"
+    early = post(client, f"{base}/{statement['id']}/payment", "st-3", json={"reference": "TRX-9"})
+    assert early.status_code == 409 and early.json()["cause"] == "statement_out_of_order"
+    assert post(client, f"{base}/{statement['id']}/confirm", "st-4", json={}).json()["status"] == "confirmed"
+    paid = post(client, f"{base}/{statement['id']}/payment", "st-5", json={"reference": "TRX-9"})
+    assert paid.status_code == 200 and paid.json()["payment_reference"] == "TRX-9"
+    assert client.get(f"{base}/stmt_nope", headers=ADMIN).status_code == 404
+    # Another partner's path does not reach this partner's statement.
+    assert client.get(f"/admin/settlement/other/statements/{statement['id']}", headers=ADMIN).status_code == 404
+    extra = post(client, base, "st-6", json={**period, "total": 1})
+    assert extra.status_code == 422
+    store = client.get(base, headers=bearer("rb_pk_web_0123456789abcdefghij"))
+    assert store.status_code == 403

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from retailblocks.http.admin import blocks, events, flows, fusion, members, orders, stock, wallets
+from retailblocks.http.admin import blocks, events, flows, fusion, members, orders, statements, stock, wallets
 
 router = APIRouter(prefix="/admin")
-for area in (orders, stock, flows, events, members, wallets, blocks):
+for area in (orders, stock, flows, events, members, wallets, blocks, statements):
     router.include_router(area.router)
 for fused in fusion.routers:
     router.include_router(fused)

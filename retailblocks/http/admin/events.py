@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from retailblocks.errors import InvalidInput
@@ -98,7 +98,9 @@ def failures(caller: Reader, api: ApiDep) -> DeliveryFailures:
 )
 async def redeliver(
     request: Request,
-    event_id: int,
+    # An outbox id is a 64-bit integer on both databases: a larger number names no event (and SQLite's
+    # driver would refuse to bind it).
+    event_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     body: RedeliverIn,
     caller: Writer,
     api: ApiDep,
