@@ -334,6 +334,13 @@ def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: p
     run("segments")
     run("campaigns")
     run("settle", "--partner", "metro-mall", "--from", "2026-01-01", "--to", "2026-12-31")
+    january = ("--partner", "metro-mall", "--from", "2025-01-01", "--to", "2025-01-31")  # long over
+    run("statements draft", *january)
+    statement = run("statements issue", *january)
+    run("statements list")
+    run("statements show", statement["id"])
+    run("statements confirm", statement["id"])
+    run("statements pay", statement["id"], "--reference", "TRX-1")
     run("stored-value issue-gift-card", "10.00", "--key", "g")
     run("stored-value top-up", member, "10.00", "--key", "t")
     run("stored-value balance", member)
