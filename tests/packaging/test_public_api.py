@@ -122,29 +122,3 @@ def test_the_check_sees_a_private_import(tmp_path: Path) -> None:
         (2, "retailblocks.storage", "_INSERTS"),
         (4, "retailblocks._private", None),
     ]
-
-
-def test_every_reference_block_names_its_tables_with_its_table_prefix() -> None:
-    """``Block.table_prefix`` is the one naming rule: each table a reference block declares starts with it."""
-    from importlib.metadata import entry_points
-
-    import sqlalchemy as sa
-
-    checked = 0
-    for point in entry_points(group="retailblocks"):
-        block_class = point.load()
-        package = block_class.__module__.split(".")[0]
-        if not package.startswith("retailblocks_"):
-            continue
-        # table_prefix reads only the class's name, so no configuration is needed to ask it.
-        prefix = object.__new__(block_class).table_prefix
-        tables = [
-            value
-            for module in (importlib.import_module(f"{package}.tables"),)
-            for value in vars(module).values()
-            if isinstance(value, sa.Table)
-        ]
-        assert tables, package
-        assert [table.name for table in tables if not table.name.startswith(f"{prefix}_")] == []
-        checked += 1
-    assert checked >= 6
