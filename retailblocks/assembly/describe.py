@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from retailblocks.assembly.permissions import block_permissions
 from retailblocks.assembly.plan import Plan
 from retailblocks.hookspecs import dispatch_of
 from retailblocks.manifest import Manifest, config_fingerprint, config_to_public_dict
@@ -22,6 +23,7 @@ def describe_plan(plan: Plan) -> dict[str, Any]:
 
     manifest = plan.manifest
     routing = plan.hooks.routes
+    permissions = {report.block_id: report.as_dict() for report in block_permissions(plan)}
     return {
         "lock_format": LOCK_FORMAT,
         "core": {"distribution": "retailblocks", "version": __version__, "api": CORE_API_VERSION},
@@ -43,6 +45,8 @@ def describe_plan(plan: Plan) -> dict[str, Any]:
                 "payment_methods": list(block.instance.payment_methods),
                 "config": config_to_public_dict(block.instance.config),
                 "config_fingerprint": config_fingerprint(block.instance.config),
+                # Like an app's permissions: a new version that asks for more shows in the lock's diff.
+                "permissions": permissions[block.entry.id],
             }
             for block in plan.blocks
         ],

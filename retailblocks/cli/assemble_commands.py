@@ -101,6 +101,38 @@ def show_stack(described: dict[str, Any]) -> None:
     methods = described["routing"]["payment_methods"]
     if methods:
         print_table("Payment methods", ["method", "block"], [[m, b] for m, b in methods.items()])
+    show_permissions(described["blocks"])
+
+
+def show_permissions(blocks: list[dict[str, Any]]) -> None:
+    """Each block's table permissions, and what its code was found doing outside them (a warning each)."""
+    from retailblocks.assembly.permissions import describe_permissions
+
+    print_table(
+        "Table permissions",
+        ["id", "owns", "reads core tables", "code writes", "code reads"],
+        [
+            [
+                b["id"],
+                *describe_permissions(b["permissions"]),
+                _own_or_named(b["permissions"], b["permissions"]["code_writes"]),
+                _own_or_named(b["permissions"], b["permissions"]["code_reads"]),
+            ]
+            for b in blocks
+        ],
+    )
+    for block in blocks:
+        for finding in block["permissions"]["findings"]:
+            console.print(f"[yellow]![/] block {escape(block['id'])}: {escape(finding)}", soft_wrap=True)
+
+
+def _own_or_named(permissions: dict[str, Any], tables: list[str]) -> str:
+    """``own (7)`` for the block's own tables, and the others by name: what to look at is what stands out."""
+    owns, prefix = set(permissions["owns"]), permissions["owns_prefix"]
+    own = [t for t in tables if t in owns or t.startswith(prefix)]
+    others = [t for t in tables if t not in own]
+    parts = [f"own ({len(own)})"] if own else []
+    return ", ".join(parts + others) or "-"
 
 
 def hook_names(cls: type[Any]) -> list[str]:
@@ -114,8 +146,9 @@ def hook_names(cls: type[Any]) -> list[str]:
 @click.command()
 @json_option()
 def plugins(as_json: bool) -> None:
-    """List installed blocks: distribution, version, capabilities and hooks."""
+    """List installed blocks: distribution, version, capabilities, hooks and table permissions."""
     from retailblocks.assembly.discovery import discover
+    from retailblocks.assembly.permissions import class_permissions, describe_permissions
 
     rows = []
     for info in discover().values():
@@ -136,6 +169,7 @@ def plugins(as_json: bool) -> None:
                 payment_methods=list(cls.payment_methods),
                 hooks=hooks,
                 description=cls.description,
+                permissions=class_permissions(cls),
             )
         rows.append(entry)
     if as_json:
@@ -155,6 +189,12 @@ def plugins(as_json: bool) -> None:
             ]
             for r in rows
         ],
+    )
+    # Like an app's permissions: what each block may write (its own tables) and which core tables it reads.
+    print_table(
+        "Table permissions",
+        ["block", "owns", "reads core tables"],
+        [[r["name"], *describe_permissions(r["permissions"])] for r in rows if "permissions" in r],
     )
 
 

@@ -36,6 +36,8 @@ _INSERT_EVENTS = Prepared(
 )
 
 _UOW = "retailblocks.unit_of_work"
+#: Where a connection's ``info`` holds the unit of work it serves (read by the table permission guard).
+UNIT_OF_WORK_KEY = _UOW
 _WIRED: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 
 
@@ -198,6 +200,9 @@ class UnitOfWork:
         keeper = _KEEPER.get()
         self._keeper = keeper if keeper is not None and keeper.engine is engine else None
         self._borrowed = False
+        #: The block whose hook is running on this unit now (the flow context's ``current_block`` writes
+        #: it here), or None for the core: what the table permission guard checks statements against.
+        self.acting_block: str | None = None
 
     @property
     def engine(self) -> sa.Engine:
@@ -252,7 +257,12 @@ class UnitOfWork:
         """Write the buffered events now, in this unit's transaction."""
         if self._events:
             events, self._events = self._events, []
-            _INSERT_EVENTS.execute_many(self.connection, events)
+            # The outbox is the core's: its write is the core's even when a block's savepoint set it off.
+            acting, self.acting_block = self.acting_block, None
+            try:
+                _INSERT_EVENTS.execute_many(self.connection, events)
+            finally:
+                self.acting_block = acting
 
     def discard_events(self) -> None:
         self._events.clear()

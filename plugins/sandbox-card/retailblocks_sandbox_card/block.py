@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 
@@ -95,6 +95,17 @@ class SandboxCard(Block):
     """Card payments on the sandbox gateway, or on a :class:`CardGateway` passed as ``gateway``."""
 
     name = "sandbox-card"
+    # Its permissions, shown by `blocks plugins` and checked on every statement in tests: its own tables,
+    # and no table of the core.
+    owns_tables: ClassVar[tuple[str, ...]] = (
+        "sandbox_card_attempts",
+        "sandbox_card_gateway_charges",
+        "sandbox_card_gateway_notifications",
+        "sandbox_card_gateway_operations",
+        "sandbox_card_operations",
+        "sandbox_card_payments",
+    )
+    reads_core_tables: ClassVar[tuple[str, ...]] = ()
     capabilities = frozenset({Capability.PAYMENT})
     core_api = "1.1"
     Config = SandboxCardConfig
