@@ -8,6 +8,7 @@ idempotency key, so a replay records nothing twice and records each event once.
 from __future__ import annotations
 
 import functools
+import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -107,7 +108,7 @@ class SandboxCard(Block):
     )
     reads_core_tables: ClassVar[tuple[str, ...]] = ()
     capabilities = frozenset({Capability.PAYMENT})
-    core_api = "1.1"
+    core_api = "1.3"  # simulation_payment_details
     Config = SandboxCardConfig
     payment_methods = (METHOD,)
     description = "A card gateway sandbox: authorize, capture, void, refund, with test cards."
@@ -129,6 +130,13 @@ class SandboxCard(Block):
     @hookimpl
     def stack_migrations(self) -> Sequence[Migration]:
         return MIGRATIONS
+
+    @hookimpl
+    def simulation_payment_details(
+        self, method: str, details: Mapping[str, str], rng: random.Random
+    ) -> Mapping[str, str] | None:
+        """A simulated shopper with no card named in the profile pays with a test token drawn from ``rng``."""
+        return cards.simulated_card(details, rng)
 
     @hookimpl
     def stack_routes(self, stack: RouteStack) -> AsgiApp | None:
