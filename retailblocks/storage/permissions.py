@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from retailblocks.errors import TableAccessDenied
-from retailblocks.storage.unit_of_work import UNIT_OF_WORK_KEY
+from retailblocks.storage.unit_of_work import UNITS_BY_CONNECTION
 
 __all__ = [
     "ENFORCE_ENV",
@@ -46,6 +46,8 @@ ENFORCE_ENV = "RETAILBLOCKS_ENFORCE_PERMISSIONS"
 CORE_OWNER = "core"
 
 _forced: list[bool] = []
+# Marks a statement not judged yet, in the verdicts (where None means allowed).
+_UNSEEN = TableAccessDenied("not judged yet")
 
 
 def permissions_enforced(environ: Mapping[str, str] | None = None) -> bool:
@@ -274,7 +276,9 @@ class TableGuard:
         self.blocks = dict(blocks)
         self.core_tables = frozenset(name.lower() for name in core_tables)
         self._uses: dict[str, TableUse] = {}
-        self._verdicts: dict[tuple[str, str], TableAccessDenied | None] = {}
+        # Per watched block id, the verdict on each statement text seen: None (allowed) or the refusal.
+        # The listener's whole work for a statement seen before is two dictionary look-ups.
+        self._verdicts: dict[str, dict[str, TableAccessDenied | None]] = {block_id: {} for block_id in self.blocks}
         self._lock = threading.Lock()
         self._engines: list[sa.Engine] = []
 
@@ -298,16 +302,17 @@ class TableGuard:
             raise TableAccessDenied(str(denied), block=denied.block, table=denied.table, access=denied.access)
 
     def verdict(self, block_id: str, sql: str) -> TableAccessDenied | None:
-        key = (block_id, sql)
-        try:
-            return self._verdicts[key]
-        except KeyError:
-            pass
-        found = self._judge(block_id, sql)
-        with self._lock:
-            if len(self._verdicts) >= self._KEPT:
-                self._verdicts.clear()
-            self._verdicts[key] = found
+        """Why block ``block_id`` may not send ``sql``, or None if it may (or is not watched)."""
+        verdicts = self._verdicts.get(block_id)
+        if verdicts is None:
+            return None
+        found = verdicts.get(sql, _UNSEEN)
+        if found is _UNSEEN:
+            found = self._judge(block_id, sql)
+            with self._lock:
+                if len(verdicts) >= self._KEPT:
+                    verdicts.clear()
+                verdicts[sql] = found
         return found
 
     def _use(self, sql: str) -> TableUse:
@@ -361,13 +366,17 @@ class TableGuard:
     # -- on an engine ------------------------------------------------------------------------------
 
     def _before_cursor_execute(self, connection: sa.Connection, _cursor: Any, statement: str, *_rest: Any) -> None:
-        uow = connection.info.get(UNIT_OF_WORK_KEY)
-        if uow is None:
+        # Every statement of every flow passes here: the core's in two look-ups, a block's known one in three.
+        uow = UNITS_BY_CONNECTION.get(connection)
+        acting = uow.acting_block if uow is not None else None
+        if acting is None:
             return
-        acting = uow.acting_block
-        if acting is None or acting not in self.blocks:
+        verdicts = self._verdicts.get(acting)
+        if verdicts is None:
             return
-        denied = self.verdict(acting, statement)
+        denied = verdicts.get(statement, _UNSEEN)
+        if denied is _UNSEEN:
+            denied = self.verdict(acting, statement)
         if denied is not None:
             raise TableAccessDenied(str(denied), block=denied.block, table=denied.table, access=denied.access)
 

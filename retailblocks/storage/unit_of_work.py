@@ -36,8 +36,9 @@ _INSERT_EVENTS = Prepared(
 )
 
 _UOW = "retailblocks.unit_of_work"
-#: Where a connection's ``info`` holds the unit of work it serves (read by the table permission guard).
-UNIT_OF_WORK_KEY = _UOW
+#: The unit of work each open connection serves, for the table permission guard, which looks it up for
+#: every statement: a dictionary keyed by the connection costs a fraction of ``connection.info``'s look-ups.
+UNITS_BY_CONNECTION: dict[sa.Connection, UnitOfWork] = {}
 _WIRED: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 
 
@@ -221,6 +222,7 @@ class UnitOfWork:
             info = connection.info
             info["read_only"] = self._read_only
             info[_UOW] = self
+            UNITS_BY_CONNECTION[connection] = self
             self._connection = connection
             self._transaction = connection.begin()
         return self._connection
@@ -287,6 +289,7 @@ class UnitOfWork:
     def _close(self) -> None:
         if self._connection is not None:
             self._connection.info.pop(_UOW, None)
+            UNITS_BY_CONNECTION.pop(self._connection, None)
             if self._borrowed:
                 assert self._keeper is not None
                 self._keeper.give_back(self._connection)
