@@ -15,6 +15,7 @@ from retailblocks.clock import ManualClock, RandomIds
 from retailblocks.errors import TableAccessDenied
 from retailblocks.hookspecs import lifecycle
 from retailblocks.stack import Stack, assemble
+from retailblocks.storage import read_only_connection
 from retailblocks.storage.permissions import TableUse, enforcing_permissions, permissions_enforced, tables_used
 from retailblocks.storage.tables import orders
 from tests.helpers import SHOP_MANIFEST, cart, receive, write_manifest
@@ -115,6 +116,15 @@ def test_a_block_reads_only_the_core_tables_it_declares(stack: Stack) -> None:
     assert seen == [1]
     with pytest.raises(TableAccessDenied, match=r"read the core table 'orders', which it does not declare: add"):
         run_nosy(stack, lambda ctx: COUNT_ORDERS.scalar(ctx.db))
+
+
+def test_what_a_block_reads_beside_the_step_is_checked_too(stack: Stack) -> None:
+    def read_beside(ctx):  # type: ignore[no-untyped-def]
+        with read_only_connection(ctx.uow) as connection:
+            return COUNT_ORDERS.scalar(connection)
+
+    with pytest.raises(TableAccessDenied, match=r"block 'nosy' read the core table 'orders'"):
+        run_nosy(stack, read_beside)
 
 
 def test_a_block_writes_its_own_tables_and_the_core_records_its_events_inside_its_savepoints(stack: Stack) -> None:
