@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from retailblocks.assembly.permissions import block_permissions
+from retailblocks.assembly.permissions import block_tables, tables_dict
 from retailblocks.assembly.plan import Plan
 from retailblocks.hookspecs import dispatch_of
 from retailblocks.manifest import Manifest, config_fingerprint, config_to_public_dict
@@ -23,7 +23,6 @@ def describe_plan(plan: Plan) -> dict[str, Any]:
 
     manifest = plan.manifest
     routing = plan.hooks.routes
-    permissions = {report.block_id: report.as_dict() for report in block_permissions(plan)}
     return {
         "lock_format": LOCK_FORMAT,
         "core": {"distribution": "retailblocks", "version": __version__, "api": CORE_API_VERSION},
@@ -46,7 +45,7 @@ def describe_plan(plan: Plan) -> dict[str, Any]:
                 "config": config_to_public_dict(block.instance.config),
                 "config_fingerprint": config_fingerprint(block.instance.config),
                 # Like an app's permissions: a new version that asks for more shows in the lock's diff.
-                "permissions": permissions[block.entry.id],
+                "permissions": tables_dict(block_tables(block.instance)),
             }
             for block in plan.blocks
         ],

@@ -33,11 +33,13 @@ if TYPE_CHECKING:
 __all__ = [
     "BlockPermissions",
     "block_permissions",
+    "block_tables",
     "class_permissions",
     "core_tables",
     "describe_permissions",
     "scan_block",
     "table_guard",
+    "tables_dict",
 ]
 
 
@@ -171,15 +173,18 @@ class BlockPermissions:
     findings: tuple[str, ...]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "declared": self.tables.declared,
-            "owns": sorted(self.tables.owns),
-            "owns_prefix": self.tables.prefix,
-            "reads_core": sorted(self.tables.reads_core),
-            "code_writes": list(self.writes),
-            "code_reads": list(self.reads),
-            "findings": list(self.findings),
-        }
+        return {**tables_dict(self.tables), "code_writes": list(self.writes), "code_reads": list(self.reads)}
+
+
+def tables_dict(tables: BlockTables) -> dict[str, Any]:
+    """A block's permissions as data: what the lock records (the code's scan is not: it depends on which
+    of the block's modules a process has loaded)."""
+    return {
+        "declared": tables.declared,
+        "owns": sorted(tables.owns),
+        "owns_prefix": tables.prefix,
+        "reads_core": sorted(tables.reads_core),
+    }
 
 
 def block_permissions(the_plan: Plan) -> list[BlockPermissions]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
@@ -19,6 +19,9 @@ from retailblocks.cli.support import (
     reporting_errors,
 )
 from retailblocks.errors import EnvironmentFailure
+
+if TYPE_CHECKING:
+    from retailblocks.assembly.plan import Plan
 
 
 @click.command()
@@ -52,6 +55,7 @@ def assemble(manifest: Path, check: bool, as_json: bool) -> None:
         print_json(described)
         return
     show_stack(described)
+    show_permissions(the_plan)
     if lock_path is None:
         console.print(f"[green]✓[/] {escape(str(manifest))} is valid (checked only: nothing written)")
     else:
@@ -101,29 +105,29 @@ def show_stack(described: dict[str, Any]) -> None:
     methods = described["routing"]["payment_methods"]
     if methods:
         print_table("Payment methods", ["method", "block"], [[m, b] for m, b in methods.items()])
-    show_permissions(described["blocks"])
 
 
-def show_permissions(blocks: list[dict[str, Any]]) -> None:
-    """Each block's table permissions, and what its code was found doing outside them (a warning each)."""
-    from retailblocks.assembly.permissions import describe_permissions
+def show_permissions(the_plan: Plan) -> None:
+    """Each block's table permissions beside what a scan of its code found it writing and reading, and what
+    it uses outside them (a warning each: the guard refuses it in tests, assembly goes on)."""
+    from retailblocks.assembly.permissions import block_permissions, describe_permissions
 
-    print_table(
-        "Table permissions",
-        ["id", "owns", "reads core tables", "code writes", "code reads"],
-        [
+    reports = block_permissions(the_plan)
+    rows = []
+    for report in reports:
+        permissions = report.as_dict()
+        rows.append(
             [
-                b["id"],
-                *describe_permissions(b["permissions"]),
-                _own_or_named(b["permissions"], b["permissions"]["code_writes"]),
-                _own_or_named(b["permissions"], b["permissions"]["code_reads"]),
+                report.block_id,
+                *describe_permissions(permissions),
+                _own_or_named(permissions, list(report.writes)),
+                _own_or_named(permissions, list(report.reads)),
             ]
-            for b in blocks
-        ],
-    )
-    for block in blocks:
-        for finding in block["permissions"]["findings"]:
-            console.print(f"[yellow]![/] block {escape(block['id'])}: {escape(finding)}", soft_wrap=True)
+        )
+    print_table("Table permissions", ["id", "owns", "reads core tables", "code writes", "code reads"], rows)
+    for report in reports:
+        for finding in report.findings:
+            console.print(f"[yellow]![/] block {escape(report.block_id)}: {escape(finding)}", soft_wrap=True)
 
 
 def _own_or_named(permissions: dict[str, Any], tables: list[str]) -> str:

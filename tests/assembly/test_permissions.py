@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from retailblocks import Block
+from retailblocks.assembly.describe import describe_plan
 from retailblocks.assembly.discovery import BlockInfo, discover, validate_block_class
 from retailblocks.assembly.permissions import block_permissions, class_permissions
 from retailblocks.cli import cli
@@ -37,7 +38,8 @@ def installed() -> dict[str, BlockInfo]:
 
 
 def test_the_reference_blocks_declare_their_tables_and_their_code_keeps_to_them(tmp_path: Path) -> None:
-    reports = block_permissions(plan(write_manifest(tmp_path, "sqlite:///shop.db")))
+    the_plan = plan(write_manifest(tmp_path, "sqlite:///shop.db"))
+    reports = block_permissions(the_plan)
 
     assert {report.block_id for report in reports} == {
         "inventory",
@@ -53,6 +55,14 @@ def test_the_reference_blocks_declare_their_tables_and_their_code_keeps_to_them(
         assert report.writes and all(report.tables.owns_table(table) for table in report.writes), report.block_id
     loyalty = next(report for report in reports if report.block_id == "loyalty")
     assert "loyalty_members" in loyalty.tables.owns and loyalty.tables.reads_core == frozenset()
+    # The lock records them, like an app's permissions: a version that asks for more shows in its diff.
+    locked = {block["id"]: block["permissions"] for block in describe_plan(the_plan)["blocks"]}
+    assert locked["loyalty"] == {
+        "declared": True,
+        "owns": sorted(loyalty.tables.owns),
+        "owns_prefix": "loyalty_",
+        "reads_core": [],
+    }
 
 
 def test_assembly_reports_what_a_block_uses_beyond_its_declaration(tmp_path: Path) -> None:
