@@ -80,6 +80,13 @@ class AuditFinding:
     detail: str = ""
 
 
+def _tell_unit_of_work(ctx: FlowContext, _attribute: attrs.Attribute[str], block_id: str) -> str:
+    # The unit of work carries the acting block to its connection's statements, where the table
+    # permission guard (retailblocks.storage.permissions) reads it.
+    ctx.uow.acting_block = block_id
+    return block_id
+
+
 @attrs.define
 class FlowContext:
     """The context of one step of a flow.
@@ -100,8 +107,12 @@ class FlowContext:
     #: The flow's own identity (its saga's id), from which :meth:`key_for` derives the keys of outside
     #: calls. Never a caller's key: those are scoped to whoever sent them and could collide across orders.
     idempotency_key: str = ""
-    # The block a hook is currently running in; the core sets it so events name their source.
-    current_block: str = "core"
+    #: The block a hook is currently running in; the core sets it so events name their source, and
+    #: statements on :attr:`db` are checked against that block's table permissions when the guard is on.
+    current_block: str = attrs.field(default="core", on_setattr=_tell_unit_of_work)
+
+    def __attrs_post_init__(self) -> None:
+        self.uow.acting_block = self.current_block
 
     @property
     def db(self) -> sa.Connection:

@@ -27,6 +27,7 @@
     ├── FlowStuck                    a flow stopped half-way for a reason a retry cannot cure: exit status 1
     ├── FlowStillRunning             the same request is still being worked on elsewhere: exit status 1
     ├── PaymentOutcomeUnknown        a provider could not say whether it charged
+    ├── TableAccessDenied (PermissionError)  a block touched a table its permissions do not grant
     └── BlockFailure                 a block raised; wraps the original with the block's name
 
 Every one of them survives pickling (they cross process boundaries: server workers, simulations).
@@ -191,6 +192,22 @@ class FlowStillRunning(RetailBlocksError):
     later with the same key for its outcome."""
 
     exit_status = 1
+
+
+class TableAccessDenied(RetailBlocksError, PermissionError):
+    """A block wrote to a table it does not own, or read a core table it did not declare, while the table
+    permission guard was on (tests, ``RETAILBLOCKS_ENFORCE_PERMISSIONS=1``). ``block`` names the block,
+    ``table`` the table and ``access`` is ``"write"`` or ``"read"``."""
+
+    def __init__(self, message: str, *, block: str = "", table: str = "", access: str = ""):
+        super().__init__(message)
+        self.block = block
+        self.table = table
+        self.access = access
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        keywords = {"block": self.block, "table": self.table, "access": self.access}
+        return (_rebuild, (type(self), (str(self),), keywords))
 
 
 class BlockFailure(RetailBlocksError):

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from retailblocks.assembly import plan as planning
 from retailblocks.assembly.discovery import BlockInfo
+from retailblocks.assembly.permissions import table_guard
 from retailblocks.assembly.plan import CONNECTORS_ID, FUSION_ID, Plan, prepare_storage
 from retailblocks.clock import FLOW_LEASE, Clock, IdFactory, RandomIds, SystemClock
 from retailblocks.connectors import listings, marketplace
@@ -66,6 +67,7 @@ from retailblocks.model import (
     StockLevel,
 )
 from retailblocks.storage import UnitOfWork
+from retailblocks.storage.permissions import TableGuard, permissions_enforced
 from retailblocks.storage.unit_of_work import IdleConnection
 
 
@@ -279,6 +281,11 @@ class Stack:
         self._closed = False
         #: Where a flow run leaves its SQLite connection for the next run (see keeping_connection).
         self.idle_connection = IdleConnection()
+        #: The table permission guard, when permissions are enforced (tests; RETAILBLOCKS_ENFORCE_PERMISSIONS=1).
+        self.table_guard: TableGuard | None = None
+        if permissions_enforced():
+            self.table_guard = table_guard(the_plan)
+            self.table_guard.install(engine)
 
     # -- blocks and contexts ----------------------------------------------------------------------
 
@@ -695,6 +702,8 @@ class Stack:
             self.plugin_manager.hook.stack_shutdown(stack=self)
         finally:
             self.idle_connection.close()
+            if self.table_guard is not None:
+                self.table_guard.remove()
             self.engine.dispose()
 
     def __enter__(self) -> Stack:

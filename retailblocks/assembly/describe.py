@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from retailblocks.assembly.permissions import block_tables, tables_dict
 from retailblocks.assembly.plan import Plan
 from retailblocks.hookspecs import dispatch_of
 from retailblocks.manifest import Manifest, config_fingerprint, config_to_public_dict
@@ -43,6 +44,8 @@ def describe_plan(plan: Plan) -> dict[str, Any]:
                 "payment_methods": list(block.instance.payment_methods),
                 "config": config_to_public_dict(block.instance.config),
                 "config_fingerprint": config_fingerprint(block.instance.config),
+                # Like an app's permissions: a new version that asks for more shows in the lock's diff.
+                "permissions": tables_dict(block_tables(block.instance)),
             }
             for block in plan.blocks
         ],

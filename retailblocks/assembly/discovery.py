@@ -125,6 +125,14 @@ def validate_block_class(name: str, candidate: object) -> str | None:
         or not all(isinstance(m, str) and m for m in methods)
     ):
         return f"block {name!r} declares payment_methods {methods!r}; expected a tuple of method names"
+    for attribute in ("owns_tables", "reads_core_tables"):
+        tables: object = getattr(candidate, attribute, None)
+        if tables is not None and (
+            isinstance(tables, str)
+            or not isinstance(tables, tuple | list | frozenset)
+            or not all(isinstance(t, str) and t for t in tables)
+        ):
+            return f"block {name!r} declares {attribute} {tables!r}; expected a tuple of table names like ('orders',)"
     return None
 
 

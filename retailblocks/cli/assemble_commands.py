@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
@@ -19,6 +19,9 @@ from retailblocks.cli.support import (
     reporting_errors,
 )
 from retailblocks.errors import EnvironmentFailure
+
+if TYPE_CHECKING:
+    from retailblocks.assembly.plan import Plan
 
 
 @click.command()
@@ -52,6 +55,7 @@ def assemble(manifest: Path, check: bool, as_json: bool) -> None:
         print_json(described)
         return
     show_stack(described)
+    show_permissions(the_plan)
     if lock_path is None:
         console.print(f"[green]✓[/] {escape(str(manifest))} is valid (checked only: nothing written)")
     else:
@@ -103,6 +107,38 @@ def show_stack(described: dict[str, Any]) -> None:
         print_table("Payment methods", ["method", "block"], [[m, b] for m, b in methods.items()])
 
 
+def show_permissions(the_plan: Plan) -> None:
+    """Each block's table permissions beside what a scan of its code found it writing and reading, and what
+    it uses outside them (a warning each: the guard refuses it in tests, assembly goes on)."""
+    from retailblocks.assembly.permissions import block_permissions, describe_permissions
+
+    reports = block_permissions(the_plan)
+    rows = []
+    for report in reports:
+        permissions = report.as_dict()
+        rows.append(
+            [
+                report.block_id,
+                *describe_permissions(permissions),
+                _own_or_named(permissions, list(report.writes)),
+                _own_or_named(permissions, list(report.reads)),
+            ]
+        )
+    print_table("Table permissions", ["id", "owns", "reads core tables", "code writes", "code reads"], rows)
+    for report in reports:
+        for finding in report.findings:
+            console.print(f"[yellow]![/] block {escape(report.block_id)}: {escape(finding)}", soft_wrap=True)
+
+
+def _own_or_named(permissions: dict[str, Any], tables: list[str]) -> str:
+    """``own (7)`` for the block's own tables, and the others by name: what to look at is what stands out."""
+    owns, prefix = set(permissions["owns"]), permissions["owns_prefix"]
+    own = [t for t in tables if t in owns or t.startswith(prefix)]
+    others = [t for t in tables if t not in own]
+    parts = [f"own ({len(own)})"] if own else []
+    return ", ".join(parts + others) or "-"
+
+
 def hook_names(cls: type[Any]) -> list[str]:
     """The hooks a block class implements, read from its markers without instantiating it."""
     from retailblocks.hookspecs import PROJECT
@@ -114,8 +150,9 @@ def hook_names(cls: type[Any]) -> list[str]:
 @click.command()
 @json_option()
 def plugins(as_json: bool) -> None:
-    """List installed blocks: distribution, version, capabilities and hooks."""
+    """List installed blocks: distribution, version, capabilities, hooks and table permissions."""
     from retailblocks.assembly.discovery import discover
+    from retailblocks.assembly.permissions import class_permissions, describe_permissions
 
     rows = []
     for info in discover().values():
@@ -136,6 +173,7 @@ def plugins(as_json: bool) -> None:
                 payment_methods=list(cls.payment_methods),
                 hooks=hooks,
                 description=cls.description,
+                permissions=class_permissions(cls),
             )
         rows.append(entry)
     if as_json:
@@ -155,6 +193,12 @@ def plugins(as_json: bool) -> None:
             ]
             for r in rows
         ],
+    )
+    # Like an app's permissions: what each block may write (its own tables) and which core tables it reads.
+    print_table(
+        "Table permissions",
+        ["block", "owns", "reads core tables"],
+        [[r["name"], *describe_permissions(r["permissions"])] for r in rows if "permissions" in r],
     )
 
 

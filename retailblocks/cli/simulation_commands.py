@@ -6,7 +6,6 @@ import shutil
 import tempfile
 import uuid
 from contextlib import ExitStack
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,7 @@ def run_day(
         ids = RandomIds(seed, namespace=f"s{seed}{run}")
         wire = None
         if server_workers is None:
-            clock: ManualClock | None = ManualClock(datetime(2026, 6, 18, profile.day_start_hour, tzinfo=UTC))
+            clock: ManualClock | None = ManualClock(profile.opening())
             stack = assemble(manifest, clock=clock, ids=ids)
         else:
             # Served, the day runs on the servers' clock: the wall clock.

@@ -37,6 +37,14 @@ class Block:
     ``payment_methods`` they answer. The stack creates one instance per manifest entry with its validated
     configuration and registers it with the plugin manager; hook implementations are methods marked with
     :data:`retailblocks.hookimpl`.
+
+    Its table permissions, shown by ``blocks plugins`` and checked by ``blocks assemble`` and, in tests, on
+    every statement: ``owns_tables`` (the tables it owns besides those its migrations create with
+    :func:`~retailblocks.storage.create_tables`; any table named with ``table_prefix`` is its too) and
+    ``reads_core_tables`` (the core tables it reads through ``ctx.db``: ``("orders", "order_lines")``).
+    A block writes only its own tables; it never writes the core's. Left at None, the permissions are
+    undeclared: the block is taken to own what its migrations create and its prefix names and to read no
+    core table, and ``blocks assemble`` says so.
     """
 
     name: ClassVar[str] = ""
@@ -45,6 +53,11 @@ class Block:
     Config: ClassVar[type[Any]] = NoConfig
     payment_methods: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    #: Tables the block owns beyond those its migrations create and those named with its prefix; None:
+    #: not declared.
+    owns_tables: ClassVar[tuple[str, ...] | None] = None
+    #: Core tables the block reads (``"orders"``, ``"order_lines"``…); None: not declared (read as none).
+    reads_core_tables: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, config: Any, *, block_id: str | None = None):
         self.config = config

@@ -5,6 +5,7 @@ Any block may implement these; none is required.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -122,4 +123,21 @@ def stack_check(merchant: Merchant, channels: Sequence[Channel], names: Mapping[
     ``"location"`` (the channels' locations and every block's declared stock locations), and whatever
     else blocks declare with :func:`stack_names` (``"promotion"``, ``"tier"``). A kind nothing declares is
     an empty set. :func:`retailblocks.assembly.references.unknown` words a problem with a suggestion.
+    """
+
+
+@contract(Dispatch.ROUTED, route="method")
+def simulation_payment_details(method: str, details: Mapping[str, str], rng: random.Random) -> Mapping[str, str] | None:
+    """The payment details one simulated shopper sends with ``method`` (``blocks simulate``, ``blocks
+    demo``): routed to the block that takes the method, so a block can simulate its own method as its
+    real customers would pay with it (a wallet id, a QR token, a test card).
+
+    ``details`` are what the simulation profile gives for this payment choice (its ``details:``, and
+    ``card_number`` for cards); they may be empty. Return the details to send, or None to send the
+    profile's as they are. Draw anything random from ``rng`` alone: it is derived from the day's seed and
+    the shopper's number, so the day stays reproducible from its seed, and what a block draws does not
+    change what the rest of the day draws. Called outside any flow: the block reads nothing and writes
+    nothing. Never return a secret (a key of the block's configuration): details are stored with the order.
+
+    .. versionadded:: 1.3
     """

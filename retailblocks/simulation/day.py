@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from retailblocks.clock import ManualClock
 from retailblocks.errors import BusinessRejection, InvalidInput
-from retailblocks.hookspecs import inventory, payment
+from retailblocks.hookspecs import inventory, lifecycle, payment
 from retailblocks.model import (
     Address,
     Cart,
@@ -209,7 +209,7 @@ class RetailDay:
                 coupons = (offer[0],)
                 if phone not in identities:
                     identities += (phone,)
-        payments = self._payments(rng, identities)
+        payments = self._payments(rng, identities, n)
         replay = rng.randrange(100) < self.profile.replay_percent
         cart = Cart(
             channel=channel.id,
@@ -235,28 +235,42 @@ class RetailDay:
             )
         return Fulfilment(FulfilmentKind.CARRY_OUT)
 
-    def _payments(self, rng: random.Random, identities: tuple[Identity, ...]) -> tuple[PaymentRequest, ...]:
+    def _payments(self, rng: random.Random, identities: tuple[Identity, ...], n: int) -> tuple[PaymentRequest, ...]:
         choices = [p for p in self.profile.payments if p.method in self.methods] or [
             PaymentChoice(weight=1, method=sorted(self.methods)[0])
         ]
         choice = rng.choices(choices, weights=[c.weight for c in choices])[0]
         payments: list[PaymentRequest] = []
+
+        def pay(method: str, amount: Money | None, details: dict[str, str]) -> None:
+            payments.append(PaymentRequest(method, amount, self._payment_details(method, details, n, len(payments))))
+
         if choice.split_gift_card and self.gift_cards:
             amount = Money(rng.randint(1, 20) * 100, self.stack.currency)
-            payments.append(PaymentRequest("gift_card", amount, {"code": rng.choice(self.gift_cards)}))
+            pay("gift_card", amount, {"code": rng.choice(self.gift_cards)})
         # Wallets and welcome points belong to the members who joined with their phone (see Moments).
         known_member = any(i.kind.value == "phone" for i in identities)
         if choice.points_share_percent and known_member and "points" in self.methods:
             # A member spends a few yuan of points and pays the rest by card.
             amount = Money(rng.randint(1, 3) * 100, self.stack.currency)
-            payments.append(PaymentRequest("points", amount, {}))
-            payments.append(PaymentRequest("card", None, {"card_number": choice.card_number}))
+            pay("points", amount, {})
+            pay("card", None, PaymentChoice(weight=1, card_number=choice.card_number).payment_details())
             return tuple(payments)
         if choice.method == "wallet" and not known_member:
             choice = PaymentChoice(weight=1)  # no wallet: pays by card
-        details = {"card_number": choice.card_number} if choice.method == "card" else {}
-        payments.append(PaymentRequest(choice.method, None, details))
+        pay(choice.method, None, choice.payment_details())
         return tuple(payments)
+
+    def _payment_details(self, method: str, details: dict[str, str], n: int, index: int) -> dict[str, str]:
+        """The details shopper ``n`` sends with its ``index``-th payment: the profile's, completed by the
+        block that takes ``method`` if it simulates it (simulation_payment_details). The block draws from
+        a generator of its own, seeded by the day's seed and the shopper: reproducible, and what it draws
+        leaves the rest of the day's draws as they were."""
+        if method not in self.methods:
+            return details
+        rng = random.Random(f"{self.seed}:{n}:payment:{index}")
+        simulated = self.stack.hooks.maybe(lifecycle.simulation_payment_details, method, dict(details), rng)
+        return details if simulated is None else dict(simulated)
 
     # -- the day ----------------------------------------------------------------------------------
 

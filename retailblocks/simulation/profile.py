@@ -1,14 +1,20 @@
 """A simulation profile: what a simulated retail day is made of, beyond what the manifest says.
 
 The profile lives beside the manifest as ``simulation.yaml`` (or is named with ``--profile``). It gives the
-opening stock, the shoppers, how they pay, which coupons circulate and where parcels go. Without one, a
-day is drawn from the manifest alone: its catalog, its channels and its payment methods.
+day's date, the opening stock, the shoppers, how they pay (each method with its details), which coupons
+circulate and where parcels go. Without one, a day is drawn from the manifest alone: its catalog, its
+channels and its payment methods.
+
+A payment method's details come from the profile (``details:``, and ``card_number`` for cards); a block
+that takes the method may fill in or draw the rest for each shopper (the ``simulation_payment_details``
+hook), so a third party's method is simulated as its block knows how.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -33,6 +39,16 @@ class PaymentChoice:
     card_number: str = "4242424242424242"
     split_gift_card: bool = False
     points_share_percent: int = 0
+    #: The details shoppers send with ``method`` (``{wallet_id: …}``, ``{phone: …}``), passed to the block
+    #: that takes the method, which may complete them (see ``simulation_payment_details``).
+    details: dict[str, str] = attrs.field(factory=dict)
+
+    def payment_details(self) -> dict[str, str]:
+        """What the profile says shoppers send with this method: a card's number, then ``details``."""
+        # An empty card_number leaves the card to the block that takes it (see simulation_payment_details).
+        found = {"card_number": self.card_number} if self.method == "card" and self.card_number else {}
+        found.update(self.details)
+        return found
 
 
 @attrs.frozen
@@ -53,8 +69,21 @@ class CouponUse:
     channels: list[str] = attrs.field(factory=list)
 
 
+def _iso_date(_instance: Any, attribute: attrs.Attribute[str], value: str) -> None:
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"'{attribute.name}' must be a date written YYYY-MM-DD (got {value!r})") from None
+
+
+#: The day simulated when the profile names none (the day the demo has always run).
+DEFAULT_DATE = "2026-06-18"
+
+
 @attrs.frozen
 class Profile:
+    #: The simulated day (YYYY-MM-DD): orders, events and settlements are stamped with it.
+    date: str = attrs.field(default=DEFAULT_DATE, validator=_iso_date)
     stock: list[StockLine] = attrs.field(factory=list)
     members: int = 60
     guest_percent: int = 30
@@ -77,6 +106,12 @@ class Profile:
     channel_weights: dict[str, int] = attrs.field(factory=dict)
     day_start_hour: int = 9
     day_hours: int = 12
+
+    def opening(self) -> datetime:
+        """When the simulated store opens: the profile's date at ``day_start_hour``, UTC."""
+        return datetime.combine(date.fromisoformat(self.date), datetime.min.time(), UTC).replace(
+            hour=self.day_start_hour
+        )
 
 
 def load_profile(path: Path | None, manifest_path: Path) -> Profile:

@@ -3,7 +3,8 @@
 Public API for blocks (see docs/block-storage.md): :class:`Prepared` and :class:`PreparedQuery` (statements built
 once, run on the step's connection), :class:`InsertIfAbsent` / :func:`insert_if_absent`,
 :class:`KeyClaimer`, :func:`read_only_connection`, :func:`request_hash`, :class:`Migration` and
-:func:`create_tables`.
+:func:`create_tables`. For test kits: :func:`enforcing_permissions` turns the table permission guard on
+(see :mod:`retailblocks.storage.permissions`).
 """
 
 from retailblocks.storage.blocks_api import (
@@ -18,6 +19,7 @@ from retailblocks.storage.blocks_api import (
 from retailblocks.storage.engine import check_reachable, create_engine, describe_url, is_sqlite
 from retailblocks.storage.json_text import JsonText, json_encoder
 from retailblocks.storage.migrations import Migration, create_tables, migrate
+from retailblocks.storage.permissions import enforcing_permissions, permissions_enforced
 from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks.storage.unit_of_work import UnitOfWork
 
@@ -35,10 +37,12 @@ __all__ = [
     "create_engine",
     "create_tables",
     "describe_url",
+    "enforcing_permissions",
     "insert_if_absent",
     "is_sqlite",
     "json_encoder",
     "migrate",
+    "permissions_enforced",
     "read_only_connection",
     "request_hash",
 ]

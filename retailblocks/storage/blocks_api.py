@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from retailblocks.storage.engine import reading
 from retailblocks.storage.json_text import json_encoder
 from retailblocks.storage.prepared import Prepared, PreparedQuery
-from retailblocks.storage.unit_of_work import UnitOfWork
+from retailblocks.storage.unit_of_work import UNITS_BY_CONNECTION, UnitOfWork
 
 __all__ = [
     "ClaimOutcome",
@@ -159,8 +159,16 @@ def read_only_connection(source: sa.Engine | UnitOfWork) -> Iterator[sa.Connecti
     and it is rolled back and closed at the end.
 
     ``source`` is the stack's engine, or the step's unit of work (``ctx.uow``), whose engine is read
-    without opening the step's transaction.
+    without opening the step's transaction; then the table permission guard checks what a block reads
+    here as what it reads through ``ctx.db``.
     """
-    engine = source.engine if isinstance(source, UnitOfWork) else source
-    with reading(engine) as connection:
-        yield connection
+    if not isinstance(source, UnitOfWork):
+        with reading(source) as connection:
+            yield connection
+        return
+    with reading(source.engine) as connection:
+        UNITS_BY_CONNECTION[connection] = source
+        try:
+            yield connection
+        finally:
+            UNITS_BY_CONNECTION.pop(connection, None)

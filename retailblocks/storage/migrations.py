@@ -25,6 +25,9 @@ class Migration:
     version: int
     description: str
     upgrade: Callable[[sa.Connection], None]
+    #: The tables this step creates, by name (:func:`create_tables` fills it in): what the owner owns, for
+    #: the table permissions (see :attr:`retailblocks.hookspecs.blocks.Block.owns_tables`).
+    tables: tuple[str, ...] = ()
 
 
 def create_tables(version: int, description: str, *tables: sa.Table) -> Migration:
@@ -34,7 +37,7 @@ def create_tables(version: int, description: str, *tables: sa.Table) -> Migratio
         for table in tables:
             table.create(connection, checkfirst=True)
 
-    return Migration(version, description, upgrade)
+    return Migration(version, description, upgrade, tuple(table.name for table in tables))
 
 
 def migrate(engine: sa.Engine, owners: Mapping[str, Sequence[Migration]]) -> dict[str, tuple[int, int]]:

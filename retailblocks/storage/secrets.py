@@ -32,7 +32,7 @@ def _create(connection: sa.Connection) -> None:
     connection.execute(stack_secrets.insert().values(name=FINGERPRINT, value=secrets.token_hex(32)))
 
 
-SECRETS_MIGRATION = Migration(2, "the stack's secret key for fingerprints", _create)
+SECRETS_MIGRATION = Migration(2, "the stack's secret key for fingerprints", _create, (stack_secrets.name,))
 
 
 def fingerprint_key(engine: sa.Engine) -> bytes:

@@ -36,6 +36,9 @@ _INSERT_EVENTS = Prepared(
 )
 
 _UOW = "retailblocks.unit_of_work"
+#: The unit of work each open connection serves, for the table permission guard, which looks it up for
+#: every statement: a dictionary keyed by the connection costs a fraction of ``connection.info``'s look-ups.
+UNITS_BY_CONNECTION: dict[sa.Connection, UnitOfWork] = {}
 _WIRED: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 
 
@@ -198,6 +201,9 @@ class UnitOfWork:
         keeper = _KEEPER.get()
         self._keeper = keeper if keeper is not None and keeper.engine is engine else None
         self._borrowed = False
+        #: The block whose hook is running on this unit now (the flow context's ``current_block`` writes
+        #: it here), or None for the core: what the table permission guard checks statements against.
+        self.acting_block: str | None = None
 
     @property
     def engine(self) -> sa.Engine:
@@ -216,6 +222,7 @@ class UnitOfWork:
             info = connection.info
             info["read_only"] = self._read_only
             info[_UOW] = self
+            UNITS_BY_CONNECTION[connection] = self
             self._connection = connection
             self._transaction = connection.begin()
         return self._connection
@@ -252,7 +259,12 @@ class UnitOfWork:
         """Write the buffered events now, in this unit's transaction."""
         if self._events:
             events, self._events = self._events, []
-            _INSERT_EVENTS.execute_many(self.connection, events)
+            # The outbox is the core's: its write is the core's even when a block's savepoint set it off.
+            acting, self.acting_block = self.acting_block, None
+            try:
+                _INSERT_EVENTS.execute_many(self.connection, events)
+            finally:
+                self.acting_block = acting
 
     def discard_events(self) -> None:
         self._events.clear()
@@ -277,6 +289,7 @@ class UnitOfWork:
     def _close(self) -> None:
         if self._connection is not None:
             self._connection.info.pop(_UOW, None)
+            UNITS_BY_CONNECTION.pop(self._connection, None)
             if self._borrowed:
                 assert self._keeper is not None
                 self._keeper.give_back(self._connection)

@@ -4,7 +4,6 @@ fresh stacks agree on every figure but the timings, whatever token each run's ke
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ def a_day(directory: Path, *, seed: int, run: str, orders: int) -> dict[str, Any
             shutil.copy2(item, directory / item.name)
     manifest = directory / "blocks.yaml"
     profile = load_profile(None, manifest)
-    clock = ManualClock(datetime(2026, 6, 18, profile.day_start_hour, tzinfo=UTC))
+    clock = ManualClock(profile.opening())
     stack = assemble(manifest, clock=clock, ids=RandomIds(seed, namespace=f"s{seed}{run}"))
     try:
         day = RetailDay(stack, profile, seed=seed, clock=clock, run=run)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -66,7 +65,7 @@ def test_runs_count_only_their_own_orders(tmp_path: Path) -> None:
     placed: list[set[str]] = []
     for _ in range(2):
         profile = load_profile(None, manifest)
-        clock = ManualClock(datetime(2026, 6, 18, profile.day_start_hour, tzinfo=UTC))
+        clock = ManualClock(profile.opening())
         stack = assemble(manifest, clock=clock)
         try:
             day = RetailDay(stack, profile, seed=11, clock=clock)
@@ -89,7 +88,7 @@ def test_a_day_beside_another_process_placing_orders(tmp_path: Path, database_ur
     """Another worker checks out on the same stack for the whole day, invariant checks included."""
     manifest = lucky_coffee(tmp_path, database_url)
     profile = load_profile(None, manifest)
-    clock = ManualClock(datetime(2026, 6, 18, profile.day_start_hour, tzinfo=UTC))
+    clock = ManualClock(profile.opening())
     stack = assemble(manifest, clock=clock)
     other = assemble(manifest)  # a process of its own: its own clock, ids and connections
     try:

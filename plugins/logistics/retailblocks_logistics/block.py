@@ -98,6 +98,14 @@ class Logistics(Block):
     """Zones, rates, carriers, click-and-collect, ship-from-store and split shipments."""
 
     name: ClassVar[str] = "logistics"
+    # Its permissions, shown by `blocks plugins` and checked on every statement in tests: its own tables,
+    # and no table of the core.
+    owns_tables: ClassVar[tuple[str, ...]] = (
+        "logistics_parcels",
+        "logistics_shipments",
+        "logistics_tracking",
+    )
+    reads_core_tables: ClassVar[tuple[str, ...]] = ()
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.LOGISTICS})
     core_api: ClassVar[str] = "1.0"
     Config: ClassVar[type[Any]] = LogisticsConfig

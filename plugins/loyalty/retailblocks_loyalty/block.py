@@ -39,6 +39,20 @@ class Loyalty(Block):
     """Members resolved across channels, tiers by lifetime spend, and a double-entry points ledger."""
 
     name = "loyalty"
+    # Its permissions, shown by `blocks plugins` and checked on every statement in tests: its own tables,
+    # and no table of the core.
+    owns_tables: ClassVar[tuple[str, ...]] = (
+        "loyalty_accounts",
+        "loyalty_holds",
+        "loyalty_identities",
+        "loyalty_journals",
+        "loyalty_lot_uses",
+        "loyalty_lots",
+        "loyalty_members",
+        "loyalty_merges",
+        "loyalty_postings",
+    )
+    reads_core_tables: ClassVar[tuple[str, ...]] = ()
     capabilities = frozenset({Capability.MEMBERSHIP, Capability.PAYMENT})
     core_api = "1.1"
     Config = LoyaltyConfig

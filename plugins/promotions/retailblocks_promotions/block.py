@@ -25,6 +25,15 @@ class Promotions(Block):
     """Discounts, coupons, budgets and an explicit stacking policy (see SEMANTICS.md)."""
 
     name: ClassVar[str] = "promotions"
+    # Its permissions, shown by `blocks plugins` and checked on every statement in tests: its own tables,
+    # and no table of the core.
+    owns_tables: ClassVar[tuple[str, ...]] = (
+        "promotions_coupons",
+        "promotions_member_usage",
+        "promotions_redemptions",
+        "promotions_usage",
+    )
+    reads_core_tables: ClassVar[tuple[str, ...]] = ()
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.MARKETING})
     core_api: ClassVar[str] = "1.2"
     Config: ClassVar[type[Any]] = PromotionsConfig

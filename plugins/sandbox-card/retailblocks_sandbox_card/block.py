@@ -8,8 +8,9 @@ idempotency key, so a replay records nothing twice and records each event once.
 from __future__ import annotations
 
 import functools
+import random
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 
@@ -95,8 +96,19 @@ class SandboxCard(Block):
     """Card payments on the sandbox gateway, or on a :class:`CardGateway` passed as ``gateway``."""
 
     name = "sandbox-card"
+    # Its permissions, shown by `blocks plugins` and checked on every statement in tests: its own tables,
+    # and no table of the core.
+    owns_tables: ClassVar[tuple[str, ...]] = (
+        "sandbox_card_attempts",
+        "sandbox_card_gateway_charges",
+        "sandbox_card_gateway_notifications",
+        "sandbox_card_gateway_operations",
+        "sandbox_card_operations",
+        "sandbox_card_payments",
+    )
+    reads_core_tables: ClassVar[tuple[str, ...]] = ()
     capabilities = frozenset({Capability.PAYMENT})
-    core_api = "1.1"
+    core_api = "1.3"  # simulation_payment_details
     Config = SandboxCardConfig
     payment_methods = (METHOD,)
     description = "A card gateway sandbox: authorize, capture, void, refund, with test cards."
@@ -118,6 +130,13 @@ class SandboxCard(Block):
     @hookimpl
     def stack_migrations(self) -> Sequence[Migration]:
         return MIGRATIONS
+
+    @hookimpl
+    def simulation_payment_details(
+        self, method: str, details: Mapping[str, str], rng: random.Random
+    ) -> Mapping[str, str] | None:
+        """A simulated shopper with no card named in the profile pays with a test token drawn from ``rng``."""
+        return cards.simulated_card(details, rng)
 
     @hookimpl
     def stack_routes(self, stack: RouteStack) -> AsgiApp | None:

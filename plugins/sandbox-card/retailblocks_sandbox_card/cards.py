@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import random
+from collections.abc import Mapping
 
 from retailblocks.errors import InvalidValue
 
@@ -85,6 +87,28 @@ def outcome_of(number: str) -> CardOutcome:
     if not well_formed(digits):
         return CardOutcome.INVALID
     return TEST_CARDS.get(digits, CardOutcome.INVALID)
+
+
+#: How often a simulated shopper hands over each test token when the simulation profile names no card:
+#: mostly cards that pay, some declined, short of funds, or lost in a time-out, as a real day brings them.
+SIMULATED_TOKENS: tuple[tuple[str, int], ...] = (
+    ("tok_visa", 40),
+    ("tok_unionpay", 25),
+    ("tok_mastercard", 15),
+    ("tok_amex", 5),
+    ("tok_declined", 7),
+    ("tok_insufficient_funds", 5),
+    ("tok_timeout_authorized", 3),
+)
+
+
+def simulated_card(details: Mapping[str, str], rng: random.Random) -> dict[str, str] | None:
+    """The details a simulated shopper pays by card with: None (the profile's, as they are) when they name
+    a card or a token already, else a test token drawn from ``rng`` (see SIMULATED_TOKENS)."""
+    if details.get("card_number") or details.get("token"):
+        return None
+    tokens, weights = zip(*SIMULATED_TOKENS, strict=True)
+    return {**details, "token": rng.choices(tokens, weights=weights)[0]}
 
 
 def card_from_details(details: dict[str, str]) -> str:

@@ -40,6 +40,18 @@ class SqlInventory(Block):
     the operator API, over the reservations (reservations.py) and the ledger (movements.py)."""
 
     name: ClassVar[str] = "sql-inventory"
+    # Its permissions, shown by `blocks plugins` and checked on every statement in tests: its own tables,
+    # and no table of the core.
+    owns_tables: ClassVar[tuple[str, ...]] = (
+        "sql_inventory_allocations",
+        "sql_inventory_backorders",
+        "sql_inventory_levels",
+        "sql_inventory_movements",
+        "sql_inventory_operations",
+        "sql_inventory_reservation_lines",
+        "sql_inventory_reservations",
+    )
+    reads_core_tables: ClassVar[tuple[str, ...]] = ()
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.INVENTORY})
     core_api: ClassVar[str] = "1.1"
     Config: ClassVar[type[Any]] = SqlInventoryConfig

@@ -25,6 +25,15 @@ class StoredValue(Block):
     """
 
     name = "stored-value"
+    # Its permissions, shown by `blocks plugins` and checked on every statement in tests: its own tables,
+    # and no table of the core.
+    owns_tables = (
+        "stored_value_accounts",
+        "stored_value_authorizations",
+        "stored_value_entries",
+        "stored_value_transactions",
+    )
+    reads_core_tables = ()
     capabilities = frozenset({Capability.PAYMENT})
     core_api = "1.1"
     Config = StoredValueConfig
