@@ -17,7 +17,7 @@ from retailblocks import Block, Capability, assemble, hookimpl
 from retailblocks.assembly.discovery import BlockInfo, discover
 from retailblocks.clock import ManualClock, RandomIds
 from retailblocks.context import FlowContext
-from retailblocks.errors import PromotionRejected
+from retailblocks.errors import MemberLimitReached, PromotionRejected
 from retailblocks.manifest import ManifestError
 from retailblocks.model import (
     AdjustmentTarget,
@@ -283,3 +283,45 @@ def test_a_block_of_the_old_form_still_redeems_and_is_warned(tmp_path: Path, sql
         assert [(order_id, member_id, [a.amount.amount for a in own]) for order_id, member_id, own in old.redeemed] == [
             (order.id, order.member_id, [1000])
         ]
+
+
+def test_a_changed_policy_is_a_change_of_the_locked_stack(tmp_path: Path, sqlite_url: str) -> None:
+    from retailblocks.assembly.describe import describe_plan
+    from retailblocks.assembly.lockfile import lock_changes
+    from retailblocks.stack import plan
+
+    locked = describe_plan(plan(write_manifest(tmp_path, sqlite_url, manifest_text()), installed=INSTALLED))
+    same = describe_plan(plan(write_manifest(tmp_path, sqlite_url, manifest_text()), installed=INSTALLED))
+    assert lock_changes(locked, same) == []
+    text = manifest_text(marketing=ORDER_FLAT_FIRST)
+    changed = describe_plan(plan(write_manifest(tmp_path, sqlite_url, text), installed=INSTALLED))
+    assert lock_changes(locked, changed) == ["the marketing stacking policy changed"]
+
+
+ONCE_PER_MEMBER = PROMOTIONS + (
+    '        - {id: welcome, code: WELCOME, target: order, value_type: fixed, value: "3.00 CNY", per_member_limit: 1}\n'
+)
+
+
+def test_a_member_s_own_limit_is_refused_as_such_not_as_a_coupon_that_does_not_apply(
+    tmp_path: Path, database_url: str
+) -> None:
+    from retailblocks.flows.api import rejection_from
+    from retailblocks.http.problems import problem_for
+
+    text = BASE + ONCE_PER_MEMBER + ROUTING
+    with open_stack(tmp_path, database_url, text) as stack:
+        receive(stack, {"BEANS": 10})
+        alice = member("13800000003")
+        stack.checkout(cart(("BEANS", 1), identities=alice, coupons=("WELCOME",)), key="k1")
+        with pytest.raises(MemberLimitReached, match="already used promotion 'welcome' 1 time") as refused:
+            stack.checkout(cart(("BEANS", 1), identities=alice, coupons=("WELCOME",)), key="k2")
+        # Another member, and the same code, are fine.
+        stack.checkout(cart(("BEANS", 1), identities=member("13800000004"), coupons=("WELCOME",)), key="k3")
+    error = refused.value
+    assert error.cause == "member_limit_reached" and error.exit_status == 3
+    assert isinstance(rejection_from(f"{error.cause}: {error}"), MemberLimitReached)  # a replay says the same
+    answer = problem_for(error)
+    assert answer.status_code == 409
+    assert b'"type":"urn:retailblocks:problem:member-limit-reached"' in answer.body
+    assert b'"cause":"member_limit_reached"' in answer.body
