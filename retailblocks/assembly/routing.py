@@ -30,6 +30,18 @@ def implemented_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     return sorted(caller.name for caller in callers)
 
 
+def deprecated_implementations(pm: pluggy.PluginManager, blocks: Sequence[AssembledBlock]) -> list[str]:
+    """One sentence per deprecated hook a block implements (pluggy's ``warn_on_impl``): Python hides
+    DeprecationWarnings outside ``__main__``, so ``blocks assemble`` tells the operator itself."""
+    found = []
+    for block in blocks:
+        for caller in pm.get_hookcallers(block.instance) or []:
+            warning = caller.spec.warn_on_impl if caller.spec is not None else None
+            if warning is not None:
+                found.append(f"block {block.entry.id!r} (distribution {block.info.distribution}): {warning}")
+    return found
+
+
 def plan_routing(
     manifest: Manifest,
     blocks: Sequence[AssembledBlock],

@@ -12,6 +12,7 @@ from rich.markup import escape
 from retailblocks.cli.support import (
     assemble_stack,
     console,
+    error_console,
     json_option,
     manifest_option,
     print_json,
@@ -29,6 +30,7 @@ def assemble(manifest: Path, check: bool, as_json: bool) -> None:
     """Assemble the manifest: validate it, prepare storage, write blocks.lock."""
     from retailblocks.assembly.describe import describe_plan
     from retailblocks.assembly.lockfile import write_lock
+    from retailblocks.assembly.routing import deprecated_implementations
     from retailblocks.stack import plan
 
     with reporting_errors():
@@ -52,6 +54,8 @@ def assemble(manifest: Path, check: bool, as_json: bool) -> None:
         print_json(described)
         return
     show_stack(described)
+    for warning in deprecated_implementations(the_plan.plugin_manager, the_plan.blocks):
+        error_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if lock_path is None:
         console.print(f"[green]✓[/] {escape(str(manifest))} is valid (checked only: nothing written)")
     else:

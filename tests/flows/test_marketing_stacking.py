@@ -325,3 +325,18 @@ def test_a_member_s_own_limit_is_refused_as_such_not_as_a_coupon_that_does_not_a
     assert answer.status_code == 409
     assert b'"type":"urn:retailblocks:problem:member-limit-reached"' in answer.body
     assert b'"cause":"member_limit_reached"' in answer.body
+
+
+def test_assembly_names_a_block_implementing_a_deprecated_hook(tmp_path: Path, sqlite_url: str) -> None:
+    from retailblocks.assembly.routing import deprecated_implementations
+    from retailblocks.stack import plan
+
+    with pytest.warns(DeprecationWarning, match="marketing_redeem"):
+        old = plan(write_manifest(tmp_path, sqlite_url, manifest_text(flat="old-flat-off")), installed=INSTALLED)
+    assert deprecated_implementations(old.plugin_manager, old.blocks) == [
+        "block 'old-flat-off' (distribution acme-flat-off): marketing_redeem is deprecated: implement "
+        "marketing_place(ctx, order, member, adjustments) instead (core API 1.3), which gets the order's lines "
+        "and the member"
+    ]
+    current = plan(write_manifest(tmp_path, sqlite_url, manifest_text()), installed=INSTALLED)
+    assert deprecated_implementations(current.plugin_manager, current.blocks) == []
