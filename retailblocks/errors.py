@@ -20,6 +20,7 @@
     │   ├── NotDeliverable
     │   ├── NotRefundable
     │   ├── PromotionRejected            a coupon that does not apply, a promotion's limit reached
+    │   │   └── MemberLimitReached           the member has used a promotion as often as it allows them
     │   ├── CartClosed                   a cart checked out (or being checked out) cannot change
     │   └── StaleVersion                 a change made against a version of a cart that is not current
     ├── EnvironmentFailure           the world failed: database unreachable: exit status 1
@@ -142,6 +143,13 @@ class NotRefundable(BusinessRejection):
 
 class PromotionRejected(BusinessRejection):
     cause = "coupon_rejected"
+
+
+class MemberLimitReached(PromotionRejected):
+    """The member has already used the promotion as many times as it allows one member: unlike a coupon
+    that does not apply, pricing the cart again will not help this member."""
+
+    cause = "member_limit_reached"
 
 
 class CartClosed(BusinessRejection):

@@ -59,6 +59,7 @@ def describe_plan(plan: Plan) -> dict[str, Any]:
                 for hook, blocks in sorted(routing.contributors.items())
             },
             "payment_methods": dict(sorted(routing.payment_methods.items())),
+            "marketing": routing.marketing.describe(),
         },
     }
 

@@ -25,6 +25,7 @@ import attrs
 import pluggy
 import sqlalchemy as sa
 
+from retailblocks.assembly.stacking import StackingPolicy
 from retailblocks.context import FlowContext
 from retailblocks.errors import AssemblyError, BlockFailure, InvalidValue, RetailBlocksError
 from retailblocks.hookspecs import SPECIFICATIONS, Dispatch, contract_of
@@ -48,6 +49,8 @@ class CallRoutes:
     #: every-block and routed hook → implementing block ids, in call order (manifest order, tryfirst and
     #: trylast applied)
     contributors: Mapping[str, tuple[str, ...]]
+    #: how the marketing blocks' adjustments combine (the pricing flow follows it, not ``contributors``)
+    marketing: StackingPolicy = attrs.field(factory=StackingPolicy)
 
 
 @attrs.frozen

@@ -67,7 +67,8 @@ def check_assembled(the_plan: Plan, shown_path: str | os.PathLike[str] | None = 
 
 def lock_changes(locked: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """What differs between the lock ``locked`` and the stack ``current`` (both as describe_plan gives
-    them): the blocks, their versions and configuration fingerprints, and the core's version."""
+    them): the blocks, their versions and configuration fingerprints, the core's version and the marketing
+    stacking policy."""
     changes: list[str] = []
     locked_core = _mapping(locked.get("core")).get("version")
     current_core = _mapping(current.get("core")).get("version")
@@ -91,6 +92,11 @@ def lock_changes(locked: Mapping[str, Any], current: Mapping[str, Any]) -> list[
         if old.get("config_fingerprint") != block.get("config_fingerprint"):
             changes.append(f"block {block_id!r} configuration changed")
     changes.extend(f"block {block_id!r} removed" for block_id in before if block_id not in after)
+    locked_policy = _mapping(locked.get("routing")).get("marketing")
+    current_policy = _mapping(current.get("routing")).get("marketing")
+    # A lock written before the policy was recorded has none: not a change of the manifest.
+    if locked_policy is not None and locked_policy != current_policy:
+        changes.append("the marketing stacking policy changed")
     return changes
 
 

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 import pluggy
 
 from retailblocks.assembly.hooks import CallRoutes
+from retailblocks.assembly.stacking import resolve_stacking
 from retailblocks.errors import AssemblyError
 from retailblocks.hookspecs import (
     FLOW_CAPABILITIES,
     REQUIRED_HOOKS,
+    SUPERSEDED,
     Capability,
     Dispatch,
     capability_of,
@@ -26,6 +28,18 @@ if TYPE_CHECKING:
 def implemented_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     callers = pm.get_hookcallers(plugin) or []
     return sorted(caller.name for caller in callers)
+
+
+def deprecated_implementations(pm: pluggy.PluginManager, blocks: Sequence[AssembledBlock]) -> list[str]:
+    """One sentence per deprecated hook a block implements (pluggy's ``warn_on_impl``): Python hides
+    DeprecationWarnings outside ``__main__``, so ``blocks assemble`` tells the operator itself."""
+    found = []
+    for block in blocks:
+        for caller in pm.get_hookcallers(block.instance) or []:
+            warning = caller.spec.warn_on_impl if caller.spec is not None else None
+            if warning is not None:
+                found.append(f"block {block.entry.id!r} (distribution {block.info.distribution}): {warning}")
+    return found
 
 
 def plan_routing(
@@ -70,7 +84,14 @@ def plan_routing(
             rank = {"tryfirst": 0, "": 1, "trylast": 2}
             contributors[hook] = tuple(sorted(implementers, key=lambda block_id: rank[options[block_id].get(hook, "")]))
     payment_methods = {**(core_payment_methods or {}), **_route_payment(manifest, blocks)}
-    return CallRoutes(providers=providers, payment_methods=payment_methods, contributors=contributors)
+    marketing = resolve_stacking(
+        manifest,
+        contributors.get("marketing_adjustments", ()),
+        {b.entry.id: b.instance.exclusive for b in blocks},
+    )
+    return CallRoutes(
+        providers=providers, payment_methods=payment_methods, contributors=contributors, marketing=marketing
+    )
 
 
 def _impl_options(pm: pluggy.PluginManager, block: AssembledBlock) -> dict[str, str]:
@@ -107,8 +128,10 @@ def _impl_options(pm: pluggy.PluginManager, block: AssembledBlock) -> dict[str, 
 def _check_declared_capabilities(block: AssembledBlock, hooks: Sequence[str]) -> None:
     declared = set(block.instance.capabilities)
     name, distribution = block.entry.use, block.info.distribution
+    # The older form of a superseded hook still counts (marketing_redeem for marketing_place).
+    implemented = set(hooks) | {new for new, old in SUPERSEDED.items() if old in hooks}
     for capability in declared:
-        absent = sorted(REQUIRED_HOOKS[Capability(capability)] - set(hooks))
+        absent = sorted(REQUIRED_HOOKS[Capability(capability)] - implemented)
         if absent:
             raise AssemblyError(
                 f"block {name!r} (distribution {distribution}) declares capability {capability} but does "

@@ -12,6 +12,7 @@ from rich.markup import escape
 from retailblocks.cli.support import (
     assemble_stack,
     console,
+    error_console,
     json_option,
     manifest_option,
     print_json,
@@ -32,6 +33,7 @@ def assemble(manifest: Path, check: bool, as_json: bool) -> None:
     """Assemble the manifest: validate it, prepare storage, write blocks.lock."""
     from retailblocks.assembly.describe import describe_plan
     from retailblocks.assembly.lockfile import write_lock
+    from retailblocks.assembly.routing import deprecated_implementations
     from retailblocks.stack import plan
 
     with reporting_errors():
@@ -56,6 +58,8 @@ def assemble(manifest: Path, check: bool, as_json: bool) -> None:
         return
     show_stack(described)
     show_permissions(the_plan)
+    for warning in deprecated_implementations(the_plan.plugin_manager, the_plan.blocks):
+        error_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if lock_path is None:
         console.print(f"[green]✓[/] {escape(str(manifest))} is valid (checked only: nothing written)")
     else:
@@ -105,6 +109,25 @@ def show_stack(described: dict[str, Any]) -> None:
     methods = described["routing"]["payment_methods"]
     if methods:
         print_table("Payment methods", ["method", "block"], [[m, b] for m, b in methods.items()])
+    show_marketing_policy(described["routing"].get("marketing"))
+
+
+def show_marketing_policy(policy: dict[str, Any] | None) -> None:
+    """How the marketing blocks' adjustments combine: one row per block, in the order they apply."""
+    if not policy or not policy["order"]:
+        return
+    group_of = {member: index for index, group in enumerate(policy["best_of"]) for member in group}
+    rows = []
+    for position, block_id in enumerate(policy["order"], start=1):
+        if block_id in policy["exclusive"]:
+            how = f"exclusive (said by {policy['exclusive'][block_id]}): alone, or the others, whichever gives more"
+        elif block_id in group_of:
+            others = [m for m in policy["best_of"][group_of[block_id]] if m != block_id]
+            how = f"best of {block_id}, {', '.join(others)}: only the largest discount applies"
+        else:
+            how = "combines with the blocks before it"
+        rows.append([str(position), block_id, how])
+    print_table(f"Marketing stacking (order: {policy['order_from']})", ["#", "block", "combines"], rows)
 
 
 def show_permissions(the_plan: Plan) -> None:

@@ -148,7 +148,7 @@ class AftercareSteps:
             )
 
     def release_promotions(self, run: CancelRun, ctx: FlowContext) -> None:
-        release_adjustments(self.hooks, ctx, run.order_id)
+        release_adjustments(self.hooks, ctx, load_order(ctx.db, run.order_id))
 
     def reverse_all_points(self, run: CancelRun, ctx: FlowContext) -> None:
         member_id = run.state.member_id

@@ -22,6 +22,7 @@ from retailblocks.errors import (
     FlowTakenOver,
     IdempotencyConflict,
     InvalidValue,
+    MemberLimitReached,
     NotDeliverable,
     NotRefundable,
     OutOfStock,
@@ -58,7 +59,8 @@ if TYPE_CHECKING:
 REPLAY_WAIT_SECONDS = 60.0
 
 _REJECTIONS: dict[str, type[BusinessRejection]] = {
-    cls.cause: cls for cls in (OutOfStock, PaymentDeclined, NotDeliverable, NotRefundable, PromotionRejected)
+    cls.cause: cls
+    for cls in (OutOfStock, PaymentDeclined, NotDeliverable, NotRefundable, PromotionRejected, MemberLimitReached)
 }
 
 

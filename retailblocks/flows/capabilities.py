@@ -3,7 +3,9 @@ place each, so every flow (and the simulation) asks the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+import attrs
 
 from retailblocks.assembly.hooks import Hooks
 from retailblocks.context import AuditFinding, FlowContext
@@ -11,7 +13,7 @@ from retailblocks.errors import InvalidValue
 from retailblocks.hookspecs import inventory as inventory_hooks
 from retailblocks.hookspecs import lifecycle, logistics, marketing
 from retailblocks.hookspecs.marketing import MemberCoupon
-from retailblocks.model import Fulfilment, Member, Money, PriceAdjustment, PricedLine, ShippingQuote
+from retailblocks.model import Fulfilment, Member, Money, Order, PriceAdjustment, PricedLine, ShippingQuote
 
 
 def stock_locations(hooks: Hooks, ctx: FlowContext) -> list[str]:
@@ -36,6 +38,15 @@ def shipping_quotes(
     return [quote for _block, quotes in found for quote in quotes or ()]
 
 
+@attrs.frozen
+class StackedAdjustments:
+    """The adjustments the stacking policy kept, and for each coupon code (casefolded) used only by
+    adjustments it set aside, why: a coupon refused because it does not combine says so."""
+
+    kept: tuple[PriceAdjustment, ...]
+    set_aside: Mapping[str, str] = attrs.field(factory=dict)
+
+
 def price_adjustments(
     hooks: Hooks,
     ctx: FlowContext,
@@ -43,11 +54,15 @@ def price_adjustments(
     shipping: Money,
     member: Member | None,
     coupons: Sequence[str],
-) -> list[PriceAdjustment]:
-    """Every marketing block's adjustments, each block seeing those the blocks before it made (so it can
-    refuse to stack with them)."""
-    adjustments: list[PriceAdjustment] = []
-    for block_id in hooks.implementers(marketing.marketing_adjustments):
+) -> StackedAdjustments:
+    """Every marketing block's adjustments, combined as the stack's stacking policy says (see
+    retailblocks.assembly.stacking): blocks in the policy's order, each seeing the adjustments kept before
+    it; of a best_of group only the largest discount; an exclusive block alone against all the rest."""
+    implementers = hooks.implementers(marketing.marketing_adjustments)
+    policy = hooks.routes.marketing.covering(implementers)
+    answering = set(implementers)
+
+    def ask(block_id: str, existing: Sequence[PriceAdjustment]) -> list[PriceAdjustment]:
         made = hooks.at(
             block_id,
             marketing.marketing_adjustments,
@@ -56,24 +71,73 @@ def price_adjustments(
             shipping=shipping,
             member=member,
             coupons=coupons,
-            existing=tuple(adjustments),
+            existing=tuple(existing),
         )
-        adjustments.extend(made or ())
-    return adjustments
+        return list(made or ())
+
+    set_aside: dict[str, str] = {}
+    kept: list[PriceAdjustment] = []
+    for stage in policy.stages():
+        members = [block_id for block_id in stage if block_id in answering]
+        answers = [(block_id, ask(block_id, kept)) for block_id in members]
+        if not answers:
+            continue
+        # max() keeps the first of equals: a tie goes to the block that comes first in the order.
+        best_block, best = max(answers, key=lambda answer: _discount_of(answer[1]))
+        for block_id, answer in answers:
+            if block_id != best_block:
+                _set_aside(set_aside, answer, f"only the best of {', '.join(members)} applies: {best_block}'s")
+        kept.extend(best)
+    rank = {block_id: index for index, block_id in enumerate(policy.order)}
+    first_kept = min((rank.get(a.block, len(rank)) for a in kept), default=len(rank))
+    outcomes: list[tuple[int, str, list[PriceAdjustment]]] = [(first_kept, "", kept)]
+    for block_id in policy.order:
+        if block_id in policy.exclusive and block_id in answering:
+            alone = ask(block_id, ())
+            if alone:
+                outcomes.append((rank[block_id], block_id, alone))
+    # The larger discount wins; of equal discounts, what comes first in the order.
+    _position, winner, chosen = max(outcomes, key=lambda outcome: (_discount_of(outcome[2]), -outcome[0]))
+    for _, block_id, answer in outcomes:
+        if answer is chosen:
+            continue
+        if winner:
+            _set_aside(set_aside, answer, f"block {winner!r} is exclusive and gives more")
+        else:
+            _set_aside(set_aside, answer, f"block {block_id!r} is exclusive and the other promotions give more")
+    return StackedAdjustments(tuple(chosen), set_aside)
 
 
-def redeem_adjustments(
-    hooks: Hooks, ctx: FlowContext, order_id: str, member_id: str | None, adjustments: Sequence[PriceAdjustment]
-) -> None:
-    """Each marketing block redeems its own adjustments of the order (coupon uses, budgets)."""
-    for block_id in hooks.implementers(marketing.marketing_redeem):
-        own = [adjustment for adjustment in adjustments if adjustment.block == block_id]
-        if own:
-            hooks.at(block_id, marketing.marketing_redeem, ctx, order_id=order_id, member_id=member_id, adjustments=own)
+def _discount_of(adjustments: Sequence[PriceAdjustment]) -> int:
+    return sum(adjustment.amount.amount for adjustment in adjustments)
 
 
-def release_adjustments(hooks: Hooks, ctx: FlowContext, order_id: str) -> None:
-    hooks.each(marketing.marketing_release, ctx, order_id=order_id)
+def _set_aside(set_aside: dict[str, str], adjustments: Sequence[PriceAdjustment], why: str) -> None:
+    for adjustment in adjustments:
+        if adjustment.coupon:
+            set_aside.setdefault(adjustment.coupon.casefold(), why)
+
+
+def place_adjustments(hooks: Hooks, ctx: FlowContext, order: Order, member: Member | None) -> None:
+    """Each marketing block places its own adjustments of ``order`` (coupon uses, budgets), in the stacking
+    policy's order: with marketing_place, or the deprecated marketing_redeem for a block that implements
+    only that."""
+    placing = set(hooks.implementers(marketing.marketing_place))
+    redeeming = set(hooks.implementers(marketing.marketing_redeem))
+    for block_id in hooks.routes.marketing.covering(sorted(placing | redeeming)).order:
+        own = tuple(adjustment for adjustment in order.adjustments if adjustment.block == block_id)
+        if not own:
+            continue
+        if block_id in placing:
+            hooks.at(block_id, marketing.marketing_place, ctx, order=order, member=member, adjustments=own)
+        elif block_id in redeeming:
+            hooks.at(
+                block_id, marketing.marketing_redeem, ctx, order_id=order.id, member_id=order.member_id, adjustments=own
+            )
+
+
+def release_adjustments(hooks: Hooks, ctx: FlowContext, order: Order) -> None:
+    hooks.each(marketing.marketing_release, ctx, order_id=order.id, order=order)
 
 
 def issue_coupons(

@@ -24,7 +24,7 @@ from retailblocks.errors import (
     PaymentDeclined,
     PaymentOutcomeUnknown,
 )
-from retailblocks.flows.capabilities import ranked_locations, redeem_adjustments, release_adjustments, stock_locations
+from retailblocks.flows.capabilities import place_adjustments, ranked_locations, release_adjustments, stock_locations
 from retailblocks.flows.orders import load_order, order_details, order_from_rows, set_order
 from retailblocks.flows.pricing import price_cart, price_lines
 from retailblocks.flows.saga import SagaRun, Step, insert_saga
@@ -167,6 +167,7 @@ class CheckoutSteps:
         priced = price_cart(ctx, self.hooks, cart, lines, member, self.stack.currency)
         plan = plan_payments(cart, priced.total)
         reservation = self._reserve_stock(ctx, cart)
+        run.transient.member = member
         run.state = state = attrs.evolve(
             run.state,
             member_id=member.id if member else None,
@@ -336,7 +337,11 @@ class CheckoutSteps:
         assert reservation is not None
         self.hooks.call(inventory.inventory_commit, ctx, reservation.id, run.order_id)
         order = self._order(run, ctx, OrderStatus.PENDING)
-        redeem_adjustments(self.hooks, ctx, run.order_id, run.state.member_id, order.adjustments)
+        member = run.transient.member
+        if member is None and order.member_id is not None and order.adjustments:
+            # A saga resumed by recovery: the member as membership knows them now.
+            member = self.hooks.maybe(membership.membership_member, ctx, order.member_id)
+        place_adjustments(self.hooks, ctx, order, member)
         set_order(ctx.db, run.order_id, status=OrderStatus.PLACED, updated_at=ctx.clock.now())
         ctx.record(
             "order.placed",
@@ -353,7 +358,7 @@ class CheckoutSteps:
         )
 
     def unplace(self, run: Run, ctx: FlowContext) -> None:
-        release_adjustments(self.hooks, ctx, run.order_id)
+        release_adjustments(self.hooks, ctx, self._order(run, ctx, OrderStatus.PLACED))
         reservation = run.state.reservation
         if reservation is not None:
             # Gives back allocated units (and units that already left, if delivery had started).

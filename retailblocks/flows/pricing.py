@@ -14,7 +14,7 @@ import attrs
 from retailblocks.assembly.hooks import Hooks
 from retailblocks.context import FlowContext
 from retailblocks.errors import InvalidValue, NotDeliverable, PromotionRejected, UnknownSku
-from retailblocks.flows.capabilities import price_adjustments, shipping_quotes
+from retailblocks.flows.capabilities import StackedAdjustments, price_adjustments, shipping_quotes
 from retailblocks.model import (
     AdjustmentTarget,
     Cart,
@@ -73,14 +73,15 @@ def price_cart(
     except (NotDeliverable, InvalidValue):
         quote, quoted = None, False  # perhaps offered once discounted: quoted again below
     priced_with = _shipping_of(quote, zero)
-    adjustments = price_adjustments(hooks, ctx, lines, priced_with, member, cart.coupons)
-    goods_discount = _discount(adjustments, (AdjustmentTarget.ITEM, AdjustmentTarget.ORDER), zero)
+    stacked = price_adjustments(hooks, ctx, lines, priced_with, member, cart.coupons)
+    goods_discount = _discount(stacked.kept, (AdjustmentTarget.ITEM, AdjustmentTarget.ORDER), zero)
     if goods_discount or not quoted:
         quote = choose_quote(ctx, hooks, cart, lines, subtotal - goods_discount)
         if _shipping_of(quote, zero) != priced_with:
-            adjustments = price_adjustments(hooks, ctx, lines, _shipping_of(quote, zero), member, cart.coupons)
-            goods_discount = _discount(adjustments, (AdjustmentTarget.ITEM, AdjustmentTarget.ORDER), zero)
-    _check_coupons(cart.coupons, adjustments)
+            stacked = price_adjustments(hooks, ctx, lines, _shipping_of(quote, zero), member, cart.coupons)
+            goods_discount = _discount(stacked.kept, (AdjustmentTarget.ITEM, AdjustmentTarget.ORDER), zero)
+    adjustments = stacked.kept
+    _check_coupons(cart.coupons, stacked)
     shipping_list = quote.amount if quote is not None else zero
     shipping_discount = min(_discount(adjustments, (AdjustmentTarget.SHIPPING,), zero), shipping_list)
     per_line = [zero] * len(lines)
@@ -131,8 +132,12 @@ def _discount(adjustments: Sequence[PriceAdjustment], targets: tuple[AdjustmentT
     return sum((a.amount for a in adjustments if a.target in targets), zero)
 
 
-def _check_coupons(coupons: Sequence[str], adjustments: Sequence[PriceAdjustment]) -> None:
-    used = {a.coupon.casefold() for a in adjustments if a.coupon}
+def _check_coupons(coupons: Sequence[str], stacked: StackedAdjustments) -> None:
+    used = {a.coupon.casefold() for a in stacked.kept if a.coupon}
     for code in coupons:
-        if code.casefold() not in used:
-            raise PromotionRejected(f"coupon {code!r} is not valid for this cart")
+        if code.casefold() in used:
+            continue
+        why = stacked.set_aside.get(code.casefold())
+        if why is not None:
+            raise PromotionRejected(f"coupon {code!r} does not combine with the promotions applied ({why})")
+        raise PromotionRejected(f"coupon {code!r} is not valid for this cart")

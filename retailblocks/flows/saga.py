@@ -28,7 +28,7 @@ from retailblocks.errors import (
     RetailBlocksError,
 )
 from retailblocks.flows.state import STATE_TYPES, DataMemo, FlowKind, S, StepMark, load_state, state_document
-from retailblocks.model import Cart, Order
+from retailblocks.model import Cart, Member, Order
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.json_text import JsonText, SettledJson
 from retailblocks.storage.prepared import Prepared, PreparedQuery
@@ -125,6 +125,8 @@ class Transient:
     order: tuple[dict[str, Any], list[dict[str, Any]]] | None = None
     #: The order as checkout inserted it, as an order.
     base_order: Order | None = None
+    #: The member checkout priced the cart for (None for a guest, or a saga resumed by recovery).
+    member: Member | None = None
     #: The order as earn passed it to membership.
     paid_order: Order | None = None
     #: The order the last step read, as the caller gets it.

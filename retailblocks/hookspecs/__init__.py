@@ -72,6 +72,12 @@ REQUIRED_HOOKS: dict[Capability, frozenset[str]] = {
     if isinstance(capability, Capability)
 }
 
+#: Hooks that replace an older one, and the one each replaces: a block implementing the older instead
+#: still satisfies the requirement (the core calls the old form; pluggy warns it is deprecated).
+SUPERSEDED: dict[str, str] = {
+    name: found for name, spec in SPECIFICATIONS.items() if (found := contract_of(spec).supersedes) is not None
+}
+
 #: Capabilities the order flows cannot run without; the others are optional.
 FLOW_CAPABILITIES: frozenset[Capability] = frozenset({Capability.INVENTORY, Capability.PAYMENT})
 
@@ -96,6 +102,7 @@ __all__ = [
     "REQUIRED_HOOKS",
     "SPECIFICATIONS",
     "SPEC_MODULES",
+    "SUPERSEDED",
     "AsgiApp",
     "Capability",
     "Contract",

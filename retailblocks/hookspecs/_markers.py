@@ -41,18 +41,34 @@ class Contract:
     #: For ROUTED hooks, the argument that names the block: a payment method (text), or an object whose
     #: ``block`` says which block made it. None: the caller names the block.
     route: str | None = None
+    #: The older hook this one replaces: a block implementing that one instead still provides the
+    #: capability (the core calls the old form for it, and pluggy warns that it is deprecated).
+    supersedes: str | None = None
 
 
 CONTRACT_ATTRIBUTE = f"{PROJECT}_contract"
 
 
-def contract(dispatch: Dispatch, *, required: bool = False, route: str | None = None) -> Callable[[F], F]:
-    """Mark a hook specification: how it is dispatched, whether providers must implement it."""
+def contract(
+    dispatch: Dispatch,
+    *,
+    required: bool = False,
+    route: str | None = None,
+    supersedes: str | None = None,
+    deprecated: str | None = None,
+) -> Callable[[F], F]:
+    """Mark a hook specification: how it is dispatched, whether providers must implement it, which older
+    hook it supersedes. ``deprecated`` (what to use instead) makes pluggy warn, with a
+    DeprecationWarning pointing at the implementation, when a block implementing the hook is registered
+    (``warn_on_impl``)."""
 
     def mark(function: F) -> F:
-        setattr(function, CONTRACT_ATTRIBUTE, Contract(dispatch, required, route))
+        setattr(function, CONTRACT_ATTRIBUTE, Contract(dispatch, required, route, supersedes))
+        warning = None
+        if deprecated is not None:
+            warning = DeprecationWarning(f"{function.__name__} is deprecated: {deprecated}")
         # One answer for one-provider and routed hooks: pluggy's own calls (pm.hook.<name>) agree.
-        marked: F = hookspec(firstresult=dispatch is not Dispatch.EVERY_BLOCK)(function)
+        marked: F = hookspec(firstresult=dispatch is not Dispatch.EVERY_BLOCK, warn_on_impl=warning)(function)
         return marked
 
     return mark

@@ -34,7 +34,8 @@ class Block:
 
     A subclass declares ``name`` (its entry-point name), ``capabilities``, ``core_api`` ("major.minor" of
     the core API it was written against) and ``Config`` (an attrs class). Payment blocks also declare the
-    ``payment_methods`` they answer. The stack creates one instance per manifest entry with its validated
+    ``payment_methods`` they answer; a marketing block that combines with no other says ``exclusive``.
+    The stack creates one instance per manifest entry with its validated
     configuration and registers it with the plugin manager; hook implementations are methods marked with
     :data:`retailblocks.hookimpl`.
 
@@ -58,6 +59,10 @@ class Block:
     owns_tables: ClassVar[tuple[str, ...] | None] = None
     #: Core tables the block reads (``"orders"``, ``"order_lines"``…); None: not declared (read as none).
     reads_core_tables: ClassVar[tuple[str, ...] | None] = None
+    #: A marketing block whose adjustments never combine with other marketing blocks' ("not combinable
+    #: with other offers"): the core applies either its adjustments alone or the others', whichever gives
+    #: the shopper more (docs/marketing-stacking.md). A manifest can make a block exclusive, never undo this.
+    exclusive: ClassVar[bool] = False
 
     def __init__(self, config: Any, *, block_id: str | None = None):
         self.config = config

@@ -1,7 +1,9 @@
 """The marketing contract: promotions and coupons priced into a cart, and their usage recorded.
 
-Every marketing block contributes adjustments. The core calls them in manifest order and gives each the
-adjustments the earlier ones made, so stacking across blocks is explicit. Inside a block, the block's own
+Every marketing block contributes adjustments. Across blocks, the stack's stacking policy decides
+(the manifest's ``routing.marketing`` and the blocks' ``exclusive``; docs/marketing-stacking.md): the
+blocks are asked in the policy's order, each with the adjustments kept before it, and exclusive blocks and
+``best_of`` groups compete so that only the larger discount applies. Inside a block, the block's own
 stacking policy decides; every adjustment carries its reason and who funds it.
 """
 
@@ -17,7 +19,7 @@ from retailblocks.hookspecs._markers import Dispatch, contract
 
 if TYPE_CHECKING:
     from retailblocks.context import FlowContext
-    from retailblocks.model import Member, Money, PriceAdjustment, PricedLine
+    from retailblocks.model import Member, Money, Order, PriceAdjustment, PricedLine
 
 
 @contract(Dispatch.EVERY_BLOCK, required=True)
@@ -37,11 +39,43 @@ def marketing_adjustments(
     adjustments never exceed ``shipping``. Item and order adjustments must not depend on ``shipping``:
     the core prices a cart with the shipping quoted for its undiscounted value, and prices it again only
     when its discounts change the quote. A coupon code the block knows but that does not apply is left
-    out; the core rejects codes no block used.
+    out; the core rejects codes no block used. A code refused because the member has used its promotion
+    as often as one member may raises :class:`~retailblocks.errors.MemberLimitReached` instead, so the
+    shopper is told why.
+
+    .. versionchanged:: 1.3
+       ``existing`` holds the adjustments the stacking policy kept before this block, in its order.
     """
 
 
-@contract(Dispatch.EVERY_BLOCK, required=True)
+@contract(Dispatch.EVERY_BLOCK, required=True, supersedes="marketing_redeem")
+def marketing_place(
+    ctx: FlowContext,
+    order: Order,
+    member: Member | None,
+    adjustments: Sequence[PriceAdjustment],
+) -> None:
+    """The order is placed with ``adjustments``, this block's own of ``order.adjustments``: count coupon
+    uses, spend campaign budgets, take flash-sale units, with conditional updates so that concurrent orders
+    never exceed a limit. Called only for a block whose adjustments the order kept.
+
+    ``order`` is the order as placed: its id, channel, lines (SKU, quantity, unit price and each line's
+    discount, indexed as the adjustments' ``line_amounts`` are), totals and every block's adjustments.
+    ``member`` is the order's member as membership knows them now (None for a guest, or when no
+    membership block answers). Raise :class:`~retailblocks.errors.PromotionRejected` if a limit is
+    reached (:class:`~retailblocks.errors.MemberLimitReached` if it is the member's own limit).
+    Idempotent per order.
+
+    .. versionadded:: 1.3
+       Supersedes :func:`marketing_redeem`, which got only the order's id and the member's id.
+    """
+
+
+@contract(
+    Dispatch.EVERY_BLOCK,
+    deprecated="implement marketing_place(ctx, order, member, adjustments) instead (core API 1.3), which "
+    "gets the order's lines and the member",
+)
 def marketing_redeem(
     ctx: FlowContext,
     order_id: str,
@@ -49,13 +83,23 @@ def marketing_redeem(
     adjustments: Sequence[PriceAdjustment],
 ) -> None:
     """The order is placed with these adjustments (the block's own): count coupon uses and spend campaign
-    budgets, with conditional updates so that concurrent orders never exceed a limit. Raise
-    :class:`~retailblocks.errors.PromotionRejected` if a limit is reached. Idempotent per order."""
+    budgets. Raise :class:`~retailblocks.errors.PromotionRejected` if a limit is reached. Idempotent per
+    order.
+
+    .. deprecated:: 1.3
+       Implement :func:`marketing_place`. A block that implements only this hook still works: the core
+       calls it where it would call ``marketing_place``, and registering the block warns.
+    """
 
 
 @contract(Dispatch.EVERY_BLOCK, required=True)
-def marketing_release(ctx: FlowContext, order_id: str) -> None:
-    """Compensation for :func:`marketing_redeem`: give back the order's coupon uses and budget. Idempotent."""
+def marketing_release(ctx: FlowContext, order_id: str, order: Order) -> None:
+    """Compensation for :func:`marketing_place`: give back the order's coupon uses and budget, and what
+    else placing took. Idempotent. Called for every marketing block, also one that placed nothing.
+
+    .. versionadded:: 1.3
+       ``order``: the order being undone or cancelled, with its lines and adjustments.
+    """
 
 
 @contract(Dispatch.EVERY_BLOCK)

@@ -28,7 +28,10 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "detail": {"type": "string"},
         "cause": {
             "type": "string",
-            "description": "a rejection's cause, finer than its type (`coupon_rejected`, `backorder_limit`…)",
+            "description": (
+                "a rejection's cause, finer than its type (`coupon_rejected`, `member_limit_reached`, "
+                "`backorder_limit`…)"
+            ),
             "examples": ["out_of_stock"],
         },
         "reason": {"type": "string", "description": "a declined payment's reason", "examples": ["insufficient_funds"]},

@@ -32,6 +32,7 @@ _BY_CLASS: dict[type[BaseException], tuple[int, str, str]] = {
     errors.PaymentDeclined: (402, "payment-declined", "Payment declined"),
     errors.NotDeliverable: (409, "not-deliverable", "Not deliverable"),
     errors.NotRefundable: (409, "not-refundable", "Not refundable"),
+    errors.MemberLimitReached: (409, "member-limit-reached", "The member's limit for a promotion is reached"),
     errors.PromotionRejected: (409, "promotion-rejected", "Promotion rejected"),
     errors.CartClosed: (409, "cart-closed", "Cart closed"),
     errors.StaleVersion: (412, "stale-version", "The cart changed since the version given"),

@@ -249,6 +249,32 @@ def _block_schema(block_configs: Mapping[str, type[Any]]) -> dict[str, Any]:
     return schema
 
 
+_BLOCK_IDS: dict[str, Any] = {"type": "array", "items": _SLUG, "uniqueItems": True}
+_MARKETING_STACKING: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": (
+        "how the marketing blocks' adjustments combine (docs/marketing-stacking.md); left out: the order of "
+        "`blocks`, only blocks that declare themselves exclusive are, no groups"
+    ),
+    "properties": {
+        "order": {
+            **_BLOCK_IDS,
+            "description": "every marketing block's id once, in the order they apply (each sees what came before)",
+        },
+        "exclusive": {
+            **_BLOCK_IDS,
+            "description": "blocks whose adjustments never combine: they or the others, whichever gives more",
+        },
+        "best_of": {
+            "type": "array",
+            "items": {**_BLOCK_IDS, "minItems": 2},
+            "description": "groups of blocks within which only the one giving the largest discount applies",
+        },
+    },
+}
+
+
 def manifest_json_schema(block_configs: Mapping[str, type[Any]]) -> dict[str, Any]:
     """The whole ``blocks.yaml`` schema; ``block_configs`` maps each installed block's name to its
     config class, which the entries that ``use`` it are checked against."""
@@ -368,7 +394,8 @@ def manifest_json_schema(block_configs: Mapping[str, type[Any]]) -> dict[str, An
                         "type": "object",
                         "additionalProperties": _SLUG,
                         "description": "payment method → id of the block that answers it",
-                    }
+                    },
+                    "marketing": _MARKETING_STACKING,
                 },
             },
             "partners": {"type": "array", "items": partner},

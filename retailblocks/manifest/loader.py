@@ -34,6 +34,7 @@ from retailblocks.manifest.model import (
     mask_password,
 )
 from retailblocks.manifest.nodes import Node
+from retailblocks.manifest.stacking import MarketingStacking, parse_marketing_stacking
 from retailblocks.manifest.units import parse_weight
 from retailblocks.manifest.webhooks import Webhook, parse_webhooks
 from retailblocks.manifest.yamlsource import load_document, read_source
@@ -431,9 +432,12 @@ def _each(items: Sequence[Node], read: Callable[[Node], T]) -> tuple[T, ...]:
 
 
 def _routing(node: Node, block_ids: list[str]) -> Routing:
-    entries = readers.check_keys(node, ("payment",))
+    entries = readers.check_keys(node, ("payment", "marketing"))
+    marketing = MarketingStacking()
+    if "marketing" in entries:
+        marketing = parse_marketing_stacking(entries["marketing"], block_ids)
     if "payment" not in entries:
-        return Routing()
+        return Routing(marketing=marketing)
     payment_node = entries["payment"]
     routes: dict[str, str] = {}
     positions: dict[str, SourcePosition] = {}
@@ -449,7 +453,7 @@ def _routing(node: Node, block_ids: list[str]) -> Routing:
             )
         routes[method] = block_id
         positions[method] = target.position
-    return Routing(payment=routes, positions=positions)
+    return Routing(payment=routes, marketing=marketing, positions=positions)
 
 
 def _check_settlement_partners(node: Node, channels: tuple[Channel, ...], partners: tuple[Partner, ...]) -> None:

@@ -19,6 +19,7 @@ from packaging.specifiers import SpecifierSet
 from retailblocks.manifest.api import ApiConfig
 from retailblocks.manifest.errors import SourcePosition
 from retailblocks.manifest.nodes import Node
+from retailblocks.manifest.stacking import MarketingStacking
 from retailblocks.manifest.webhooks import Webhook
 from retailblocks.model import Channel, Merchant, Money, Product
 
@@ -102,9 +103,11 @@ class BlockEntry:
 
 @attrs.frozen
 class Routing:
-    """Which block instance answers which payment method, as the manifest's ``routing:`` says."""
+    """Which block instance answers which payment method, and how the marketing blocks' adjustments
+    combine, as the manifest's ``routing:`` says."""
 
     payment: Mapping[str, str] = attrs.field(factory=dict)
+    marketing: MarketingStacking = attrs.field(factory=MarketingStacking)
     positions: Mapping[str, SourcePosition] = attrs.field(eq=False, factory=dict, repr=False)
 
     def position_of(self, method: str) -> SourcePosition | None:

@@ -7,9 +7,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from retailblocks import Block, Capability, hookimpl
 from retailblocks.assembly.references import unknown
-from retailblocks.errors import InvalidValue
+from retailblocks.errors import InvalidValue, MemberLimitReached
 from retailblocks.hookspecs.marketing import MemberCoupon
-from retailblocks.model import AdjustmentTarget, ChannelType, Member, Merchant, Money, PriceAdjustment, PricedLine
+from retailblocks.model import (
+    AdjustmentTarget,
+    ChannelType,
+    Member,
+    Merchant,
+    Money,
+    Order,
+    PriceAdjustment,
+    PricedLine,
+)
 from retailblocks_promotions import engine
 from retailblocks_promotions import usage as store
 from retailblocks_promotions.config import Config as PromotionsConfig
@@ -35,7 +44,7 @@ class Promotions(Block):
     )
     reads_core_tables: ClassVar[tuple[str, ...]] = ()
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.MARKETING})
-    core_api: ClassVar[str] = "1.2"
+    core_api: ClassVar[str] = "1.3"
     Config: ClassVar[type[Any]] = PromotionsConfig
     description: ClassVar[str] = "Promotions and coupons priced into carts, with usage limits and budgets."
 
@@ -116,6 +125,12 @@ class Promotions(Block):
         configured = {engine.normalize_code(p.code) for p in promotions if p.code is not None}
         if presented - configured:
             issued = store.valid_issued_codes(ctx.db, presented - configured, member_id)
+        if member_id is not None:
+            for code, promotion in engine.member_limits_reached(coupons, promotions, issued, usage):
+                raise MemberLimitReached(
+                    f"coupon {code!r}: member {member_id!r} has already used promotion {promotion.id!r} "
+                    f"{promotion.per_member_limit} time(s), the most one member may"
+                )
         adjustments = engine.compute(
             _engine_lines(lines, existing, self.id),
             shipping,
@@ -150,16 +165,22 @@ class Promotions(Block):
         ]
 
     @hookimpl
-    def marketing_redeem(
+    def marketing_place(
         self,
         ctx: FlowContext,
-        order_id: str,
-        member_id: str | None,
+        order: Order,
+        member: Member | None,
         adjustments: Sequence[PriceAdjustment],
     ) -> None:
         """Count uses and spend budgets for the order; raises PromotionRejected when a limit is
-        reached.
+        reached (MemberLimitReached when it is the member's own).
         """
+        self.redeem(ctx, order.id, member.id if member is not None else order.member_id, adjustments)
+
+    def redeem(
+        self, ctx: FlowContext, order_id: str, member_id: str | None, adjustments: Sequence[PriceAdjustment]
+    ) -> None:
+        """Count the uses and spend the budgets of ``adjustments`` (this block's) for ``order_id``."""
         claims: dict[str, store.Claim] = {}
         for adjustment in adjustments:
             if adjustment.block != self.id:

@@ -182,6 +182,24 @@ def compute(
 # --- eligibility ----------------------------------------------------------------------------------
 
 
+def member_limits_reached(
+    coupons: Sequence[str],
+    promotions: Sequence[PromotionConfig],
+    issued: Mapping[str, str],
+    usage: Mapping[str, Usage],
+) -> list[tuple[str, PromotionConfig]]:
+    """(code as presented, promotion) for each presented code whose promotion this member has used as
+    often as its ``per_member_limit`` allows: a refusal the shopper must hear as such, not as a coupon
+    that does not apply."""
+    known = {promotion.id: promotion for promotion in promotions}
+    return [
+        (code, known[promotion_id])
+        for promotion_id, code in _unlocked_by(coupons, promotions, issued).items()
+        if known[promotion_id].per_member_limit is not None
+        and usage.get(promotion_id, Usage()).member_uses >= (known[promotion_id].per_member_limit or 0)
+    ]
+
+
 def _unlocked_by(
     coupons: Sequence[str], promotions: Sequence[PromotionConfig], issued: Mapping[str, str]
 ) -> dict[str, str]:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from retailblocks.clock import as_utc
-from retailblocks.errors import InvalidValue, PromotionRejected
+from retailblocks.errors import InvalidValue, MemberLimitReached, PromotionRejected
 from retailblocks.model import Money
 from retailblocks.storage import Prepared, PreparedQuery, insert_if_absent
 from retailblocks_promotions.config import PromotionConfig
@@ -333,7 +333,7 @@ def _take_member_use(connection: sa.Connection, promotion_id: str, member_id: st
             connection, promotion_id=promotion_id, member_id=member_id, limit=limit
         )
     if taken is None:
-        raise PromotionRejected(
+        raise MemberLimitReached(
             f"member {member_id!r} has already used promotion {promotion_id!r} {limit} time(s), its limit"
         )
 

@@ -9,7 +9,7 @@ import pytest
 from retailblocks_promotions import PromotionConfig, Promotions
 from retailblocks_promotions.testing import cny
 
-from retailblocks.errors import InvalidValue, PromotionRejected
+from retailblocks.errors import InvalidValue, MemberLimitReached, PromotionRejected
 from retailblocks.model import AdjustmentTarget, Member, PriceAdjustment, PricedLine
 from retailblocks.testing import BlockHarness
 
@@ -38,7 +38,7 @@ def redeem(
     harness: BlockHarness, order_id: str, adjustments: Sequence[PriceAdjustment], member_id: str | None = "m-alice"
 ) -> None:
     with harness.context("web", flow_id=order_id) as ctx:
-        block_of(harness).marketing_redeem(ctx, order_id, member_id, adjustments)
+        block_of(harness).redeem(ctx, order_id, member_id, adjustments)
 
 
 def release(harness: BlockHarness, order_id: str) -> None:
@@ -131,8 +131,11 @@ def test_per_member_limit(make_harness: Build) -> None:
     harness = make_harness(coupon_promo(per_member_limit=1))
     adjustments = adjust(harness, coupons=["SAVE10"])
     redeem(harness, "o1", adjustments, member_id="m-alice")
-    assert adjust(harness, coupons=["SAVE10"]) == []
-    with pytest.raises(PromotionRejected, match="already used"):
+    # The member hears that their own limit is reached, not that the coupon does not apply.
+    with pytest.raises(MemberLimitReached, match="already used promotion 'save10' 1 time"):
+        adjust(harness, coupons=["SAVE10"])
+    assert adjust(harness, coupons=["SAVE10"], member=BOB) != []
+    with pytest.raises(MemberLimitReached, match="already used"):
         redeem(harness, "o2", adjustments, member_id="m-alice")
     redeem(harness, "o3", adjustments, member_id="m-bob")
     with pytest.raises(PromotionRejected, match="no member"):
