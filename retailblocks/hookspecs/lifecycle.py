@@ -30,12 +30,18 @@ def stack_migrations() -> Sequence[Migration]:
 
 @contract(Dispatch.EVERY_BLOCK)
 def stack_startup(stack: StackView) -> None:
-    """The stack is assembled and its storage is ready. Called once per process."""
+    """The stack is assembled and its storage is ready. Called once per process.
+
+    .. versionchanged:: 1.1 ``stack`` is a :class:`~retailblocks.context.StackView`.
+    """
 
 
 @contract(Dispatch.EVERY_BLOCK)
 def stack_shutdown(stack: StackView) -> None:
-    """The stack is closing. Release what ``stack_startup`` acquired."""
+    """The stack is closing. Release what ``stack_startup`` acquired.
+
+    .. versionchanged:: 1.1 ``stack`` is a :class:`~retailblocks.context.StackView`.
+    """
 
 
 class AsgiApp(Protocol):
@@ -107,6 +113,8 @@ def stack_names() -> Mapping[str, Sequence[str]]:
     membership tiers. Assembly adds them to what the manifest itself declares and hands the whole to
     :func:`stack_check`, so that a reference anywhere to a name nothing declares fails at
     ``blocks assemble --check`` instead of at the first order that needs it.
+
+    .. versionadded:: 1.1
     """
 
 
@@ -125,6 +133,8 @@ def stack_check(merchant: Merchant, channels: Sequence[Channel], names: Mapping[
     else blocks declare with :func:`stack_names` (``"promotion"``, ``"tier"``). A kind nothing declares is
     an empty set. :func:`unknown` words a problem with a suggestion. ``merchant`` is the manifest's
     merchant (its currency among others) and ``channels`` its channels, in manifest order.
+
+    .. versionchanged:: 1.1 receives ``names``.
     """
 
 
