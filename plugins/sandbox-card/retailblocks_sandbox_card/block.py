@@ -96,7 +96,7 @@ class SandboxCard(Block):
 
     name = "sandbox-card"
     capabilities = frozenset({Capability.PAYMENT})
-    core_api = "1.1"
+    core_api = "1.3"
     Config = SandboxCardConfig
     payment_methods = (METHOD,)
     description = "A card gateway sandbox: authorize, capture, void, refund, with test cards."
