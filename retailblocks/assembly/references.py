@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from functools import partial
 
-from retailblocks.hookspecs.lifecycle import NAME_KINDS as _WHAT
-from retailblocks.hookspecs.lifecycle import unknown
+from retailblocks.hookspecs.lifecycle import NAME_KINDS, unknown
 from retailblocks.manifest import Manifest, ManifestError
 from retailblocks.manifest.errors import ManifestProblems
 from retailblocks.manifest.nodes import Node
@@ -22,7 +21,7 @@ from retailblocks.manifest.nodes import Node
 
 def declared_names(manifest: Manifest, from_blocks: Iterable[Mapping[str, Iterable[str]]]) -> dict[str, frozenset[str]]:
     """Every name the manifest declares, by kind, with the names blocks declare through ``stack_names``."""
-    names: dict[str, set[str]] = {kind: set() for kind in _WHAT}
+    names: dict[str, set[str]] = {kind: set() for kind in NAME_KINDS}
     names["channel"].update(channel.id for channel in manifest.channels)
     names["channel_type"].update(channel.type.value for channel in manifest.channels)
     names["sku"].update(product.sku for product in manifest.catalog)
