@@ -158,8 +158,8 @@ def read_only_connection(source: sa.Engine | UnitOfWork) -> Iterator[sa.Connecti
     begins deferred (a plain reader, which in WAL mode never waits for the writer nor makes it wait),
     and it is rolled back and closed at the end.
 
-    ``source`` is the stack's engine, or the step's unit of work (``ctx.uow``), whose engine is read
-    without opening the step's transaction.
+    ``source`` is the stack's engine (a command's ``stack.engine``), or a unit of work, whose engine is
+    read without opening its transaction. Inside a hook, use ``ctx.read_only_connection()``.
     """
     engine = source.engine if isinstance(source, UnitOfWork) else source
     with reading(engine) as connection:
