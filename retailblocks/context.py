@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol
 
 import attrs
 import sqlalchemy as sa
 
 from retailblocks.clock import Clock, IdFactory
 from retailblocks.model import Channel, Merchant, Product
+from retailblocks.storage.blocks_api import read_only_connection
 from retailblocks.storage.json_text import json_encoder
-
-if TYPE_CHECKING:
-    from retailblocks.storage.unit_of_work import UnitOfWork
-
+from retailblocks.storage.unit_of_work import UnitOfWork
 
 #: One encoder for every event payload (``json.dumps`` builds a new one per call).
 _EVENT_PAYLOAD = json_encoder(default=str)
@@ -87,6 +85,11 @@ def _tell_unit_of_work(ctx: FlowContext, _attribute: attrs.Attribute[str], block
     return block_id
 
 
+class OutsideWriteWouldWait(RuntimeError):
+    """A block asked to write apart from a step that has already begun on SQLite: a programming error in
+    the block (it must call the outside world and write apart before touching ``ctx.db``)."""
+
+
 @attrs.define
 class FlowContext:
     """The context of one step of a flow.
@@ -95,6 +98,11 @@ class FlowContext:
     blocks in one step commit or roll back together. It opens its transaction on first use, so a block
     that calls the outside world (a gateway, a carrier) must make that call *before* touching ``db``:
     then no database lock is held across the call.
+
+    Apart from the step's transaction a block may read (:meth:`read_only_connection`), write what must
+    outlive the step whatever becomes of it (:meth:`outside_connection`: a note made before a gateway
+    call), or hand the stack's engine to a component that opens its own connections
+    (:meth:`outside_engine`). ``uow`` is the core's: blocks use these instead.
     """
 
     merchant: Merchant
@@ -116,7 +124,48 @@ class FlowContext:
 
     @property
     def db(self) -> sa.Connection:
+        """The step's connection; its transaction begins on first use."""
         return self.uow.connection
+
+    @property
+    def step_started(self) -> bool:
+        """Whether the step's transaction has begun (something used :attr:`db`). Reading it begins nothing."""
+        return self.uow.started
+
+    def outside_engine(self, *, writes: bool = True) -> sa.Engine:
+        """The stack's engine, for connections a block opens apart from the step's transaction (a sandbox
+        standing in for a remote service keeps its own state on it). Asking does not begin the step.
+
+        With ``writes`` (the default), raises :class:`OutsideWriteWouldWait` when the step has begun on
+        SQLite: the step holds the database's one write lock until it ends, so a write apart from it
+        would wait forever. Call the outside world, and write apart, *before* touching :attr:`db`.
+        Reading apart is always fine: SQLite runs in WAL mode, where readers never wait for the writer.
+        """
+        engine = self.uow.engine
+        if writes and self.uow.started and engine.dialect.name == "sqlite":
+            raise OutsideWriteWouldWait(
+                f"{self.current_block} must be called before the step writes to the database: on SQLite a "
+                "connection apart from the step would wait forever for the step's write lock"
+            )
+        return engine
+
+    @contextmanager
+    def read_only_connection(self) -> Iterator[sa.Connection]:
+        """A connection of its own for reading, outside the step's transaction, which it neither begins
+        nor waits for; rolled back and closed when the ``with`` block ends (see
+        :func:`retailblocks.storage.read_only_connection`). The table permission guard checks what is read
+        here as what is read through ``ctx.db``."""
+        with read_only_connection(self.uow) as connection:
+            yield connection
+
+    @contextmanager
+    def outside_connection(self) -> Iterator[sa.Connection]:
+        """A connection with a transaction of its own, committed when the ``with`` block ends and rolled
+        back if it raises: for a write that must outlive the step whatever becomes of it (an attempt
+        noted before a gateway call, so recovery can ask the gateway after a crash). Raises
+        :class:`OutsideWriteWouldWait` once the step has begun on SQLite (see :meth:`outside_engine`)."""
+        with UnitOfWork(self.outside_engine()) as apart:
+            yield apart.connection
 
     def key_for(self, step: str) -> str:
         """An idempotency key for one outside call of this flow, stable across retries and recovery, and

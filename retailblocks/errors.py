@@ -36,8 +36,17 @@ Every one of them survives pickling (they cross process boundaries: server worke
 
 from __future__ import annotations
 
+import difflib
 import pickle
+from collections.abc import Iterable
 from typing import Any
+
+
+def suggestion(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` when ``word`` is close to one of ``choices``, else ``""``: the tail every
+    "unknown name" message of the core and of blocks ends with."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 class RetailBlocksError(Exception):

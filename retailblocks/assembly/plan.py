@@ -24,7 +24,7 @@ from retailblocks.assembly.hooks import Hooks
 from retailblocks.assembly.references import check_manifest as check_references
 from retailblocks.assembly.references import declared_names
 from retailblocks.assembly.routing import plan_routing
-from retailblocks.errors import AssemblyError, EnvironmentFailure
+from retailblocks.errors import AssemblyError, EnvironmentFailure, suggestion
 from retailblocks.hookspecs import PROJECT, SPEC_MODULES
 from retailblocks.hookspecs.blocks import Block
 from retailblocks.manifest import (
@@ -38,7 +38,6 @@ from retailblocks.manifest import (
 )
 from retailblocks.manifest.errors import ManifestProblems
 from retailblocks.manifest.nodes import position_in
-from retailblocks.manifest.readers import suggestion
 from retailblocks.storage import check_reachable, create_engine, describe_url, migrate
 from retailblocks.storage.engine import sqlite_path
 from retailblocks.version import CORE_API_VERSION

@@ -10,38 +10,18 @@ configuration.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
 
+from retailblocks.hookspecs.lifecycle import NAME_KINDS, unknown
 from retailblocks.manifest import Manifest, ManifestError
 from retailblocks.manifest.errors import ManifestProblems
 from retailblocks.manifest.nodes import Node
-from retailblocks.manifest.readers import suggestion
-
-#: What each kind of name is called in a message, and how a merchant declares one.
-_WHAT = {
-    "channel": ("channel", "declare it under 'channels:'"),
-    "channel_type": ("channel type", "one of online, marketplace, social, store"),
-    "sku": ("SKU", "add it to 'catalog:'"),
-    "category": ("category", "give a catalog product that 'category'"),
-    "partner": ("partner", "declare it under 'partners:'"),
-    "segment": ("segment", "declare it under 'segments:'"),
-    "location": ("location", "give it to a store channel or an inventory block's 'locations'"),
-    "promotion": ("promotion", "configure it in a marketing block"),
-    "tier": ("membership tier", "configure it in a membership block's 'tiers'"),
-}
-
-
-def unknown(field: str, kind: str, value: str, known: Collection[str]) -> str:
-    """A ``stack_check`` problem: ``field: unknown <what> 'value'; did you mean 'x'? (known: a, b)``."""
-    what, how = _WHAT.get(kind, (kind, ""))
-    listed = ", ".join(sorted(known)) if known else f"none; {how}" if how else "none"
-    return f"{field}: unknown {what} {value!r}{suggestion(value, sorted(known))} (known: {listed})"
 
 
 def declared_names(manifest: Manifest, from_blocks: Iterable[Mapping[str, Iterable[str]]]) -> dict[str, frozenset[str]]:
     """Every name the manifest declares, by kind, with the names blocks declare through ``stack_names``."""
-    names: dict[str, set[str]] = {kind: set() for kind in _WHAT}
+    names: dict[str, set[str]] = {kind: set() for kind in NAME_KINDS}
     names["channel"].update(channel.id for channel in manifest.channels)
     names["channel_type"].update(channel.type.value for channel in manifest.channels)
     names["sku"].update(product.sku for product in manifest.catalog)

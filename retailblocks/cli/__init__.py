@@ -19,6 +19,7 @@ from retailblocks.cli import (
     connector_commands,
     fusion_commands,
     order_commands,
+    reference_commands,
     serve_commands,
     simulation_commands,
     statement_commands,
@@ -175,6 +176,7 @@ for module in (
     statement_commands,
     connector_commands,
     serve_commands,
+    reference_commands,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)

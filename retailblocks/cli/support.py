@@ -221,3 +221,21 @@ def json_text(data: Any, *, indent: int | None = None) -> str:
 def print_json(data: Any) -> None:
     click.echo(json_text(data, indent=2))
     _Output.printed_json = True
+
+
+#: What a block's commands (``cli_commands``) may use; the rest of this module is the core's own.
+__all__ = [
+    "DEFAULT_MANIFEST",
+    "MANIFEST_ENV",
+    "console",
+    "error_console",
+    "fail",
+    "json_option",
+    "json_text",
+    "manifest_option",
+    "money_data",
+    "open_stack",
+    "print_json",
+    "print_table",
+    "reporting_errors",
+]

@@ -34,11 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from retailblocks.errors import InvalidInput, InvalidValue
+from retailblocks.errors import InvalidInput, InvalidValue, suggestion
 from retailblocks.fusion.tables import insert_new, timeline
 from retailblocks.fusion.views import parse_identity
 from retailblocks.hookspecs import membership
-from retailblocks.manifest.readers import suggestion
 from retailblocks.model import Identity
 from retailblocks.model.limits import MAX_TEXT_LENGTH, check_text
 

@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING
 import attrs
 
 from retailblocks.clock import as_utc
-from retailblocks.errors import InvalidValue
+from retailblocks.errors import InvalidValue, suggestion
 from retailblocks.flows.orders import list_orders
 from retailblocks.fusion.profile import NOT_SALES
 from retailblocks.hookspecs import membership
 from retailblocks.manifest import Partner
-from retailblocks.manifest.readers import suggestion
 from retailblocks.model import Money, Order
 from retailblocks.model.channel import MARKETPLACE_PAYMENT_METHOD
 

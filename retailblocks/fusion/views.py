@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TypeVar
 import sqlalchemy as sa
 
 from retailblocks.context import FlowContext
-from retailblocks.errors import InvalidValue, UnknownMember
+from retailblocks.errors import InvalidValue, UnknownMember, suggestion
 from retailblocks.events.dispatcher import dispatch
 from retailblocks.flows.orders import list_orders
 from retailblocks.fusion.profile import MemberProfile, build_profiles
@@ -17,7 +17,6 @@ from retailblocks.fusion.tables import campaign_coupons, timeline
 from retailblocks.fusion.timeline import TimelineEntry, read_timeline
 from retailblocks.hookspecs import membership
 from retailblocks.manifest import Campaign, Segment
-from retailblocks.manifest.readers import suggestion
 from retailblocks.model import Identity
 
 if TYPE_CHECKING:

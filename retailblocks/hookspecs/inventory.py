@@ -26,7 +26,7 @@ def inventory_locations(ctx: FlowContext) -> Sequence[str]:
 @contract(Dispatch.ONE_PROVIDER, required=True)
 def inventory_available(ctx: FlowContext, skus: Sequence[str]) -> Mapping[str, int]:
     """Units of each SKU that ``ctx.channel`` can sell now (on hand − reserved − allocated − safety stock,
-    over the channel's locations). SKUs the block does not know map to 0."""
+    over the channel's locations), for each of ``skus``. SKUs the block does not know map to 0."""
 
 
 @contract(Dispatch.ONE_PROVIDER, required=True)
@@ -66,14 +66,18 @@ def inventory_fulfil(ctx: FlowContext, order_id: str, parcels: Sequence[Parcel])
 @contract(Dispatch.ONE_PROVIDER, required=True)
 def inventory_return(ctx: FlowContext, order_id: str, items: Sequence[ReservedStock], key: str) -> None:
     """Units of an order come back (a cancelled shipment, a return) and are on hand again at their
-    locations. Allocated units not yet fulfilled are de-allocated instead. Idempotent per ``key``."""
+    locations. Allocated units not yet fulfilled are de-allocated instead. Idempotent per ``key``.
+    ``items`` say which units come back, from which location."""
 
 
 @contract(Dispatch.ONE_PROVIDER)
 def inventory_adjust(ctx: FlowContext, sku: str, location: str, delta: int, reason: str, key: str) -> int:
     """An operator's stock movement: goods received (positive), damaged or lost (negative), a count's
     correction. Returns the new on-hand quantity. Never makes on hand fall below what is reserved and
-    allocated; raises :class:`~retailblocks.errors.InvalidValue` instead. Idempotent per ``key``."""
+    allocated; raises :class:`~retailblocks.errors.InvalidValue` instead. Idempotent per ``key``.
+
+    ``delta`` units of ``sku`` move at ``location``; ``reason`` is the operator's words, kept with the
+    stock movement."""
 
 
 @contract(Dispatch.ONE_PROVIDER)

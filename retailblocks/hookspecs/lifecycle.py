@@ -6,9 +6,10 @@ Any block may implement these; none is required.
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from retailblocks.errors import suggestion
 from retailblocks.hookspecs._markers import Dispatch, contract
 
 if TYPE_CHECKING:
@@ -30,12 +31,18 @@ def stack_migrations() -> Sequence[Migration]:
 
 @contract(Dispatch.EVERY_BLOCK)
 def stack_startup(stack: StackView) -> None:
-    """The stack is assembled and its storage is ready. Called once per process."""
+    """The stack is assembled and its storage is ready. Called once per process.
+
+    .. versionchanged:: 1.1 ``stack`` is a :class:`~retailblocks.context.StackView`.
+    """
 
 
 @contract(Dispatch.EVERY_BLOCK)
 def stack_shutdown(stack: StackView) -> None:
-    """The stack is closing. Release what ``stack_startup`` acquired."""
+    """The stack is closing. Release what ``stack_startup`` acquired.
+
+    .. versionchanged:: 1.1 ``stack`` is a :class:`~retailblocks.context.StackView`.
+    """
 
 
 class AsgiApp(Protocol):
@@ -85,7 +92,8 @@ def stack_maintain(ctx: FlowContext) -> None:
 @contract(Dispatch.EVERY_BLOCK)
 def stack_event(event: Event, ctx: FlowContext) -> None:
     """Receive one event from the outbox. Delivery is at least once: the same event may arrive again after
-    a failure, so a listener must be idempotent (``event.id`` is stable). Raising makes the core retry the
+    a failure, so a listener must be idempotent (``event.id`` is stable; ``event`` is an
+    :class:`~retailblocks.context.Event`). Raising makes the core retry the
     delivery later; after repeated failures the delivery is recorded as a dead letter.
     """
 
@@ -106,6 +114,8 @@ def stack_names() -> Mapping[str, Sequence[str]]:
     membership tiers. Assembly adds them to what the manifest itself declares and hands the whole to
     :func:`stack_check`, so that a reference anywhere to a name nothing declares fails at
     ``blocks assemble --check`` instead of at the first order that needs it.
+
+    .. versionadded:: 1.1
     """
 
 
@@ -122,7 +132,10 @@ def stack_check(merchant: Merchant, channels: Sequence[Channel], names: Mapping[
     ``"channel_type"``, ``"sku"`` and ``"category"`` (of the catalog), ``"partner"``, ``"segment"``,
     ``"location"`` (the channels' locations and every block's declared stock locations), and whatever
     else blocks declare with :func:`stack_names` (``"promotion"``, ``"tier"``). A kind nothing declares is
-    an empty set. :func:`retailblocks.assembly.references.unknown` words a problem with a suggestion.
+    an empty set. :func:`unknown` words a problem with a suggestion. ``merchant`` is the manifest's
+    merchant (its currency among others) and ``channels`` its channels, in manifest order.
+
+    .. versionchanged:: 1.1 receives ``names``.
     """
 
 
@@ -141,3 +154,27 @@ def simulation_payment_details(method: str, details: Mapping[str, str], rng: ran
 
     .. versionadded:: 1.3
     """
+
+
+#: The kinds of name ``stack_check`` receives (and ``stack_names`` may add to): what each is called in
+#: a message, and how a merchant declares one.
+NAME_KINDS: Mapping[str, tuple[str, str]] = {
+    "channel": ("channel", "declare it under 'channels:'"),
+    "channel_type": ("channel type", "one of online, marketplace, social, store"),
+    "sku": ("SKU", "add it to 'catalog:'"),
+    "category": ("category", "give a catalog product that 'category'"),
+    "partner": ("partner", "declare it under 'partners:'"),
+    "segment": ("segment", "declare it under 'segments:'"),
+    "location": ("location", "give it to a store channel or an inventory block's 'locations'"),
+    "promotion": ("promotion", "configure it in a marketing block"),
+    "tier": ("membership tier", "configure it in a membership block's 'tiers'"),
+}
+
+
+def unknown(field: str, kind: str, value: str, known: Collection[str]) -> str:
+    """A :func:`stack_check` problem about a name nothing declares, worded as the core words its own:
+    ``field: unknown <what> 'value'; did you mean 'x'? (known: a, b)``, or how to declare one when
+    none is known. ``kind`` is one of :data:`NAME_KINDS` (another is used as its own word)."""
+    what, how = NAME_KINDS.get(kind, (kind, ""))
+    listed = ", ".join(sorted(known)) if known else f"none; {how}" if how else "none"
+    return f"{field}: unknown {what} {value!r}{suggestion(value, sorted(known))} (known: {listed})"

@@ -30,7 +30,7 @@ def logistics_quote(
     ctx: FlowContext, lines: Sequence[PricedLine], fulfilment: Fulfilment, order_value: Money
 ) -> Sequence[ShippingQuote]:
     """Offer ways to deliver ``lines``. ``order_value`` is after item and order discounts, for free-shipping
-    thresholds. Return an empty sequence when the block cannot serve the fulfilment. A quote changes
+    thresholds. Return an empty sequence when the block cannot serve the ``fulfilment``. A quote changes
     nothing: pricing one cart may ask twice (before and after its discounts)."""
 
 
@@ -38,7 +38,7 @@ def logistics_quote(
 def logistics_rank_locations(
     ctx: FlowContext, fulfilment: Fulfilment, candidates: Sequence[str]
 ) -> Sequence[str] | None:
-    """Order candidate stock locations from best to worst for this fulfilment (nearest first for a
+    """Order ``candidates`` (stock locations) from best to worst for this ``fulfilment`` (nearest first for a
     delivery). Locations the block cannot ship from are left out. None leaves the order unchanged."""
 
 
@@ -50,7 +50,7 @@ def logistics_arrange(
     parcels: Sequence[Parcel],
     idempotency_key: str,
 ) -> Shipment:
-    """Book the delivery ``quote`` promised, one parcel per location. Idempotent per key."""
+    """Book the delivery ``quote`` promised for ``order``, one of ``parcels`` per location. Idempotent per key."""
 
 
 @contract(Dispatch.ROUTED, required=True, route="shipment")
@@ -61,4 +61,5 @@ def logistics_cancel(ctx: FlowContext, shipment: Shipment, idempotency_key: str)
 
 @contract(Dispatch.ROUTED)
 def logistics_track(ctx: FlowContext, shipment_id: str, status: ShipmentStatus, note: str) -> Shipment:
-    """Record a tracking update from the carrier or the store and emit ``shipment.<status>``."""
+    """Record a tracking update of ``shipment_id`` from the carrier or the store: its new ``status``
+    and a ``note`` for people; emit ``shipment.<status>``."""

@@ -38,10 +38,10 @@ def marketing_adjustments(
     in ``line_amounts`` summing exactly to ``amount`` and never making a line negative; shipping
     adjustments never exceed ``shipping``. Item and order adjustments must not depend on ``shipping``:
     the core prices a cart with the shipping quoted for its undiscounted value, and prices it again only
-    when its discounts change the quote. A coupon code the block knows but that does not apply is left
-    out; the core rejects codes no block used. A code refused because the member has used its promotion
-    as often as one member may raises :class:`~retailblocks.errors.MemberLimitReached` instead, so the
-    shopper is told why.
+    when its discounts change the quote. ``member`` is the shopper (None for a guest) and ``coupons`` the
+    codes they presented: a coupon code the block knows but that does not apply is left out; the core
+    rejects codes no block used. A code refused because the member has used its promotion as often as one
+    member may raises :class:`~retailblocks.errors.MemberLimitReached` instead, so the shopper is told why.
 
     .. versionchanged:: 1.3
        ``existing`` holds the adjustments the stacking policy kept before this block, in its order.
@@ -82,9 +82,9 @@ def marketing_redeem(
     member_id: str | None,
     adjustments: Sequence[PriceAdjustment],
 ) -> None:
-    """The order is placed with these adjustments (the block's own): count coupon uses and spend campaign
-    budgets. Raise :class:`~retailblocks.errors.PromotionRejected` if a limit is reached. Idempotent per
-    order.
+    """The order is placed with these ``adjustments`` (the block's own): count coupon uses and spend campaign
+    budgets, with conditional updates so that concurrent orders never exceed a limit. Raise
+    :class:`~retailblocks.errors.PromotionRejected` if a limit is reached. Idempotent per order.
 
     .. deprecated:: 1.3
        Implement :func:`marketing_place`. A block that implements only this hook still works: the core
@@ -106,7 +106,7 @@ def marketing_release(ctx: FlowContext, order_id: str, order: Order) -> None:
 def marketing_issue_coupons(
     ctx: FlowContext, promotion_id: str, member_ids: Sequence[str], idempotency_key: str
 ) -> Mapping[str, str] | None:
-    """Issue single-member coupon codes for ``promotion_id``: ``{member_id: code}``.
+    """Issue single-member coupon codes for ``promotion_id`` to ``member_ids``: ``{member_id: code}``.
 
     A block that does not know ``promotion_id`` returns None, so the core can ask every marketing block
     and take the answer of the one that owns the promotion. Idempotent per key and member: issuing again

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 @contract(Dispatch.ONE_PROVIDER, required=True)
 def membership_identify(ctx: FlowContext, identities: Sequence[Identity], enroll: bool) -> Member | None:
-    """Resolve the identities a channel knows the shopper by into one member.
+    """Resolve ``identities`` (those a channel knows the shopper by) into one member.
 
     Identities that belong to no member are linked to the member the others resolve to; identities that
     resolve to two members merge them (auditably, reversibly). With ``enroll`` a new member is created
@@ -50,7 +50,7 @@ def membership_reverse(
     order_total: Money,
     idempotency_key: str,
 ) -> PointsMovement | None:
-    """Take back the share ``refunded / order_total`` of the points ``order_id`` earned (all of them on a
+    """Take back the share ``refunded`` / ``order_total`` of the points ``order_id`` earned (all of them on a
     cancellation). Never takes back more than was earned for the order. Idempotent per key."""
 
 
@@ -59,7 +59,7 @@ def membership_adjust(
     ctx: FlowContext, member_id: str, points: int, reason: str, idempotency_key: str
 ) -> PointsMovement:
     """Post ``points`` (signed) to a member outside any order: a goodwill credit, a partner transfer.
-    Never lets the balance fall below zero. Idempotent per key."""
+    Never lets the balance fall below zero. ``reason`` is kept with the movement. Idempotent per key."""
 
 
 @attrs.frozen
@@ -85,7 +85,8 @@ class PartnerPointsMovement:
 def membership_partner_movements(
     ctx: FlowContext, partner: str, since: datetime, until: datetime
 ) -> Sequence[PartnerPointsMovement]:
-    """Every exchange of points with ``partner`` posted in ``[since, until)``, oldest first. Read-only.
+    """Every exchange of points with ``partner`` posted from ``since`` up to (not including) ``until``,
+    oldest first. Read-only.
 
     Optional: a stack whose membership block does not answer it settles partner-funded discounts only.
     """
@@ -102,6 +103,6 @@ def membership_order_points(ctx: FlowContext, order_id: str) -> int:
 def membership_exchange(
     ctx: FlowContext, member_id: str, partner: str, points: int, idempotency_key: str
 ) -> PointsMovement:
-    """Exchange points with a partner's programme at the configured rate: a positive ``points`` brings in
+    """Exchange points with ``partner``'s programme at the configured rate: a positive ``points`` brings in
     that many of the partner's points (credited as ours), a negative one sends that many of ours out. The
     partner's clearing balance records who owes whom for settlement. Optional. Idempotent per key."""

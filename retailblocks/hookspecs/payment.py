@@ -29,7 +29,8 @@ def payment_authorize(
     member_id: str | None,
     idempotency_key: str,
 ) -> PaymentAuthorization:
-    """Ask the payer's provider to promise ``amount``.
+    """Ask the payer's provider to promise ``amount``, with what the shopper gave for ``method`` in
+    ``details`` (a card token, a wallet id; secrets among them are never logged nor recorded).
 
     Raise :class:`~retailblocks.errors.PaymentDeclined` when the provider refuses, and
     :class:`~retailblocks.errors.PaymentOutcomeUnknown` when it cannot tell (a time-out); the core then

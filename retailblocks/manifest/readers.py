@@ -8,22 +8,16 @@ same way.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 
 from retailblocks.errors import InvalidValue
+from retailblocks.errors import suggestion as suggestion  # the manifest modules call readers.suggestion
 from retailblocks.manifest.errors import ManifestError
 from retailblocks.manifest.interpolate import Interpolated
 from retailblocks.manifest.nodes import Node
 from retailblocks.model import Money
 from retailblocks.model._validators import SLUG
 from retailblocks.model.limits import check_amount
-
-
-def suggestion(word: str, choices: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` when ``word`` is close to one of ``choices``, else ``""``."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def mismatch(node: Node, expected: str, *, secret: bool = False) -> ManifestError:

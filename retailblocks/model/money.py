@@ -96,18 +96,20 @@ class Money:
     def __str__(self) -> str:
         return self.format()
 
-    def _same(self, other: Money) -> None:
+    def check_same_currency(self, other: Money) -> None:
+        """Raise :class:`~retailblocks.errors.CurrencyMismatch` unless ``other`` is money in this currency
+        (``TypeError`` if it is not money at all): the check every arithmetic and comparison makes."""
         if not isinstance(other, Money):
             raise TypeError(f"expected Money, got {type(other).__name__}")
         if other.currency != self.currency:
             raise CurrencyMismatch(f"cannot combine {self.currency} with {other.currency}")
 
     def __add__(self, other: Money) -> Money:
-        self._same(other)
+        self.check_same_currency(other)
         return _derived(self.amount + other.amount, self.currency)
 
     def __sub__(self, other: Money) -> Money:
-        self._same(other)
+        self.check_same_currency(other)
         return _derived(self.amount - other.amount, self.currency)
 
     def __neg__(self) -> Money:
@@ -121,19 +123,19 @@ class Money:
     __rmul__ = __mul__
 
     def __lt__(self, other: Money) -> bool:
-        self._same(other)
+        self.check_same_currency(other)
         return self.amount < other.amount
 
     def __le__(self, other: Money) -> bool:
-        self._same(other)
+        self.check_same_currency(other)
         return self.amount <= other.amount
 
     def __gt__(self, other: Money) -> bool:
-        self._same(other)
+        self.check_same_currency(other)
         return self.amount > other.amount
 
     def __ge__(self, other: Money) -> bool:
-        self._same(other)
+        self.check_same_currency(other)
         return self.amount >= other.amount
 
     def __bool__(self) -> bool:

@@ -158,9 +158,9 @@ def read_only_connection(source: sa.Engine | UnitOfWork) -> Iterator[sa.Connecti
     begins deferred (a plain reader, which in WAL mode never waits for the writer nor makes it wait),
     and it is rolled back and closed at the end.
 
-    ``source`` is the stack's engine, or the step's unit of work (``ctx.uow``), whose engine is read
-    without opening the step's transaction; then the table permission guard checks what a block reads
-    here as what it reads through ``ctx.db``.
+    ``source`` is the stack's engine (a command's ``stack.engine``), or a unit of work, whose engine is
+    read without opening its transaction; then the table permission guard checks what a block reads here
+    as what it reads through ``ctx.db``. Inside a hook, use ``ctx.read_only_connection()``.
     """
     if not isinstance(source, UnitOfWork):
         with reading(source) as connection:

@@ -20,7 +20,7 @@ from retailblocks.cli import cli
 from tests.cli.harness import assembled_example, blocks, copy_example
 
 #: The commands that never open a stack, so they take no manifest.
-STACKLESS = {"plugins", "schema", "demo", "openapi"}
+STACKLESS = {"plugins", "schema", "demo", "openapi", "hooks"}
 
 
 def every_command() -> dict[str, click.Command]:
@@ -138,6 +138,8 @@ def arguments_that_fail(path: str) -> list[str]:
         given += ["--orders", "0"]  # the demo needs no manifest; an impossible count fails it before any work
     if path == "openapi":
         given += ["-o", "missing/openapi.json"]  # needs no manifest; a file it cannot write fails it
+    if path == "hooks":
+        given += ["--capability", "nowhere"]  # needs no manifest; a capability that does not exist fails it
     return [a for a in given if path not in STACKLESS or a not in ("-m", "missing/blocks.yaml")]
 
 
@@ -304,6 +306,7 @@ def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: p
     run("assemble", "--check")
     run("plugins")
     run("schema")
+    run("hooks")
     run("stock receive", "DRIP-10", "xuhui", "10")
     run("stock adjust", "DRIP-10", "xuhui", "-1", "--reason", "damaged")
     run("stock count", "DRIP-10", "xuhui", "9")

@@ -16,9 +16,9 @@ import attrs
 import sqlalchemy as sa
 
 from retailblocks import Block, Capability, FlowContext, StackView, hookimpl
-from retailblocks.assembly.references import unknown
 from retailblocks.clock import as_utc
 from retailblocks.errors import CurrencyMismatch, IdempotencyConflict, InvalidValue, UnknownObject
+from retailblocks.hookspecs.lifecycle import unknown
 from retailblocks.model import (
     Channel,
     Fulfilment,

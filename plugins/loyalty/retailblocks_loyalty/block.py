@@ -12,8 +12,8 @@ from fnmatch import fnmatchcase
 from typing import Any, ClassVar
 
 from retailblocks import AuditFinding, Block, Capability, FlowContext, hookimpl
-from retailblocks.assembly.references import unknown
 from retailblocks.errors import InvalidValue
+from retailblocks.hookspecs.lifecycle import unknown
 from retailblocks.hookspecs.membership import PartnerPointsMovement
 from retailblocks.model import (
     ChannelType,

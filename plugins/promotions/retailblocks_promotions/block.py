@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from retailblocks import Block, Capability, hookimpl
-from retailblocks.assembly.references import unknown
 from retailblocks.errors import InvalidValue, MemberLimitReached
+from retailblocks.hookspecs.lifecycle import unknown
 from retailblocks.hookspecs.marketing import MemberCoupon
 from retailblocks.model import (
     AdjustmentTarget,

@@ -130,7 +130,7 @@ def compute(
     """
     currency = shipping.currency
     for line in lines:
-        line.unit_price._same(shipping)
+        line.unit_price.check_same_currency(shipping)
     for promotion in promotions:
         for name, money in promotion.money_fields():
             if money.currency != currency:

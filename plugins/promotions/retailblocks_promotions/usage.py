@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from retailblocks.clock import as_utc
 from retailblocks.errors import InvalidValue, MemberLimitReached, PromotionRejected
 from retailblocks.model import Money
-from retailblocks.storage import Prepared, PreparedQuery, insert_if_absent
+from retailblocks.storage import InsertIfAbsent, Prepared, PreparedQuery, insert_if_absent
 from retailblocks_promotions.config import PromotionConfig
 from retailblocks_promotions.engine import Usage, normalize_code
 from retailblocks_promotions.tables import coupons, member_usage, redemptions, usage
@@ -70,8 +70,8 @@ def _on(connection: sa.Connection, statements: Mapping[str, PreparedQuery]) -> P
 
 
 # The statements of redeem and release, built once at import (docs/block-storage.md). Conditional UPDATEs
-# answer with their row count; inserts that must tell whether they went in use RETURNING, as psycopg
-# reports -1 as the rowcount of ON CONFLICT.
+# answer with their row count; a redemption goes in with the core's insert-if-absent, which says whether
+# it did; the counters' upserts answer with RETURNING.
 
 _REDEMPTION_COLUMNS = (
     "order_id",
@@ -86,14 +86,7 @@ _REDEMPTION_COLUMNS = (
     "redeemed_at",
     "released_at",
 )
-_INSERT_REDEMPTION = _per_dialect(
-    lambda insert: (
-        insert(redemptions)
-        .values({name: sa.bindparam(name, type_=redemptions.c[name].type) for name in _REDEMPTION_COLUMNS})
-        .on_conflict_do_nothing()
-        .returning(redemptions.c.order_id)
-    )
-)
+_INSERT_REDEMPTION = InsertIfAbsent(redemptions, _REDEMPTION_COLUMNS)
 # A redemption released since (a retried order) is counted again.
 _REVIVE = Prepared(
     redemptions.update()
@@ -282,7 +275,7 @@ def redeem(
         "redeemed_at": now,
         "released_at": None,
     }
-    if _on(connection, _INSERT_REDEMPTION).first(connection, row) is None:
+    if not _INSERT_REDEMPTION(connection, row):
         # Counted before: idempotent, unless it was released since (a retried order), then count
         # again.
         revived = _REVIVE.execute(

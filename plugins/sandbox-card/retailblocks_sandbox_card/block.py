@@ -34,7 +34,7 @@ from retailblocks.model import (
     PaymentRefund,
     PaymentStatus,
 )
-from retailblocks.storage import Migration, Prepared, PreparedQuery, UnitOfWork, insert_if_absent, read_only_connection
+from retailblocks.storage import Migration, Prepared, PreparedQuery, insert_if_absent
 from retailblocks_sandbox_card import cards, notify
 from retailblocks_sandbox_card.config import SandboxCardConfig
 from retailblocks_sandbox_card.errors import IdempotencyKeyReused
@@ -192,9 +192,8 @@ class SandboxCard(Block):
     @hookimpl
     def stack_maintain(self, ctx: FlowContext) -> None:
         """Resolve authorization attempts whose outcome never came back, once the gateway knows."""
-        engine = _engine_of(ctx, writes=False)
         cutoff = ctx.clock.now() - self.config.timeout_resolution
-        with read_only_connection(engine) as connection:
+        with ctx.read_only_connection() as connection:
             pending = connection.execute(_PENDING_ATTEMPTS, {"cutoff": cutoff}).all()
         if not pending:
             return
@@ -249,12 +248,11 @@ class SandboxCard(Block):
                 reason="invalid_card",
             )
         gateway = self._gateway(ctx)
-        engine = _engine_of(ctx)
-        _note_attempt(engine, ctx, idempotency_key, amount)
+        _note_attempt(ctx, idempotency_key, amount)
         try:
             charge = self._call(lambda: gateway.authorize(number, amount, idempotency_key=idempotency_key))
         except GatewayDeclined as declined:
-            _resolve_attempt_apart(engine, idempotency_key, "declined", ctx)
+            _resolve_attempt_apart(idempotency_key, "declined", ctx)
             self._record_decline(ctx, amount, number, declined.reason, idempotency_key, member_id)
             raise PaymentDeclined(
                 f"sandbox-card: {declined} (card ending {cards.last4(number)})",
@@ -360,7 +358,7 @@ class SandboxCard(Block):
         """Whether the block's view already knows what became of the attempt under ``key`` (a notification
         told it, or an earlier answer), and the authorization it made if any. Read on a connection of its
         own: the step's transaction must not start before a gateway call."""
-        with read_only_connection(_engine_of(ctx, writes=False)) as connection:
+        with ctx.read_only_connection() as connection:
             attempt = _ATTEMPT.first_mapping(connection, key=key)
             if attempt is None or attempt["status"] == "pending":
                 return False, None
@@ -382,7 +380,7 @@ class SandboxCard(Block):
         if self.gateway is not None:
             return self.gateway
         return SandboxGateway(
-            _engine_of(ctx, writes=writes),
+            ctx.outside_engine(writes=writes),
             clock=ctx.clock,
             ids=ctx.ids,
             timeout_resolution=self.config.timeout_resolution,
@@ -575,23 +573,6 @@ class SandboxCard(Block):
 # --- module helpers ---------------------------------------------------------------------------
 
 
-def _engine_of(ctx: FlowContext, *, writes: bool = True) -> sa.Engine:
-    """The stack's engine, for the connections the block opens apart from the step's transaction.
-
-    ``ctx.db.engine`` would open the step's transaction, and on SQLite that takes the write lock
-    the gateway's own connection then waits for; the unit of work's engine does not. Reading apart
-    is fine even then: SQLite runs in WAL mode, where readers never wait for the writer.
-    """
-    uow = ctx.uow
-    engine = uow.engine
-    if writes and uow.started and engine.dialect.name == "sqlite":
-        raise RuntimeError(
-            "sandbox-card must be called before the step writes to the database: on SQLite the "
-            "gateway's own connection would wait forever for the step's write lock"
-        )
-    return engine
-
-
 def _check_method(method: str) -> None:
     if method != METHOD:
         raise InvalidValue(f"sandbox-card answers only the payment method 'card' (got {method!r})")
@@ -649,11 +630,11 @@ def _ensure_payment(ctx: FlowContext, authorization: PaymentAuthorization, charg
     )
 
 
-def _note_attempt(engine: sa.Engine, ctx: FlowContext, key: str, amount: Money) -> None:
+def _note_attempt(ctx: FlowContext, key: str, amount: Money) -> None:
     """Note the attempt before the gateway call, committed on its own, so it outlives a crash."""
-    with UnitOfWork(engine) as uow:
+    with ctx.outside_connection() as connection:
         insert_if_absent(
-            uow.connection,
+            connection,
             attempts,
             {
                 "idempotency_key": key,
@@ -670,7 +651,7 @@ def _resolve_attempt(connection: sa.Connection, key: str, status: str, ctx: Flow
     _RESOLVE_ATTEMPT.execute(connection, key=key, pending="pending", status=status, resolved_at=ctx.clock.now())
 
 
-def _resolve_attempt_apart(engine: sa.Engine, key: str, status: str, ctx: FlowContext) -> None:
+def _resolve_attempt_apart(key: str, status: str, ctx: FlowContext) -> None:
     # Apart from the step's transaction, which rolls back when the hook raises.
-    with UnitOfWork(engine) as uow:
-        _resolve_attempt(uow.connection, key, status, ctx)
+    with ctx.outside_connection() as connection:
+        _resolve_attempt(connection, key, status, ctx)

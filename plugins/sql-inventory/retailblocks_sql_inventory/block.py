@@ -9,9 +9,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from retailblocks import AuditFinding, Block, Capability, FlowContext, StackView, hookimpl
-from retailblocks.assembly.references import unknown
-from retailblocks.errors import InvalidValue
-from retailblocks.manifest.readers import suggestion
+from retailblocks.errors import InvalidValue, suggestion
+from retailblocks.hookspecs.lifecycle import unknown
 from retailblocks.model import (
     Channel,
     ChannelType,

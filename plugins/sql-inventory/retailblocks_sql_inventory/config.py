@@ -7,8 +7,7 @@ from typing import Any, Literal
 
 import attrs
 
-from retailblocks.errors import InvalidValue
-from retailblocks.manifest.readers import suggestion
+from retailblocks.errors import InvalidValue, suggestion
 from retailblocks.model.limits import MAX_QUANTITY
 
 

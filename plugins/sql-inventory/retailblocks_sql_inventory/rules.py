@@ -10,8 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from retailblocks import FlowContext
-from retailblocks.errors import InvalidValue, UnknownSku
-from retailblocks.manifest.readers import suggestion
+from retailblocks.errors import InvalidValue, UnknownSku, suggestion
 from retailblocks.model import Channel, ChannelType, ReservedStock
 from retailblocks.model.limits import MAX_ID_LENGTH, check_text
 from retailblocks_sql_inventory import stock

@@ -19,7 +19,7 @@ from retailblocks.clock import as_utc
 from retailblocks.errors import InvalidValue
 from retailblocks.model import StockLevel
 from retailblocks.model.limits import MAX_QUANTITY
-from retailblocks.storage import Prepared, PreparedQuery
+from retailblocks.storage import InsertIfAbsent, Prepared, PreparedQuery
 from retailblocks_sql_inventory.tables import allocations, backorders, levels, movements
 
 Pair = tuple[str, str]  # (sku, location)
@@ -65,17 +65,8 @@ _LEVEL_SELECT = sa.select(levels.c.on_hand, levels.c.reserved, levels.c.allocate
 _READ_LEVEL = PreparedQuery(_LEVEL_SELECT)
 _LOCK_LEVEL = PreparedQuery(_LEVEL_SELECT.with_for_update())
 
-_ENSURE_LEVEL = Prepared(
-    postgresql.insert(levels)
-    .values(
-        sku=sa.bindparam("sku"),
-        location=sa.bindparam("location"),
-        on_hand=_ZERO,
-        reserved=_ZERO,
-        allocated=_ZERO,
-    )
-    .on_conflict_do_nothing()
-)
+# A level or back-order row made on first use: insert-if-absent (retailblocks.storage), on either database.
+_ENSURE_LEVEL = InsertIfAbsent(levels, ("sku", "location", "on_hand", "reserved", "allocated"))
 #: Units into ``reserved`` or ``allocated`` if ``from_stock`` of them are available after safety stock.
 _TAKE_FROM_STOCK = {
     column: Prepared(
@@ -123,9 +114,7 @@ _REMOVE_ON_HAND = Prepared(
     .where(_THIS_LEVEL, levels.c.on_hand + sa.bindparam("delta") >= levels.c.reserved + levels.c.allocated)
     .values(on_hand=levels.c.on_hand + sa.bindparam("delta"))
 )
-_ENSURE_BACKORDERS = Prepared(
-    postgresql.insert(backorders).values(sku=sa.bindparam("sku"), outstanding=_ZERO).on_conflict_do_nothing()
-)
+_ENSURE_BACKORDERS = InsertIfAbsent(backorders, ("sku", "outstanding"))
 _ADD_BACKORDERS = Prepared(
     backorders.update()
     .where(
@@ -183,7 +172,7 @@ _CHANGE_ALLOCATION = Prepared(
 
 
 def ensure_level(connection: sa.Connection, sku: str, location: str) -> None:
-    _ENSURE_LEVEL.execute(connection, sku=sku, location=location)
+    _ENSURE_LEVEL(connection, {"sku": sku, "location": location, "on_hand": 0, "reserved": 0, "allocated": 0})
 
 
 def read_available(connection: sa.Connection, skus: Iterable[str], locations: Iterable[str]) -> dict[Pair, int]:
@@ -295,7 +284,7 @@ def add_backorders(connection: sa.Connection, units: Mapping[str, int], limits: 
     for sku in sorted(units):
         if units[sku] <= 0:
             continue
-        _ENSURE_BACKORDERS.execute(connection, sku=sku)
+        _ENSURE_BACKORDERS(connection, {"sku": sku, "outstanding": 0})
         if _ADD_BACKORDERS.execute(connection, sku=sku, units=units[sku], limit=limits.get(sku, 0)) != 1:
             settle_backorders(connection, added)
             return False
