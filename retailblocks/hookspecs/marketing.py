@@ -94,10 +94,11 @@ def marketing_redeem(
 
 @contract(Dispatch.EVERY_BLOCK, required=True)
 def marketing_release(ctx: FlowContext, order_id: str, order: Order) -> None:
-    """Compensation for :func:`marketing_place`: give back the order's coupon uses and budget, and what
-    else placing took. Idempotent. Called for every marketing block, also one that placed nothing.
+    """Compensation for :func:`marketing_place`: give back the coupon uses and budget of the order
+    ``order_id``, and what else placing took. Idempotent. Called for every marketing block, also one that
+    placed nothing. ``order`` is the order being undone or cancelled, with its lines and adjustments.
 
-    .. versionadded:: 1.3
+    .. versionchanged:: 1.3
        ``order``: the order being undone or cancelled, with its lines and adjustments.
     """
 
