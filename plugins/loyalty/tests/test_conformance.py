@@ -8,10 +8,11 @@ from typing import Any
 from retailblocks_loyalty import Loyalty
 from retailblocks_loyalty.contract_config import contract_config
 
+from retailblocks.testing.contracts.lifecycle import LifecycleContract
 from retailblocks.testing.contracts.membership import MembershipContract
 
 
-class TestLoyaltyMembership(MembershipContract):
+class TestLoyaltyMembership(MembershipContract, LifecycleContract):
     block_class = Loyalty
 
     def config_for(self, currency: str) -> Mapping[str, Any]:

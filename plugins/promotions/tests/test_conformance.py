@@ -8,10 +8,11 @@ from typing import Any
 from retailblocks_promotions import Promotions
 from retailblocks_promotions.contract_config import contract_config
 
+from retailblocks.testing.contracts.lifecycle import LifecycleContract
 from retailblocks.testing.contracts.marketing import MarketingContract
 
 
-class TestPromotionsConformance(MarketingContract):
+class TestPromotionsConformance(MarketingContract, LifecycleContract):
     block_class = Promotions
     coupon = "KIT-ONCE"
     issued_promotion = "kit-issued"

@@ -130,6 +130,20 @@ class LogisticsContract(CapabilityContract):
         if not provides(harness, logistics.logistics_track):
             pytest.skip("the block does not implement logistics_track")
 
+    # -- for the lifecycle contract -----------------------------------------------------------------
+
+    def exercise(self, harness: BlockHarness) -> None:
+        """Every state change of the contract once, and a call the block must refuse."""
+        currency = harness.merchant.currency
+        self.quote(harness, currency)
+        leaving = self.arrange(harness, currency, "kit-exercise-order-1", "kit-exercise-ship-1")
+        waiting = self.arrange(harness, currency, "kit-exercise-order-2", "kit-exercise-ship-2")
+        call(harness, logistics.logistics_cancel, waiting, "kit-exercise-cancel")
+        if provides(harness, logistics.logistics_track):
+            self.track(harness, leaving.id, ShipmentStatus.SHIPPED)
+            with pytest.raises(REFUSALS):
+                self.track(harness, "kit-no-such-shipment", ShipmentStatus.SHIPPED)
+
     # -- quotes -------------------------------------------------------------------------------------
 
     def test_quotes_are_in_the_cart_currency_and_never_negative(self, harness: BlockHarness, currency: str) -> None:

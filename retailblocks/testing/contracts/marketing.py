@@ -204,6 +204,22 @@ class MarketingContract(CapabilityContract):
             f"shipping of {cart.shipping} is discounted by {Money(shipping_taken, currency)}"
         )
 
+    # -- for the lifecycle contract -----------------------------------------------------------------
+
+    def exercise(self, harness: BlockHarness) -> None:
+        """Every state change of the contract once, and a call the block must refuse."""
+        currency = harness.merchant.currency
+        for cart in self.carts(currency):
+            self.price(harness, cart)
+        if self.coupon is not None:
+            made = self.with_coupon(harness, currency)
+            self.redeem(harness, "kit-exercise-order-1", made)
+            with pytest.raises(PromotionRejected):
+                self.redeem(harness, "kit-exercise-order-2", made)
+            self.release(harness, "kit-exercise-order-1")
+        if self.issued_promotion is not None and provides(harness, marketing.marketing_issue_coupons):
+            call(harness, marketing.marketing_issue_coupons, self.issued_promotion, ["kit-m1"], "kit-exercise-issue")
+
     # -- pricing ------------------------------------------------------------------------------------
 
     def test_every_adjustment_is_explained_and_in_the_cart_currency(self, harness: BlockHarness, currency: str) -> None:

@@ -116,6 +116,22 @@ class MembershipContract(CapabilityContract):
         if not provides(harness, membership.membership_adjust):
             pytest.skip("the block does not implement membership_adjust")
 
+    # -- for the lifecycle contract -----------------------------------------------------------------
+
+    def exercise(self, harness: BlockHarness) -> None:
+        """Every state change of the contract once, and a call the block must refuse."""
+        currency = harness.merchant.currency
+        member = self.enroll(harness, "+8613800000099")
+        email = Identity(IdentityKind.EMAIL, "kit-exercise@example.com")
+        call(harness, membership.membership_identify, [Identity(IdentityKind.PHONE, "+8613800000099"), email], True)
+        order = self.order("kit-exercise-order", currency)
+        self.earned(harness, member.id, order, "kit-exercise-earn")
+        self.reverse(harness, member.id, order, Money(order.total.amount // 2, currency), "kit-exercise-reverse")
+        if provides(harness, membership.membership_adjust):
+            self.adjust(harness, member.id, 40, "kit-exercise-credit")
+            with pytest.raises(REFUSALS):
+                self.adjust(harness, member.id, -1_000_000, "kit-exercise-overdraw")
+
     # -- identities ---------------------------------------------------------------------------------
 
     def test_identify_enrolls_once_and_finds_the_member_again(self, one_harness: BlockHarness) -> None:
