@@ -198,9 +198,9 @@ class LogisticsContract(CapabilityContract):
 
     def test_concurrent_arranging_on_one_key_books_one_shipment(self, one_harness: BlockHarness) -> None:
         harness = one_harness
-        quote = self.delivery_quote(harness, "CNY")
-        order = self.order("kit-order-4", "CNY", quote)
-        parcels = self.parcels("CNY")
+        quote = self.delivery_quote(harness, harness.merchant.currency)
+        order = self.order("kit-order-4", harness.merchant.currency, quote)
+        parcels = self.parcels(harness.merchant.currency)
         shipments, errors = race(
             RACERS,
             lambda _n: call(harness, logistics.logistics_arrange, order, quote, parcels, "kit-ship-race"),
@@ -220,7 +220,7 @@ class LogisticsContract(CapabilityContract):
     def test_a_repeated_tracking_update_changes_nothing(self, one_harness: BlockHarness) -> None:
         harness = one_harness
         self.needs_tracking(harness)
-        shipment = self.arrange(harness, "CNY", "kit-order-5", "kit-ship-5")
+        shipment = self.arrange(harness, harness.merchant.currency, "kit-order-5", "kit-ship-5")
         moved = self.track(harness, shipment.id, ShipmentStatus.SHIPPED)
         assert moved.id == shipment.id and moved.status is ShipmentStatus.SHIPPED
         events = len(harness.events())
@@ -230,11 +230,11 @@ class LogisticsContract(CapabilityContract):
 
     def test_a_shipment_can_be_cancelled_until_it_leaves(self, one_harness: BlockHarness) -> None:
         harness = one_harness
-        waiting = self.arrange(harness, "CNY", "kit-order-6", "kit-ship-6")
+        waiting = self.arrange(harness, harness.merchant.currency, "kit-order-6", "kit-ship-6")
         assert call(harness, logistics.logistics_cancel, waiting, "kit-cancel-6") is True
         assert call(harness, logistics.logistics_cancel, waiting, "kit-cancel-6") is True, "a replay failed"
         self.needs_tracking(harness)
-        leaving = self.arrange(harness, "CNY", "kit-order-7", "kit-ship-7")
+        leaving = self.arrange(harness, harness.merchant.currency, "kit-order-7", "kit-ship-7")
         self.track(harness, leaving.id, ShipmentStatus.SHIPPED)
         # The caller may hold the shipment as it was booked: the block must know better.
         assert call(harness, logistics.logistics_cancel, leaving, "kit-cancel-7") is False, (

@@ -242,8 +242,8 @@ class MarketingContract(CapabilityContract):
 
     def test_a_coupon_nobody_issued_is_left_out(self, one_harness: BlockHarness) -> None:
         harness = one_harness
-        lines = self.lines("CNY")
-        cart = _Cart(lines, self.shipping("CNY"), self.member(), ("KIT-NOBODY-ISSUED-THIS",))
+        lines = self.lines(harness.merchant.currency)
+        cart = _Cart(lines, self.shipping(harness.merchant.currency), self.member(), ("KIT-NOBODY-ISSUED-THIS",))
         made = self.price(harness, cart)
         assert not self.coupon_applies(made, "KIT-NOBODY-ISSUED-THIS")
         self.check(harness, cart, made)
@@ -280,7 +280,7 @@ class MarketingContract(CapabilityContract):
         harness = one_harness
         self.needs_coupon()
         self.release(harness, "kit-never-placed")
-        made = self.with_coupon(harness, "CNY")
+        made = self.with_coupon(harness, harness.merchant.currency)
         self.redeem(harness, "kit-order-1", made)
         self.release(harness, "kit-never-placed")
         with pytest.raises(PromotionRejected):
@@ -289,7 +289,7 @@ class MarketingContract(CapabilityContract):
     def test_concurrent_orders_never_share_one_use(self, one_harness: BlockHarness) -> None:
         harness = one_harness
         self.needs_coupon()
-        made = self.with_coupon(harness, "CNY")
+        made = self.with_coupon(harness, harness.merchant.currency)
         redeemed, errors = race(RACERS, lambda n: self.redeem(harness, f"kit-race-{n}", made))
         only_refusals(errors)
         assert len(redeemed) == 1, f"{len(redeemed)} orders redeemed a coupon usable once"
@@ -321,7 +321,7 @@ class MarketingContract(CapabilityContract):
         codes = call(harness, marketing.marketing_issue_coupons, promotion, ["kit-m1"], "kit-issue-3")
         assert codes is not None
         code = codes["kit-m1"]
-        lines, shipping = self.lines("CNY"), self.shipping("CNY")
+        lines, shipping = self.lines(harness.merchant.currency), self.shipping(harness.merchant.currency)
         mine = _Cart(lines, shipping, Member("kit-m1"), (code,))
         made = self.price(harness, mine)
         assert self.coupon_applies(made, code), "a member's own coupon did not apply"
