@@ -3,6 +3,9 @@
 from retailblocks.testing.contracts._base import Contract, secret_leaks
 from retailblocks.testing.contracts.inventory import InventoryContract
 from retailblocks.testing.contracts.lifecycle import LifecycleContract
+from retailblocks.testing.contracts.logistics import LogisticsContract
+from retailblocks.testing.contracts.marketing import MarketingContract
+from retailblocks.testing.contracts.membership import MembershipContract
 from retailblocks.testing.contracts.payment import REFUSED, PaymentContract, at_once
 
 __all__ = [
@@ -10,6 +13,9 @@ __all__ = [
     "Contract",
     "InventoryContract",
     "LifecycleContract",
+    "LogisticsContract",
+    "MarketingContract",
+    "MembershipContract",
     "PaymentContract",
     "at_once",
     "secret_leaks",
