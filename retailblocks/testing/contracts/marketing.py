@@ -34,7 +34,16 @@ import pytest
 
 from retailblocks.errors import PromotionRejected
 from retailblocks.hookspecs import marketing
-from retailblocks.model import AdjustmentTarget, Member, Money, PriceAdjustment, PricedLine
+from retailblocks.model import (
+    AdjustmentTarget,
+    Member,
+    Money,
+    Order,
+    OrderLine,
+    OrderStatus,
+    PriceAdjustment,
+    PricedLine,
+)
 from retailblocks.testing.contracts._capability import (
     RACERS,
     CapabilityContract,
@@ -152,11 +161,47 @@ class MarketingContract(CapabilityContract):
         wanted = _normalized(code or self.coupon or "")
         return any(adjustment.coupon is not None and _normalized(adjustment.coupon) == wanted for adjustment in made)
 
+    def order(self, harness: BlockHarness, order_id: str, made: Sequence[PriceAdjustment]) -> Order:
+        """The coupon cart placed as an order with ``made``, as checkout hands it to ``marketing_place``."""
+        currency = made[0].amount.currency if made else harness.merchant.currency
+        cart = self.coupon_cart(currency)
+        discounts = {line.index: 0 for line in cart.lines}
+        for adjustment in made:
+            for index, share in adjustment.line_amounts:
+                discounts[index] = discounts.get(index, 0) + share.amount
+        lines = tuple(
+            OrderLine(line.index, line.sku, line.quantity, line.unit_price, Money(discounts[line.index], currency))
+            for line in cart.lines
+        )
+        subtotal = sum(line.subtotal.amount for line in lines)
+        discount = sum(adjustment.amount.amount for adjustment in made)
+        return Order(
+            id=order_id,
+            channel="web",
+            status=OrderStatus.PLACED,
+            currency=currency,
+            lines=lines,
+            subtotal=Money(subtotal, currency),
+            discount=Money(discount, currency),
+            shipping=cart.shipping,
+            total=Money(subtotal - discount + cart.shipping.amount, currency),
+            created_at=harness.clock.now(),
+            member_id=self.member().id,
+            adjustments=tuple(made),
+        )
+
     def redeem(self, harness: BlockHarness, order_id: str, made: Sequence[PriceAdjustment]) -> None:
-        call(harness, marketing.marketing_redeem, order_id, self.member().id, made, flow_id=order_id)
+        placed = self.order(harness, order_id, made)
+        call(harness, marketing.marketing_place, placed, self.member(), made, flow_id=order_id)
+        self.placed()[order_id] = placed
+
+    def placed(self) -> dict[str, Order]:
+        """The orders this test placed, by id (pytest makes one contract instance per test)."""
+        return self.__dict__.setdefault("_kit_placed", {})  # type: ignore[no-any-return]
 
     def release(self, harness: BlockHarness, order_id: str) -> None:
-        call(harness, marketing.marketing_release, order_id, flow_id=order_id)
+        placed = self.placed().get(order_id) or self.order(harness, order_id, ())
+        call(harness, marketing.marketing_release, order_id, placed, flow_id=order_id)
 
     def needs_coupon(self) -> None:
         if self.coupon is None:

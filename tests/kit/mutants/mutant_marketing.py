@@ -13,7 +13,7 @@ from retailblocks_promotions.contract_config import contract_config
 from retailblocks_promotions.tables import redemptions, usage
 
 from retailblocks import FlowContext, hookimpl
-from retailblocks.model import Member, Money, PriceAdjustment, PricedLine
+from retailblocks.model import Member, Money, Order, PriceAdjustment, PricedLine
 from retailblocks.testing.contracts.marketing import MarketingContract
 
 
@@ -85,17 +85,17 @@ class UnfundedPromotions(Promotions):
 
 class RecountingPromotions(Promotions):
     @hookimpl
-    def marketing_redeem(
-        self, ctx: FlowContext, order_id: str, member_id: str | None, adjustments: Sequence[PriceAdjustment]
+    def marketing_place(
+        self, ctx: FlowContext, order: Order, member: Member | None, adjustments: Sequence[PriceAdjustment]
     ) -> None:
         # The bug: each redemption is recorded under a fresh id, so a replayed step counts the use again.
-        attempt = f"{order_id}~{ctx.ids.new_id('attempt')}"
-        super().marketing_redeem(ctx, attempt, member_id, adjustments)
+        attempt = attrs.evolve(order, id=f"{order.id}~{ctx.ids.new_id('attempt')}")
+        super().marketing_place(ctx, attempt, member, adjustments)
 
 
 class GenerousReleasePromotions(Promotions):
     @hookimpl
-    def marketing_release(self, ctx: FlowContext, order_id: str) -> None:
+    def marketing_release(self, ctx: FlowContext, order_id: str, order: Order) -> None:
         # The bug: every redemption of the order gives its use back, also those released before.
         rows = ctx.db.execute(sa.select(redemptions).where(redemptions.c.order_id == order_id)).mappings().all()
         for row in rows:
