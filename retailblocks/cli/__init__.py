@@ -19,6 +19,7 @@ from retailblocks.cli import (
     connector_commands,
     fusion_commands,
     order_commands,
+    publishing_commands,
     serve_commands,
     simulation_commands,
 )
@@ -173,6 +174,7 @@ for module in (
     fusion_commands,
     connector_commands,
     serve_commands,
+    publishing_commands,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)
