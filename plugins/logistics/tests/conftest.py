@@ -11,6 +11,11 @@ from retailblocks_logistics.testing import example_config
 from retailblocks.testing import BlockHarness
 
 
+def stock_locations(block: Logistics) -> list[str]:
+    """The locations the block ships from, which an inventory block declares in a stack."""
+    return [location.id for location in block.config.locations]
+
+
 @pytest.fixture
 def block() -> Logistics:
     return Logistics(example_config())
@@ -18,7 +23,7 @@ def block() -> Logistics:
 
 @pytest.fixture
 def harness(block: Logistics, database_url: str) -> Iterator[BlockHarness]:
-    h = BlockHarness(block, database_url)
+    h = BlockHarness(block, database_url, names={"location": stock_locations(block)})
     yield h
     h.close()
 
@@ -26,6 +31,6 @@ def harness(block: Logistics, database_url: str) -> Iterator[BlockHarness]:
 @pytest.fixture
 def sqlite_harness(block: Logistics, sqlite_url: str) -> Iterator[BlockHarness]:
     """For behaviour that stores nothing (quotes, ranking): SQLite alone is enough."""
-    h = BlockHarness(block, sqlite_url)
+    h = BlockHarness(block, sqlite_url, names={"location": stock_locations(block)})
     yield h
     h.close()

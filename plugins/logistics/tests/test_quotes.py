@@ -9,6 +9,7 @@ from retailblocks_logistics.config import Carrier, money_fields
 from retailblocks_logistics.testing import cny, example_config
 
 from retailblocks.errors import CurrencyMismatch, InvalidValue
+from retailblocks.manifest import ManifestError
 from retailblocks.model import Address, Channel, Fulfilment, FulfilmentKind, Merchant, Money, PricedLine
 from retailblocks.testing import BlockHarness
 
@@ -123,12 +124,9 @@ class TestCurrency:
     def test_config_in_another_currency_names_the_field(self, sqlite_url: str) -> None:
         option = ShippingOption("usps", "USPS", zones=["china"], rates=[WeightRate(Money.parse("5.00 USD"))])
         config = example_config(carriers=[*example_config().carriers, Carrier("us", "US", [option])])
-        harness = BlockHarness(Logistics(config), sqlite_url)
-        try:
-            with pytest.raises(InvalidValue, match=r"carriers\[2\]\.options\[0\]\.rates\[0\]\.price is in USD"):
-                quote(harness, delivery(SHANGHAI), lines((100, 1)), cny("50.00"))
-        finally:
-            harness.close()
+        # Assembling the block refuses it, naming the field, before any quote is asked for.
+        with pytest.raises(ManifestError, match=r"carriers\[2\]\.options\[0\]\.rates\[0\]\.price: 5.00 USD is in USD"):
+            BlockHarness(Logistics(config), sqlite_url, names={"location": [loc.id for loc in config.locations]})
 
     def test_order_value_in_another_currency(self, sqlite_harness: BlockHarness) -> None:
         with pytest.raises(CurrencyMismatch):

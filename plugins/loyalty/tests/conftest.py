@@ -17,6 +17,8 @@ from retailblocks.testing import BlockHarness
 START = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
 MakeHarness = Callable[..., BlockHarness]
+#: The catalog of the stacks the tests assemble (earning rules name some of its SKUs).
+CATALOG = ["CUP", "GIFT-CARD", "TEA-GREEN"]
 
 
 @pytest.fixture
@@ -24,7 +26,10 @@ def make_harness(database_url: str) -> Iterator[MakeHarness]:
     made: list[BlockHarness] = []
 
     def make(config: LoyaltyConfig | None = None) -> BlockHarness:
-        harness = BlockHarness(Loyalty(config), database_url, clock=ManualClock(START))
+        partners = sorted(config.partners) if config is not None else []
+        harness = BlockHarness(
+            Loyalty(config), database_url, clock=ManualClock(START), names={"partner": partners}, skus=CATALOG
+        )
         made.append(harness)
         return harness
 

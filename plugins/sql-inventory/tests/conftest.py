@@ -20,6 +20,10 @@ LOCATIONS = [
     Location("store-1", "Store One", "store"),
 ]
 
+#: The catalog of the stack the block is assembled into: the block holds stock only of SKUs it lists.
+SKUS = ["mug", "last-mug", "a", "b", "x", "y", "BEANS", "book", "preorder-book", "tea", "DONUT", "pen"]
+SKUS += ["sku-a", "sku-b", "sku-c"]
+
 
 def make_config(**overrides: Any) -> SqlInventoryConfig:
     options: dict[str, Any] = {
@@ -115,7 +119,7 @@ def make_inventory(database_url: str) -> Iterator[MakeInventory]:
     made: list[BlockHarness] = []
 
     def make(**overrides: Any) -> Inventory:
-        harness = BlockHarness(SqlInventory(make_config(**overrides)), database_url)
+        harness = BlockHarness(SqlInventory(make_config(**overrides)), database_url, skus=SKUS)
         made.append(harness)
         return Inventory(harness)
 
@@ -132,6 +136,6 @@ def inventory(make_inventory: MakeInventory) -> Inventory:
 @pytest.fixture
 def sqlite_inventory(sqlite_url: str) -> Iterator[Inventory]:
     """The block on SQLite only, for tests whose subject is not the database (the commands)."""
-    harness = BlockHarness(SqlInventory(make_config()), sqlite_url)
+    harness = BlockHarness(SqlInventory(make_config()), sqlite_url, skus=SKUS)
     yield Inventory(harness)
     harness.close()

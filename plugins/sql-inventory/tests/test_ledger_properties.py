@@ -29,7 +29,7 @@ from retailblocks_sql_inventory.tables import reservations as reservation_table
 
 from retailblocks.errors import InvalidValue, OutOfStock
 from retailblocks.model import Parcel, ReservedStock, StockDemand
-from retailblocks.testing import BlockHarness
+from retailblocks.testing import DEFAULT_CHANNELS, BlockHarness
 
 SKUS = ["a", "b"]
 LOCATIONS = ["east", "west"]
@@ -48,7 +48,8 @@ class StockMachine(RuleBasedStateMachine):
         config = SqlInventoryConfig(locations=[Location(name) for name in LOCATIONS])
         self.block = SqlInventory(config)
         url = f"sqlite:///{Path(self.directory.name) / 'stock.db'}"
-        self.harness = BlockHarness(self.block, url)
+        # An online channel only: the store channel of the default stack sells from a location this block lacks.
+        self.harness = BlockHarness(self.block, url, channels=DEFAULT_CHANNELS[:1], skus=SKUS)
         self.counter = itertools.count()
         self.adjust_keys: list[tuple[str, str, int, str]] = []
 

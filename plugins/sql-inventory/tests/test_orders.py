@@ -168,10 +168,10 @@ def test_the_audit_finds_a_ledger_that_does_not_add_up(database_url: str) -> Non
     from retailblocks_sql_inventory.config import Location, SqlInventoryConfig
     from retailblocks_sql_inventory.tables import levels
 
-    from retailblocks.testing import BlockHarness
+    from retailblocks.testing import DEFAULT_CHANNELS, BlockHarness
 
     block = SqlInventory(SqlInventoryConfig(locations=[Location(id="dc")]))
-    harness = BlockHarness(block, database_url)
+    harness = BlockHarness(block, database_url, channels=DEFAULT_CHANNELS[:1], skus=["SKU"])
     with harness.context() as ctx:
         block.inventory_adjust(ctx, "SKU", "dc", 5, "received", "k1")
     with harness.context() as ctx:
