@@ -189,4 +189,40 @@ def _report_check(manifest: Path, check: Any, as_json: bool) -> None:
     fail(f"the manifest was changed, but it does not check: {check.problems[-1]}")
 
 
-COMMANDS = [catalogue_command, add_command, remove_command]
+@click.command(name="new")
+@click.argument("name")
+@click.option(
+    "--capability",
+    required=True,
+    type=click.Choice(["payment", "inventory", "marketing", "membership", "logistics"]),
+    help="What the block provides; the project gets a small working block of that kind.",
+)
+@click.option(
+    "--directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write the project (default: ./retailblocks-NAME); it must not exist or be empty.",
+)
+@json_option("Print what was written as JSON.")
+def new_command(name: str, capability: str, directory: Path | None, as_json: bool) -> None:
+    """Write a new block's project NAME: a separate distribution with a working block, tests using the kit,
+    README and CI, whose tests pass straight away."""
+    from retailblocks.publishing.scaffold import new_project
+
+    with reporting_errors():
+        project = new_project(name, capability, directory)
+    if as_json:
+        print_json(project.to_data())
+        return
+    console.print(
+        f"[green]✓[/] wrote {escape(project.distribution)} ({escape(capability)} block {escape(name)!r}) "
+        f"to {escape(str(project.directory))}:",
+        soft_wrap=True,
+    )
+    for file in project.files:
+        console.print(f"  {escape(file)}", soft_wrap=True, highlight=False)
+    console.print(
+        f"next: cd {escape(str(project.directory))} && uv sync && uv run pytest", soft_wrap=True, highlight=False
+    )
+
+
+COMMANDS = [catalogue_command, add_command, remove_command, new_command]
