@@ -60,18 +60,18 @@ CAPABILITY_NOTES = {
         "whole unit of money spent, refunds take their share back, and no balance ever goes below zero."
     ),
     "logistics": (
-        "Every delivery to `countries` is quoted `rate` (free from `free_from`), carry-out is free; shipments are "
-        "booked once per key, tracked, and cancelled until they leave."
+        "Every delivery to `countries` is quoted `rate` (free from `free_from`); shipments are booked once per key, "
+        "tracked, and cancelled until they leave. Carry-out and pickup are left to other blocks."
     ),
 }
 
 #: Each capability's required configuration in the README's manifest example (the secret as a variable).
 CONFIG_EXAMPLES = {
     "payment": ["signing_key: ${{{env}_SIGNING_KEY}}", "blocked_accounts: []"],
-    "inventory": ["audit_token: ${{{env}_AUDIT_TOKEN}}", "locations: [store-1]"],
-    "marketing": ["api_key: ${{{env}_API_KEY}}", 'threshold: "100.00 CNY"', 'discount: "10.00 CNY"'],
-    "membership": ["api_key: ${{{env}_API_KEY}}", "points_per_unit: 1"],
-    "logistics": ["api_key: ${{{env}_API_KEY}}", 'rate: "12.00 CNY"', "countries: [CN]"],
+    "inventory": ["ledger_key: ${{{env}_LEDGER_KEY}}", "locations: [store-1]"],
+    "marketing": ["ledger_key: ${{{env}_LEDGER_KEY}}", 'threshold: "100.00 CNY"', 'discount: "10.00 CNY"'],
+    "membership": ["ledger_key: ${{{env}_LEDGER_KEY}}", "points_per_unit: 1"],
+    "logistics": ["ledger_key: ${{{env}_LEDGER_KEY}}", 'rate: "12.00 CNY"', "countries: [CN]"],
 }
 
 
