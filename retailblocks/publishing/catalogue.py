@@ -22,14 +22,13 @@ import os
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import attrs
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from retailblocks.errors import EnvironmentFailure, InvalidInput
@@ -293,11 +292,3 @@ def _valid_version(text: str) -> bool:
     except InvalidVersion:
         return False
     return True
-
-
-def same_distribution(a: str, b: str) -> bool:
-    return canonicalize_name(a) == canonicalize_name(b)
-
-
-def names(entries: Iterable[CatalogueEntry]) -> list[str]:
-    return [entry.name for entry in entries]

@@ -112,7 +112,7 @@ class ManifestText:
             new_text = "".join([*prefix, *rendered])
         elif isinstance(blocks, CommentedSeq) and len(blocks) > 0 and not blocks.fa.flow_style():
             dash, key = self._columns(lines, blocks)
-            end = self._end_of_list(lines, blocks, dash)
+            end = self._end_of_list(lines)
             insert_at = _trim_back(lines, self._last_item_start(blocks), end, dash)
             rendered = self._render(entry, dash_column=dash, key_column=key, indent=self._config_indent(blocks))
             before = lines[:insert_at]
@@ -143,7 +143,7 @@ class ManifestText:
         if found.index + 1 < len(blocks):
             end = self._dash_line(lines, blocks, found.index + 1)
         else:
-            end = self._end_of_list(lines, blocks, dash)
+            end = self._end_of_list(lines)
         end = _trim_back(lines, start + 1, end, dash)
         new_text = "".join([*lines[:start], *lines[end:]])
         expected = _plain(self.document)
@@ -192,7 +192,7 @@ class ManifestText:
     def _last_item_start(self, blocks: CommentedSeq) -> int:
         return int(blocks.lc.item(len(blocks) - 1)[0]) + 1
 
-    def _end_of_list(self, lines: Sequence[str], blocks: CommentedSeq, dash: int) -> int:
+    def _end_of_list(self, lines: Sequence[str]) -> int:
         """The 0-based line just past the list: the next top-level key's line, or the end of the file."""
         keys = list(self.document)
         position = keys.index("blocks")

@@ -352,6 +352,8 @@ def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: p
     assert any(entry["name"] == "sandbox-card" for entry in run("catalogue"))
     run("add", "sandbox-card", "--id", "second-card", "--no-install")
     run("remove", "second-card")
+    written = run("new", "qr-wallet", "--capability", "payment", "--directory", str(tmp_path / "new"))
+    assert written["class"] == "QrWallet"
 
     # `blocks serve` runs until it is stopped: tests/http/test_serve.py runs it, as a server.
     assert ran == set(COMMANDS) - {"serve"}, f"commands never run here: {sorted(set(COMMANDS) - ran)}"
