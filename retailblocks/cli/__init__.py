@@ -19,6 +19,7 @@ from retailblocks.cli import (
     connector_commands,
     fusion_commands,
     order_commands,
+    publishing_commands,
     reference_commands,
     serve_commands,
     simulation_commands,
@@ -176,6 +177,7 @@ for module in (
     statement_commands,
     connector_commands,
     serve_commands,
+    publishing_commands,
     reference_commands,
 ):
     for command in module.COMMANDS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,12 +18,14 @@ from retailblocks.cli.support import (
     manifest_option,
     print_json,
     print_table,
+    report,
     reporting_errors,
 )
 from retailblocks.errors import EnvironmentFailure
 
 if TYPE_CHECKING:
     from retailblocks.assembly.plan import Plan
+    from retailblocks.hookspecs.blocks import Block
 
 
 @click.command()
@@ -53,6 +56,7 @@ def assemble(manifest: Path, check: bool, as_json: bool) -> None:
             finally:
                 stack.close()
     described = describe_plan(the_plan)
+    warn_about_requirements((b.info.name, b.info.distribution, b.info.block_class) for b in the_plan.blocks)
     if as_json:
         print_json(described)
         return
@@ -68,6 +72,20 @@ def assemble(manifest: Path, check: bool, as_json: bool) -> None:
             f"wrote {escape(str(lock_path))}",
             soft_wrap=True,
         )
+
+
+def warn_about_requirements(blocks: Iterable[tuple[str, str, type[Block] | None]]) -> None:
+    """A warning on stderr for each block whose pip requirement on retailblocks disagrees with its core_api
+    (retailblocks.publishing.compat): pip and ``blocks assemble`` would not agree which core it runs on."""
+    from retailblocks.publishing.compat import installed_disagreements
+
+    seen: set[str] = set()
+    for name, distribution, block_class in blocks:
+        if block_class is None or name in seen:
+            continue
+        seen.add(name)
+        for problem in installed_disagreements(name, distribution, block_class.core_api):
+            report(problem, label="warning")
 
 
 def show_stack(described: dict[str, Any]) -> None:
@@ -137,20 +155,20 @@ def show_permissions(the_plan: Plan) -> None:
 
     reports = block_permissions(the_plan)
     rows = []
-    for report in reports:
-        permissions = report.as_dict()
+    for block_report in reports:
+        permissions = block_report.as_dict()
         rows.append(
             [
-                report.block_id,
+                block_report.block_id,
                 *describe_permissions(permissions),
-                _own_or_named(permissions, list(report.writes)),
-                _own_or_named(permissions, list(report.reads)),
+                _own_or_named(permissions, list(block_report.writes)),
+                _own_or_named(permissions, list(block_report.reads)),
             ]
         )
     print_table("Table permissions", ["id", "owns", "reads core tables", "code writes", "code reads"], rows)
-    for report in reports:
-        for finding in report.findings:
-            console.print(f"[yellow]![/] block {escape(report.block_id)}: {escape(finding)}", soft_wrap=True)
+    for block_report in reports:
+        for finding in block_report.findings:
+            console.print(f"[yellow]![/] block {escape(block_report.block_id)}: {escape(finding)}", soft_wrap=True)
 
 
 def _own_or_named(permissions: dict[str, Any], tables: list[str]) -> str:
@@ -190,7 +208,10 @@ def plugins(as_json: bool) -> None:
         else:
             cls = info.block_class
             hooks = hook_names(cls)
+            from retailblocks.publishing.compat import installed_disagreements
+
             entry.update(
+                requirement_warnings=installed_disagreements(info.name, info.distribution, cls.core_api),
                 core_api=cls.core_api,
                 capabilities=sorted(str(c) for c in cls.capabilities),
                 payment_methods=list(cls.payment_methods),
@@ -202,6 +223,9 @@ def plugins(as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
+    for row in rows:
+        for problem in row.get("requirement_warnings", ()):
+            report(problem, label="warning")
     print_table(
         "Installed blocks",
         ["block", "distribution", "version", "core API", "capabilities", "hooks"],

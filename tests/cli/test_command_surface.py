@@ -20,7 +20,7 @@ from retailblocks.cli import cli
 from tests.cli.harness import assembled_example, blocks, copy_example
 
 #: The commands that never open a stack, so they take no manifest.
-STACKLESS = {"plugins", "schema", "demo", "openapi", "hooks"}
+STACKLESS = {"plugins", "schema", "demo", "openapi", "hooks", "catalogue", "new"}
 
 
 def every_command() -> dict[str, click.Command]:
@@ -359,6 +359,11 @@ def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: p
     run("simulate", "-m", str(copy_example("lucky-coffee", tmp_path / "fresh")), "--orders", "3")
     run("demo", "--orders", "3", "--workers", "1")
     assert run("openapi")["openapi"].startswith("3.1")
+    assert any(entry["name"] == "sandbox-card" for entry in run("catalogue"))
+    run("add", "sandbox-card", "--id", "second-card", "--no-install")
+    run("remove", "second-card")
+    written = run("new", "qr-wallet", "--capability", "payment", "--directory", str(tmp_path / "new"))
+    assert written["class"] == "QrWallet"
 
     # `blocks serve` runs until it is stopped: tests/http/test_serve.py runs it, as a server.
     assert ran == set(COMMANDS) - {"serve"}, f"commands never run here: {sorted(set(COMMANDS) - ran)}"
