@@ -167,6 +167,12 @@ class CartClosed(BusinessRejection):
     cause = "cart_closed"
 
 
+class CampaignNotRunning(BusinessRejection):
+    """The campaign has not started yet, or has ended: running it would reach no one."""
+
+    cause = "campaign_not_running"
+
+
 class StaleVersion(BusinessRejection):
     """The caller changed a cart as of a version that is no longer current (someone else changed it
     since): read it again, and apply the change to what it holds now."""

@@ -26,7 +26,7 @@ from retailblocks.connectors.block import ConnectorsBlock
 from retailblocks.connectors.listings import ListingUpdate
 from retailblocks.connectors.marketplace import MarketplaceOrder
 from retailblocks.context import Event, FlowContext
-from retailblocks.errors import AssemblyError, UnknownChannel
+from retailblocks.errors import AssemblyError, InvalidValue, UnknownChannel, suggestion
 from retailblocks.events.dispatcher import (
     MAX_ATTEMPTS,
     DeadLetter,
@@ -51,7 +51,7 @@ from retailblocks.fusion.ingest import IngestReport
 from retailblocks.fusion.profile import MemberProfile
 from retailblocks.fusion.settlement import Settlement
 from retailblocks.fusion.timeline import TimelineEntry
-from retailblocks.hookspecs import membership, payment
+from retailblocks.hookspecs import Capability, membership, payment
 from retailblocks.hookspecs.blocks import Block
 from retailblocks.hookspecs.marketing import MemberCoupon
 from retailblocks.model import (
@@ -597,16 +597,42 @@ class Stack:
         return {segment.id: members_of(segment, found) for segment in chosen}
 
     def run_campaign(self, campaign_id: str) -> CampaignRun:
-        """Issue the campaign's coupons to the members of its segment not yet reached."""
+        """Draw the segment's new members into the campaign's arms, issue the treated their coupons and send
+        them its message (within its dates, send window and frequency cap)."""
         from retailblocks.fusion import catch_up, run_campaign
 
         catch_up(self)
-        run = run_campaign(self, campaign_id)
+        run = run_campaign(self, campaign_id, mediums=self.reach_mediums)
         catch_up(self)
         return run
 
+    @property
+    def reach_mediums(self) -> frozenset[str]:
+        """The mediums the stack's reach blocks send messages by."""
+        return frozenset(
+            medium
+            for block in self.blocks.values()
+            if Capability.REACH in block.capabilities
+            for medium in block.reach_mediums
+        )
+
+    def opt_out(self, member_id: str, medium: str, *, source: str) -> list[str]:
+        """Record that the member wants no more messages by ``medium``, with every reach block that sends
+        by it (the ids of those blocks); ``source`` says where the member said so."""
+        from retailblocks.flows.capabilities import opt_out
+        from retailblocks.hookspecs.reach import MEDIUMS
+
+        if medium not in MEDIUMS:
+            raise InvalidValue(f"unknown medium {medium!r}{suggestion(medium, MEDIUMS)}; known: {', '.join(MEDIUMS)}")
+        if not source.strip() or len(source) > 200:
+            raise InvalidValue("say where the member opted out (--source), in at most 200 characters")
+        member = self.member(member_id)
+        with self.context(flow="opt-out") as ctx:
+            return opt_out(self.hooks, ctx, member.id, medium, source.strip())
+
     def campaign_report(self, campaign_id: str) -> CampaignReport:
-        """What the campaign brought: reach, the orders that used its coupons, revenue, discount by funder."""
+        """What the campaign brought: reach, the orders that used its coupons, revenue, discount by funder,
+        the messages sent, and (with a holdout) the uplift over the members held out."""
         from retailblocks.fusion import campaign_report, catch_up
 
         catch_up(self)

@@ -19,6 +19,7 @@ from retailblocks.hookspecs import (
     capability_of,
     dispatch_of,
 )
+from retailblocks.hookspecs.reach import MEDIUMS
 from retailblocks.manifest import Manifest, ManifestError, SourcePosition
 
 if TYPE_CHECKING:
@@ -149,6 +150,15 @@ def _check_declared_capabilities(block: AssembledBlock, hooks: Sequence[str]) ->
             block=name,
             distribution=distribution,
         )
+    if Capability.REACH in declared:
+        unknown = sorted(set(block.instance.reach_mediums) - set(MEDIUMS))
+        if not block.instance.reach_mediums or unknown:
+            raise AssemblyError(
+                f"reach block {name!r} (distribution {distribution}) must list the `reach_mediums` it sends, "
+                f"among {', '.join(MEDIUMS)}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""),
+                block=name,
+                distribution=distribution,
+            )
     if Capability.PAYMENT in declared and not block.instance.payment_methods:
         raise AssemblyError(
             f"payment block {name!r} (distribution {distribution}) lists no `payment_methods`",

@@ -11,8 +11,9 @@ from retailblocks.assembly.hooks import Hooks
 from retailblocks.context import AuditFinding, FlowContext
 from retailblocks.errors import InvalidValue
 from retailblocks.hookspecs import inventory as inventory_hooks
-from retailblocks.hookspecs import lifecycle, logistics, marketing
+from retailblocks.hookspecs import lifecycle, logistics, marketing, reach
 from retailblocks.hookspecs.marketing import MemberCoupon
+from retailblocks.hookspecs.reach import ReachDelivery, ReachMessage
 from retailblocks.model import Fulfilment, Member, Money, Order, PriceAdjustment, PricedLine, ShippingQuote
 
 
@@ -166,6 +167,24 @@ def member_coupons(hooks: Hooks, ctx: FlowContext, member_id: str) -> list[Membe
     order."""
     found = hooks.each(marketing.marketing_member_coupons, ctx, member_id)
     return [coupon for _block, coupons in found for coupon in coupons or ()]
+
+
+def send_message(hooks: Hooks, ctx: FlowContext, message: ReachMessage, idempotency_key: str) -> ReachDelivery:
+    """The delivery of the first reach block, in manifest order, that serves the message's medium."""
+    for block_id in hooks.implementers(reach.reach_send):
+        delivery = hooks.at(block_id, reach.reach_send, ctx, message=message, idempotency_key=idempotency_key)
+        if delivery is not None:
+            return delivery
+    raise InvalidValue(f"no reach block of this stack sends {message.medium} messages")
+
+
+def opt_out(hooks: Hooks, ctx: FlowContext, member_id: str, medium: str, source: str) -> list[str]:
+    """Record the member's opt-out with every reach block that serves ``medium``; the blocks that did."""
+    found = hooks.each(reach.reach_opt_out, ctx, member_id=member_id, medium=medium, source=source)
+    recorded = [block_id for block_id, answer in found if answer is not None]
+    if not recorded:
+        raise InvalidValue(f"no reach block of this stack sends {medium} messages")
+    return recorded
 
 
 def block_findings(hooks: Hooks, ctx: FlowContext) -> list[tuple[str, AuditFinding]]:

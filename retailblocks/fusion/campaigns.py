@@ -1,30 +1,54 @@
-"""Campaigns: coupons issued to a segment through a channel, and the report of what they brought back.
+"""Campaigns: coupons issued to a segment through a channel, a message sent through a reach block, and the
+report of what they brought back — the coupon redemptions, and the uplift over a holdout.
 
-A campaign's coupons are issued under one idempotency key per campaign, so running it again reaches only
-members who joined the segment since; its report counts exactly the orders that used its coupons.
+Each member a run reaches is drawn once, for good, into the treated arm or the holdout (a share of the
+segment kept from the campaign: no coupon, no message), by a hash of the campaign's seed and the member's
+id, so the draw is reproducible and a member who joins the segment later is drawn the same way. Coupons
+are issued under one idempotency key per campaign, so running it again reaches only members who joined the
+segment since; each treated member is sent the message once (under a key per member and attempt, so a
+crash between the provider's send and the record never sends twice), within the campaign's dates and send
+window, and not beyond the frequency cap, which counts every campaign's messages to the member.
+
+The report's uplift compares the arms by intent to treat (every member drawn into an arm counts, whether
+or not their message arrived): the share who bought and the revenue per member in each arm from their
+draw to the campaign's end, and the difference with a 95% confidence interval.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections import Counter
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 import attrs
 import sqlalchemy as sa
 
 from retailblocks.clock import as_utc
-from retailblocks.flows.capabilities import issue_coupons
+from retailblocks.errors import CampaignNotRunning, InvalidValue
+from retailblocks.flows.capabilities import issue_coupons, send_message
 from retailblocks.flows.orders import list_orders
 from retailblocks.fusion.profile import NOT_SALES, net_amount
 from retailblocks.fusion.segments import members_of
-from retailblocks.fusion.tables import campaign_coupons, insert_new
+from retailblocks.fusion.tables import campaign_coupons, campaign_members, campaign_sends, insert_new, reach_members
 from retailblocks.fusion.views import find_campaign, find_segment, profiles
-from retailblocks.model import Money
+from retailblocks.hookspecs import membership
+from retailblocks.hookspecs.reach import DeliveryStatus, ReachMessage
+from retailblocks.model import Member, Money, Order
 
 if TYPE_CHECKING:
     from retailblocks.assembly.runtime import Runtime
+    from retailblocks.context import FlowContext
+    from retailblocks.manifest.model import Campaign
+
+TREATED = "treated"
+HOLDOUT = "holdout"
+#: A failed message is tried again by later runs, this many times in all.
+MAX_SEND_ATTEMPTS = 3
+#: The normal quantile of a two-sided 95% interval.
+Z_95 = 1.959963984540054
 
 
 @attrs.frozen
@@ -33,6 +57,63 @@ class CampaignRun:
     segment_size: int
     issued: int  # coupons issued by this run (members reached before keep theirs)
     reach: int  # members holding the campaign's coupons after this run
+    held_out: int = 0  # members drawn into the holdout, after this run
+    #: This run's messages by outcome: sent, failed, opted_out, no_address; and the members not sent one
+    #: because of the frequency cap ("capped") or because the run is outside the send window ("waiting").
+    messages: dict[str, int] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Interval:
+    low: float
+    high: float
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+
+@attrs.frozen
+class Uplift:
+    """The treated arm against the holdout, by intent to treat, from each member's draw to the campaign's end
+    (or now). Conversion is the share of members who placed at least one order; revenue is per member, in
+    minor units of the merchant's currency."""
+
+    treated: int
+    holdout: int
+    treated_buyers: int
+    holdout_buyers: int
+    treated_revenue: Money
+    holdout_revenue: Money
+    conversion_treated: float
+    conversion_holdout: float
+    #: conversion_treated - conversion_holdout, and its 95% interval (None with fewer than two per arm).
+    conversion_uplift: float
+    conversion_interval: Interval | None
+    revenue_per_member_treated: float
+    revenue_per_member_holdout: float
+    revenue_per_member_uplift: float
+    revenue_interval: Interval | None
+
+    def to_data(self) -> dict[str, object]:
+        def interval(found: Interval | None) -> list[float] | None:
+            return None if found is None else [round(found.low, 6), round(found.high, 6)]
+
+        return {
+            "treated": self.treated,
+            "holdout": self.holdout,
+            "treated_buyers": self.treated_buyers,
+            "holdout_buyers": self.holdout_buyers,
+            "treated_revenue": str(self.treated_revenue),
+            "holdout_revenue": str(self.holdout_revenue),
+            "conversion_treated": round(self.conversion_treated, 6),
+            "conversion_holdout": round(self.conversion_holdout, 6),
+            "conversion_uplift": round(self.conversion_uplift, 6),
+            "conversion_interval": interval(self.conversion_interval),
+            "revenue_per_member_treated": round(self.revenue_per_member_treated, 2),
+            "revenue_per_member_holdout": round(self.revenue_per_member_holdout, 2),
+            "revenue_per_member_uplift": round(self.revenue_per_member_uplift, 2),
+            "revenue_interval": interval(self.revenue_interval),
+        }
 
 
 @attrs.frozen
@@ -55,6 +136,11 @@ class CampaignReport:
     orders: tuple[AttributedOrder, ...]
     revenue: Money
     discount_by_funder: dict[str, Money]
+    held_out: int = 0
+    #: Messages by outcome (sent, failed, opted_out, no_address), the latest attempt of each member's.
+    messages: dict[str, int] = attrs.field(factory=dict)
+    #: None when the campaign holds no one out: then its effect cannot be told from what would have happened.
+    uplift: Uplift | None = None
 
     @property
     def redemptions(self) -> int:
@@ -67,6 +153,9 @@ class CampaignReport:
             "promotion": self.promotion,
             "channel": self.channel,
             "reach": self.reach,
+            "held_out": self.held_out,
+            "messages": dict(self.messages),
+            "uplift": None if self.uplift is None else self.uplift.to_data(),
             "redemptions": self.redemptions,
             "revenue": money(self.revenue),
             "discount_by_funder": {funder: money(amount) for funder, amount in self.discount_by_funder.items()},
@@ -85,15 +174,34 @@ class CampaignReport:
         }
 
 
-def run_campaign(stack: Runtime, campaign_id: str) -> CampaignRun:
-    """Issue the campaign's coupons to every member of its segment who has none yet, in one transaction."""
+def run_campaign(stack: Runtime, campaign_id: str, *, mediums: Collection[str] | None = None) -> CampaignRun:
+    """Draw the segment's new members into the arms, issue the treated their coupons (one transaction), then
+    send each treated member the campaign's message, one transaction per member.
+
+    ``mediums`` are the mediums the stack's reach blocks send (None: not checked here); a campaign whose
+    medium none sends is refused before anything is written. A campaign outside its dates is refused
+    (CampaignNotRunning); outside its send window, coupons are issued and messages wait for a later run.
+    """
     campaign = find_campaign(stack, campaign_id)
     segment = find_segment(stack, campaign.segment)
+    now = stack.clock.now()
+    today = as_utc(now).date()
+    if campaign.starts is not None and today < campaign.starts:
+        raise CampaignNotRunning(f"campaign {campaign.id!r} starts on {campaign.starts}; today is {today}")
+    if campaign.ends is not None and today > campaign.ends:
+        raise CampaignNotRunning(f"campaign {campaign.id!r} ended on {campaign.ends}; today is {today}")
+    if campaign.message is not None and mediums is not None and campaign.message.medium not in mediums:
+        raise InvalidValue(
+            f"campaign {campaign.id!r} sends {campaign.message.medium} messages, but no reach block of this "
+            f"stack does (they send: {', '.join(sorted(mediums)) or 'nothing; add a reach block'})"
+        )
     # The context carries the campaign's channel, so ``coupon.issued`` lands on timelines in that channel.
     with stack.context(campaign.channel, flow="campaign", flow_id=campaign.id) as ctx:
         members = members_of(segment, profiles(stack, ctx))
+        arms = _draw(ctx, campaign, members)
+        treated = [member_id for member_id in members if arms[member_id] == TREATED]
         codes = (
-            issue_coupons(stack.hooks, ctx, campaign.promotion, members, f"campaign:{campaign.id}") if members else {}
+            issue_coupons(stack.hooks, ctx, campaign.promotion, treated, f"campaign:{campaign.id}") if treated else {}
         )
         issued = 0
         for member_id, code in sorted(codes.items()):
@@ -109,10 +217,143 @@ def run_campaign(stack: Runtime, campaign_id: str) -> CampaignRun:
                     "issued_at": ctx.clock.now(),
                 },
             )
-        reach = ctx.db.execute(
-            sa.select(sa.func.count()).select_from(campaign_coupons).where(campaign_coupons.c.campaign == campaign.id)
-        ).scalar_one()
-    return CampaignRun(campaign.id, len(members), issued, int(reach))
+        reach = _count(ctx.db, campaign_coupons, campaign.id)
+        held_out = _count(ctx.db, campaign_members, campaign.id, campaign_members.c.arm == HOLDOUT)
+    messages: Counter[str] = Counter()
+    if campaign.message is not None:
+        if campaign.send_window is not None and not _in_window(as_utc(now).time(), campaign.send_window):
+            messages["waiting"] = len(_due(stack, campaign))
+        else:
+            for member_id, code, attempt in _due(stack, campaign):
+                messages[_send(stack, campaign, member_id, code, attempt)] += 1
+    return CampaignRun(campaign.id, len(members), issued, reach, held_out, dict(sorted(messages.items())))
+
+
+def in_holdout(seed: str, member_id: str, holdout_bp: int) -> bool:
+    """Whether the draw seeded with ``seed`` puts ``member_id`` in a holdout of ``holdout_bp`` basis points:
+    a uniform number from the hash of both, so the same seed always draws the same member the same way."""
+    digest = hashlib.sha256(f"{seed}\x1f{member_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000 < holdout_bp
+
+
+def _draw(ctx: FlowContext, campaign: Campaign, members: Sequence[str]) -> dict[str, str]:
+    """Each member's arm: as drawn by an earlier run, else drawn now and recorded."""
+    known = dict(
+        ctx.db.execute(
+            sa.select(campaign_members.c.member_id, campaign_members.c.arm).where(
+                campaign_members.c.campaign == campaign.id
+            )
+        ).all()
+    )
+    for member_id in members:
+        if member_id in known:
+            continue
+        arm = HOLDOUT if in_holdout(campaign.seed, member_id, campaign.holdout_bp) else TREATED
+        row = {"campaign": campaign.id, "member_id": member_id, "arm": arm, "assigned_at": ctx.clock.now()}
+        insert_new(ctx.db, campaign_members, row)
+        known[member_id] = arm
+    return known
+
+
+def _count(connection: sa.Connection, table: sa.Table, campaign: str, *where: sa.ColumnElement[bool]) -> int:
+    query = sa.select(sa.func.count()).select_from(table).where(table.c.campaign == campaign, *where)
+    return int(connection.execute(query).scalar_one())
+
+
+def _in_window(now: time, window: tuple[time, time]) -> bool:
+    start, end = window
+    return start <= now.replace(tzinfo=None) < end
+
+
+def _due(stack: Runtime, campaign: Campaign) -> list[tuple[str, str, int]]:
+    """The treated members holding a coupon whose message is not sent yet: (member, code, attempt number)."""
+    sends = campaign_sends
+    query = (
+        sa.select(campaign_coupons.c.member_id, campaign_coupons.c.code, sends.c.status, sends.c.attempts)
+        .select_from(
+            campaign_coupons.outerjoin(
+                sends,
+                sa.and_(
+                    sends.c.campaign == campaign_coupons.c.campaign, sends.c.member_id == campaign_coupons.c.member_id
+                ),
+            )
+        )
+        .where(campaign_coupons.c.campaign == campaign.id)
+        .order_by(campaign_coupons.c.member_id)
+    )
+    with stack.context(flow="read", read_only=True) as ctx:
+        rows = ctx.db.execute(query).all()
+    return [
+        (member_id, code, (attempts or 0) + 1)
+        for member_id, code, status, attempts in rows
+        if status is None or (status == DeliveryStatus.FAILED and attempts < MAX_SEND_ATTEMPTS)
+    ]
+
+
+def _send(stack: Runtime, campaign: Campaign, member_id: str, code: str, attempt: int) -> str:
+    """Send one member the campaign's message, unless the frequency cap forbids it; the outcome's word."""
+    assert campaign.message is not None
+    with stack.context(campaign.channel, flow="campaign", flow_id=campaign.id) as ctx:
+        now = ctx.clock.now()
+        # Lock the member's row first: a concurrent campaign sending to the same member waits here, then
+        # counts this send in its cap.
+        insert_new(ctx.db, reach_members, {"member_id": member_id, "sent": 0})
+        ctx.db.execute(sa.select(reach_members.c.sent).where(reach_members.c.member_id == member_id).with_for_update())
+        done = ctx.db.execute(
+            sa.select(campaign_sends.c.status, campaign_sends.c.attempts).where(
+                campaign_sends.c.campaign == campaign.id, campaign_sends.c.member_id == member_id
+            )
+        ).first()
+        if done is not None and (done.status != DeliveryStatus.FAILED or done.attempts >= attempt):
+            return "replayed"  # another run sent it meanwhile
+        cap = campaign.frequency_cap
+        if cap is not None:
+            recent = ctx.db.execute(
+                sa.select(sa.func.count())
+                .select_from(campaign_sends)
+                .where(
+                    campaign_sends.c.member_id == member_id,
+                    campaign_sends.c.status == DeliveryStatus.SENT,
+                    campaign_sends.c.sent_at > now - timedelta(days=cap.days),
+                )
+            ).scalar_one()
+            if recent >= cap.messages:
+                return "capped"
+        member = stack.hooks.maybe(membership.membership_member, ctx, member_id)
+        if member is None:  # no membership block: the block gets what the campaign knows
+            member = Member(id=member_id)
+        message = ReachMessage(
+            member=member,
+            medium=campaign.message.medium,
+            channel=campaign.channel,
+            text=campaign.message.text.replace("{coupon}", code),
+            campaign=campaign.id,
+        )
+        delivery = send_message(stack.hooks, ctx, message, f"campaign:{campaign.id}:{member_id}:{attempt}")
+        values = {
+            "medium": delivery.medium,
+            "block": delivery.block,
+            "status": str(delivery.status),
+            "reference": delivery.reference[:200],
+            "reason": delivery.reason[:500],
+            "attempts": attempt,
+            "sent_at": now,
+        }
+        if done is None:
+            ctx.db.execute(campaign_sends.insert().values(campaign=campaign.id, member_id=member_id, **values))
+        else:
+            ctx.db.execute(
+                campaign_sends.update()
+                .where(campaign_sends.c.campaign == campaign.id, campaign_sends.c.member_id == member_id)
+                .values(**values)
+            )
+        if delivery.delivered:
+            ctx.db.execute(
+                reach_members.update()
+                .where(reach_members.c.member_id == member_id)
+                .values(sent=reach_members.c.sent + 1)
+            )
+        return str(delivery.status)
 
 
 def campaign_report(stack: Runtime, campaign_id: str) -> CampaignReport:
@@ -131,10 +372,25 @@ def campaign_report(stack: Runtime, campaign_id: str) -> CampaignReport:
                 )
             ).all()
         )
+        drawn = {
+            member_id: (arm, as_utc(at))
+            for member_id, arm, at in connection.execute(
+                sa.select(campaign_members.c.member_id, campaign_members.c.arm, campaign_members.c.assigned_at).where(
+                    campaign_members.c.campaign == campaign.id
+                )
+            ).all()
+        }
+        messages = Counter(
+            str(status)
+            for status in connection.execute(
+                sa.select(campaign_sends.c.status).where(campaign_sends.c.campaign == campaign.id)
+            ).scalars()
+        )
         connection.rollback()
     currency = stack.currency
+    orders = list_orders(stack.engine)
     attributed: list[AttributedOrder] = []
-    for order in list_orders(stack.engine):
+    for order in orders:
         if order.status in NOT_SALES:
             continue
         used = [a for a in order.adjustments if a.coupon and a.coupon.strip().upper() in codes]
@@ -166,4 +422,71 @@ def campaign_report(stack: Runtime, campaign_id: str) -> CampaignReport:
         orders=tuple(attributed),
         revenue=Money(sum(line.revenue.amount for line in attributed), currency),
         discount_by_funder={f: Money(v, currency) for f, v in sorted(funders.items())},
+        held_out=sum(1 for arm, _at in drawn.values() if arm == HOLDOUT),
+        messages=dict(sorted(messages.items())),
+        uplift=uplift(campaign, drawn, orders, currency, stack.clock.now()) if campaign.holdout_bp else None,
     )
+
+
+def uplift(
+    campaign: Campaign, drawn: dict[str, tuple[str, datetime]], orders: Sequence[Order], currency: str, now: datetime
+) -> Uplift:
+    """The arms compared: each member's sales orders placed from their draw until the campaign's last day."""
+    end = None
+    if campaign.ends is not None:
+        end = datetime.combine(campaign.ends + timedelta(days=1), time(), tzinfo=as_utc(now).tzinfo)
+    revenue: dict[str, int] = dict.fromkeys(drawn, 0)
+    bought: set[str] = set()
+    for order in orders:
+        found = drawn.get(order.member_id or "")
+        if order.status in NOT_SALES or found is None:
+            continue
+        placed = as_utc(order.created_at)
+        if found[1] <= placed and (end is None or placed < end):
+            bought.add(str(order.member_id))
+            revenue[str(order.member_id)] += net_amount(order)
+    arms = {arm: [m for m, (drawn_arm, _at) in drawn.items() if drawn_arm == arm] for arm in (TREATED, HOLDOUT)}
+    treated, held = arms[TREATED], arms[HOLDOUT]
+    buyers_t, buyers_h = sum(m in bought for m in treated), sum(m in bought for m in held)
+    p_t, p_h = _share(buyers_t, len(treated)), _share(buyers_h, len(held))
+    conversion_interval = None
+    if len(treated) >= 2 and len(held) >= 2:
+        error = math.sqrt(p_t * (1 - p_t) / len(treated) + p_h * (1 - p_h) / len(held))
+        conversion_interval = Interval(p_t - p_h - Z_95 * error, p_t - p_h + Z_95 * error)
+    mean_t, var_t = _mean_variance([revenue[m] for m in treated])
+    mean_h, var_h = _mean_variance([revenue[m] for m in held])
+    revenue_interval = None
+    if len(treated) >= 2 and len(held) >= 2:
+        # Welch: the arms' variances differ (a coupon changes who buys and how much).
+        error = math.sqrt(var_t / len(treated) + var_h / len(held))
+        revenue_interval = Interval(mean_t - mean_h - Z_95 * error, mean_t - mean_h + Z_95 * error)
+    return Uplift(
+        treated=len(treated),
+        holdout=len(held),
+        treated_buyers=buyers_t,
+        holdout_buyers=buyers_h,
+        treated_revenue=Money(sum(revenue[m] for m in treated), currency),
+        holdout_revenue=Money(sum(revenue[m] for m in held), currency),
+        conversion_treated=p_t,
+        conversion_holdout=p_h,
+        conversion_uplift=p_t - p_h,
+        conversion_interval=conversion_interval,
+        revenue_per_member_treated=mean_t,
+        revenue_per_member_holdout=mean_h,
+        revenue_per_member_uplift=mean_t - mean_h,
+        revenue_interval=revenue_interval,
+    )
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _mean_variance(values: Sequence[int]) -> tuple[float, float]:
+    """The mean and the sample variance (0 for fewer than two values)."""
+    if not values:
+        return 0.0, 0.0
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, sum((value - mean) ** 2 for value in values) / (len(values) - 1)

@@ -93,9 +93,49 @@ statement_lines = sa.Table(
     ),
 )
 
+# Campaigns (fusion/campaigns.py): which arm each member reached was drawn into, once and for good, and the
+# message each treated member was sent. Sends are what frequency caps count, across campaigns.
+campaign_members = sa.Table(
+    "fusion_campaign_members",
+    metadata,
+    sa.Column("campaign", sa.String(64), primary_key=True),
+    sa.Column("member_id", sa.String(64), primary_key=True),
+    sa.Column("arm", sa.String(16), nullable=False),  # treated | holdout
+    sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+campaign_sends = sa.Table(
+    "fusion_campaign_sends",
+    metadata,
+    sa.Column("campaign", sa.String(64), primary_key=True),
+    sa.Column("member_id", sa.String(64), primary_key=True),
+    sa.Column("medium", sa.String(32), nullable=False),
+    sa.Column("block", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reference", sa.String(200), nullable=False),
+    sa.Column("reason", sa.String(500), nullable=False),
+    # A failed send is tried again by a later run, under a new key: the block's idempotency answers a
+    # replayed attempt with its first delivery.
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("fusion_campaign_sends_member_time", "member_id", "sent_at"),
+)
+
+# One row per member ever messaged: a send locks it, so two campaigns running at once cannot both pass a
+# member's frequency cap.
+reach_members = sa.Table(
+    "fusion_reach_members",
+    metadata,
+    sa.Column("member_id", sa.String(64), primary_key=True),
+    sa.Column("sent", sa.Integer, nullable=False),
+)
+
 MIGRATIONS: list[Migration] = [
     create_tables(1, "member timeline and campaign coupons", timeline, campaign_coupons),
     create_tables(2, "partner statements and their lines", statements, statement_lines),
+    create_tables(
+        3, "campaign arms, campaign messages and members messaged", campaign_members, campaign_sends, reach_members
+    ),
 ]
 
 

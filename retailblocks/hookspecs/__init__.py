@@ -16,7 +16,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from retailblocks.hookspecs import inventory, lifecycle, logistics, marketing, membership, payment
+from retailblocks.hookspecs import inventory, lifecycle, logistics, marketing, membership, payment, reach
 from retailblocks.hookspecs._markers import (
     CONTRACT_ATTRIBUTE,
     PROJECT,
@@ -36,6 +36,7 @@ class Capability(enum.StrEnum):
     MEMBERSHIP = "membership"
     LOGISTICS = "logistics"
     MARKETING = "marketing"
+    REACH = "reach"
 
 
 SPEC_MODULES: dict[str, ModuleType] = {
@@ -45,6 +46,7 @@ SPEC_MODULES: dict[str, ModuleType] = {
     Capability.MEMBERSHIP: membership,
     Capability.LOGISTICS: logistics,
     Capability.MARKETING: marketing,
+    Capability.REACH: reach,
 }
 
 

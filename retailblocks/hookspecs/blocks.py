@@ -34,8 +34,8 @@ class Block:
 
     A subclass declares ``name`` (its entry-point name), ``capabilities``, ``core_api`` ("major.minor" of
     the core API it was written against) and ``Config`` (an attrs class). Payment blocks also declare the
-    ``payment_methods`` they answer; a marketing block that combines with no other says ``exclusive``.
-    The stack creates one instance per manifest entry with its validated
+    ``payment_methods`` they answer, reach blocks the ``reach_mediums`` they send; a marketing block that
+    combines with no other says ``exclusive``. The stack creates one instance per manifest entry with its validated
     configuration and registers it with the plugin manager; hook implementations are methods marked with
     :data:`retailblocks.hookimpl`.
 
@@ -53,6 +53,9 @@ class Block:
     core_api: ClassVar[str] = "1.0"
     Config: ClassVar[type[Any]] = NoConfig
     payment_methods: ClassVar[tuple[str, ...]] = ()
+    #: For reach blocks: the mediums (retailblocks.hookspecs.reach.MEDIUMS) whose messages the block sends;
+    #: an instance may narrow them from its configuration (which mediums its account has).
+    reach_mediums: tuple[str, ...] = ()
     description: ClassVar[str] = ""
     #: Tables the block owns beyond those its migrations create and those named with its prefix; None:
     #: not declared.

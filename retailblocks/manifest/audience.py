@@ -8,7 +8,16 @@
         min_orders: 2
         purchased_within_days: 60
     campaigns:
-      - {id: beans-back, segment: bean-lovers, promotion: beans-10, channel: miniprogram}
+      - id: beans-back
+        segment: bean-lovers
+        promotion: beans-10
+        channel: miniprogram
+        message: {medium: mini_program, text: "Your beans are waiting: 10 off with {coupon}"}
+        starts: 2026-06-01
+        ends: 2026-06-30
+        send_window: {from: "09:00", to: "21:00"}
+        holdout: 20%
+        frequency_cap: {messages: 2, days: 7}
 
 Rules are checked here against what the manifest itself declares (channels, catalog); a campaign's
 promotion belongs to a marketing block's configuration and is checked when the campaign runs.
@@ -16,11 +25,12 @@ promotion belongs to a marketing block's configuration and is checked when the c
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, time
 
+from retailblocks.hookspecs.reach import MEDIUMS
 from retailblocks.manifest import readers
 from retailblocks.manifest.errors import ManifestError
-from retailblocks.manifest.model import Campaign, Segment
+from retailblocks.manifest.model import Campaign, CampaignMessage, FrequencyCap, Segment
 from retailblocks.manifest.nodes import Node
 from retailblocks.model import Product
 from retailblocks.model.limits import MAX_QUANTITY
@@ -39,7 +49,22 @@ _SEGMENT_KEYS = (
     "categories",
     *_DATE_RULES,
 )
-_CAMPAIGN_KEYS = ("id", "segment", "promotion", "channel", "description")
+_CAMPAIGN_KEYS = (
+    "id",
+    "segment",
+    "promotion",
+    "channel",
+    "description",
+    "message",
+    "starts",
+    "ends",
+    "send_window",
+    "holdout",
+    "seed",
+    "frequency_cap",
+)
+#: At most this share may be held out: a campaign that reaches no one measures nothing.
+MAX_HOLDOUT_BP = 9_000
 
 
 def parse_segments(
@@ -97,6 +122,10 @@ def parse_campaigns(node: Node, segment_ids: list[str], channel_ids: list[str]) 
                 f"unknown segment {segment!r}{readers.suggestion(segment, segment_ids)} "
                 f"(declared segments: {declared})",
             )
+        starts = _date(entries["starts"]) if "starts" in entries else None
+        ends = _date(entries["ends"]) if "ends" in entries else None
+        if starts is not None and ends is not None and ends < starts:
+            raise ManifestError.at(entries["ends"], f"the campaign ends ({ends}) before it starts ({starts})")
         campaigns.append(
             Campaign(
                 id=campaign_id,
@@ -104,9 +133,66 @@ def parse_campaigns(node: Node, segment_ids: list[str], channel_ids: list[str]) 
                 promotion=readers.string(entries["promotion"]),
                 channel=readers.channel_ref(entries["channel"], channel_ids),
                 description=readers.string(entries["description"]) if "description" in entries else "",
+                message=_message(entries["message"]) if "message" in entries else None,
+                starts=starts,
+                ends=ends,
+                send_window=_window(entries["send_window"]) if "send_window" in entries else None,
+                holdout_bp=_share(entries["holdout"]) if "holdout" in entries else 0,
+                seed=readers.string(entries["seed"]) if "seed" in entries else campaign_id,
+                frequency_cap=_cap(entries["frequency_cap"]) if "frequency_cap" in entries else None,
             )
         )
     return tuple(campaigns)
+
+
+def _message(node: Node) -> CampaignMessage:
+    entries = readers.check_keys(node, ("medium", "text"), ("medium", "text"))
+    medium = readers.choice(entries["medium"], list(MEDIUMS))
+    text = readers.string(entries["text"])
+    if len(text) > 1000:
+        raise ManifestError.at(entries["text"], f"a message is at most 1000 characters (got {len(text)})")
+    return CampaignMessage(medium=medium, text=text)
+
+
+def _window(node: Node) -> tuple[time, time]:
+    entries = readers.check_keys(node, ("from", "to"), ("from", "to"))
+    start, end = _time(entries["from"]), _time(entries["to"])
+    if end <= start:
+        raise ManifestError.at(entries["to"], f"the send window must end after it starts ({start:%H:%M})")
+    return start, end
+
+
+def _time(node: Node) -> time:
+    text = readers.string(node)
+    try:
+        if len(text) != 5:
+            raise ValueError
+        return time.fromisoformat(text)
+    except ValueError:
+        raise ManifestError.at(node, f"expected a time of day like '09:00' (got {node.describe()})") from None
+
+
+def _share(node: Node) -> int:
+    """A share like ``20%`` or ``12.5%``, in basis points."""
+    text = readers.string(node) if isinstance(node.value, str) else ""
+    number = text[:-1].strip() if text.endswith("%") else ""
+    whole, _, fraction = number.partition(".")
+    if not whole.isdigit() or (fraction and (not fraction.isdigit() or len(fraction) > 2)):
+        raise ManifestError.at(node, f"expected a share like '20%' or '12.5%' (got {node.describe()})")
+    basis_points = int(whole) * 100 + int((fraction or "0").ljust(2, "0"))
+    if basis_points > MAX_HOLDOUT_BP:
+        raise ManifestError.at(node, f"at most {MAX_HOLDOUT_BP // 100}% of a segment may be held out")
+    return basis_points
+
+
+def _cap(node: Node) -> FrequencyCap:
+    entries = readers.check_keys(node, ("messages", "days"), ("messages", "days"))
+    messages, days = readers.integer(entries["messages"]), readers.integer(entries["days"])
+    if not 1 <= messages <= 1000:
+        raise ManifestError.at(entries["messages"], f"expected 1 to 1000 messages (got {messages})")
+    if not 1 <= days <= 366:
+        raise ManifestError.at(entries["days"], f"expected 1 to 366 days (got {days})")
+    return FrequencyCap(messages=messages, days=days)
 
 
 def _list(node: Node | None) -> tuple[Node, ...]:

@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from retailblocks.hookspecs.blocks import is_secret
+from retailblocks.hookspecs.reach import MEDIUMS
 from retailblocks.manifest.api import ADMIN_AREAS
 from retailblocks.manifest.config import public_value
 from retailblocks.manifest.model import SUPPORTED_VERSION, PartnerType
@@ -358,6 +359,44 @@ def manifest_json_schema(block_configs: Mapping[str, type[Any]]) -> dict[str, An
             "promotion": {"type": "string", "minLength": 1},
             "channel": _SLUG,
             "description": {"type": "string"},
+            "message": {
+                "type": "object",
+                "required": ["medium", "text"],
+                "additionalProperties": False,
+                "description": "sent to each treated member through a reach block; {coupon} is their code",
+                "properties": {
+                    "medium": {"enum": list(MEDIUMS)},
+                    "text": {"type": "string", "minLength": 1, "maxLength": 1000},
+                },
+            },
+            "starts": day,
+            "ends": day,
+            "send_window": {
+                "type": "object",
+                "required": ["from", "to"],
+                "additionalProperties": False,
+                "description": "the hours (UTC) in which messages go out",
+                "properties": {
+                    "from": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                    "to": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                },
+            },
+            "holdout": {
+                "type": "string",
+                "pattern": "^[0-9]{1,2}(\\.[0-9]{1,2})?%$",
+                "description": "the share of the segment kept from the campaign to measure uplift",
+            },
+            "seed": {"type": "string", "minLength": 1},
+            "frequency_cap": {
+                "type": "object",
+                "required": ["messages", "days"],
+                "additionalProperties": False,
+                "description": "at most this many messages to a member in any so many days, across campaigns",
+                "properties": {
+                    "messages": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    "days": {"type": "integer", "minimum": 1, "maximum": 366},
+                },
+            },
         },
     }
     return {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 
 import attrs
@@ -67,14 +67,43 @@ class Segment:
 
 
 @attrs.frozen
+class CampaignMessage:
+    """What a campaign sends each treated member, through a reach block serving ``medium``; ``{coupon}`` in
+    ``text`` is replaced with the member's coupon code."""
+
+    medium: str
+    text: str
+
+
+@attrs.frozen
+class FrequencyCap:
+    """At most ``messages`` messages to one member in any ``days`` days, counting every campaign's."""
+
+    messages: int
+    days: int
+
+
+@attrs.frozen
 class Campaign:
-    """Coupons of one promotion issued to one segment's members through one channel."""
+    """Coupons of one promotion issued to one segment's members through one channel, and optionally a
+    message sent to them, within dates and hours, with a share of the segment held out to measure uplift."""
 
     id: str
     segment: str
     promotion: str
     channel: str
     description: str = ""
+    message: CampaignMessage | None = None
+    #: The first and last day the campaign runs (inclusive, the business clock's UTC dates); None: open.
+    starts: date | None = None
+    ends: date | None = None
+    #: The hours (UTC, ``[start, end)``) in which messages go out; None: any time.
+    send_window: tuple[time, time] | None = None
+    #: The share of the segment kept from the campaign (no coupon, no message), in basis points.
+    holdout_bp: int = 0
+    #: What the holdout draw is seeded with: the same seed puts each member in the same group.
+    seed: str = ""
+    frequency_cap: FrequencyCap | None = None
 
 
 @attrs.frozen
