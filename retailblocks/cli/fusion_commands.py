@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import click
+from rich.markup import escape
 
 from retailblocks.cli.support import (
     console,
@@ -27,6 +28,7 @@ from retailblocks.cli.support import (
 from retailblocks.errors import InvalidValue
 
 if TYPE_CHECKING:
+    from retailblocks.fusion.campaigns import Interval, Uplift
     from retailblocks.model import Money
 
 T = TypeVar("T")
@@ -169,9 +171,8 @@ def segments(manifest: Path, segment_id: str | None, as_json: bool) -> None:
 @click.argument("campaign_id", required=False, metavar="CAMPAIGN")
 @json_option()
 def campaigns(manifest: Path, action: str | None, campaign_id: str | None, as_json: bool) -> None:
-    """List the manifest's campaigns; `run CAMPAIGN` issues its coupons, `report CAMPAIGN` shows what it brought."""
-    from retailblocks.fusion import campaign_report, catch_up, run_campaign
-
+    """List the manifest's campaigns; `run CAMPAIGN` issues its coupons and sends its message, `report CAMPAIGN`
+    shows what it brought: redemptions, messages and, with a holdout, the uplift over it."""
     if action is not None and campaign_id is None:
         fail(f"`blocks campaigns {action}` needs the campaign's id")
     with open_stack(manifest) as stack:
@@ -182,6 +183,9 @@ def campaigns(manifest: Path, action: str | None, campaign_id: str | None, as_js
                     "segment": c.segment,
                     "promotion": c.promotion,
                     "channel": c.channel,
+                    "message": c.message.medium if c.message else "",
+                    "holdout": f"{c.holdout_bp / 100:g}%" if c.holdout_bp else "",
+                    "dates": f"{c.starts or '…'} – {c.ends or '…'}" if c.starts or c.ends else "",
                     "description": c.description,
                 }
                 for c in stack.manifest.campaigns
@@ -191,15 +195,13 @@ def campaigns(manifest: Path, action: str | None, campaign_id: str | None, as_js
             else:
                 print_table(
                     "Campaigns",
-                    ["campaign", "segment", "promotion", "channel", "description"],
+                    ["campaign", "segment", "promotion", "channel", "message", "holdout", "dates", "description"],
                     [list(c.values()) for c in listed],
                 )
             return
         assert campaign_id is not None
-        catch_up(stack)
         if action == "run":
-            run = run_campaign(stack, campaign_id)
-            catch_up(stack)
+            run = stack.run_campaign(campaign_id)
             if as_json:
                 print_json(
                     {
@@ -207,15 +209,19 @@ def campaigns(manifest: Path, action: str | None, campaign_id: str | None, as_js
                         "segment_size": run.segment_size,
                         "issued": run.issued,
                         "reach": run.reach,
+                        "held_out": run.held_out,
+                        "messages": run.messages,
                     }
                 )
             else:
+                messages = ", ".join(f"{count} {outcome}" for outcome, count in run.messages.items())
                 console.print(
                     f"campaign [bold]{run.campaign}[/]: {run.segment_size} members in the segment, "
-                    f"{run.issued} coupons issued now, {run.reach} members reached in all"
+                    f"{run.issued} coupons issued now, {run.reach} members reached in all, {run.held_out} held out"
+                    + (f"; messages: {messages}" if messages else "")
                 )
             return
-        report = campaign_report(stack, campaign_id)
+        report = stack.campaign_report(campaign_id)
     if as_json:
         print_json(report.to_data(money_data))
         return
@@ -224,6 +230,10 @@ def campaigns(manifest: Path, action: str | None, campaign_id: str | None, as_js
         f"{report.redemptions} orders, revenue {report.revenue}, discount "
         + (", ".join(f"{f} {a}" for f, a in report.discount_by_funder.items()) or "none")
     )
+    if report.messages:
+        console.print("messages: " + ", ".join(f"{count} {outcome}" for outcome, count in report.messages.items()))
+    if report.uplift is not None:
+        _print_uplift(report.uplift)
     print_table(
         "Orders that used the campaign's coupons",
         ["order", "member", "channel", "coupon", "revenue", "discount by funder"],
@@ -239,6 +249,51 @@ def campaigns(manifest: Path, action: str | None, campaign_id: str | None, as_js
             for o in report.orders
         ],
     )
+
+
+def _print_uplift(uplift: Uplift) -> None:
+    def interval(found: Interval | None, scale: float, unit: str) -> str:
+        if found is None:
+            return "too few members to tell"
+        return f"95% interval {found.low * scale:+.2f}{unit} to {found.high * scale:+.2f}{unit}"
+
+    print_table(
+        "Uplift over the holdout (intent to treat)",
+        ["", "treated", "holdout", "difference", ""],
+        [
+            [
+                "members who bought",
+                f"{uplift.treated_buyers}/{uplift.treated} ({uplift.conversion_treated:.1%})",
+                f"{uplift.holdout_buyers}/{uplift.holdout} ({uplift.conversion_holdout:.1%})",
+                f"{uplift.conversion_uplift * 100:+.2f} points",
+                interval(uplift.conversion_interval, 100, " points"),
+            ],
+            [
+                "revenue per member (minor units)",
+                f"{uplift.revenue_per_member_treated:.2f}",
+                f"{uplift.revenue_per_member_holdout:.2f}",
+                f"{uplift.revenue_per_member_uplift:+.2f}",
+                interval(uplift.revenue_interval, 1, ""),
+            ],
+        ],
+    )
+
+
+@click.command("opt-out")
+@manifest_option()
+@click.argument("member_id", metavar="MEMBER")
+@click.argument("medium")
+@click.option("--source", required=True, help="Where the member said so: 'replied STOP', 'call 2026-06-01'.")
+@json_option()
+def opt_out(manifest: Path, member_id: str, medium: str, source: str, as_json: bool) -> None:
+    """Record that a member wants no more messages by MEDIUM (mini_program, sms, email or push); campaigns
+    honour it."""
+    with open_stack(manifest) as stack:
+        blocks = stack.opt_out(member_id, medium, source=source)
+    if as_json:
+        print_json({"member_id": member_id, "medium": medium, "blocks": blocks})
+    else:
+        console.print(f"member {escape(member_id)} opted out of {medium} (recorded by {', '.join(blocks)})")
 
 
 @click.command()
@@ -319,4 +374,4 @@ def ingest(manifest: Path, file: Path, fmt: str | None, as_json: bool) -> None:
         raise SystemExit(2)
 
 
-COMMANDS = [members, segments, campaigns, settle, ingest]
+COMMANDS = [members, segments, campaigns, opt_out, settle, ingest]

@@ -94,7 +94,7 @@ class Uplift:
     revenue_per_member_uplift: float
     revenue_interval: Interval | None
 
-    def to_data(self) -> dict[str, object]:
+    def to_data(self, money: Callable[[Money], object] = str) -> dict[str, object]:
         def interval(found: Interval | None) -> list[float] | None:
             return None if found is None else [round(found.low, 6), round(found.high, 6)]
 
@@ -103,8 +103,8 @@ class Uplift:
             "holdout": self.holdout,
             "treated_buyers": self.treated_buyers,
             "holdout_buyers": self.holdout_buyers,
-            "treated_revenue": str(self.treated_revenue),
-            "holdout_revenue": str(self.holdout_revenue),
+            "treated_revenue": money(self.treated_revenue),
+            "holdout_revenue": money(self.holdout_revenue),
             "conversion_treated": round(self.conversion_treated, 6),
             "conversion_holdout": round(self.conversion_holdout, 6),
             "conversion_uplift": round(self.conversion_uplift, 6),
@@ -155,7 +155,7 @@ class CampaignReport:
             "reach": self.reach,
             "held_out": self.held_out,
             "messages": dict(self.messages),
-            "uplift": None if self.uplift is None else self.uplift.to_data(),
+            "uplift": None if self.uplift is None else self.uplift.to_data(money),
             "redemptions": self.redemptions,
             "revenue": money(self.revenue),
             "discount_by_funder": {funder: money(amount) for funder, amount in self.discount_by_funder.items()},

@@ -335,6 +335,19 @@ class LinkIn(StrictIn):
     identity: IdentityIn
 
 
+Medium = Literal["mini_program", "sms", "email", "push"]
+
+
+class OptOutIn(StrictIn):
+    medium: Medium = Field(description="the medium the member wants no more messages by")
+
+
+class OptOutOut(BaseModel):
+    member_id: str
+    medium: str
+    blocks: list[str] = Field(description="the reach blocks that recorded the opt-out")
+
+
 def identity_of(identity: IdentityIn) -> Identity:
     return Identity(identity.kind, identity.value)
 

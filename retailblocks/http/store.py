@@ -27,6 +27,8 @@ from retailblocks.http.schemas import (
     LocationStock,
     MemberOut,
     Name,
+    OptOutIn,
+    OptOutOut,
     OrderListOut,
     OrderOut,
     QuoteOut,
@@ -276,6 +278,30 @@ async def link_identity(
 )
 def read_my_coupons(member_id: Shopper, api: ApiDep) -> CouponListOut:
     return CouponListOut(coupons=[coupon_out(coupon) for coupon in api.stack.member_coupons(member_id)])
+
+
+@router.post(
+    "/me/opt-outs",
+    operation_id="optOut",
+    response_model=OptOutOut,
+    responses={**_SESSION_PROBLEMS, 400: {"description": f"no {HEADER} header"}},
+    summary="The signed-in member wants no more messages by a medium (campaigns honour it)",
+)
+async def opt_out(
+    request: Request,
+    body: OptOutIn,
+    member_id: Shopper,
+    caller: Caller,
+    api: ApiDep,
+    idempotency_key: Annotated[str | None, Header(alias=HEADER)] = None,
+) -> Response:
+    channel = channel_of(caller)
+
+    def record(_key: str) -> OptOutOut:
+        blocks = api.stack.opt_out(member_id, body.medium, source=f"the member, in channel {channel}")
+        return OptOutOut(member_id=member_id, medium=body.medium, blocks=blocks)
+
+    return await run_once(request, api, caller, idempotency_key, record, scope=member_id)
 
 
 @router.post(

@@ -22,6 +22,7 @@ from retailblocks.testing.contracts import (
     MarketingContract,
     MembershipContract,
     PaymentContract,
+    ReachContract,
     at_once,
     secret_leaks,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "MarketingContract",
     "MembershipContract",
     "PaymentContract",
+    "ReachContract",
     "at_once",
     "secret_leaks",
 ]

@@ -336,6 +336,9 @@ def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: p
     member = run("members")[0]["member_id"]
     run("segments")
     run("campaigns")
+    run("campaigns", "run", "comeback")
+    run("campaigns", "report", "comeback")
+    run("opt-out", member, "sms", "--source", "replied STOP")
     run("settle", "--partner", "metro-mall", "--from", "2026-01-01", "--to", "2026-12-31")
     january = ("--partner", "metro-mall", "--from", "2025-01-01", "--to", "2025-01-31")  # long over
     run("statements draft", *january)

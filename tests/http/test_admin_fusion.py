@@ -53,7 +53,14 @@ def test_a_segment_a_campaign_run_once_and_its_report(brand: tuple[TestClient, S
     assert [c["id"] for c in client.get("/admin/campaigns", headers=ADMIN).json()["data"]] == ["comeback"]
     run = post(client, "/admin/campaigns/comeback/run", "run-1", json={})
     assert run.status_code == 200, run.text
-    assert run.json() == {"campaign": "comeback", "segment_size": 2, "issued": 2, "reach": 2}
+    assert run.json() == {
+        "campaign": "comeback",
+        "segment_size": 2,
+        "issued": 2,
+        "reach": 2,
+        "held_out": 0,
+        "messages": {},
+    }
     assert post(client, "/admin/campaigns/comeback/run", "run-2", json={}).json()["issued"] == 0
     report = client.get("/admin/campaigns/comeback/report", headers=ADMIN)
     assert report.status_code == 200, report.text

@@ -16,7 +16,7 @@ from retailblocks.publishing.compat import core_api_range
 from retailblocks.version import CORE_API_VERSION, __version__
 from tests.cli.harness import blocks
 
-REFERENCE = ["logistics", "loyalty", "promotions", "sandbox-card", "sql-inventory", "stored-value"]
+REFERENCE = ["logistics", "loyalty", "promotions", "reach-sandbox", "sandbox-card", "sql-inventory", "stored-value"]
 
 MANIFEST = """\
 version: 1  # mine

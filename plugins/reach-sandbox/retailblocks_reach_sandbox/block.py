@@ -157,7 +157,7 @@ class ReachSandbox(Block):
             for r in rows
             if r["status"] == DeliveryStatus.SENT
             and (when := opted.get((r["member_id"], r["medium"]))) is not None
-            and r["at"] >= when
+            and r["at"] > when
         ]
         unsigned = [
             r["key"]

@@ -13,6 +13,7 @@ from retailblocks.fusion.profile import MemberProfile
 from retailblocks.fusion.timeline import TimelineEntry
 from retailblocks.http.admin._common import READ_PROBLEMS, WRITE_PROBLEMS, ApiDep, IdempotencyKey, scoped
 from retailblocks.http.admin.schemas import (
+    AdminOptOutIn,
     LinkIn,
     MemberOut,
     MemberViewOut,
@@ -25,6 +26,7 @@ from retailblocks.http.admin.schemas import (
     profile_out,
     timeline_entry_out,
 )
+from retailblocks.http.schemas import OptOutOut
 from retailblocks.http.state import run_once
 from retailblocks.manifest.api import ApiKey
 from retailblocks.model import Identity
@@ -118,3 +120,24 @@ async def undo_merge(
         idempotency_key,
         lambda _key: merge_out(api.stack.undo_merge(merge_id, reason=body.reason)),
     )
+
+
+@router.post(
+    "/{member_id}/opt-outs",
+    response_model=OptOutOut,
+    responses={**WRITE_PROBLEMS, **_NOT_FOUND},
+    summary="Record that the member wants no more messages by a medium (campaigns honour it)",
+)
+async def opt_out(
+    request: Request,
+    member_id: str,
+    body: AdminOptOutIn,
+    caller: Writer,
+    api: ApiDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    def record(_key: str) -> OptOutOut:
+        blocks = api.stack.opt_out(member_id, body.medium, source=body.source)
+        return OptOutOut(member_id=member_id, medium=body.medium, blocks=blocks)
+
+    return await run_once(request, api, caller, idempotency_key, record)

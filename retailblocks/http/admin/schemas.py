@@ -11,7 +11,7 @@ from retailblocks.clock import as_utc
 from retailblocks.context import Event
 from retailblocks.events.dispatcher import DeadLetter, DeliveryFailure
 from retailblocks.flows.api import FlowState, RecoveryReport
-from retailblocks.fusion.campaigns import CampaignReport, CampaignRun
+from retailblocks.fusion.campaigns import CampaignReport, CampaignRun, Interval, Uplift
 from retailblocks.fusion.ingest import IngestReport
 from retailblocks.fusion.profile import MemberProfile
 from retailblocks.fusion.settlement import Settlement
@@ -466,6 +466,13 @@ class Merges(BaseModel):
     data: list[MergeOut]
 
 
+class AdminOptOutIn(_Strict):
+    medium: Literal["mini_program", "sms", "email", "push"] = Field(description="the medium to stop")
+    source: str = Field(
+        min_length=1, max_length=200, description="where the member said so (a reply STOP, a call, a form)"
+    )
+
+
 class UndoMergeIn(_Strict):
     reason: str = Field(default="", max_length=MAX_TEXT_LENGTH, description="why, for the audit trail")
 
@@ -501,10 +508,60 @@ class CampaignRunOut(BaseModel):
     segment_size: int
     issued: int = Field(description="coupons issued by this run; members reached before keep theirs")
     reach: int = Field(description="members holding the campaign's coupons after this run")
+    held_out: int = Field(description="members drawn into the holdout (no coupon, no message), after this run")
+    messages: dict[str, int] = Field(
+        description="this run's messages by outcome (sent, failed, opted_out, no_address), and members not "
+        "sent one because of the frequency cap (capped) or the send window (waiting)"
+    )
 
 
 def campaign_run_out(run: CampaignRun) -> CampaignRunOut:
-    return CampaignRunOut(campaign=run.campaign, segment_size=run.segment_size, issued=run.issued, reach=run.reach)
+    return CampaignRunOut(
+        campaign=run.campaign,
+        segment_size=run.segment_size,
+        issued=run.issued,
+        reach=run.reach,
+        held_out=run.held_out,
+        messages=run.messages,
+    )
+
+
+class UpliftOut(BaseModel):
+    """The treated arm against the holdout, by intent to treat; intervals are 95%, null with fewer than two
+    members in an arm."""
+
+    treated: int
+    holdout: int
+    treated_buyers: int
+    holdout_buyers: int
+    treated_revenue: MoneyOut
+    holdout_revenue: MoneyOut
+    conversion_treated: float
+    conversion_holdout: float
+    conversion_uplift: float
+    conversion_interval: tuple[float, float] | None
+    revenue_per_member_uplift: float = Field(description="minor units per member")
+    revenue_interval: tuple[float, float] | None = Field(description="minor units per member")
+
+
+def uplift_out(uplift: Uplift) -> UpliftOut:
+    def pair(found: Interval | None) -> tuple[float, float] | None:
+        return None if found is None else (found.low, found.high)
+
+    return UpliftOut(
+        treated=uplift.treated,
+        holdout=uplift.holdout,
+        treated_buyers=uplift.treated_buyers,
+        holdout_buyers=uplift.holdout_buyers,
+        treated_revenue=money_out(uplift.treated_revenue),
+        holdout_revenue=money_out(uplift.holdout_revenue),
+        conversion_treated=uplift.conversion_treated,
+        conversion_holdout=uplift.conversion_holdout,
+        conversion_uplift=uplift.conversion_uplift,
+        conversion_interval=pair(uplift.conversion_interval),
+        revenue_per_member_uplift=uplift.revenue_per_member_uplift,
+        revenue_interval=pair(uplift.revenue_interval),
+    )
 
 
 class AttributedOrderOut(BaseModel):
@@ -526,6 +583,9 @@ class CampaignReportOut(BaseModel):
     revenue: MoneyOut
     discount_by_funder: dict[str, MoneyOut]
     orders: list[AttributedOrderOut]
+    held_out: int
+    messages: dict[str, int] = Field(description="messages by outcome, each member's latest attempt")
+    uplift: UpliftOut | None = Field(description="null when the campaign holds no one out")
 
 
 def campaign_report_out(report: CampaignReport) -> CampaignReportOut:
@@ -549,6 +609,9 @@ def campaign_report_out(report: CampaignReport) -> CampaignReportOut:
             )
             for o in report.orders
         ],
+        held_out=report.held_out,
+        messages=report.messages,
+        uplift=None if report.uplift is None else uplift_out(report.uplift),
     )
 
 

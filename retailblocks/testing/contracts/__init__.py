@@ -7,6 +7,7 @@ from retailblocks.testing.contracts.logistics import LogisticsContract
 from retailblocks.testing.contracts.marketing import MarketingContract
 from retailblocks.testing.contracts.membership import MembershipContract
 from retailblocks.testing.contracts.payment import REFUSED, PaymentContract, at_once
+from retailblocks.testing.contracts.reach import ReachContract
 
 __all__ = [
     "REFUSED",
@@ -17,6 +18,7 @@ __all__ = [
     "MarketingContract",
     "MembershipContract",
     "PaymentContract",
+    "ReachContract",
     "at_once",
     "secret_leaks",
 ]
