@@ -578,15 +578,14 @@ class Stack:
 
     def segment_members(self, segment_id: str | None = None) -> dict[str, list[str]]:
         """The members each of the manifest's segments holds now (or only ``segment_id``'s)."""
-        from retailblocks.fusion import catch_up, profiles
-        from retailblocks.fusion.segments import members_of
+        from retailblocks.fusion import catch_up
+        from retailblocks.fusion.memberships import segment_members
         from retailblocks.fusion.views import find_segment
 
         chosen = [find_segment(self, segment_id)] if segment_id else list(self.manifest.segments)
         catch_up(self)
         with self.context(flow="report", read_only=True) as ctx:
-            found = profiles(self, ctx)
-        return {segment.id: members_of(segment, found) for segment in chosen}
+            return segment_members(self, ctx, chosen)
 
     def run_campaign(self, campaign_id: str) -> CampaignRun:
         """Issue the campaign's coupons to the members of its segment not yet reached."""

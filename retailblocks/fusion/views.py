@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, TypeVar
 
+import attrs
 import sqlalchemy as sa
 
 from retailblocks.context import FlowContext
 from retailblocks.errors import InvalidValue, UnknownMember
 from retailblocks.events.dispatcher import dispatch
 from retailblocks.flows.orders import list_orders
+from retailblocks.fusion.memberships import segment_members
 from retailblocks.fusion.profile import MemberProfile, build_profiles
-from retailblocks.fusion.segments import with_segments
 from retailblocks.fusion.tables import campaign_coupons, timeline
 from retailblocks.fusion.timeline import TimelineEntry, read_timeline
 from retailblocks.hookspecs import membership
@@ -38,7 +39,11 @@ def profiles(stack: Runtime, ctx: FlowContext) -> dict[str, MemberProfile]:
         *ctx.db.execute(sa.select(campaign_coupons.c.member_id).distinct()).scalars(),
     ]
     built = build_profiles(stack, ctx, list_orders(stack.engine), known)
-    return with_segments(built, stack.manifest.segments)
+    members = segment_members(stack, ctx)
+    return {
+        member_id: attrs.evolve(profile, segments=tuple(s for s, ids in members.items() if member_id in ids))
+        for member_id, profile in built.items()
+    }
 
 
 def member_view(
