@@ -47,6 +47,7 @@ from retailblocks.fusion import members
 from retailblocks.fusion.block import FusionBlock
 from retailblocks.fusion.campaigns import CampaignReport, CampaignRun
 from retailblocks.fusion.ingest import IngestReport
+from retailblocks.fusion.memberships import Explanation, RebuildReport
 from retailblocks.fusion.profile import MemberProfile
 from retailblocks.fusion.settlement import Settlement
 from retailblocks.fusion.timeline import TimelineEntry
@@ -586,6 +587,21 @@ class Stack:
         catch_up(self)
         with self.context(flow="report", read_only=True) as ctx:
             return segment_members(self, ctx, chosen)
+
+    def explain_segment(self, segment_id: str, member: str) -> Explanation:
+        """Why ``member`` (an id, or an identity as ``kind:value``) is in the segment or not: each condition
+        with the member's figure and the threshold, at the stack's now."""
+        from retailblocks.fusion.views import explain_segment
+
+        return explain_segment(self, segment_id, member)
+
+    def rebuild_segments(self) -> RebuildReport:
+        """Recompute segments' facts and memberships from the raw orders and signals; report what differed."""
+        from retailblocks.fusion import catch_up
+        from retailblocks.fusion.memberships import rebuild
+
+        catch_up(self)
+        return rebuild(self)
 
     def run_campaign(self, campaign_id: str) -> CampaignRun:
         """Issue the campaign's coupons to the members of its segment not yet reached."""

@@ -12,7 +12,7 @@ from retailblocks.context import FlowContext
 from retailblocks.errors import InvalidValue, UnknownMember
 from retailblocks.events.dispatcher import dispatch
 from retailblocks.flows.orders import list_orders
-from retailblocks.fusion.memberships import segment_members
+from retailblocks.fusion.memberships import Explanation, explain, segment_members
 from retailblocks.fusion.profile import MemberProfile, build_profiles
 from retailblocks.fusion.tables import campaign_coupons, timeline
 from retailblocks.fusion.timeline import TimelineEntry, read_timeline
@@ -64,6 +64,21 @@ def member_view(
         raise UnknownMember(f"unknown member {member_id!r}: no membership record, order or signal names it")
     entries = read_timeline(ctx.db, found.member_ids, found.identities)
     return found, entries
+
+
+def explain_segment(stack: Runtime, segment_id: str, member: str) -> Explanation:
+    """Why ``member`` (a member id, or an identity as ``kind:value``) is in ``segment_id`` or not, now: each
+    condition with the member's figure and the threshold. Pending events are delivered first."""
+    segment = find_segment(stack, segment_id)
+    catch_up(stack)
+    with stack.context(flow="report", read_only=True) as ctx:
+        member_id = member
+        if ":" in member:
+            found = stack.hooks.maybe(membership.membership_identify, ctx, [parse_identity(member)], False)
+            if found is None:
+                raise UnknownMember(f"no member is known by {member!r}")
+            member_id = found.id
+        return explain(stack, ctx, segment, member_id)
 
 
 def parse_identity(text: str) -> Identity:

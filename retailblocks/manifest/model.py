@@ -84,7 +84,10 @@ class Segment:
             last_purchase_before=self.last_purchase_before,
             last_purchase_after=self.last_purchase_after,
         )
-        return AllOf((*rules, *self.conditions))
+        found = (*rules, *self.conditions)
+        if len(found) == 1 and isinstance(found[0], AllOf):
+            return found[0]  # a segment written as one `all:` reads as that, not as a list of one
+        return AllOf(found)
 
 
 @attrs.frozen
