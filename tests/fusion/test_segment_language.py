@@ -15,14 +15,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from retailblocks.clock import ManualClock, RandomIds
 from retailblocks.events.dispatcher import read_events
 from retailblocks.events.positions import behind
 from retailblocks.fusion import FUSION_ID, catch_up
 from retailblocks.fusion.tables import order_facts, segment_answers, segment_store
+from retailblocks.manifest import ManifestError
 from retailblocks.model import Identity, Order, OrderStatus
-from retailblocks.stack import Stack
+from retailblocks.stack import Stack, assemble
 from tests.fusion.conftest import BRAND
-from tests.helpers import cart, make_stack
+from tests.helpers import cart, make_stack, write_manifest
 
 LANGUAGE = """\
   - id: recent-big-spenders
@@ -147,12 +149,14 @@ def expected(stack: Stack, sent: list[dict[str, str]]) -> dict[str, list[str]]:
     earned = {
         e.order_id: int(e.payload["points"]) for e in read_events(stack, limit=100_000) if e.type == "points.earned"
     }
+    # Whom each order counts for now: a merged member's orders count for the survivor.
+    counts_for = {o.id: stack.member(o.member_id).id for o in orders if o.member_id}
     member_of_identity: dict[str, str] = {}
     for order in orders:
         if order.member_id:
             for identity in stack.member(order.member_id).identities:
-                member_of_identity[f"{identity.kind.value}:{identity.value}"] = order.member_id
-    members = sorted({o.member_id for o in orders if o.member_id})
+                member_of_identity[f"{identity.kind.value}:{identity.value}"] = counts_for[order.id]
+    members = sorted(set(counts_for.values()))
     category = {"BEANS": "beans", "MUG": "merch", "TEA": "tea"}
 
     def net(order: Order) -> int:
@@ -163,7 +167,7 @@ def expected(stack: Stack, sent: list[dict[str, str]]) -> dict[str, list[str]]:
 
     answers: dict[str, list[str]] = {}
     for member_id in members:
-        sales = [o for o in orders if o.member_id == member_id and o.status not in SALES_EXCLUDED]
+        sales = [o for o in orders if counts_for.get(o.id) == member_id and o.status not in SALES_EXCLUDED]
         member = stack.member(member_id)
         kinds = {identity.kind.value for identity in member.identities}
         signals = [s for s in sent if member_of_identity.get(s["identity"]) == member_id]
@@ -367,3 +371,63 @@ def test_explain_gives_each_condition_with_the_members_figure_and_the_threshold(
     assert never_online.condition == "not" and never_online.holds is False
     assert never_online.checks[0].condition == "orders ever, channel market or web"
     assert never_online.checks[0].figure == "1"
+
+
+def test_a_merge_moves_the_absorbed_members_history_to_the_survivor(stack: Stack) -> None:
+    sent = shop(stack, seed=5, days=6)
+    market = Identity("marketplace", "tm-lin")
+    on_market = stack.checkout(cart(("BEANS", 5), channel="market", identities=(market,)), key="m-1")
+    in_store = stack.checkout(cart(("TEA", 1), channel="store-a", identities=identities_of(2)), key="m-2")
+    deliver(stack)
+    assert on_market.member_id in stack.segment_members()["recent-big-spenders"]
+    # At the till she shows her marketplace account too: the two members become one.
+    stack.checkout(cart(("TEA", 1), channel="store-a", identities=(*identities_of(2), market)), key="m-3")
+    deliver(stack)
+    survivor = stack.member(str(in_store.member_id)).id
+    assert stack.member(str(on_market.member_id)).id == survivor
+    want = expected(stack, sent)
+    assert stack.segment_members() == want
+    assert survivor in want["recent-big-spenders"]
+    stored = stored_answers(stack)
+    assert stored == want
+    absorbed = {str(on_market.member_id), str(in_store.member_id)} - {survivor}
+    assert not absorbed & {m for ids in stored.values() for m in ids}
+    assert stack.rebuild_segments().differences == 0
+
+
+def test_a_changed_definition_is_not_answered_from_the_old_one(stack: Stack, tmp_path: Path, database_url: str) -> None:
+    sent = shop(stack, seed=9, days=10)
+    before = expected(stack, sent)
+    now = stack.clock.now()
+    stack.close()
+    lowered = TEXT.replace(
+        'spend: {at_least: "200.00", within_days: 30}', 'spend: {at_least: "100.00", within_days: 30}'
+    )
+    clock = ManualClock(now)
+    reopened = assemble(
+        write_manifest(tmp_path, database_url, lowered), clock=clock, ids=RandomIds(1), lease_clock=clock
+    )
+    try:
+        spent = {
+            member_id: sum(
+                o.total.amount - (o.refunded.amount if o.refunded else 0)
+                for o in reopened.orders(member_id=member_id)
+                if o.status not in SALES_EXCLUDED and o.created_at >= now - timedelta(days=30)
+            )
+            for member_id in {str(o.member_id) for o in reopened.orders() if o.member_id}
+        }
+        assert reopened.segment_members("recent-big-spenders")["recent-big-spenders"] == sorted(
+            m for m, amount in spent.items() if amount >= 10000
+        )
+        assert reopened.segment_members("recent-big-spenders") != {"recent-big-spenders": before["recent-big-spenders"]}
+        assert reopened.rebuild_segments().differences == 0
+    finally:
+        reopened.close()
+
+
+def test_a_tier_no_block_declares_is_refused_at_assembly_however_deep(tmp_path: Path, sqlite_url: str) -> None:
+    text = TEXT.replace("      - tier: gold\n", "      - tier: glod\n")
+    assert text != TEXT
+    with pytest.raises(ManifestError, match="unknown membership tier 'glod'; did you mean 'gold'") as caught:
+        make_stack(tmp_path, sqlite_url, text=text)
+    assert caught.value.doc_path == "segments[5].any[0].tier"
