@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, cast
 
 from retailblocks.assembly.plan import FUSION_ID
 from retailblocks.context import Event, FlowContext, StackView
-from retailblocks.fusion.memberships import on_event
+from retailblocks.fusion.memberships import on_event, refresh_stale
 from retailblocks.fusion.tables import MIGRATIONS
 from retailblocks.fusion.timeline import record_event
 from retailblocks.hookspecs import hookimpl
@@ -34,6 +34,12 @@ class FusionBlock(Block):
     def stack_startup(self, stack: StackView) -> None:
         # The core's own block is handed the whole stack: segments read the manifest and ask membership.
         self._stack = cast("Runtime", stack)
+
+    @hookimpl
+    def stack_maintain(self, ctx: FlowContext) -> None:
+        # Answers a sliding window made stale are right at read time anyway; refreshing them keeps reads fast.
+        if self._stack is not None:
+            refresh_stale(self._stack, ctx)
 
     @hookimpl
     def stack_event(self, event: Event, ctx: FlowContext) -> None:

@@ -55,7 +55,7 @@ from retailblocks.fusion.segments import (
 )
 from retailblocks.fusion.tables import order_facts, segment_answers, segment_store, timeline
 from retailblocks.manifest import Segment
-from retailblocks.manifest.conditions import condition_data
+from retailblocks.manifest.conditions import AllOf, AnyOf, Condition, MetricCondition, Not, condition_data
 from retailblocks.model import Member, Order
 from retailblocks.storage.tables import order_lines, orders, outbox
 
@@ -174,10 +174,21 @@ def needs_rebuild(connection: sa.Connection) -> bool:
     return bool(row[0]) if row is not None else False
 
 
-def definition(segment: Segment) -> str:
-    """A digest of what the segment asks: a stored answer for another definition is not used."""
-    text = json.dumps(condition_data(segment.condition), sort_keys=True, default=str)
+def definition(segment: Segment, at: Reading) -> str:
+    """A digest of what the segment asks, and of what its answer reads besides the facts (the currency, the
+    SKUs of the categories it names): a stored answer for another definition is not used."""
+    categories = sorted(_categories(segment.condition))
+    skus = {c: sorted(s for s, of in at.categories.items() if of == c) for c in categories}
+    text = json.dumps([condition_data(segment.condition), at.currency, skus], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _categories(condition: Condition) -> set[str]:
+    if isinstance(condition, AllOf | AnyOf):
+        return set().union(*(_categories(c) for c in condition.conditions))
+    if isinstance(condition, Not):
+        return _categories(condition.condition)
+    return set(condition.categories) if isinstance(condition, MetricCondition) else set()
 
 
 # -- a member's facts ------------------------------------------------------------------------------
@@ -318,13 +329,45 @@ def _store_answers(connection: sa.Connection, segments: Iterable[Segment], facts
             {
                 "segment": segment.id,
                 "member_id": facts.member_id,
-                "definition": definition(segment),
+                "definition": definition(segment, at),
                 "member": answer.holds,
                 "since": was[1] if was is not None and unchanged else at.now,
                 "evaluated_at": at.now,
                 "fresh_until": answer.changes_at,
             },
         )
+
+
+def refresh_stale(stack: Runtime, ctx: FlowContext, limit: int = 500) -> int:
+    """Evaluate again the members whose stored answers time has made stale (or that were stored for another
+    definition), at most ``limit`` of them; returns how many. Housekeeping (``stack_maintain``): reads are
+    right without it, and faster after it."""
+    segments = list(stack.manifest.segments)
+    if not segments:
+        return 0
+    now = ctx.clock.now()
+    at = reading(stack, now)
+    stale = sa.or_(
+        segment_answers.c.fresh_until <= now,
+        segment_answers.c.evaluated_at > now,
+        *(
+            sa.and_(segment_answers.c.segment == s.id, segment_answers.c.definition != definition(s, at))
+            for s in segments
+        ),
+    )
+    members = list(
+        ctx.db.execute(
+            sa.select(segment_answers.c.member_id)
+            .where(stale)
+            .group_by(segment_answers.c.member_id)
+            .order_by(segment_answers.c.member_id)
+            .limit(limit)
+        ).scalars()
+    )
+    if members:
+        _lock(ctx.db)
+        refresh_members(stack, ctx, members)
+    return len(members)
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -341,10 +384,13 @@ def segment_members(
 
 def _answers(stack: Runtime, ctx: FlowContext, segments: list[Segment]) -> dict[str, dict[str, bool]]:
     """Every known member's answer for each segment, now: stored where fresh, evaluated where not."""
+    if not segments:
+        return {}
     if needs_rebuild(ctx.db):
         return _evaluate_all(stack, ctx, segments, _raw_facts(stack, ctx))
     now = ctx.clock.now()
-    digests = {segment.id: definition(segment) for segment in segments}
+    at = reading(stack, now)
+    digests = {segment.id: definition(segment, at) for segment in segments}
     stored: dict[tuple[str, str], Any] = {}
     if segments:
         for row in ctx.db.execute(
@@ -362,7 +408,6 @@ def _answers(stack: Runtime, ctx: FlowContext, segments: list[Segment]) -> dict[
                 answers[segment.id][member_id] = bool(found["member"])
             else:
                 stale.setdefault(member_id, []).append(segment)
-    at = reading(stack, now)
     for member_id, wanted in stale.items():
         facts = member_facts(ctx, member_id, resolver.member(member_id))
         for segment in wanted:
