@@ -17,7 +17,9 @@ identity linked or a merge are events too, and refresh the member the same way.
 segment's definition unchanged — a hash of its conditions is stored beside the answer) and evaluates the
 member again, from the stored facts, at read time otherwise. So a window slides without an event: a member
 whose big purchase is 31 days old leaves "spent 200 in the last 30 days" at the read that follows, with no
-writing on the read path. Windows count from the stack's clock (``ctx.clock``), never the wall clock.
+writing on the read path. Maintenance (``stack_maintain``: ``blocks recover``, the dispatcher) writes the
+answers time made stale, so later reads find them fresh again. Windows count from the stack's clock
+(``ctx.clock``), never the wall clock.
 
 **Rebuild.** :func:`rebuild` recomputes every fact from the orders table and the outbox's earn events,
 evaluates every member again, writes the result, and reports what differed from what the store held: the
