@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from retailblocks.clock import as_utc
 from retailblocks.flows.capabilities import issue_coupons
 from retailblocks.flows.orders import list_orders
+from retailblocks.fusion.memberships import segment_members
 from retailblocks.fusion.profile import NOT_SALES, net_amount
-from retailblocks.fusion.segments import members_of
 from retailblocks.fusion.tables import campaign_coupons, insert_new
-from retailblocks.fusion.views import find_campaign, find_segment, profiles
+from retailblocks.fusion.views import find_campaign, find_segment
 from retailblocks.model import Money
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def run_campaign(stack: Runtime, campaign_id: str) -> CampaignRun:
     segment = find_segment(stack, campaign.segment)
     # The context carries the campaign's channel, so ``coupon.issued`` lands on timelines in that channel.
     with stack.context(campaign.channel, flow="campaign", flow_id=campaign.id) as ctx:
-        members = members_of(segment, profiles(stack, ctx))
+        members = segment_members(stack, ctx, [segment])[segment.id]
         codes = (
             issue_coupons(stack.hooks, ctx, campaign.promotion, members, f"campaign:{campaign.id}") if members else {}
         )

@@ -10,6 +10,9 @@
     campaigns:
       - {id: beans-back, segment: bean-lovers, promotion: beans-10, channel: miniprogram}
 
+Beside the flat rules a segment takes the conditions of the segment language
+(:mod:`retailblocks.manifest.conditions`): windows, negation, ``any``, signals, RFM, tiers and identities.
+
 Rules are checked here against what the manifest itself declares (channels, catalog); a campaign's
 promotion belongs to a marketing block's configuration and is checked when the campaign runs.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 from datetime import date
 
 from retailblocks.manifest import readers
+from retailblocks.manifest.conditions import CONDITION_KEYS, Catalogue, parse_kind
 from retailblocks.manifest.errors import ManifestError
 from retailblocks.manifest.model import Campaign, Segment
 from retailblocks.manifest.nodes import Node
@@ -38,6 +42,7 @@ _SEGMENT_KEYS = (
     "skus",
     "categories",
     *_DATE_RULES,
+    *CONDITION_KEYS,
 )
 _CAMPAIGN_KEYS = ("id", "segment", "promotion", "channel", "description")
 
@@ -60,6 +65,14 @@ def parse_segments(
         tiers = frozenset(readers.string(ref) for ref in _list(entries.get("tiers")))
         _ordered(entries, counts, "min_orders", "max_orders")
         _ordered(entries, {k: v.amount for k, v in money.items()}, "min_spend", "max_spend")
+        known = Catalogue(
+            currency=currency,
+            channels=tuple(channel_ids),
+            skus=tuple(p.sku for p in catalog),
+            categories=tuple(sorted({p.category for p in catalog})),
+        )
+        # In the order written: the keys beside the flat rules are conditions that must all hold too.
+        conditions = tuple(parse_kind(key, value, known) for key, value in entries.items() if key in CONDITION_KEYS)
         segments.append(
             Segment(
                 id=segment_id,
@@ -76,6 +89,7 @@ def parse_segments(
                 categories=categories,
                 last_purchase_before=dates.get("last_purchase_before"),
                 last_purchase_after=dates.get("last_purchase_after"),
+                conditions=conditions,
             )
         )
     return tuple(segments)
