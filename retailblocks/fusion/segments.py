@@ -94,8 +94,10 @@ class Check:
     """One condition checked: the member's ``figure``, the ``threshold`` asked, and whether it ``holds``.
 
     ``checks`` are the conditions inside (``all``, ``any``, ``not``, the scores of ``rfm``);
-    ``changes_at`` is the earliest moment at which time alone could change ``holds`` (None: only an event
-    can), so a stored answer is known to stand until then.
+    ``quantity`` is the figure as a number where it is one (a count, whole days, an amount), which data
+    gives instead of the text, so money there has its one shape; ``changes_at`` is the earliest moment at
+    which time alone could change ``holds`` (None: only an event can), so a stored answer is known to stand
+    until then.
     """
 
     condition: str
@@ -103,13 +105,21 @@ class Check:
     figure: str = ""
     threshold: str = ""
     checks: tuple[Check, ...] = ()
+    quantity: int | Money | None = None
     changes_at: datetime | None = attrs.field(default=None, eq=False)
 
     def to_data(self) -> dict[str, object]:
+        quantity = self.quantity
         return {
             "condition": self.condition,
             "holds": self.holds,
-            "figure": self.figure,
+            "figure": (
+                {"amount": quantity.amount, "currency": quantity.currency}
+                if isinstance(quantity, Money)
+                else self.figure
+                if quantity is None
+                else quantity
+            ),
             "threshold": self.threshold,
             "checks": [check.to_data() for check in self.checks],
         }
@@ -199,6 +209,7 @@ def _metric(condition: MetricCondition, facts: MemberFacts, reading: Reading) ->
         condition.bounds.holds(figure),
         figure=show(figure),
         threshold=bounds_text(condition.bounds, show),
+        quantity=Money(figure, reading.currency) if condition.metric is Metric.SPEND else figure,
         changes_at=_window_changes(condition.window, (o.placed_at for o in orders), reading.now),
     )
 
@@ -217,6 +228,7 @@ def _recency(condition: RecencyCondition, facts: MemberFacts, reading: Reading) 
         condition.bounds.holds(days),
         figure=str(days),
         threshold=threshold,
+        quantity=days,
         changes_at=_next_day_boundary(last, boundaries, reading.now),
     )
 
@@ -343,6 +355,7 @@ def _signal(condition: SignalCondition, facts: MemberFacts, reading: Reading) ->
         condition.bounds.holds(len(found)),
         figure=str(len(found)),
         threshold=bounds_text(condition.bounds, str),
+        quantity=len(found),
         changes_at=_window_changes(condition.window, (s.at for s in found), reading.now),
     )
 

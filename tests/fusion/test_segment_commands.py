@@ -61,7 +61,7 @@ def test_the_command_and_the_route_explain_alike(served: tuple[TestClient, Stack
     bought, never_online = by_route["check"]["checks"]
     assert (bought["condition"], bought["figure"], bought["threshold"], bought["holds"]) == (
         "orders ever, channel store-a",
-        "1",
+        1,
         "at least 1",
         True,
     )

@@ -489,7 +489,12 @@ class Segments(BaseModel):
 class ConditionCheckOut(BaseModel):
     condition: str = Field(description="what was checked, e.g. 'spend in the last 30 days, channel web'")
     holds: bool
-    figure: str = Field(description="the member's figure")
+    figure: int | MoneyOut | str = Field(
+        description=(
+            "the member's figure: a count or whole days as an integer, spend as an amount, otherwise text "
+            "(a tier, identity kinds, a day, a score with its reason)"
+        )
+    )
     threshold: str = Field(description="what the condition asks")
     checks: list[ConditionCheckOut] = Field(description="the conditions inside (all, any, not, RFM scores)")
 
@@ -506,7 +511,13 @@ def check_out(check: Check) -> ConditionCheckOut:
     return ConditionCheckOut(
         condition=check.condition,
         holds=check.holds,
-        figure=check.figure,
+        figure=(
+            money_out(check.quantity)
+            if isinstance(check.quantity, Money)
+            else check.figure
+            if check.quantity is None
+            else check.quantity
+        ),
         threshold=check.threshold,
         checks=[check_out(inner) for inner in check.checks],
     )
