@@ -9,7 +9,7 @@ import json
 import random
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -52,6 +52,10 @@ LANGUAGE = """\
     points: {at_least: 100, within_days: 30}
   - id: lapsed
     recency: {at_least: 10}
+  - id: mug-regulars
+    orders: {at_least: 2, sku: MUG, within_days: 21}
+  - id: last-bought-by-the-20th
+    last_purchase: {to: "2026-03-20"}
 campaigns:"""
 
 TEXT = BRAND.replace("campaigns:", LANGUAGE, 1)
@@ -202,6 +206,7 @@ def expected(stack: Stack, sent: list[dict[str, str]]) -> dict[str, list[str]]:
             if category[line.sku] == "beans"
         )
         points_30 = sum(earned.get(o.id, 0) for o in sales if within(o.created_at, 30))
+        mug_orders_21 = sum(1 for o in sales if within(o.created_at, 21) and any(li.sku == "MUG" for li in o.lines))
         holds = {
             "store-regulars": in_store,
             "big-spenders": sum(net(o) for o in sales) >= 20000,
@@ -218,6 +223,8 @@ def expected(stack: Stack, sent: list[dict[str, str]]) -> dict[str, list[str]]:
             "bean-spenders": bean_spend >= 10000,
             "points-earners": points_30 >= 100,
             "lapsed": days_since is None or days_since >= 10,
+            "mug-regulars": mug_orders_21 >= 2,
+            "last-bought-by-the-20th": last is not None and last.astimezone(UTC).date() <= date(2026, 3, 20),
         }
         for segment, inside in holds.items():
             answers.setdefault(segment, [])
@@ -308,6 +315,21 @@ def test_signals_count_once_ingested_and_a_strangers_signals_join_when_the_ident
     # A week and a day later the likes are out of the window, with no event in between.
     stack.clock.advance(timedelta(days=7, hours=6))  # type: ignore[attr-defined]
     assert stack.segment_members("gold-or-fan")["gold-or-fan"] == []
+
+
+def test_ingesting_a_known_members_signals_updates_their_stored_answer_at_once(stack: Stack) -> None:
+    """Signals are not outbox events: the ingest itself stores the new answer, before any read or dispatch."""
+    phone = Identity("phone", "+8613800000251")
+    order = stack.checkout(cart(("MUG", 1), channel="web", identities=(phone,)), key="known")
+    deliver(stack)
+    assert order.member_id not in stored_answers(stack)["gold-or-fan"]
+    now = stack.clock.now()
+    likes = [
+        {"identity": "phone:+8613800000251", "type": "social.like", "at": (now - timedelta(hours=h)).isoformat()}
+        for h in (2, 3)
+    ]
+    stack.ingest_signals("\n".join(json.dumps(s) for s in likes), "jsonl")
+    assert order.member_id in stored_answers(stack)["gold-or-fan"]
 
 
 def test_a_rebuild_reports_and_repairs_what_the_store_got_wrong(stack: Stack) -> None:
