@@ -48,6 +48,7 @@ from retailblocks.fusion import members
 from retailblocks.fusion.block import FusionBlock
 from retailblocks.fusion.campaigns import CampaignReport, CampaignRun
 from retailblocks.fusion.ingest import IngestReport
+from retailblocks.fusion.memberships import Explanation, RebuildReport
 from retailblocks.fusion.profile import MemberProfile
 from retailblocks.fusion.settlement import Settlement
 from retailblocks.fusion.timeline import TimelineEntry
@@ -586,15 +587,29 @@ class Stack:
 
     def segment_members(self, segment_id: str | None = None) -> dict[str, list[str]]:
         """The members each of the manifest's segments holds now (or only ``segment_id``'s)."""
-        from retailblocks.fusion import catch_up, profiles
-        from retailblocks.fusion.segments import members_of
+        from retailblocks.fusion import catch_up
+        from retailblocks.fusion.memberships import segment_members
         from retailblocks.fusion.views import find_segment
 
         chosen = [find_segment(self, segment_id)] if segment_id else list(self.manifest.segments)
         catch_up(self)
         with self.context(flow="report", read_only=True) as ctx:
-            found = profiles(self, ctx)
-        return {segment.id: members_of(segment, found) for segment in chosen}
+            return segment_members(self, ctx, chosen)
+
+    def explain_segment(self, segment_id: str, member: str) -> Explanation:
+        """Why ``member`` (an id, or an identity as ``kind:value``) is in the segment or not: each condition
+        with the member's figure and the threshold, at the stack's now."""
+        from retailblocks.fusion.views import explain_segment
+
+        return explain_segment(self, segment_id, member)
+
+    def rebuild_segments(self) -> RebuildReport:
+        """Recompute segments' facts and memberships from the raw orders and signals; report what differed."""
+        from retailblocks.fusion import catch_up
+        from retailblocks.fusion.memberships import rebuild
+
+        catch_up(self)
+        return rebuild(self)
 
     def run_campaign(self, campaign_id: str) -> CampaignRun:
         """Draw the segment's new members into the campaign's arms, issue the treated their coupons and send

@@ -10,7 +10,7 @@ configuration.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
 
 from retailblocks.hookspecs.lifecycle import NAME_KINDS, unknown
@@ -36,18 +36,33 @@ def declared_names(manifest: Manifest, from_blocks: Iterable[Mapping[str, Iterab
 
 
 def check_manifest(manifest: Manifest, names: Mapping[str, frozenset[str]]) -> None:
-    """The manifest's references to names only blocks declare: segments' tiers and campaigns' promotions.
+    """The manifest's references to names only blocks declare: segments' tiers (flat or in conditions) and
+    campaigns' promotions.
 
     Every unknown name is reported, all at once (see ManifestProblems)."""
     problems = ManifestProblems()
     for segment in _items(manifest.source, "segments"):
-        for tier in _items(segment, "tiers"):
+        for tier in (*_items(segment, "tiers"), *_condition_tiers(segment)):
             problems.attempt(partial(_known, tier, "tier", names))
     for campaign in _items(manifest.source, "campaigns"):
         promotion = _child(campaign, "promotion")
         if promotion is not None:
             problems.attempt(partial(_known, promotion, "promotion", names))
     problems.raise_any()
+
+
+def _condition_tiers(node: Node) -> Iterator[Node]:
+    """The tiers the segment language's ``tier:`` conditions name under ``node``, however deeply nested."""
+    if not isinstance(node.value, dict):
+        return
+    for key, child in node.value.items():
+        if key == "tier":
+            yield from child.value if isinstance(child.value, tuple) else (child,)
+        elif key in ("all", "any") and isinstance(child.value, tuple):
+            for item in child.value:
+                yield from _condition_tiers(item)
+        elif key == "not":
+            yield from _condition_tiers(child)
 
 
 def _known(node: Node, kind: str, names: Mapping[str, frozenset[str]]) -> None:

@@ -29,6 +29,8 @@ from retailblocks.errors import InvalidValue
 
 if TYPE_CHECKING:
     from retailblocks.fusion.campaigns import Interval, Uplift
+    from retailblocks.fusion.memberships import Explanation
+    from retailblocks.fusion.segments import Check
     from retailblocks.model import Money
 
 T = TypeVar("T")
@@ -136,21 +138,51 @@ def members(manifest: Path, member_id: str | None, identity: str | None, as_json
 
 @click.command()
 @manifest_option()
+@click.argument("action", required=False, type=click.Choice(["explain", "rebuild"]))
+@click.argument("names", nargs=-1, metavar="[SEGMENT MEMBER]")
 @click.option("--segment", "segment_id", help="Show the members of one segment.")
 @json_option()
-def segments(manifest: Path, segment_id: str | None, as_json: bool) -> None:
-    """The manifest's segments and how many members each holds now."""
-    from retailblocks.fusion import catch_up, profiles
-    from retailblocks.fusion.segments import members_of
-    from retailblocks.fusion.views import find_segment
+def segments(manifest: Path, action: str | None, names: tuple[str, ...], segment_id: str | None, as_json: bool) -> None:
+    """The manifest's segments and how many members each holds now.
 
+    `explain SEGMENT MEMBER` says why a member (an id, or an identity such as phone:+8613800000000) is in
+    the segment or not: each condition with the member's figure and the threshold. `rebuild` recomputes
+    every membership from the raw orders and signals and reports where the kept answers differed.
+    """
+    if action == "explain" and len(names) != 2:
+        fail("`blocks segments explain` needs the segment's id and the member (an id or kind:value)")
+    if action != "explain" and names:
+        fail(f"unexpected arguments: {' '.join(names)}")
     with open_stack(manifest) as stack:
-        chosen = [find_segment(stack, segment_id)] if segment_id else list(stack.manifest.segments)
-        catch_up(stack)
-        with stack.context(flow="report", read_only=True) as ctx:
-            found = profiles(stack, ctx)
-        rows = {s.id: members_of(s, found) for s in chosen}
-        descriptions = {s.id: s.description for s in chosen}
+        if action == "explain":
+            explanation = stack.explain_segment(names[0], names[1])
+            if as_json:
+                print_json(explanation.to_data())
+            else:
+                _print_explanation(explanation)
+            return
+        if action == "rebuild":
+            rebuilt = stack.rebuild_segments()
+            if as_json:
+                print_json(rebuilt.to_data())
+            else:
+                console.print(
+                    f"segments rebuilt from {rebuilt.orders} orders of {rebuilt.members} members: "
+                    f"{len(rebuilt.facts_changed)} orders' facts and {len(rebuilt.memberships_changed)} "
+                    "memberships differed from what was kept"
+                )
+                if rebuilt.memberships_changed:
+                    print_table(
+                        "Memberships corrected",
+                        ["segment", "member", "was", "now"],
+                        [
+                            [c.segment, c.member_id, "in" if c.was else "out", "in" if c.now else "out"]
+                            for c in rebuilt.memberships_changed
+                        ],
+                    )
+            return
+        rows = stack.segment_members(segment_id)
+        descriptions = {s.id: s.description for s in stack.manifest.segments}
     if as_json:
         print_json({segment: {"members": ids, "count": len(ids)} for segment, ids in rows.items()})
     elif segment_id:
@@ -163,6 +195,23 @@ def segments(manifest: Path, segment_id: str | None, as_json: bool) -> None:
             ["segment", "members", "description"],
             [[s, len(ids), descriptions[s]] for s, ids in rows.items()],
         )
+
+
+def _print_explanation(explanation: Explanation) -> None:
+    verdict = "is in" if explanation.member else "is not in"
+    console.print(
+        f"member [bold]{explanation.member_id}[/] {verdict} segment [bold]{explanation.segment}[/] "
+        f"as of {explanation.as_of.isoformat(timespec='seconds')}"
+    )
+    rows: list[list[object]] = []
+
+    def walk(check: Check, depth: int) -> None:
+        rows.append(["  " * depth + check.condition, check.figure, check.threshold, "yes" if check.holds else "no"])
+        for inner in check.checks:
+            walk(inner, depth + 1)
+
+    walk(explanation.check, 0)
+    print_table("Conditions", ["condition", "member's figure", "threshold", "holds"], rows)
 
 
 @click.command()

@@ -30,10 +30,10 @@ from retailblocks.clock import as_utc
 from retailblocks.errors import CampaignNotRunning, InvalidValue
 from retailblocks.flows.capabilities import issue_coupons, send_message
 from retailblocks.flows.orders import list_orders
+from retailblocks.fusion.memberships import segment_members
 from retailblocks.fusion.profile import NOT_SALES, net_amount
-from retailblocks.fusion.segments import members_of
 from retailblocks.fusion.tables import campaign_coupons, campaign_members, campaign_sends, insert_new, reach_members
-from retailblocks.fusion.views import find_campaign, find_segment, profiles
+from retailblocks.fusion.views import find_campaign, find_segment
 from retailblocks.hookspecs import membership
 from retailblocks.hookspecs.reach import DeliveryStatus, ReachMessage
 from retailblocks.model import Member, Money, Order
@@ -197,7 +197,7 @@ def run_campaign(stack: Runtime, campaign_id: str, *, mediums: Collection[str] |
         )
     # The context carries the campaign's channel, so ``coupon.issued`` lands on timelines in that channel.
     with stack.context(campaign.channel, flow="campaign", flow_id=campaign.id) as ctx:
-        members = members_of(segment, profiles(stack, ctx))
+        members = segment_members(stack, ctx, [segment])[segment.id]
         arms = _draw(ctx, campaign, members)
         treated = [member_id for member_id in members if arms[member_id] == TREATED]
         codes = (

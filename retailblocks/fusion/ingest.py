@@ -35,9 +35,11 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from retailblocks.errors import InvalidInput, InvalidValue, suggestion
+from retailblocks.fusion.memberships import after_signals
 from retailblocks.fusion.tables import insert_new, timeline
 from retailblocks.fusion.views import parse_identity
 from retailblocks.hookspecs import membership
+from retailblocks.manifest.conditions import SIGNAL_TYPE
 from retailblocks.model import Identity
 from retailblocks.model.limits import MAX_TEXT_LENGTH, check_text
 
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
 FORMATS = ("jsonl", "csv")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 _FIELDS = ("id", "identity", "type", "at", "channel", "payload")
-_TYPE = re.compile(r"[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+")
+_TYPE = SIGNAL_TYPE
 # These kinds come from the stack's own ledgers; an outside file may not claim them.
 _RESERVED = ("order.", "points.", "promotion.", "coupon.")
 MAX_BYTES = 50 * 1024 * 1024
@@ -382,6 +384,7 @@ def ingest(stack: Runtime, signals: Sequence[Signal], bad: Sequence[BadLine] = (
     """
     added = resolved = 0
     refused: list[BadLine] = []
+    named: set[str] = set()
     with stack.context(flow="ingest") as ctx:
         for signal in signals:
             try:
@@ -391,6 +394,8 @@ def ingest(stack: Runtime, signals: Sequence[Signal], bad: Sequence[BadLine] = (
                 refused.append(BadLine(signal.line, str(error)))
                 continue
             resolved += member is not None
+            if member is not None:
+                named.add(member.id)
             added += insert_new(
                 ctx.db,
                 timeline,
@@ -409,6 +414,8 @@ def ingest(stack: Runtime, signals: Sequence[Signal], bad: Sequence[BadLine] = (
                     "occurred_at": signal.at.astimezone(UTC),
                 },
             )
+        # Segments counting signals see them as soon as they are committed, not at the member's next event.
+        after_signals(stack, ctx, named)
     kept = len(signals) - len(refused)
     return IngestReport(
         read=len(signals) + len(bad),

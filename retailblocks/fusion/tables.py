@@ -1,7 +1,10 @@
-"""The fusion tables: one timeline of what each member did across channels, and the coupons campaigns issued.
+"""The fusion tables: one timeline of what each member did across channels, the coupons campaigns issued,
+partners' statements, and the facts and memberships segments are kept up to date with.
 
-Both belong to the core (owner ``fusion``) and are written only by inserts keyed for idempotency, so an
-event delivered twice or a file ingested twice adds nothing the second time.
+All belong to the core (owner ``fusion``). The timeline and the coupons are written only by inserts keyed
+for idempotency, so an event delivered twice or a file ingested twice adds nothing the second time; issued
+statements are only moved along their lifecycle (retailblocks.fusion.statements); the facts and answers
+segments use are rewritten whole from their sources (retailblocks.fusion.memberships).
 """
 
 from __future__ import annotations
@@ -93,6 +96,61 @@ statement_lines = sa.Table(
     ),
 )
 
+# What segments are evaluated over, kept as events arrive (retailblocks.fusion.memberships): one row per
+# order of a member, recomputed whole from the order each time one of its events is delivered, so a
+# redelivered event rewrites the same row.
+order_facts = sa.Table(
+    "fusion_order_facts",
+    metadata,
+    sa.Column("order_id", sa.String(64), primary_key=True),
+    # The member the order counts for now: the survivor, once the member who placed it was merged.
+    sa.Column("member_id", sa.String(64), nullable=False, index=True),
+    sa.Column("placed_by", sa.String(64), nullable=False, index=True),
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("placed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sale", sa.Boolean, nullable=False),
+    sa.Column("spend", sa.BigInteger, nullable=False),
+    sa.Column("units", sa.BigInteger, nullable=False),
+    sa.Column("points", sa.BigInteger, nullable=False),
+    # [{sku, units, spend, points}] in line order: category filters read the catalog at evaluation time.
+    sa.Column("lines", sa.JSON, nullable=False),
+)
+
+# Each member's answer for each segment as of ``evaluated_at``; it stands until ``fresh_until`` (when
+# time alone could change it, as a window slides) or until the segment's definition changes.
+segment_answers = sa.Table(
+    "fusion_segment_members",
+    metadata,
+    sa.Column("segment", sa.String(64), primary_key=True),
+    sa.Column("member_id", sa.String(64), primary_key=True),
+    sa.Column("definition", sa.String(64), nullable=False),
+    sa.Column("member", sa.Boolean, nullable=False),
+    # When the answer last changed (first evaluation included).
+    sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("fresh_until", sa.DateTime(timezone=True)),
+)
+
+# One row, "store": locked by whoever writes facts or memberships, so a rebuild and the listener never
+# interleave; ``rebuilt_at`` is null while the store has not been built over data older than it.
+segment_store = sa.Table(
+    "fusion_segment_store",
+    metadata,
+    sa.Column("name", sa.String(16), primary_key=True),
+    sa.Column("needs_rebuild", sa.Boolean, nullable=False),
+    sa.Column("rebuilt_at", sa.DateTime(timezone=True)),
+)
+
+
+def _segment_store(connection: sa.Connection) -> None:
+    for table in (order_facts, segment_answers, segment_store):
+        table.create(connection, checkfirst=True)
+    # A database that already holds a timeline was written before the store existed: until a rebuild
+    # fills it, segments are computed from the orders and signals themselves.
+    had_history = connection.execute(sa.select(timeline.c.id).limit(1)).first() is not None
+    connection.execute(segment_store.insert().values(name="store", needs_rebuild=had_history, rebuilt_at=None))
+
+
 # Campaigns (fusion/campaigns.py): which arm each member reached was drawn into, once and for good, and the
 # message each treated member was sent. Sends are what frequency caps count, across campaigns.
 campaign_members = sa.Table(
@@ -133,8 +191,14 @@ reach_members = sa.Table(
 MIGRATIONS: list[Migration] = [
     create_tables(1, "member timeline and campaign coupons", timeline, campaign_coupons),
     create_tables(2, "partner statements and their lines", statements, statement_lines),
+    Migration(
+        3,
+        "order facts and segment memberships, kept as events arrive",
+        _segment_store,
+        tuple(table.name for table in (order_facts, segment_answers, segment_store)),
+    ),
     create_tables(
-        3, "campaign arms, campaign messages and members messaged", campaign_members, campaign_sends, reach_members
+        4, "campaign arms, campaign messages and members messaged", campaign_members, campaign_sends, reach_members
     ),
 ]
 

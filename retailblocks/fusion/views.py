@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, TypeVar
 
+import attrs
 import sqlalchemy as sa
 
 from retailblocks.context import FlowContext
 from retailblocks.errors import InvalidValue, UnknownMember, suggestion
 from retailblocks.events.dispatcher import dispatch
 from retailblocks.flows.orders import list_orders
+from retailblocks.fusion.memberships import Explanation, explain, segment_members
 from retailblocks.fusion.profile import MemberProfile, build_profiles
-from retailblocks.fusion.segments import with_segments
 from retailblocks.fusion.tables import campaign_coupons, timeline
 from retailblocks.fusion.timeline import TimelineEntry, read_timeline
 from retailblocks.hookspecs import membership
@@ -37,7 +38,11 @@ def profiles(stack: Runtime, ctx: FlowContext) -> dict[str, MemberProfile]:
         *ctx.db.execute(sa.select(campaign_coupons.c.member_id).distinct()).scalars(),
     ]
     built = build_profiles(stack, ctx, list_orders(stack.engine), known)
-    return with_segments(built, stack.manifest.segments)
+    members = segment_members(stack, ctx)
+    return {
+        member_id: attrs.evolve(profile, segments=tuple(s for s, ids in members.items() if member_id in ids))
+        for member_id, profile in built.items()
+    }
 
 
 def member_view(
@@ -58,6 +63,21 @@ def member_view(
         raise UnknownMember(f"unknown member {member_id!r}: no membership record, order or signal names it")
     entries = read_timeline(ctx.db, found.member_ids, found.identities)
     return found, entries
+
+
+def explain_segment(stack: Runtime, segment_id: str, member: str) -> Explanation:
+    """Why ``member`` (a member id, or an identity as ``kind:value``) is in ``segment_id`` or not, now: each
+    condition with the member's figure and the threshold. Pending events are delivered first."""
+    segment = find_segment(stack, segment_id)
+    catch_up(stack)
+    with stack.context(flow="report", read_only=True) as ctx:
+        member_id = member
+        if ":" in member:
+            found = stack.hooks.maybe(membership.membership_identify, ctx, [parse_identity(member)], False)
+            if found is None:
+                raise UnknownMember(f"no member is known by {member!r}")
+            member_id = found.id
+        return explain(stack, ctx, segment, member_id)
 
 
 def parse_identity(text: str) -> Identity:

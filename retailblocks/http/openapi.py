@@ -101,7 +101,8 @@ def document(app: FastAPI) -> dict[str, Any]:
             keyed = bool(operation.get("security"))
             extra = {**_EVERY, **(_KEYED if keyed else {})} if operation.get("parameters") or keyed else {}
             if "requestBody" in operation:
-                extra = {**_EVERY, **(_KEYED if keyed else {})}
+                # A body that is not UTF-8 never reaches validation: FastAPI answers 400 before it.
+                extra = {**_EVERY, **(_KEYED if keyed else {}), "400": "a body that cannot be read as JSON"}
             if any(parameter.get("name") == "cursor" for parameter in operation.get("parameters", ())):
                 extra["400"] = "a cursor this listing did not hand out"
             for status, description in extra.items():

@@ -19,6 +19,9 @@
         holdout: 20%
         frequency_cap: {messages: 2, days: 7}
 
+Beside the flat rules a segment takes the conditions of the segment language
+(:mod:`retailblocks.manifest.conditions`): windows, negation, ``any``, signals, RFM, tiers and identities.
+
 Rules are checked here against what the manifest itself declares (channels, catalog); a campaign's
 promotion belongs to a marketing block's configuration and is checked when the campaign runs.
 """
@@ -29,6 +32,7 @@ from datetime import date, time
 
 from retailblocks.hookspecs.reach import MEDIUMS
 from retailblocks.manifest import readers
+from retailblocks.manifest.conditions import CONDITION_KEYS, Catalogue, parse_kind
 from retailblocks.manifest.errors import ManifestError
 from retailblocks.manifest.model import Campaign, CampaignMessage, FrequencyCap, Segment
 from retailblocks.manifest.nodes import Node
@@ -48,6 +52,7 @@ _SEGMENT_KEYS = (
     "skus",
     "categories",
     *_DATE_RULES,
+    *CONDITION_KEYS,
 )
 _CAMPAIGN_KEYS = (
     "id",
@@ -85,6 +90,14 @@ def parse_segments(
         tiers = frozenset(readers.string(ref) for ref in _list(entries.get("tiers")))
         _ordered(entries, counts, "min_orders", "max_orders")
         _ordered(entries, {k: v.amount for k, v in money.items()}, "min_spend", "max_spend")
+        known = Catalogue(
+            currency=currency,
+            channels=tuple(channel_ids),
+            skus=tuple(p.sku for p in catalog),
+            categories=tuple(sorted({p.category for p in catalog})),
+        )
+        # In the order written: the keys beside the flat rules are conditions that must all hold too.
+        conditions = tuple(parse_kind(key, value, known) for key, value in entries.items() if key in CONDITION_KEYS)
         segments.append(
             Segment(
                 id=segment_id,
@@ -101,6 +114,7 @@ def parse_segments(
                 categories=categories,
                 last_purchase_before=dates.get("last_purchase_before"),
                 last_purchase_after=dates.get("last_purchase_after"),
+                conditions=conditions,
             )
         )
     return tuple(segments)

@@ -21,11 +21,13 @@ import attrs
 from retailblocks.hookspecs.blocks import is_secret
 from retailblocks.hookspecs.reach import MEDIUMS
 from retailblocks.manifest.api import ADMIN_AREAS
+from retailblocks.manifest.conditions import MAX_WINDOW_DAYS
 from retailblocks.manifest.config import public_value
 from retailblocks.manifest.model import SUPPORTED_VERSION, PartnerType
 from retailblocks.manifest.units import DURATION_PATTERN, WEIGHT_PATTERN
 from retailblocks.model import ChannelType, Money
 from retailblocks.model._validators import SLUG
+from retailblocks.model.member import IdentityKind
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 MONEY_PATTERN = r"^\s*-?\d+(\.\d+)?\s+[A-Z]{3}\s*$"
@@ -276,6 +278,133 @@ _MARKETING_STACKING: dict[str, Any] = {
 }
 
 
+_CONDITION = "segment_condition"
+_CONDITION_REF: dict[str, Any] = {"$ref": f"#/$defs/{_CONDITION}"}
+
+
+def _condition_bodies() -> dict[str, dict[str, Any]]:
+    """Each condition kind of the segment language (see retailblocks.manifest.conditions) and its body."""
+    count = {"type": "integer", "minimum": 0}
+    amount = {
+        "anyOf": [
+            {"type": "number", "minimum": 0},
+            {"type": "string", "pattern": r"^\s*\d+(\.\d+)?(\s+[A-Z]{3})?\s*$"},
+        ],
+        "description": "an amount of the merchant's currency: 200, '200.00' or '200.00 CNY'",
+    }
+    day = {"type": "string", "format": "date"}
+    names = {
+        "anyOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+        ]
+    }
+    window = {
+        "within_days": {"type": "integer", "minimum": 1, "maximum": MAX_WINDOW_DAYS, "description": "the last N days"},
+        "from": {**day, "description": "first day (UTC) of the window, included"},
+        "to": {**day, "description": "last day (UTC) of the window, included"},
+    }
+    bounded = {"anyOf": [{"required": ["at_least"]}, {"required": ["at_most"]}]}
+
+    def metric(threshold: dict[str, Any], description: str) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "description": description,
+            "properties": {
+                "at_least": threshold,
+                "at_most": threshold,
+                **window,
+                "channel": names,
+                "category": names,
+                "sku": names,
+            },
+            **bounded,
+        }
+
+    score = {
+        "anyOf": [
+            {"type": "integer", "minimum": 0, "maximum": 5},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "at_least": {"type": "integer", "minimum": 0, "maximum": 5},
+                    "at_most": {"type": "integer", "minimum": 0, "maximum": 5},
+                },
+                **bounded,
+            },
+        ]
+    }
+    four = {"type": "array", "minItems": 4, "maxItems": 4}
+    conditions = {"type": "array", "minItems": 1, "items": _CONDITION_REF}
+    return {
+        "all": {**conditions, "description": "every condition holds"},
+        "any": {**conditions, "description": "at least one condition holds"},
+        "not": {**_CONDITION_REF, "description": "the condition does not hold"},
+        "orders": metric(count, "sales (orders not pending, failed or cancelled)"),
+        "spend": metric(amount, "spend net of refunds"),
+        "units": metric(count, "units bought, less units refunded"),
+        "points": metric(count, "loyalty points earned by the orders"),
+        "recency": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "whole days since the last purchase",
+            "properties": {"at_least": count, "at_most": count},
+            **bounded,
+        },
+        "last_purchase": {
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "description": "the day (UTC) of the last purchase",
+            "properties": {"from": day, "to": day},
+        },
+        "rfm": {
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "description": "recency, frequency and monetary scores from 0 to 5 on fixed thresholds",
+            "properties": {
+                "recency": score,
+                "frequency": score,
+                "monetary": score,
+                "scale": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "recency_days": {**four, "items": count},
+                        "frequency_orders": {**four, "items": count},
+                        "monetary": {**four, "items": amount},
+                        "period_days": {"type": "integer", "minimum": 1, "maximum": MAX_WINDOW_DAYS},
+                    },
+                },
+            },
+        },
+        "tier": {**names, "description": "the membership tier is one of these"},
+        "has_identity": {"enum": [kind.value for kind in IdentityKind], "description": "an identity kind"},
+        "signal": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["type"],
+            "description": "ingested signals of a type ('social.like', or a prefix like 'social.')",
+            "properties": {"type": names, "at_least": count, "at_most": count, **window, "channel": names},
+            **bounded,
+        },
+    }
+
+
+def _condition_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 1,
+        "additionalProperties": False,
+        "description": "one condition of the segment language; combine several with all, any and not",
+        "properties": _condition_bodies(),
+    }
+
+
 def manifest_json_schema(block_configs: Mapping[str, type[Any]]) -> dict[str, Any]:
     """The whole ``blocks.yaml`` schema; ``block_configs`` maps each installed block's name to its
     config class, which the entries that ``use`` it are checked against."""
@@ -330,7 +459,7 @@ def manifest_json_schema(block_configs: Mapping[str, type[Any]]) -> dict[str, An
         "type": "object",
         "required": ["id"],
         "additionalProperties": False,
-        "description": "members picked by rules over the fused profile; every rule given must hold",
+        "description": "members picked by rules and conditions over the fused history; every one given must hold",
         "properties": {
             "id": _SLUG,
             "description": {"type": "string"},
@@ -346,6 +475,8 @@ def manifest_json_schema(block_configs: Mapping[str, type[Any]]) -> dict[str, An
             "categories": names,
             "last_purchase_before": day,
             "last_purchase_after": day,
+            # The segment language's conditions, ANDed with the flat rules above.
+            **_condition_bodies(),
         },
     }
     campaign = {
@@ -445,6 +576,7 @@ def manifest_json_schema(block_configs: Mapping[str, type[Any]]) -> dict[str, An
         },
         "$defs": {
             "block": _block_schema(block_configs),
+            _CONDITION: _condition_schema(),
             **{_config_def(name): config_json_schema(cls) for name, cls in sorted(block_configs.items())},
         },
     }

@@ -17,6 +17,7 @@ import attrs
 from packaging.specifiers import SpecifierSet
 
 from retailblocks.manifest.api import ApiConfig
+from retailblocks.manifest.conditions import AllOf, Condition, flat_rules
 from retailblocks.manifest.errors import SourcePosition
 from retailblocks.manifest.nodes import Node
 from retailblocks.manifest.stacking import MarketingStacking
@@ -42,12 +43,13 @@ class Partner:
 
 @attrs.frozen
 class Segment:
-    """Members picked by rules over their fused profile; every rule given must hold (they are ANDed).
+    """Members picked by conditions over their fused history; every rule and condition given must hold.
 
-    Spend is net of refunds over orders that were not cancelled; ``channels`` is channel affinity (the
-    member bought in at least one of them); ``skus`` and ``categories`` match anything ever bought; the
-    ``last_purchase_*`` dates are compared with the day of the last purchase (UTC), ``before`` exclusive
-    and ``after`` inclusive.
+    The flat rules are shorthand (see :func:`~retailblocks.manifest.conditions.flat_rules`): spend is net of
+    refunds over orders that were not cancelled; ``channels`` is channel affinity (the member bought in at
+    least one of them); ``skus`` and ``categories`` match anything ever bought; the ``last_purchase_*``
+    dates are compared with the day of the last purchase (UTC), ``before`` exclusive and ``after``
+    inclusive. ``conditions`` are the segment language's (windows, negation, signals, RFM, ...).
     """
 
     id: str
@@ -64,6 +66,29 @@ class Segment:
     categories: frozenset[str] = frozenset()
     last_purchase_before: date | None = None
     last_purchase_after: date | None = None
+    conditions: tuple[Condition, ...] = ()
+
+    @property
+    def condition(self) -> AllOf:
+        """Everything the segment asks, the flat rules as the conditions they stand for."""
+        rules = flat_rules(
+            min_orders=self.min_orders,
+            max_orders=self.max_orders,
+            min_spend=self.min_spend,
+            max_spend=self.max_spend,
+            purchased_within_days=self.purchased_within_days,
+            not_purchased_for_days=self.not_purchased_for_days,
+            tiers=self.tiers,
+            channels=self.channels,
+            skus=self.skus,
+            categories=self.categories,
+            last_purchase_before=self.last_purchase_before,
+            last_purchase_after=self.last_purchase_after,
+        )
+        found = (*rules, *self.conditions)
+        if len(found) == 1 and isinstance(found[0], AllOf):
+            return found[0]  # a segment written as one `all:` reads as that, not as a list of one
+        return AllOf(found)
 
 
 @attrs.frozen

@@ -265,6 +265,11 @@ def test_payments_show_their_real_status_and_a_refund_its_split(corner_shop: Pat
     assert "refunded" in shown.stdout
 
 
+def conditions_in(check: dict[str, Any]) -> list[dict[str, Any]]:
+    """A segment explanation's checks, the nested ones included."""
+    return [check, *(inner for child in check["checks"] for inner in conditions_in(child))]
+
+
 def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each walked command run once with --json on a working stack: one valid JSON document (JSON Lines for
     events), money in the one shape. A command without a run here fails the test, so none is forgotten."""
@@ -335,6 +340,12 @@ def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: p
     run("listings publish")
     member = run("members")[0]["member_id"]
     run("segments")
+    # `segments` takes its actions as an argument, so the walk sees one command: each action is run here.
+    explained = run("segments", "explain", "worth-a-call", "phone:+8613800000001")
+    assert explained["member_id"] == member
+    spend = next(c for c in conditions_in(explained["check"]) if c["condition"].startswith("spend"))
+    assert set(spend["figure"]) == {"amount", "currency"}
+    assert run("segments", "rebuild")["orders"] >= 1
     run("campaigns")
     run("campaigns", "run", "comeback")
     run("campaigns", "report", "comeback")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
@@ -45,6 +46,22 @@ def test_every_operation_documents_its_problems() -> None:
             for status, response in operation["responses"].items():
                 if status[0] in "45":
                     assert "application/problem+json" in response["content"], f"{method} {path} {status}"
+
+
+def test_a_body_that_is_not_utf8_is_a_documented_400(tmp_path: Path) -> None:
+    """Schemathesis sent such a body to PUT /store/carts/{id}/coupons: FastAPI answers 400 before validation,
+    which the document did not list for the routes without an Idempotency-Key."""
+    for path, operations in openapi_document()["paths"].items():
+        for method, operation in operations.items():
+            if "requestBody" in operation:
+                assert "400" in operation["responses"], f"{method} {path}"
+    with api_stack(tmp_path, f"sqlite:///{tmp_path / 'shop.db'}") as stack:
+        client = TestClient(create_app(stack, recover_on_start=False))
+        headers = {"Authorization": f"Bearer {WEB_KEY}", "Content-Type": "application/json"}
+        # The body is read before the route looks the cart up.
+        response = client.put("/store/carts/cart_nope/coupons", content=b'"Z$1\xff_"', headers=headers)
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/problem+json")
 
 
 @pytest.fixture(scope="module")

@@ -18,17 +18,21 @@ from retailblocks.http.admin.schemas import (
     CampaignRunOut,
     Campaigns,
     IngestOut,
+    SegmentExplanationOut,
     SegmentOut,
     Segments,
+    SegmentsRebuildOut,
     SettlementOut,
     campaign_report_out,
     campaign_run_out,
+    explanation_out,
     ingest_out,
+    rebuild_out,
     settlement_out,
 )
 from retailblocks.http.state import run_once
 from retailblocks.manifest.api import ApiKey
-from retailblocks.model.limits import MAX_SLUG_LENGTH
+from retailblocks.model.limits import MAX_SLUG_LENGTH, MAX_TEXT_LENGTH
 
 segments = APIRouter(prefix="/segments", tags=["admin: segments"])
 campaigns = APIRouter(prefix="/campaigns", tags=["admin: campaigns"])
@@ -48,6 +52,38 @@ def list_segments(caller: Annotated[ApiKey, Depends(scoped("segments", "read"))]
             for segment, members in api.stack.segment_members().items()
         ]
     )
+
+
+@segments.get(
+    "/{segment_id}/explain",
+    response_model=SegmentExplanationOut,
+    responses={**READ_PROBLEMS, 404: {"description": "no such member"}},
+    summary="Why a member is in the segment or not: each condition with the member's figure and the threshold",
+)
+def explain_segment(
+    segment_id: str,
+    caller: Annotated[ApiKey, Depends(scoped("segments", "read"))],
+    api: ApiDep,
+    member: Annotated[
+        str, Query(min_length=1, max_length=MAX_TEXT_LENGTH, description="a member id, or an identity as kind:value")
+    ],
+) -> SegmentExplanationOut:
+    return explanation_out(api.stack.explain_segment(segment_id, member))
+
+
+@segments.post(
+    "/rebuild",
+    response_model=SegmentsRebuildOut,
+    responses=WRITE_PROBLEMS,
+    summary="Recompute every membership from the raw orders and signals; report where the kept ones differed",
+)
+async def rebuild_segments(
+    request: Request,
+    caller: Annotated[ApiKey, Depends(scoped("segments", "write"))],
+    api: ApiDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    return await run_once(request, api, caller, idempotency_key, lambda _key: rebuild_out(api.stack.rebuild_segments()))
 
 
 @campaigns.get("", response_model=Campaigns, responses=READ_PROBLEMS, summary="The manifest's campaigns")

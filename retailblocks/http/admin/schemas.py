@@ -13,7 +13,9 @@ from retailblocks.events.dispatcher import DeadLetter, DeliveryFailure
 from retailblocks.flows.api import FlowState, RecoveryReport
 from retailblocks.fusion.campaigns import CampaignReport, CampaignRun, Interval, Uplift
 from retailblocks.fusion.ingest import IngestReport
+from retailblocks.fusion.memberships import Explanation, RebuildReport
 from retailblocks.fusion.profile import MemberProfile
+from retailblocks.fusion.segments import Check
 from retailblocks.fusion.settlement import Settlement
 from retailblocks.fusion.timeline import TimelineEntry
 from retailblocks.http.schemas import IdentityIn, MoneyOut, OrderOut, money_out, order_out
@@ -489,6 +491,83 @@ class SegmentOut(BaseModel):
 
 class Segments(BaseModel):
     data: list[SegmentOut]
+
+
+class ConditionCheckOut(BaseModel):
+    condition: str = Field(description="what was checked, e.g. 'spend in the last 30 days, channel web'")
+    holds: bool
+    figure: int | MoneyOut | str = Field(
+        description=(
+            "the member's figure: a count or whole days as an integer, spend as an amount, otherwise text "
+            "(a tier, identity kinds, a day, a score with its reason)"
+        )
+    )
+    threshold: str = Field(description="what the condition asks")
+    checks: list[ConditionCheckOut] = Field(description="the conditions inside (all, any, not, RFM scores)")
+
+
+class SegmentExplanationOut(BaseModel):
+    segment: str
+    member_id: str = Field(description="the member, by the id membership knows them by now")
+    member: bool = Field(description="whether the member is in the segment")
+    as_of: Moment
+    check: ConditionCheckOut
+
+
+def check_out(check: Check) -> ConditionCheckOut:
+    return ConditionCheckOut(
+        condition=check.condition,
+        holds=check.holds,
+        figure=(
+            money_out(check.quantity)
+            if isinstance(check.quantity, Money)
+            else check.figure
+            if check.quantity is None
+            else check.quantity
+        ),
+        threshold=check.threshold,
+        checks=[check_out(inner) for inner in check.checks],
+    )
+
+
+def explanation_out(explanation: Explanation) -> SegmentExplanationOut:
+    return SegmentExplanationOut(
+        segment=explanation.segment,
+        member_id=explanation.member_id,
+        member=explanation.member,
+        as_of=explanation.as_of,
+        check=check_out(explanation.check),
+    )
+
+
+class MembershipChangeOut(BaseModel):
+    segment: str
+    member_id: str
+    was: bool
+    now: bool
+
+
+class SegmentsRebuildOut(BaseModel):
+    orders: int
+    members: int
+    differences: int = Field(description="facts and memberships that differed from what was kept")
+    facts_changed: list[str] = Field(description="orders whose kept facts differed from the raw data")
+    memberships_changed: list[MembershipChangeOut]
+    rebuilt_at: Moment
+
+
+def rebuild_out(report: RebuildReport) -> SegmentsRebuildOut:
+    return SegmentsRebuildOut(
+        orders=report.orders,
+        members=report.members,
+        differences=report.differences,
+        facts_changed=list(report.facts_changed),
+        memberships_changed=[
+            MembershipChangeOut(segment=c.segment, member_id=c.member_id, was=c.was, now=c.now)
+            for c in report.memberships_changed
+        ],
+        rebuilt_at=report.rebuilt_at,
+    )
 
 
 class CampaignOut(BaseModel):
