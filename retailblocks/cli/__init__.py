@@ -19,6 +19,7 @@ from retailblocks.cli import (
     connector_commands,
     fusion_commands,
     order_commands,
+    platform_commands,
     reference_commands,
     serve_commands,
     simulation_commands,
@@ -177,6 +178,7 @@ for module in (
     connector_commands,
     serve_commands,
     reference_commands,
+    platform_commands,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)
