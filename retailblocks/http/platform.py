@@ -109,6 +109,8 @@ class PlatformRouter:
         if not any(entry.id == merchant_id for entry in self.platform.manifest.merchants):
             self.platform.reload()
         stack = self.platform.stack(merchant_id)
+        # As a single stack's server does at start: flows a crash left half-way are finished or undone.
+        stack.recover()
         with self._lock:
             return self._apis.setdefault(merchant_id, api_for(stack))
 
