@@ -215,3 +215,22 @@ def test_an_unknown_merchant_is_404_and_a_paused_one_503(platform_path: Path, cl
     client.app.platform.statuses(fresh=True)  # type: ignore[attr-defined]
     assert client.get("/m/south/store/catalog", headers=bearer(SOUTH_WEB)).status_code == 200
     assert client.get("/healthz").status_code == 200
+
+
+def test_every_route_of_one_merchant_refuses_the_other_merchants_keys(client: TestClient) -> None:
+    """Each route of the API (from its OpenAPI document, path parameters filled in), called on north with
+    south's store and admin keys."""
+    from retailblocks.http.app import openapi_document
+
+    open_routes = {"/healthz", "/readyz", "/openapi.json"}
+    tried = 0
+    for route, operations in openapi_document()["paths"].items():
+        if route in open_routes:
+            continue
+        path = "/m/north" + route.replace("{", "").replace("}", "")
+        for method in operations:
+            for key in (SOUTH_WEB, SOUTH_ADMIN):
+                answer = client.request(method, path, headers={**bearer(key), "Idempotency-Key": "k"}, json={})
+                assert answer.status_code == 401, f"{method} {route} with south's key: {answer.status_code}"
+                tried += 1
+    assert tried > 40
