@@ -137,4 +137,33 @@ def add(platform: Path, merchant: str, as_json: bool) -> None:
     _one(summary, as_json, f"assembled ({summary.status})")
 
 
+@platform.command()
+@platform_option()
+@click.argument("merchant")
+@click.option(
+    "--archive",
+    "archive",
+    required=True,
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the merchant's rows are written (a new directory MERCHANT-TIME inside it) before anything is dropped.",
+)
+@json_option("Print what was archived as JSON.")
+def remove(platform: Path, merchant: str, archive: Path, as_json: bool) -> None:
+    """Pause MERCHANT, archive its rows (JSON Lines per table), then drop its schema and role (or its file)."""
+    from retailblocks.platform.operations import remove_merchant
+
+    with reporting_errors():
+        removal = remove_merchant(platform, merchant, archive)
+    if as_json:
+        print_json({"id": removal.id, "archive": removal.archive, "rows": dict(removal.rows)})
+        return
+    where = escape(removal.archive) if removal.archive else "nothing left to archive"
+    console.print(
+        f"[green]✓[/] merchant {escape(removal.id)} removed ({sum(removal.rows.values())} rows archived: {where}); "
+        "now write it out of the platform manifest",
+        soft_wrap=True,
+    )
+
+
 COMMANDS = [platform]

@@ -252,6 +252,56 @@ def list_platform(
         return found
 
 
+@attrs.frozen
+class Removal:
+    """What removing a merchant did: where its data was archived (None when it had none left), the rows
+    archived per table, and whether its storage was dropped."""
+
+    id: str
+    archive: str | None
+    rows: Mapping[str, int]
+
+
+def remove_merchant(
+    path: str | os.PathLike[str],
+    merchant_id: str,
+    archive_directory: str | os.PathLike[str],
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Removal:
+    """Pause the merchant, archive every row of its storage to ``archive_directory/<id>-<time>/`` (one
+    JSON Lines file per table), then drop its schema and role (or delete its file) and deregister it.
+
+    Safe to run again after a crash: the archive is complete (and fsynced) before anything is dropped, a new
+    run never overwrites an earlier archive, and storage already dropped is not archived again (empty).
+    Write the merchant out of ``platform.yaml`` afterwards.
+    """
+    from retailblocks.platform import archive
+
+    with open_platform(path, environ=environ) as platform:
+        entry = platform.manifest.merchant(merchant_id)
+        clock = SystemClock()
+        registry.set_status(platform.home, merchant_id, MerchantStatus.PAUSED, clock.now())
+        database = platform.manifest.databases[entry.database]
+        try:
+            if database.directory is not None:
+                written = archive.remove_sqlite(
+                    database.directory / f"{entry.id}.db", entry.id, archive_directory, clock
+                )
+            else:
+                server = platform.placement.server(database)
+                written = archive.remove_schema(
+                    server, entry.schema, entry.id, archive_directory, clock, role=database.roles
+                )
+        except sa.exc.SQLAlchemyError as error:
+            raise EnvironmentFailure(
+                f"cannot remove merchant {merchant_id!r} from {database.describe()}: {type(error).__name__}; "
+                "nothing was dropped unless its archive was complete"
+            ) from None
+        registry.remove(platform.home, merchant_id)
+        return Removal(merchant_id, os.fspath(written[0]) if written[0] else None, written[1])
+
+
 def pause_merchant(
     path: str | os.PathLike[str], merchant_id: str, *, environ: Mapping[str, str] | None = None
 ) -> MerchantSummary:

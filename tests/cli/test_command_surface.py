@@ -382,6 +382,7 @@ def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: p
     assert run("platform resume", "lucky-coffee")["status"] == "active"
     assert run("platform add", "lucky-coffee")["status"] == "active"
     assert run("platform list")[0]["blocks"]
+    assert run("platform remove", "lucky-coffee", "--archive", "archive")["rows"]["orders"] == 0
 
     # `blocks serve` runs until it is stopped: tests/http/test_serve.py runs it, as a server.
     assert ran == set(COMMANDS) - {"serve"}, f"commands never run here: {sorted(set(COMMANDS) - ran)}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -234,3 +235,39 @@ def test_every_route_of_one_merchant_refuses_the_other_merchants_keys(client: Te
                 assert answer.status_code == 401, f"{method} {route} with south's key: {answer.status_code}"
                 tried += 1
     assert tried > 40
+
+
+def test_removing_a_merchant_archives_its_rows_before_dropping_its_storage(
+    platform: Platform, platform_path: Path, tmp_path: Path
+) -> None:
+    north = platform.stack("north")
+    receive(north, {"BEANS": 5})
+    order = north.checkout(cart(("BEANS", 1)), key="k1")
+    platform.close()
+    outcome = blocks("platform", "remove", "north", "-p", str(platform_path), "--archive", str(tmp_path / "gone"),
+                     "--json", env=ENV)  # fmt: skip
+    assert outcome.status == 0, outcome.stdout + outcome.stderr
+    removal = json.loads(outcome.stdout)
+    archived = Path(removal["archive"])
+    assert removal["rows"]["orders"] == 1
+    (row,) = [json.loads(line) for line in (archived / "orders.jsonl").read_text().splitlines()]
+    assert row["id"] == order.id
+    assert json.loads((archived / "archive.json").read_text())["rows"] == removal["rows"]
+    assert {m.id: m.status for m in list_platform(platform_path, environ=ENV)} == {
+        "north": "unassembled",
+        "south": "active",
+    }
+    with open_platform(platform_path, environ=ENV) as reopened:
+        database = reopened.manifest.databases["main"]
+        if database.directory is not None:
+            assert not (database.directory / "north.db").exists()
+        else:
+            with reopened.placement.server(database).connect() as connection:
+                schemas = connection.execute(sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'm_%'"))
+                assert set(schemas.scalars()) == {"m_south"}
+                assert connection.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = 'm_north'")).first() is None
+    # Again (as after a crash once everything was dropped): nothing left to archive, no earlier archive touched.
+    again = blocks("platform", "remove", "north", "-p", str(platform_path), "--archive", str(tmp_path / "gone"),
+                   "--json", env=ENV)  # fmt: skip
+    assert again.status == 0 and json.loads(again.stdout)["archive"] is None
+    assert (archived / "orders.jsonl").exists()
