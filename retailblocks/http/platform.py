@@ -21,10 +21,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from retailblocks.errors import RetailBlocksError, UnknownObject
 from retailblocks.http.app import _new_app
+from retailblocks.http.auth import KeyRing, Unauthorized
 from retailblocks.http.problems import problem, problem_for
 from retailblocks.http.state import API_SCOPE_KEY, Api, api_for
 from retailblocks.platform.manifest import MerchantStatus
@@ -54,6 +56,10 @@ class PlatformRouter:
         path: str = scope["path"]
         if path in _PLATFORM_PATHS:
             await self.app(scope, receive, send)
+            return
+        if path == "/platform" or path.startswith("/platform/"):
+            response = await run_in_threadpool(self.platform_route, scope["method"], path, _bearer(scope))
+            await response(scope, receive, send)
             return
         found = _MERCHANT_PATH.match(path)
         if found is None:
@@ -113,6 +119,52 @@ class PlatformRouter:
         stack.recover()
         with self._lock:
             return self._apis.setdefault(merchant_id, api_for(stack))
+
+    def platform_route(self, method: str, path: str, presented: str | None) -> Response:
+        """The platform's own routes, for its keys (``platform:read``, ``platform:write``): the merchants
+        with their live status, and pausing or resuming one (the functions ``blocks platform`` calls)."""
+        try:
+            caller = KeyRing(self.platform.manifest.keys).authenticate(presented)
+        except Unauthorized as error:
+            return problem(401, "unauthorized", "Unauthorized", str(error), headers={"WWW-Authenticate": "Bearer"})
+        if path == "/platform/merchants" and method == "GET":
+            if not caller.allows("platform", "read"):
+                return problem(403, "forbidden", "Forbidden", "this key lacks the scope platform:read")
+            statuses = self.platform.statuses(fresh=True)
+            merchants = [
+                {
+                    "id": entry.id,
+                    "database": entry.database,
+                    "status": statuses[entry.id].value if entry.id in statuses else "unassembled",
+                }
+                for entry in self.platform.manifest.merchants
+            ]
+            return JSONResponse({"merchants": merchants})
+        action = _ACTION.match(path)
+        if action is None or method != "POST":
+            return problem(404, "not-found", "Not found", "the platform's routes: GET /platform/merchants, "
+                           "POST /platform/merchants/{merchant}/pause|resume")  # fmt: skip
+        if not caller.allows("platform", "write"):
+            return problem(403, "forbidden", "Forbidden", "this key lacks the scope platform:write")
+        status = MerchantStatus.PAUSED if action.group(2) == "pause" else MerchantStatus.ACTIVE
+        try:
+            summary = self.platform.set_status(action.group(1), status)
+        except RetailBlocksError as error:
+            return problem_for(error)
+        self.platform.statuses(fresh=True)
+        return JSONResponse({"id": summary.id, "status": summary.status, "database": summary.database})
+
+
+_ACTION = re.compile(r"^/platform/merchants/([a-z0-9][a-z0-9-]{0,39})/(pause|resume)$")
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"authorization":
+            text = value.decode("latin-1")
+            scheme, _, token = text.partition(" ")
+            return token if scheme.lower() == "bearer" else None
+    return None
 
 
 class _Paused(Exception):

@@ -15,7 +15,16 @@ NORTH_ADMIN = "rb_sk_north_admin_0123456789abcdef"
 NORTH_WEB = "rb_pk_north_web_0123456789abcdefgh"
 SOUTH_ADMIN = "rb_sk_south_admin_0123456789abcdef"
 SOUTH_WEB = "rb_pk_south_web_0123456789abcdefgh"
-ENV = {"NORTH_ADMIN": NORTH_ADMIN, "NORTH_WEB": NORTH_WEB, "SOUTH_ADMIN": SOUTH_ADMIN, "SOUTH_WEB": SOUTH_WEB}
+PLATFORM_READ = "rb_sk_platform_read_0123456789abcd"
+PLATFORM_OPS = "rb_sk_platform_ops_0123456789abcde"
+ENV = {
+    "NORTH_ADMIN": NORTH_ADMIN,
+    "NORTH_WEB": NORTH_WEB,
+    "SOUTH_ADMIN": SOUTH_ADMIN,
+    "SOUTH_WEB": SOUTH_WEB,
+    "PLATFORM_READ": PLATFORM_READ,
+    "PLATFORM_OPS": PLATFORM_OPS,
+}
 
 #: The full shop: inventory, card, stored value, loyalty, logistics, promotions.
 NORTH = textwrap.dedent(SHOP_MANIFEST).replace("id: test-shop", "id: north").replace(
@@ -67,6 +76,10 @@ def write_platform(directory: Path, database: str, *, roles: bool = False) -> Pa
             merchants:
               - {{id: north, manifest: north/blocks.yaml, database: main}}
               - {{id: south, manifest: south/blocks.yaml, database: main}}
+            api:
+              keys:
+                - {{id: reader, scopes: ["platform:read"], key: "${{PLATFORM_READ}}"}}
+                - {{id: ops, scopes: ["platform:write"], key: "${{PLATFORM_OPS}}"}}
             """),
         encoding="utf-8",
     )

@@ -26,7 +26,16 @@ from retailblocks.platform.operations import (
 from retailblocks.platform.placement import schema_engine
 from tests.cli.harness import blocks
 from tests.helpers import cart, receive
-from tests.platform.conftest import ENV, NORTH_ADMIN, NORTH_WEB, SOUTH_ADMIN, SOUTH_WEB, write_platform
+from tests.platform.conftest import (
+    ENV,
+    NORTH_ADMIN,
+    NORTH_WEB,
+    PLATFORM_OPS,
+    PLATFORM_READ,
+    SOUTH_ADMIN,
+    SOUTH_WEB,
+    write_platform,
+)
 
 # --- the manifest ----------------------------------------------------------------------------------------------
 
@@ -271,3 +280,19 @@ def test_removing_a_merchant_archives_its_rows_before_dropping_its_storage(
                    "--json", env=ENV)  # fmt: skip
     assert again.status == 0 and json.loads(again.stdout)["archive"] is None
     assert (archived / "orders.jsonl").exists()
+
+
+def test_platform_keys_list_pause_and_resume_merchants_and_nothing_else(client: TestClient) -> None:
+    listed = client.get("/platform/merchants", headers=bearer(PLATFORM_READ))
+    assert listed.status_code == 200, listed.text
+    assert {m["id"]: m["status"] for m in listed.json()["merchants"]} == {"north": "active", "south": "active"}
+    assert client.post("/platform/merchants/south/pause", headers=bearer(PLATFORM_READ)).status_code == 403
+    assert client.get("/platform/merchants", headers=bearer(NORTH_ADMIN)).status_code == 401
+    assert client.get("/m/north/admin/orders", headers=bearer(PLATFORM_OPS)).status_code == 401
+    paused = client.post("/platform/merchants/south/pause", headers=bearer(PLATFORM_OPS))
+    assert paused.json() == {"id": "south", "status": "paused", "database": "main"}
+    assert client.get("/m/south/store/catalog", headers=bearer(SOUTH_WEB)).status_code == 503
+    assert client.post("/platform/merchants/south/resume", headers=bearer(PLATFORM_OPS)).status_code == 200
+    assert client.get("/m/south/store/catalog", headers=bearer(SOUTH_WEB)).status_code == 200
+    unknown = client.post("/platform/merchants/nowhere/pause", headers=bearer(PLATFORM_OPS))
+    assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
