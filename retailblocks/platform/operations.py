@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import attrs
 import sqlalchemy as sa
@@ -28,6 +29,8 @@ from retailblocks.platform.manifest import MerchantEntry, MerchantStatus, Platfo
 from retailblocks.platform.placement import Placement
 from retailblocks.stack import Stack, assemble, plan
 
+#: How many merchants ``assemble_platform`` migrates at once.
+ASSEMBLY_THREADS = 4
 #: How long a worker trusts the statuses it read (a pause takes effect within this many seconds).
 STATUS_TTL_SECONDS = 2.0
 
@@ -56,6 +59,7 @@ def check_platform(
     """Validate ``platform.yaml`` and every merchant's manifest, writing nothing; every problem of every
     file is reported at once."""
     platform = load_platform(path, environ)
+    installed = installed if installed is not None else _discover(environ)
     problems = ManifestProblems()
     found: list[MerchantSummary] = []
     for entry in platform.merchants:
@@ -64,6 +68,12 @@ def check_platform(
             found.append(_summary(entry, entry.status.value, tuple(b.entry.id for b in merchant_plan.blocks)))
     problems.raise_any()
     return found
+
+
+def _discover(environ: Mapping[str, str] | None) -> dict[str, BlockInfo]:
+    from retailblocks.assembly.discovery import discover
+
+    return discover(dict(os.environ if environ is None else environ))
 
 
 def _plan(
@@ -96,13 +106,20 @@ class Platform:
     ):
         self.manifest = manifest
         self.environ = environ
-        self.installed = installed
+        self._installed = installed
         self.placement = Placement(manifest)
         self._home: sa.Engine | None = None
         self._stacks: dict[str, Stack] = {}
         self._lock = threading.Lock()
         self._statuses: dict[str, MerchantStatus] = {}
         self._read_at = -1.0
+
+    @property
+    def installed(self) -> Mapping[str, BlockInfo]:
+        """The installed blocks, discovered once for every merchant (entry points are read from disk)."""
+        if self._installed is None:
+            self._installed = _discover(self.environ)
+        return self._installed
 
     @property
     def home(self) -> sa.Engine:
@@ -123,7 +140,6 @@ class Platform:
         """Migrate the merchant's schema (or file), write its lock beside its manifest, register it."""
         from retailblocks.assembly.lockfile import write_lock
 
-        _plan(self.manifest, entry, self.environ, self.installed)
         engine = self.placement.merchant_engine(entry)
         stack = assemble(entry.manifest, environ=self.environ, installed=self.installed, engine=engine)
         try:
@@ -213,9 +229,14 @@ def assemble_platform(
     installed: Mapping[str, BlockInfo] | None = None,
 ) -> list[MerchantSummary]:
     """Check everything first, then migrate every merchant and write each merchant's lock."""
+    installed = installed if installed is not None else _discover(environ)
     check_platform(path, environ=environ, installed=installed)
     with open_platform(path, environ=environ, installed=installed) as platform:
-        return [platform.assemble_merchant(entry) for entry in platform.manifest.merchants]
+        # Creating a merchant's tables is mostly waiting for the database (a commit per migration): merchants
+        # are assembled a few at a time, within the connections one server process may use.
+        smallest_pool = min((database.pool_size for database in platform.manifest.databases.values()), default=1)
+        with ThreadPoolExecutor(max_workers=max(1, min(ASSEMBLY_THREADS, smallest_pool))) as pool:
+            return list(pool.map(platform.assemble_merchant, platform.manifest.merchants))
 
 
 def add_merchant(
@@ -228,7 +249,9 @@ def add_merchant(
     """Assemble one merchant newly written into ``platform.yaml``; serving workers pick it up without a
     restart (they read the file again when asked for a merchant they do not know)."""
     with open_platform(path, environ=environ, installed=installed) as platform:
-        return platform.assemble_merchant(platform.manifest.merchant(merchant_id))
+        entry = platform.manifest.merchant(merchant_id)
+        _plan(platform.manifest, entry, environ, platform.installed)
+        return platform.assemble_merchant(entry)
 
 
 def list_platform(
@@ -243,7 +266,7 @@ def list_platform(
         found = []
         for entry in platform.manifest.merchants:
             try:
-                merchant_plan = plan(entry.manifest, environ=environ, installed=installed)
+                merchant_plan = plan(entry.manifest, environ=environ, installed=platform.installed)
                 blocks = tuple(block.entry.id for block in merchant_plan.blocks)
             except (ManifestError, AssemblyError):
                 blocks = ()
