@@ -19,6 +19,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import sqlalchemy as sa
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
@@ -56,6 +57,13 @@ class PlatformRouter:
         path: str = scope["path"]
         if path in _PLATFORM_PATHS:
             await self.app(scope, receive, send)
+            return
+        if path == "/readyz":
+            ready = await run_in_threadpool(self.ready)
+            await JSONResponse(
+                {"status": "ready" if ready == "ok" else "not ready", "checks": {"platform database": ready}},
+                status_code=200 if ready == "ok" else 503,
+            )(scope, receive, send)
             return
         if path == "/platform" or path.startswith("/platform/"):
             response = await run_in_threadpool(self.platform_route, scope["method"], path, _bearer(scope))
@@ -119,6 +127,14 @@ class PlatformRouter:
         stack.recover()
         with self._lock:
             return self._apis.setdefault(merchant_id, api_for(stack))
+
+    def ready(self) -> str:
+        """Whether the platform's table answers (each merchant's own readiness is /m/{merchant}/readyz)."""
+        try:
+            self.platform.statuses(fresh=True)
+        except (RetailBlocksError, sa.exc.SQLAlchemyError) as error:
+            return f"unreachable ({type(error).__name__})"
+        return "ok"
 
     def platform_route(self, method: str, path: str, presented: str | None) -> Response:
         """The platform's own routes, for its keys (``platform:read``, ``platform:write``): the merchants

@@ -16,6 +16,7 @@ from retailblocks.manifest import ManifestError
 from retailblocks.platform.manifest import load_platform
 from retailblocks.platform.operations import (
     Platform,
+    add_merchant,
     assemble_platform,
     check_platform,
     list_platform,
@@ -296,3 +297,21 @@ def test_platform_keys_list_pause_and_resume_merchants_and_nothing_else(client: 
     assert client.get("/m/south/store/catalog", headers=bearer(SOUTH_WEB)).status_code == 200
     unknown = client.post("/platform/merchants/nowhere/pause", headers=bearer(PLATFORM_OPS))
     assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
+
+
+def test_a_merchant_added_while_serving_is_served_without_a_restart(
+    platform_path: Path, platform: Platform, client: TestClient
+) -> None:
+    assert client.get("/readyz").status_code == 200
+    assert client.get("/m/west/store/catalog", headers=bearer(SOUTH_WEB)).status_code == 404
+    west = platform_path.parent / "west"
+    west.mkdir()
+    (west / "blocks.yaml").write_text((platform_path.parent / "south" / "blocks.yaml").read_text().replace(
+        "id: south", "id: west"), encoding="utf-8")  # fmt: skip
+    south = "  - {id: south, manifest: south/blocks.yaml, database: main}\n"
+    text = platform_path.read_text(encoding="utf-8")
+    platform_path.write_text(text.replace(south, south + south.replace("south", "west")), encoding="utf-8")
+    assert add_merchant(platform_path, "west", environ=ENV).status == "active"
+    served = client.get("/m/west/store/catalog", headers=bearer(SOUTH_WEB))
+    assert served.status_code == 200, served.text
+    assert client.get("/m/south/store/catalog", headers=bearer(SOUTH_WEB)).status_code == 200
