@@ -222,8 +222,13 @@ def assemble(
     installed: Mapping[str, BlockInfo] | None = None,
     lease_clock: Clock | None = None,
     require_lock: bool = False,
+    engine: sa.Engine | None = None,
 ) -> Stack:
     """Assemble the manifest into a running stack: validate everything, then prepare storage.
+
+    ``engine`` puts the stack's storage somewhere the manifest does not say (a platform gives each merchant
+    a schema or a file of its own, see retailblocks.platform): it is migrated and used instead of the
+    manifest's ``database``, and left open when the stack closes (its owner may share its pool).
 
     ``require_lock`` is how operator commands open a stack: a manifest that was never assembled (it has no
     lock, see lockfile) is refused before any storage is prepared, and what changed since it was
@@ -242,8 +247,11 @@ def assemble(
         from retailblocks.assembly.lockfile import check_assembled
 
         changes = check_assembled(the_plan, manifest_path)
-    engine = prepare_storage(the_plan)
-    stack = Stack(the_plan, engine, clock or SystemClock(), ids or RandomIds(), lease_clock=lease_clock)
+    owns_engine = engine is None
+    engine = prepare_storage(the_plan, engine)
+    stack = Stack(
+        the_plan, engine, clock or SystemClock(), ids or RandomIds(), lease_clock=lease_clock, owns_engine=owns_engine
+    )
     stack.lock_changes = tuple(changes)
     subscribe_webhooks(stack)
     the_plan.plugin_manager.hook.stack_startup(stack=stack)
@@ -259,9 +267,18 @@ class Stack:
     """
 
     def __init__(
-        self, the_plan: Plan, engine: sa.Engine, clock: Clock, ids: IdFactory, *, lease_clock: Clock | None = None
+        self,
+        the_plan: Plan,
+        engine: sa.Engine,
+        clock: Clock,
+        ids: IdFactory,
+        *,
+        lease_clock: Clock | None = None,
+        owns_engine: bool = True,
     ):
         self.plan = the_plan
+        #: False when the engine was handed in (a platform's merchant): closing leaves it open.
+        self.owns_engine = owns_engine
         self.manifest = the_plan.manifest
         self.engine = engine
         self.clock = clock
@@ -745,7 +762,8 @@ class Stack:
             self.idle_connection.close()
             if self.table_guard is not None:
                 self.table_guard.remove()
-            self.engine.dispose()
+            if self.owns_engine:
+                self.engine.dispose()
 
     def __enter__(self) -> Stack:
         return self

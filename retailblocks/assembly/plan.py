@@ -220,19 +220,25 @@ def _config_position(entry: BlockEntry, field: str, quoting: str = "") -> Source
     return position_in(entry.config, field, quoting=quoting)
 
 
-def prepare_storage(the_plan: Plan) -> sa.Engine:
+def prepare_storage(the_plan: Plan, engine: sa.Engine | None = None) -> sa.Engine:
     """Create the database if needed and migrate every owner's tables.
+
+    With ``engine``, storage was decided by someone else (a platform places each merchant in a schema or a
+    file of its own, retailblocks.platform): the manifest's ``database`` is ignored and that engine is
+    migrated, and on failure left for its owner to dispose of.
 
     Storage that cannot be prepared (a file where the database's directory should be, a file that is not
     a database, a server that refuses) is a failure of the environment, reported in one sentence.
     """
-    url = the_plan.manifest.database_url
+    owned = engine is None
+    url = the_plan.manifest.database_url if engine is None else engine.url.render_as_string(hide_password=False)
     where = describe_url(url)
     database_file = sqlite_path(url)
     try:
         if database_file is not None:
             database_file.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url)
+        if engine is None:
+            engine = create_engine(url)
     except OSError as error:
         raise EnvironmentFailure(
             f"{the_plan.manifest.path}: cannot prepare the stack's storage at {where}: {error.strerror or error}"
@@ -248,13 +254,15 @@ def prepare_storage(the_plan: Plan) -> sa.Engine:
                 owners.setdefault(owner, list(function()))
         migrate(engine, owners)
     except sa.exc.SQLAlchemyError as error:
-        engine.dispose()
+        if owned:
+            engine.dispose()
         original = getattr(error, "orig", None) or error
         reason = " ".join(str(original).split()) or type(error).__name__
         raise EnvironmentFailure(
             f"{the_plan.manifest.path}: cannot prepare the stack's storage in {where}: {reason}"
         ) from None
     except BaseException:
-        engine.dispose()
+        if owned:
+            engine.dispose()
         raise
     return engine

@@ -19,6 +19,7 @@ from retailblocks.cli import (
     connector_commands,
     fusion_commands,
     order_commands,
+    platform_commands,
     publishing_commands,
     reference_commands,
     serve_commands,
@@ -179,6 +180,7 @@ for module in (
     serve_commands,
     publishing_commands,
     reference_commands,
+    platform_commands,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)

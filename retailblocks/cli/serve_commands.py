@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from retailblocks.cli.support import json_option, manifest_option, open_stack
+from retailblocks.cli.support import json_option, manifest_option, open_stack, reporting_errors
 
 
 @click.command()
@@ -30,12 +30,22 @@ from retailblocks.cli.support import json_option, manifest_option, open_stack
 def serve(manifest: Path, host: str, port: int, workers: int, as_json: bool) -> None:
     """Serve the stack over HTTP: the store API for channels, operations, and /docs.
 
+    Given a platform manifest (platform.yaml), serve every merchant of it under /m/{merchant}/.
+
     The manifest must be assembled (`blocks assemble`). Every worker finishes or undoes, at start, the
     flows a crash left half-way; SIGTERM stops taking requests and lets those in flight finish.
     """
     # Checked here, in one clear line, before any worker starts: an unassembled or broken manifest.
-    with open_stack(manifest):
-        pass
+    from retailblocks.platform.manifest import is_platform_file
+
+    if is_platform_file(manifest):
+        from retailblocks.platform.operations import check_platform
+
+        with reporting_errors():
+            check_platform(manifest)
+    else:
+        with open_stack(manifest):
+            pass
     import uvicorn
 
     from retailblocks.http.server import LOG_CONFIG, SERVE_MANIFEST_ENV

@@ -32,7 +32,7 @@ from retailblocks.http.idempotency import KeyProblem
 from retailblocks.http.metrics import observe, route_template
 from retailblocks.http.problems import problem, problem_for, validation_problem
 from retailblocks.http.sessions import BadSession
-from retailblocks.http.state import api_for
+from retailblocks.http.state import api_for, api_in_scope
 from retailblocks.manifest.api import DEFAULT_MAX_BODY_BYTES
 from retailblocks.stack import Stack, assemble
 
@@ -281,7 +281,7 @@ class _BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        api = getattr(scope["app"].state, "api", None) if "app" in scope else None
+        api = api_in_scope(scope)
         limit = api.stack.manifest.api.max_body_bytes if api is not None else DEFAULT_MAX_BODY_BYTES
         declared = dict(scope.get("headers") or []).get(b"content-length")
         too_large = problem(413, "too-large", "Request too large", f"the body may be at most {limit} bytes")
@@ -324,7 +324,7 @@ class _Cors:
             return
         headers = dict(scope.get("headers") or [])
         origin = headers.get(b"origin", b"").decode("latin-1")
-        api = getattr(scope["app"].state, "api", None) if "app" in scope else None
+        api = api_in_scope(scope)
         allowed = origin != "" and api is not None and origin in api.cors_origins
         if scope["method"] == "OPTIONS" and origin and b"access-control-request-method" in headers:
             if not allowed:

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from retailblocks.errors import RetailBlocksError
 from retailblocks.hookspecs import lifecycle
 from retailblocks.http.problems import problem, problem_for
+from retailblocks.http.state import api_in_scope
 from retailblocks.stack import Stack
 
 server_log = logging.getLogger("retailblocks.http")
@@ -100,5 +101,5 @@ class BlockRoutes:
 
     @staticmethod
     def _served(scope: Scope) -> Mapping[str, ASGIApp]:
-        api = getattr(scope["app"].state, "api", None) if "app" in scope else None
+        api = api_in_scope(scope)
         return api.block_apps if api is not None else {}

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from retailblocks.http.schemas import Health, Readiness
+from retailblocks.http.state import api_in_scope
 
 router = APIRouter(tags=["operations"])
 
@@ -24,7 +25,7 @@ def healthz() -> Health:
     responses={503: {"model": Readiness, "description": "not ready"}},
 )
 def readyz(request: Request) -> JSONResponse:
-    api = getattr(request.app.state, "api", None)
+    api = api_in_scope(request.scope)
     checks: dict[str, str] = {}
     if api is None:
         checks["stack"] = "not assembled yet"

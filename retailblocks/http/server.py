@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from retailblocks.http.app import create_app
 
@@ -16,9 +16,17 @@ RECOVER_EVERY_SECONDS = 30.0
 SERVE_MANIFEST_ENV = "RETAILBLOCKS_SERVE_MANIFEST"
 
 
-def app() -> FastAPI:
-    """The ASGI app factory uvicorn calls in every worker."""
-    return create_app(manifest=os.environ[SERVE_MANIFEST_ENV], recover_every=RECOVER_EVERY_SECONDS)
+def app() -> ASGIApp:
+    """The ASGI app factory uvicorn calls in every worker: a stack's, or a platform's (a file with a
+    top-level ``platform:`` key), which serves all its merchants under ``/m/{merchant}/``."""
+    from retailblocks.platform.manifest import is_platform_file
+
+    manifest = os.environ[SERVE_MANIFEST_ENV]
+    if is_platform_file(manifest):
+        from retailblocks.http.platform import create_platform_app
+
+        return create_platform_app(path=manifest)
+    return create_app(manifest=manifest, recover_every=RECOVER_EVERY_SECONDS)
 
 
 LOG_CONFIG = {

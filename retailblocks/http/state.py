@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Scope
 
 from retailblocks.http.auth import KeyRing, RateLimiter
 from retailblocks.http.idempotency import IdempotentRequests, check_key, flow_key, request_hash
@@ -51,8 +51,22 @@ def api_for(stack: Stack) -> Api:
     )
 
 
+#: Where a platform's router puts the Api of the merchant a request is for (retailblocks.http.platform): one
+#: app serves every merchant, so the Api is the request's, not the app's.
+API_SCOPE_KEY = "retailblocks.api"
+
+
+def api_in_scope(scope: Scope) -> Api | None:
+    """The Api a request is for: its merchant's on a platform, else the app's (None before it starts)."""
+    found: Api | None = scope.get(API_SCOPE_KEY)
+    if found is None and "app" in scope:
+        found = getattr(scope["app"].state, "api", None)
+    return found
+
+
 def api_of(request: Request) -> Api:
-    api: Api = request.app.state.api
+    api = api_in_scope(request.scope)
+    assert api is not None, "the stack is assembled before the server takes requests"
     return api
 
 

@@ -211,6 +211,12 @@ def _flag(entries: dict[str, Node], name: str) -> bool:
     return value
 
 
+def secret_key_digest(node: Node, key_id: str) -> str:
+    """The digest of a key written in a manifest (from the environment, or as ``sha256:<hex>``), by the
+    rule every key follows; for other manifests' keys (the platform's)."""
+    return _digest(node, key_id)
+
+
 def _digest(node: Node, key_id: str) -> str:
     text = readers.string(node, secret=True)
     if node.from_environment:

@@ -42,6 +42,8 @@ def every_command() -> dict[str, click.Command]:
 
 
 COMMANDS = every_command()
+#: The commands on a platform manifest (many stacks), told it by -p/--platform instead of -m/--manifest.
+PLATFORM = {path for path in COMMANDS if path.startswith("platform ")}
 
 
 def test_the_walk_sees_the_block_contributed_commands() -> None:
@@ -54,7 +56,15 @@ def test_no_command_takes_the_manifest_as_an_argument(path: str) -> None:
     assert "manifest" not in arguments
 
 
-@pytest.mark.parametrize("path", sorted(set(COMMANDS) - STACKLESS))
+@pytest.mark.parametrize("path", sorted(PLATFORM))
+def test_every_platform_command_takes_the_platform_as_p_or_platform(path: str) -> None:
+    options = {opt: p for p in COMMANDS[path].params if isinstance(p, click.Option) for opt in p.opts}
+    assert "-p" in options and "--platform" in options, f"blocks {path} lacks -p/--platform"
+    option = options["--platform"]
+    assert not option.required and option.envvar == "BLOCKS_PLATFORM" and option.default == "platform.yaml"
+
+
+@pytest.mark.parametrize("path", sorted(set(COMMANDS) - STACKLESS - PLATFORM))
 def test_every_stack_command_takes_the_manifest_as_m_or_manifest(path: str) -> None:
     options = {opt: p for p in COMMANDS[path].params if isinstance(p, click.Option) for opt in p.opts}
     assert "-m" in options and "--manifest" in options, f"blocks {path} lacks -m/--manifest"
@@ -128,7 +138,8 @@ def arguments_that_fail(path: str) -> list[str]:
     """``blocks PATH`` with every required argument and option given a placeholder, and a missing manifest:
     a run that must fail, whichever check catches it first."""
     command = COMMANDS[path]
-    given = [*path.split(), "-m", "missing/blocks.yaml", "--json"]
+    where = ["-p", "missing/platform.yaml"] if path in PLATFORM else ["-m", "missing/blocks.yaml"]
+    given = [*path.split(), *where, "--json"]
     for param in command.params:
         if isinstance(param, click.Argument):
             given.append(placeholder(param))
@@ -378,6 +389,19 @@ def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: p
     run("remove", "second-card")
     written = run("new", "qr-wallet", "--capability", "payment", "--directory", str(tmp_path / "new"))
     assert written["class"] == "QrWallet"
+    # The same merchant as the one merchant of a platform (its storage then in the platform's directory).
+    (manifest.parent / "platform.yaml").write_text(
+        "platform: {id: mall, name: Mall}\ndatabases:\n  local: {directory: .platform}\n"
+        "merchants:\n  - {id: lucky-coffee, manifest: blocks.yaml, database: local}\n",
+        encoding="utf-8",
+    )
+    assert run("platform check")[0]["id"] == "lucky-coffee"
+    assert run("platform assemble")[0]["status"] == "active"
+    assert run("platform pause", "lucky-coffee")["status"] == "paused"
+    assert run("platform resume", "lucky-coffee")["status"] == "active"
+    assert run("platform add", "lucky-coffee")["status"] == "active"
+    assert run("platform list")[0]["blocks"]
+    assert run("platform remove", "lucky-coffee", "--archive", "archive")["rows"]["orders"] == 0
 
     # `blocks serve` runs until it is stopped: tests/http/test_serve.py runs it, as a server.
     assert ran == set(COMMANDS) - {"serve"}, f"commands never run here: {sorted(set(COMMANDS) - ran)}"

@@ -1,0 +1,169 @@
+"""``blocks platform``: many merchants on one deployment (see docs/platform.md and retailblocks.platform)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+import click
+from rich.markup import escape
+
+from retailblocks.cli.support import console, json_option, print_json, print_table, reporting_errors
+
+if TYPE_CHECKING:
+    from retailblocks.platform.operations import MerchantSummary
+
+PLATFORM_ENV = "BLOCKS_PLATFORM"
+DEFAULT_PLATFORM = "platform.yaml"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def platform_option() -> Callable[[F], F]:
+    """``-p/--platform PATH``: the platform manifest, as ``-m`` names a stack's (an option, never an argument)."""
+    decorator: Callable[[F], F] = click.option(
+        "-p",
+        "--platform",
+        "platform",
+        envvar=PLATFORM_ENV,
+        default=DEFAULT_PLATFORM,
+        show_envvar=True,
+        metavar="PATH",
+        type=click.Path(dir_okay=True, path_type=Path),
+        help=f"The platform manifest (default: ${PLATFORM_ENV}, else ./{DEFAULT_PLATFORM}).",
+    )
+    return decorator
+
+
+@click.group()
+def platform() -> None:
+    """Many merchants on one deployment: each its own blocks.yaml, its own schema or file, its own keys."""
+
+
+def _show(merchants: list[MerchantSummary], as_json: bool, title: str) -> None:
+    if as_json:
+        print_json([attrs.asdict(merchant) for merchant in merchants])
+        return
+    print_table(
+        title,
+        ["merchant", "status", "database", "blocks", "manifest"],
+        [[m.id, m.status, m.database, ", ".join(m.blocks), m.manifest] for m in merchants],
+    )
+
+
+@platform.command()
+@platform_option()
+@json_option("Print the merchants as JSON.")
+def check(platform: Path, as_json: bool) -> None:
+    """Validate platform.yaml and every merchant's manifest; nothing is written."""
+    from retailblocks.platform.operations import check_platform
+
+    with reporting_errors():
+        merchants = check_platform(platform)
+    if as_json:
+        _show(merchants, True, "")
+        return
+    console.print(f"[green]✓[/] {escape(str(platform))} is valid: {len(merchants)} merchant(s) (nothing written)")
+
+
+@platform.command()
+@platform_option()
+@json_option("Print the merchants as JSON.")
+def assemble(platform: Path, as_json: bool) -> None:
+    """Migrate every merchant's schema (or file) and write each merchant's lock beside its manifest."""
+    from retailblocks.platform.operations import assemble_platform
+
+    with reporting_errors():
+        merchants = assemble_platform(platform)
+    _show(merchants, as_json, f"assembled {len(merchants)} merchant(s)")
+
+
+@platform.command(name="list")
+@platform_option()
+@json_option("Print the merchants as JSON.")
+def list_merchants(platform: Path, as_json: bool) -> None:
+    """The merchants with their live status, database and blocks."""
+    from retailblocks.platform.operations import list_platform
+
+    with reporting_errors():
+        merchants = list_platform(platform)
+    _show(merchants, as_json, "merchants")
+
+
+def _one(merchant: MerchantSummary, as_json: bool, done: str) -> None:
+    if as_json:
+        print_json(attrs.asdict(merchant))
+        return
+    console.print(f"[green]✓[/] merchant {escape(merchant.id)} {done}")
+
+
+@platform.command()
+@platform_option()
+@click.argument("merchant")
+@json_option("Print the merchant as JSON.")
+def pause(platform: Path, merchant: str, as_json: bool) -> None:
+    """Pause MERCHANT: every server answers its routes 503 within seconds; its data stays."""
+    from retailblocks.platform.operations import pause_merchant
+
+    with reporting_errors():
+        summary = pause_merchant(platform, merchant)
+    _one(summary, as_json, "paused")
+
+
+@platform.command()
+@platform_option()
+@click.argument("merchant")
+@json_option("Print the merchant as JSON.")
+def resume(platform: Path, merchant: str, as_json: bool) -> None:
+    """Resume a paused MERCHANT."""
+    from retailblocks.platform.operations import resume_merchant
+
+    with reporting_errors():
+        summary = resume_merchant(platform, merchant)
+    _one(summary, as_json, "resumed")
+
+
+@platform.command()
+@platform_option()
+@click.argument("merchant")
+@json_option("Print the merchant as JSON.")
+def add(platform: Path, merchant: str, as_json: bool) -> None:
+    """Assemble MERCHANT, newly written into platform.yaml; running servers serve it without a restart."""
+    from retailblocks.platform.operations import add_merchant
+
+    with reporting_errors():
+        summary = add_merchant(platform, merchant)
+    _one(summary, as_json, f"assembled ({summary.status})")
+
+
+@platform.command()
+@platform_option()
+@click.argument("merchant")
+@click.option(
+    "--archive",
+    "archive",
+    required=True,
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the merchant's rows are written (a new directory MERCHANT-TIME inside it) before anything is dropped.",
+)
+@json_option("Print what was archived as JSON.")
+def remove(platform: Path, merchant: str, archive: Path, as_json: bool) -> None:
+    """Pause MERCHANT, archive its rows (JSON Lines per table), then drop its schema and role (or its file)."""
+    from retailblocks.platform.operations import remove_merchant
+
+    with reporting_errors():
+        removal = remove_merchant(platform, merchant, archive)
+    if as_json:
+        print_json({"id": removal.id, "archive": removal.archive, "rows": dict(removal.rows)})
+        return
+    where = escape(removal.archive) if removal.archive else "nothing left to archive"
+    console.print(
+        f"[green]✓[/] merchant {escape(removal.id)} removed ({sum(removal.rows.values())} rows archived: {where}); "
+        "now write it out of the platform manifest",
+        soft_wrap=True,
+    )
+
+
+COMMANDS = [platform]

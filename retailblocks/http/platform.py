@@ -1,0 +1,213 @@
+"""Serving a platform: every merchant from one app, under ``/m/{merchant}/…``.
+
+One FastAPI app (the same routes as a single stack's) serves them all: :class:`PlatformRouter`, in front of
+it, takes ``/m/{merchant}`` off the path, finds the merchant's :class:`~retailblocks.http.state.Api` (its
+stack, assembled on the first request, its keys, its idempotent requests) and puts it in the request's
+scope, where every route looks for it. A merchant's keys are checked against its own key ring only, so
+they open nothing of another merchant; an unknown merchant answers 404 and a paused one 503, both as
+problem documents. The merchants' statuses are read from the platform's table (every few seconds), so a
+pause or a merchant added reaches every worker without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from retailblocks.errors import RetailBlocksError, UnknownObject
+from retailblocks.http.app import _new_app
+from retailblocks.http.auth import KeyRing, Unauthorized
+from retailblocks.http.problems import problem, problem_for
+from retailblocks.http.state import API_SCOPE_KEY, Api, api_for
+from retailblocks.platform.manifest import MerchantStatus
+from retailblocks.platform.operations import Platform, open_platform
+
+server_log = logging.getLogger("retailblocks.http")
+_MERCHANT_PATH = re.compile(r"^/m/([a-z0-9][a-z0-9-]{0,39})(/.*)?$")
+#: Served without a merchant: the process's own health.
+_PLATFORM_PATHS = ("/healthz",)
+
+
+class PlatformRouter:
+    """The ASGI app of a platform: ``/m/{merchant}/…`` to the shared app, with the merchant's Api."""
+
+    def __init__(self, platform: Platform, app: FastAPI):
+        self.platform = platform
+        self.app = app
+        self._apis: dict[str, Api] = {}
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        if path in _PLATFORM_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if path == "/readyz":
+            ready = await run_in_threadpool(self.ready)
+            await JSONResponse(
+                {"status": "ready" if ready == "ok" else "not ready", "checks": {"platform database": ready}},
+                status_code=200 if ready == "ok" else 503,
+            )(scope, receive, send)
+            return
+        if path == "/platform" or path.startswith("/platform/"):
+            response = await run_in_threadpool(self.platform_route, scope["method"], path, _bearer(scope))
+            await response(scope, receive, send)
+            return
+        found = _MERCHANT_PATH.match(path)
+        if found is None:
+            await problem(404, "not-found", "Not found", "a platform serves its merchants under /m/{merchant}/")(
+                scope, receive, send
+            )
+            return
+        merchant_id, rest = found.group(1), found.group(2) or "/"
+        try:
+            api = await run_in_threadpool(self.api, merchant_id)
+        except _Paused:
+            response = problem(
+                503,
+                "merchant-paused",
+                "Merchant paused",
+                f"merchant {merchant_id!r} is paused by the platform; try again later",
+                headers={"Retry-After": "60"},
+            )
+            await response(scope, receive, send)
+            return
+        except UnknownObject:
+            await problem(404, "unknown-merchant", "Unknown merchant", f"no merchant {merchant_id!r} here")(
+                scope, receive, send
+            )
+            return
+        except RetailBlocksError as error:
+            await problem_for(error)(scope, receive, send)
+            return
+        prefix = f"/m/{merchant_id}"
+        inner = {
+            **scope,
+            "path": rest,
+            "raw_path": rest.encode("latin-1"),
+            "root_path": scope.get("root_path", "") + prefix,
+            API_SCOPE_KEY: api,
+        }
+        await self.app(inner, receive, send)
+
+    def api(self, merchant_id: str) -> Api:
+        """The merchant's Api if it is registered and active; raises UnknownObject or _Paused."""
+        status = self.platform.statuses().get(merchant_id)
+        if status is None:
+            # Perhaps added since: read the table (and the file, for its manifest) again before saying no.
+            status = self.platform.statuses(fresh=True).get(merchant_id)
+        if status is None:
+            raise UnknownObject(f"no merchant {merchant_id!r}")
+        if status is MerchantStatus.PAUSED:
+            raise _Paused
+        with self._lock:
+            api = self._apis.get(merchant_id)
+        if api is not None:
+            return api
+        if not any(entry.id == merchant_id for entry in self.platform.manifest.merchants):
+            self.platform.reload()
+        stack = self.platform.stack(merchant_id)
+        # As a single stack's server does at start: flows a crash left half-way are finished or undone.
+        stack.recover()
+        with self._lock:
+            return self._apis.setdefault(merchant_id, api_for(stack))
+
+    def ready(self) -> str:
+        """Whether the platform's table answers (each merchant's own readiness is /m/{merchant}/readyz)."""
+        try:
+            self.platform.statuses(fresh=True)
+        except (RetailBlocksError, sa.exc.SQLAlchemyError) as error:
+            return f"unreachable ({type(error).__name__})"
+        return "ok"
+
+    def platform_route(self, method: str, path: str, presented: str | None) -> Response:
+        """The platform's own routes, for its keys (``platform:read``, ``platform:write``): the merchants
+        with their live status, and pausing or resuming one (the functions ``blocks platform`` calls)."""
+        try:
+            caller = KeyRing(self.platform.manifest.keys).authenticate(presented)
+        except Unauthorized as error:
+            return problem(401, "unauthorized", "Unauthorized", str(error), headers={"WWW-Authenticate": "Bearer"})
+        if path == "/platform/merchants" and method == "GET":
+            if not caller.allows("platform", "read"):
+                return problem(403, "forbidden", "Forbidden", "this key lacks the scope platform:read")
+            statuses = self.platform.statuses(fresh=True)
+            merchants = [
+                {
+                    "id": entry.id,
+                    "database": entry.database,
+                    "status": statuses[entry.id].value if entry.id in statuses else "unassembled",
+                }
+                for entry in self.platform.manifest.merchants
+            ]
+            return JSONResponse({"merchants": merchants})
+        action = _ACTION.match(path)
+        if action is None or method != "POST":
+            return problem(404, "not-found", "Not found", "the platform's routes: GET /platform/merchants, "
+                           "POST /platform/merchants/{merchant}/pause|resume")  # fmt: skip
+        if not caller.allows("platform", "write"):
+            return problem(403, "forbidden", "Forbidden", "this key lacks the scope platform:write")
+        status = MerchantStatus.PAUSED if action.group(2) == "pause" else MerchantStatus.ACTIVE
+        try:
+            summary = self.platform.set_status(action.group(1), status)
+        except RetailBlocksError as error:
+            return problem_for(error)
+        self.platform.statuses(fresh=True)
+        return JSONResponse({"id": summary.id, "status": summary.status, "database": summary.database})
+
+
+_ACTION = re.compile(r"^/platform/merchants/([a-z0-9][a-z0-9-]{0,39})/(pause|resume)$")
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"authorization":
+            text = value.decode("latin-1")
+            scheme, _, token = text.partition(" ")
+            return token if scheme.lower() == "bearer" else None
+    return None
+
+
+class _Paused(Exception):
+    pass
+
+
+def create_platform_app(
+    platform: Platform | None = None, *, path: str | os.PathLike[str] | None = None
+) -> PlatformRouter:
+    """The ASGI app serving ``platform`` (or the platform at ``path``, opened when the server starts and
+    closed when it stops). Merchants' stacks are assembled on their first request."""
+    if (platform is None) == (path is None):
+        raise TypeError("create_platform_app takes a platform or a path, not both")
+    holder: dict[str, Platform] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if platform is not None:
+            yield
+            return
+        opened = holder["platform"]
+        try:
+            server_log.info("serving platform %s", json.dumps({"merchants": len(opened.manifest.merchants)}))
+            yield
+        finally:
+            opened.close()
+
+    opened = platform if platform is not None else open_platform(path)  # type: ignore[arg-type]
+    holder["platform"] = opened
+    return PlatformRouter(opened, _new_app(lifespan))
