@@ -30,6 +30,7 @@ REFERENCE_BLOCKS = {
     "loyalty": "retailblocks-loyalty",
     "logistics": "retailblocks-logistics",
     "promotions": "retailblocks-promotions",
+    "reach-sandbox": "retailblocks-reach-sandbox",
 }
 TEST_CARD = "card::card_number=4242424242424242"
 
@@ -94,7 +95,7 @@ def test_assemble_prints_the_stack_and_writes_the_lock_beside_the_manifest(lucky
     assert lock["merchant"] == {"id": "lucky-coffee", "name": "Lucky Coffee", "currency": "CNY"}
     assert lock["core"]["distribution"] == "retailblocks"
     by_id = {block["id"]: block for block in lock["blocks"]}
-    assert list(by_id) == ["inventory", "card", "stored-value", "loyalty", "logistics", "promotions"]
+    assert list(by_id) == ["inventory", "card", "stored-value", "loyalty", "messages", "logistics", "promotions"]
     for block in lock["blocks"]:
         assert block["distribution"] == REFERENCE_BLOCKS[block["use"]]
         assert block["version"] == metadata.version(block["distribution"])

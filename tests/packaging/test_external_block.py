@@ -30,6 +30,7 @@ REFERENCE_BLOCKS = {
     "retailblocks-loyalty": "loyalty",
     "retailblocks-logistics": "logistics",
     "retailblocks-promotions": "promotions",
+    "retailblocks-reach-sandbox": "reach-sandbox",
 }
 
 
