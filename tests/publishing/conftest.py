@@ -51,7 +51,7 @@ def ok(completed: subprocess.CompletedProcess[str]) -> subprocess.CompletedProce
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory of wheels: the core and the six reference blocks, built from this checkout."""
+    """A directory of wheels: the core and the seven reference blocks, built from this checkout."""
     directory = tmp_path_factory.mktemp("wheelhouse")
     ok(run([uv(), "build", "--wheel", "--all-packages", "--out-dir", directory], cwd=REPOSITORY))
     return directory

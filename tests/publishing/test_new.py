@@ -235,7 +235,7 @@ def test_the_new_blocks_install_beside_the_reference_blocks_and_take_an_order(
         (dist / wheel.name).write_bytes(wheel.read_bytes())
     new = [f"retailblocks-{name}" for name in NAMES.values()]
     reference = [w.name.split("-")[0].replace("_", "-") for w in wheelhouse.glob("retailblocks_*.whl")]
-    assert len(reference) == 6
+    assert len(reference) == 7
     venv = fresh_venv(tmp_path, dist, [*reference, *new])
 
     listed = json.loads(ok(run([venv / "blocks", "plugins", "--json"], cwd=tmp_path)).stdout)
