@@ -4,4 +4,4 @@ __version__ = "0.1.0"
 
 #: The version of the block contract (hook specifications and models) this core implements. Blocks
 #: declare the version they target; the same major with a minor no newer than this one is compatible.
-CORE_API_VERSION = "1.3"
+CORE_API_VERSION = "1.4"
