@@ -5,6 +5,7 @@ clawback after a statement was issued billed as a negative line in the next one.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from retailblocks_loyalty import Loyalty
 
 from retailblocks.fusion import settle
 from retailblocks.fusion.settlement import clawed_back
@@ -184,3 +186,56 @@ def test_clawbacks_over_any_partial_refunds_sum_to_exactly_the_part_billed(data:
         clawed.append(now - before)
         before = now
     assert sum(clawed) == metro
+
+
+# -- over random days -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_over_random_orders_refunds_and_exchanges_statements_sum_to_funded_less_clawed_back_plus_points(
+    shared: Stack, seed: int
+) -> None:
+    """Σ statements = Σ metro's funded parts − Σ clawbacks + points exchanged, to the minor unit, with a
+    statement issued every day or two; every statement's total is the sum of its lines; the audit holds."""
+    rng = random.Random(seed)
+    loyalty = shared.block("loyalty")
+    assert isinstance(loyalty, Loyalty)
+    orders: list[Order] = []
+    start = DAY
+    last = DAY + timedelta(days=5)
+    for day in range(6):
+        for n in range(rng.randint(1, 3)):
+            coupons = (rng.choice(["MALL8", "CO7"]),) if rng.random() < 0.8 else ()
+            lines = [(sku, rng.randint(1, 3)) for sku in rng.sample(["BEANS", "TEA", "MUG"], rng.randint(1, 2))]
+            orders.append(shared.checkout(cart(*lines, identities=(PHONE,), coupons=coupons), key=f"{day}-{n}"))
+        for order in rng.sample(orders, min(len(orders), rng.randint(0, 2))):
+            current = shared.order(order.id)
+            left = {line.index: line.quantity - line.refunded_quantity for line in current.lines}
+            if not any(left.values()):
+                continue
+            index = rng.choice([i for i, units in left.items() if units])
+            shared.refund(order.id, {index: rng.randint(1, left[index])}, key=f"{day}-r-{order.id}")
+        member = orders[0].member_id
+        assert member is not None
+        with shared.context(flow="test") as ctx:
+            loyalty.exchange_in(ctx, member, "metro", rng.randint(1, 5) * 200, f"{day}-x-in")
+            if rng.random() < 0.5:
+                loyalty.exchange_out(ctx, member, "metro", rng.randint(1, 3) * 10, f"{day}-x-out")
+        next_day(shared)
+        today = DAY + timedelta(days=day)
+        if rng.random() < 0.6 or day == 5:
+            statement = issue_statement(shared, "metro", start, today)
+            assert statement.total.amount == sum(line.amount.amount for line in statement.lines)
+            start = today + timedelta(days=1)
+
+    statements = list_statements(shared, "metro")
+    funded = clawed = 0
+    for placed in orders:
+        order = shared.order(placed.id)
+        funded += sum(a.funded_by_party("metro").amount for a in order.adjustments)
+        clawed += clawed_back(order, "metro", {line.index: line.refunded_quantity for line in order.lines})
+    ledgers = settle(shared, "metro", DAY, last).lines
+    points = sum(line.amount.amount for line in ledgers if line.kind.startswith("points"))
+    assert clawed > 0 and funded > clawed  # the days did refund some of metro's discounts
+    assert sum(s.total.amount for s in statements) == funded - clawed + points
+    assert all(finding.ok for finding in audit_statements(shared)), audit_statements(shared)
