@@ -201,7 +201,16 @@ def issue_statement(stack: Runtime, partner_id: str, start: date, end: date) -> 
         existing = _issued_for(uow.connection, partner_id, start)
         if existing is not None:
             return _same_period(existing, end)
-        draft = _draft(stack, uow.connection, partner_id, start, end)
+        try:
+            draft = _draft(stack, uow.connection, partner_id, start, end)
+        except InvalidValue:
+            # On PostgreSQL each statement reads what is committed when it starts: a concurrent issuer of
+            # this very period may have committed between the look-up above and the draft's, which then
+            # sees the period taken. That issuer's statement is the answer.
+            existing = _issued_for(uow.connection, partner_id, start)
+            if existing is None:
+                raise
+            return _same_period(existing, end)
         statement_id = stack.ids.new_id("stmt")
         now = stack.clock.now()
         # ON CONFLICT DO NOTHING on the one-statement-per-period key: a concurrent issuer of the same period
