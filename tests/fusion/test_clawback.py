@@ -18,6 +18,7 @@ from retailblocks_loyalty import Loyalty
 from retailblocks.fusion import settle
 from retailblocks.fusion.settlement import clawed_back
 from retailblocks.fusion.statements import audit_statements, draft_statement, issue_statement, list_statements
+from retailblocks.http.schemas import adjustment_out
 from retailblocks.model import AdjustmentTarget, Identity, Money, Order, OrderLine, OrderStatus, PriceAdjustment
 from retailblocks.stack import Stack
 from tests.fusion.conftest import BRAND
@@ -60,6 +61,13 @@ def test_a_co_funded_discount_is_split_to_the_cent_and_each_funder_settles_its_p
     assert parts == {"metro": 234, "tea-farm": 233, "test-shop": 234}
     assert sum(parts.values()) == co.amount.amount == 701
     assert co.funder == "metro"  # the largest part; metro is listed before the merchant
+    shown = adjustment_out(co).model_dump()  # what POST /store/quotes answers for it
+    assert [(p["funder"], p["amount"]["amount"]) for p in shown["funders"]] == [
+        ("metro", 234),
+        ("tea-farm", 233),
+        ("test-shop", 234),
+    ]
+    assert shown["reason"] and shown["funder"] == "metro"
 
     order = shared.checkout(cart(("BEANS", 1), ("TEA", 2), identities=(PHONE,), coupons=("CO7",)), key="co-1")
     [stored] = [a for a in order.adjustments if a.promotion_id == "co-7"]
