@@ -161,6 +161,13 @@ class MemberLimitReached(PromotionRejected):
     cause = "member_limit_reached"
 
 
+class ExchangeLimitReached(BusinessRejection):
+    """The member has exchanged as many points (or as many times) with the partner today as the
+    programme allows one member a day: trying again the same day will not help."""
+
+    cause = "exchange_limit_reached"
+
+
 class CartClosed(BusinessRejection):
     """The cart is checked out (or its checkout is under way): it no longer changes."""
 

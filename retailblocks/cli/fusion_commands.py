@@ -352,7 +352,7 @@ def opt_out(manifest: Path, member_id: str, medium: str, source: str, as_json: b
 @click.option("--to", "end", required=True, metavar="DATE", help="Last day of the period, included.")
 @json_option()
 def settle(manifest: Path, partner: str, start: str, end: str, as_json: bool) -> None:
-    """Who owes whom with a partner for a period: partner-funded discounts and points exchanged, per order."""
+    """Who owes whom with a partner for a period: funded discounts, clawbacks and points exchanged, per order."""
     from retailblocks.fusion import settle as build_settlement
     from retailblocks.fusion.settlement import period
 

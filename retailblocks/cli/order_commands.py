@@ -102,7 +102,12 @@ def show_order(
         ],
     )
     for adjustment in order.adjustments:
-        console.print(f"  − {adjustment.amount} {escape(adjustment.reason)} (funded by {escape(adjustment.funder)})")
+        funded = (
+            ", ".join(f"{who} {part}" for who, part in adjustment.funded_by)
+            if adjustment.funders
+            else adjustment.funder
+        )
+        console.print(f"  − {adjustment.amount} {escape(adjustment.reason)} (funded by {escape(funded)})")
     console.print(
         f"subtotal {order.subtotal}  discount {order.discount}  shipping {order.shipping}  [bold]total {order.total}[/]"
     )

@@ -100,6 +100,12 @@ def price_cart(
             f"promotions allocated {discount} to lines but announced {goods_discount}; a marketing block "
             "broke the contract (line_amounts must sum to amount)"
         )
+    for adjustment in adjustments:
+        if adjustment.funders and sum(part.amount for _, part in adjustment.funders) != adjustment.amount.amount:
+            raise InvalidValue(
+                f"promotion {adjustment.promotion_id!r} split {adjustment.amount} among its funders in parts "
+                "that do not add up; a marketing block broke the contract (funders must sum to amount)"
+            )
     shipping = shipping_list - shipping_discount
     return PricedCart(priced, tuple(adjustments), quote, subtotal, discount, shipping, subtotal - discount + shipping)
 

@@ -398,7 +398,8 @@ def campaign_report(stack: Runtime, campaign_id: str) -> CampaignReport:
             continue
         by_funder: Counter[str] = Counter()
         for adjustment in used:
-            by_funder[adjustment.funder] += adjustment.amount.amount
+            for funder, part in adjustment.funded_by:
+                by_funder[funder] += part.amount
         attributed.append(
             AttributedOrder(
                 order_id=order.id,

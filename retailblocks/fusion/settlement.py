@@ -1,29 +1,39 @@
 """Partner settlement: who owes whom for one period, line by line, rebuilt from the ledgers every time.
 
-Three kinds of line: a discount a partner funded on one of the merchant's orders (the partner owes the
-merchant that amount); points exchanged with the partner's programme through loyalty's clearing
-account (points brought in: the partner owes their value; points sent out: the merchant owes it); and an
-order a marketplace partner collected on its channel (the marketplace owes what the buyer paid, less
-what was refunded).
+Four kinds of line: a discount a partner funded on one of the merchant's orders (the partner owes the
+merchant its part, which for a co-funded promotion is its share of the adjustment); a *clawback*, when
+the partner's refund policy is ``clawback`` and such an order was refunded (the merchant credits back
+the partner's part in proportion to what the refund returned); points exchanged with the partner's
+programme through loyalty's clearing account (points brought in: the partner owes their value; points
+sent out: the merchant owes it); and an order a marketplace partner collected on its channel (the
+marketplace owes what the buyer paid, less what was refunded).
 Amounts are signed from the merchant's side: positive, the partner owes the merchant.
+
+Discounts and marketplace sales are dated when the order was placed; a clawback when its refund
+completed, one line per refund, so a refund in a later period is settled in that period.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 import attrs
+import sqlalchemy as sa
 
 from retailblocks.clock import as_utc
 from retailblocks.errors import InvalidValue, suggestion
 from retailblocks.flows.orders import list_orders
+from retailblocks.flows.saga import SagaStatus
+from retailblocks.flows.state import FlowKind, RefundState, load_state
 from retailblocks.fusion.profile import NOT_SALES
 from retailblocks.hookspecs import membership
-from retailblocks.manifest import Partner
-from retailblocks.model import Money, Order
+from retailblocks.manifest import Partner, RefundPolicy
+from retailblocks.model import AdjustmentTarget, Money, Order, PriceAdjustment
 from retailblocks.model.channel import MARKETPLACE_PAYMENT_METHOD
+from retailblocks.model.money import allocate_integer
+from retailblocks.storage.tables import sagas
 
 if TYPE_CHECKING:
     from retailblocks.assembly.runtime import Runtime
@@ -31,7 +41,7 @@ if TYPE_CHECKING:
 
 @attrs.frozen
 class SettlementLine:
-    kind: str  # discount | points_in | points_out | marketplace_sale
+    kind: str  # discount | clawback | points_in | points_out | marketplace_sale
     reference: str  # the order id, or the points journal id
     member_id: str | None
     at: datetime
@@ -61,6 +71,7 @@ class Settlement:
             "merchant_owes_partner": money(Money(owed_to_partner, currency)),
             "net": money(Money(self.total(), currency)),
             "discounts": money(Money(self.total("discount"), currency)),
+            "clawbacks": money(Money(self.total("clawback"), currency)),
             "points": money(Money(self.total("points_in") + self.total("points_out"), currency)),
             "marketplace_sales": money(Money(self.total("marketplace_sale"), currency)),
             "lines": [
@@ -111,25 +122,124 @@ def _marketplace_sale(order: Order, placed_at: datetime) -> SettlementLine | Non
     )
 
 
-def settle(stack: Runtime, partner_id: str, start: date, end: date) -> Settlement:
-    """The settlement with ``partner_id`` for orders placed and points exchanged from ``start`` to ``end``.
+@attrs.frozen
+class Refund:
+    """One completed refund of an order: when it completed and the units it returned, by line index."""
 
-    Cancelled orders are left out: cancelling gives the coupon back, so nobody funded anything. Refunds
-    leave the discount standing, as the shopper kept the price they were charged on what they kept.
+    id: str
+    order_id: str
+    at: datetime
+    units: Mapping[int, int]
+
+
+def completed_refunds(engine: sa.Engine) -> dict[str, list[Refund]]:
+    """Every completed refund, by order, oldest first (ties by id, so the order is the same every time).
+
+    A refund counts once its saga completed: one still running may yet be undone, and one undone
+    returned nothing.
+    """
+    with engine.connect() as connection:
+        connection.info["read_only"] = True
+        rows = connection.execute(
+            sa.select(sagas.c.id, sagas.c.order_id, sagas.c.state, sagas.c.updated_at)
+            .where(sagas.c.flow == FlowKind.REFUND.value, sagas.c.status == SagaStatus.COMPLETED.value)
+            .order_by(sagas.c.updated_at, sagas.c.id)
+        ).all()
+        connection.rollback()
+    refunds: dict[str, list[Refund]] = {}
+    for row in rows:
+        state = load_state(RefundState, row.state)
+        units = {line.index: line.quantity for line in state.lines_refunded}
+        refunds.setdefault(row.order_id, []).append(Refund(row.id, row.order_id, as_utc(row.updated_at), units))
+    return refunds
+
+
+def clawed_back(order: Order, partner_id: str, refunded_units: Mapping[int, int]) -> int:
+    """What of the partner's part of ``order``'s discounts is credited back once ``refunded_units`` (by
+    line index, counted from the first refund) have been refunded.
+
+    The partner's part of each adjustment is spread over the adjustment's lines (largest remainder), and
+    each line gives back the floor of its part × refunded units / units: computed over the refunds so
+    far rather than added up refund by refund, so no unit is lost to rounding and a fully refunded
+    order gives back exactly what was billed. A shipping discount comes back with the last unit, as the
+    delivery charge does.
+    """
+    quantities = {line.index: line.quantity for line in order.lines}
+    fully = all(refunded_units.get(index, 0) >= quantity for index, quantity in quantities.items())
+    total = 0
+    for adjustment in order.adjustments:
+        part = adjustment.funded_by_party(partner_id).amount
+        if not part:
+            continue
+        if adjustment.target is AdjustmentTarget.SHIPPING or not adjustment.line_amounts:
+            total += part if fully else 0
+            continue
+        indexes = [index for index, _ in adjustment.line_amounts]
+        spread = allocate_integer(part, [share.amount for _, share in adjustment.line_amounts])
+        for index, line_part in zip(indexes, spread, strict=True):
+            quantity = quantities.get(index, 0)
+            if quantity:
+                total += line_part * min(refunded_units.get(index, 0), quantity) // quantity
+    return total
+
+
+def _clawbacks(order: Order, partner_id: str, refunds: Sequence[Refund]) -> list[SettlementLine]:
+    """One line per refund that credited the partner back: what it added to what was clawed back before."""
+    lines: list[SettlementLine] = []
+    so_far: dict[int, int] = {}
+    before = 0
+    for refund in refunds:
+        for index, quantity in refund.units.items():
+            so_far[index] = so_far.get(index, 0) + quantity
+        now = clawed_back(order, partner_id, so_far)
+        if now > before:
+            returned = ", ".join(f"line {index} × {quantity}" for index, quantity in sorted(refund.units.items()))
+            lines.append(
+                SettlementLine(
+                    kind="clawback",
+                    reference=f"{order.id}/{refund.id}",
+                    member_id=order.member_id,
+                    at=refund.at,
+                    amount=Money(before - now, order.currency),
+                    detail=f"refund of {returned} on order {order.id}",
+                )
+            )
+        before = now
+    return lines
+
+
+def _funded_detail(adjustment: PriceAdjustment, part: Money) -> str:
+    text = adjustment.promotion_id + (f" ({adjustment.coupon})" if adjustment.coupon else "")
+    return text + (f": {part} of {adjustment.amount}" if part != adjustment.amount else "")
+
+
+def settle(stack: Runtime, partner_id: str, start: date, end: date) -> Settlement:
+    """The settlement with ``partner_id`` for orders placed, refunds completed and points exchanged from
+    ``start`` to ``end``.
+
+    Cancelled orders are left out: cancelling gives the coupon back, so nobody funded anything. With the
+    partner's ``on_refund: keep`` refunds leave the discount standing, as the shopper kept the price
+    they were charged on what they kept; with ``clawback`` each refund credits the partner back.
     """
     partner = find_partner(stack, partner_id)
     since, until = period(start, end)
     collects_for = {channel.id for channel in stack.channels.values() if channel.settles_with == partner.id}
+    refunds = completed_refunds(stack.engine) if partner.on_refund is RefundPolicy.CLAWBACK else {}
     lines: list[SettlementLine] = []
     for order in list_orders(stack.engine):
         placed_at = as_utc(order.created_at)
-        if order.status in NOT_SALES or not since <= placed_at < until:
+        if order.status in NOT_SALES:
+            continue
+        if order.id in refunds:
+            lines += [c for c in _clawbacks(order, partner.id, refunds[order.id]) if since <= c.at < until]
+        if not since <= placed_at < until:
             continue
         if order.channel in collects_for:
             sale = _marketplace_sale(order, placed_at)
             if sale is not None:
                 lines.append(sale)
-        funded = [a for a in order.adjustments if a.funder == partner.id]
+        funded = [(a, a.funded_by_party(partner.id)) for a in order.adjustments]
+        funded = [(a, part) for a, part in funded if part.amount]
         if funded:
             lines.append(
                 SettlementLine(
@@ -137,8 +247,8 @@ def settle(stack: Runtime, partner_id: str, start: date, end: date) -> Settlemen
                     reference=order.id,
                     member_id=order.member_id,
                     at=placed_at,
-                    amount=Money(sum(a.amount.amount for a in funded), order.currency),
-                    detail="; ".join(f"{a.promotion_id}" + (f" ({a.coupon})" if a.coupon else "") for a in funded),
+                    amount=Money(sum(part.amount for _, part in funded), order.currency),
+                    detail="; ".join(_funded_detail(a, part) for a, part in funded),
                 )
             )
     with stack.context(flow="settlement", read_only=True) as ctx:

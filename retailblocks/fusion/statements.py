@@ -8,9 +8,12 @@ along its lifecycle — issued → confirmed (the partner agrees) → paid (with
 
 What changed about a line after its statement was issued is not written into that statement: the next
 statement carries a *correction* line (the difference, referring to the same order or journal entry). So
-each funded discount, point exchange and marketplace sale is billed as an original line in exactly one
-statement (a unique index holds that even for two issuers at once), and the lines for one ledger item,
-summed over every statement, equal what the ledgers say today once the latest statement is issued.
+each funded discount, clawback, point exchange and marketplace sale is billed as an original line in
+exactly one statement (a unique index holds that even for two issuers at once), and the lines for one
+ledger item, summed over every statement, equal what the ledgers say today once the latest statement is
+issued. A refund clawed back from a partner is its own item, dated when the refund completed: when the
+order's discount was billed in a statement already issued, the clawback is a negative line in the
+statement of the period the refund falls in.
 
 Statements with one partner follow each other without gaps or overlaps: the first may start on any day,
 each next one starts the day after the last one issued ends. A period is issued only once it is over
@@ -198,7 +201,16 @@ def issue_statement(stack: Runtime, partner_id: str, start: date, end: date) -> 
         existing = _issued_for(uow.connection, partner_id, start)
         if existing is not None:
             return _same_period(existing, end)
-        draft = _draft(stack, uow.connection, partner_id, start, end)
+        try:
+            draft = _draft(stack, uow.connection, partner_id, start, end)
+        except InvalidValue:
+            # On PostgreSQL each statement reads what is committed when it starts: a concurrent issuer of
+            # this very period may have committed between the look-up above and the draft's, which then
+            # sees the period taken. That issuer's statement is the answer.
+            existing = _issued_for(uow.connection, partner_id, start)
+            if existing is None:
+                raise
+            return _same_period(existing, end)
         statement_id = stack.ids.new_id("stmt")
         now = stack.clock.now()
         # ON CONFLICT DO NOTHING on the one-statement-per-period key: a concurrent issuer of the same period
@@ -314,7 +326,7 @@ def audit_statements(stack: Runtime) -> list[AuditFinding]:
     return [
         AuditFinding("statement totals equal their lines", not totals_off, "; ".join(totals_off[:5])),
         AuditFinding(
-            "every funded adjustment, point exchange and marketplace sale billed in exactly one statement",
+            "every funded adjustment, clawback, point exchange and marketplace sale billed in exactly one statement",
             not unbilled and not twice,
             "; ".join([*(f"unbilled: {u}" for u in unbilled[:5]), *(f"twice: {t}" for t in twice[:5])]),
         ),

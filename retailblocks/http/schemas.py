@@ -164,12 +164,20 @@ def fulfilment_of(fulfilment: FulfilmentIn) -> Fulfilment:
     )
 
 
+class FunderPartOut(BaseModel):
+    funder: str = Field(description="the merchant's id or a partner's")
+    amount: MoneyOut
+
+
 class AdjustmentOut(BaseModel):
     promotion_id: str
     target: str = Field(description="item, order or shipping")
     amount: MoneyOut
     reason: str
-    funder: str = Field(description="who pays for it: the merchant or a partner")
+    funder: str = Field(description="who pays for it: the merchant or a partner (the largest part when shared)")
+    funders: list[FunderPartOut] = Field(
+        description="what each payer pays of it; the parts sum exactly to the amount (one part when one pays)"
+    )
     coupon: str | None = None
 
 
@@ -180,6 +188,7 @@ def adjustment_out(adjustment: PriceAdjustment) -> AdjustmentOut:
         amount=money_out(adjustment.amount),
         reason=adjustment.reason,
         funder=adjustment.funder,
+        funders=[FunderPartOut(funder=who, amount=money_out(part)) for who, part in adjustment.funded_by],
         coupon=adjustment.coupon,
     )
 

@@ -26,6 +26,7 @@ from retailblocks.manifest.model import (
     Manifest,
     Partner,
     PartnerType,
+    RefundPolicy,
     Routing,
     Segment,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "Partner",
     "PartnerType",
     "Positioned",
+    "RefundPolicy",
     "Routing",
     "Segment",
     "SourcePosition",

@@ -23,7 +23,7 @@ from retailblocks.hookspecs.reach import MEDIUMS
 from retailblocks.manifest.api import ADMIN_AREAS
 from retailblocks.manifest.conditions import MAX_WINDOW_DAYS
 from retailblocks.manifest.config import public_value
-from retailblocks.manifest.model import SUPPORTED_VERSION, PartnerType
+from retailblocks.manifest.model import SUPPORTED_VERSION, PartnerType, RefundPolicy
 from retailblocks.manifest.units import DURATION_PATTERN, WEIGHT_PATTERN
 from retailblocks.model import ChannelType, Money
 from retailblocks.model._validators import SLUG
@@ -450,6 +450,10 @@ def manifest_json_schema(block_configs: Mapping[str, type[Any]]) -> dict[str, An
             "id": _SLUG,
             "name": {"type": "string", "minLength": 1},
             "type": {"enum": [kind.value for kind in PartnerType]},
+            "on_refund": {
+                "enum": [policy.value for policy in RefundPolicy],
+                "description": "a refunded order's partner-funded discount: keep billing it, or claw it back",
+            },
         },
     }
     count = {"type": "integer", "minimum": 0}

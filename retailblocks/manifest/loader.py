@@ -29,6 +29,7 @@ from retailblocks.manifest.model import (
     Manifest,
     Partner,
     PartnerType,
+    RefundPolicy,
     Routing,
     Segment,
     mask_password,
@@ -473,8 +474,9 @@ def _partners(node: Node, merchant_id: str) -> tuple[Partner, ...]:
     seen: dict[str, Node] = {}
     partners: list[Partner] = []
     types = [kind.value for kind in PartnerType]
+    policies = [policy.value for policy in RefundPolicy]
     for item in readers.sequence(node):
-        entries = readers.check_keys(item, ("id", "name", "type"), ("id", "name", "type"))
+        entries = readers.check_keys(item, ("id", "name", "type", "on_refund"), ("id", "name", "type"))
         partner_id = readers.slug(entries["id"])
         if partner_id == merchant_id:
             raise ManifestError.at(entries["id"], "a partner cannot have the merchant's own id")
@@ -484,6 +486,9 @@ def _partners(node: Node, merchant_id: str) -> tuple[Partner, ...]:
                 id=partner_id,
                 name=readers.string(entries["name"]),
                 type=PartnerType(readers.choice(entries["type"], types)),
+                on_refund=RefundPolicy(readers.choice(entries["on_refund"], policies))
+                if "on_refund" in entries
+                else RefundPolicy.KEEP,
             )
         )
     return tuple(partners)

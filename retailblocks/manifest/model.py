@@ -32,6 +32,15 @@ class PartnerType(enum.StrEnum):
     PLATFORM = "platform"
 
 
+class RefundPolicy(enum.StrEnum):
+    """What a refund does to the discount a partner funded on the order."""
+
+    #: The partner keeps paying for it (the shopper kept the price they were charged).
+    KEEP = "keep"
+    #: The partner is credited back in proportion to what was refunded.
+    CLAWBACK = "clawback"
+
+
 @attrs.frozen
 class Partner:
     """Another party whose rights (points, coupons) this merchant honours or issues into."""
@@ -39,6 +48,7 @@ class Partner:
     id: str
     name: str
     type: PartnerType
+    on_refund: RefundPolicy = RefundPolicy.KEEP
 
 
 @attrs.frozen

@@ -160,6 +160,8 @@ class PriceAdjustment:
 
     ``funder`` is the party that pays for the discount (the merchant's id, or a partner's), which the
     settlement report reads. For item and order targets ``line_amounts`` sums exactly to ``amount``.
+    A discount several parties share names each with its part in ``funders`` (the parts sum exactly
+    to ``amount``; ``funder`` is then the one paying the largest part); empty, ``funder`` pays it all.
     """
 
     block: str
@@ -171,6 +173,16 @@ class PriceAdjustment:
     line_amounts: tuple[tuple[int, Money], ...] = ()  # (line index, share)
     coupon: str | None = None
     campaign: str | None = None
+    funders: tuple[tuple[str, Money], ...] = ()  # (funder, part), versionadded 1.4
+
+    @property
+    def funded_by(self) -> tuple[tuple[str, Money], ...]:
+        """Who pays what of ``amount``: ``funders``, or ``funder`` for all of it."""
+        return self.funders or ((self.funder, self.amount),)
+
+    def funded_by_party(self, party: str) -> Money:
+        """What ``party`` pays of this discount (zero when it funds none of it)."""
+        return Money(sum(part.amount for who, part in self.funded_by if who == party), self.amount.currency)
 
 
 class PointsKind(enum.StrEnum):

@@ -504,7 +504,8 @@ def summarize(stack: Stack, result: DayResult) -> dict[str, Any]:
         if order.status is OrderStatus.CANCELLED:
             continue
         for adjustment in order.adjustments:
-            discount_by_funder[adjustment.funder] += adjustment.amount.amount
+            for funder, part in adjustment.funded_by:
+                discount_by_funder[funder] += part.amount
         coupon_orders += int(any(a.coupon for a in order.adjustments))
     members = {o.member_id for o in placed if o.member_id}
     return {

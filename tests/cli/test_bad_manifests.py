@@ -534,6 +534,36 @@ CASES: dict[str, Broken] = {
         path="blocks[2].config.promotions[0].funder",
         at="metro-mal}",
     ),
+    "references: a co-funded promotion's partner the manifest lacks": appended(
+        PROMOTION + "funders: [{partner: metro-mal, share: 60%}, {merchant: 40%}]}\n"
+        "partners: [{id: metro-mall, name: Metro, type: platform}]\n",
+        "unknown partner 'metro-mal'; did you mean 'metro-mall'?",
+        path="blocks[2].config.promotions[0].funders[0].partner",
+        at="metro-mal,",
+    ),
+    "promotions: funders' shares that do not add up to 100%": appended(
+        PROMOTION + "funders: [{partner: metro, share: 60%}, {merchant: 30%}]}\n"
+        "partners: [{id: metro, name: Metro, type: platform}]\n",
+        "the funders' shares must add up to exactly 100% (they add up to 90%)",
+        at="[{partner: metro",
+    ),
+    "promotions: a funder's share that is not a share": appended(
+        PROMOTION + "funders: [{partner: metro, share: sixty}, {merchant: 40%}]}\n"
+        "partners: [{id: metro, name: Metro, type: platform}]\n",
+        "'share' must be a share above 0 and at most 100%",
+        at="sixty",
+    ),
+    "promotions: both funder and funders": appended(
+        PROMOTION + "funder: metro, funders: [{partner: metro, share: 6000bp}, {merchant: 40%}]}\n"
+        "partners: [{id: metro, name: Metro, type: platform}]\n",
+        "names 'funder' and 'funders'; give one of them",
+        at="funders: [",
+    ),
+    "partners: an unknown refund policy": appended(
+        "partners: [{id: metro, name: Metro, type: platform, on_refund: clawbak}]\n",
+        "clawback",
+        at="clawbak",
+    ),
     "references: a loyalty channel multiplier for a channel the manifest lacks": appended(
         LOYALTY + "      earning: {channel_multipliers_percent: {wbe: 200}}\n",
         "unknown channel 'wbe'; did you mean 'web'?",

@@ -97,6 +97,16 @@ class PartnerExchange:
         validator=_positive_int,
         metadata={"help": "most of OUR points one exchange may move, in either direction"},
     )
+    max_points_per_member_per_day: int | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(_positive_int),
+        metadata={"help": "most of OUR points one member may exchange with the partner in a day (UTC), both ways"},
+    )
+    max_exchanges_per_member_per_day: int | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(_positive_int),
+        metadata={"help": "most exchanges one member may make with the partner in a day (UTC), both ways"},
+    )
 
 
 def _tiers(_instance: Any, _attribute: Any, value: list[Tier]) -> None:

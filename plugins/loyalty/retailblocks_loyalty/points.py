@@ -3,14 +3,15 @@ exchanges with partner programmes."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import attrs
 import sqlalchemy as sa
 
+from retailblocks.clock import as_utc
 from retailblocks.context import FlowContext
-from retailblocks.errors import CurrencyMismatch, InvalidValue, UnknownMember
+from retailblocks.errors import CurrencyMismatch, ExchangeLimitReached, InvalidValue, UnknownMember
 from retailblocks.hookspecs.membership import PartnerPointsMovement
 from retailblocks.model import Money, Order, PointsKind, PointsMovement
 from retailblocks.model.limits import MAX_POINTS
@@ -394,6 +395,7 @@ def exchange_in(
     )
     if claim.replay:
         return ledger.movement(claim.existing)
+    _check_daily_limits(ctx, exchange, partner, member["id"], claim.journal_id, points)
     ledger.post(ctx, claim.journal_id, clearing, -points)
     ledger.credit_member(ctx, claim.journal_id, member["id"], points, expire_after=config.points_expire_after)
     return _exchanged(ctx, claim.journal_id, member["id"], partner, "in", points, partner_points)
@@ -420,6 +422,7 @@ def exchange_out(
     )
     if claim.replay:
         return ledger.movement(claim.existing)
+    _check_daily_limits(ctx, exchange, partner, member["id"], claim.journal_id, points)
     ledger.debit_member(ctx, claim.journal_id, member["id"], points)
     ledger.post(ctx, claim.journal_id, clearing, points)
     return _exchanged(ctx, claim.journal_id, member["id"], partner, "out", -points, partner_points)
@@ -429,6 +432,43 @@ def _check_cap(exchange: PartnerExchange, partner: str, points: int) -> None:
     if points > exchange.max_per_exchange:
         raise InvalidValue(
             f"one exchange with {partner} may move at most {exchange.max_per_exchange} points (got {points})"
+        )
+
+
+def _check_daily_limits(
+    ctx: FlowContext, exchange: PartnerExchange, partner: str, member_id: str, journal_id: str, points: int
+) -> None:
+    """Refuse (ExchangeLimitReached) an exchange that would take the member past the partner's daily
+    limits; the day is the clock's UTC day, and both directions count.
+
+    The member's points account is locked first, so a concurrent exchange of the same member waits here
+    until this one commits or rolls back and then counts it: two exchanges cannot both pass the limit.
+    (Its journal was claimed just before, so a replayed key answers the earlier exchange, never this.)
+    """
+    most_points, most_exchanges = exchange.max_points_per_member_per_day, exchange.max_exchanges_per_member_per_day
+    if most_points is None and most_exchanges is None:
+        return
+    ledger.balance(ctx, ledger.ensure_member_account(ctx, member_id), lock=True)
+    day = as_utc(ctx.clock.now()).date()
+    start = datetime.combine(day, time(), UTC)
+    count, moved = ctx.db.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(sa.func.abs(journals.c.requested)), 0)).where(
+            journals.c.kind == "exchange",
+            journals.c.member_id == member_id,
+            journals.c.reference == partner,
+            journals.c.at >= start,
+            journals.c.at < start + timedelta(days=1),
+            journals.c.id != journal_id,
+        )
+    ).one()
+    if most_exchanges is not None and count + 1 > most_exchanges:
+        raise ExchangeLimitReached(
+            f"member {member_id} has made {count} exchange(s) with {partner} on {day}: at most {most_exchanges} a day"
+        )
+    if most_points is not None and int(moved) + abs(points) > most_points:
+        raise ExchangeLimitReached(
+            f"member {member_id} has exchanged {int(moved)} points with {partner} on {day}: {abs(points)} more "
+            f"would pass the {most_points} a day allowed ({max(most_points - int(moved), 0)} left today)"
         )
 
 

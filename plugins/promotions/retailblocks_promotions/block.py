@@ -44,7 +44,7 @@ class Promotions(Block):
     )
     reads_core_tables: ClassVar[tuple[str, ...]] = ()
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.MARKETING})
-    core_api: ClassVar[str] = "1.3"
+    core_api: ClassVar[str] = "1.4"  # PriceAdjustment.funders
     Config: ClassVar[type[Any]] = PromotionsConfig
     description: ClassVar[str] = "Promotions and coupons priced into carts, with usage limits and budgets."
 
@@ -90,6 +90,9 @@ class Promotions(Block):
                         problems.append(unknown(f"{where}.{field}[{item}]", kind, value, known))
             if promotion.funder is not None and promotion.funder not in funders:
                 problems.append(unknown(f"{where}.funder", "partner", promotion.funder, funders))
+            for item, share in enumerate(promotion.funders):
+                if share.partner is not None and share.partner not in funders:
+                    problems.append(unknown(f"{where}.funders[{item}].partner", "partner", share.partner, funders))
         return problems
 
     # --- marketing hooks -------------------------------------------------------------------------
@@ -160,6 +163,7 @@ class Promotions(Block):
                 line_amounts=adjustment.line_amounts,
                 coupon=adjustment.coupon,
                 campaign=adjustment.campaign,
+                funders=adjustment.funders,
             )
             for adjustment in adjustments
         ]

@@ -66,6 +66,70 @@ def _codes(value: list[str]) -> list[str]:
     return [str(item) for item in value]
 
 
+def parse_share(value: Any, name: str = "share") -> int:
+    """A funder's share in basis points: ``"60%"`` (at most two decimals) or ``"6000bp"``."""
+    text = value.strip().lower() if isinstance(value, str) else None
+    basis: Fraction | None = None
+    try:
+        if text is not None and text.endswith("%"):
+            basis = Fraction(text[:-1].strip()) * 100
+        elif text is not None and text.endswith("bp"):
+            basis = Fraction(int(text[:-2].strip()))
+    except ValueError:
+        basis = None
+    if basis is None or basis.denominator != 1 or not 0 < basis <= 10_000:
+        raise InvalidValue(
+            f"{name!r} must be a share above 0 and at most 100% like '60%', '12.5%' or '6000bp' (got {value!r})"
+        )
+    return int(basis)
+
+
+def _share(_instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    if value is not None:
+        parse_share(value, attribute.name)
+
+
+@attrs.frozen
+class FunderShare:
+    """One party's part of a co-funded promotion: ``{partner: tea-farm, share: 60%}`` or ``{merchant: 40%}``."""
+
+    partner: str | None = attrs.field(default=None, metadata={"help": "The partner paying this part."})
+    share: Any = attrs.field(default=None, validator=_share, metadata={"help": "The partner's share: 60% or 6000bp."})
+    merchant: Any = attrs.field(
+        default=None, validator=_share, metadata={"help": "The merchant's own share: 40% or 4000bp."}
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if (self.partner is None) == (self.merchant is None):
+            raise InvalidValue("a funder is either '{partner: ID, share: 60%}' or '{merchant: 40%}'")
+        if self.partner is not None and (not isinstance(self.partner, str) or not self.partner.strip()):
+            raise InvalidValue(f"partner: must be a partner's id (got {self.partner!r})")
+        if self.partner is not None and self.share is None:
+            raise InvalidValue(f"share: partner {self.partner!r} needs a share like '60%'")
+        if self.merchant is not None and self.share is not None:
+            raise InvalidValue("share: the merchant's share is written as '{merchant: 40%}'")
+
+    @property
+    def basis_points(self) -> int:
+        return parse_share(self.share if self.partner is not None else self.merchant)
+
+    def party(self, merchant_id: str) -> str:
+        """Who pays: the partner's id, or the merchant's."""
+        return self.partner if self.partner is not None else merchant_id
+
+
+def _funder_shares(_instance: Any, attribute: "attrs.Attribute[Any]", value: list[FunderShare]) -> None:
+    if not value:
+        return
+    total = sum(share.basis_points for share in value)
+    if total != 10_000:
+        raise InvalidValue(f"the funders' shares must add up to exactly 100% (they add up to {total / 100:g}%)")
+    parties = [share.partner if share.partner is not None else "merchant" for share in value]
+    twice = sorted({party for party in parties if parties.count(party) > 1})
+    if twice:
+        raise InvalidValue(f"each funder is named once (twice: {', '.join(twice)})")
+
+
 @attrs.frozen
 class PromotionConfig:
     """One promotion: who may have it, what it discounts, by how much, and how it stacks.
@@ -168,6 +232,11 @@ class PromotionConfig:
         default=None,
         metadata={"help": "Who pays for it; default the merchant (a partner id otherwise)."},
     )
+    funders: list[FunderShare] = attrs.field(
+        factory=list,
+        validator=_funder_shares,
+        metadata={"help": "Several payers by share, summing to 100% (instead of 'funder')."},
+    )
     campaign: str | None = attrs.field(default=None, metadata={"help": "Campaign for attribution."})
     starts_at: str | None = attrs.field(
         default=None, validator=_optional_moment, metadata={"help": "ISO 8601 start (inclusive)."}
@@ -201,6 +270,8 @@ class PromotionConfig:
                     f"{where}: a buyget promotion needs 'buy_quantity' and 'get_quantity' "
                     f"(got {self.buy_quantity!r} and {self.get_quantity!r})"
                 )
+        if self.funder is not None and self.funders:
+            raise InvalidValue(f"funders: {where} names 'funder' and 'funders'; give one of them")
         if self.starts_at and self.ends_at and parse_moment(self.starts_at) >= parse_moment(self.ends_at):
             raise InvalidValue(f"{where}: 'starts_at' must be before 'ends_at'")
 

@@ -34,6 +34,7 @@ import attrs
 
 from retailblocks.errors import CurrencyMismatch
 from retailblocks.model import AdjustmentTarget, Money
+from retailblocks.model.money import allocate_integer
 from retailblocks_promotions.config import PromotionConfig, parse_moment
 
 #: Items are priced first, then the order, then shipping (so order-wide percentages see item
@@ -99,6 +100,24 @@ class Adjustment:
     line_amounts: tuple[tuple[int, Money], ...] = ()
     coupon: str | None = None
     campaign: str | None = None
+    funders: tuple[tuple[str, Money], ...] = ()  # the parts of a co-funded promotion
+
+
+def _funding(promotion: PromotionConfig, total: Money, merchant_id: str) -> tuple[str, tuple[tuple[str, Money], ...]]:
+    """The lead funder (the largest part, the first listed on a tie) and, when several share it, each part.
+
+    The parts are split by largest remainder (each gets the floor of its exact share, the units left go to
+    the largest remainders, ties to the funder listed first): no unit lost, and the same every time.
+    """
+    if not promotion.funders:
+        return promotion.funder or merchant_id, ()
+    parts = allocate_integer(total.amount, [share.basis_points for share in promotion.funders])
+    funders = tuple(
+        (share.party(merchant_id), Money(part, total.currency))
+        for share, part in zip(promotion.funders, parts, strict=True)
+    )
+    lead = max(range(len(funders)), key=lambda i: (funders[i][1].amount, -i))
+    return funders[lead][0], funders
 
 
 def normalize_code(code: str) -> str:
@@ -346,16 +365,18 @@ def _run(
                 for index in sorted(split, key=cart.position.__getitem__)
                 if split[index] > 0
             )
+        funder, funders = _funding(promotion, Money(total, currency), merchant_id)
         adjustments.append(
             Adjustment(
                 promotion_id=promotion.id,
                 target=target,
                 amount=Money(total, currency),
                 reason=explain(promotion),
-                funder=promotion.funder or merchant_id,
+                funder=funder,
                 line_amounts=line_amounts,
                 coupon=unlocked.get(promotion.id),
                 campaign=promotion.campaign,
+                funders=funders,
             )
         )
     return adjustments

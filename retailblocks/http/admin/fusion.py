@@ -131,7 +131,7 @@ def campaign_report(
     "/{partner_id}",
     response_model=SettlementOut,
     responses={**READ_PROBLEMS, 404: {"description": "no such partner"}},
-    summary="Who owes whom with a partner for a period: partner-funded discounts and points exchanged",
+    summary="Who owes whom with a partner for a period: funded discounts, clawbacks and points exchanged",
 )
 def settle(
     partner_id: str,

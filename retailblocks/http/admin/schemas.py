@@ -695,8 +695,10 @@ def campaign_report_out(report: CampaignReport) -> CampaignReportOut:
 
 
 class SettlementLineOut(BaseModel):
-    kind: str = Field(description="discount, points_in, points_out or marketplace_sale")
-    reference: str = Field(description="the order id (discount, marketplace_sale), or the points journal id")
+    kind: str = Field(description="discount, clawback, points_in, points_out or marketplace_sale")
+    reference: str = Field(
+        description="the order id (discount, marketplace_sale), ORDER/REFUND (clawback), or the points journal id"
+    )
     member_id: str | None
     at: Moment
     amount: MoneyOut = Field(description="positive: the partner owes the merchant")

@@ -34,7 +34,7 @@ _UNKNOWN: dict[int | str, dict[str, Any]] = {404: {"description": "no such state
 
 
 class StatementLineOut(BaseModel):
-    kind: str = Field(description="discount, points_in, points_out, marketplace_sale or correction")
+    kind: str = Field(description="discount, clawback, points_in, points_out, marketplace_sale or correction")
     corrects: str | None = Field(description="for a correction: the kind of the line it corrects")
     reference: str = Field(description="the order or points journal entry")
     member_id: str | None

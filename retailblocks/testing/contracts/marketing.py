@@ -1,7 +1,7 @@
 """The marketing contract: what every marketing block does, checked through the hooks.
 
 * every adjustment is the block's own, in the cart's currency (checked with two), positive, and names
-  its reason and its funder;
+  its reason and its funder (and, when several share it, parts that sum exactly to the amount);
 * item and order adjustments split their amount over the cart's lines exactly, and never take a line
   below zero — also when earlier blocks already took most of it (``existing``); shipping adjustments
   never take more than the shipping that is left;
@@ -226,6 +226,11 @@ class MarketingContract(CapabilityContract):
             assert adjustment.amount.amount > 0, f"{what} takes off {adjustment.amount}: money off must be positive"
             assert isinstance(adjustment.reason, str) and adjustment.reason.strip(), f"{what} gives no reason"
             assert isinstance(adjustment.funder, str) and adjustment.funder.strip(), f"{what} names no funder"
+            if adjustment.funders:
+                parts = [part for _, part in adjustment.funders]
+                assert all(p.currency == currency and p.amount >= 0 for p in parts), f"{what}: a funder's part is off"
+                assert sum(p.amount for p in parts) == adjustment.amount.amount, f"{what}: funders' parts ≠ amount"
+                assert len({who for who, _ in adjustment.funders}) == len(parts), f"{what} names a funder twice"
             if adjustment.coupon is not None:
                 assert _normalized(adjustment.coupon) in presented, f"{what} claims a coupon nobody presented"
             if adjustment.target is AdjustmentTarget.SHIPPING:
