@@ -4,10 +4,18 @@ Each subscriber has a cursor. A batch of new events is handed over in one transa
 cursor, so what a listener writes to the database and the fact that it received the event commit
 together. A listener that raises has its delivery parked in ``event_failures`` (the cursor moves on so one
 bad event does not block the rest) and retried with backoff; after ``max_attempts`` it is a dead letter.
+
+Several dispatcher processes may run on one outbox. Each subscriber is delivered by one of them at a time,
+the one holding its lease (:mod:`retailblocks.events.leases`, renewed by every batch's transaction): the
+others skip it and deliver the subscribers that are free, so different subscribers are delivered in
+parallel, each in outbox order (which keeps the events of one order in the order they were written). A
+dispatcher that dies leaves its lease to run out (:data:`LEASE`); the next one goes on from the cursor.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,7 +26,8 @@ import sqlalchemy as sa
 from retailblocks.clock import as_utc
 from retailblocks.context import Event
 from retailblocks.errors import BlockFailure, RetailBlocksError
-from retailblocks.events.positions import Position, behind, cursor, move_cursor, unread
+from retailblocks.events.leases import hold, release
+from retailblocks.events.positions import Position, behind, cursor, move_cursor, newest, unread
 from retailblocks.hookspecs import lifecycle
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.tables import event_failures, outbox
@@ -28,6 +37,11 @@ if TYPE_CHECKING:
 
 MAX_ATTEMPTS = 5
 BASE_BACKOFF = timedelta(seconds=5)
+#: How long a dispatcher's lease on a subscriber lasts unless renewed (every batch renews it). Only when a
+#: dispatcher dies or hangs between batches does it matter: its subscribers wait this long for another.
+LEASE = timedelta(seconds=30)
+#: How often a caller waiting for a subscriber another dispatcher is delivering looks again (seconds).
+_WAIT_STEP = 0.05
 
 
 @attrs.frozen
@@ -35,6 +49,8 @@ class DispatchReport:
     delivered: int = 0
     failed: int = 0
     dead: int = 0
+    #: Subscribers left to the dispatcher holding their lease (with ``wait=False``, or after waiting long).
+    busy: int = 0
 
 
 def event_from_row(row: Any) -> Event:
@@ -71,22 +87,108 @@ def read_events(
 
 
 def dispatch(
-    stack: Runtime, *, batch: int = 200, max_attempts: int = MAX_ATTEMPTS, rounds: int = 1000
+    stack: Runtime,
+    *,
+    batch: int = 200,
+    max_attempts: int = MAX_ATTEMPTS,
+    rounds: int = 1000,
+    wait: bool = True,
 ) -> DispatchReport:
-    """Deliver every pending event and every retry that is due; returns what happened."""
-    totals = [0, 0, 0]
+    """Deliver every pending event and every retry that is due; returns what happened.
+
+    A subscriber another process is delivering is skipped at first. With ``wait`` (the default) the call
+    then waits, holding no lock, until that subscriber has received every event settled when the call
+    began (taking the lease over if it runs out), so what was committed before the call has been
+    delivered when it returns — what reports reading the listeners' data rely on. A dispatcher loop
+    passes ``wait=False``: a busy subscriber is counted in ``busy`` and left to its holder.
+    """
+    holder = uuid.uuid4().hex  # tells this call's leases apart from every other process's and thread's
+    with stack.engine.connect() as connection:
+        connection.info["read_only"] = True
+        target = newest(connection)
+        connection.rollback()
+    totals = DispatchReport()
+    busy: list[str] = []
     for subscriber in stack.hooks.implementers(lifecycle.stack_event):
-        for _ in range(rounds):
-            delivered, failed, more = _deliver_new(stack, subscriber, batch)
-            totals[0] += delivered
-            totals[1] += failed
+        report = _subscriber_round(stack, subscriber, holder, batch, max_attempts, rounds)
+        if report is None:
+            busy.append(subscriber)
+        else:
+            totals = _add(totals, report)
+    if wait:
+        deadline = time.monotonic() + 2 * LEASE.total_seconds()
+        waiting = busy
+        busy = []
+        for subscriber in waiting:
+            while True:
+                report = _subscriber_round(stack, subscriber, holder, batch, max_attempts, rounds)
+                if report is not None:
+                    totals = _add(totals, report)
+                    break
+                if _reached(stack, subscriber, target):
+                    break
+                if time.monotonic() > deadline:
+                    busy.append(subscriber)  # its holder hangs inside a transaction: give up waiting
+                    break
+                time.sleep(_WAIT_STEP)
+    return attrs.evolve(totals, busy=len(busy))
+
+
+def _add(total: DispatchReport, more: DispatchReport) -> DispatchReport:
+    return DispatchReport(
+        total.delivered + more.delivered, total.failed + more.failed, total.dead + more.dead, total.busy + more.busy
+    )
+
+
+def _reached(stack: Runtime, subscriber: str, target: Position) -> bool:
+    with stack.engine.connect() as connection:
+        connection.info["read_only"] = True
+        position = cursor(connection, subscriber)
+        connection.rollback()
+    return position >= target
+
+
+def _subscriber_round(
+    stack: Runtime, subscriber: str, holder: str, batch: int, max_attempts: int, rounds: int
+) -> DispatchReport | None:
+    """New events, then due retries, to one subscriber under its lease; None when another process has it.
+
+    Every batch is one transaction that first renews the lease (keeping its row locked to the end): a
+    batch runs only while this call holds the lease, and no one takes it over in the middle of one."""
+    delivered = failed = dead = 0
+    released = False
+    try:
+        for number in range(rounds):
+            with UnitOfWork(stack.engine) as uow:
+                if not hold(uow.connection, subscriber, holder, stack.lease_clock.now(), LEASE):
+                    # Busy at the start; later, another process took over after this one overran its lease.
+                    released = True
+                    return None if number == 0 else DispatchReport(delivered, failed)
+                new, failures, more = _deliver_new(stack, subscriber, batch, uow)
+            delivered += new
+            failed += failures
             if not more:
                 break
-        delivered, failed, dead = _retry_due(stack, subscriber, batch, max_attempts)
-        totals[0] += delivered
-        totals[1] += failed
-        totals[2] += dead
-    return DispatchReport(*totals)
+        with UnitOfWork(stack.engine) as uow:
+            if not hold(uow.connection, subscriber, holder, stack.lease_clock.now(), LEASE):
+                released = True
+                return DispatchReport(delivered, failed)
+            retried, failures, dead = _retry_due(stack, subscriber, batch, max_attempts, uow)
+            release(uow.connection, subscriber, holder, stack.lease_clock.now())
+        released = True
+        return DispatchReport(delivered + retried, failed + failures, dead)
+    finally:
+        if not released:
+            _release_apart(stack, subscriber, holder)
+
+
+def _release_apart(stack: Runtime, subscriber: str, holder: str) -> None:
+    """After a failed batch: give the lease up in a transaction of its own (else it runs out by itself)."""
+    try:
+        with UnitOfWork(stack.engine) as uow:
+            release(uow.connection, subscriber, holder, stack.lease_clock.now())
+    except sa.exc.SQLAlchemyError:
+        pass
 
 
 def _deliver(stack: Runtime, subscriber: str, event: Event, uow: UnitOfWork) -> str | None:
@@ -105,73 +207,70 @@ def _deliver(stack: Runtime, subscriber: str, event: Event, uow: UnitOfWork) -> 
     return None
 
 
-def _deliver_new(stack: Runtime, subscriber: str, batch: int) -> tuple[int, int, bool]:
+def _deliver_new(stack: Runtime, subscriber: str, batch: int, uow: UnitOfWork) -> tuple[int, int, bool]:
     delivered = failed = 0
-    with UnitOfWork(stack.engine) as uow:
-        connection = uow.connection
-        last = cursor(connection, subscriber, for_update=True)
-        rows: Sequence[Any] = connection.execute(unread(connection.dialect.name, last).limit(batch)).mappings().all()
-        now = stack.clock.now()
-        for row in rows:
-            event = event_from_row(row)
-            error = _deliver(stack, subscriber, event, uow)
-            if error is None:
-                delivered += 1
-            else:
-                failed += 1
-                uow.connection.execute(
-                    event_failures.insert().values(
-                        event_id=event.id,
-                        subscriber=subscriber,
-                        attempts=1,
-                        next_attempt_at=now + BASE_BACKOFF,
-                        last_error=error[:2000],
-                        dead=False,
-                    )
+    connection = uow.connection
+    last = cursor(connection, subscriber, for_update=True)
+    rows: Sequence[Any] = connection.execute(unread(connection.dialect.name, last).limit(batch)).mappings().all()
+    now = stack.clock.now()
+    for row in rows:
+        event = event_from_row(row)
+        error = _deliver(stack, subscriber, event, uow)
+        if error is None:
+            delivered += 1
+        else:
+            failed += 1
+            uow.connection.execute(
+                event_failures.insert().values(
+                    event_id=event.id,
+                    subscriber=subscriber,
+                    attempts=1,
+                    next_attempt_at=now + BASE_BACKOFF,
+                    last_error=error[:2000],
+                    dead=False,
                 )
-        if rows:
-            move_cursor(connection, subscriber, Position.of(rows[-1]))
+            )
+    if rows:
+        move_cursor(connection, subscriber, Position.of(rows[-1]))
     return delivered, failed, len(rows) == batch
 
 
-def _retry_due(stack: Runtime, subscriber: str, batch: int, max_attempts: int) -> tuple[int, int, int]:
+def _retry_due(stack: Runtime, subscriber: str, batch: int, max_attempts: int, uow: UnitOfWork) -> tuple[int, int, int]:
     delivered = failed = dead = 0
     now = stack.clock.now()
-    with UnitOfWork(stack.engine) as uow:
-        cursor(uow.connection, subscriber, for_update=True)  # serializes dispatchers per subscriber
-        due = uow.connection.execute(
-            sa.select(event_failures.c.event_id, event_failures.c.attempts)
-            .where(
-                event_failures.c.subscriber == subscriber,
-                event_failures.c.dead.is_(False),
-                event_failures.c.delivered_at.is_(None),
-                event_failures.c.next_attempt_at <= now,
+    due = uow.connection.execute(
+        sa.select(event_failures.c.event_id, event_failures.c.attempts)
+        .where(
+            event_failures.c.subscriber == subscriber,
+            event_failures.c.dead.is_(False),
+            event_failures.c.delivered_at.is_(None),
+            event_failures.c.next_attempt_at <= now,
+        )
+        .order_by(event_failures.c.event_id)
+        .limit(batch)
+    ).all()
+    for event_id, attempts in due:
+        row = uow.connection.execute(sa.select(outbox).where(outbox.c.id == event_id)).mappings().one()
+        error = _deliver(stack, subscriber, event_from_row(row), uow)
+        where = (event_failures.c.event_id == event_id) & (event_failures.c.subscriber == subscriber)
+        if error is None:
+            delivered += 1
+            uow.connection.execute(event_failures.update().where(where).values(delivered_at=now))
+            continue
+        attempts += 1
+        is_dead = attempts >= max_attempts
+        dead += int(is_dead)
+        failed += int(not is_dead)
+        uow.connection.execute(
+            event_failures.update()
+            .where(where)
+            .values(
+                attempts=attempts,
+                last_error=error[:2000],
+                dead=is_dead,
+                next_attempt_at=now + BASE_BACKOFF * (2 ** (attempts - 1)),
             )
-            .order_by(event_failures.c.event_id)
-            .limit(batch)
-        ).all()
-        for event_id, attempts in due:
-            row = uow.connection.execute(sa.select(outbox).where(outbox.c.id == event_id)).mappings().one()
-            error = _deliver(stack, subscriber, event_from_row(row), uow)
-            where = (event_failures.c.event_id == event_id) & (event_failures.c.subscriber == subscriber)
-            if error is None:
-                delivered += 1
-                uow.connection.execute(event_failures.update().where(where).values(delivered_at=now))
-                continue
-            attempts += 1
-            is_dead = attempts >= max_attempts
-            dead += int(is_dead)
-            failed += int(not is_dead)
-            uow.connection.execute(
-                event_failures.update()
-                .where(where)
-                .values(
-                    attempts=attempts,
-                    last_error=error[:2000],
-                    dead=is_dead,
-                    next_attempt_at=now + BASE_BACKOFF * (2 ** (attempts - 1)),
-                )
-            )
+        )
     return delivered, failed, dead
 
 
