@@ -26,8 +26,8 @@ import sqlalchemy as sa
 from retailblocks.clock import as_utc
 from retailblocks.context import Event
 from retailblocks.errors import BlockFailure, RetailBlocksError
-from retailblocks.events.leases import hold, release
-from retailblocks.events.positions import Position, behind, cursor, move_cursor, newest, unread
+from retailblocks.events.leases import ensure, hold, release
+from retailblocks.events.positions import Position, after, behind, cursor, move_cursor, newest, settled, unread
 from retailblocks.hookspecs import lifecycle
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.tables import event_failures, outbox
@@ -107,9 +107,11 @@ def dispatch(
         connection.info["read_only"] = True
         target = newest(connection)
         connection.rollback()
+    subscribers = stack.hooks.implementers(lifecycle.stack_event)
+    ensure(stack.engine, subscribers, stack.lease_clock.now())
     totals = DispatchReport()
     busy: list[str] = []
-    for subscriber in stack.hooks.implementers(lifecycle.stack_event):
+    for subscriber in subscribers:
         report = _subscriber_round(stack, subscriber, holder, batch, max_attempts, rounds)
         if report is None:
             busy.append(subscriber)
@@ -155,6 +157,8 @@ def _subscriber_round(
 
     Every batch is one transaction that first renews the lease (keeping its row locked to the end): a
     batch runs only while this call holds the lease, and no one takes it over in the middle of one."""
+    if not _has_work(stack, subscriber):
+        return DispatchReport()
     delivered = failed = dead = 0
     released = False
     try:
@@ -180,6 +184,28 @@ def _subscriber_round(
     finally:
         if not released:
             _release_apart(stack, subscriber, holder)
+
+
+def _has_work(stack: Runtime, subscriber: str) -> bool:
+    """A read: an idle dispatcher (polling in several processes) takes no lease and no write lock."""
+    with stack.engine.connect() as connection:
+        connection.info["read_only"] = True
+        last = cursor(connection, subscriber)
+        newer = connection.execute(
+            sa.select(outbox.c.id).where(after(last), settled(connection.dialect.name)).limit(1)
+        ).first()
+        due = connection.execute(
+            sa.select(event_failures.c.event_id)
+            .where(
+                event_failures.c.subscriber == subscriber,
+                event_failures.c.dead.is_(False),
+                event_failures.c.delivered_at.is_(None),
+                event_failures.c.next_attempt_at <= stack.clock.now(),
+            )
+            .limit(1)
+        ).first()
+        connection.rollback()
+    return newer is not None or due is not None
 
 
 def _release_apart(stack: Runtime, subscriber: str, holder: str) -> None:

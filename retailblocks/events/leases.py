@@ -17,35 +17,53 @@ themselves (``FOR UPDATE`` is not rendered).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from retailblocks.clock import as_utc
 from retailblocks.storage import insert_if_absent
+from retailblocks.storage.engine import reading
 from retailblocks.storage.tables import event_leases
 
 _HELD = sa.select(event_leases.c.holder, event_leases.c.lease_until)
 
 
+def ensure(engine: sa.Engine, subscribers: Sequence[str], now: datetime) -> None:
+    """Give every subscriber a lease row (free), each in a short transaction committed at once.
+
+    Done apart from delivering: a row inserted by a delivering transaction would make another process's
+    insert of the same row wait for that whole transaction (past ``lock_timeout``), where taking a row
+    that exists never waits."""
+    with reading(engine) as connection:
+        known = set(
+            connection.execute(
+                sa.select(event_leases.c.subscriber).where(event_leases.c.subscriber.in_(subscribers))
+            ).scalars()
+        )
+    missing = [subscriber for subscriber in subscribers if subscriber not in known]
+    if missing:
+        with engine.begin() as connection:
+            for subscriber in missing:
+                insert_if_absent(
+                    connection,
+                    event_leases,
+                    {"subscriber": subscriber, "holder": "", "lease_until": now - timedelta(seconds=1)},
+                )
+
+
 def hold(connection: sa.Connection, subscriber: str, holder: str, now: datetime, lease: timedelta) -> bool:
-    """Take or renew ``subscriber``'s lease for ``holder`` until ``now + lease``, in the caller's transaction.
+    """Take or renew ``subscriber``'s lease for ``holder`` until ``now + lease``, in the caller's transaction
+    (the subscriber's row made by :func:`ensure`).
 
     False, without waiting, when another holder's lease has not run out or another transaction has the row
     locked. When True, the caller's transaction keeps the row locked until it ends (on PostgreSQL)."""
     row = connection.execute(
         _HELD.where(event_leases.c.subscriber == subscriber).with_for_update(skip_locked=True)
     ).first()
-    if row is None:
-        # Either no row yet, or a row another transaction holds locked: only the first may be taken.
-        exists = connection.execute(
-            sa.select(event_leases.c.subscriber).where(event_leases.c.subscriber == subscriber)
-        ).first()
-        if exists is not None:
-            return False
-        return insert_if_absent(
-            connection, event_leases, {"subscriber": subscriber, "holder": holder, "lease_until": now + lease}
-        )
+    if row is None:  # another transaction has it locked (or it was never made: nothing to take)
+        return False
     if row.holder != holder and as_utc(row.lease_until) >= now:
         return False
     connection.execute(
@@ -63,11 +81,3 @@ def release(connection: sa.Connection, subscriber: str, holder: str, now: dateti
         .where(event_leases.c.subscriber == subscriber, event_leases.c.holder == holder)
         .values(holder="", lease_until=now - timedelta(seconds=1))
     )
-
-
-def holder_of(connection: sa.Connection, subscriber: str, now: datetime) -> str | None:
-    """Who holds ``subscriber``'s lease now (None when no one does, or it ran out)."""
-    row = connection.execute(_HELD.where(event_leases.c.subscriber == subscriber)).first()
-    if row is None or not row.holder or as_utc(row.lease_until) < now:
-        return None
-    return str(row.holder)
