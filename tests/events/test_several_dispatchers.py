@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from datetime import timedelta
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 from retailblocks.clock import ManualClock
 from retailblocks.events import read_events
 from retailblocks.events.dispatcher import LEASE, dispatch, undelivered
-from retailblocks.events.leases import ensure, hold
+from retailblocks.events.leases import ensure, hold, release
 from retailblocks.flows.audit import audit_flows
 from retailblocks.flows.capabilities import block_findings
 from retailblocks.fusion.statements import audit_statements
@@ -212,3 +213,21 @@ def test_a_subscriber_whose_lease_row_is_locked_is_skipped_without_waiting(stack
             ).scalar()
         assert cursor in (None, 0)
     assert dispatch(stack, wait=False).delivered == events
+
+
+def test_a_report_waits_for_a_subscriber_another_dispatcher_is_delivering(stack: Stack) -> None:
+    """dispatch() without wait=False returns once every listener has what was committed before the call."""
+    ensure(stack.engine, ["recorder-a"], stack.lease_clock.now())
+    with UnitOfWork(stack.engine) as uow:
+        assert hold(uow.connection, "recorder-a", "another-dispatcher", stack.lease_clock.now(), LEASE)
+    events = len(read_events(stack, limit=10_000))
+    outcome: list[Any] = []
+    waiting = threading.Thread(target=lambda: outcome.append(dispatch(stack)))
+    waiting.start()
+    waiting.join(timeout=0.5)
+    assert waiting.is_alive() and undelivered(stack) == events  # waits: recorder-a has not had them yet
+    with UnitOfWork(stack.engine) as uow:  # the other dispatcher finishes its round and lets go
+        release(uow.connection, "recorder-a", "another-dispatcher", stack.lease_clock.now())
+    waiting.join(timeout=60)
+    [report] = outcome
+    assert report.busy == 0 and undelivered(stack) == 0
