@@ -4,6 +4,8 @@ Each subscriber has a cursor. A batch of new events is handed over in one transa
 cursor, so what a listener writes to the database and the fact that it received the event commit
 together. A listener that raises has its delivery parked in ``event_failures`` (the cursor moves on so one
 bad event does not block the rest) and retried with backoff; after ``max_attempts`` it is a dead letter.
+The later events of the same order are parked behind it, untried, and delivered after it (or once it is a
+dead letter): a listener receives each order's events in the order they were written.
 
 Several dispatcher processes may run on one outbox. Each subscriber is delivered by one of them at a time,
 the one holding its lease (:mod:`retailblocks.events.leases`, renewed by every batch's transaction): the
@@ -233,70 +235,127 @@ def _deliver(stack: Runtime, subscriber: str, event: Event, uow: UnitOfWork) -> 
     return None
 
 
+def _pending(subscriber: str) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        event_failures.c.subscriber == subscriber,
+        event_failures.c.dead.is_(False),
+        event_failures.c.delivered_at.is_(None),
+    )
+
+
+def _waiting_orders(connection: sa.Connection, subscriber: str) -> dict[str, tuple[int, datetime]]:
+    """Orders with an event still to be delivered to ``subscriber`` (retrying, or held back itself): order id
+    → its earliest such event and when that one is tried again."""
+    rows = connection.execute(
+        sa.select(outbox.c.order_id, event_failures.c.event_id, event_failures.c.next_attempt_at)
+        .select_from(event_failures.join(outbox, outbox.c.id == event_failures.c.event_id))
+        .where(_pending(subscriber), outbox.c.order_id.is_not(None))
+        .order_by(event_failures.c.event_id)
+    ).all()
+    waiting: dict[str, tuple[int, datetime]] = {}
+    for order_id, event_id, next_attempt_at in rows:
+        waiting.setdefault(order_id, (int(event_id), as_utc(next_attempt_at)))
+    return waiting
+
+
+def _held_back(event: Event, subscriber: str, first: tuple[int, datetime]) -> dict[str, Any]:
+    """A delivery parked, untried, behind an earlier event of its order that waits for its retry."""
+    return {
+        "event_id": event.id,
+        "subscriber": subscriber,
+        "attempts": 0,
+        "next_attempt_at": first[1],
+        "last_error": f"held back behind event {first[0]} of order {event.order_id}",
+        "dead": False,
+    }
+
+
 def _deliver_new(stack: Runtime, subscriber: str, batch: int, uow: UnitOfWork) -> tuple[int, int, bool]:
+    """The next batch of new events. An event whose order has an earlier event waiting for its retry is held
+    back with it (parked untried), so a listener receives each order's events in order; other orders'
+    events go on."""
     delivered = failed = 0
     connection = uow.connection
     last = cursor(connection, subscriber, for_update=True)
     rows: Sequence[Any] = connection.execute(unread(connection.dialect.name, last).limit(batch)).mappings().all()
     now = stack.clock.now()
+    waiting = _waiting_orders(connection, subscriber) if rows else {}
     for row in rows:
         event = event_from_row(row)
+        first = waiting.get(event.order_id) if event.order_id else None
+        if first is not None:
+            connection.execute(event_failures.insert().values(**_held_back(event, subscriber, first)))
+            continue
         error = _deliver(stack, subscriber, event, uow)
         if error is None:
             delivered += 1
-        else:
-            failed += 1
-            uow.connection.execute(
-                event_failures.insert().values(
-                    event_id=event.id,
-                    subscriber=subscriber,
-                    attempts=1,
-                    next_attempt_at=now + BASE_BACKOFF,
-                    last_error=error[:2000],
-                    dead=False,
-                )
+            continue
+        failed += 1
+        connection.execute(
+            event_failures.insert().values(
+                event_id=event.id,
+                subscriber=subscriber,
+                attempts=1,
+                next_attempt_at=now + BASE_BACKOFF,
+                last_error=error[:2000],
+                dead=False,
             )
+        )
+        if event.order_id:
+            waiting[event.order_id] = (event.id, now + BASE_BACKOFF)
     if rows:
         move_cursor(connection, subscriber, Position.of(rows[-1]))
     return delivered, failed, len(rows) == batch
 
 
 def _retry_due(stack: Runtime, subscriber: str, batch: int, max_attempts: int, uow: UnitOfWork) -> tuple[int, int, int]:
+    """Retry the due deliveries, oldest event first; one whose order has an earlier event still waiting
+    stays held back behind it (until that one is delivered or a dead letter)."""
     delivered = failed = dead = 0
     now = stack.clock.now()
-    due = uow.connection.execute(
-        sa.select(event_failures.c.event_id, event_failures.c.attempts)
-        .where(
-            event_failures.c.subscriber == subscriber,
-            event_failures.c.dead.is_(False),
-            event_failures.c.delivered_at.is_(None),
-            event_failures.c.next_attempt_at <= now,
+    connection = uow.connection
+    due = (
+        connection.execute(
+            sa.select(event_failures.c.event_id, event_failures.c.attempts, outbox)
+            .join(outbox, outbox.c.id == event_failures.c.event_id)
+            .where(_pending(subscriber), event_failures.c.next_attempt_at <= now)
+            .order_by(event_failures.c.event_id)
+            .limit(batch)
         )
-        .order_by(event_failures.c.event_id)
-        .limit(batch)
-    ).all()
-    for event_id, attempts in due:
-        row = uow.connection.execute(sa.select(outbox).where(outbox.c.id == event_id)).mappings().one()
-        error = _deliver(stack, subscriber, event_from_row(row), uow)
+        .mappings()
+        .all()
+    )
+    # The earliest event of each order that is not due yet: what a later due one of the order waits for.
+    waiting = {
+        order_id: first
+        for order_id, first in (_waiting_orders(connection, subscriber) if due else {}).items()
+        if first[1] > now
+    }
+    for row in due:
+        event_id, attempts = int(row["event_id"]), int(row["attempts"])
         where = (event_failures.c.event_id == event_id) & (event_failures.c.subscriber == subscriber)
+        event = event_from_row(row)
+        first = waiting.get(event.order_id) if event.order_id else None
+        if first is not None and first[0] < event_id:
+            connection.execute(event_failures.update().where(where).values(next_attempt_at=first[1]))
+            continue
+        error = _deliver(stack, subscriber, event, uow)
         if error is None:
             delivered += 1
-            uow.connection.execute(event_failures.update().where(where).values(delivered_at=now))
+            connection.execute(event_failures.update().where(where).values(delivered_at=now))
             continue
         attempts += 1
         is_dead = attempts >= max_attempts
         dead += int(is_dead)
         failed += int(not is_dead)
-        uow.connection.execute(
+        next_attempt_at = now + BASE_BACKOFF * (2 ** (attempts - 1))
+        connection.execute(
             event_failures.update()
             .where(where)
-            .values(
-                attempts=attempts,
-                last_error=error[:2000],
-                dead=is_dead,
-                next_attempt_at=now + BASE_BACKOFF * (2 ** (attempts - 1)),
-            )
+            .values(attempts=attempts, last_error=error[:2000], dead=is_dead, next_attempt_at=next_attempt_at)
         )
+        if not is_dead and event.order_id:
+            waiting[event.order_id] = (event_id, next_attempt_at)
     return delivered, failed, dead
 
 
