@@ -94,6 +94,22 @@ def test_a_listener_that_keeps_failing_becomes_a_dead_letter(stack) -> None:  # 
     assert "listener is down" in dead["last_error"]
 
 
+def test_once_a_delivery_is_a_dead_letter_the_later_events_of_its_order_go_on(stack) -> None:  # type: ignore[no-untyped-def]
+    Listener.fail_times["order.placed"] = 100
+    stack.checkout(cart(("BEANS", 1), channel="market"), key="e5")
+    events = read_events(stack, limit=10_000)
+    [placed] = [e for e in events if e.type == "order.placed"]
+    later = [e.id for e in events if e.order_id == placed.order_id and e.id > placed.id]
+    stack.dispatch_events()
+    for _ in range(6):
+        stack.clock.advance(timedelta(hours=1))
+        stack.dispatch_events()
+    [dead] = dead_letters(stack)
+    assert dead["event_id"] == placed.id
+    assert all(Listener.received[event_id] == 1 for event_id in later)
+    assert undelivered(stack) == 1  # only the dead letter
+
+
 def test_events_are_written_in_the_same_transaction_as_the_change(stack) -> None:  # type: ignore[no-untyped-def]
     from retailblocks.errors import OutOfStock
 
