@@ -4,6 +4,7 @@ Usage::
 
     uv run python benchmarks/http_checkout.py [--orders N] [--workers 1,2,4] [--clients C]
                                               [--database sqlite|postgresql|both] [--json]
+                                              [--pgbouncer URL]
 
 For each database and each number of server workers, the benchmark
 
@@ -17,6 +18,12 @@ For each database and each number of server workers, the benchmark
 
 Nothing is asserted: the machine is shared, so only ratios within one run mean anything. PostgreSQL is the
 server named by RETAILBLOCKS_BENCH_POSTGRES_URL (default: the CI server on 127.0.0.1:54329).
+
+With ``--pgbouncer URL`` (a PgBouncer in front of that server, e.g. the one ``.ci/start-pgbouncer.sh``
+starts: ``postgresql+psycopg://postgres@127.0.0.1:64329/postgres?pool_mode=transaction``), the servers of
+the PostgreSQL runs reach their database through it (same database name); the databases are still made,
+and the in-process floor still measured, on the server directly. Run once with and once without it to
+compare checkouts through the pooler with direct connections.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import sqlalchemy as sa
 import yaml
 from checkout_throughput import (
     DEFAULT_POSTGRES_URL,
@@ -167,6 +175,11 @@ def http_run(manifest: Path, workers: int, clients: int, carts: Sequence[tuple[s
     }
 
 
+def through(pooler: str, direct: str) -> str:
+    """``direct``'s database reached through the pooler at ``pooler`` (its host, port, user and query)."""
+    return sa.make_url(pooler).set(database=sa.make_url(direct).database).render_as_string(hide_password=False)
+
+
 def _ready(base: str) -> bool:
     try:
         return httpx2.get(f"{base}/readyz", timeout=1).status_code == 200
@@ -181,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--pgbouncer", metavar="URL", help="serve the PostgreSQL runs through this PgBouncer")
     options = parser.parse_args(argv)
     workload = WORKLOADS[0]
     carts = carts_for(workload, options.orders, seed=7)
@@ -201,7 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     floor_dir.mkdir()
                     served_dir.mkdir()
                     floor_manifest = write_manifest(floor_dir, databases.copy(f"floor-{workers}"))
-                    served_manifest = write_manifest(served_dir, databases.copy(f"served-{workers}"))
+                    served_url = databases.copy(f"served-{workers}")
+                    if kind == "postgresql" and options.pgbouncer:
+                        served_url = through(options.pgbouncer, served_url)
+                    served_manifest = write_manifest(served_dir, served_url)
                     for manifest in (floor_manifest, served_manifest):
                         subprocess.run(
                             [sys.executable, "-m", "retailblocks.cli", "assemble", "-m", str(manifest)],
@@ -212,11 +229,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         stock_up(manifest)
                     floor = in_process_rate(floor_manifest, carts)
                     served = http_run(served_manifest, workers, options.clients, carts)
-                    served.update(database=kind, in_process_per_second=floor, ratio=served["per_second"] / floor)
+                    label = f"{kind} via pgbouncer" if kind == "postgresql" and options.pgbouncer else kind
+                    served.update(database=label, in_process_per_second=floor, ratio=served["per_second"] / floor)
                     report.append(served)
                     if not options.json:
                         print(
-                            f"{kind:10} workers={workers} clients={options.clients}: "
+                            f"{label:10} workers={workers} clients={options.clients}: "
                             f"{served['per_second']:7.1f} checkouts/s over HTTP (quote + order), "
                             f"p50 {served['p50_ms']:6.1f} ms, p99 {served['p99_ms']:6.1f} ms; "
                             f"in-process {floor:7.1f}/s; ratio {served['ratio']:.2f} (goal ≥ {GOAL}); "

@@ -28,7 +28,17 @@ SQLITE_PRAGMAS = (
 #: How long a PostgreSQL statement waits for a row lock before it fails (see create_engine).
 LOCK_TIMEOUT_MS = 10_000
 
+_SET_LOCK_TIMEOUT = f"SET lock_timeout = '{LOCK_TIMEOUT_MS}ms'"
+_SET_LOCAL_LOCK_TIMEOUT = f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_MS}ms'"
+
 SUPPORTED_SCHEMES = ("sqlite:///<path>", "postgresql+psycopg://user:password@host:port/database")
+
+#: The URL query parameter saying how the PostgreSQL connections are pooled before the server (taken out of
+#: the URL before it reaches the driver): ``session`` (the default: a direct connection, or a pooler in
+#: session mode) or ``transaction`` (PgBouncer's ``pool_mode = transaction``: each transaction may run on
+#: another server connection, so nothing may rest on session state).
+POOL_MODE_PARAMETER = "pool_mode"
+POOL_MODES = ("session", "transaction")
 
 
 def is_sqlite(url: str) -> bool:
@@ -63,33 +73,74 @@ def create_engine(url: str, *, pool_size: int = 8) -> sa.Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, pool_size=pool_size)
     if parsed.get_backend_name() == "postgresql":
-        if parsed.get_driver_name() != "psycopg":
-            parsed = parsed.set(drivername="postgresql+psycopg")
-        engine = sa.create_engine(
-            parsed,
-            pool_size=pool_size,
-            max_overflow=pool_size,
-            pool_pre_ping=False,
-            # The connection returned last goes out next: a single worker keeps using one server session,
-            # whose prepared statements (psycopg prepares a statement on its fifth use) stay warm.
-            pool_use_lifo=True,
-            connect_args={"connect_timeout": 10},
-        )
-
-        @event.listens_for(engine, "connect")
-        def _bound_lock_waits(dbapi_connection: Any, _record: Any) -> None:
-            # A process frozen in the middle of a transaction (a pause, a suspended machine) holds its row
-            # locks; no one waits on them for ever: after this the statement fails, and a flow is left for
-            # recovery (which skips what stays locked) instead of hanging every process behind it.
-            with dbapi_connection.cursor() as cursor:
-                cursor.execute(f"SET lock_timeout = '{LOCK_TIMEOUT_MS}ms'")
-            dbapi_connection.commit()
-
-        return engine
+        return _postgres_engine(parsed, pool_size=pool_size)
     raise InvalidInput(
         f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}; "
         f"supported: {', '.join(SUPPORTED_SCHEMES)}"
     )
+
+
+def pool_mode(url: sa.URL) -> str:
+    """How ``url``'s connections are pooled before the server (``?pool_mode=``, ``session`` by default)."""
+    mode = url.query.get(POOL_MODE_PARAMETER, "session")
+    if not isinstance(mode, str) or mode not in POOL_MODES:
+        raise InvalidInput(
+            f"database URL {url.render_as_string(hide_password=True)!r}: {POOL_MODE_PARAMETER} must be one of "
+            f"{', '.join(POOL_MODES)} (got {mode!r})"
+        )
+    return mode
+
+
+def _postgres_engine(parsed: sa.URL, *, pool_size: int) -> sa.Engine:
+    """PostgreSQL through psycopg 3, directly or through a pooler (see :data:`POOL_MODE_PARAMETER`).
+
+    Every statement that waits for a row lock gives up after :data:`LOCK_TIMEOUT_MS`: a process frozen in
+    the middle of a transaction (a pause, a suspended machine) holds its row locks, and no one waits on
+    them for ever; the statement fails, and a flow is left for recovery (which skips what stays locked)
+    instead of hanging every process behind it.
+
+    On a connection of its own (or through a pooler in session mode) the limit is a session setting, sent
+    once when the connection is made, at no cost per transaction. Through a transaction-mode pooler a
+    session setting would land on whichever server connection the pooler picked for that one statement,
+    and PgBouncer refuses (or, told to ignore it, drops) libpq's startup ``options``: there each transaction
+    sets the limit for itself with ``SET LOCAL`` as it begins — one more round trip per transaction, but it
+    holds on whatever server connection the transaction runs, whatever the pooler's or the role's settings.
+    psycopg's automatic server-side prepared statements (a statement's fifth run is prepared on the
+    session) are turned off there too: the next transaction may run on a server connection that never saw
+    the PREPARE.
+    """
+    mode = pool_mode(parsed)
+    parsed = parsed.difference_update_query([POOL_MODE_PARAMETER])
+    if parsed.get_driver_name() != "psycopg":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    connect_args: dict[str, Any] = {"connect_timeout": 10}
+    if mode == "transaction":
+        connect_args["prepare_threshold"] = None
+    engine = sa.create_engine(
+        parsed,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,
+        # The connection returned last goes out next: a single worker keeps using one server session,
+        # whose prepared statements (psycopg prepares a statement on its fifth use) stay warm.
+        pool_use_lifo=True,
+        connect_args=connect_args,
+    )
+    if mode == "transaction":
+
+        @event.listens_for(engine, "begin")
+        def _bound_lock_waits_in_transaction(connection: sa.Connection) -> None:
+            execute_control(connection, _SET_LOCAL_LOCK_TIMEOUT)
+
+    else:
+
+        @event.listens_for(engine, "connect")
+        def _bound_lock_waits(dbapi_connection: Any, _record: Any) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(_SET_LOCK_TIMEOUT)
+            dbapi_connection.commit()
+
+    return engine
 
 
 def _sqlite_engine(url: str, *, pool_size: int) -> sa.Engine:

@@ -63,17 +63,23 @@ def test_every_event_is_delivered_once_when_nothing_fails(stack) -> None:  # typ
     assert undelivered(stack) == 0
 
 
-def test_a_failing_listener_is_retried_with_backoff_until_it_succeeds(stack) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_listener_is_retried_with_backoff_and_its_orders_later_events_wait_for_it(stack) -> None:  # type: ignore[no-untyped-def]
     Listener.fail_times["order.placed"] = 2
     stack.checkout(cart(("BEANS", 1), channel="market"), key="e2")
+    events = read_events(stack, limit=10_000)
+    [placed] = [e for e in events if e.type == "order.placed"]
+    later = [e.id for e in events if e.order_id == placed.order_id and e.id > placed.id]
+    assert later
     first = stack.dispatch_events()
-    assert first.failed == 1 and undelivered(stack) == 1
+    assert first.failed == 1 and undelivered(stack) == 1 + len(later)
+    assert not set(later) & set(Listener.received)  # held back behind order.placed; other events went on
     stack.clock.advance(timedelta(seconds=6))
     assert stack.dispatch_events().failed == 1
     stack.clock.advance(timedelta(seconds=11))
-    assert stack.dispatch_events().delivered == 1
-    placed = [e for e in read_events(stack, limit=10_000) if e.type == "order.placed"]
-    assert Listener.received[placed[0].id] == 1 and undelivered(stack) == 0
+    assert stack.dispatch_events().delivered == 1 + len(later)
+    assert Listener.received[placed.id] == 1 and undelivered(stack) == 0
+    of_the_order = [event_id for event_id in Listener.received if event_id in {placed.id, *later}]
+    assert of_the_order == [placed.id, *later]  # first received in the order they were written
 
 
 def test_a_listener_that_keeps_failing_becomes_a_dead_letter(stack) -> None:  # type: ignore[no-untyped-def]
@@ -86,6 +92,22 @@ def test_a_listener_that_keeps_failing_becomes_a_dead_letter(stack) -> None:  # 
     [dead] = dead_letters(stack)
     assert dead["type"] == "order.completed" and dead["subscriber"] == "listener"
     assert "listener is down" in dead["last_error"]
+
+
+def test_once_a_delivery_is_a_dead_letter_the_later_events_of_its_order_go_on(stack) -> None:  # type: ignore[no-untyped-def]
+    Listener.fail_times["order.placed"] = 100
+    stack.checkout(cart(("BEANS", 1), channel="market"), key="e5")
+    events = read_events(stack, limit=10_000)
+    [placed] = [e for e in events if e.type == "order.placed"]
+    later = [e.id for e in events if e.order_id == placed.order_id and e.id > placed.id]
+    stack.dispatch_events()
+    for _ in range(6):
+        stack.clock.advance(timedelta(hours=1))
+        stack.dispatch_events()
+    [dead] = dead_letters(stack)
+    assert dead["event_id"] == placed.id
+    assert all(Listener.received[event_id] == 1 for event_id in later)
+    assert undelivered(stack) == 1  # only the dead letter
 
 
 def test_events_are_written_in_the_same_transaction_as_the_change(stack) -> None:  # type: ignore[no-untyped-def]
