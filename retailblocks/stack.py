@@ -491,10 +491,12 @@ class Stack:
         return self._fingerprint_key
 
     def dispatch_events(
-        self, *, batch: int = 200, max_attempts: int = MAX_ATTEMPTS, rounds: int = 1000
+        self, *, batch: int = 200, max_attempts: int = MAX_ATTEMPTS, rounds: int = 1000, wait: bool = True
     ) -> DispatchReport:
-        """Deliver every pending event to its listeners; see :func:`retailblocks.events.dispatch`."""
-        return dispatch(self, batch=batch, max_attempts=max_attempts, rounds=rounds)
+        """Deliver every pending event to its listeners; see :func:`retailblocks.events.dispatch`. A loop that
+        runs beside other dispatchers passes ``wait=False``: a subscriber another process is delivering is left
+        to it instead of waited for."""
+        return dispatch(self, batch=batch, max_attempts=max_attempts, rounds=rounds, wait=wait)
 
     def events(
         self, *, after: int = 0, limit: int = 100, event_type: str | None = None, order_id: str | None = None

@@ -479,7 +479,8 @@ def events(
         try:
             while True:
                 time.sleep(1.0)
-                stack.dispatch_events()
+                # Several followers share the outbox: each delivers the subscribers no other is delivering.
+                stack.dispatch_events(wait=False)
                 stack.deliver_webhooks()
                 batch = read_events(stack, after=last, event_type=event_type, order_id=order_id, limit=500)
                 if batch:
