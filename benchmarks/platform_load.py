@@ -1,0 +1,219 @@
+"""Checkouts over HTTP against one platform served by ``blocks serve``: N merchants against 1, in one run.
+
+Usage::
+
+    eval "$(bash .ci/start-postgres.sh)"
+    uv run python benchmarks/platform_load.py [--merchants 50] [--orders 400] [--workers 2] [--clients 8]
+                                              [--rounds 2] [--database postgresql|sqlite]
+
+For each round, two platforms are assembled on fresh databases — one with a single merchant, one with N
+(each merchant a small shop: inventory and card, its own manifest and schema or file) — stocked, and served
+by ``blocks serve -m platform.yaml --workers W``. ``C`` client processes then run the same number of
+complete checkouts (``POST /m/{merchant}/store/quotes``, then ``/orders`` with an Idempotency-Key), spread
+round-robin over the platform's merchants. Printed: checkouts per second, p50/p99 latency, failures, and
+the ratio of the N-merchant rate to the 1-merchant rate of the same round (the goal: at least 0.8). Rounds
+alternate the two, so a burst of other work on the shared machine falls on both; nothing is asserted.
+
+Afterwards each merchant's orders are counted in its own storage: every acknowledged order is there, in
+the merchant it was placed with, and no other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from retailblocks.platform.operations import assemble_platform, open_platform
+from retailblocks.testing.databases import fresh_database
+
+KEY = "rb_pk_benchmark_web_0123456789abcdef"
+ENVIRON = {"WEB_KEY": KEY}
+GOAL = 0.8
+SHOP = textwrap.dedent("""
+    version: 1
+    merchant: {id: MERCHANT, name: Shop, currency: EUR}
+    channels: [{id: web, type: online}]
+    catalog:
+      - {sku: MILK, title: Milk, price: "1.29 EUR", category: dairy}
+      - {sku: BREAD, title: Bread, price: "2.10 EUR", category: bakery}
+    blocks:
+      - use: sql-inventory
+        config: {locations: [{id: shop, kind: store}], channels: {web: {locations: [shop]}}}
+      - use: sandbox-card
+        config: {secret_key: sk_test_bench}
+    api: {keys: [{id: web, channel: web, key: "${WEB_KEY}", rate_per_minute: 1000000}]}
+    """)
+CART = {
+    "lines": [{"sku": "MILK", "quantity": 2}, {"sku": "BREAD", "quantity": 1}],
+    "payments": [{"method": "card", "details": {"card_number": "4242424242424242"}}],
+    "fulfilment": {"kind": "carry_out"},
+}
+
+
+def write_platform(directory: Path, url: str | None, merchants: int) -> Path:
+    entries = []
+    for number in range(merchants):
+        merchant = f"shop-{number}"
+        (directory / merchant).mkdir(parents=True)
+        (directory / merchant / "blocks.yaml").write_text(SHOP.replace("MERCHANT", merchant), encoding="utf-8")
+        entries.append(f"  - {{id: {merchant}, manifest: {merchant}/blocks.yaml, database: main}}")
+    database = f'{{url: "{url}"}}' if url else "{directory: merchants}"
+    platform_file = directory / "platform.yaml"
+    platform_file.write_text(
+        "platform: {id: bench, name: Bench}\n"
+        f"databases:\n  main: {database}\n"
+        "merchants:\n" + "\n".join(entries) + "\n",
+        encoding="utf-8",
+    )
+    assemble_platform(platform_file, environ=ENVIRON)
+    with open_platform(platform_file, environ=ENVIRON) as platform:
+        for number in range(merchants):
+            stack = platform.stack(f"shop-{number}")
+            for sku in ("MILK", "BREAD"):
+                stack.receive_stock(sku, "shop", 1_000_000, key=f"stock-{sku}")
+    return platform_file
+
+
+def count_orders(platform_file: Path, merchants: int) -> dict[str, set[str]]:
+    with open_platform(platform_file, environ=ENVIRON) as platform:
+        return {
+            f"shop-{n}": {order.id for order in platform.stack(f"shop-{n}").orders(limit=10**6)}
+            for n in range(merchants)
+        }
+
+
+def _client(base: str, work: list[tuple[str, str]], start: Any, results: Any) -> None:
+    latencies: list[float] = []
+    failures = 0
+    placed: list[tuple[str, str]] = []
+    with httpx2.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=120) as client:
+        client.get("/healthz")
+        start.wait()
+        began = time.time()
+        for merchant, key in work:
+            started = time.perf_counter()
+            quote = client.post(f"/m/{merchant}/store/quotes", json=CART)
+            order = client.post(f"/m/{merchant}/store/orders", json=CART, headers={"Idempotency-Key": key})
+            latencies.append(time.perf_counter() - started)
+            if quote.status_code == 200 and order.status_code == 201:
+                placed.append((merchant, order.json()["id"]))
+            else:
+                failures += 1
+    results.put((latencies, failures, placed, began, time.time()))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def serve_and_load(platform_file: Path, merchants: int, orders: int, workers: int, clients: int) -> dict[str, Any]:
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "retailblocks.cli", "serve", "-m", str(platform_file), "--port", str(port),
+         "--workers", str(workers)],
+        env={**os.environ, **ENVIRON},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("blocks serve did not start")
+            time.sleep(0.3)
+        work = [(f"shop-{n % merchants}", f"bench-{n}") for n in range(orders)]
+        spawn = multiprocessing.get_context("spawn")
+        results: Any = spawn.Queue()
+        start = spawn.Event()
+        processes = [
+            spawn.Process(target=_client, args=(base, work[n::clients], start, results)) for n in range(clients)
+        ]
+        for process in processes:
+            process.start()
+        time.sleep(3)
+        start.set()
+        gathered = [results.get(timeout=900) for _ in processes]
+        for process in processes:
+            process.join()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    elapsed = max(end for *_, end in gathered) - min(began for *_, began, _end in gathered)
+    latencies = sorted(latency for part, *_ in gathered for latency in part)
+    placed = [item for _lat, _fail, part, *_ in gathered for item in part]
+    stored = count_orders(platform_file, merchants)
+    misplaced = [(m, order_id) for m, order_id in placed if order_id not in stored[m]]
+    extra = sum(len(ids) for ids in stored.values()) - len(placed)
+    return {
+        "merchants": merchants,
+        "checkouts": len(latencies),
+        "failures": sum(failures for _lat, failures, *_ in gathered),
+        "per_second": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "acknowledged_but_missing": len(misplaced),
+        "stored_but_not_acknowledged": extra,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--merchants", type=int, default=50)
+    parser.add_argument("--orders", type=int, default=400)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
+    options = parser.parse_args()
+    for round_number in range(1, options.rounds + 1):
+        rates: dict[int, float] = {}
+        for merchants in (1, options.merchants) if round_number % 2 else (options.merchants, 1):
+            with tempfile.TemporaryDirectory() as temporary:
+                directory = Path(temporary)
+                if options.database == "postgresql":
+                    with fresh_database("postgresql", directory) as url:
+                        started = time.perf_counter()
+                        platform_file = write_platform(directory, url, merchants)
+                        prepared = time.perf_counter() - started
+                        run = serve_and_load(platform_file, merchants, options.orders, options.workers, options.clients)
+                else:
+                    started = time.perf_counter()
+                    platform_file = write_platform(directory, None, merchants)
+                    prepared = time.perf_counter() - started
+                    run = serve_and_load(platform_file, merchants, options.orders, options.workers, options.clients)
+            rates[merchants] = run["per_second"]
+            print(
+                f"round {round_number} {options.database} merchants={merchants:3} workers={options.workers} "
+                f"clients={options.clients}: {run['per_second']:6.1f} checkouts/s, p50 {run['p50_ms']:6.1f} ms, "
+                f"p99 {run['p99_ms']:6.1f} ms, failures {run['failures']}, acknowledged but missing "
+                f"{run['acknowledged_but_missing']}, stored but not acknowledged {run['stored_but_not_acknowledged']} "
+                f"(assembled and stocked in {prepared:.1f} s)",
+                flush=True,
+            )
+        ratio = rates[options.merchants] / rates[1]
+        print(f"round {round_number}: {options.merchants} merchants / 1 merchant = {ratio:.2f} (goal ≥ {GOAL})")
+
+
+if __name__ == "__main__":
+    main()
