@@ -4,7 +4,10 @@ and it answers 503 meanwhile."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +29,7 @@ from retailblocks.platform.operations import (
     pause_merchant,
 )
 from retailblocks.stack import Stack
-from retailblocks.testing.databases import fresh_database, postgres_server_url
+from retailblocks.testing.databases import REQUIRE_POSTGRES_ENV, fresh_database, postgres_server_url
 from tests.cli.harness import blocks
 from tests.helpers import cart, receive
 from tests.platform.conftest import ENV, NORTH_WEB, PLATFORM_OPS, SOUTH_WEB, write_platform
@@ -43,6 +46,8 @@ def second_database() -> Iterator[str]:
     """A fresh database on the second PostgreSQL server."""
     server = os.environ.get(SECOND_SERVER_ENV)
     if not server:
+        if os.environ.get(REQUIRE_POSTGRES_ENV):
+            pytest.fail(f"{REQUIRE_POSTGRES_ENV} is set but {SECOND_SERVER_ENV} is not: CI starts a second server")
         pytest.skip(f"set {SECOND_SERVER_ENV} to a second PostgreSQL server to run the two-server move")
     name = f"rb_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
@@ -253,3 +258,55 @@ def test_the_platform_route_moves_a_merchant_for_a_write_key(platform: Platform)
         catalog = client.get("/m/north/store/catalog", headers={"Authorization": f"Bearer {NORTH_WEB}"})
         assert catalog.status_code == 200, catalog.text
     assert sorted(order.id for order in platform.stack("north").orders()) == sorted(ordered)
+
+
+def test_orders_placed_through_the_server_while_it_moves_are_each_kept_once(
+    platform: Platform, platform_path: Path
+) -> None:
+    """A shopper keeps ordering through the platform's server, retrying each order on 503 with its
+    Idempotency-Key, while another process moves the merchant (with the servers' real status cache): every
+    acknowledged order is on the target, once, and nothing else is."""
+    receive(platform.stack("north"), {"BEANS": 400}, locations=("dc", "store-a"))
+    body = {
+        "lines": [{"sku": "BEANS", "quantity": 1}],
+        "payments": [{"method": "card", "details": {"card_number": "4242424242424242"}}],
+        "fulfilment": {"kind": "pickup", "pickup_location": "store-a"},
+    }
+    acknowledged: list[str] = []
+    answers: Counter[int] = Counter()
+    failures: list[str] = []
+    moved = threading.Event()
+    after_move = 3
+    with TestClient(create_platform_app(platform), raise_server_exceptions=False) as client:
+
+        def shop() -> None:
+            number, placed_after = 0, 0
+            while placed_after < after_move and number < 300 and not failures:
+                headers = {"Authorization": f"Bearer {NORTH_WEB}", "Idempotency-Key": f"load-{number}"}
+                while True:
+                    answer = client.post("/m/north/store/orders", json=body, headers=headers)
+                    answers[answer.status_code] += 1
+                    if answer.status_code != 503:
+                        break
+                    time.sleep(0.05)
+                if answer.status_code != 201:
+                    failures.append(f"{answer.status_code}: {answer.text}")
+                    return
+                acknowledged.append(answer.json()["id"])
+                placed_after += moved.is_set()
+                number += 1
+
+        shopper = threading.Thread(target=shop)
+        shopper.start()
+        while len(acknowledged) < 3 and shopper.is_alive():
+            time.sleep(0.05)
+        with open_platform(platform_path, environ=ENV) as mover:
+            move_merchant(mover, "north", "other")
+        moved.set()
+        shopper.join(timeout=120)
+    assert not failures, failures
+    assert answers[503] > 0, "the shopper met the move"
+    assert len(set(acknowledged)) == len(acknowledged)
+    assert sorted(order.id for order in platform.stack("north").orders()) == sorted(acknowledged)
+    assert platform.database_of("north") == "other"
+    assert audit(platform.stack("north")) == []
