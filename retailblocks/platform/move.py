@@ -121,7 +121,10 @@ def move_merchant(
             if source == to_database:
                 raise InvalidInput(f"merchant {merchant_id!r} already lives on database {to_database!r}")
             _same_kind(platform, entry, source, to_database)
-            before, _ = registry.begin_move(home, merchant_id, source, to_database, clock.now())
+            before, found = registry.begin_move(home, merchant_id, source, to_database, clock.now())
+            if found is not None and (found.moving_to is not None or found.moved_from is not None):
+                # Cannot happen under the move lock; refused all the same rather than copied twice.
+                raise InvalidInput(f"merchant {merchant_id!r} has a move under way; run the move again to see it")
         platform.statuses(fresh=True)
         # Every worker reads the merchant as moving within its cache's life; a request that read it active
         # just before has its grace to finish. After that nothing writes the source.
@@ -335,7 +338,9 @@ def _verify(platform: Platform, entry: MerchantEntry, source: str, target: str) 
         after = _digests(_side(platform, entry, target))
     except sa.exc.SQLAlchemyError as error:
         raise _failure(entry, target_db, "comparing the copy", error) from None
-    differing = sorted(name for name in before if before[name] != after.get(name))
+    # Every table on both sides: a source with fewer tables than its migrations make (storage gone, say)
+    # is not a merchant to switch to an emptier copy of.
+    differing = sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
     if differing:
         raise EnvironmentFailure(
             f"cannot move merchant {entry.id!r}: the copy on {target!r} differs from {source!r} in "

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from retailblocks.errors import InvalidInput, UnknownObject
+from retailblocks.errors import EnvironmentFailure, InvalidInput, UnknownObject
 from retailblocks.flows.audit import audit_flows
 from retailblocks.flows.capabilities import block_findings
 from retailblocks.fusion.statements import audit_statements
@@ -304,9 +304,34 @@ def test_orders_placed_through_the_server_while_it_moves_are_each_kept_once(
             move_merchant(mover, "north", "other")
         moved.set()
         shopper.join(timeout=120)
+        # A retry of an acknowledged order after the move is answered from the copied idempotency record.
+        replay = client.post("/m/north/store/orders", json=body, headers={"Authorization": f"Bearer {NORTH_WEB}",
+                             "Idempotency-Key": "load-0"})  # fmt: skip
+        assert replay.status_code == 201 and replay.json()["id"] == acknowledged[0]
     assert not failures, failures
     assert answers[503] > 0, "the shopper met the move"
     assert len(set(acknowledged)) == len(acknowledged)
     assert sorted(order.id for order in platform.stack("north").orders()) == sorted(acknowledged)
     assert platform.database_of("north") == "other"
     assert audit(platform.stack("north")) == []
+
+
+def test_a_paused_merchant_stays_paused_after_its_move_and_a_missing_source_is_not_switched_to(
+    platform: Platform,
+) -> None:
+    pause_merchant(platform.manifest.path, "south", environ=ENV)
+    move_merchant(platform, "south", "other", settle_seconds=0)
+    assert platform.statuses(fresh=True)["south"].value == "paused"
+    assert platform.database_of("south") == "other"
+    # North's storage lost behind the platform's back: the copy would be empty, so nothing is switched.
+    place = platform.manifest.databases["main"]
+    if place.directory is not None:
+        platform.placement.forget(platform.manifest.merchant("north"))
+        (place.directory / "north.db").unlink()
+    else:
+        with platform.placement.server(place).begin() as connection:
+            connection.exec_driver_sql("DROP SCHEMA m_north CASCADE")
+    with pytest.raises(EnvironmentFailure, match="differs from 'main'"):
+        move_merchant(platform, "north", "other", settle_seconds=0)
+    assert platform.database_of("north", fresh=True) == "main"
+    assert platform.statuses()["north"].value == "moving"
