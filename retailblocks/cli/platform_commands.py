@@ -166,4 +166,37 @@ def remove(platform: Path, merchant: str, archive: Path, as_json: bool) -> None:
     )
 
 
+@platform.command()
+@platform_option()
+@click.argument("merchant")
+@click.option("--to", "to", required=True, metavar="DATABASE", help="The database (a name of databases:) to move to.")
+@click.option(
+    "--settle",
+    "settle",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="How long the merchant answers 503 before its rows are read, so no request still writes them "
+    "(default: the servers' status cache plus a request's grace, 5 s; 0 when no server runs).",
+)
+@json_option("Print what was moved as JSON.")
+def move(platform: Path, merchant: str, to: str, settle: float | None, as_json: bool) -> None:
+    """Move MERCHANT to database DATABASE: it answers 503 while its rows are copied and checked, then is
+    served from there and its old schema (or file) is dropped. Run again to finish a move cut short."""
+    from retailblocks.platform.move import move_merchant_at
+
+    with reporting_errors():
+        moved = move_merchant_at(platform, merchant, to, settle_seconds=settle)
+    if as_json:
+        print_json(moved.as_json())
+        return
+    finished = " (finished an earlier run's move)" if moved.resumed else ""
+    console.print(
+        f"[green]✓[/] merchant {escape(moved.id)} moved from {escape(moved.source)} to {escape(moved.target)}"
+        f"{finished}: {sum(moved.rows.values())} rows copied and checked; set its 'database: {escape(moved.target)}' "
+        "in the platform manifest",
+        soft_wrap=True,
+    )
+
+
 COMMANDS = [platform]

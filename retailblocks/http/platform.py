@@ -18,6 +18,7 @@ import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
 from fastapi import FastAPI
@@ -66,7 +67,9 @@ class PlatformRouter:
             )(scope, receive, send)
             return
         if path == "/platform" or path.startswith("/platform/"):
-            response = await run_in_threadpool(self.platform_route, scope["method"], path, _bearer(scope))
+            response = await run_in_threadpool(
+                self.platform_route, scope["method"], path, _bearer(scope), _query(scope)
+            )
             await response(scope, receive, send)
             return
         found = _MERCHANT_PATH.match(path)
@@ -78,14 +81,23 @@ class PlatformRouter:
         merchant_id, rest = found.group(1), found.group(2) or "/"
         try:
             api = await run_in_threadpool(self.api, merchant_id)
-        except _Paused:
-            response = problem(
-                503,
-                "merchant-paused",
-                "Merchant paused",
-                f"merchant {merchant_id!r} is paused by the platform; try again later",
-                headers={"Retry-After": "60"},
-            )
+        except _Paused as paused:
+            if paused.moving:
+                response = problem(
+                    503,
+                    "merchant-moving",
+                    "Merchant moving",
+                    f"merchant {merchant_id!r} is being moved to another database; try again shortly",
+                    headers={"Retry-After": "5"},
+                )
+            else:
+                response = problem(
+                    503,
+                    "merchant-paused",
+                    "Merchant paused",
+                    f"merchant {merchant_id!r} is paused by the platform; try again later",
+                    headers={"Retry-After": "60"},
+                )
             await response(scope, receive, send)
             return
         except UnknownObject:
@@ -114,19 +126,39 @@ class PlatformRouter:
             status = self.platform.statuses(fresh=True).get(merchant_id)
         if status is None:
             raise UnknownObject(f"no merchant {merchant_id!r}")
-        if status is MerchantStatus.PAUSED:
-            raise _Paused
-        with self._lock:
-            api = self._apis.get(merchant_id)
-        if api is not None:
-            return api
+        if status is not MerchantStatus.ACTIVE:
+            raise _Paused(moving=status is MerchantStatus.MOVING)
         if not any(entry.id == merchant_id for entry in self.platform.manifest.merchants):
             self.platform.reload()
+        # The platform's stack of the merchant is the one on the database it lives on now (a move
+        # replaces it); an Api kept for an earlier stack is made again.
         stack = self.platform.stack(merchant_id)
+        with self._lock:
+            api = self._apis.get(merchant_id)
+        if api is not None and api.stack is stack:
+            return api
         # As a single stack's server does at start: flows a crash left half-way are finished or undone.
         stack.recover()
         with self._lock:
-            return self._apis.setdefault(merchant_id, api_for(stack))
+            api = self._apis.get(merchant_id)
+            if api is None or api.stack is not stack:
+                api = self._apis[merchant_id] = api_for(stack)
+            return api
+
+    def move(self, merchant_id: str, query: dict[str, str] | None) -> Response:
+        """``POST /platform/merchants/{merchant}/move?to=DATABASE``: the move of ``blocks platform move``,
+        run to its end in this request (the merchant answers 503 meanwhile)."""
+        from retailblocks.platform.move import move_merchant
+
+        target = (query or {}).get("to")
+        if not target:
+            return problem(400, "invalid-input", "Invalid input", "name the database to move to: ?to=DATABASE")
+        try:
+            moved = move_merchant(self.platform, merchant_id, target)
+        except RetailBlocksError as error:
+            return problem_for(error)
+        self.platform.statuses(fresh=True)
+        return JSONResponse(moved.as_json())
 
     def ready(self) -> str:
         """Whether the platform's table answers (each merchant's own readiness is /m/{merchant}/readyz)."""
@@ -136,7 +168,9 @@ class PlatformRouter:
             return f"unreachable ({type(error).__name__})"
         return "ok"
 
-    def platform_route(self, method: str, path: str, presented: str | None) -> Response:
+    def platform_route(
+        self, method: str, path: str, presented: str | None, query: dict[str, str] | None = None
+    ) -> Response:
         """The platform's own routes, for its keys (``platform:read``, ``platform:write``): the merchants
         with their live status, and pausing or resuming one (the functions ``blocks platform`` calls)."""
         try:
@@ -150,7 +184,7 @@ class PlatformRouter:
             merchants = [
                 {
                     "id": entry.id,
-                    "database": entry.database,
+                    "database": self.platform.database_of(entry.id),
                     "status": statuses[entry.id].value if entry.id in statuses else "unassembled",
                 }
                 for entry in self.platform.manifest.merchants
@@ -159,9 +193,11 @@ class PlatformRouter:
         action = _ACTION.match(path)
         if action is None or method != "POST":
             return problem(404, "not-found", "Not found", "the platform's routes: GET /platform/merchants, "
-                           "POST /platform/merchants/{merchant}/pause|resume")  # fmt: skip
+                           "POST /platform/merchants/{merchant}/pause|resume|move?to=DATABASE")  # fmt: skip
         if not caller.allows("platform", "write"):
             return problem(403, "forbidden", "Forbidden", "this key lacks the scope platform:write")
+        if action.group(2) == "move":
+            return self.move(action.group(1), query)
         status = MerchantStatus.PAUSED if action.group(2) == "pause" else MerchantStatus.ACTIVE
         try:
             summary = self.platform.set_status(action.group(1), status)
@@ -171,7 +207,11 @@ class PlatformRouter:
         return JSONResponse({"id": summary.id, "status": summary.status, "database": summary.database})
 
 
-_ACTION = re.compile(r"^/platform/merchants/([a-z0-9][a-z0-9-]{0,39})/(pause|resume)$")
+_ACTION = re.compile(r"^/platform/merchants/([a-z0-9][a-z0-9-]{0,39})/(pause|resume|move)$")
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    return dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -184,7 +224,9 @@ def _bearer(scope: Scope) -> str | None:
 
 
 class _Paused(Exception):
-    pass
+    def __init__(self, *, moving: bool):
+        super().__init__()
+        self.moving = moving
 
 
 def create_platform_app(

@@ -46,6 +46,9 @@ _TOP_KEYS = ("platform", "databases", "merchants", "api")
 class MerchantStatus(enum.StrEnum):
     ACTIVE = "active"
     PAUSED = "paused"
+    #: Being moved to another database (``blocks platform move``): served as paused; never written in
+    #: ``platform.yaml``, only by the move itself.
+    MOVING = "moving"
 
 
 @attrs.frozen
@@ -249,7 +252,9 @@ def _merchants(node: Node, databases: Mapping[str, DatabaseServer], directory: P
             )
         status = MerchantStatus.ACTIVE
         if "status" in entries:
-            status = MerchantStatus(readers.choice(entries["status"], [s.value for s in MerchantStatus]))
+            status = MerchantStatus(
+                readers.choice(entries["status"], [MerchantStatus.ACTIVE.value, MerchantStatus.PAUSED.value])
+            )
         manifest = (directory / readers.string(entries["manifest"])).resolve()
         return MerchantEntry(merchant_id, manifest, database, status)
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from retailblocks.assembly.discovery import BlockInfo
 from retailblocks.assembly.plan import Plan
 from retailblocks.clock import SystemClock
-from retailblocks.errors import AssemblyError, EnvironmentFailure, UnknownObject
+from retailblocks.errors import AssemblyError, EnvironmentFailure, InvalidInput, UnknownObject
 from retailblocks.manifest.errors import ManifestError, ManifestProblems
 from retailblocks.platform import registry
 from retailblocks.platform.manifest import MerchantEntry, MerchantStatus, PlatformManifest, load_platform
@@ -46,8 +46,10 @@ class MerchantSummary:
     blocks: tuple[str, ...]
 
 
-def _summary(entry: MerchantEntry, status: str, blocks: tuple[str, ...]) -> MerchantSummary:
-    return MerchantSummary(entry.id, status, entry.database, os.fspath(entry.manifest), blocks)
+def _summary(
+    entry: MerchantEntry, status: str, blocks: tuple[str, ...], database: str | None = None
+) -> MerchantSummary:
+    return MerchantSummary(entry.id, status, database or entry.database, os.fspath(entry.manifest), blocks)
 
 
 def check_platform(
@@ -109,9 +111,12 @@ class Platform:
         self._installed = installed
         self.placement = Placement(manifest)
         self._home: sa.Engine | None = None
-        self._stacks: dict[str, Stack] = {}
+        #: Each merchant's stack with the database it was assembled on.
+        self._stacks: dict[str, tuple[str, Stack]] = {}
         self._lock = threading.Lock()
         self._statuses: dict[str, MerchantStatus] = {}
+        #: Where moved merchants live (the registry's placements), read with the statuses.
+        self._locations: dict[str, str] = {}
         self._read_at = -1.0
 
     @property
@@ -140,7 +145,7 @@ class Platform:
         """Migrate the merchant's schema (or file), write its lock beside its manifest, register it."""
         from retailblocks.assembly.lockfile import write_lock
 
-        engine = self.placement.merchant_engine(entry)
+        engine = self.placement.merchant_engine(entry, self.database_of(entry.id, fresh=True))
         stack = assemble(entry.manifest, environ=self.environ, installed=self.installed, engine=engine)
         try:
             try:
@@ -153,7 +158,7 @@ class Platform:
         finally:
             stack.close()
         status = registry.register(self.home, entry.id, entry.status, SystemClock().now())
-        return _summary(entry, status.value, blocks)
+        return _summary(entry, status.value, blocks, self.database_of(entry.id))
 
     # -- status ---------------------------------------------------------------------------------------
 
@@ -162,36 +167,59 @@ class Platform:
         now = time.monotonic()
         if fresh or now - self._read_at > STATUS_TTL_SECONDS:
             read = registry.statuses(self.home)
+            placed = {merchant_id: row.database for merchant_id, row in registry.locations(self.home).items()}
             with self._lock:
-                self._statuses, self._read_at = read, now
+                self._statuses, self._locations, self._read_at = read, placed, now
         return self._statuses
+
+    def database_of(self, merchant_id: str, *, fresh: bool = False) -> str:
+        """The database the merchant lives on: where the registry says a move left it, else its
+        ``database:`` in ``platform.yaml``."""
+        self.statuses(fresh=fresh)
+        found = self._locations.get(merchant_id)
+        return found if found is not None else self.manifest.merchant(merchant_id).database
 
     def set_status(self, merchant_id: str, status: MerchantStatus) -> MerchantSummary:
         entry = self.manifest.merchant(merchant_id)
         if not registry.set_status(self.home, merchant_id, status, SystemClock().now()):
+            if self.statuses(fresh=True).get(merchant_id) is MerchantStatus.MOVING:
+                raise InvalidInput(
+                    f"merchant {merchant_id!r} is being moved to another database; its status is the move's "
+                    "until it is done (run `blocks platform move` again to finish a move that was cut short)"
+                )
             raise UnknownObject(
                 f"merchant {merchant_id!r} was never assembled; run `blocks platform add {merchant_id}` first"
             )
-        return _summary(entry, status.value, ())
+        return _summary(entry, status.value, (), self.database_of(merchant_id))
 
     # -- serving ----------------------------------------------------------------------------------------
 
     def stack(self, merchant_id: str) -> Stack:
         """The merchant's stack, assembled on first use on its placed storage (its lock must exist)."""
+        database = self.database_of(merchant_id)
         with self._lock:
             found = self._stacks.get(merchant_id)
-        if found is not None:
-            return found
+        if found is not None and found[0] == database:
+            return found[1]
         entry = self.manifest.merchant(merchant_id)
-        engine = self.placement.merchant_engine(entry)
+        engine = self.placement.merchant_engine(entry, database)
         stack = assemble(
             entry.manifest, environ=self.environ, installed=self.installed, engine=engine, require_lock=True
         )
         with self._lock:
-            kept = self._stacks.setdefault(merchant_id, stack)
-        if kept is not stack:
+            kept = self._stacks.get(merchant_id)
+            if kept is None or kept[0] != database:
+                # Moved since its stack was assembled: the old one (on the source, which served nothing
+                # since the move paused the merchant) is replaced.
+                self._stacks[merchant_id] = (database, stack)
+                replaced, kept = kept, (database, stack)
+            else:
+                replaced = None
+        if kept[1] is not stack:
             stack.close()
-        return kept
+        if replaced is not None:
+            replaced[1].close()
+        return kept[1]
 
     def reload(self) -> None:
         """Read ``platform.yaml`` again, so a merchant added to it since start can be served."""
@@ -200,7 +228,7 @@ class Platform:
 
     def close(self) -> None:
         with self._lock:
-            stacks = list(self._stacks.values())
+            stacks = [stack for _database, stack in self._stacks.values()]
             self._stacks.clear()
         for stack in stacks:
             stack.close()
@@ -271,7 +299,9 @@ def list_platform(
             except (ManifestError, AssemblyError):
                 blocks = ()
             status = statuses.get(entry.id)
-            found.append(_summary(entry, status.value if status else "unassembled", blocks))
+            found.append(
+                _summary(entry, status.value if status else "unassembled", blocks, platform.database_of(entry.id))
+            )
         return found
 
 
@@ -304,8 +334,12 @@ def remove_merchant(
     with open_platform(path, environ=environ) as platform:
         entry = platform.manifest.merchant(merchant_id)
         clock = SystemClock()
+        if platform.statuses(fresh=True).get(merchant_id) is MerchantStatus.MOVING:
+            raise InvalidInput(
+                f"merchant {merchant_id!r} is being moved; finish the move (`blocks platform move`) first"
+            )
         registry.set_status(platform.home, merchant_id, MerchantStatus.PAUSED, clock.now())
-        database = platform.manifest.databases[entry.database]
+        database = platform.placement.database(platform.database_of(merchant_id), merchant_id)
         try:
             if database.directory is not None:
                 written = archive.remove_sqlite(

@@ -94,9 +94,10 @@ class Placement:
                 self._servers[database.name] = engine
             return engine
 
-    def merchant_engine(self, merchant: MerchantEntry) -> sa.Engine:
-        """The engine a merchant's stack is assembled on, its schema (or file) created if needed."""
-        database = self.platform.databases[merchant.database]
+    def merchant_engine(self, merchant: MerchantEntry, database_name: str | None = None) -> sa.Engine:
+        """The engine a merchant's stack is assembled on, its schema (or file) created if needed: on
+        ``database_name`` (where the platform's registry says it lives), else on its ``database:``."""
+        database = self.database(database_name or merchant.database, merchant.id)
         try:
             if database.directory is not None:
                 return self._sqlite(database, merchant.id)
@@ -113,6 +114,21 @@ class Placement:
                 f"{self.platform.path}: cannot prepare storage for merchant {merchant.id!r} in "
                 f"{database.describe()}: {_reason(error)}"
             ) from None
+
+    def database(self, name: str, merchant_id: str) -> DatabaseServer:
+        """The declared database ``name``; a merchant moved to a database since written out of
+        ``platform.yaml`` is an error naming both."""
+        found = self.platform.databases.get(name)
+        if found is None:
+            raise EnvironmentFailure(
+                f"{self.platform.path}: merchant {merchant_id!r} lives on database {name!r} (moved there), "
+                f"which is no longer declared (declared: {', '.join(self.platform.databases)})"
+            )
+        return found
+
+    def sqlite_file(self, database: DatabaseServer, merchant_id: str) -> sa.Engine:
+        """The engine of a merchant's SQLite file in ``database``'s directory (created on first use)."""
+        return self._sqlite(database, merchant_id)
 
     def _sqlite(self, database: DatabaseServer, name: str) -> sa.Engine:
         assert database.directory is not None
@@ -137,10 +153,10 @@ class Placement:
             connection.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS rb_platform")
         return server
 
-    def forget(self, merchant: MerchantEntry) -> None:
+    def forget(self, merchant: MerchantEntry, database_name: str | None = None) -> None:
         """Close a merchant's own engine (SQLite); a PostgreSQL merchant shares its server's."""
         with self._lock:
-            engine = self._files.pop(f"{merchant.database}/{merchant.id}", None)
+            engine = self._files.pop(f"{database_name or merchant.database}/{merchant.id}", None)
         if engine is not None:
             engine.dispose()
 

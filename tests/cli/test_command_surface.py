@@ -391,7 +391,7 @@ def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: p
     assert written["class"] == "QrWallet"
     # The same merchant as the one merchant of a platform (its storage then in the platform's directory).
     (manifest.parent / "platform.yaml").write_text(
-        "platform: {id: mall, name: Mall}\ndatabases:\n  local: {directory: .platform}\n"
+        "platform: {id: mall, name: Mall}\ndatabases:\n  local: {directory: .platform}\n  spare: {directory: .spare}\n"
         "merchants:\n  - {id: lucky-coffee, manifest: blocks.yaml, database: local}\n",
         encoding="utf-8",
     )
@@ -401,6 +401,7 @@ def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: p
     assert run("platform resume", "lucky-coffee")["status"] == "active"
     assert run("platform add", "lucky-coffee")["status"] == "active"
     assert run("platform list")[0]["blocks"]
+    assert run("platform move", "lucky-coffee", "--to", "spare", "--settle", "0")["to"] == "spare"
     assert run("platform remove", "lucky-coffee", "--archive", "archive")["rows"]["orders"] == 0
 
     # `blocks serve` runs until it is stopped: tests/http/test_serve.py runs it, as a server.
