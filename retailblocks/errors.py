@@ -21,7 +21,9 @@
     │   ├── NotRefundable
     │   ├── PromotionRejected            a coupon that does not apply, a promotion's limit reached
     │   │   └── MemberLimitReached           the member has used a promotion as often as it allows them
+    │   ├── ExchangeLimitReached         points exchanged with a partner up to the member's daily limit
     │   ├── CartClosed                   a cart checked out (or being checked out) cannot change
+    │   ├── CampaignNotRunning           a campaign run before its first day or after its last
     │   └── StaleVersion                 a change made against a version of a cart that is not current
     ├── EnvironmentFailure           the world failed: database unreachable: exit status 1
     │   └── FlowTakenOver                a process stalled past its lease and recovery took its flow over

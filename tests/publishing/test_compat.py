@@ -56,7 +56,8 @@ def test_requirements_that_disagree_with_the_core_api_are_named() -> None:
 
 def test_a_requirement_admitting_a_core_too_old_for_the_block_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     # A later world: 0.2.0 brought core API 1.3, and a block written for 1.3 still requires >=0.1.
-    monkeypatch.setattr(compat, "CORE_API_RELEASES", {**CORE_API_RELEASES, "1.3": "0.2.0"})
+    earlier = {version: release for version, release in CORE_API_RELEASES.items() if version < "1.3"}
+    monkeypatch.setattr(compat, "CORE_API_RELEASES", {**earlier, "1.3": "0.2.0"})
     monkeypatch.setattr(compat, "CORE_API_VERSION", "1.3")
     monkeypatch.setattr(compat, "__version__", "0.2.0")
     assert compat.core_requirement("1.3") == "retailblocks>=0.2.0,<1"

@@ -33,8 +33,7 @@ from fractions import Fraction
 import attrs
 
 from retailblocks.errors import CurrencyMismatch
-from retailblocks.model import AdjustmentTarget, Money
-from retailblocks.model.money import allocate_integer
+from retailblocks.model import AdjustmentTarget, Money, allocate_integer
 from retailblocks_promotions.config import PromotionConfig, parse_moment
 
 #: Items are priced first, then the order, then shipping (so order-wide percentages see item
