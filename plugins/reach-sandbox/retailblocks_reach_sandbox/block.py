@@ -130,7 +130,11 @@ class ReachSandbox(Block):
             "reason": reason,
             "at": ctx.clock.now(),
         }
-        _RECORD(ctx.db, row)
+        if not _RECORD(ctx.db, row):
+            # A concurrent call with the same key recorded its delivery first: that one is the answer.
+            raced = _FIND.first_mapping(ctx.db, {"key": idempotency_key})
+            assert raced is not None
+            return self._delivery(raced)
         ctx.record(
             f"reach.{status}",
             {"medium": message.medium, "campaign": message.campaign, "reference": row["reference"], "reason": reason},
