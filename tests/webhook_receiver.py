@@ -102,6 +102,15 @@ class Receiver:
             action = self.script.pop(0) if self.script else "ok"
             self.in_flight[path] = self.in_flight.get(path, 0) + 1
             self.most_in_flight[path] = max(self.most_in_flight.get(path, 0), self.in_flight[path])
+        counted = True
+
+        def done() -> None:
+            nonlocal counted
+            if counted:
+                with self.lock:
+                    self.in_flight[path] -= 1
+                counted = False
+
         try:
             try:
                 verify_webhook(self.secret, dict(request.headers.items()), body, self.now())
@@ -123,6 +132,9 @@ class Receiver:
                 self.received.append(
                     Received(document["id"], document["type"], path, valid, 0 if action == "slow" else status)
                 )
+            # No longer in flight once answered: the sender may send its next request as soon as it reads the
+            # answer, possibly before this thread runs again.
+            done()
             try:
                 request.send_response(status)
                 request.send_header("Content-Length", "0")
@@ -130,8 +142,7 @@ class Receiver:
             except OSError:
                 pass  # the sender gave up waiting
         finally:
-            with self.lock:
-                self.in_flight[path] -= 1
+            done()
 
     def accepted(self, path: str = "/") -> list[int]:
         """Event ids in the order they were first received whole (answered 2xx, or in time for it)."""
