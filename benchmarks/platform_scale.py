@@ -40,7 +40,7 @@ SHOP = textwrap.dedent("""
       - use: sql-inventory
         config: {locations: [{id: shop, kind: store}], channels: {web: {locations: [shop]}}}
       - use: sandbox-card
-        config: {secret_key: sk_test_bench}
+        config: {secret_key: sk_test_bench_MERCHANT}
     api: {keys: [{id: web, channel: web, key: "${WEB_KEY}"}]}
     """)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections.abc
 import enum
+import functools
 import hashlib
 import json
 import types
@@ -352,8 +353,15 @@ def _mask(value: Any) -> Any:
 
 def _hash_secret(value: Any) -> Any:
     plain = json.dumps(_render(value, _hash_secret), sort_keys=True, ensure_ascii=False)
-    derived = hashlib.pbkdf2_hmac("sha256", plain.encode("utf-8"), b"retailblocks-config", 100_000)
-    return {"secret-pbkdf2": derived.hex()}
+    return {"secret-pbkdf2": _derive(plain)}
+
+
+@functools.lru_cache(maxsize=256)
+def _derive(plain: str) -> str:
+    # PBKDF2 is slow on purpose (tens of milliseconds), and one assembly fingerprints a configuration several
+    # times (the check, the plan, the lock): a platform assembling fifty merchants spent most of its CPU here.
+    # The cache holds only what the configuration objects in this process hold already.
+    return hashlib.pbkdf2_hmac("sha256", plain.encode("utf-8"), b"retailblocks-config", 100_000).hex()
 
 
 def _render(value: Any, on_secret: typing.Callable[[Any], Any]) -> Any:
