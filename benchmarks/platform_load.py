@@ -4,7 +4,7 @@ Usage::
 
     eval "$(bash .ci/start-postgres.sh)"
     uv run python benchmarks/platform_load.py [--merchants 50] [--orders 400] [--workers 2] [--clients 8]
-                                              [--rounds 2] [--database postgresql|sqlite]
+                                              [--rounds 2] [--database postgresql|sqlite] [--mixed]
 
 For each round, two platforms are assembled on fresh databases — one with a single merchant, one with N
 (each merchant a small shop: inventory and card, its own manifest and schema or file) — stocked, and served
@@ -15,6 +15,11 @@ merchant's stack on its first request: the figures are the steady state, not the
 checkouts per second, p50/p99 latency, failures, and the ratio of the N-merchant rate to the 1-merchant rate
 of the same round (the goal: at least 0.8). Rounds
 alternate the two, so a burst of other work on the shared machine falls on both; nothing is asserted.
+
+With ``--mixed`` the merchants run four different block sets in turn (inventory and card; with loyalty; with
+promotions; with loyalty, promotions and stored value), so a checkout's cost differs between them; the
+1-merchant figure is then each block set served alone, combined as the rate of the same mix of orders
+(orders spread evenly, so the time per order is the mean of the four times per order).
 
 Afterwards each merchant's orders are counted in its own storage: every acknowledged order is there, in
 the merchant it was placed with, and no other.
@@ -58,6 +63,35 @@ SHOP = textwrap.dedent("""
         config: {secret_key: sk_test_bench}
     api: {keys: [{id: web, channel: web, key: "${WEB_KEY}", rate_per_minute: 1000000}]}
     """)
+#: What each block set adds to the shop's two blocks (``--mixed``); the first adds nothing.
+BLOCK_SETS = (
+    "",
+    """
+      - use: loyalty
+        config: {points_value: "0.01 EUR"}
+    """,
+    """
+      - use: promotions
+        config: {promotions: [{id: dairy-10, categories: [dairy], value_type: percentage, value: 10}]}
+    """,
+    """
+      - use: loyalty
+        config: {points_value: "0.01 EUR"}
+      - use: promotions
+        config: {promotions: [{id: dairy-10, categories: [dairy], value_type: percentage, value: 10}]}
+      - use: stored-value
+        config: {code_prefix: SH}
+    """,
+)
+
+
+def manifest(merchant: str, block_set: int) -> str:
+    shop = SHOP.replace("MERCHANT", merchant)
+    extra = textwrap.indent(textwrap.dedent(BLOCK_SETS[block_set]).strip("\n"), "  ")
+    before, after = shop.split("\napi:", 1)
+    return before + ("\n" + extra if extra else "") + "\napi:" + after
+
+
 CART = {
     "lines": [{"sku": "MILK", "quantity": 2}, {"sku": "BREAD", "quantity": 1}],
     "payments": [{"method": "card", "details": {"card_number": "4242424242424242"}}],
@@ -65,12 +99,14 @@ CART = {
 }
 
 
-def write_platform(directory: Path, url: str | None, merchants: int) -> Path:
+def write_platform(directory: Path, url: str | None, merchants: int, block_sets: tuple[int, ...] = (0,)) -> Path:
+    """Merchant ``n`` runs block set ``block_sets[n % len(block_sets)]``."""
     entries = []
     for number in range(merchants):
         merchant = f"shop-{number}"
         (directory / merchant).mkdir(parents=True)
-        (directory / merchant / "blocks.yaml").write_text(SHOP.replace("MERCHANT", merchant), encoding="utf-8")
+        text = manifest(merchant, block_sets[number % len(block_sets)])
+        (directory / merchant / "blocks.yaml").write_text(text, encoding="utf-8")
         entries.append(f"  - {{id: {merchant}, manifest: {merchant}/blocks.yaml, database: main}}")
     database = f'{{url: "{url}"}}' if url else "{directory: merchants}"
     platform_file = directory / "platform.yaml"
@@ -183,6 +219,31 @@ def serve_and_load(platform_file: Path, merchants: int, orders: int, workers: in
     }
 
 
+def measure(options: argparse.Namespace, merchants: int, block_sets: tuple[int, ...], orders: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as temporary:
+        directory = Path(temporary)
+        if options.database == "postgresql":
+            with fresh_database("postgresql", directory) as url:
+                started = time.perf_counter()
+                platform_file = write_platform(directory, url, merchants, block_sets)
+                prepared = time.perf_counter() - started
+                run = serve_and_load(platform_file, merchants, orders, options.workers, options.clients)
+        else:
+            started = time.perf_counter()
+            platform_file = write_platform(directory, None, merchants, block_sets)
+            prepared = time.perf_counter() - started
+            run = serve_and_load(platform_file, merchants, orders, options.workers, options.clients)
+    print(
+        f"  {options.database} merchants={merchants:3} block sets={','.join(map(str, block_sets))} "
+        f"workers={options.workers} clients={options.clients}: {run['per_second']:6.1f} checkouts/s, "
+        f"p50 {run['p50_ms']:6.1f} ms, p99 {run['p99_ms']:6.1f} ms, failures {run['failures']}, acknowledged but "
+        f"missing {run['acknowledged_but_missing']}, stored but not acknowledged "
+        f"{run['stored_but_not_acknowledged']} (assembled and stocked in {prepared:.1f} s)",
+        flush=True,
+    )
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--merchants", type=int, default=50)
@@ -191,34 +252,26 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--mixed", action="store_true", help="merchants run four different block sets")
     options = parser.parse_args()
+    block_sets = tuple(range(len(BLOCK_SETS))) if options.mixed else (0,)
     for round_number in range(1, options.rounds + 1):
-        rates: dict[int, float] = {}
-        for merchants in (1, options.merchants) if round_number % 2 else (options.merchants, 1):
-            with tempfile.TemporaryDirectory() as temporary:
-                directory = Path(temporary)
-                if options.database == "postgresql":
-                    with fresh_database("postgresql", directory) as url:
-                        started = time.perf_counter()
-                        platform_file = write_platform(directory, url, merchants)
-                        prepared = time.perf_counter() - started
-                        run = serve_and_load(platform_file, merchants, options.orders, options.workers, options.clients)
-                else:
-                    started = time.perf_counter()
-                    platform_file = write_platform(directory, None, merchants)
-                    prepared = time.perf_counter() - started
-                    run = serve_and_load(platform_file, merchants, options.orders, options.workers, options.clients)
-            rates[merchants] = run["per_second"]
-            print(
-                f"round {round_number} {options.database} merchants={merchants:3} workers={options.workers} "
-                f"clients={options.clients}: {run['per_second']:6.1f} checkouts/s, p50 {run['p50_ms']:6.1f} ms, "
-                f"p99 {run['p99_ms']:6.1f} ms, failures {run['failures']}, acknowledged but missing "
-                f"{run['acknowledged_but_missing']}, stored but not acknowledged {run['stored_but_not_acknowledged']} "
-                f"(assembled and stocked in {prepared:.1f} s)",
-                flush=True,
-            )
-        ratio = rates[options.merchants] / rates[1]
-        print(f"round {round_number}: {options.merchants} merchants / 1 merchant = {ratio:.2f} (goal ≥ {GOAL})")
+        print(f"round {round_number}", flush=True)
+        rates: dict[str, float] = {}
+        for side in ("one", "many") if round_number % 2 else ("many", "one"):
+            if side == "many":
+                rates[side] = measure(options, options.merchants, block_sets, options.orders)["per_second"]
+                continue
+            # One merchant of each block set alone; the mix's rate is the orders over the summed times.
+            orders_each = max(50, options.orders // len(block_sets))
+            alone = [measure(options, 1, (block_set,), orders_each)["per_second"] for block_set in block_sets]
+            rates[side] = len(alone) / sum(1 / rate for rate in alone)
+        ratio = rates["many"] / rates["one"]
+        print(
+            f"round {round_number}: {options.merchants} merchants {rates['many']:.1f}/s, 1 merchant "
+            f"{rates['one']:.1f}/s: ratio {ratio:.2f} (goal ≥ {GOAL})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
