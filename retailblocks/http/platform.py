@@ -7,6 +7,11 @@ scope, where every route looks for it. A merchant's keys are checked against its
 they open nothing of another merchant; an unknown merchant answers 404 and a paused one 503, both as
 problem documents. The merchants' statuses are read from the platform's table (every few seconds), so a
 pause or a merchant added reaches every worker without a restart.
+
+While it serves, two threads of each worker go over the active merchants as a single stack's server does
+for its one: a periodic recovery (flows a dead worker left half-way are finished or undone once their lease
+runs out, whether or not anyone asks for that merchant), and webhook delivery for the merchants that
+declare webhooks. Both are safe in every worker at once: flows and subscribers are leased in the database.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ import logging
 import os
 import re
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from urllib.parse import parse_qsl
 
 import sqlalchemy as sa
@@ -33,6 +38,7 @@ from retailblocks.http.problems import problem, problem_for
 from retailblocks.http.state import API_SCOPE_KEY, Api, api_for
 from retailblocks.platform.manifest import MerchantStatus
 from retailblocks.platform.operations import Platform, open_platform
+from retailblocks.stack import Stack
 
 server_log = logging.getLogger("retailblocks.http")
 _MERCHANT_PATH = re.compile(r"^/m/([a-z0-9][a-z0-9-]{0,39})(/.*)?$")
@@ -230,26 +236,80 @@ class _Paused(Exception):
 
 
 def create_platform_app(
-    platform: Platform | None = None, *, path: str | os.PathLike[str] | None = None
+    platform: Platform | None = None,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    recover_every: float | None = None,
+    webhook_interval: float | None = None,
 ) -> PlatformRouter:
     """The ASGI app serving ``platform`` (or the platform at ``path``, opened when the server starts and
-    closed when it stops). Merchants' stacks are assembled on their first request."""
+    closed when it stops). Merchants' stacks are assembled on their first request, or by the sweeps.
+
+    With ``recover_every`` (what ``blocks serve`` sets) a thread recovers every active merchant that often;
+    with ``webhook_interval`` another delivers the webhooks of every active merchant that declares some."""
     if (platform is None) == (path is None):
         raise TypeError("create_platform_app takes a platform or a path, not both")
-    holder: dict[str, Platform] = {}
+    opened = platform if platform is not None else open_platform(path)  # type: ignore[arg-type]
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if platform is not None:
-            yield
-            return
-        opened = holder["platform"]
         try:
             server_log.info("serving platform %s", json.dumps({"merchants": len(opened.manifest.merchants)}))
-            yield
+            with (
+                _sweeping(opened, "recovery", recover_every, _recover),
+                _sweeping(opened, "webhooks", webhook_interval, _deliver),
+            ):
+                yield
         finally:
-            opened.close()
+            if platform is None:
+                opened.close()
 
-    opened = platform if platform is not None else open_platform(path)  # type: ignore[arg-type]
-    holder["platform"] = opened
     return PlatformRouter(opened, _new_app(lifespan))
+
+
+def _recover(stack: Stack) -> None:
+    report = stack.recover()
+    if report.resumed or report.compensated or report.stuck:
+        counts = {"resumed": len(report.resumed), "compensated": len(report.compensated), "stuck": len(report.stuck)}
+        server_log.info("recovered %s: %s", stack.manifest.merchant.id, json.dumps(counts))
+
+
+def _deliver(stack: Stack) -> None:
+    from retailblocks.events.webhooks import deliver_webhooks
+
+    if stack.manifest.webhooks:
+        # What marketplace and social channels may now sell goes out in the same round, as for one stack.
+        stack.publish_listings()
+        deliver_webhooks(stack)
+
+
+@contextmanager
+def _sweeping(platform: Platform, name: str, every: float | None, work: Callable[[Stack], None]) -> Iterator[None]:
+    """Run ``work`` on each active merchant's stack every ``every`` seconds in a thread of its own."""
+    if every is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def sweep() -> None:
+        while not stop.wait(every):
+            for entry in platform.manifest.merchants:
+                if stop.is_set():
+                    return
+                # Read again before each merchant: a paused or moving merchant's storage is not written to.
+                if platform.statuses().get(entry.id) is not MerchantStatus.ACTIVE:
+                    continue
+                try:
+                    work(platform.stack(entry.id))
+                except (RetailBlocksError, sa.exc.SQLAlchemyError, OSError) as error:
+                    # Logged by type: a database error's text can quote statement parameters.
+                    server_log.warning("%s of merchant %s failed (%s); trying again", name, entry.id,
+                                       type(error).__name__)  # fmt: skip
+
+    worker = threading.Thread(target=sweep, name=f"platform-{name}", daemon=True)
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join(timeout=5.0)

@@ -11,6 +11,9 @@ from retailblocks.http.app import create_app
 #: How often each worker recovers flows left half-way whose lease has run out (a flow's lease is two
 #: minutes): a crashed worker's checkouts, or a payment a provider has since resolved, finish without a restart.
 RECOVER_EVERY_SECONDS = 30.0
+#: How often a platform's worker looks for webhooks to deliver when the last round had nothing to send
+#: (a single stack's server delivers as soon as there is more, and waits this long otherwise).
+WEBHOOK_INTERVAL_SECONDS = 1.0
 
 #: The manifest the serving command checked, passed to the worker processes it starts.
 SERVE_MANIFEST_ENV = "RETAILBLOCKS_SERVE_MANIFEST"
@@ -25,7 +28,9 @@ def app() -> ASGIApp:
     if is_platform_file(manifest):
         from retailblocks.http.platform import create_platform_app
 
-        return create_platform_app(path=manifest)
+        return create_platform_app(
+            path=manifest, recover_every=RECOVER_EVERY_SECONDS, webhook_interval=WEBHOOK_INTERVAL_SECONDS
+        )
     return create_app(manifest=manifest, recover_every=RECOVER_EVERY_SECONDS)
 
 
