@@ -711,14 +711,15 @@ def explain(promotion: PromotionConfig) -> str:
         text = f"buy {promotion.buy_quantity} {buy}, get {promotion.get_quantity} {get} {value} off"
         if promotion.value_type == "percentage" and promotion.basis_points == 10_000:
             text = f"buy {promotion.buy_quantity} {buy}, get {promotion.get_quantity} {get} free"
+        text += _reach_text(promotion)
         if promotion.max_quantity is not None:
             text += f", max {promotion.max_quantity} units"
     elif promotion.target == "shipping":
-        text = f"{value} off shipping"
+        text = f"{value} off shipping{_reach_text(promotion)}"
     elif promotion.target == "order":
-        text = f"{value} off the order"
+        text = f"{value} off the order{_reach_text(promotion)}"
     else:
-        text = f"{value} off {_scope(promotion.skus, promotion.categories, 'items')}"
+        text = f"{value} off {_scope(promotion.skus, promotion.categories, 'items')}{_reach_text(promotion)}"
         if promotion.allocation == "once":
             plural = "s" if promotion.max_quantity != 1 else ""
             text += f", on {promotion.max_quantity} unit{plural} in all, cheapest first"
@@ -729,12 +730,6 @@ def explain(promotion: PromotionConfig) -> str:
                 text += f", max {promotion.max_quantity} unit{plural}"
         else:
             text += ", spread across items"
-    if promotion.fulfilments:
-        text += f" for {' or '.join(kind.replace('_', ' ') for kind in promotion.fulfilments)}"
-    if promotion.delivery_options:
-        text += f" sent by {' or '.join(promotion.delivery_options)}"
-    if promotion.regions:
-        text += f" to {' or '.join(promotion.regions)}"
     if promotion.min_subtotal is not None:
         text += f", when spending {promotion.min_subtotal.format()}"
     if promotion.min_cart_subtotal is not None:
@@ -744,6 +739,17 @@ def explain(promotion: PromotionConfig) -> str:
     if promotion.cap is not None:
         text += f", up to {promotion.cap.format()}"
     return f"{promotion.description}: {text}" if promotion.description else text
+
+
+def _reach_text(promotion: PromotionConfig) -> str:
+    text = ""
+    if promotion.fulfilments:
+        text += f" for {' or '.join(kind.replace('_', ' ') for kind in promotion.fulfilments)}"
+    if promotion.delivery_options:
+        text += f" sent by {' or '.join(promotion.delivery_options)}"
+    if promotion.regions:
+        text += f" to {' or '.join(promotion.regions)}"
+    return text
 
 
 def _scope(skus: Sequence[str], categories: Sequence[str], default: str) -> str:
