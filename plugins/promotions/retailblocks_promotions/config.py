@@ -89,7 +89,7 @@ def _fulfilment_kinds(_instance: Any, attribute: "attrs.Attribute[Any]", value: 
     for item, kind in enumerate(value):
         if kind not in kinds:
             raise InvalidValue(
-                f"{attribute.name}[{item}]: {kind!r} is not a fulfilment kind (one of {', '.join(kinds)})"
+                f"{attribute.name}[{item}] is {kind!r}, which is not a fulfilment kind (one of {', '.join(kinds)})"
             )
 
 

@@ -98,7 +98,7 @@ class TestFulfilment:
         assert price([ship], [mixed()[0], mixed()[2]], shipping=1200) == []
 
     def test_unknown_fulfilment_is_refused(self) -> None:
-        with pytest.raises(InvalidValue, match=r"fulfilments\[0\]: 'courier' is not a fulfilment kind"):
+        with pytest.raises(InvalidValue, match=r"fulfilments\[0\] is 'courier', which is not a fulfilment kind"):
             promo("bad", 10, fulfilments=["courier"])
 
     def test_explained(self) -> None:
