@@ -50,7 +50,17 @@ def price_lines(cart: Cart, catalog: Mapping[str, Product], currency: str) -> li
         price = product.price_in(cart.channel)
         if price.currency != currency:
             raise InvalidValue(f"SKU {line.sku!r} is priced in {price.currency}, the merchant sells in {currency}")
-        lines.append(PricedLine(index, line.sku, line.quantity, price, product.category, product.weight_grams))
+        lines.append(
+            PricedLine(
+                index,
+                line.sku,
+                line.quantity,
+                price,
+                product.category,
+                product.weight_grams,
+                fulfilment=line.fulfilment or cart.fulfilment,
+            )
+        )
     return lines
 
 

@@ -45,6 +45,9 @@ def marketing_adjustments(
 
     .. versionchanged:: 1.3
        ``existing`` holds the adjustments the stacking policy kept before this block, in its order.
+
+    .. versionchanged:: 1.5
+       Each line's ``fulfilment`` says how it reaches the shopper: its cart line's own, else the cart's.
     """
 
 

@@ -112,6 +112,16 @@ class FulfilmentIn(StrictIn):
     option_id: Name | None = None
 
 
+class QuotedLineIn(CartLineIn):
+    """A line of a cart sent whole (a quote, a checkout), which may leave its own way."""
+
+    fulfilment: FulfilmentIn | None = Field(
+        default=None,
+        description="how this line reaches the shopper when not as the cart does (picked up while the rest is "
+        "delivered); promotions read it, shipping and stock still follow the cart's fulfilment",
+    )
+
+
 class PaymentIn(StrictIn):
     method: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SLUG_LENGTH, pattern=r"^[^\x00]*\S[^\x00]*$")]
     amount: int | None = Field(
@@ -126,7 +136,7 @@ class PaymentIn(StrictIn):
 class CartIn(StrictIn):
     """A cart for the caller's channel (the channel comes from the API key, never from the body)."""
 
-    lines: list[CartLineIn] = Field(min_length=1, max_length=500)
+    lines: list[QuotedLineIn] = Field(min_length=1, max_length=500)
     payments: list[PaymentIn] = Field(default_factory=list, max_length=10)
     identities: list[IdentityIn] = Field(default_factory=list, max_length=10)
     fulfilment: FulfilmentIn = Field(default_factory=FulfilmentIn)
@@ -139,7 +149,10 @@ def cart_of(body: CartIn, channel: str, currency: str) -> Cart:
     one of its rules."""
     return Cart(
         channel=channel,
-        lines=tuple(CartLine(line.sku, line.quantity) for line in body.lines),
+        lines=tuple(
+            CartLine(line.sku, line.quantity, fulfilment_of(line.fulfilment) if line.fulfilment is not None else None)
+            for line in body.lines
+        ),
         payments=tuple(
             PaymentRequest(
                 method=payment.method,

@@ -29,10 +29,24 @@ def _line_quantity(instance: object, attribute: attrs.Attribute[int], value: int
         raise InvalidValue(f"'quantity' must be at most {MAX_LINE_QUANTITY:,} (got {value})")
 
 
+def _optional_fulfilment(_instance: object, _attribute: object, value: Fulfilment | None) -> None:
+    if value is not None and not isinstance(value, Fulfilment):
+        raise InvalidValue(f"a cart line's fulfilment must be a Fulfilment or None (got {type(value).__name__})")
+
+
 @attrs.frozen
 class CartLine:
+    """One SKU and how many. ``fulfilment`` is the line's own when it leaves differently from the rest of
+    the cart (picked up in a store while the rest is delivered); None means the cart's.
+
+    .. versionadded:: 1.5
+       ``fulfilment``. Marketing reads it (through :attr:`PricedLine.fulfilment`); the core still quotes,
+       reserves and ships the whole cart by the cart's own fulfilment.
+    """
+
     sku: str = attrs.field(validator=text("a cart line's SKU", MAX_ID_LENGTH))
     quantity: int = attrs.field(validator=_line_quantity)
+    fulfilment: Fulfilment | None = attrs.field(default=None, validator=_optional_fulfilment)
 
 
 def _payment_amount(_instance: object, _attribute: object, value: Money | None) -> None:
@@ -113,7 +127,14 @@ class Cart:
 
 @attrs.frozen
 class PricedLine:
-    """A cart line with its price: ``subtotal`` = unit price × quantity; ``discount`` from adjustments."""
+    """A cart line with its price: ``subtotal`` = unit price × quantity; ``discount`` from adjustments.
+
+    ``fulfilment`` is how this line reaches the shopper: its cart line's own, else the cart's (None only
+    for lines built without a cart).
+
+    .. versionadded:: 1.5
+       ``fulfilment``.
+    """
 
     index: int
     sku: str
@@ -122,6 +143,7 @@ class PricedLine:
     category: str = "general"
     weight_grams: int = 0
     discount: Money | None = None
+    fulfilment: Fulfilment | None = None
 
     @property
     def subtotal(self) -> Money:

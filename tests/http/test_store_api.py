@@ -205,3 +205,21 @@ def test_cors_for_the_origins_a_key_lists(client: TestClient) -> None:
     assert client.get("/store/catalog", headers={**WEB, "Origin": "https://evil.example"}).status_code == 403
     # The marketplace key lists no origin: it is a server's key, never a browser's.
     assert client.get("/store/catalog", headers={**bearer(MARKET_KEY), "Origin": shop}).status_code == 403
+
+
+def test_a_line_may_leave_its_own_way(client: TestClient) -> None:
+    from retailblocks.http.schemas import CartIn, cart_of
+    from retailblocks.model import FulfilmentKind
+
+    body = cart_body(("TEA", 1), ("BEANS", 1))
+    body["lines"][1]["fulfilment"] = {"kind": "delivery", "address": {"country": "CN", "region": "Shanghai"}}
+    response = client.post("/store/quotes", json=body, headers=WEB)
+    assert response.status_code == 200, response.text
+    cart = cart_of(CartIn.model_validate(body), "web", "CNY")
+    assert cart.lines[0].fulfilment is None
+    beans = cart.lines[1].fulfilment
+    assert beans is not None and beans.kind is FulfilmentKind.DELIVERY and beans.address is not None
+    assert beans.address.region == "Shanghai"
+    body["lines"][1]["fulfilment"] = {"kind": "teleport"}
+    refused = client.post("/store/quotes", json=body, headers=WEB)
+    assert refused.status_code == 422 and refused.headers["content-type"].startswith("application/problem+json")

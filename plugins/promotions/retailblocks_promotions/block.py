@@ -44,7 +44,7 @@ class Promotions(Block):
     )
     reads_core_tables: ClassVar[tuple[str, ...]] = ()
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.MARKETING})
-    core_api: ClassVar[str] = "1.4"  # PriceAdjustment.funders
+    core_api: ClassVar[str] = "1.5"  # PricedLine.fulfilment
     Config: ClassVar[type[Any]] = PromotionsConfig
     description: ClassVar[str] = "Promotions and coupons priced into carts, with usage limits and budgets."
 
@@ -151,6 +151,7 @@ class Promotions(Block):
             usage=usage,
             issued_codes=issued,
             shipping_discount=_shipping_taken(existing, shipping, self.id),
+            taxes=self.config.taxes,
         )
         return [
             PriceAdjustment(
@@ -370,6 +371,9 @@ def _engine_lines(
     result = []
     for line in lines:
         already = max(line.discount.amount if line.discount is not None else 0, taken.get(line.index, 0))
+        # A core older than 1.5 sends no fulfilment: such lines match no fulfilment, option or region rule.
+        fulfilment = getattr(line, "fulfilment", None)
+        address = fulfilment.address if fulfilment is not None else None
         result.append(
             engine.Line(
                 index=line.index,
@@ -378,6 +382,9 @@ def _engine_lines(
                 unit_price=line.unit_price,
                 category=line.category,
                 discount=Money(already, line.unit_price.currency),
+                fulfilment=fulfilment.kind.value if fulfilment is not None else None,
+                option_id=fulfilment.option_id if fulfilment is not None else None,
+                region=address.region or None if address is not None else None,
             )
         )
     return result

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import attrs
 
 from retailblocks.errors import InvalidValue
-from retailblocks.model import Money
+from retailblocks.model import FulfilmentKind, Money
 from retailblocks.model.limits import MAX_QUANTITY
 
 
@@ -82,6 +82,77 @@ def parse_share(value: Any, name: str = "share") -> int:
             f"{name!r} must be a share above 0 and at most 100% like '60%', '12.5%' or '6000bp' (got {value!r})"
         )
     return int(basis)
+
+
+def _fulfilment_kinds(_instance: Any, attribute: "attrs.Attribute[Any]", value: list[str]) -> None:
+    kinds = [kind.value for kind in FulfilmentKind]
+    for item, kind in enumerate(value):
+        if kind not in kinds:
+            raise InvalidValue(
+                f"{attribute.name}[{item}] is {kind!r}, which is not a fulfilment kind (one of {', '.join(kinds)})"
+            )
+
+
+def parse_rate(value: Any, name: str = "rate") -> int:
+    """A tax rate in basis points: ``"13%"`` (at most two decimals, 0% to 100%) or ``"1300bp"``."""
+    text = value.strip().lower() if isinstance(value, str) else None
+    basis: Fraction | None = None
+    try:
+        if text is not None and text.endswith("%"):
+            basis = Fraction(text[:-1].strip()) * 100
+        elif text is not None and text.endswith("bp"):
+            basis = Fraction(int(text[:-2].strip()))
+    except ValueError:
+        basis = None
+    if basis is None or basis.denominator != 1 or not 0 <= basis <= 10_000:
+        raise InvalidValue(
+            f"{name!r} must be a tax rate from 0% to 100% like '13%', '6.5%' or '1300bp' (got {value!r})"
+        )
+    return int(basis)
+
+
+def _rate(_instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    parse_rate(value, attribute.name)
+
+
+def _category_rates(_instance: Any, _attribute: "attrs.Attribute[Any]", value: dict[str, Any]) -> None:
+    if not isinstance(value, dict):
+        raise InvalidValue(f"category_rates must map categories to rates like {{food: '9%'}} (got {value!r})")
+    for category, rate in value.items():
+        parse_rate(rate, f"category_rates.{category}")
+
+
+@attrs.frozen
+class TaxConfig:
+    """How the catalog's prices relate to tax, for promotions written on the other side of it.
+
+    The core prices carry no tax of their own; this tells the promotions block whether they include it
+    and at which rate, so a promotion can say "20.00 off before tax" on tax-inclusive prices.
+    """
+
+    prices_include_tax: bool = attrs.field(
+        default=True, metadata={"help": "Whether the catalog's prices include tax (gross) or not (net)."}
+    )
+    default_rate: Any = attrs.field(
+        default="0%", validator=_rate, metadata={"help": "The tax rate of lines: '13%' or '1300bp'."}
+    )
+    category_rates: dict[str, Any] = attrs.field(
+        factory=dict, validator=_category_rates, metadata={"help": "Rates by category, instead of default_rate."}
+    )
+    shipping_rate: Any = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(_rate),
+        metadata={"help": "Shipping's rate; default: default_rate."},
+    )
+
+    def rate_of(self, category: str) -> int:
+        """The rate of a line of ``category`` in basis points."""
+        rate = self.category_rates.get(category)
+        return parse_rate(rate if rate is not None else self.default_rate)
+
+    @property
+    def shipping_basis_points(self) -> int:
+        return parse_rate(self.shipping_rate if self.shipping_rate is not None else self.default_rate)
 
 
 def _share(_instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
@@ -160,9 +231,12 @@ class PromotionConfig:
     target: Literal["items", "order", "shipping"] = attrs.field(
         default="items", metadata={"help": "What is discounted: items, the order, or shipping."}
     )
-    allocation: Literal["each", "across"] = attrs.field(
+    allocation: Literal["each", "across", "once"] = attrs.field(
         default="each",
-        metadata={"help": "each: per matching line (per unit up to max_quantity); across: spread."},
+        metadata={
+            "help": "each: per matching line (per unit up to max_quantity); across: spread; once: "
+            "max_quantity units in all, cheapest first."
+        },
     )
     max_quantity: int | None = attrs.field(
         default=None,
@@ -174,6 +248,22 @@ class PromotionConfig:
     channels: list[str] = attrs.field(
         factory=list, converter=_codes, metadata={"help": "Channel ids or types; empty = any."}
     )
+    fulfilments: list[str] = attrs.field(
+        factory=list,
+        converter=_codes,
+        validator=_fulfilment_kinds,
+        metadata={"help": "Lines leaving this way (delivery, pickup, carry_out); empty = any."},
+    )
+    delivery_options: list[str] = attrs.field(
+        factory=list,
+        converter=_codes,
+        metadata={"help": "Lines sent by these shipping options (a quote's option_id); empty = any."},
+    )
+    regions: list[str] = attrs.field(
+        factory=list,
+        converter=_codes,
+        metadata={"help": "Lines going to an address in these regions (province, state); empty = anywhere."},
+    )
     tiers: list[str] = attrs.field(factory=list, converter=_codes, metadata={"help": "Member tiers; empty = anyone."})
     segments: list[str] = attrs.field(
         factory=list,
@@ -184,6 +274,18 @@ class PromotionConfig:
         default=None,
         validator=_optional_money,
         metadata={"help": "Spend threshold on the matching lines' list prices ('spend 100, save 20')."},
+    )
+    min_cart_subtotal: Money | None = attrs.field(
+        default=None,
+        validator=_optional_money,
+        metadata={"help": "Spend threshold on the whole cart, after earlier blocks' discounts."},
+    )
+    amounts: Literal["as_priced", "tax_inclusive", "tax_exclusive"] = attrs.field(
+        default="as_priced",
+        metadata={
+            "help": "Whether value, cap and spend thresholds include tax; as_priced: as the prices do "
+            "(needs 'taxes' otherwise)."
+        },
     )
     buy_skus: list[str] = attrs.field(factory=list, converter=_codes, metadata={"help": "buyget: buy."})
     buy_categories: list[str] = attrs.field(
@@ -270,6 +372,13 @@ class PromotionConfig:
                     f"{where}: a buyget promotion needs 'buy_quantity' and 'get_quantity' "
                     f"(got {self.buy_quantity!r} and {self.get_quantity!r})"
                 )
+        if self.allocation == "once":
+            if self.type != "standard" or self.target != "items":
+                raise InvalidValue(f"allocation: {where}: 'once' is for standard promotions on items")
+            if self.max_quantity is None:
+                raise InvalidValue(
+                    f"max_quantity: {where} allocates 'once' and needs 'max_quantity', the units discounted in all"
+                )
         if self.funder is not None and self.funders:
             raise InvalidValue(f"funders: {where} names 'funder' and 'funders'; give one of them")
         if self.starts_at and self.ends_at and parse_moment(self.starts_at) >= parse_moment(self.ends_at):
@@ -294,7 +403,7 @@ class PromotionConfig:
     def money_fields(self) -> list[tuple[str, Money]]:
         """The money this promotion is configured with, to check against the merchant's currency."""
         fields = [("value", self.value)] if isinstance(self.value, Money) else []
-        for name in ("min_subtotal", "cap", "budget"):
+        for name in ("min_subtotal", "min_cart_subtotal", "cap", "budget"):
             money = getattr(self, name)
             if money is not None:
                 fields.append((name, money))
@@ -326,6 +435,10 @@ class Config:
     promotions: list[PromotionConfig] = attrs.field(
         factory=list, converter=_promotions, metadata={"help": "The promotions, in config order."}
     )
+    taxes: TaxConfig | None = attrs.field(
+        default=None,
+        metadata={"help": "Whether prices include tax and its rates; needed by promotions with 'amounts'."},
+    )
     stacking: Literal["priority"] = attrs.field(
         default="priority",
         metadata={
@@ -333,3 +446,13 @@ class Config:
             "config order; exclusive and stacking groups honoured."
         },
     )
+
+    def __attrs_post_init__(self) -> None:
+        if self.taxes is None:
+            for index, promotion in enumerate(self.promotions):
+                if promotion.amounts != "as_priced":
+                    raise InvalidValue(
+                        f"promotions[{index}].amounts: promotion {promotion.id!r} is written "
+                        f"{promotion.amounts.replace('_', '-')}, which needs 'taxes' (do prices include tax, "
+                        "at which rate)"
+                    )

@@ -34,7 +34,7 @@ import attrs
 
 from retailblocks.errors import CurrencyMismatch
 from retailblocks.model import AdjustmentTarget, Money, allocate_integer
-from retailblocks_promotions.config import PromotionConfig, parse_moment
+from retailblocks_promotions.config import PromotionConfig, TaxConfig, parse_moment
 
 #: Items are priced first, then the order, then shipping (so order-wide percentages see item
 #: discounts).
@@ -43,7 +43,9 @@ _PHASES = {"items": 0, "order": 1, "shipping": 2}
 
 @attrs.frozen
 class Line:
-    """A cart line as the engine sees it. ``discount`` is what earlier adjustments already took off."""
+    """A cart line as the engine sees it. ``discount`` is what earlier adjustments already took off;
+    ``fulfilment`` (delivery, pickup, carry_out), ``option_id`` (the shipping option) and ``region`` (of
+    the address it goes to) say how it reaches the shopper, None when unknown."""
 
     index: int
     sku: str
@@ -51,6 +53,9 @@ class Line:
     unit_price: Money
     category: str = "general"
     discount: Money | None = None
+    fulfilment: str | None = None
+    option_id: str | None = None
+    region: str | None = None
 
     @property
     def subtotal(self) -> int:
@@ -136,6 +141,7 @@ def compute(
     usage: Mapping[str, Usage] | None = None,
     issued_codes: Mapping[str, str] | None = None,
     shipping_discount: Money | None = None,
+    taxes: TaxConfig | None = None,
 ) -> list[Adjustment]:
     """The adjustments the promotions give this cart, in evaluation order.
 
@@ -144,7 +150,7 @@ def compute(
     that are valid for this shopper to their promotion id. A promotion whose limits are used up,
     whose
     conditions fail or which gives nothing is left out. ``merchant_id`` funds promotions without a
-    ``funder``.
+    ``funder``. ``taxes`` says whether prices include tax, for promotions written on the other side of it.
     """
     currency = shipping.currency
     for line in lines:
@@ -160,11 +166,11 @@ def compute(
     candidates = [
         (position, promotion)
         for position, promotion in enumerate(promotions)
-        if _eligible(promotion, shopper, now, usage.get(promotion.id, Usage()), unlocked, lines)
+        if _eligible(promotion, shopper, now, usage.get(promotion.id, Usage()), unlocked, lines, taxes)
     ]
     if not candidates:
         return []
-    cart = _Cart(lines, shipping, shipping_discount)
+    cart = _Cart(lines, shipping, shipping_discount, taxes)
 
     def standalone(promotion: PromotionConfig) -> int:
         return sum(a.amount.amount for a in _run(cart, [promotion], unlocked, usage, merchant_id))
@@ -239,6 +245,7 @@ def _eligible(
     usage: Usage,
     unlocked: Mapping[str, str],
     lines: Sequence[Line],
+    taxes: TaxConfig | None = None,
 ) -> bool:
     if not promotion.is_automatic and promotion.id not in unlocked:
         return False
@@ -261,11 +268,58 @@ def _eligible(
         return False
     if promotion.budget is not None and usage.budget_spent >= promotion.budget.amount:
         return False
+    if _has_reach(promotion) and not any(_reaches(promotion, line) for line in lines):
+        return False  # covers shipping promotions: some line must go the way the promotion names
     if promotion.min_subtotal is not None:
-        spend = sum(line.subtotal for line in lines if _qualifies(promotion, line))
+        spend = sum(
+            (line.subtotal / line_scale(promotion, line, taxes) for line in lines if _qualifies(promotion, line)),
+            Fraction(0),
+        )
         if spend < promotion.min_subtotal.amount:
             return False
+    if promotion.min_cart_subtotal is not None:
+        # What the shopper pays for the goods so far: list prices less what earlier blocks took.
+        spend = sum(
+            ((line.subtotal - min(line.taken, line.subtotal)) / line_scale(promotion, line, taxes) for line in lines),
+            Fraction(0),
+        )
+        if spend < promotion.min_cart_subtotal.amount:
+            return False
     return True
+
+
+def _scale(promotion: PromotionConfig, rate: int, taxes: TaxConfig | None) -> Fraction:
+    """Minor units of price per minor unit of the promotion's amounts, at a tax rate in basis points.
+
+    A promotion written net ("20.00 off before tax") on gross prices takes 20.00 plus its tax off the
+    price; one written gross on net prices takes 20.00 less the tax it includes. Percentages are the same
+    on either side of tax, so only fixed values, caps and thresholds are converted.
+    """
+    if taxes is None or promotion.amounts == "as_priced":
+        return Fraction(1)
+    gross = 1 + Fraction(rate, 10_000)
+    if promotion.amounts == "tax_exclusive" and taxes.prices_include_tax:
+        return gross
+    if promotion.amounts == "tax_inclusive" and not taxes.prices_include_tax:
+        return 1 / gross
+    return Fraction(1)
+
+
+def line_scale(promotion: PromotionConfig, line: Line, taxes: TaxConfig | None) -> Fraction:
+    return _scale(promotion, taxes.rate_of(line.category) if taxes is not None else 0, taxes)
+
+
+def _has_reach(promotion: PromotionConfig) -> bool:
+    return bool(promotion.fulfilments or promotion.delivery_options or promotion.regions)
+
+
+def _reaches(promotion: PromotionConfig, line: Line) -> bool:
+    """Whether the line leaves the way the promotion names: fulfilment kind, shipping option, region."""
+    if promotion.fulfilments and line.fulfilment not in promotion.fulfilments:
+        return False
+    if promotion.delivery_options and line.option_id not in promotion.delivery_options:
+        return False
+    return not promotion.regions or line.region in promotion.regions
 
 
 def _matches(skus: Iterable[str], categories: Iterable[str], line: Line) -> bool:
@@ -274,23 +328,33 @@ def _matches(skus: Iterable[str], categories: Iterable[str], line: Line) -> bool
 
 
 def _targets(promotion: PromotionConfig, line: Line) -> bool:
-    return _matches(promotion.skus, promotion.categories, line)
+    return _matches(promotion.skus, promotion.categories, line) and _reaches(promotion, line)
 
 
 def _qualifies(promotion: PromotionConfig, line: Line) -> bool:
     """Lines whose list price counts toward ``min_subtotal``."""
     if promotion.type == "buyget":
-        return _matches(promotion.buy_skus, promotion.buy_categories, line)
+        return _matches(promotion.buy_skus, promotion.buy_categories, line) and _reaches(promotion, line)
     return _targets(promotion, line)
 
 
 # --- evaluation -----------------------------------------------------------------------------------
 
 
-def _line_key(line: Line) -> tuple[str, int, str, int, int, int]:
+def _line_key(line: Line) -> tuple[str, int, str, int, int, str, str, str, int]:
     # Everything the engine reads of a line, then the index: lines equal in all but their index are
     # interchangeable, so only their labels can differ between two orders of the same cart.
-    return (line.sku, line.unit_price.amount, line.category, line.quantity, min(line.taken, line.subtotal), line.index)
+    return (
+        line.sku,
+        line.unit_price.amount,
+        line.category,
+        line.quantity,
+        min(line.taken, line.subtotal),
+        line.fulfilment or "",
+        line.option_id or "",
+        line.region or "",
+        line.index,
+    )
 
 
 class _Cart:
@@ -301,11 +365,20 @@ class _Cart:
     cannot change what any line gets. ``position`` is the cart's own order, for reporting.
     """
 
-    def __init__(self, lines: Sequence[Line], shipping: Money, shipping_discount: Money | None):
+    def __init__(
+        self, lines: Sequence[Line], shipping: Money, shipping_discount: Money | None, taxes: TaxConfig | None = None
+    ):
         self.lines = sorted(lines, key=_line_key)
+        self.taxes = taxes
         self.position = {line.index: place for place, line in enumerate(lines)}
         self.shipping = shipping
         self.shipping_taken = min(shipping_discount.amount if shipping_discount else 0, shipping.amount)
+
+    def scales(self, promotion: PromotionConfig) -> dict[int, Fraction]:
+        """Price per promotion unit, by line index (-1: shipping); see _scale."""
+        scales = {line.index: line_scale(promotion, line, self.taxes) for line in self.lines}
+        scales[-1] = _scale(promotion, self.taxes.shipping_basis_points if self.taxes else 0, self.taxes)
+        return scales
 
     def fresh(self) -> _State:
         return _State(
@@ -334,15 +407,18 @@ def _run(
     adjustments: list[Adjustment] = []
     for promotion in promotions:
         used: Mapping[int, int] = {}
+        scales = cart.scales(promotion)
         if promotion.target == "shipping":
-            exact = {-1: _shipping_amount(promotion, cart.shipping.amount - state.shipping_taken)}
+            exact = {-1: _shipping_amount(promotion, cart.shipping.amount - state.shipping_taken, scales[-1])}
         elif promotion.type == "buyget":
-            exact, used = _buyget_amounts(promotion, cart.lines, state)
+            exact, used = _buyget_amounts(promotion, cart.lines, state, scales)
+        elif promotion.allocation == "once":
+            exact = _once_amounts(promotion, cart.lines, state, scales)
         elif promotion.target == "order" or promotion.allocation == "across":
-            exact = _across_amounts(promotion, cart.lines, state)
+            exact = _across_amounts(promotion, cart.lines, state, scales)
         else:
-            exact = _each_amounts(promotion, cart.lines, state)
-        exact = _limit(promotion, exact, usage.get(promotion.id, Usage()))
+            exact = _each_amounts(promotion, cart.lines, state, scales)
+        exact = _limit(promotion, exact, usage.get(promotion.id, Usage()), scales)
         split = _round(exact)
         total = sum(split.values())
         if total <= 0:
@@ -386,7 +462,9 @@ def _value_on(promotion: PromotionConfig, applicable: Fraction) -> Fraction:
     return applicable * promotion.basis_points / 10_000
 
 
-def _each_amounts(promotion: PromotionConfig, lines: Sequence[Line], state: _State) -> dict[int, Fraction]:
+def _each_amounts(
+    promotion: PromotionConfig, lines: Sequence[Line], state: _State, scales: Mapping[int, Fraction]
+) -> dict[int, Fraction]:
     """Per line: at most ``max_quantity`` units' worth, and never more than what is left on the
     line.
     """
@@ -402,13 +480,45 @@ def _each_amounts(promotion: PromotionConfig, lines: Sequence[Line], state: _Sta
         if promotion.value_type == "percentage":
             amount = _value_on(promotion, applicable)
         else:
-            amount = min(Fraction(promotion.fixed.amount * units), applicable)
+            amount = min(promotion.fixed.amount * units * scales[line.index], applicable)
         if amount > 0:
             amounts[line.index] = amount
     return amounts
 
 
-def _across_amounts(promotion: PromotionConfig, lines: Sequence[Line], state: _State) -> dict[int, Fraction]:
+def _once_amounts(
+    promotion: PromotionConfig, lines: Sequence[Line], state: _State, scales: Mapping[int, Fraction]
+) -> dict[int, Fraction]:
+    """``max_quantity`` units in all across the matching lines, the cheapest units first.
+
+    Ties between equally cheap lines go by the engine's line order (see _Cart), never the cart's. A line
+    with nothing left to discount gives no units, so the units go on to the next cheapest.
+    """
+    assert promotion.max_quantity is not None
+    units_left = promotion.max_quantity
+    amounts: dict[int, Fraction] = {}
+    # sorted() is stable: lines equally cheap keep the engine's order.
+    for line in sorted((line for line in lines if _targets(promotion, line)), key=lambda line: line.unit_price.amount):
+        if units_left == 0:
+            break
+        remaining = line.subtotal - state.taken[line.index]
+        if remaining <= 0:
+            continue
+        units = min(line.quantity, units_left)
+        units_left -= units
+        applicable = Fraction(min(remaining, line.unit_price.amount * units))
+        if promotion.value_type == "percentage":
+            amount = _value_on(promotion, applicable)
+        else:
+            amount = min(promotion.fixed.amount * units * scales[line.index], applicable)
+        if amount > 0:
+            amounts[line.index] = amount
+    return amounts
+
+
+def _across_amounts(
+    promotion: PromotionConfig, lines: Sequence[Line], state: _State, scales: Mapping[int, Fraction]
+) -> dict[int, Fraction]:
     """Spread over the matching lines in proportion to what is left on each (after earlier
     discounts).
     """
@@ -425,16 +535,19 @@ def _across_amounts(promotion: PromotionConfig, lines: Sequence[Line], state: _S
         return {}
     if promotion.value_type == "percentage":
         return {index: _value_on(promotion, Fraction(amount)) for index, amount in left.items()}
+    # The value is spread in the promotion's own terms (net or gross), in proportion to what is left on
+    # each line in those terms, and each share is turned back into the line's price terms.
     value = promotion.fixed.amount
-    return {index: min(Fraction(value * amount, base), Fraction(amount)) for index, amount in left.items()}
+    base_own = sum((Fraction(amount) / scales[index] for index, amount in left.items()), Fraction(0))
+    return {index: min(value * Fraction(amount) / base_own, Fraction(amount)) for index, amount in left.items()}
 
 
-def _shipping_amount(promotion: PromotionConfig, remaining: int) -> Fraction:
+def _shipping_amount(promotion: PromotionConfig, remaining: int, scale: Fraction) -> Fraction:
     if remaining <= 0:
         return Fraction(0)
     if promotion.value_type == "percentage":
         return _value_on(promotion, Fraction(remaining))
-    return Fraction(min(promotion.fixed.amount, remaining))
+    return min(promotion.fixed.amount * scale, Fraction(remaining))
 
 
 def _dearest_first(line: Line) -> int:
@@ -442,7 +555,7 @@ def _dearest_first(line: Line) -> int:
 
 
 def _buyget_amounts(
-    promotion: PromotionConfig, lines: Sequence[Line], state: _State
+    promotion: PromotionConfig, lines: Sequence[Line], state: _State, scales: Mapping[int, Fraction]
 ) -> tuple[dict[int, Fraction], dict[int, int]]:
     """Buy X get Y: the exact discount per get line, and the units the sets would use per line.
 
@@ -466,8 +579,9 @@ def _buyget_amounts(
         units = line.quantity - state.consumed[line.index]
         if units <= 0:
             continue
-        buys = _matches(buy_skus, buy_categories, line)
-        gets = _matches(get_skus, get_categories, line)
+        reaches = _reaches(promotion, line)
+        buys = reaches and _matches(buy_skus, buy_categories, line)
+        gets = reaches and _matches(get_skus, get_categories, line)
         if buys:
             buyable.append(line)
         if gets:
@@ -527,7 +641,7 @@ def _buyget_amounts(
         if promotion.value_type == "percentage":
             amount = _value_on(promotion, worth)
         else:
-            amount = min(Fraction(promotion.fixed.amount * units), worth)
+            amount = min(promotion.fixed.amount * units * scales[line.index], worth)
         # Never below zero, whatever earlier adjustments took.
         amount = min(amount, Fraction(max(line.subtotal - state.taken[line.index], 0)))
         if amount > 0:
@@ -535,15 +649,17 @@ def _buyget_amounts(
     return amounts, used
 
 
-def _limit(promotion: PromotionConfig, exact: dict[int, Fraction], usage: Usage) -> dict[int, Fraction]:
-    """Apply the per-order cap (line by line in the cart's line order, see _Cart), then the campaign
-    budget."""
+def _limit(
+    promotion: PromotionConfig, exact: dict[int, Fraction], usage: Usage, scales: Mapping[int, Fraction]
+) -> dict[int, Fraction]:
+    """Apply the per-order cap (line by line in the cart's line order, see _Cart; in the promotion's own
+    terms, net or gross), then the campaign budget (money actually given)."""
     if promotion.cap is not None:
         cap_left = Fraction(promotion.cap.amount)
         capped: dict[int, Fraction] = {}
         for index, amount in exact.items():
-            capped[index] = min(amount, cap_left)
-            cap_left -= capped[index]
+            capped[index] = min(amount, cap_left * scales[index])
+            cap_left -= capped[index] / scales[index]
         exact = capped
     if promotion.budget is not None:
         # All or nothing: a budget that cannot cover the whole discount gives none of it (the peer's
@@ -595,15 +711,19 @@ def explain(promotion: PromotionConfig) -> str:
         text = f"buy {promotion.buy_quantity} {buy}, get {promotion.get_quantity} {get} {value} off"
         if promotion.value_type == "percentage" and promotion.basis_points == 10_000:
             text = f"buy {promotion.buy_quantity} {buy}, get {promotion.get_quantity} {get} free"
+        text += _reach_text(promotion)
         if promotion.max_quantity is not None:
             text += f", max {promotion.max_quantity} units"
     elif promotion.target == "shipping":
-        text = f"{value} off shipping"
+        text = f"{value} off shipping{_reach_text(promotion)}"
     elif promotion.target == "order":
-        text = f"{value} off the order"
+        text = f"{value} off the order{_reach_text(promotion)}"
     else:
-        text = f"{value} off {_scope(promotion.skus, promotion.categories, 'items')}"
-        if promotion.allocation == "each":
+        text = f"{value} off {_scope(promotion.skus, promotion.categories, 'items')}{_reach_text(promotion)}"
+        if promotion.allocation == "once":
+            plural = "s" if promotion.max_quantity != 1 else ""
+            text += f", on {promotion.max_quantity} unit{plural} in all, cheapest first"
+        elif promotion.allocation == "each":
             text += ", per item"
             if promotion.max_quantity is not None:
                 plural = "s" if promotion.max_quantity > 1 else ""
@@ -612,9 +732,24 @@ def explain(promotion: PromotionConfig) -> str:
             text += ", spread across items"
     if promotion.min_subtotal is not None:
         text += f", when spending {promotion.min_subtotal.format()}"
+    if promotion.min_cart_subtotal is not None:
+        text += f", on orders of {promotion.min_cart_subtotal.format()} or more"
+    if promotion.amounts != "as_priced":
+        text += f" ({promotion.amounts.replace('_', '-')})"
     if promotion.cap is not None:
         text += f", up to {promotion.cap.format()}"
     return f"{promotion.description}: {text}" if promotion.description else text
+
+
+def _reach_text(promotion: PromotionConfig) -> str:
+    text = ""
+    if promotion.fulfilments:
+        text += f" for {' or '.join(kind.replace('_', ' ') for kind in promotion.fulfilments)}"
+    if promotion.delivery_options:
+        text += f" sent by {' or '.join(promotion.delivery_options)}"
+    if promotion.regions:
+        text += f" to {' or '.join(promotion.regions)}"
+    return text
 
 
 def _scope(skus: Sequence[str], categories: Sequence[str], default: str) -> str:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from retailblocks.model import Money
-from retailblocks_promotions.config import PromotionConfig
+from retailblocks_promotions.config import PromotionConfig, TaxConfig
 from retailblocks_promotions.engine import Adjustment, Line, Shopper, Usage, compute
 
 NOW = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
@@ -39,6 +39,7 @@ def price(
     coupons: Sequence[str] = (),
     usage: Mapping[str, Usage] | None = None,
     now: datetime = NOW,
+    taxes: TaxConfig | None = None,
 ) -> list[Adjustment]:
     return compute(
         lines,
@@ -49,6 +50,7 @@ def price(
         now=now,
         merchant_id="shop",
         usage=usage,
+        taxes=taxes,
     )
 
 
