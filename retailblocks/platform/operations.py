@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import date
 from concurrent.futures import ThreadPoolExecutor
 
 import attrs
@@ -27,6 +28,7 @@ from retailblocks.manifest.errors import ManifestError, ManifestProblems
 from retailblocks.platform import registry
 from retailblocks.platform.manifest import MerchantEntry, MerchantStatus, PlatformManifest, load_platform
 from retailblocks.platform.placement import Placement
+from retailblocks.platform.rights import SharedRights, Settlement, settle
 from retailblocks.stack import Stack, assemble, plan
 
 #: How many merchants ``assemble_platform`` migrates at once.
@@ -111,6 +113,7 @@ class Platform:
         self._installed = installed
         self.placement = Placement(manifest)
         self._home: sa.Engine | None = None
+        self._rights: SharedRights | None = None
         #: Each merchant's stack with the database it was assembled on.
         self._stacks: dict[str, tuple[str, Stack]] = {}
         self._lock = threading.Lock()
@@ -138,6 +141,18 @@ class Platform:
                 ) from None
             self._home = engine
         return self._home
+
+    @property
+    def rights(self) -> SharedRights:
+        """The rights the platform shares across its merchants, kept on its home database."""
+        if self._rights is None:
+            try:
+                self._rights = SharedRights(self.manifest, self.home)
+            except sa.exc.SQLAlchemyError as error:
+                raise EnvironmentFailure(
+                    f"{self.manifest.path}: cannot prepare the platform's rights tables: {type(error).__name__}"
+                ) from None
+        return self._rights
 
     # -- assembling ---------------------------------------------------------------------------------
 
@@ -372,3 +387,17 @@ def resume_merchant(
 ) -> MerchantSummary:
     with open_platform(path, environ=environ) as platform:
         return platform.set_status(merchant_id, MerchantStatus.ACTIVE)
+
+
+def settle_platform(
+    path: str | os.PathLike[str],
+    start: date,
+    end: date,
+    *,
+    merchants: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settlement:
+    """Each merchant's statement with the platform over the UTC days ``[start, end]``, from the platform's
+    ledger of shared rights (``blocks platform settle`` and ``GET /platform/settlement``)."""
+    with open_platform(path, environ=environ) as platform:
+        return settle(platform.rights, start, end, merchants)
