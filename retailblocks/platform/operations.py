@@ -14,8 +14,8 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from datetime import date
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 
 import attrs
 import sqlalchemy as sa
@@ -28,7 +28,7 @@ from retailblocks.manifest.errors import ManifestError, ManifestProblems
 from retailblocks.platform import registry
 from retailblocks.platform.manifest import MerchantEntry, MerchantStatus, PlatformManifest, load_platform
 from retailblocks.platform.placement import Placement
-from retailblocks.platform.rights import SharedRights, Settlement, settle
+from retailblocks.platform.rights import Settlement, SharedRights, settle
 from retailblocks.stack import Stack, assemble, plan
 
 #: How many merchants ``assemble_platform`` migrates at once.
