@@ -1,0 +1,219 @@
+"""Rights shared across merchants: platform points and platform-funded coupons, kept by the platform and
+settled with each merchant from its ledger, on SQLite and PostgreSQL (a role per merchant)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from retailblocks.clock import ManualClock
+from retailblocks.errors import BusinessRejection, IdempotencyConflict, PromotionRejected
+from retailblocks.manifest.errors import ManifestError
+from retailblocks.platform.manifest import load_platform
+from retailblocks.platform.operations import Platform, open_platform
+from retailblocks.platform.rights import SharedRights, parse_period, settle
+from tests.cli.harness import blocks
+from tests.platform.conftest import ENV
+
+RIGHTS = textwrap.dedent("""\
+    rights:
+      points: {name: Mall Points, value: "0.01 CNY", merchants: [north, south]}
+      coupons:
+        - {code: MALL5, value: "5.00 CNY", merchants: [north, south]}
+        - {code: MALL-TRIPLE, value: "2.00 CNY", uses: 3, merchants: [north, south], on_refund: clawback}
+        - {code: NORTHONLY, value: "1.00 CNY", merchants: [north]}
+    """)
+
+
+@pytest.fixture
+def platform(platform_path: Path) -> Iterator[Platform]:
+    text = platform_path.read_text(encoding="utf-8")
+    # A third merchant that joined nothing; its manifest is never read by the rights.
+    text = text.replace("api:\n", "  - {id: east, manifest: south/blocks.yaml, database: main}\napi:\n", 1)
+    platform_path.write_text(text + RIGHTS, encoding="utf-8")
+    with open_platform(platform_path, environ=ENV) as opened:
+        yield opened
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime(2026, 11, 3, 10, tzinfo=UTC))
+
+
+@pytest.fixture
+def rights(platform: Platform, clock: ManualClock) -> SharedRights:
+    return SharedRights(platform.manifest, platform.home, clock)
+
+
+def test_points_earned_at_one_merchant_are_spent_at_another(rights: SharedRights) -> None:
+    earned = rights.earn("north", "phone:+8613800000001", 500, reference="N-1", key="earn-N-1")
+    assert earned.amount.amount == -500 and earned.partner == "platform"  # north pays the platform 5.00 CNY
+    spent = rights.spend("south", "phone:+8613800000001", 300, reference="S-1", key="spend-S-1")
+    assert spent.amount.amount == 300  # the platform pays south 3.00 CNY
+    balance = rights.balance("phone:+8613800000001")
+    assert (balance.points, balance.value.format()) == (200, "2.00 CNY")
+    with pytest.raises(BusinessRejection, match="has 200 Mall Points points, not the 201"):
+        rights.spend("south", "phone:+8613800000001", 201, reference="S-2", key="spend-S-2")
+    assert rights.balance("phone:+8613800000001").points == 200
+    # Replaying a key answers its entry and moves nothing; the key with another request is refused.
+    assert rights.spend("south", "phone:+8613800000001", 300, reference="S-1", key="spend-S-1") == spent
+    assert rights.balance("phone:+8613800000001").points == 200
+    with pytest.raises(IdempotencyConflict):
+        rights.spend("south", "phone:+8613800000001", 100, reference="S-1", key="spend-S-1")
+    with pytest.raises(BusinessRejection, match="'east' has not joined the platform's points programme"):
+        rights.earn("east", "phone:+8613800000001", 10, reference="E-1", key="earn-E-1")
+
+
+def test_a_platform_coupon_used_at_one_merchant_cannot_be_used_at_another(rights: SharedRights) -> None:
+    used = rights.redeem_coupon("north", "mall5", reference="N-7", key="coupon-N-7")
+    assert (used.code, used.amount.format()) == ("MALL5", "5.00 CNY")
+    with pytest.raises(PromotionRejected, match="MALL5 has been used once, its limit across all merchants"):
+        rights.redeem_coupon("south", "MALL5", reference="S-7", key="coupon-S-7")
+    assert rights.redeem_coupon("north", "MALL5", reference="N-7", key="coupon-N-7") == used  # a replay
+    # Cancelled at north: the use comes back, so south may now use it.
+    released = rights.release_coupon("north", "coupon-N-7")
+    assert released is not None and released.amount.amount == -500
+    assert rights.release_coupon("north", "coupon-N-7") == released  # released once
+    assert rights.redeem_coupon("south", "MALL5", reference="S-7", key="coupon-S-7").merchant == "south"
+
+
+def test_a_merchant_outside_a_coupon_refuses_it_clearly(rights: SharedRights) -> None:
+    with pytest.raises(PromotionRejected, match=r"NORTHONLY is not valid at merchant 'south'.*north only"):
+        rights.redeem_coupon("south", "NORTHONLY", reference="S-1", key="k")
+    with pytest.raises(PromotionRejected, match="'NOPE' is not a platform coupon"):
+        rights.redeem_coupon("south", "nope", reference="S-1", key="k")
+
+
+def test_refunds_follow_the_coupons_on_refund(rights: SharedRights) -> None:
+    rights.redeem_coupon("north", "MALL5", reference="N-1", key="a")
+    assert rights.release_coupon("north", "a", refund=True) is None  # keep: the platform still pays
+    rights.redeem_coupon("north", "MALL-TRIPLE", reference="N-2", key="b")
+    clawed = rights.release_coupon("north", "b", refund=True)
+    assert clawed is not None and (clawed.kind, clawed.amount.amount) == ("coupon_clawback", -200)
+
+
+def test_racing_merchants_share_a_coupons_last_use(rights: SharedRights) -> None:
+    rights.redeem_coupon("north", "MALL-TRIPLE", reference="N-0", key="first")
+    outcomes: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def redeem(merchant: str, n: int) -> None:
+        barrier.wait()
+        try:
+            rights.redeem_coupon(merchant, "MALL-TRIPLE", reference=f"{merchant}-{n}", key=f"race-{n}")
+            outcomes.append("won")
+        except PromotionRejected:
+            outcomes.append("lost")
+
+    threads = [threading.Thread(target=redeem, args=(("north", "south")[n % 2], n)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["lost"] * 4 + ["won"] * 2  # 3 uses: one before, two of the six racers
+
+
+def test_racing_spends_never_overdraw(rights: SharedRights) -> None:
+    rights.earn("north", "m1", 100, reference="N-1", key="e")
+    outcomes: list[bool] = []
+    barrier = threading.Barrier(4)
+
+    def spend(n: int) -> None:
+        barrier.wait()
+        try:
+            rights.spend(("north", "south")[n % 2], "m1", 40, reference=f"O-{n}", key=f"s-{n}")
+            outcomes.append(True)
+        except BusinessRejection:
+            outcomes.append(False)
+
+    threads = [threading.Thread(target=spend, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count(True) == 2 and rights.balance("m1").points == 20
+
+
+def test_settlement_bills_each_merchant_and_balances_with_the_platform_ledger(
+    rights: SharedRights, clock: ManualClock
+) -> None:
+    rights.earn("north", "m1", 1234, reference="N-1", key="e1")
+    rights.redeem_coupon("north", "MALL5", reference="N-2", key="c1")
+    clock.advance(timedelta(days=1))
+    rights.spend("south", "m1", 999, reference="S-1", key="s1")
+    rights.redeem_coupon("south", "MALL-TRIPLE", reference="S-2", key="c2")
+    rights.release_coupon("north", "c1")
+    clock.advance(timedelta(days=30))  # December: outside the period
+    rights.spend("north", "m1", 1, reference="N-3", key="s2")
+
+    settlement = settle(rights, *parse_period("2026-11"))
+    by_merchant = {statement.merchant: statement for statement in settlement.statements}
+    assert by_merchant["north"].total.amount == -1234 + 500 - 500
+    assert by_merchant["south"].total.amount == 999 + 200
+    assert by_merchant["east"].lines == () and by_merchant["east"].total.amount == 0
+    for statement in settlement.statements:
+        assert statement.total.amount == sum(line.amount.amount for line in statement.lines)
+    assert settlement.ledger_total == {"CNY": -1234 + 999 + 200}
+    assert settlement.balanced
+    assert (by_merchant["north"].earned_points, by_merchant["south"].spent_points) == (1234, 999)
+    december = settle(rights, date(2026, 12, 1), date(2026, 12, 31))
+    assert {s.merchant: s.total.amount for s in december.statements}["north"] == 1
+
+
+def test_blocks_platform_settle(platform: Platform) -> None:
+    rights = platform.rights
+    rights.earn("north", "m1", 10, reference="N-1", key="e1")
+    today = rights.clock.now().date()
+    path = platform.manifest.path
+    result = blocks("platform", "settle", "-p", path, "--period", today.isoformat(), "--json", env=ENV)
+    assert result.status == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["balanced"] and shown["ledger_total"] == {"CNY": -10}
+    assert [s["total"] for s in shown["statements"] if s["merchant"] == "north"] == [-10]
+    result = blocks("platform", "settle", "-p", path, "--period", "2026-13", env=ENV)
+    assert result.status != 0 and "a period is a month" in result.one_error_line()
+
+
+def test_merchants_cannot_reach_the_platform_ledger_or_each_other(platform: Platform, rights: SharedRights) -> None:
+    rights.earn("north", "m1", 10, reference="N-1", key="e1")
+    database = platform.manifest.databases["main"]
+    if database.directory is not None:
+        # SQLite: the platform's ledger is a file of its own, not in any merchant's file.
+        north = platform.placement.merchant_engine(platform.manifest.merchant("north"))
+        with north.connect() as connection:
+            names = sa.inspect(connection).get_table_names()
+        assert "rights_ledger" not in names and "point_accounts" not in names
+        return
+    north = platform.placement.merchant_engine(platform.manifest.merchant("north"))
+    platform.placement.merchant_engine(platform.manifest.merchant("south"))
+    for statement in ("SELECT count(*) FROM rb_platform.rights_ledger", "SELECT count(*) FROM m_south.merchants"):
+        with north.connect() as connection, pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+            connection.execute(sa.text(statement))
+
+
+def test_the_manifest_refuses_bad_rights(tmp_path: Path) -> None:
+    (tmp_path / "platform.yaml").write_text(
+        textwrap.dedent("""\
+            platform: {id: mall, name: The Mall}
+            databases: {main: {directory: data}}
+            merchants:
+              - {id: north, manifest: north/blocks.yaml, database: main}
+            rights:
+              points: {name: P, value: "0 CNY", merchants: [north]}
+              coupons:
+                - {code: lower, value: "1.00 CNY", merchants: [north]}
+                - {code: OK1, value: "1.00 CNY", merchants: [nroth]}
+            """),
+        encoding="utf-8",
+    )
+    with pytest.raises(ManifestError) as caught:
+        load_platform(tmp_path / "platform.yaml")
+    text = str(caught.value)
+    assert "above zero" in text and "coupon code" in text and "unknown merchant 'nroth'" in text
