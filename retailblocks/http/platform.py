@@ -160,6 +160,19 @@ class PlatformRouter:
         self.platform.statuses(fresh=True)
         return JSONResponse(moved.as_json())
 
+    def settlement(self, query: dict[str, str]) -> Response:
+        """``GET /platform/settlement?period=2026-11[&merchant=ID]``: each merchant's statement with the
+        platform, as ``blocks platform settle --json`` prints it (the same function)."""
+        from retailblocks.platform.rights import parse_period, settle, settlement_json
+
+        try:
+            start, end = parse_period(query.get("period", ""))
+            merchant = query.get("merchant")
+            settlement = settle(self.platform.rights, start, end, [merchant] if merchant else None)
+        except RetailBlocksError as error:
+            return problem_for(error)
+        return JSONResponse(settlement_json(settlement))
+
     def ready(self) -> str:
         """Whether the platform's table answers (each merchant's own readiness is /m/{merchant}/readyz)."""
         try:
@@ -190,10 +203,14 @@ class PlatformRouter:
                 for entry in self.platform.manifest.merchants
             ]
             return JSONResponse({"merchants": merchants})
+        if path == "/platform/settlement" and method == "GET":
+            if not caller.allows("platform", "read"):
+                return problem(403, "forbidden", "Forbidden", "this key lacks the scope platform:read")
+            return self.settlement(query or {})
         action = _ACTION.match(path)
         if action is None or method != "POST":
             return problem(404, "not-found", "Not found", "the platform's routes: GET /platform/merchants, "
-                           "POST /platform/merchants/{merchant}/pause|resume|move?to=DATABASE")  # fmt: skip
+                           "GET /platform/settlement?period=PERIOD, POST /platform/merchants/{merchant}/pause|resume|move?to=DATABASE")  # fmt: skip
         if not caller.allows("platform", "write"):
             return problem(403, "forbidden", "Forbidden", "this key lacks the scope platform:write")
         if action.group(2) == "move":

@@ -217,3 +217,22 @@ def test_the_manifest_refuses_bad_rights(tmp_path: Path) -> None:
         load_platform(tmp_path / "platform.yaml")
     text = str(caught.value)
     assert "above zero" in text and "coupon code" in text and "unknown merchant 'nroth'" in text
+
+
+def test_the_settlement_route(platform: Platform) -> None:
+    from starlette.testclient import TestClient
+
+    from retailblocks.http.platform import create_platform_app
+    from tests.platform.conftest import NORTH_ADMIN, PLATFORM_READ
+
+    platform.rights.redeem_coupon("north", "MALL5", reference="N-1", key="c1")
+    today = platform.rights.clock.now().date().isoformat()
+    with TestClient(create_platform_app(platform), raise_server_exceptions=False) as client:
+        read = {"Authorization": f"Bearer {PLATFORM_READ}"}
+        answer = client.get("/platform/settlement", params={"period": today, "merchant": "north"}, headers=read)
+        assert answer.status_code == 200, answer.text
+        assert [s["total"] for s in answer.json()["statements"]] == [500]
+        bad = client.get("/platform/settlement", params={"period": "soon"}, headers=read)
+        assert bad.status_code == 400 and bad.headers["content-type"].startswith("application/problem+json")
+        assert client.get("/platform/settlement", params={"period": today},
+                          headers={"Authorization": f"Bearer {NORTH_ADMIN}"}).status_code == 401  # fmt: skip
