@@ -210,7 +210,8 @@ class PlatformRouter:
         action = _ACTION.match(path)
         if action is None or method != "POST":
             return problem(404, "not-found", "Not found", "the platform's routes: GET /platform/merchants, "
-                           "GET /platform/settlement?period=PERIOD, POST /platform/merchants/{merchant}/pause|resume|move?to=DATABASE")  # fmt: skip
+                           "GET /platform/settlement?period=PERIOD, "
+                           "POST /platform/merchants/{merchant}/pause|resume|move?to=DATABASE")  # fmt: skip
         if not caller.allows("platform", "write"):
             return problem(403, "forbidden", "Forbidden", "this key lacks the scope platform:write")
         if action.group(2) == "move":
