@@ -531,21 +531,27 @@ def parse_period(text: str) -> tuple[date, date]:
     return start, end
 
 
+def _money(money: Money) -> dict[str, object]:
+    # The one JSON shape of money of every command and route: minor units and the currency.
+    return {"amount": money.amount, "currency": money.currency}
+
+
 def settlement_json(settlement: Settlement) -> dict[str, object]:
-    """The settlement as the CLI's ``--json`` and the HTTP route show it (amounts in minor units)."""
+    """The settlement as the CLI's ``--json`` and the HTTP route show it (money in minor units)."""
     return {
         "platform": settlement.platform,
         "from": settlement.start.isoformat(),
         "to": settlement.end.isoformat(),
         "balanced": settlement.balanced,
-        "ledger_total": settlement.ledger_total,
+        "ledger_total": [
+            _money(Money(amount, currency)) for currency, amount in sorted(settlement.ledger_total.items())
+        ],
         "statements": [
             {
                 "merchant": statement.merchant,
                 "partner": statement.partner,
                 "currency": statement.currency,
-                "total": statement.total.amount,
-                "total_text": statement.total.format(),
+                "total": _money(statement.total),
                 "points_earned": statement.earned_points,
                 "points_spent": statement.spent_points,
                 "lines": [
@@ -556,7 +562,7 @@ def settlement_json(settlement: Settlement) -> dict[str, object]:
                         "member": line.member,
                         "code": line.code,
                         "points": line.points,
-                        "amount": line.amount.amount,
+                        "amount": _money(line.amount),
                     }
                     for line in statement.lines
                 ],

@@ -175,8 +175,8 @@ def test_blocks_platform_settle(platform: Platform) -> None:
     result = blocks("platform", "settle", "-p", path, "--period", today.isoformat(), "--json", env=ENV)
     assert result.status == 0, result.stderr
     shown = json.loads(result.stdout)
-    assert shown["balanced"] and shown["ledger_total"] == {"CNY": -10}
-    assert [s["total"] for s in shown["statements"] if s["merchant"] == "north"] == [-10]
+    assert shown["balanced"] and shown["ledger_total"] == [{"amount": -10, "currency": "CNY"}]
+    assert [s["total"]["amount"] for s in shown["statements"] if s["merchant"] == "north"] == [-10]
     result = blocks("platform", "settle", "-p", path, "--period", "2026-13", env=ENV)
     assert result.status != 0 and "a period is a month" in result.one_error_line()
 
@@ -231,7 +231,7 @@ def test_the_settlement_route(platform: Platform) -> None:
         read = {"Authorization": f"Bearer {PLATFORM_READ}"}
         answer = client.get("/platform/settlement", params={"period": today, "merchant": "north"}, headers=read)
         assert answer.status_code == 200, answer.text
-        assert [s["total"] for s in answer.json()["statements"]] == [500]
+        assert [s["total"]["amount"] for s in answer.json()["statements"]] == [500]
         bad = client.get("/platform/settlement", params={"period": "soon"}, headers=read)
         assert bad.status_code == 400 and bad.headers["content-type"].startswith("application/problem+json")
         assert client.get("/platform/settlement", params={"period": today},
