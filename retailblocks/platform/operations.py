@@ -69,9 +69,28 @@ def check_platform(
     for entry in platform.merchants:
         merchant_plan = problems.attempt(lambda e=entry: _plan(platform, e, environ, installed))  # type: ignore[misc]
         if merchant_plan is not None:
+            problems.attempt(lambda e=entry, p=merchant_plan: _check_rights_currency(platform, e, p))  # type: ignore[misc]
             found.append(_summary(entry, entry.status.value, tuple(b.entry.id for b in merchant_plan.blocks)))
     problems.raise_any()
     return found
+
+
+def _check_rights_currency(platform: PlatformManifest, entry: MerchantEntry, merchant_plan: Plan) -> None:
+    """A right the platform shares at a merchant is worth money in the merchant's own currency: a CNY coupon
+    at a EUR shop would put a line in a currency its books do not keep."""
+    currency = merchant_plan.manifest.merchant.currency
+    rights = platform.rights
+    shared = [(f"points programme {rights.points.name!r}", rights.points.value)] if rights.points else []
+    if rights.points is not None and entry.id not in rights.points.merchants:
+        shared = []
+    shared += [(f"coupon {c.code}", c.value) for c in rights.coupons if entry.id in c.merchants]
+    for what, value in shared:
+        if value.currency != currency:
+            raise ManifestError(
+                f"the platform's {what} is in {value.currency} but merchant {entry.id!r} keeps {currency}; "
+                "a merchant joins only rights in its own currency",
+                file=os.fspath(platform.path),
+            )
 
 
 def _discover(environ: Mapping[str, str] | None) -> dict[str, BlockInfo]:

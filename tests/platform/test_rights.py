@@ -236,3 +236,15 @@ def test_the_settlement_route(platform: Platform) -> None:
         assert bad.status_code == 400 and bad.headers["content-type"].startswith("application/problem+json")
         assert client.get("/platform/settlement", params={"period": today},
                           headers={"Authorization": f"Bearer {NORTH_ADMIN}"}).status_code == 401  # fmt: skip
+
+
+def test_check_refuses_a_right_in_another_currency_than_the_merchants(platform: Platform) -> None:
+    from retailblocks.platform.operations import check_platform
+
+    # The fixture's rights are in CNY; south keeps EUR (the rights' own tests never plan the merchants).
+    with pytest.raises(ManifestError) as caught:
+        check_platform(platform.manifest.path, environ=ENV)
+    text = str(caught.value)
+    assert "points programme 'Mall Points' is in CNY but merchant 'south' keeps EUR" in text
+    assert "coupon MALL5 is in CNY but merchant 'south' keeps EUR" not in text  # one line per merchant
+    assert "'north'" not in text
