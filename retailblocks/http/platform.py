@@ -163,12 +163,12 @@ class PlatformRouter:
     def settlement(self, query: dict[str, str]) -> Response:
         """``GET /platform/settlement?period=2026-11[&merchant=ID]``: each merchant's statement with the
         platform, as ``blocks platform settle --json`` prints it (the same function)."""
-        from retailblocks.platform.rights import parse_period, settle, settlement_json
+        from retailblocks.platform.rights import parse_period, settlement_json
 
         try:
             start, end = parse_period(query.get("period", ""))
             merchant = query.get("merchant")
-            settlement = settle(self.platform.rights, start, end, [merchant] if merchant else None)
+            settlement = self.platform.settle(start, end, [merchant] if merchant else None)
         except RetailBlocksError as error:
             return problem_for(error)
         return JSONResponse(settlement_json(settlement))

@@ -25,8 +25,15 @@ from retailblocks.assembly.plan import Plan
 from retailblocks.clock import SystemClock
 from retailblocks.errors import AssemblyError, EnvironmentFailure, InvalidInput, UnknownObject
 from retailblocks.manifest.errors import ManifestError, ManifestProblems
+from retailblocks.model import Money
 from retailblocks.platform import registry
-from retailblocks.platform.manifest import MerchantEntry, MerchantStatus, PlatformManifest, load_platform
+from retailblocks.platform.manifest import (
+    PLATFORM_PARTNER,
+    MerchantEntry,
+    MerchantStatus,
+    PlatformManifest,
+    load_platform,
+)
 from retailblocks.platform.placement import Placement
 from retailblocks.platform.rights import Settlement, SharedRights, settle
 from retailblocks.stack import Stack, assemble, plan
@@ -172,6 +179,34 @@ class Platform:
                     f"{self.manifest.path}: cannot prepare the platform's rights tables: {type(error).__name__}"
                 ) from None
         return self._rights
+
+    def settle(self, start: date, end: date, merchants: Sequence[str] | None = None) -> Settlement:
+        """The platform's settlement with its merchants (:func:`retailblocks.platform.rights.settle`), each
+        statement carrying what the merchant's own ledger bills partner ``platform`` for the period when the
+        merchant declares that partner and is assembled. Each merchant's ledger is read through its own
+        stack — its own schema and role — never by one query across merchants."""
+        from retailblocks.fusion.settlement import settle as settle_partner
+
+        settlement = settle(self.rights, start, end, merchants)
+        registered = self.statuses(fresh=True)
+        statements = []
+        for statement in settlement.statements:
+            merchant_plan = None
+            if statement.merchant in registered:
+                try:
+                    merchant_plan = plan(self.manifest.merchant(statement.merchant).manifest, environ=self.environ,
+                                         installed=self.installed)  # fmt: skip
+                except (ManifestError, AssemblyError):
+                    merchant_plan = None
+            declared = merchant_plan is not None and any(
+                partner.id == PLATFORM_PARTNER for partner in merchant_plan.manifest.partners
+            )
+            if declared:
+                own = settle_partner(self.stack(statement.merchant), PLATFORM_PARTNER, start, end)
+                ledger = Money(own.total("discount") + own.total("clawback"), statement.currency)
+                statement = attrs.evolve(statement, merchant_ledger=ledger)
+            statements.append(statement)
+        return attrs.evolve(settlement, statements=tuple(statements))
 
     # -- assembling ---------------------------------------------------------------------------------
 
@@ -417,6 +452,7 @@ def settle_platform(
     environ: Mapping[str, str] | None = None,
 ) -> Settlement:
     """Each merchant's statement with the platform over the UTC days ``[start, end]``, from the platform's
-    ledger of shared rights (``blocks platform settle`` and ``GET /platform/settlement``)."""
+    ledger of shared rights (``blocks platform settle`` and ``GET /platform/settlement``), each reconciled
+    with the merchant's own ledger when the merchant declares the partner ``platform``."""
     with open_platform(path, environ=environ) as platform:
-        return settle(platform.rights, start, end, merchants)
+        return platform.settle(start, end, merchants)

@@ -428,6 +428,22 @@ class Statement:
     total: Money
     earned_points: int
     spent_points: int
+    #: Σ of the merchant's own ledger with partner ``platform`` over the period (its orders' discounts the
+    #: platform funded, less clawbacks: ``blocks settle --partner platform`` of the merchant), when the
+    #: merchant declares the partner; None when it was not read.
+    merchant_ledger: Money | None = None
+
+    @property
+    def coupons(self) -> Money:
+        """The statement's coupon lines (redeemed, released, clawed back): what the merchant's ledger bills."""
+        kinds = (COUPON, COUPON_RELEASED, COUPON_CLAWBACK)
+        return Money(sum(line.amount.amount for line in self.lines if line.kind in kinds), self.currency)
+
+    @property
+    def reconciled(self) -> bool | None:
+        """Whether the merchant's own ledger bills the platform exactly the coupons the platform's ledger
+        says it funded there (None when the merchant's ledger was not read)."""
+        return None if self.merchant_ledger is None else self.merchant_ledger == self.coupons
 
 
 @attrs.frozen
@@ -553,6 +569,9 @@ def settlement_json(settlement: Settlement) -> dict[str, object]:
                 "currency": statement.currency,
                 "total": _money(statement.total),
                 "points_earned": statement.earned_points,
+                "coupons": _money(statement.coupons),
+                "merchant_ledger": None if statement.merchant_ledger is None else _money(statement.merchant_ledger),
+                "reconciled": statement.reconciled,
                 "points_spent": statement.spent_points,
                 "lines": [
                     {

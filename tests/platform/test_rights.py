@@ -248,3 +248,37 @@ def test_check_refuses_a_right_in_another_currency_than_the_merchants(platform: 
     assert "points programme 'Mall Points' is in CNY but merchant 'south' keeps EUR" in text
     assert "coupon MALL5 is in CNY but merchant 'south' keeps EUR" not in text  # one line per merchant
     assert "'north'" not in text
+
+
+def test_settlement_reconciles_each_merchants_own_ledger(platform_path: Path) -> None:
+    from retailblocks.platform.operations import assemble_platform, settle_platform
+    from tests.helpers import cart, receive
+
+    north = platform_path.parent / "north" / "blocks.yaml"
+    text = north.read_text(encoding="utf-8").replace(
+        "        - {id: save5, code: SAVE5,",
+        '        - {id: mall5, code: MALL5, target: order, allocation: across, value_type: fixed, value: "5.00 CNY",\n'
+        "           funder: platform}\n"
+        "        - {id: save5, code: SAVE5,",
+    )
+    north.write_text(text + "partners:\n  - {id: platform, name: The Mall, type: platform}\n", encoding="utf-8")
+    rights = 'rights:\n  coupons:\n    - {code: MALL5, value: "5.00 CNY", uses: 5, merchants: [north]}\n'
+    platform_path.write_text(platform_path.read_text(encoding="utf-8") + rights, encoding="utf-8")
+    assemble_platform(platform_path, environ=ENV)
+    with open_platform(platform_path, environ=ENV) as platform:
+        stack = platform.stack("north")
+        receive(stack, {"BEANS": 5})
+        order = stack.checkout(cart(("BEANS", 1), coupons=("MALL5",)), key="order-1")
+        # The merchant's checkout asks the platform for the use (its integration's call), keyed by its order.
+        platform.rights.redeem_coupon("north", "MALL5", reference=order.id, key=f"coupon-{order.id}")
+        today = platform.rights.clock.now().date()
+    settlement = settle_platform(platform_path, today, today, environ=ENV)
+    by_merchant = {statement.merchant: statement for statement in settlement.statements}
+    assert by_merchant["north"].merchant_ledger == by_merchant["north"].coupons == by_merchant["north"].total
+    assert by_merchant["north"].total.amount == 500 and by_merchant["north"].reconciled is True
+    assert by_merchant["south"].merchant_ledger is None and by_merchant["south"].reconciled is None
+    # A use the platform recorded that north's books never billed is shown, not hidden.
+    with open_platform(platform_path, environ=ENV) as platform:
+        platform.rights.redeem_coupon("north", "MALL5", reference="not-an-order", key="stray")
+    again = {s.merchant: s for s in settle_platform(platform_path, today, today, environ=ENV).statements}
+    assert again["north"].reconciled is False and again["north"].merchant_ledger.amount == 500  # type: ignore[union-attr]
