@@ -224,9 +224,19 @@ def settle_command(platform: Path, period: str, merchants: tuple[str, ...], as_j
         return
     print_table(
         f"settlement of {settlement.platform} with its merchants, {start} to {end}",
-        ["merchant", "lines", "points earned", "points spent", "platform owes"],
+        ["merchant", "lines", "points earned", "points spent", "coupons", "merchant's ledger", "platform owes"],
         [
-            [s.merchant, str(len(s.lines)), str(s.earned_points), str(s.spent_points), s.total.format()]
+            [
+                s.merchant,
+                str(len(s.lines)),
+                str(s.earned_points),
+                str(s.spent_points),
+                s.coupons.format(),
+                "not read"
+                if s.merchant_ledger is None
+                else s.merchant_ledger.format() + ("" if s.reconciled else " ✗"),
+                s.total.format(),
+            ]
             for s in settlement.statements
         ],
     )
