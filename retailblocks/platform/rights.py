@@ -89,6 +89,8 @@ SPEND = "points_spent"
 COUPON = "coupon_redeemed"
 COUPON_RELEASED = "coupon_released"
 COUPON_CLAWBACK = "coupon_clawback"
+EARN_REVERSED = "points_earned_reversed"
+SPEND_REVERSED = "points_spent_reversed"
 MAX_POINTS = 10**12
 
 
@@ -218,6 +220,46 @@ class SharedRights:
         return self._record(
             merchant, key, SPEND, member, None, points, amount, programme.value.currency, reference, apply
         )
+
+    def reverse_points(self, merchant: str, key: str) -> Entry:
+        """Undo the earn or spend made with ``key`` at ``merchant`` (its order was cancelled or returned):
+        points spent go back to the member and the platform no longer pays for them; points earned are taken
+        back — refused, with nothing moved, when the member has spent them since. Reversed once."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(entries).where(
+                    entries.c.merchant == merchant, entries.c.key == key, entries.c.kind.in_((EARN, SPEND))
+                )
+            ).first()
+            connection.rollback()
+        if row is None:
+            raise UnknownObject(f"merchant {merchant!r} has no platform points earned or spent with key {key!r}")
+        original = _entry(row)
+        member, points = original.member or "", original.points
+        taking_back = original.kind == EARN
+
+        def apply(connection: sa.Connection, at: datetime) -> None:
+            if taking_back:
+                changed = connection.execute(
+                    accounts.update()
+                    .where(accounts.c.member == member, accounts.c.balance >= points)
+                    .values(balance=accounts.c.balance - points, updated_at=at)
+                ).rowcount
+                if not changed:
+                    raise BusinessRejection(
+                        f"member {member!r} has spent the {points} points earned with {key!r} since; they cannot "
+                        "be taken back"
+                    )
+            else:
+                connection.execute(
+                    accounts.update()
+                    .where(accounts.c.member == member)
+                    .values(balance=accounts.c.balance + points, updated_at=at)
+                )
+
+        kind = EARN_REVERSED if taking_back else SPEND_REVERSED
+        return self._record(merchant, f"{key}/{kind}", kind, member, None, points, -original.amount.amount,
+                            original.amount.currency, original.reference, apply, reverses=key)  # fmt: skip
 
     def balance(self, member: str) -> Balance:
         points = self.manifest.rights.points

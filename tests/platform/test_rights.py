@@ -282,3 +282,16 @@ def test_settlement_reconciles_each_merchants_own_ledger(platform_path: Path) ->
         platform.rights.redeem_coupon("north", "MALL5", reference="not-an-order", key="stray")
     again = {s.merchant: s for s in settle_platform(platform_path, today, today, environ=ENV).statements}
     assert again["north"].reconciled is False and again["north"].merchant_ledger.amount == 500  # type: ignore[union-attr]
+
+
+def test_cancelled_points_are_reversed_once(rights: SharedRights) -> None:
+    rights.earn("north", "m1", 100, reference="N-1", key="e1")
+    rights.spend("south", "m1", 60, reference="S-1", key="s1")
+    with pytest.raises(BusinessRejection, match="has spent the 100 points earned with 'e1' since"):
+        rights.reverse_points("north", "e1")  # only 40 left
+    back = rights.reverse_points("south", "s1")  # south's order cancelled: the 60 points come back
+    assert (back.kind, back.amount.amount) == ("points_spent_reversed", -60)
+    assert rights.reverse_points("south", "s1") == back and rights.balance("m1").points == 100
+    taken = rights.reverse_points("north", "e1")
+    assert (taken.kind, taken.amount.amount) == ("points_earned_reversed", 100)
+    assert rights.balance("m1").points == 0
