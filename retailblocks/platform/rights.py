@@ -594,6 +594,22 @@ def _money(money: Money) -> dict[str, object]:
     return {"amount": money.amount, "currency": money.currency}
 
 
+def entry_json(entry: Entry) -> dict[str, object]:
+    """One ledger entry as the rights routes answer it."""
+    return {
+        "merchant": entry.merchant,
+        "partner": entry.partner,
+        "key": entry.key,
+        "kind": entry.kind,
+        "member": entry.member,
+        "code": entry.code,
+        "points": entry.points,
+        "amount": _money(entry.amount),
+        "reference": entry.reference,
+        "at": entry.at.isoformat(),
+    }
+
+
 def settlement_json(settlement: Settlement) -> dict[str, object]:
     """The settlement as the CLI's ``--json`` and the HTTP route show it (money in minor units)."""
     return {

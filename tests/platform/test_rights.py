@@ -295,3 +295,45 @@ def test_cancelled_points_are_reversed_once(rights: SharedRights) -> None:
     taken = rights.reverse_points("north", "e1")
     assert (taken.kind, taken.amount.amount) == ("points_earned_reversed", 100)
     assert rights.balance("m1").points == 0
+
+
+def test_the_merchants_rights_routes(platform_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from retailblocks.http.platform import create_platform_app
+    from retailblocks.platform.operations import assemble_platform
+    from tests.platform.conftest import NORTH_ADMIN, SOUTH_ADMIN
+
+    rights = (
+        'rights:\n  points: {name: Mall Points, value: "0.01 CNY", merchants: [north]}\n'
+        '  coupons:\n    - {code: MALL5, value: "5.00 CNY", merchants: [north]}\n'
+    )
+    platform_path.write_text(platform_path.read_text(encoding="utf-8") + rights, encoding="utf-8")
+    assemble_platform(platform_path, environ=ENV)
+    with (
+        open_platform(platform_path, environ=ENV) as platform,
+        TestClient(create_platform_app(platform), raise_server_exceptions=False) as client,
+    ):
+        north = {"Authorization": f"Bearer {NORTH_ADMIN}"}
+        earn = {"member": "phone:+86138", "points": 300, "reference": "N-1", "key": "e1"}
+        assert client.post("/m/north/platform/rights/points/earn", json=earn,
+                           headers={"Authorization": f"Bearer {SOUTH_ADMIN}"}).status_code == 401  # fmt: skip
+        answer = client.post("/m/north/platform/rights/points/earn", json=earn, headers=north)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["amount"] == {"amount": -300, "currency": "CNY"} and answer.json()["partner"] == "platform"
+        assert client.post("/m/north/platform/rights/points/earn", json=earn, headers=north).json() == answer.json()
+        balance = client.get("/m/north/platform/rights/balance", params={"member": "phone:+86138"}, headers=north)
+        assert balance.json()["points"] == 300
+        too_many = {"member": "phone:+86138", "points": 301, "reference": "N-2", "key": "s1"}
+        refused = client.post("/m/north/platform/rights/points/spend", json=too_many, headers=north)
+        assert refused.status_code == 409 and refused.headers["content-type"].startswith("application/problem+json")
+        coupon = {"code": "MALL5", "reference": "N-3", "key": "c1"}
+        assert client.post("/m/north/platform/rights/coupons/redeem", json=coupon, headers=north).status_code == 200
+        again = client.post("/m/north/platform/rights/coupons/redeem", json={**coupon, "key": "c2"}, headers=north)
+        assert again.status_code == 409 and "used once" in again.text
+        south = {"Authorization": f"Bearer {SOUTH_ADMIN}"}
+        outside = client.post("/m/south/platform/rights/coupons/redeem", json={**coupon, "key": "c3"}, headers=south)
+        assert outside.status_code == 409 and "not valid at merchant 'south'" in outside.text
+        bad = client.post("/m/north/platform/rights/points/earn", json={**earn, "points": "many"}, headers=north)
+        assert bad.status_code == 400
+        assert client.post("/m/north/platform/rights/points/earn", content=b"{", headers=north).status_code == 400
