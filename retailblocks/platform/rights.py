@@ -415,14 +415,16 @@ class SharedRights:
             connection.rollback()
         return [_entry(row) for row in rows]
 
-    def ledger_totals(self, start: datetime, end: datetime) -> dict[str, int]:
-        """Σ ``amount`` per currency of the platform's ledger over ``[start, end)``, summed by the database."""
+    def ledger_totals(self, start: datetime, end: datetime, merchants: Sequence[str] | None = None) -> dict[str, int]:
+        """Σ ``amount`` per currency of the platform's ledger over ``[start, end)`` (for ``merchants``, or
+        all), summed by the database."""
+        query = sa.select(entries.c.currency, sa.func.sum(entries.c.amount)).where(
+            entries.c.at >= start, entries.c.at < end
+        )
+        if merchants is not None:
+            query = query.where(entries.c.merchant.in_(list(merchants)))
         with self.engine.connect() as connection:
-            rows = connection.execute(
-                sa.select(entries.c.currency, sa.func.sum(entries.c.amount))
-                .where(entries.c.at >= start, entries.c.at < end)
-                .group_by(entries.c.currency)
-            ).all()
+            rows = connection.execute(query.group_by(entries.c.currency)).all()
             connection.rollback()
         return {str(row[0]): int(row[1]) for row in rows}
 
@@ -548,15 +550,8 @@ def settle(rights: SharedRights, start: date, end: date, merchants: Iterable[str
                     sum(line.points for line in own if line.kind == SPEND),
                 )
             )
-    totals = rights.ledger_totals(since, until) if merchants is None else _sum(statements)
+    totals = rights.ledger_totals(since, until, None if merchants is None else wanted)
     return Settlement(rights.manifest.id, start, end, tuple(statements), totals)
-
-
-def _sum(statements: Sequence[Statement]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for statement in statements:
-        found[statement.currency] = found.get(statement.currency, 0) + statement.total.amount
-    return found
 
 
 def _currency(manifest: PlatformManifest) -> str:

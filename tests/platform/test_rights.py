@@ -163,6 +163,8 @@ def test_settlement_bills_each_merchant_and_balances_with_the_platform_ledger(
     assert settlement.ledger_total == {"CNY": -1234 + 999 + 200}
     assert settlement.balanced
     assert (by_merchant["north"].earned_points, by_merchant["south"].spent_points) == (1234, 999)
+    only_south = settle(rights, date(2026, 11, 1), date(2026, 11, 30), ["south"])
+    assert only_south.ledger_total == {"CNY": 999 + 200} and only_south.balanced
     december = settle(rights, date(2026, 12, 1), date(2026, 12, 31))
     assert {s.merchant: s.total.amount for s in december.statements}["north"] == 1
 
