@@ -199,4 +199,49 @@ def move(platform: Path, merchant: str, to: str, settle: float | None, as_json: 
     )
 
 
+@platform.command(name="settle")
+@platform_option()
+@click.option(
+    "--period",
+    "period",
+    required=True,
+    metavar="PERIOD",
+    help="A month (2026-11), a day (2026-11-30) or two days (2026-11-01..2026-11-15), in UTC.",
+)
+@click.option("--merchant", "merchants", multiple=True, metavar="MERCHANT", help="Only this merchant (repeatable).")
+@json_option("Print the statements, line by line, as JSON.")
+def settle_command(platform: Path, period: str, merchants: tuple[str, ...], as_json: bool) -> None:
+    """Each merchant's statement with the platform for PERIOD: points earned and spent and platform coupons
+    redeemed there, from the platform's ledger of shared rights (positive: the platform pays the merchant)."""
+    from retailblocks.platform.operations import settle_platform
+    from retailblocks.platform.rights import parse_period, settlement_json
+
+    with reporting_errors():
+        start, end = parse_period(period)
+        settlement = settle_platform(platform, start, end, merchants=list(merchants) or None)
+    if as_json:
+        print_json(settlement_json(settlement))
+        return
+    print_table(
+        f"settlement of {settlement.platform} with its merchants, {start} to {end}",
+        ["merchant", "lines", "points earned", "points spent", "coupons", "merchant's ledger", "platform owes"],
+        [
+            [
+                s.merchant,
+                str(len(s.lines)),
+                str(s.earned_points),
+                str(s.spent_points),
+                s.coupons.format(),
+                "not read"
+                if s.merchant_ledger is None
+                else s.merchant_ledger.format() + ("" if s.reconciled else " ✗"),
+                s.total.format(),
+            ]
+            for s in settlement.statements
+        ],
+    )
+    for currency, amount in sorted(settlement.ledger_total.items()):
+        console.print(f"platform ledger, {currency}: {amount} minor units; statements balance: {settlement.balanced}")
+
+
 COMMANDS = [platform]

@@ -114,6 +114,13 @@ class PlatformRouter:
         except RetailBlocksError as error:
             await problem_for(error)(scope, receive, send)
             return
+        if rest.startswith("/platform/rights/"):
+            body = await _body(receive)
+            response = await run_in_threadpool(
+                self.rights_route, merchant_id, api, scope["method"], rest, _bearer(scope), _query(scope), body
+            )
+            await response(scope, receive, send)
+            return
         prefix = f"/m/{merchant_id}"
         inner = {
             **scope,
@@ -166,6 +173,88 @@ class PlatformRouter:
         self.platform.statuses(fresh=True)
         return JSONResponse(moved.as_json())
 
+    def settlement(self, query: dict[str, str]) -> Response:
+        """``GET /platform/settlement?period=2026-11[&merchant=ID]``: each merchant's statement with the
+        platform, as ``blocks platform settle --json`` prints it (the same function)."""
+        from retailblocks.platform.rights import parse_period, settlement_json
+
+        try:
+            start, end = parse_period(query.get("period", ""))
+            merchant = query.get("merchant")
+            settlement = self.platform.settle(start, end, [merchant] if merchant else None)
+        except RetailBlocksError as error:
+            return problem_for(error)
+        return JSONResponse(settlement_json(settlement))
+
+    def rights_route(
+        self,
+        merchant_id: str,
+        api: Api,
+        method: str,
+        path: str,
+        presented: str | None,
+        query: dict[str, str],
+        body: bytes,
+    ) -> Response:
+        """``/m/{merchant}/platform/rights/…``: the platform's shared rights, for the merchant's own keys
+        (scope ``orders:write``; ``orders:read`` for a balance), acting for that merchant only — the same
+        :class:`~retailblocks.platform.rights.SharedRights` calls a block makes in process."""
+        from retailblocks.platform.rights import entry_json
+
+        try:
+            caller = api.keys.authenticate(presented)
+        except Unauthorized as error:
+            return problem(401, "unauthorized", "Unauthorized", str(error), headers={"WWW-Authenticate": "Bearer"})
+        action = path.removeprefix("/platform/rights/")
+        if action == "balance" and method == "GET":
+            if not caller.allows("orders", "read"):
+                return problem(403, "forbidden", "Forbidden", "this key lacks the scope orders:read")
+            try:
+                balance = self.platform.rights.balance(query.get("member", ""))
+            except RetailBlocksError as error:
+                return problem_for(error)
+            value = {"amount": balance.value.amount, "currency": balance.value.currency}
+            return JSONResponse({"member": balance.member, "points": balance.points, "value": value})
+        if method != "POST" or action not in _RIGHTS_ACTIONS:
+            return problem(404, "not-found", "Not found", "the rights routes: GET balance?member=…, POST "
+                           + ", ".join(sorted(_RIGHTS_ACTIONS)))  # fmt: skip
+        if not caller.allows("orders", "write"):
+            return problem(403, "forbidden", "Forbidden", "this key lacks the scope orders:write")
+        try:
+            fields = json.loads(body or b"{}")
+        except ValueError:
+            return problem(400, "invalid-input", "Invalid input", "the body is not JSON")
+        allowed, required = _RIGHTS_ACTIONS[action]
+        if not isinstance(fields, dict) or set(fields) - set(allowed) or set(required) - set(fields):
+            optional = sorted(set(allowed) - set(required))
+            also = f" (and optionally {', '.join(optional)})" if optional else ""
+            return problem(
+                400, "invalid-input", "Invalid input", f"{action} takes a JSON object with {', '.join(required)}{also}"
+            )
+        if any(not isinstance(fields[name], bool if name == "refund" else int if name == "points" else str)
+               or isinstance(fields[name], bool) != (name == "refund") for name in fields):  # fmt: skip
+            return problem(400, "invalid-input", "Invalid input", "member, code, reference and key are strings, "
+                           "points a whole number, refund true or false")  # fmt: skip
+        rights = self.platform.rights
+        try:
+            if action in ("points/earn", "points/spend"):
+                operation = rights.earn if action == "points/earn" else rights.spend
+                entry = operation(merchant_id, fields["member"], fields["points"], reference=fields["reference"],
+                                  key=fields["key"])  # fmt: skip
+            elif action == "points/reverse":
+                entry = rights.reverse_points(merchant_id, fields["key"])
+            elif action == "coupons/redeem":
+                entry = rights.redeem_coupon(merchant_id, fields["code"], reference=fields["reference"],
+                                             key=fields["key"])  # fmt: skip
+            else:
+                released = rights.release_coupon(merchant_id, fields["key"], refund=fields.get("refund", False))
+                if released is None:
+                    return JSONResponse({"released": False, "reason": "the coupon's on_refund is keep"})
+                entry = released
+        except RetailBlocksError as error:
+            return problem_for(error)
+        return JSONResponse(entry_json(entry))
+
     def ready(self) -> str:
         """Whether the platform's table answers (each merchant's own readiness is /m/{merchant}/readyz)."""
         try:
@@ -196,9 +285,14 @@ class PlatformRouter:
                 for entry in self.platform.manifest.merchants
             ]
             return JSONResponse({"merchants": merchants})
+        if path == "/platform/settlement" and method == "GET":
+            if not caller.allows("platform", "read"):
+                return problem(403, "forbidden", "Forbidden", "this key lacks the scope platform:read")
+            return self.settlement(query or {})
         action = _ACTION.match(path)
         if action is None or method != "POST":
             return problem(404, "not-found", "Not found", "the platform's routes: GET /platform/merchants, "
+                           "GET /platform/settlement?period=PERIOD, "
                            "POST /platform/merchants/{merchant}/pause|resume|move?to=DATABASE")  # fmt: skip
         if not caller.allows("platform", "write"):
             return problem(403, "forbidden", "Forbidden", "this key lacks the scope platform:write")
@@ -211,6 +305,33 @@ class PlatformRouter:
             return problem_for(error)
         self.platform.statuses(fresh=True)
         return JSONResponse({"id": summary.id, "status": summary.status, "database": summary.database})
+
+
+#: Each rights action's body fields: (allowed, required).
+_RIGHTS_ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "points/earn": (("member", "points", "reference", "key"), ("member", "points", "reference", "key")),
+    "points/spend": (("member", "points", "reference", "key"), ("member", "points", "reference", "key")),
+    "points/reverse": (("key",), ("key",)),
+    "coupons/redeem": (("code", "reference", "key"), ("code", "reference", "key")),
+    "coupons/release": (("key", "refund"), ("key",)),
+}
+#: The most a rights request's body may be.
+_MAX_RIGHTS_BODY = 16_384
+
+
+async def _body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size <= _MAX_RIGHTS_BODY:
+            chunks.append(chunk)
+        more = message.get("more_body", False)
+    # An oversized body is cut short, so it is not JSON: answered 400.
+    return b"".join(chunks)
 
 
 _ACTION = re.compile(r"^/platform/merchants/([a-z0-9][a-z0-9-]{0,39})/(pause|resume|move)$")

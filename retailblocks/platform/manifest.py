@@ -29,18 +29,24 @@ from pathlib import Path
 import attrs
 import sqlalchemy as sa
 
+from retailblocks.errors import InvalidValue
 from retailblocks.manifest import readers
 from retailblocks.manifest.api import ApiKey, secret_key_digest
 from retailblocks.manifest.errors import ManifestError, ManifestProblems
 from retailblocks.manifest.model import mask_password
 from retailblocks.manifest.nodes import Node
 from retailblocks.manifest.yamlsource import load_document, read_source
+from retailblocks.model import Money
 
 #: A merchant's id names its schema (``m_<id>``) and its SQLite file: lower-case letters, digits and '-'
 #: (no '_', so that two ids never map to one schema), at most 40 characters (PostgreSQL names stop at 63).
 MERCHANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 PLATFORM_SCOPES = ("platform:read", "platform:write", "*")
-_TOP_KEYS = ("platform", "databases", "merchants", "api")
+_TOP_KEYS = ("platform", "databases", "merchants", "api", "rights")
+#: The partner id a merchant's ledgers name the platform by when it settles shared rights with it.
+PLATFORM_PARTNER = "platform"
+#: A platform coupon's code: upper-case letters, digits and '-', as shoppers type them.
+COUPON_CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{1,39}")
 
 
 class MerchantStatus(enum.StrEnum):
@@ -86,6 +92,43 @@ class MerchantEntry:
 
 
 @attrs.frozen
+class PointsProgramme:
+    """The platform's points programme: each point is worth ``value`` (minor units of ``currency``) when
+    spent at any merchant in ``merchants``; the merchant that issues a point pays that value to the
+    platform, the merchant it is spent at is paid it."""
+
+    name: str
+    value: Money
+    merchants: frozenset[str]
+
+
+@attrs.frozen
+class PlatformCoupon:
+    """A coupon the platform pays for: ``value`` off an order at any merchant in ``merchants``, at most
+    ``uses`` times across all of them together."""
+
+    code: str
+    value: Money
+    uses: int
+    merchants: frozenset[str]
+    #: What a refund does to the platform's discount: ``keep`` (the platform pays whatever happens after the
+    #: sale) or ``clawback`` (the merchant gives it back); cancelling always gives the use back.
+    on_refund: str = "keep"
+
+
+@attrs.frozen
+class PlatformRights:
+    """Rights the platform shares across its merchants (``rights:`` of ``platform.yaml``)."""
+
+    points: PointsProgramme | None = None
+    coupons: tuple[PlatformCoupon, ...] = ()
+
+    def coupon(self, code: str) -> PlatformCoupon | None:
+        wanted = code.strip().upper()
+        return next((coupon for coupon in self.coupons if coupon.code == wanted), None)
+
+
+@attrs.frozen
 class PlatformManifest:
     path: Path
     id: str
@@ -93,6 +136,7 @@ class PlatformManifest:
     databases: Mapping[str, DatabaseServer]
     merchants: tuple[MerchantEntry, ...]
     keys: tuple[ApiKey, ...] = ()
+    rights: PlatformRights = PlatformRights()
 
     def merchant(self, merchant_id: str) -> MerchantEntry:
         for entry in self.merchants:
@@ -170,9 +214,14 @@ def _parse(root: Node | None, path: Path, file: str) -> PlatformManifest:
     keys: tuple[ApiKey, ...] | None = ()
     if "api" in entries:
         keys = problems.attempt(lambda: _api(entries["api"]))
+    rights: PlatformRights | None = PlatformRights()
+    if "rights" in entries and merchants is not None:
+        ids = [merchant.id for merchant in merchants]
+        rights = problems.attempt(lambda: _rights(entries["rights"], ids))
     problems.raise_any()
     assert identity is not None and databases is not None and merchants is not None and keys is not None
-    return PlatformManifest(path, identity[0], identity[1], databases, merchants, keys)
+    assert rights is not None
+    return PlatformManifest(path, identity[0], identity[1], databases, merchants, keys, rights)
 
 
 def _identity(node: Node) -> tuple[str, str]:
@@ -288,3 +337,70 @@ def _api(node: Node) -> tuple[ApiKey, ...]:
             )
         )
     return tuple(keys)
+
+
+def _rights(node: Node, merchant_ids: list[str]) -> PlatformRights:
+    entries = readers.check_keys(node, ("points", "coupons"))
+    problems = ManifestProblems()
+    points: PointsProgramme | None = None
+    if "points" in entries:
+        points = problems.attempt(lambda: _points(entries["points"], merchant_ids))
+    coupons: list[PlatformCoupon] = []
+    seen: dict[str, Node] = {}
+    for item in readers.sequence(entries["coupons"]) if "coupons" in entries else ():
+        coupon = problems.attempt(lambda: _coupon(item, merchant_ids, seen))  # noqa: B023 - called at once
+        if coupon is not None:
+            coupons.append(coupon)
+    problems.raise_any()
+    return PlatformRights(points, tuple(coupons))
+
+
+def _positive_money(node: Node) -> Money:
+    try:
+        money = Money.parse(readers.string(node))
+    except InvalidValue as error:
+        raise ManifestError.at(node, str(error)) from None
+    if money.amount <= 0:
+        raise ManifestError.at(node, f"expected an amount above zero (got {money.format()})")
+    return money
+
+
+def _joined(node: Node, merchant_ids: list[str]) -> frozenset[str]:
+    found: dict[str, Node] = {}
+    for item in readers.sequence(node, non_empty=True):
+        merchant_id = readers.string(item)
+        if merchant_id not in merchant_ids:
+            hint = readers.suggestion(merchant_id, merchant_ids)
+            raise ManifestError.at(
+                item, f"unknown merchant {merchant_id!r}{hint} (merchants: {', '.join(merchant_ids)})"
+            )
+        readers.unique(item, merchant_id, found, "merchant")
+    return frozenset(found)
+
+
+def _points(node: Node, merchant_ids: list[str]) -> PointsProgramme:
+    entries = readers.check_keys(node, ("name", "value", "merchants"), ("name", "value", "merchants"))
+    return PointsProgramme(
+        readers.string(entries["name"]), _positive_money(entries["value"]), _joined(entries["merchants"], merchant_ids)
+    )
+
+
+def _coupon(node: Node, merchant_ids: list[str], seen: dict[str, Node]) -> PlatformCoupon:
+    entries = readers.check_keys(
+        node, ("code", "value", "uses", "merchants", "on_refund"), ("code", "value", "merchants")
+    )
+    code = readers.string(entries["code"])
+    if not COUPON_CODE.fullmatch(code):
+        raise ManifestError.at(
+            entries["code"], f"a coupon code is 2 to 40 upper-case letters, digits and '-' (got {code!r})"
+        )
+    readers.unique(entries["code"], code, seen, "coupon code")
+    uses = 1
+    if "uses" in entries:
+        uses = readers.integer(entries["uses"])
+        if not 1 <= uses <= 10_000_000:
+            raise ManifestError.at(entries["uses"], "expected 1 to 10,000,000 uses")
+    on_refund = readers.choice(entries["on_refund"], ["keep", "clawback"]) if "on_refund" in entries else "keep"
+    return PlatformCoupon(
+        code, _positive_money(entries["value"]), uses, _joined(entries["merchants"], merchant_ids), on_refund
+    )

@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 
 import attrs
 import sqlalchemy as sa
@@ -24,9 +25,17 @@ from retailblocks.assembly.plan import Plan
 from retailblocks.clock import SystemClock
 from retailblocks.errors import AssemblyError, EnvironmentFailure, InvalidInput, UnknownObject
 from retailblocks.manifest.errors import ManifestError, ManifestProblems
+from retailblocks.model import Money
 from retailblocks.platform import registry
-from retailblocks.platform.manifest import MerchantEntry, MerchantStatus, PlatformManifest, load_platform
+from retailblocks.platform.manifest import (
+    PLATFORM_PARTNER,
+    MerchantEntry,
+    MerchantStatus,
+    PlatformManifest,
+    load_platform,
+)
 from retailblocks.platform.placement import Placement
+from retailblocks.platform.rights import Settlement, SharedRights, settle
 from retailblocks.stack import Stack, assemble, plan
 
 #: How many merchants ``assemble_platform`` migrates at once.
@@ -67,9 +76,28 @@ def check_platform(
     for entry in platform.merchants:
         merchant_plan = problems.attempt(lambda e=entry: _plan(platform, e, environ, installed))  # type: ignore[misc]
         if merchant_plan is not None:
+            problems.attempt(lambda e=entry, p=merchant_plan: _check_rights_currency(platform, e, p))  # type: ignore[misc]
             found.append(_summary(entry, entry.status.value, tuple(b.entry.id for b in merchant_plan.blocks)))
     problems.raise_any()
     return found
+
+
+def _check_rights_currency(platform: PlatformManifest, entry: MerchantEntry, merchant_plan: Plan) -> None:
+    """A right the platform shares at a merchant is worth money in the merchant's own currency: a CNY coupon
+    at a EUR shop would put a line in a currency its books do not keep."""
+    currency = merchant_plan.manifest.merchant.currency
+    rights = platform.rights
+    shared = [(f"points programme {rights.points.name!r}", rights.points.value)] if rights.points else []
+    if rights.points is not None and entry.id not in rights.points.merchants:
+        shared = []
+    shared += [(f"coupon {c.code}", c.value) for c in rights.coupons if entry.id in c.merchants]
+    for what, value in shared:
+        if value.currency != currency:
+            raise ManifestError(
+                f"the platform's {what} is in {value.currency} but merchant {entry.id!r} keeps {currency}; "
+                "a merchant joins only rights in its own currency",
+                file=os.fspath(platform.path),
+            )
 
 
 def _discover(environ: Mapping[str, str] | None) -> dict[str, BlockInfo]:
@@ -111,6 +139,7 @@ class Platform:
         self._installed = installed
         self.placement = Placement(manifest)
         self._home: sa.Engine | None = None
+        self._rights: SharedRights | None = None
         #: Each merchant's stack with the database it was assembled on.
         self._stacks: dict[str, tuple[str, Stack]] = {}
         self._lock = threading.Lock()
@@ -138,6 +167,46 @@ class Platform:
                 ) from None
             self._home = engine
         return self._home
+
+    @property
+    def rights(self) -> SharedRights:
+        """The rights the platform shares across its merchants, kept on its home database."""
+        if self._rights is None:
+            try:
+                self._rights = SharedRights(self.manifest, self.home)
+            except sa.exc.SQLAlchemyError as error:
+                raise EnvironmentFailure(
+                    f"{self.manifest.path}: cannot prepare the platform's rights tables: {type(error).__name__}"
+                ) from None
+        return self._rights
+
+    def settle(self, start: date, end: date, merchants: Sequence[str] | None = None) -> Settlement:
+        """The platform's settlement with its merchants (:func:`retailblocks.platform.rights.settle`), each
+        statement carrying what the merchant's own ledger bills partner ``platform`` for the period when the
+        merchant declares that partner and is assembled. Each merchant's ledger is read through its own
+        stack — its own schema and role — never by one query across merchants."""
+        from retailblocks.fusion.settlement import settle as settle_partner
+
+        settlement = settle(self.rights, start, end, merchants)
+        registered = self.statuses(fresh=True)
+        statements = []
+        for statement in settlement.statements:
+            merchant_plan = None
+            if statement.merchant in registered:
+                try:
+                    merchant_plan = plan(self.manifest.merchant(statement.merchant).manifest, environ=self.environ,
+                                         installed=self.installed)  # fmt: skip
+                except (ManifestError, AssemblyError):
+                    merchant_plan = None
+            declared = merchant_plan is not None and any(
+                partner.id == PLATFORM_PARTNER for partner in merchant_plan.manifest.partners
+            )
+            if declared:
+                own = settle_partner(self.stack(statement.merchant), PLATFORM_PARTNER, start, end)
+                ledger = Money(own.total("discount") + own.total("clawback"), statement.currency)
+                statement = attrs.evolve(statement, merchant_ledger=ledger)
+            statements.append(statement)
+        return attrs.evolve(settlement, statements=tuple(statements))
 
     # -- assembling ---------------------------------------------------------------------------------
 
@@ -372,3 +441,18 @@ def resume_merchant(
 ) -> MerchantSummary:
     with open_platform(path, environ=environ) as platform:
         return platform.set_status(merchant_id, MerchantStatus.ACTIVE)
+
+
+def settle_platform(
+    path: str | os.PathLike[str],
+    start: date,
+    end: date,
+    *,
+    merchants: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settlement:
+    """Each merchant's statement with the platform over the UTC days ``[start, end]``, from the platform's
+    ledger of shared rights (``blocks platform settle`` and ``GET /platform/settlement``), each reconciled
+    with the merchant's own ledger when the merchant declares the partner ``platform``."""
+    with open_platform(path, environ=environ) as platform:
+        return platform.settle(start, end, merchants)

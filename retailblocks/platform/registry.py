@@ -50,6 +50,9 @@ def _on(engine: sa.Engine) -> sa.Engine:
     return engine
 
 
+on_home = _on
+
+
 def create(engine: sa.Engine) -> None:
     with _on(engine).begin() as connection:
         if connection.dialect.name == "postgresql":

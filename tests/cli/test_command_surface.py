@@ -402,6 +402,7 @@ def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: p
     assert run("platform add", "lucky-coffee")["status"] == "active"
     assert run("platform list")[0]["blocks"]
     assert run("platform move", "lucky-coffee", "--to", "spare", "--settle", "0")["to"] == "spare"
+    assert run("platform settle", "--period", "2026-11")["statements"][0]["total"]["amount"] == 0
     assert run("platform remove", "lucky-coffee", "--archive", "archive")["rows"]["orders"] == 0
 
     # `blocks serve` runs until it is stopped: tests/http/test_serve.py runs it, as a server.
