@@ -8,7 +8,7 @@ postings) into the oldest member and are recorded in ``loyalty_merges`` so they 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,11 +17,11 @@ from retailblocks.context import FlowContext
 from retailblocks.errors import EnvironmentFailure, InvalidValue, UnknownObject
 from retailblocks.model import Identity, Member, Money
 from retailblocks.model.limits import MAX_ID_LENGTH, check_text
-from retailblocks.storage import InsertIfAbsent, Prepared, PreparedQuery
+from retailblocks.storage import InsertIfAbsent, Prepared, PreparedQuery, pseudonymise
 from retailblocks_loyalty import ledger
 from retailblocks_loyalty.config import LoyaltyConfig
 from retailblocks_loyalty.engine import BASE_TIER, normalize_identities, tier_name
-from retailblocks_loyalty.tables import accounts, identities, member_account, members, merges
+from retailblocks_loyalty.tables import accounts, identities, member_account, members, merges, metadata
 
 # How often identify re-reads after losing a race for an identity before giving up. Each loss means
 # another transaction committed that identity, so a handful is plenty.
@@ -468,3 +468,36 @@ def merges_of(ctx: FlowContext, member_id: str) -> list[dict[str, Any]]:
         .all()
     )
     return [dict(row) for row in rows]
+
+
+def identifiers(ctx: FlowContext, member_id: str) -> list[Identity]:
+    """Every identity the member holds, or held through a merge in either direction (a merge's record
+    keeps the identities it moved, so an unmerged member's identities are there too)."""
+    row = resolve(ctx, member_id)
+    if row is None:
+        raise UnknownObject(f"no member {member_id!r}")
+    people = {row["id"]}
+    # Members merged into this one (and into those), whose identities moved here or went back.
+    frontier = [row["id"]]
+    for _ in range(_MAX_CHAIN):
+        if not frontier:
+            break
+        absorbed = ctx.db.execute(sa.select(members.c.id).where(members.c.merged_into.in_(frontier))).scalars().all()
+        frontier = [found for found in absorbed if found not in people]
+        people.update(frontier)
+    found = {
+        Identity(kind, value)
+        for kind, value in ctx.db.execute(
+            sa.select(identities.c.kind, identities.c.value).where(identities.c.member_id.in_(sorted(people)))
+        ).all()
+    }
+    for moved in ctx.db.execute(
+        sa.select(merges.c.identities).where(sa.or_(merges.c.survivor.in_(people), merges.c.absorbed.in_(people)))
+    ).scalars():
+        found.update(Identity(kind, value) for kind, value in moved)
+    return sorted(found, key=str)
+
+
+def erase(ctx: FlowContext, replacements: Mapping[str, str]) -> int:
+    """Replace the member's identifiers by their tokens in every table of the block (see the hook)."""
+    return pseudonymise(ctx.db, metadata.sorted_tables, replacements)
