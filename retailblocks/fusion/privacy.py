@@ -111,7 +111,15 @@ def erase_member(stack: Runtime, member_id: str, *, source: str, extra_tables: S
 def _rows(ctx: FlowContext, table: sa.Table, column: str, value: str) -> list[dict[str, Any]]:
     query = sa.select(table).where(table.c[column] == value)
     order = list(table.primary_key.columns)
-    return [_plain(dict(row)) for row in ctx.db.execute(query.order_by(*order)).mappings().all()]
+    return [_money(_plain(dict(row))) for row in ctx.db.execute(query.order_by(*order)).mappings().all()]
+
+
+def _money(row: dict[str, Any]) -> dict[str, Any]:
+    # Money is written as {"amount": minor units, "currency": ...} everywhere the stack answers in JSON.
+    if "amount" in row and "currency" in row:
+        amount, currency = row.pop("amount"), row.pop("currency")
+        row["amount"] = None if amount is None else {"amount": amount, "currency": currency}
+    return row
 
 
 def _plain(value: Any) -> Any:

@@ -14,6 +14,7 @@ from retailblocks.fusion.timeline import TimelineEntry
 from retailblocks.http.admin._common import READ_PROBLEMS, WRITE_PROBLEMS, ApiDep, IdempotencyKey, scoped
 from retailblocks.http.admin.schemas import (
     AdminOptOutIn,
+    EraseIn,
     LinkIn,
     MemberOut,
     MemberViewOut,
@@ -26,7 +27,7 @@ from retailblocks.http.admin.schemas import (
     profile_out,
     timeline_entry_out,
 )
-from retailblocks.http.schemas import OptOutOut
+from retailblocks.http.schemas import ErasureOut, MemberExportOut, OptOutOut
 from retailblocks.http.state import run_once
 from retailblocks.manifest.api import ApiKey
 from retailblocks.model import Identity
@@ -141,3 +142,33 @@ async def opt_out(
         return OptOutOut(member_id=member_id, medium=body.medium, blocks=blocks)
 
     return await run_once(request, api, caller, idempotency_key, record)
+
+
+@router.get(
+    "/{member_id}/export",
+    response_model=MemberExportOut,
+    responses={**READ_PROBLEMS, **_NOT_FOUND},
+    summary="Everything held about the member, as one JSON document (a data-subject access request)",
+)
+def export(member_id: str, caller: Reader, api: ApiDep) -> MemberExportOut:
+    return MemberExportOut(**api.stack.export_member(member_id))
+
+
+@router.post(
+    "/{member_id}/erasure",
+    response_model=ErasureOut,
+    responses={**WRITE_PROBLEMS, **_NOT_FOUND},
+    summary="Erase the member: every identifier pseudonymised everywhere, ledgers kept balanced",
+)
+async def erase(
+    request: Request,
+    member_id: str,
+    body: EraseIn,
+    caller: Writer,
+    api: ApiDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    def run(_key: str) -> ErasureOut:
+        return ErasureOut(**api.stack.erase_member(member_id, source=f"admin: {body.source}").to_dict())
+
+    return await run_once(request, api, caller, idempotency_key, run)

@@ -475,6 +475,12 @@ class AdminOptOutIn(_Strict):
     )
 
 
+class EraseIn(_Strict):
+    source: str = Field(
+        min_length=1, max_length=200, description="who asked and how (a ticket, the data protection officer)"
+    )
+
+
 class UndoMergeIn(_Strict):
     reason: str = Field(default="", max_length=MAX_TEXT_LENGTH, description="why, for the audit trail")
 
