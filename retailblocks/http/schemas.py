@@ -91,7 +91,7 @@ class CartLineIn(StrictIn):
 
 
 class IdentityIn(StrictIn):
-    kind: Literal["phone", "email", "openid", "marketplace", "store_card", "social"]
+    kind: Literal["phone", "email", "openid", "marketplace", "store_card", "social", "union_id"]
     value: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$")]
 
 
