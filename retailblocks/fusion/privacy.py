@@ -80,6 +80,36 @@ def _identifiers(stack: Runtime, ctx: FlowContext, member_id: str) -> tuple[str,
     return member.id, found
 
 
+#: The parts of a delivery address that single a person out; country, region and city do not.
+_PERSONAL_ADDRESS_FIELDS = ("name", "phone", "line1")
+#: A text shorter than this is no identifier (an initial): replacing it everywhere would damage other rows.
+_SHORTEST = 3
+
+
+def _address_texts(ctx: FlowContext, member_id: str) -> set[str]:
+    """The names, phone numbers and street lines of the delivery addresses of the member's orders: these are
+    replaced wherever they occur, like identities (a shipment, a carrier's label, an event)."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Mapping):
+            if "line1" in value and "country" in value:
+                for field in _PERSONAL_ADDRESS_FIELDS:
+                    text = value.get(field)
+                    if isinstance(text, str) and len(text.strip()) >= _SHORTEST:
+                        found.add(text)
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    query = sa.select(core_tables.orders.c.details).where(core_tables.orders.c.member_id == member_id)
+    for details in ctx.db.execute(query).scalars():
+        walk(details)
+    return found
+
+
 def _core_tables(extra: Sequence[sa.Table]) -> list[sa.Table]:
     tables = [*core_tables.metadata.sorted_tables, *fusion_tables.metadata.sorted_tables, *extra]
     return [table for table in tables if table.name not in _SKIPPED_CORE_TABLES]
@@ -95,6 +125,9 @@ def erase_member(stack: Runtime, member_id: str, *, source: str, extra_tables: S
         survivor, held = _identifiers(stack, ctx, member_id)
         live = [identity for identity in held if not is_token(identity.value)]
         replacements: dict[str, str] = {identity.value: ctx.ids.new_id(TOKEN_PREFIX) for identity in live}
+        for text in _address_texts(ctx, survivor):
+            if text not in replacements and not is_token(text):
+                replacements[text] = ctx.ids.new_id(TOKEN_PREFIX)
         # The identity as channels write it in events ("phone:+86..."), too: the token keeps the kind.
         rows = 0
         if replacements:

@@ -16,7 +16,7 @@ from retailblocks.flows.audit import audit_flows
 from retailblocks.flows.capabilities import block_findings
 from retailblocks.fusion import catch_up
 from retailblocks.fusion.statements import audit_statements
-from retailblocks.model import Identity
+from retailblocks.model import Address, Fulfilment, FulfilmentKind, Identity
 from retailblocks.stack import Stack
 from tests.fusion.test_campaign_messages import WELCOME, make
 from tests.helpers import cart
@@ -25,6 +25,9 @@ ERASED_PHONE = Identity("phone", "+8613912345678")
 ERASED_MAIL = Identity("email", "li.na@example.cn")
 ERASED_OPENID = Identity("openid", "oWX-li-na-openid-7731")
 KEPT_PHONE = Identity("phone", "+8613987654321")
+# The delivery address the erased member gave: its name, phone and street must go too.
+NAME, ADDRESS_PHONE, STREET = "Li Na", "+86 139 1111 2222", "88 Yuyuan Road, flat 1203"
+PERSONAL = (ERASED_PHONE.value, ERASED_MAIL.value, ERASED_OPENID.value, NAME, ADDRESS_PHONE, STREET)
 
 
 @pytest.fixture
@@ -70,6 +73,10 @@ def ledgers(stack: Stack) -> dict[str, Any]:
     }
 
 
+def home_of_kept() -> Address:
+    return Address(country="CN", region="Shanghai", city="Shanghai", line1="1 Nanjing Road", name="Wang Wei")
+
+
 def populate(stack: Stack) -> tuple[str, str]:
     """Two members with orders, a refund, a cancellation, points, coupons, messages and signals."""
     erased = stack.sign_in("web", [ERASED_OPENID, ERASED_PHONE]).id
@@ -82,7 +89,9 @@ def populate(stack: Stack) -> tuple[str, str]:
     stack.ingest_signals(signals, "jsonl")
     for identities, tag in (((ERASED_PHONE,), "a"), ((KEPT_PHONE,), "b")):
         first = stack.checkout(cart(("TEA", 2), channel="store-a", identities=identities), key=f"{tag}-1")
-        stack.checkout(cart(("BEANS", 1), identities=identities), key=f"{tag}-2")
+        home = Address(country="CN", region="Shanghai", city="Shanghai", line1=STREET, name=NAME, phone=ADDRESS_PHONE)
+        delivery = Fulfilment(FulfilmentKind.DELIVERY, home if tag == "a" else home_of_kept())
+        stack.checkout(cart(("BEANS", 1), identities=identities, fulfilment=delivery), key=f"{tag}-2")
         stack.refund(first.id, {0: 1}, key=f"{tag}-refund")
         third = stack.checkout(cart(("BEANS", 1), identities=identities), key=f"{tag}-3")
         stack.cancel(third.id)
@@ -96,22 +105,25 @@ def populate(stack: Stack) -> tuple[str, str]:
 def test_erasure_leaves_no_identifier_anywhere_and_every_ledger_as_it_was(brand: Stack) -> None:
     erased, kept = populate(brand)
     everything = every_text(brand)
-    for identity in (ERASED_PHONE, ERASED_MAIL, ERASED_OPENID):
-        assert any(identity.value in text for _, text in everything), f"{identity} was never stored"
+    for personal in PERSONAL:
+        assert any(personal in text for _, text in everything), f"{personal} was never stored"
     before = ledgers(brand)
     assert before["audit"] and all(ok for _, _, ok, _ in before["audit"])
 
     erasure = brand.erase_member(erased, source="admin:dpo")
-    assert (erasure.member_id, erasure.identifiers) == (erased, 3)
+    assert (erasure.member_id, erasure.identifiers) == (erased, len(PERSONAL))
 
     left = [
-        (table, identity.value)
+        (table, personal)
         for table, text in every_text(brand)
-        for identity in (ERASED_PHONE, ERASED_MAIL, ERASED_OPENID)
-        if identity.value in text or json.dumps(identity.value)[1:-1] in text
+        for personal in PERSONAL
+        if personal in text or json.dumps(personal)[1:-1] in text
     ]
     assert left == []
-    assert not any(ERASED_PHONE.value in json.dumps(event.payload) for event in brand.events(limit=100_000))
+    payloads = [json.dumps(event.payload) for event in brand.events(limit=100_000)]
+    assert not any(personal in payload for personal in PERSONAL for payload in payloads)
+    # The other member's address is theirs still.
+    assert any("Wang Wei" in text for _, text in every_text(brand))
     assert ledgers(brand) == before
     # The other member is untouched, and the erased one is still a member with their points and orders.
     assert KEPT_PHONE in brand.member(kept).identities
