@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from retailblocks.errors import InvalidValue, UnknownMember
 from retailblocks.flows.capabilities import member_coupons
 from retailblocks.fusion import tables as fusion_tables
+from retailblocks.fusion.consent import history as consent_history
 from retailblocks.hookspecs import lifecycle, membership
 from retailblocks.model import Identity
 from retailblocks.model.limits import MAX_ID_LENGTH, check_text
@@ -181,7 +182,7 @@ def export_member(stack: Runtime, member_id: str) -> dict[str, Any]:
         fusion = {
             table.name: _rows(ctx, table, "member_id", survivor)
             for table in fusion_tables.metadata.sorted_tables
-            if "member_id" in table.c and table.name != fusion_tables.timeline.name
+            if "member_id" in table.c and table.name not in (fusion_tables.timeline.name, fusion_tables.consents.name)
         }
         return {
             "member": {"id": member.id, "tier": member.tier, "points": member.points},
@@ -190,6 +191,7 @@ def export_member(stack: Runtime, member_id: str) -> dict[str, Any]:
             "coupons": _plain(coupons),
             "events": _rows(ctx, core_tables.outbox, "member_id", survivor),
             "timeline": _rows(ctx, fusion_tables.timeline, "member_id", survivor),
+            "consents": [row.to_dict() for row in consent_history(ctx, survivor)],
             "fusion": fusion,
             "exported_at": ctx.clock.now().isoformat(),
         }

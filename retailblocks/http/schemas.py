@@ -366,6 +366,7 @@ class MemberExportOut(BaseModel):
     coupons: list[dict[str, Any]]
     events: list[dict[str, Any]] = Field(description="every event recorded about the member")
     timeline: list[dict[str, Any]]
+    consents: list[dict[str, Any]] = Field(description="every consent given or withdrawn, oldest first")
     fusion: dict[str, list[dict[str, Any]]] = Field(description="the fusion's rows about the member, by table")
     exported_at: str
 
