@@ -348,6 +348,46 @@ def opt_out(manifest: Path, member_id: str, medium: str, source: str, as_json: b
 
 @click.command()
 @manifest_option()
+@click.argument("member_id", metavar="MEMBER")
+@click.argument("purpose", required=False)
+@click.argument("decision", required=False, type=click.Choice(["grant", "withdraw"]))
+@click.option("--medium", default="any", show_default=True, help="mini_program, sms, email, push, or any.")
+@click.option("--source", help="Where the member said so: 'signup form v3', 'call 2026-06-01'.")
+@json_option()
+def consent(
+    manifest: Path,
+    member_id: str,
+    purpose: str | None,
+    decision: str | None,
+    medium: str,
+    source: str | None,
+    as_json: bool,
+) -> None:
+    """A member's consents: without PURPOSE, their history; with PURPOSE (marketing, profiling, sharing)
+    and grant or withdraw, record it (segments and campaigns honour it)."""
+    if purpose is not None and (decision is None or not source):
+        raise click.UsageError("recording a consent needs PURPOSE, grant or withdraw, and --source")
+    with open_stack(manifest) as stack:
+        if purpose is None:
+            rows = [row.to_dict() for row in stack.consents(member_id)]
+        else:
+            granted = decision == "grant"
+            rows = [
+                stack.record_consent(member_id, purpose, granted=granted, source=source or "", medium=medium).to_dict()
+            ]
+    if as_json:
+        print_json(rows if purpose is None else rows[0])
+        return
+    for row in rows:
+        word = "granted" if row["granted"] else "withdrew"
+        console.print(
+            f"{escape(row['at'])}  {escape(row['member_id'])} {word} {row['purpose']} by {row['medium']} "
+            f"({escape(row['source'])})"
+        )
+
+
+@click.command()
+@manifest_option()
 @click.argument("action", type=click.Choice(["export", "erase"]))
 @click.argument("member_id", metavar="MEMBER")
 @click.option("--source", help="erase: who asked and how (a ticket number, 'the DPO, by letter').")
@@ -460,4 +500,4 @@ def ingest(manifest: Path, file: Path, fmt: str | None, as_json: bool) -> None:
         raise SystemExit(2)
 
 
-COMMANDS = [members, segments, campaigns, opt_out, privacy, settle, ingest]
+COMMANDS = [members, segments, campaigns, opt_out, consent, privacy, settle, ingest]

@@ -357,6 +357,25 @@ class OptOutOut(BaseModel):
     blocks: list[str] = Field(description="the reach blocks that recorded the opt-out")
 
 
+class ConsentIn(StrictIn):
+    purpose: Literal["marketing", "profiling", "sharing"] = Field(description="what the consent is for")
+    granted: bool = Field(description="true to grant, false to withdraw")
+    medium: Literal["any", "mini_program", "sms", "email", "push"] = "any"
+
+
+class ConsentOut(BaseModel):
+    member_id: str
+    purpose: str
+    medium: str
+    granted: bool
+    source: str
+    at: str
+
+
+class ConsentsOut(BaseModel):
+    consents: list[ConsentOut] = Field(description="every consent given or withdrawn, oldest first")
+
+
 class MemberExportOut(BaseModel):
     """Everything held about a member (see docs/identity.md): rows as the stack stores them."""
 

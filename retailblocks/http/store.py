@@ -22,6 +22,9 @@ from retailblocks.http.schemas import (
     AvailabilityOut,
     CartIn,
     CatalogOut,
+    ConsentIn,
+    ConsentOut,
+    ConsentsOut,
     CouponListOut,
     ErasureOut,
     LinkIn,
@@ -302,6 +305,47 @@ async def opt_out(
     def record(_key: str) -> OptOutOut:
         blocks = api.stack.opt_out(member_id, body.medium, source=f"the member, in channel {channel}")
         return OptOutOut(member_id=member_id, medium=body.medium, blocks=blocks)
+
+    return await run_once(request, api, caller, idempotency_key, record, scope=member_id)
+
+
+@router.get(
+    "/me/consents",
+    operation_id="myConsents",
+    response_model=ConsentsOut,
+    responses=_SESSION_PROBLEMS,
+    summary="Every consent the signed-in member gave or withdrew, oldest first",
+)
+def my_consents(member_id: Shopper, caller: Caller, api: ApiDep) -> ConsentsOut:
+    return ConsentsOut(consents=[ConsentOut(**row.to_dict()) for row in api.stack.consents(member_id)])
+
+
+@router.post(
+    "/me/consents",
+    operation_id="recordConsent",
+    response_model=ConsentOut,
+    responses={**_SESSION_PROBLEMS, 400: {"description": f"no {HEADER} header"}},
+    summary="The signed-in member grants or withdraws consent to a purpose by a medium",
+)
+async def record_consent(
+    request: Request,
+    body: ConsentIn,
+    member_id: Shopper,
+    caller: Caller,
+    api: ApiDep,
+    idempotency_key: Annotated[str | None, Header(alias=HEADER)] = None,
+) -> Response:
+    channel = channel_of(caller)
+
+    def record(_key: str) -> ConsentOut:
+        recorded = api.stack.record_consent(
+            member_id,
+            body.purpose,
+            granted=body.granted,
+            source=f"the member, in channel {channel}",
+            medium=body.medium,
+        )
+        return ConsentOut(**recorded.to_dict())
 
     return await run_once(request, api, caller, idempotency_key, record, scope=member_id)
 

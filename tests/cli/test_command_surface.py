@@ -363,6 +363,11 @@ def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: p
     run("opt-out", member, "sms", "--source", "replied STOP")
     # `privacy` takes its action as an argument too.
     assert run("privacy", "export", member)["member"]["id"] == member
+    assert (
+        run("consent", member, "marketing", "withdraw", "--medium", "sms", "--source", "replied STOP")["granted"]
+        is False
+    )
+    assert [row["purpose"] for row in run("consent", member)] == ["marketing"]
     run("settle", "--partner", "metro-mall", "--from", "2026-01-01", "--to", "2026-12-31")
     january = ("--partner", "metro-mall", "--from", "2025-01-01", "--to", "2025-01-31")  # long over
     run("statements draft", *january)

@@ -48,3 +48,26 @@ def test_the_back_office_erases_a_member_and_bad_requests_are_refused(client: Te
     assert done.status_code == 200, done.text
     assert done.json()["identifiers"] >= 1
     assert PHONE["value"] not in json.dumps(stack.export_member(member_id))
+
+
+def test_consent_over_http_for_oneself_and_from_the_back_office(client: TestClient, stack: Stack) -> None:  # noqa: F811
+    alice = sign_in(client)
+    member_id = client.get("/store/me", headers=alice).json()["id"]
+    body = {"purpose": "marketing", "granted": False, "medium": "sms"}
+    withdrew = client.post("/store/me/consents", json=body, headers={**alice, "Idempotency-Key": "c-1"})
+    assert withdrew.status_code == 200, withdrew.text
+    assert withdrew.json()["granted"] is False and withdrew.json()["source"].startswith("the member")
+    admin_body = {"purpose": "profiling", "granted": False, "source": "letter of 2026-03-02"}
+    path = f"/admin/members/{member_id}/consents"
+    assert client.post(path, json=admin_body, headers={**ADMIN, "Idempotency-Key": "c-2"}).status_code == 200
+    listed = client.get("/store/me/consents", headers=alice).json()["consents"]
+    assert [(c["purpose"], c["medium"]) for c in listed] == [("marketing", "sms"), ("profiling", "any")]
+    assert client.get(path, headers=ADMIN).json()["consents"] == listed
+    unknown = client.post(
+        "/store/me/consents", json={**body, "purpose": "selling"}, headers={**alice, "Idempotency-Key": "c-3"}
+    )
+    assert unknown.status_code == 422
+    nobody = client.post(
+        "/admin/members/mem_nobody/consents", json=admin_body, headers={**ADMIN, "Idempotency-Key": "c-4"}
+    )
+    assert nobody.status_code == 404

@@ -13,6 +13,7 @@ from retailblocks.fusion.profile import MemberProfile
 from retailblocks.fusion.timeline import TimelineEntry
 from retailblocks.http.admin._common import READ_PROBLEMS, WRITE_PROBLEMS, ApiDep, IdempotencyKey, scoped
 from retailblocks.http.admin.schemas import (
+    AdminConsentIn,
     AdminOptOutIn,
     EraseIn,
     LinkIn,
@@ -27,7 +28,7 @@ from retailblocks.http.admin.schemas import (
     profile_out,
     timeline_entry_out,
 )
-from retailblocks.http.schemas import ErasureOut, MemberExportOut, OptOutOut
+from retailblocks.http.schemas import ConsentOut, ConsentsOut, ErasureOut, MemberExportOut, OptOutOut
 from retailblocks.http.state import run_once
 from retailblocks.manifest.api import ApiKey
 from retailblocks.model import Identity
@@ -172,3 +173,36 @@ async def erase(
         return ErasureOut(**api.stack.erase_member(member_id, source=f"admin: {body.source}").to_dict())
 
     return await run_once(request, api, caller, idempotency_key, run)
+
+
+@router.get(
+    "/{member_id}/consents",
+    response_model=ConsentsOut,
+    responses={**READ_PROBLEMS, **_NOT_FOUND},
+    summary="Every consent the member gave or withdrew, oldest first",
+)
+def consents(member_id: str, caller: Reader, api: ApiDep) -> ConsentsOut:
+    return ConsentsOut(consents=[ConsentOut(**row.to_dict()) for row in api.stack.consents(member_id)])
+
+
+@router.post(
+    "/{member_id}/consents",
+    response_model=ConsentOut,
+    responses={**WRITE_PROBLEMS, **_NOT_FOUND},
+    summary="Record the member's consent to a purpose by a medium, or its withdrawal (segments, campaigns honour it)",
+)
+async def record_consent(
+    request: Request,
+    member_id: str,
+    body: AdminConsentIn,
+    caller: Writer,
+    api: ApiDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    def record(_key: str) -> ConsentOut:
+        recorded = api.stack.record_consent(
+            member_id, body.purpose, granted=body.granted, source=body.source, medium=body.medium
+        )
+        return ConsentOut(**recorded.to_dict())
+
+    return await run_once(request, api, caller, idempotency_key, record)
