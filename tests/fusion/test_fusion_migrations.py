@@ -47,7 +47,7 @@ def test_a_database_at_version_2_with_history_gets_the_store_marked_for_a_rebuil
         )
         assert SEGMENT_TABLES.isdisjoint(sa.inspect(connection).get_table_names())
     assert migrate(engine, {"fusion": MIGRATIONS}) == {"fusion": (2, 5)}
-    assert fusion_version(engine) == 4
+    assert fusion_version(engine) == 5
     with engine.connect() as connection:
         assert SEGMENT_TABLES | {"fusion_statements"} <= set(sa.inspect(connection).get_table_names())
         assert connection.execute(sa.select(segment_store.c.needs_rebuild)).scalars().all() == [True]

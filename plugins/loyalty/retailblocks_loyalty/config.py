@@ -143,7 +143,8 @@ def _merge_policy(_instance: Any, _attribute: Any, value: dict[str, MergePolicy]
     kinds = {kind.value for kind in IdentityKind}
     for kind in value:
         if kind not in kinds:
-            raise InvalidValue(f"merge_policy.{kind}: unknown identity kind {kind!r}{suggestion(kind, kinds)}")
+            known = ", ".join(sorted(kinds))
+            raise InvalidValue(f"unknown identity kind {kind!r}{suggestion(kind, kinds)} (kinds: {known})")
 
 
 @attrs.frozen

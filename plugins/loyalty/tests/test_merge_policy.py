@@ -89,5 +89,5 @@ def test_a_union_id_ties_a_brands_mini_program_openids_to_one_member(make_harnes
 
 
 def test_a_policy_for_an_unknown_kind_is_refused_with_a_suggestion() -> None:
-    with pytest.raises(InvalidValue, match=r"merge_policy.phon: unknown identity kind 'phon'; did you mean 'phone'"):
+    with pytest.raises(InvalidValue, match=r"unknown identity kind 'phon'; did you mean 'phone'"):
         LoyaltyConfig(merge_policy={"phon": MergePolicy.AUTO})
