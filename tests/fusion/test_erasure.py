@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from retailblocks.errors import InvalidValue, UnknownMember
 from retailblocks.flows.audit import audit_flows
 from retailblocks.flows.capabilities import block_findings
-from retailblocks.fusion import catch_up
+from retailblocks.fusion import catch_up, privacy
 from retailblocks.fusion.statements import audit_statements
 from retailblocks.model import Address, Fulfilment, FulfilmentKind, Identity
 from retailblocks.stack import Stack
@@ -160,3 +160,21 @@ def test_an_unknown_member_or_a_bad_id_is_refused_and_nothing_is_written(brand: 
     with pytest.raises(InvalidValue, match="member id"):
         brand.erase_member("", source="admin:dpo")
     assert len(brand.events(limit=100_000)) == count
+
+
+def test_an_erasure_that_dies_half_way_changes_nothing_and_a_rerun_finishes_it(
+    brand: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    erased, _ = populate(brand)
+    before = every_text(brand)
+
+    def dies(*_args: object, **_kwargs: object) -> int:
+        raise RuntimeError("the process died after the blocks erased, before the core did")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(privacy, "pseudonymise", dies)
+        with pytest.raises(RuntimeError):
+            brand.erase_member(erased, source="admin:dpo")
+    assert every_text(brand) == before  # the blocks' replacements were rolled back with the rest
+    assert brand.erase_member(erased, source="admin:dpo").identifiers == len(PERSONAL)
+    assert not any(ERASED_PHONE.value in text for _, text in every_text(brand))
