@@ -44,7 +44,7 @@ from retailblocks.flows.availability import Availability, availability
 from retailblocks.flows.carts import Carts
 from retailblocks.flows.pricing import PricedCart
 from retailblocks.flows.quote import quote
-from retailblocks.fusion import members
+from retailblocks.fusion import consent, members, privacy
 from retailblocks.fusion.block import FusionBlock
 from retailblocks.fusion.campaigns import CampaignReport, CampaignRun
 from retailblocks.fusion.ingest import IngestReport
@@ -400,6 +400,26 @@ class Stack:
 
     def member(self, member_id: str) -> Member:
         return members.member_of(self, member_id)
+
+    def record_consent(
+        self, member_id: str, purpose: str, *, granted: bool, source: str, medium: str = "any"
+    ) -> consent.Consent:
+        """Record the member's consent to ``purpose`` (marketing, profiling, sharing) by ``medium``, or a withdrawal."""
+        return consent.record_consent(self, member_id, purpose, granted=granted, source=source, medium=medium)
+
+    def consents(self, member_id: str) -> list[consent.Consent]:
+        """Every consent the member gave or withdrew, oldest first."""
+        return consent.consent_history(self, member_id)
+
+    def export_member(self, member_id: str) -> dict[str, Any]:
+        """Everything the stack holds about the member, as one JSON document (a data-subject access request)."""
+        return privacy.export_member(self, member_id)
+
+    def erase_member(self, member_id: str, *, source: str) -> privacy.Erasure:
+        """Pseudonymise the member everywhere (a data-subject erasure request); ledgers stay balanced."""
+        from retailblocks.connectors.tables import metadata as connector_tables
+
+        return privacy.erase_member(self, member_id, source=source, extra_tables=connector_tables.sorted_tables)
 
     def link_identity(self, channel: str, member_id: str, identity: Identity) -> Member:
         """Link another identity to a member (merging the member it belonged to, reversibly)."""

@@ -6,6 +6,7 @@ input as one line with exit status 2, writing nothing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
@@ -347,6 +348,82 @@ def opt_out(manifest: Path, member_id: str, medium: str, source: str, as_json: b
 
 @click.command()
 @manifest_option()
+@click.argument("member_id", metavar="MEMBER")
+@click.argument("purpose", required=False)
+@click.argument("decision", required=False, type=click.Choice(["grant", "withdraw"]))
+@click.option("--medium", default="any", show_default=True, help="mini_program, sms, email, push, or any.")
+@click.option("--source", help="Where the member said so: 'signup form v3', 'call 2026-06-01'.")
+@json_option()
+def consent(
+    manifest: Path,
+    member_id: str,
+    purpose: str | None,
+    decision: str | None,
+    medium: str,
+    source: str | None,
+    as_json: bool,
+) -> None:
+    """A member's consents: without PURPOSE, their history; with PURPOSE (marketing, profiling, sharing)
+    and grant or withdraw, record it (segments and campaigns honour it)."""
+    if purpose is not None and (decision is None or not source):
+        raise click.UsageError("recording a consent needs PURPOSE, grant or withdraw, and --source")
+    with open_stack(manifest) as stack:
+        if purpose is None:
+            rows = [row.to_dict() for row in stack.consents(member_id)]
+        else:
+            granted = decision == "grant"
+            rows = [
+                stack.record_consent(member_id, purpose, granted=granted, source=source or "", medium=medium).to_dict()
+            ]
+    if as_json:
+        print_json(rows if purpose is None else rows[0])
+        return
+    for row in rows:
+        word = "granted" if row["granted"] else "withdrew"
+        console.print(
+            f"{escape(row['at'])}  {escape(row['member_id'])} {word} {row['purpose']} by {row['medium']} "
+            f"({escape(row['source'])})"
+        )
+
+
+@click.command()
+@manifest_option()
+@click.argument("action", type=click.Choice(["export", "erase"]))
+@click.argument("member_id", metavar="MEMBER")
+@click.option("--source", help="erase: who asked and how (a ticket number, 'the DPO, by letter').")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="export: write the document here."
+)
+@json_option()
+def privacy(
+    manifest: Path, action: str, member_id: str, source: str | None, output: Path | None, as_json: bool
+) -> None:
+    """Data-subject requests: ``export`` everything held about MEMBER as one JSON document, or ``erase``
+    MEMBER (every identifier pseudonymised in every table and stored event; ledgers stay balanced)."""
+    if action == "erase" and not source:
+        raise click.UsageError("blocks privacy erase needs --source: who asked for the erasure, and how")
+    with open_stack(manifest) as stack:
+        if action == "export":
+            document = stack.export_member(member_id)
+        else:
+            erasure = stack.erase_member(member_id, source=source or "")
+    if action == "export":
+        if output is not None:
+            output.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            console.print(f"wrote everything held about {escape(document['member']['id'])} to {escape(str(output))}")
+        else:
+            print_json(document)
+    elif as_json:
+        print_json(erasure.to_dict())
+    else:
+        console.print(
+            f"member {escape(erasure.member_id)} erased: {erasure.identifiers} identifiers replaced by tokens, "
+            f"{erasure.core_rows} rows of the core changed"
+        )
+
+
+@click.command()
+@manifest_option()
 @click.option("--partner", required=True, help="The partner's id, as the manifest's `partners:` names it.")
 @click.option("--from", "start", required=True, metavar="DATE", help="First day of the period (YYYY-MM-DD).")
 @click.option("--to", "end", required=True, metavar="DATE", help="Last day of the period, included.")
@@ -423,4 +500,4 @@ def ingest(manifest: Path, file: Path, fmt: str | None, as_json: bool) -> None:
         raise SystemExit(2)
 
 
-COMMANDS = [members, segments, campaigns, opt_out, settle, ingest]
+COMMANDS = [members, segments, campaigns, opt_out, consent, privacy, settle, ingest]

@@ -30,6 +30,7 @@ from retailblocks.clock import as_utc
 from retailblocks.errors import CampaignNotRunning, InvalidValue
 from retailblocks.flows.capabilities import issue_coupons, send_message
 from retailblocks.flows.orders import list_orders
+from retailblocks.fusion.consent import withdrawn
 from retailblocks.fusion.memberships import segment_members
 from retailblocks.fusion.profile import NOT_SALES, net_amount
 from retailblocks.fusion.tables import campaign_coupons, campaign_members, campaign_sends, insert_new, reach_members
@@ -319,6 +320,8 @@ def _send(stack: Runtime, campaign: Campaign, member_id: str, code: str, attempt
             ).scalar_one()
             if recent >= cap.messages:
                 return "capped"
+        if member_id in withdrawn(ctx, "marketing", [member_id], campaign.message.medium):
+            return "no_consent"  # nothing written: a later run sends if the member consents again
         member = stack.hooks.maybe(membership.membership_member, ctx, member_id)
         if member is None:  # no membership block: the block gets what the campaign knows
             member = Member(id=member_id)

@@ -45,6 +45,7 @@ from retailblocks.clock import as_utc
 from retailblocks.context import Event, FlowContext
 from retailblocks.errors import UnknownMember, UnknownOrder
 from retailblocks.flows.orders import load_order, order_from_rows
+from retailblocks.fusion.consent import withdrawn
 from retailblocks.fusion.profile import NOT_SALES, MemberResolver, net_amount
 from retailblocks.fusion.segments import (
     Check,
@@ -381,7 +382,12 @@ def segment_members(
     """The members of each segment now (sorted ids), in the order the segments are given (the manifest's)."""
     chosen = list(stack.manifest.segments if segments is None else segments)
     answers = _answers(stack, ctx, chosen)
-    return {segment.id: sorted(m for m, inside in answers[segment.id].items() if inside) for segment in chosen}
+    # A member who withdrew consent to profiling is in no segment, whatever their profile says.
+    unprofiled = withdrawn(ctx, "profiling", [])
+    return {
+        segment.id: sorted(m for m, inside in answers[segment.id].items() if inside and m not in unprofiled)
+        for segment in chosen
+    }
 
 
 def _answers(stack: Runtime, ctx: FlowContext, segments: list[Segment]) -> dict[str, dict[str, bool]]:

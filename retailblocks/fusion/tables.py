@@ -188,6 +188,20 @@ reach_members = sa.Table(
     sa.Column("sent", sa.Integer, nullable=False),
 )
 
+# A member's consents, one row per grant or withdrawal, never updated: the history is the record a regulator
+# asks for. The latest row per (member, purpose, medium) is the consent now.
+consents = sa.Table(
+    "fusion_consents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("member_id", sa.String(64), nullable=False, index=True),
+    sa.Column("purpose", sa.String(32), nullable=False),  # marketing | profiling | sharing
+    sa.Column("medium", sa.String(32), nullable=False),  # a reach medium, or "any"
+    sa.Column("granted", sa.Boolean, nullable=False),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
 MIGRATIONS: list[Migration] = [
     create_tables(1, "member timeline and campaign coupons", timeline, campaign_coupons),
     create_tables(2, "partner statements and their lines", statements, statement_lines),
@@ -200,6 +214,7 @@ MIGRATIONS: list[Migration] = [
     create_tables(
         4, "campaign arms, campaign messages and members messaged", campaign_members, campaign_sends, reach_members
     ),
+    create_tables(5, "members' consents per purpose and medium, with their history", consents),
 ]
 
 

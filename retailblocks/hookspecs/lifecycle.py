@@ -108,6 +108,20 @@ def stack_audit(ctx: FlowContext) -> Sequence[AuditFinding]:
 
 
 @contract(Dispatch.EVERY_BLOCK)
+def stack_erase_member(ctx: FlowContext, member_id: str, replacements: Mapping[str, str]) -> None:
+    """Erase a member from the block's own tables (a data-subject request, GDPR art. 17 / PIPL art. 47):
+    every personal identifier the member was known by (the keys of ``replacements``: phone numbers,
+    e-mail addresses, openids, union ids, and any names or addresses the block holds) is replaced by its
+    token (the value), wherever the block stores it: columns, JSON documents, keys. Ids, amounts and
+    ledger rows stay, so every balance and audit holds afterwards. :func:`retailblocks.storage.erasure.pseudonymise`
+    does it for a list of tables. Runs in the erasure's one transaction; must be idempotent (a second
+    call finds nothing left to replace).
+
+    .. versionadded:: 1.5
+    """
+
+
+@contract(Dispatch.EVERY_BLOCK)
 def stack_names() -> Mapping[str, Sequence[str]]:
     """The names the block's configuration declares that the rest of the manifest may refer to, by kind:
     ``{"location": [...]}`` for stock locations, ``"promotion"`` for promotion ids, ``"tier"`` for

@@ -106,3 +106,13 @@ def membership_exchange(
     """Exchange points with ``partner``'s programme at the configured rate: a positive ``points`` brings in
     that many of the partner's points (credited as ours), a negative one sends that many of ours out. The
     partner's clearing balance records who owes whom for settlement. Optional. Idempotent per key."""
+
+
+@contract(Dispatch.ONE_PROVIDER)
+def membership_identifiers(ctx: FlowContext, member_id: str) -> Sequence[Identity]:
+    """Every identity the member holds, held before (an identity an unmerge gave back, one a merge moved)
+    or holds through a member merged into them: what a data-subject export shows and an erasure replaces.
+    Optional: without it, erasure replaces the identities :func:`membership_member` answers.
+
+    .. versionadded:: 1.5
+    """

@@ -8,7 +8,7 @@ currency everywhere.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -91,7 +91,7 @@ class CartLineIn(StrictIn):
 
 
 class IdentityIn(StrictIn):
-    kind: Literal["phone", "email", "openid", "marketplace", "store_card", "social"]
+    kind: Literal["phone", "email", "openid", "marketplace", "store_card", "social", "union_id"]
     value: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*\S[^\x00]*$")]
 
 
@@ -368,6 +368,46 @@ class OptOutOut(BaseModel):
     member_id: str
     medium: str
     blocks: list[str] = Field(description="the reach blocks that recorded the opt-out")
+
+
+class ConsentIn(StrictIn):
+    purpose: Literal["marketing", "profiling", "sharing"] = Field(description="what the consent is for")
+    granted: bool = Field(description="true to grant, false to withdraw")
+    medium: Literal["any", "mini_program", "sms", "email", "push"] = "any"
+
+
+class ConsentOut(BaseModel):
+    member_id: str
+    purpose: str
+    medium: str
+    granted: bool
+    source: str
+    at: str
+
+
+class ConsentsOut(BaseModel):
+    consents: list[ConsentOut] = Field(description="every consent given or withdrawn, oldest first")
+
+
+class MemberExportOut(BaseModel):
+    """Everything held about a member (see docs/identity.md): rows as the stack stores them."""
+
+    member: dict[str, Any] = Field(description="id, tier and points balance")
+    identities: list[dict[str, Any]] = Field(description="every identity held or held before, as kind and value")
+    orders: list[dict[str, Any]] = Field(description="the member's orders, each with its lines")
+    coupons: list[dict[str, Any]]
+    events: list[dict[str, Any]] = Field(description="every event recorded about the member")
+    timeline: list[dict[str, Any]]
+    consents: list[dict[str, Any]] = Field(description="every consent given or withdrawn, oldest first")
+    fusion: dict[str, list[dict[str, Any]]] = Field(description="the fusion's rows about the member, by table")
+    exported_at: str
+
+
+class ErasureOut(BaseModel):
+    member_id: str
+    identifiers: int = Field(description="identities replaced by tokens (0: the member was erased already)")
+    core_rows: int = Field(description="rows of the core's tables changed")
+    at: str
 
 
 def identity_of(identity: IdentityIn) -> Identity:

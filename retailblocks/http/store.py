@@ -22,9 +22,14 @@ from retailblocks.http.schemas import (
     AvailabilityOut,
     CartIn,
     CatalogOut,
+    ConsentIn,
+    ConsentOut,
+    ConsentsOut,
     CouponListOut,
+    ErasureOut,
     LinkIn,
     LocationStock,
+    MemberExportOut,
     MemberOut,
     Name,
     OptOutIn,
@@ -302,6 +307,81 @@ async def opt_out(
         return OptOutOut(member_id=member_id, medium=body.medium, blocks=blocks)
 
     return await run_once(request, api, caller, idempotency_key, record, scope=member_id)
+
+
+@router.get(
+    "/me/consents",
+    operation_id="myConsents",
+    response_model=ConsentsOut,
+    responses=_SESSION_PROBLEMS,
+    summary="Every consent the signed-in member gave or withdrew, oldest first",
+)
+def my_consents(member_id: Shopper, caller: Caller, api: ApiDep) -> ConsentsOut:
+    return ConsentsOut(consents=[ConsentOut(**row.to_dict()) for row in api.stack.consents(member_id)])
+
+
+@router.post(
+    "/me/consents",
+    operation_id="recordConsent",
+    response_model=ConsentOut,
+    responses={**_SESSION_PROBLEMS, 400: {"description": f"no {HEADER} header"}},
+    summary="The signed-in member grants or withdraws consent to a purpose by a medium",
+)
+async def record_consent(
+    request: Request,
+    body: ConsentIn,
+    member_id: Shopper,
+    caller: Caller,
+    api: ApiDep,
+    idempotency_key: Annotated[str | None, Header(alias=HEADER)] = None,
+) -> Response:
+    channel = channel_of(caller)
+
+    def record(_key: str) -> ConsentOut:
+        recorded = api.stack.record_consent(
+            member_id,
+            body.purpose,
+            granted=body.granted,
+            source=f"the member, in channel {channel}",
+            medium=body.medium,
+        )
+        return ConsentOut(**recorded.to_dict())
+
+    return await run_once(request, api, caller, idempotency_key, record, scope=member_id)
+
+
+@router.get(
+    "/me/export",
+    operation_id="exportMe",
+    response_model=MemberExportOut,
+    responses=_SESSION_PROBLEMS,
+    summary="Everything the merchant holds about the signed-in member, as one JSON document",
+)
+def export_me(member_id: Shopper, caller: Caller, api: ApiDep) -> MemberExportOut:
+    return MemberExportOut(**api.stack.export_member(member_id))
+
+
+@router.post(
+    "/me/erasure",
+    operation_id="eraseMe",
+    response_model=ErasureOut,
+    responses={**_SESSION_PROBLEMS, 400: {"description": f"no {HEADER} header"}},
+    summary="Erase the signed-in member: identities pseudonymised everywhere; the session ends with them",
+)
+async def erase_me(
+    request: Request,
+    member_id: Shopper,
+    caller: Caller,
+    api: ApiDep,
+    idempotency_key: Annotated[str | None, Header(alias=HEADER)] = None,
+) -> Response:
+    channel = channel_of(caller)
+
+    def run(_key: str) -> ErasureOut:
+        erasure = api.stack.erase_member(member_id, source=f"the member, in channel {channel}")
+        return ErasureOut(**erasure.to_dict())
+
+    return await run_once(request, api, caller, idempotency_key, run, scope=member_id)
 
 
 @router.post(

@@ -17,6 +17,9 @@ class IdentityKind(enum.StrEnum):
     MARKETPLACE_ACCOUNT = "marketplace"
     STORE_CARD = "store_card"
     SOCIAL = "social"
+    #: A mini-program platform's id for one person across all of a brand's apps on it (WeChat's unionid),
+    #: written ``platform:id``; it ties the app-scoped openids of one person to one member.
+    UNION_ID = "union_id"
 
 
 @attrs.frozen
@@ -25,6 +28,9 @@ class Identity:
 
     kind: IdentityKind = attrs.field(converter=IdentityKind)
     value: str = attrs.field(validator=text("an identity's value", MAX_IDENTITY_LENGTH))
+    #: The channel checked that the person controls it (an SMS code, a platform's signed phone number).
+    #: Not part of the identity's equality: a verified phone is the same phone.
+    verified: bool = attrs.field(default=False, eq=False, kw_only=True)
 
     def __str__(self) -> str:
         return f"{self.kind.value}:{self.value}"

@@ -17,6 +17,7 @@ from retailblocks.storage.blocks_api import (
     request_hash,
 )
 from retailblocks.storage.engine import check_reachable, create_engine, describe_url, is_sqlite
+from retailblocks.storage.erasure import pseudonymise
 from retailblocks.storage.json_text import JsonText, json_encoder
 from retailblocks.storage.migrations import Migration, create_tables, migrate
 from retailblocks.storage.permissions import enforcing_permissions, permissions_enforced
@@ -43,6 +44,7 @@ __all__ = [
     "json_encoder",
     "migrate",
     "permissions_enforced",
+    "pseudonymise",
     "read_only_connection",
     "request_hash",
 ]

@@ -361,6 +361,13 @@ def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: p
     run("campaigns", "run", "comeback")
     run("campaigns", "report", "comeback")
     run("opt-out", member, "sms", "--source", "replied STOP")
+    # `privacy` takes its action as an argument too.
+    assert run("privacy", "export", member)["member"]["id"] == member
+    assert (
+        run("consent", member, "marketing", "withdraw", "--medium", "sms", "--source", "replied STOP")["granted"]
+        is False
+    )
+    assert [row["purpose"] for row in run("consent", member)] == ["marketing"]
     run("settle", "--partner", "metro-mall", "--from", "2026-01-01", "--to", "2026-12-31")
     january = ("--partner", "metro-mall", "--from", "2025-01-01", "--to", "2025-01-31")  # long over
     run("statements draft", *january)
@@ -379,6 +386,7 @@ def test_every_command_answers_in_json_on_success(tmp_path: Path, monkeypatch: p
     run(*buy, *phone, "--identity", "email:c@example.cn", "--key", "d")
     (merge,) = run("loyalty merges", member)
     run("loyalty unmerge", merge["id"])
+    assert run("privacy", "erase", member, "--source", "ticket 7")["member_id"] == member
     # Nothing timed out, so nothing is sent (tests/http/test_block_routes.py delivers to a receiver).
     assert run("sandbox-card notify", "--url", "http://127.0.0.1:9") == {"delivered": [], "failed": {}}
     run("simulate", "-m", str(copy_example("lucky-coffee", tmp_path / "fresh")), "--orders", "3")

@@ -28,6 +28,7 @@ def test_the_steps_are_statements_the_segment_store_then_campaign_messages_each_
         (2, {"fusion_statements", "fusion_statement_lines"}),
         (3, SEGMENT_TABLES),
         (4, {"fusion_campaign_members", "fusion_campaign_sends", "fusion_reach_members"}),
+        (5, {"fusion_consents"}),
     ]
 
 
@@ -45,8 +46,8 @@ def test_a_database_at_version_2_with_history_gets_the_store_marked_for_a_rebuil
             )
         )
         assert SEGMENT_TABLES.isdisjoint(sa.inspect(connection).get_table_names())
-    assert migrate(engine, {"fusion": MIGRATIONS}) == {"fusion": (2, 4)}
-    assert fusion_version(engine) == 4
+    assert migrate(engine, {"fusion": MIGRATIONS}) == {"fusion": (2, 5)}
+    assert fusion_version(engine) == 5
     with engine.connect() as connection:
         assert SEGMENT_TABLES | {"fusion_statements"} <= set(sa.inspect(connection).get_table_names())
         assert connection.execute(sa.select(segment_store.c.needs_rebuild)).scalars().all() == [True]
@@ -55,7 +56,7 @@ def test_a_database_at_version_2_with_history_gets_the_store_marked_for_a_rebuil
 
 def test_a_new_database_needs_no_rebuild(database_url: str) -> None:
     engine = create_engine(database_url)
-    assert migrate(engine, {"fusion": MIGRATIONS}) == {"fusion": (0, 4)}
+    assert migrate(engine, {"fusion": MIGRATIONS}) == {"fusion": (0, 5)}
     with engine.connect() as connection:
         assert connection.execute(sa.select(segment_store.c.needs_rebuild)).scalars().all() == [False]
     engine.dispose()

@@ -32,7 +32,7 @@ from retailblocks.model import (
     ShipmentStatus,
     ShippingQuote,
 )
-from retailblocks.storage import Migration, insert_if_absent
+from retailblocks.storage import Migration, insert_if_absent, pseudonymise
 from retailblocks_logistics import engine
 from retailblocks_logistics import tables as t
 from retailblocks_logistics.carriers import BookingRequest, CarrierApi, SandboxCarrier
@@ -44,7 +44,7 @@ from retailblocks_logistics.config import (
     ShippingOption,
     money_fields,
 )
-from retailblocks_logistics.tables import MIGRATIONS
+from retailblocks_logistics.tables import MIGRATIONS, metadata
 
 if TYPE_CHECKING:
     pass
@@ -157,6 +157,11 @@ class Logistics(Block):
                     f"merchant's currency is {currency}; write amounts as e.g. '12.00 {currency}'"
                 )
         self._checked_currencies.add(currency)
+
+    @hookimpl
+    def stack_erase_member(self, ctx: FlowContext, member_id: str, replacements: Mapping[str, str]) -> None:
+        """Shipments keep the delivery address they were sent to: its name, phone and street become tokens."""
+        pseudonymise(ctx.db, metadata.sorted_tables, replacements)
 
     @hookimpl
     def stack_check(

@@ -121,6 +121,14 @@ class Loyalty(Block):
         return members.view(ctx, row) if row is not None else None
 
     @hookimpl
+    def membership_identifiers(self, ctx: FlowContext, member_id: str) -> Sequence[Identity]:
+        return members.identifiers(ctx, member_id)
+
+    @hookimpl
+    def stack_erase_member(self, ctx: FlowContext, member_id: str, replacements: Mapping[str, str]) -> None:
+        members.erase(ctx, replacements)
+
+    @hookimpl
     def membership_earn(
         self, ctx: FlowContext, member_id: str, order: Order, idempotency_key: str
     ) -> PointsMovement | None:

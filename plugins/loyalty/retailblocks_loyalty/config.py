@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import timedelta
 from typing import Any
 
 import attrs
 
-from retailblocks.errors import InvalidValue
-from retailblocks.model import Money
+from retailblocks.errors import InvalidValue, suggestion
+from retailblocks.model import IdentityKind, Money
 
 
 def _non_negative_int(_instance: Any, attribute: Any, value: int) -> None:
@@ -127,6 +128,25 @@ def _positive_money(_instance: Any, attribute: Any, value: Money) -> None:
         raise InvalidValue(f"{attribute.name!r} must be money > 0, e.g. '1.00 CNY' (got {value!r})")
 
 
+class MergePolicy(enum.StrEnum):
+    """When an identity of a kind may merge two members that both hold identities a request names."""
+
+    #: Any shared identity of the kind merges (the behaviour before policies existed).
+    AUTO = "auto"
+    #: Only when the channel says the person proved they control it (``Identity.verified``).
+    VERIFIED = "verified"
+    #: Never on its own: a family's shared phone merges nobody unless a second identity also matches.
+    NEVER_ALONE = "never_alone"
+
+
+def _merge_policy(_instance: Any, _attribute: Any, value: dict[str, MergePolicy]) -> None:
+    kinds = {kind.value for kind in IdentityKind}
+    for kind in value:
+        if kind not in kinds:
+            known = ", ".join(sorted(kinds))
+            raise InvalidValue(f"unknown identity kind {kind!r}{suggestion(kind, kinds)} (kinds: {known})")
+
+
 @attrs.frozen
 class LoyaltyConfig:
     """Configuration of the ``loyalty`` block."""
@@ -150,6 +170,17 @@ class LoyaltyConfig:
     partners: dict[str, PartnerExchange] = attrs.field(
         factory=dict, metadata={"help": "partner programmes by id, whose points exchange with ours"}
     )
+    merge_policy: dict[str, MergePolicy] = attrs.field(
+        factory=dict,
+        validator=_merge_policy,
+        metadata={
+            "help": "per identity kind, when a shared identity merges two members: auto (default), "
+            "verified, never_alone"
+        },
+    )
+
+    def policy(self, kind: str) -> MergePolicy:
+        return self.merge_policy.get(kind, MergePolicy.AUTO)
 
     def sorted_tiers(self) -> list[Tier]:
         """Tiers from the lowest threshold to the highest."""

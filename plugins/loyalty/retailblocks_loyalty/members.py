@@ -8,7 +8,7 @@ postings) into the oldest member and are recorded in ``loyalty_merges`` so they 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,11 +17,11 @@ from retailblocks.context import FlowContext
 from retailblocks.errors import EnvironmentFailure, InvalidValue, UnknownObject
 from retailblocks.model import Identity, Member, Money
 from retailblocks.model.limits import MAX_ID_LENGTH, check_text
-from retailblocks.storage import InsertIfAbsent, Prepared, PreparedQuery
+from retailblocks.storage import InsertIfAbsent, Prepared, PreparedQuery, pseudonymise
 from retailblocks_loyalty import ledger
-from retailblocks_loyalty.config import LoyaltyConfig
-from retailblocks_loyalty.engine import BASE_TIER, normalize_identities, tier_name
-from retailblocks_loyalty.tables import accounts, identities, member_account, members, merges
+from retailblocks_loyalty.config import LoyaltyConfig, MergePolicy
+from retailblocks_loyalty.engine import BASE_TIER, normalize_identities, normalize_identity, tier_name
+from retailblocks_loyalty.tables import accounts, identities, member_account, members, merges, metadata
 
 # How often identify re-reads after losing a race for an identity before giving up. Each loss means
 # another transaction committed that identity, so a handful is plenty.
@@ -97,14 +97,31 @@ def view(ctx: FlowContext, row: Any) -> Member:
 def identify(ctx: FlowContext, config: LoyaltyConfig, given: Sequence[Identity], enroll: bool) -> Any | None:
     """Resolve identities to one active member row (enrolling, linking or merging), or None."""
     wanted = normalize_identities(given)
+    verified = {normalize_identity(identity) for identity in given if identity.verified}
+    withheld_recorded = False
     for _ in range(_ATTEMPTS):
         owners = _owners(ctx, wanted)
         resolved: dict[str, Any] = {}
-        for member_id in dict.fromkeys(owners.values()):
+        ties: dict[str, list[Identity]] = {}
+        for identity, member_id in owners.items():
             row = resolve(ctx, member_id)
             if row is not None:
                 resolved[row["id"]] = row
+                ties.setdefault(row["id"], []).append(identity)
         unknown = [identity for identity in wanted if identity not in owners]
+        if config.merge_policy and (len(resolved) > 1 or (resolved and unknown)):
+            firm = {
+                member_id: row for member_id, row in resolved.items() if _may_join(config, ties[member_id], verified)
+            }
+            withheld = sorted(set(resolved) - set(firm))
+            if withheld:
+                if not withheld_recorded:
+                    _record_withheld(ctx, sorted(firm), withheld, ties)
+                    withheld_recorded = True
+                if not firm and not unknown:
+                    # Every identity belongs to someone, none may join them: the oldest, nothing merged.
+                    return min(resolved.values(), key=lambda row: (row["enrolled_at"], row["id"]))
+                resolved = firm
         if not resolved:
             if not enroll:
                 return None
@@ -126,6 +143,30 @@ def identify(ctx: FlowContext, config: LoyaltyConfig, given: Sequence[Identity],
     raise EnvironmentFailure(
         f"could not settle the member for {[str(i) for i in wanted]} after {_ATTEMPTS} attempts; "
         "identities kept changing under concurrent requests"
+    )
+
+
+def _may_join(config: LoyaltyConfig, tie: Sequence[Identity], verified: set[Identity]) -> bool:
+    """Whether the identities ``tie`` (those of a request that belong to one member) may bring the rest of
+    the request to that member, under the merge policy of their kinds."""
+    if len(tie) >= 2:
+        return True  # a second identifier matches: the never_alone kinds' condition
+    (identity,) = tie
+    policy = config.policy(identity.kind.value)
+    return policy is MergePolicy.AUTO or (policy is MergePolicy.VERIFIED and identity in verified)
+
+
+def _record_withheld(ctx: FlowContext, kept: list[str], withheld: list[str], ties: dict[str, list[Identity]]) -> None:
+    # A merge candidate an operator can review (``blocks events``); kinds only, never the identifiers.
+    ctx.record(
+        "member.merge_withheld",
+        {
+            "kept": kept,
+            "withheld": withheld,
+            "kinds": sorted({identity.kind.value for member_id in withheld for identity in ties[member_id]}),
+            "reason": "the shared identities' merge policy does not allow a merge on them alone",
+        },
+        member_id=withheld[0],
     )
 
 
@@ -468,3 +509,36 @@ def merges_of(ctx: FlowContext, member_id: str) -> list[dict[str, Any]]:
         .all()
     )
     return [dict(row) for row in rows]
+
+
+def identifiers(ctx: FlowContext, member_id: str) -> list[Identity]:
+    """Every identity the member holds, or held through a merge in either direction (a merge's record
+    keeps the identities it moved, so an unmerged member's identities are there too)."""
+    row = resolve(ctx, member_id)
+    if row is None:
+        raise UnknownObject(f"no member {member_id!r}")
+    people = {row["id"]}
+    # Members merged into this one (and into those), whose identities moved here or went back.
+    frontier = [row["id"]]
+    for _ in range(_MAX_CHAIN):
+        if not frontier:
+            break
+        absorbed = ctx.db.execute(sa.select(members.c.id).where(members.c.merged_into.in_(frontier))).scalars().all()
+        frontier = [found for found in absorbed if found not in people]
+        people.update(frontier)
+    found = {
+        Identity(kind, value)
+        for kind, value in ctx.db.execute(
+            sa.select(identities.c.kind, identities.c.value).where(identities.c.member_id.in_(sorted(people)))
+        ).all()
+    }
+    for moved in ctx.db.execute(
+        sa.select(merges.c.identities).where(sa.or_(merges.c.survivor.in_(people), merges.c.absorbed.in_(people)))
+    ).scalars():
+        found.update(Identity(kind, value) for kind, value in moved)
+    return sorted(found, key=str)
+
+
+def erase(ctx: FlowContext, replacements: Mapping[str, str]) -> int:
+    """Replace the member's identifiers by their tokens in every table of the block (see the hook)."""
+    return pseudonymise(ctx.db, metadata.sorted_tables, replacements)

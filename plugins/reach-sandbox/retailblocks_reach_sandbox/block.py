@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -15,7 +15,7 @@ from retailblocks.context import AuditFinding
 from retailblocks.errors import InvalidValue
 from retailblocks.hookspecs.reach import MEDIUMS, DeliveryStatus, ReachDelivery, ReachMessage
 from retailblocks.model import Member
-from retailblocks.storage import InsertIfAbsent, Migration, PreparedQuery
+from retailblocks.storage import InsertIfAbsent, Migration, PreparedQuery, pseudonymise
 from retailblocks_reach_sandbox.tables import MIGRATIONS, deliveries, opt_outs
 
 #: The identity kinds each medium reaches a member by, in order of preference.
@@ -150,6 +150,18 @@ class ReachSandbox(Block):
         if _OPT_OUT(ctx.db, row):
             ctx.record("reach.opted_out", {"medium": medium, "source": row["source"]}, member_id=member_id)
         return True
+
+    @hookimpl
+    def stack_erase_member(self, ctx: FlowContext, member_id: str, replacements: Mapping[str, str]) -> None:
+        """The texts sent are pseudonymised like any text; an address is kept only as a keyed digest, which
+        still singles the person out, so the member's digests become the digest of the token."""
+        pseudonymise(ctx.db, [deliveries, opt_outs], replacements)
+        for old, new in replacements.items():
+            ctx.db.execute(
+                deliveries.update()
+                .where(deliveries.c.member_id == member_id, deliveries.c.address_digest == self._sign("address", old))
+                .values(address_digest=self._sign("address", new))
+            )
 
     @hookimpl
     def stack_audit(self, ctx: FlowContext) -> Sequence[AuditFinding]:

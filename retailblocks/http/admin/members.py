@@ -13,7 +13,9 @@ from retailblocks.fusion.profile import MemberProfile
 from retailblocks.fusion.timeline import TimelineEntry
 from retailblocks.http.admin._common import READ_PROBLEMS, WRITE_PROBLEMS, ApiDep, IdempotencyKey, scoped
 from retailblocks.http.admin.schemas import (
+    AdminConsentIn,
     AdminOptOutIn,
+    EraseIn,
     LinkIn,
     MemberOut,
     MemberViewOut,
@@ -26,7 +28,7 @@ from retailblocks.http.admin.schemas import (
     profile_out,
     timeline_entry_out,
 )
-from retailblocks.http.schemas import OptOutOut
+from retailblocks.http.schemas import ConsentOut, ConsentsOut, ErasureOut, MemberExportOut, OptOutOut
 from retailblocks.http.state import run_once
 from retailblocks.manifest.api import ApiKey
 from retailblocks.model import Identity
@@ -139,5 +141,68 @@ async def opt_out(
     def record(_key: str) -> OptOutOut:
         blocks = api.stack.opt_out(member_id, body.medium, source=body.source)
         return OptOutOut(member_id=member_id, medium=body.medium, blocks=blocks)
+
+    return await run_once(request, api, caller, idempotency_key, record)
+
+
+@router.get(
+    "/{member_id}/export",
+    response_model=MemberExportOut,
+    responses={**READ_PROBLEMS, **_NOT_FOUND},
+    summary="Everything held about the member, as one JSON document (a data-subject access request)",
+)
+def export(member_id: str, caller: Reader, api: ApiDep) -> MemberExportOut:
+    return MemberExportOut(**api.stack.export_member(member_id))
+
+
+@router.post(
+    "/{member_id}/erasure",
+    response_model=ErasureOut,
+    responses={**WRITE_PROBLEMS, **_NOT_FOUND},
+    summary="Erase the member: every identifier pseudonymised everywhere, ledgers kept balanced",
+)
+async def erase(
+    request: Request,
+    member_id: str,
+    body: EraseIn,
+    caller: Writer,
+    api: ApiDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    def run(_key: str) -> ErasureOut:
+        return ErasureOut(**api.stack.erase_member(member_id, source=f"admin: {body.source}").to_dict())
+
+    return await run_once(request, api, caller, idempotency_key, run)
+
+
+@router.get(
+    "/{member_id}/consents",
+    response_model=ConsentsOut,
+    responses={**READ_PROBLEMS, **_NOT_FOUND},
+    summary="Every consent the member gave or withdrew, oldest first",
+)
+def consents(member_id: str, caller: Reader, api: ApiDep) -> ConsentsOut:
+    return ConsentsOut(consents=[ConsentOut(**row.to_dict()) for row in api.stack.consents(member_id)])
+
+
+@router.post(
+    "/{member_id}/consents",
+    response_model=ConsentOut,
+    responses={**WRITE_PROBLEMS, **_NOT_FOUND},
+    summary="Record the member's consent to a purpose by a medium, or its withdrawal (segments, campaigns honour it)",
+)
+async def record_consent(
+    request: Request,
+    member_id: str,
+    body: AdminConsentIn,
+    caller: Writer,
+    api: ApiDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    def record(_key: str) -> ConsentOut:
+        recorded = api.stack.record_consent(
+            member_id, body.purpose, granted=body.granted, source=body.source, medium=body.medium
+        )
+        return ConsentOut(**recorded.to_dict())
 
     return await run_once(request, api, caller, idempotency_key, record)

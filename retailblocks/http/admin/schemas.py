@@ -475,6 +475,19 @@ class AdminOptOutIn(_Strict):
     )
 
 
+class AdminConsentIn(_Strict):
+    purpose: Literal["marketing", "profiling", "sharing"] = Field(description="what the consent is for")
+    granted: bool = Field(description="true to grant, false to withdraw")
+    medium: Literal["any", "mini_program", "sms", "email", "push"] = "any"
+    source: str = Field(min_length=1, max_length=200, description="where the member said so")
+
+
+class EraseIn(_Strict):
+    source: str = Field(
+        min_length=1, max_length=200, description="who asked and how (a ticket, the data protection officer)"
+    )
+
+
 class UndoMergeIn(_Strict):
     reason: str = Field(default="", max_length=MAX_TEXT_LENGTH, description="why, for the audit trail")
 
