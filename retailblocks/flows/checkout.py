@@ -531,6 +531,11 @@ def cart_fingerprint_data(cart: Cart, key: bytes) -> Any:
     """What identifies a checkout request for idempotency: the cart, its payment details as a keyed hash
     (a different card under one key is a different request, and no card number is stored)."""
     data = to_data(cart)
+    for line in data.get("lines", []):
+        # A line without its own fulfilment is fingerprinted as before lines could have one, so a checkout
+        # retried with its key across that upgrade is the same request, not a conflict.
+        if line.get("fulfilment") is None:
+            line.pop("fulfilment", None)
     for requested in data.get("payments", []):
         details = json.dumps(requested.get("details", {}), sort_keys=True, separators=(",", ":"))
         requested["details"] = hmac.new(key, details.encode(), hashlib.sha256).hexdigest()

@@ -41,7 +41,8 @@ class CartLine:
 
     .. versionadded:: 1.5
        ``fulfilment``. Marketing reads it (through :attr:`PricedLine.fulfilment`); the core still quotes,
-       reserves and ships the whole cart by the cart's own fulfilment.
+       reserves and ships the whole cart by the cart's own fulfilment, so checkout refuses a cart whose
+       lines leave differently (a quote prices it line by line).
     """
 
     sku: str = attrs.field(validator=text("a cart line's SKU", MAX_ID_LENGTH))

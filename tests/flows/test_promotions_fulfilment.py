@@ -1,6 +1,7 @@
-"""A cart whose lines leave different ways, priced and checked out through a stack: a pick-up promotion,
-a promotion on one delivery option written before tax on tax-inclusive prices, and a 'once' promotion for
-one region over a whole-cart threshold each reach only their lines, and the quote is what checkout charges."""
+"""A cart whose lines leave different ways, priced through a stack: a pick-up promotion, a promotion on one
+delivery option written before tax on tax-inclusive prices, and a 'once' promotion for one region over a
+whole-cart threshold each reach only their lines. An order leaves one way, so checkout refuses such a cart
+(nothing recorded) and each way is placed as an order of its own, at what its own quote said."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from retailblocks.errors import InvalidValue
 from retailblocks.manifest import ManifestError
 from retailblocks.model import Address, Cart, CartLine, Fulfilment, FulfilmentKind, Money, OrderStatus
 from tests.helpers import SHOP_MANIFEST, card, make_stack, write_manifest
@@ -71,11 +73,24 @@ def test_a_mixed_fulfilment_cart_is_quoted_and_checked_out(tmp_path: Path, datab
             ("two-cheapest", 1): 1500,
         }
         assert quoted.discount == cny(3609) and quoted.shipping == cny(1000) and quoted.total == cny(12391)
-        order = stack.checkout(mixed_cart(), key="mixed-1")
-        assert order.status is OrderStatus.FULFILLED
-        assert [line.discount for line in order.lines] == [cny(1000), cny(1500), cny(1109)]
-        assert order.total == quoted.total
-        assert all(line.total.amount >= 0 for line in order.lines)
+        with pytest.raises(InvalidValue, match=r"line 1 \(BEANS\) asks to leave by pickup at store-a while the "
+                           r"cart leaves by delivery \(sf-std\)"):  # fmt: skip
+            stack.checkout(mixed_cart(), key="mixed-1")
+        assert stack.orders() == []
+        # Placed one way each: the beans picked up keep their pick-up discount, the tea its express one.
+        mixed = mixed_cart()
+        beans = Cart(
+            channel="web", lines=(CartLine("BEANS", 2),), payments=(card(),), fulfilment=mixed.lines[0].fulfilment
+        )
+        tea = Cart(channel="web", lines=(CartLine("TEA", 1),), payments=(card(),), fulfilment=mixed.lines[2].fulfilment)
+        for part, key in ((beans, "beans"), (tea, "tea")):
+            part_quote = stack.quote(part)
+            order = stack.checkout(part, key=key)
+            assert order.status is OrderStatus.FULFILLED and order.total == part_quote.total
+            assert all(line.total.amount >= 0 for line in order.lines)
+        beans_order, tea_order = sorted(stack.orders(), key=lambda o: o.lines[0].sku)
+        assert beans_order.lines[0].discount == cny(1000)
+        assert tea_order.lines[0].discount == cny(218)
 
 
 def test_the_same_cart_in_another_order_is_priced_the_same(tmp_path: Path, database_url: str) -> None:
