@@ -128,3 +128,12 @@ def test_a_bad_promotion_is_refused_where_it_is_written(
     message = str(error.value)
     assert re.search(r"blocks\.yaml:\d+:\d+: ", message), message
     assert where in message and problem in message
+
+
+def test_a_line_without_its_own_fulfilment_is_fingerprinted_as_before_lines_had_one() -> None:
+    from retailblocks.flows.checkout import cart_fingerprint_data
+
+    plain = Cart(channel="web", lines=(CartLine("MUG", 1),), payments=(card(),))
+    assert cart_fingerprint_data(plain, b"k")["lines"] == [{"sku": "MUG", "quantity": 1}]
+    own = mixed_cart()
+    assert "fulfilment" in cart_fingerprint_data(own, b"k")["lines"][0]
