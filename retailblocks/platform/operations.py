@@ -10,6 +10,7 @@ registered with when first assembled; pausing and resuming change the table, whi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -187,17 +188,21 @@ class Platform:
         stack — its own schema and role — never by one query across merchants."""
         from retailblocks.fusion.settlement import settle as settle_partner
 
-        settlement = settle(self.rights, start, end, merchants)
         registered = self.statuses(fresh=True)
+        wanted = list(merchants) if merchants is not None else [entry.id for entry in self.manifest.merchants]
+        plans: dict[str, Plan] = {}
+        for merchant in wanted:
+            if merchant in registered:
+                # A merchant whose manifest no longer plans is settled from the platform's ledger alone.
+                with contextlib.suppress(ManifestError, AssemblyError):
+                    plans[merchant] = plan(self.manifest.merchant(merchant).manifest, environ=self.environ,
+                                           installed=self.installed)  # fmt: skip
+        # A merchant with nothing in the platform's ledger still gets a statement, in its own currency.
+        currencies = {merchant: found.manifest.merchant.currency for merchant, found in plans.items()}
+        settlement = settle(self.rights, start, end, merchants, currencies=currencies)
         statements = []
         for statement in settlement.statements:
-            merchant_plan = None
-            if statement.merchant in registered:
-                try:
-                    merchant_plan = plan(self.manifest.merchant(statement.merchant).manifest, environ=self.environ,
-                                         installed=self.installed)  # fmt: skip
-                except (ManifestError, AssemblyError):
-                    merchant_plan = None
+            merchant_plan = plans.get(statement.merchant)
             declared = merchant_plan is not None and any(
                 partner.id == PLATFORM_PARTNER for partner in merchant_plan.manifest.partners
             )

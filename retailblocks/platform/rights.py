@@ -24,7 +24,7 @@ used = used + 1 WHERE used < uses``, so of two merchants racing for a coupon's l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 import attrs
@@ -519,10 +519,19 @@ def period(start: date, end: date) -> tuple[datetime, datetime]:
     )
 
 
-def settle(rights: SharedRights, start: date, end: date, merchants: Iterable[str] | None = None) -> Settlement:
+def settle(
+    rights: SharedRights,
+    start: date,
+    end: date,
+    merchants: Iterable[str] | None = None,
+    *,
+    currencies: Mapping[str, str] | None = None,
+) -> Settlement:
     """Each merchant's statement with the platform over ``[start, end]`` (UTC days) from the platform's
     ledger: one line per entry, the total the sum of the lines; a merchant with no entries has an empty
-    statement at zero."""
+    statement at zero, in the currency of the platform's rights (or, when it declares none, the merchant's
+    own from ``currencies``)."""
+    default_currency = _currency(rights.manifest)
     since, until = period(start, end)
     wanted = list(merchants) if merchants is not None else [m.id for m in rights.manifest.merchants]
     for merchant in wanted:
@@ -531,11 +540,10 @@ def settle(rights: SharedRights, start: date, end: date, merchants: Iterable[str
     for entry in rights.ledger(since, until):
         if entry.merchant in by_merchant:
             by_merchant[entry.merchant].append(entry)
-    default_currency = _currency(rights.manifest)
     statements: list[Statement] = []
     for merchant, lines in by_merchant.items():
-        currencies = sorted({line.amount.currency for line in lines}) or [default_currency]
-        for currency in currencies:
+        in_ledger = sorted({line.amount.currency for line in lines})
+        for currency in in_ledger or [default_currency or _merchant_currency(merchant, currencies)]:
             own = tuple(line for line in lines if line.amount.currency == currency)
             statements.append(
                 Statement(
@@ -554,10 +562,23 @@ def settle(rights: SharedRights, start: date, end: date, merchants: Iterable[str
     return Settlement(rights.manifest.id, start, end, tuple(statements), totals)
 
 
-def _currency(manifest: PlatformManifest) -> str:
+def _currency(manifest: PlatformManifest) -> str | None:
+    """The currency the platform's rights are worth in (``blocks platform check`` holds every right and
+    every merchant that joins one to a single currency); None when it declares no rights."""
     if manifest.rights.points is not None:
         return manifest.rights.points.value.currency
-    return manifest.rights.coupons[0].value.currency if manifest.rights.coupons else "XXX"
+    if manifest.rights.coupons:
+        return manifest.rights.coupons[0].value.currency
+    return None
+
+
+def _merchant_currency(merchant: str, currencies: Mapping[str, str] | None) -> str:
+    if currencies and merchant in currencies:
+        return currencies[merchant]
+    raise InvalidInput(
+        f"merchant {merchant!r} has nothing in the platform's ledger and the platform declares no rights to "
+        "take a currency from: assemble the merchant (blocks platform assemble) so its own currency is known"
+    )
 
 
 def parse_period(text: str) -> tuple[date, date]:

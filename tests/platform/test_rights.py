@@ -17,7 +17,7 @@ from retailblocks.clock import ManualClock
 from retailblocks.errors import BusinessRejection, IdempotencyConflict, PromotionRejected
 from retailblocks.manifest.errors import ManifestError
 from retailblocks.platform.manifest import load_platform
-from retailblocks.platform.operations import Platform, open_platform
+from retailblocks.platform.operations import Platform, assemble_platform, open_platform
 from retailblocks.platform.rights import SharedRights, parse_period, settle
 from tests.cli.harness import blocks
 from tests.platform.conftest import ENV
@@ -181,6 +181,23 @@ def test_blocks_platform_settle(platform: Platform) -> None:
     assert [s["total"]["amount"] for s in shown["statements"] if s["merchant"] == "north"] == [-10]
     result = blocks("platform", "settle", "-p", path, "--period", "2026-13", env=ENV)
     assert result.status != 0 and "a period is a month" in result.one_error_line()
+
+
+def test_a_platform_without_shared_rights_settles_each_merchant_at_zero_in_its_own_currency(
+    platform_path: Path,
+) -> None:
+    # The conftest's platform declares merchants and keys but no 'rights:'.
+    result = blocks("platform", "settle", "-p", platform_path, "--period", "2026-11", env=ENV)
+    assert result.status == 2
+    assert "assemble the merchant" in result.one_error_line()
+    assemble_platform(platform_path, environ=ENV)
+    result = blocks("platform", "settle", "-p", platform_path, "--period", "2026-11", "--json", env=ENV)
+    assert result.status == 0, result.stderr
+    shown = {s["merchant"]: s for s in json.loads(result.stdout)["statements"]}
+    assert {m: (s["currency"], s["total"]["amount"]) for m, s in shown.items()} == {
+        "north": ("CNY", 0),
+        "south": ("EUR", 0),
+    }
 
 
 def test_merchants_cannot_reach_the_platform_ledger_or_each_other(platform: Platform, rights: SharedRights) -> None:
