@@ -314,9 +314,14 @@ AGGREGATE_TABLES = (
 )
 
 
+#: A member's signals counted without reading their whole timeline (a profile counts them at read time).
+timeline_signals = sa.Index("fusion_timeline_member_source", timeline.c.member_id, timeline.c.source)
+
+
 def _aggregates(connection: sa.Connection) -> None:
     for table in AGGREGATE_TABLES:
         table.create(connection, checkfirst=True)
+    timeline_signals.create(connection, checkfirst=True)
     had_history = connection.execute(sa.select(timeline.c.id).limit(1)).first() is not None
     connection.execute(aggregate_store.insert().values(name="aggregates", needs_rebuild=had_history, digest=""))
 
