@@ -176,8 +176,8 @@ class Copier:
     def __init__(self, connection: Any, table: sa.Table):
         # The timeline's id is the database's to number.
         self.columns = [column.name for column in table.columns if not (table is timeline and column.name == "id")]
-        self._copy = connection.cursor().copy(f"COPY {table.name} ({', '.join(self.columns)}) FROM STDIN")
-        self._copy.__enter__()
+        self._context = connection.cursor().copy(f"COPY {table.name} ({', '.join(self.columns)}) FROM STDIN")
+        self._copy = self._context.__enter__()
         self.rows = 0
 
     def write(self, row: dict[str, Any]) -> None:
@@ -191,7 +191,11 @@ class Copier:
         self.rows += 1
 
     def close(self) -> None:
-        self._copy.__exit__(None, None, None)
+        self._context.__exit__(None, None, None)
+
+    def abort(self, error: BaseException) -> None:
+        """End the COPY with the error (a CopyFail), so the connection can roll back instead of waiting."""
+        self._context.__exit__(type(error), error, error.__traceback__)
 
 
 def _plain_row(row: Any) -> dict[str, Any]:
@@ -247,116 +251,120 @@ def generate(stack: Stack, templates: list[str], total: int, members: int, per_d
         # is generated in its own pass over the members (cheap: the rows are templates with new keys).
         for table in tables:
             copier = Copier(connection, table)
-            for m in range(members):
-                member_id = f"mem_syn_{m:07d}"
-                facts: list[OrderFact] = []
-                for j in range(per_member):
-                    k = j * members + m  # the order's place in time: members' orders interleave
-                    if k >= total:
-                        break
-                    order, row, lines = cycle[k % len(cycle)]
-                    order_id = f"ord_syn_{k:09d}"
-                    placed = first + step * k
-                    if table is orders:
-                        copier.write(
-                            row
-                            | {
-                                "id": order_id,
-                                "member_id": member_id,
-                                "idempotency_key": f"syn-{k}",
-                                "created_at": placed,
-                                "updated_at": placed,
-                            }
-                        )
-                    elif table is order_lines:
-                        for line in lines:
-                            copier.write(line | {"order_id": order_id})
-                    elif table is timeline:
-                        copier.write(
-                            {
-                                "key": f"event:syn-{k}",
-                                "member_id": member_id,
-                                "kind": "order.placed",
-                                "channel": order.channel,
-                                "order_id": order_id,
-                                "amount": order.total.amount,
-                                "currency": order.currency,
-                                "detail": {},
-                                "source": "event",
-                                "occurred_at": placed,
-                            }
-                        )
-                    copy = attrs.evolve(order, id=order_id, member_id=member_id, created_at=placed)
-                    fact = order_fact(copy, member_id, None)
-                    facts.append(fact)
-                    if table is order_facts:
-                        copier.write(
-                            {
-                                "order_id": order_id,
-                                "member_id": member_id,
-                                "placed_by": member_id,
-                                "channel": fact.channel,
-                                "placed_at": placed,
-                                "sale": fact.sale,
-                                "spend": fact.spend,
-                                "units": fact.units,
-                                "points": fact.points,
-                                "lines": [
-                                    {"sku": x.sku, "units": x.units, "spend": x.spend, "points": x.points}
-                                    for x in fact.lines
-                                ],
-                            }
-                        )
-                    elif table is settlement_items:
-                        for item in aggregates.settlement_rows(stack, copy, []):
-                            copier.write(item)
-                    elif table is campaign_orders:
-                        for redemption in aggregates.redemption_rows(copy, code_map):
-                            copier.write(redemption)
-                            redeemed[0] += 1
-                            redeemed[1] += redemption["revenue"]
-                            for funder, amount in redemption["discount"].items():
-                                funders[funder] += amount
-                                funder_orders[funder] += 1
-                if table is member_totals:
-                    copier.write(aggregates.totals_row(member_id, facts))
-                elif table is segment_answers:
-                    member_facts = MemberFacts(member_id, "", frozenset(), tuple(facts), ())
-                    for segment in segments:
-                        answer = evaluate(segment, member_facts, at)
-                        copier.write(
-                            {
-                                "segment": segment.id,
-                                "member_id": member_id,
-                                "definition": digests[segment.id],
-                                "member": answer.holds,
-                                "since": now,
-                                "evaluated_at": now,
-                                "fresh_until": answer.changes_at,
-                            }
-                        )
-                elif table in (campaign_members, campaign_results):
-                    arm = HOLDOUT if in_holdout(campaign.seed, member_id, campaign.holdout_bp) else TREATED
-                    if table is campaign_members:
-                        copier.write(
-                            {"campaign": campaign.id, "member_id": member_id, "arm": arm, "assigned_at": START}
-                        )
-                    else:
-                        revenue, bought = aggregates.result_of(facts, START, aggregates.campaign_end(campaign, now))
-                        copier.write(
-                            {
-                                "campaign": campaign.id,
-                                "member_id": member_id,
-                                "arm": arm,
-                                "revenue": revenue,
-                                "bought": bought,
-                            }
-                        )
-                        sums = arms[arm]
-                        sums[0] += 1
-                        sums[1] += int(bought)
-                        sums[2] += revenue
-                        sums[3] += revenue * revenue
+            try:
+                for m in range(members):
+                    member_id = f"mem_syn_{m:07d}"
+                    facts: list[OrderFact] = []
+                    for j in range(per_member):
+                        k = j * members + m  # the order's place in time: members' orders interleave
+                        if k >= total:
+                            break
+                        order, row, lines = cycle[k % len(cycle)]
+                        order_id = f"ord_syn_{k:09d}"
+                        placed = first + step * k
+                        if table is orders:
+                            copier.write(
+                                row
+                                | {
+                                    "id": order_id,
+                                    "member_id": member_id,
+                                    "idempotency_key": f"syn-{k}",
+                                    "created_at": placed,
+                                    "updated_at": placed,
+                                }
+                            )
+                        elif table is order_lines:
+                            for line in lines:
+                                copier.write(line | {"order_id": order_id})
+                        elif table is timeline:
+                            copier.write(
+                                {
+                                    "key": f"event:syn-{k}",
+                                    "member_id": member_id,
+                                    "kind": "order.placed",
+                                    "channel": order.channel,
+                                    "order_id": order_id,
+                                    "amount": order.total.amount,
+                                    "currency": order.currency,
+                                    "detail": {},
+                                    "source": "event",
+                                    "occurred_at": placed,
+                                }
+                            )
+                        copy = attrs.evolve(order, id=order_id, member_id=member_id, created_at=placed)
+                        fact = order_fact(copy, member_id, None)
+                        facts.append(fact)
+                        if table is order_facts:
+                            copier.write(
+                                {
+                                    "order_id": order_id,
+                                    "member_id": member_id,
+                                    "placed_by": member_id,
+                                    "channel": fact.channel,
+                                    "placed_at": placed,
+                                    "sale": fact.sale,
+                                    "spend": fact.spend,
+                                    "units": fact.units,
+                                    "points": fact.points,
+                                    "lines": [
+                                        {"sku": x.sku, "units": x.units, "spend": x.spend, "points": x.points}
+                                        for x in fact.lines
+                                    ],
+                                }
+                            )
+                        elif table is settlement_items:
+                            for item in aggregates.settlement_rows(stack, copy, []):
+                                copier.write(item)
+                        elif table is campaign_orders:
+                            for redemption in aggregates.redemption_rows(copy, code_map):
+                                copier.write(redemption)
+                                redeemed[0] += 1
+                                redeemed[1] += redemption["revenue"]
+                                for funder, amount in redemption["discount"].items():
+                                    funders[funder] += amount
+                                    funder_orders[funder] += 1
+                    if table is member_totals:
+                        copier.write(aggregates.totals_row(member_id, facts))
+                    elif table is segment_answers:
+                        member_facts = MemberFacts(member_id, "", frozenset(), tuple(facts), ())
+                        for segment in segments:
+                            answer = evaluate(segment, member_facts, at)
+                            copier.write(
+                                {
+                                    "segment": segment.id,
+                                    "member_id": member_id,
+                                    "definition": digests[segment.id],
+                                    "member": answer.holds,
+                                    "since": now,
+                                    "evaluated_at": now,
+                                    "fresh_until": answer.changes_at,
+                                }
+                            )
+                    elif table in (campaign_members, campaign_results):
+                        arm = HOLDOUT if in_holdout(campaign.seed, member_id, campaign.holdout_bp) else TREATED
+                        if table is campaign_members:
+                            copier.write(
+                                {"campaign": campaign.id, "member_id": member_id, "arm": arm, "assigned_at": START}
+                            )
+                        else:
+                            revenue, bought = aggregates.result_of(facts, START, aggregates.campaign_end(campaign, now))
+                            copier.write(
+                                {
+                                    "campaign": campaign.id,
+                                    "member_id": member_id,
+                                    "arm": arm,
+                                    "revenue": revenue,
+                                    "bought": bought,
+                                }
+                            )
+                            sums = arms[arm]
+                            sums[0] += 1
+                            sums[1] += int(bought)
+                            sums[2] += revenue
+                            sums[3] += revenue * revenue
+            except BaseException as error:
+                copier.abort(error)
+                raise
             copier.close()
         raw.commit()
     finally:
