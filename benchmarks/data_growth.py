@@ -252,7 +252,8 @@ def generate(stack: Stack, templates: list[str], total: int, members: int, per_d
         for table in tables:
             copier = Copier(connection, table)
             try:
-                for m in range(members):
+                # A member exists once they order: members beyond the orders would be rows nothing ever wrote.
+                for m in range(min(members, total)):
                     member_id = f"mem_syn_{m:07d}"
                     facts: list[OrderFact] = []
                     for j in range(per_member):
