@@ -45,6 +45,7 @@ from retailblocks.flows.carts import Carts
 from retailblocks.flows.pricing import PricedCart
 from retailblocks.flows.quote import quote
 from retailblocks.fusion import consent, members, privacy
+from retailblocks.fusion.aggregates import AggregateReport
 from retailblocks.fusion.block import FusionBlock
 from retailblocks.fusion.campaigns import CampaignReport, CampaignRun
 from retailblocks.fusion.ingest import IngestReport
@@ -643,12 +644,21 @@ class Stack:
         return explain_segment(self, segment_id, member)
 
     def rebuild_segments(self) -> RebuildReport:
-        """Recompute segments' facts and memberships from the raw orders and signals; report what differed."""
-        from retailblocks.fusion import catch_up
+        """Recompute segments' facts and memberships, and the aggregates profiles, campaign reports and
+        settlements read, from the raw orders and signals; report what differed."""
+        from retailblocks.fusion import aggregates, catch_up
         from retailblocks.fusion.memberships import rebuild
 
         catch_up(self)
-        return rebuild(self)
+        report = rebuild(self)
+        return attrs.evolve(report, aggregates=aggregates.rebuild(self))
+
+    def check_aggregates(self) -> AggregateReport:
+        """Recompute the kept aggregates from the raw data and report every row that differs; writes nothing."""
+        from retailblocks.fusion import aggregates, catch_up
+
+        catch_up(self)
+        return aggregates.rebuild(self, write=False)
 
     def run_campaign(self, campaign_id: str) -> CampaignRun:
         """Draw the segment's new members into the campaign's arms, issue the treated their coupons and send
@@ -684,13 +694,13 @@ class Stack:
         with self.context(flow="opt-out") as ctx:
             return opt_out(self.hooks, ctx, member.id, medium, source.strip())
 
-    def campaign_report(self, campaign_id: str) -> CampaignReport:
+    def campaign_report(self, campaign_id: str, *, limit: int | None = None) -> CampaignReport:
         """What the campaign brought: reach, the orders that used its coupons, revenue, discount by funder,
         the messages sent, and (with a holdout) the uplift over the members held out."""
         from retailblocks.fusion import campaign_report, catch_up
 
         catch_up(self)
-        return campaign_report(self, campaign_id)
+        return campaign_report(self, campaign_id, limit=limit)
 
     def settlement(self, partner_id: str, start: date, end: date) -> Settlement:
         """Who owes whom with ``partner_id`` from ``start`` to ``end`` (included)."""

@@ -29,6 +29,7 @@ from retailblocks.cli.support import (
 from retailblocks.errors import InvalidValue
 
 if TYPE_CHECKING:
+    from retailblocks.fusion.aggregates import AggregateReport
     from retailblocks.fusion.campaigns import Interval, Uplift
     from retailblocks.fusion.memberships import Explanation
     from retailblocks.fusion.segments import Check
@@ -62,10 +63,16 @@ def _day(value: str, option: str) -> date:
 @manifest_option()
 @click.option("--member", "member_id", help="A member id.")
 @click.option("--identity", metavar="KIND:VALUE", help="Find the member by an identity, e.g. phone:+8613800000000.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Members listed on one page.")
+@click.option("--after", metavar="MEMBER", help="List the members after this member id (the next page).")
 @json_option()
-def members(manifest: Path, member_id: str | None, identity: str | None, as_json: bool) -> None:
-    """Members fused across channels; with --member or --identity, one member's profile and timeline."""
-    from retailblocks.fusion import catch_up, member_view, profiles
+def members(
+    manifest: Path, member_id: str | None, identity: str | None, limit: int, after: str | None, as_json: bool
+) -> None:
+    """Members fused across channels, a page at a time by member id; with --member or --identity, one
+    member's profile and timeline."""
+    from retailblocks.fusion import catch_up, member_view
+    from retailblocks.fusion.views import profile_page
 
     if member_id and identity:
         fail("give --member or --identity, not both")
@@ -73,12 +80,14 @@ def members(manifest: Path, member_id: str | None, identity: str | None, as_json
         catch_up(stack)
         with stack.context(flow="report", read_only=True) as ctx:
             if member_id is None and identity is None:
-                found = profiles(stack, ctx)
+                page = profile_page(stack, ctx, after=after, limit=limit)
+                found = page.profiles
                 if as_json:
                     print_json([p.to_data(money_data) for p in found.values()])
                     return
+                shown = f"{len(found)} of {page.total}" if len(found) < page.total else str(page.total)
                 print_table(
-                    f"Members ({len(found)})",
+                    f"Members ({shown})",
                     ["member", "tier", "points", "orders", "spend", "recency (days)", "channels", "segments"],
                     [
                         [
@@ -94,6 +103,8 @@ def members(manifest: Path, member_id: str | None, identity: str | None, as_json
                         for p in found.values()
                     ],
                 )
+                if page.next_after is not None:
+                    console.print(f"more members follow: --after {page.next_after}")
                 return
             profile, entries = member_view(stack, ctx, member_id=member_id, identity=identity)
     if as_json:
@@ -142,8 +153,16 @@ def members(manifest: Path, member_id: str | None, identity: str | None, as_json
 @click.argument("action", required=False, type=click.Choice(["explain", "rebuild"]))
 @click.argument("names", nargs=-1, metavar="[SEGMENT MEMBER]")
 @click.option("--segment", "segment_id", help="Show the members of one segment.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="With rebuild: recompute the kept aggregates from the raw orders and report every difference, "
+    "writing nothing (exit status 1 if any).",
+)
 @json_option()
-def segments(manifest: Path, action: str | None, names: tuple[str, ...], segment_id: str | None, as_json: bool) -> None:
+def segments(
+    manifest: Path, action: str | None, names: tuple[str, ...], segment_id: str | None, check: bool, as_json: bool
+) -> None:
     """The manifest's segments and how many members each holds now.
 
     `explain SEGMENT MEMBER` says why a member (an id, or an identity such as phone:+8613800000000) is in
@@ -154,6 +173,8 @@ def segments(manifest: Path, action: str | None, names: tuple[str, ...], segment
         fail("`blocks segments explain` needs the segment's id and the member (an id or kind:value)")
     if action != "explain" and names:
         fail(f"unexpected arguments: {' '.join(names)}")
+    if check and action != "rebuild":
+        fail("--check goes with `blocks segments rebuild`")
     with open_stack(manifest) as stack:
         if action == "explain":
             explanation = stack.explain_segment(names[0], names[1])
@@ -161,6 +182,15 @@ def segments(manifest: Path, action: str | None, names: tuple[str, ...], segment
                 print_json(explanation.to_data())
             else:
                 _print_explanation(explanation)
+            return
+        if action == "rebuild" and check:
+            checked = stack.check_aggregates()
+            if as_json:
+                print_json(checked.to_data())
+            else:
+                _print_aggregates(checked)
+            if checked.differences:
+                raise SystemExit(1)
             return
         if action == "rebuild":
             rebuilt = stack.rebuild_segments()
@@ -172,6 +202,8 @@ def segments(manifest: Path, action: str | None, names: tuple[str, ...], segment
                     f"{len(rebuilt.facts_changed)} orders' facts and {len(rebuilt.memberships_changed)} "
                     "memberships differed from what was kept"
                 )
+                if rebuilt.aggregates is not None:
+                    _print_aggregates(rebuilt.aggregates)
                 if rebuilt.memberships_changed:
                     print_table(
                         "Memberships corrected",
@@ -198,6 +230,26 @@ def segments(manifest: Path, action: str | None, names: tuple[str, ...], segment
         )
 
 
+def _print_aggregates(report: AggregateReport) -> None:
+    rows = ", ".join(f"{count} {table.removeprefix('fusion_')}" for table, count in report.rows.items())
+    verb = "rebuilt" if report.written else "checked"
+    console.print(f"aggregates {verb} ({rows}): {len(report.differences)} rows differed from what was kept")
+    if report.differences:
+        print_table(
+            "Aggregate rows that differed",
+            ["table", "key", "kept", "from the raw data"],
+            [[d.table, d.key, _short(d.kept), _short(d.rebuilt)] for d in report.differences[:50]],
+        )
+        if len(report.differences) > 50:
+            console.print(f"… and {len(report.differences) - 50} more (--json lists every one)")
+
+
+def _short(row: Mapping[str, object] | None) -> str:
+    if row is None:
+        return "none"
+    return ", ".join(f"{k}={v}" for k, v in row.items() if k not in {"member_id", "campaign", "partner", "order_id"})
+
+
 def _print_explanation(explanation: Explanation) -> None:
     verdict = "is in" if explanation.member else "is not in"
     console.print(
@@ -219,8 +271,14 @@ def _print_explanation(explanation: Explanation) -> None:
 @manifest_option()
 @click.argument("action", required=False, type=click.Choice(["run", "report"]))
 @click.argument("campaign_id", required=False, metavar="CAMPAIGN")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help="With report: list at most this many orders (all counted).",
+)
 @json_option()
-def campaigns(manifest: Path, action: str | None, campaign_id: str | None, as_json: bool) -> None:
+def campaigns(manifest: Path, action: str | None, campaign_id: str | None, limit: int | None, as_json: bool) -> None:
     """List the manifest's campaigns; `run CAMPAIGN` issues its coupons and sends its message, `report CAMPAIGN`
     shows what it brought: redemptions, messages and, with a holdout, the uplift over it."""
     if action is not None and campaign_id is None:
@@ -271,7 +329,7 @@ def campaigns(manifest: Path, action: str | None, campaign_id: str | None, as_js
                     + (f"; messages: {messages}" if messages else "")
                 )
             return
-        report = stack.campaign_report(campaign_id)
+        report = stack.campaign_report(campaign_id, limit=limit)
     if as_json:
         print_json(report.to_data(money_data))
         return

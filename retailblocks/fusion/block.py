@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, cast
 
 from retailblocks.assembly.plan import FUSION_ID
 from retailblocks.context import Event, FlowContext, StackView
+from retailblocks.fusion import aggregates
 from retailblocks.fusion.memberships import on_event, refresh_stale
 from retailblocks.fusion.tables import MIGRATIONS
 from retailblocks.fusion.timeline import record_event
@@ -46,3 +47,5 @@ class FusionBlock(Block):
         record_event(ctx, event)
         if self._stack is not None:
             on_event(self._stack, ctx, event)
+            # After the order facts, which member totals and campaign results are summed from.
+            aggregates.on_event(self._stack, ctx, event)

@@ -30,11 +30,12 @@ from retailblocks.clock import as_utc
 from retailblocks.errors import CampaignNotRunning, InvalidValue
 from retailblocks.flows.capabilities import issue_coupons, send_message
 from retailblocks.flows.orders import list_orders
+from retailblocks.fusion import aggregates
 from retailblocks.fusion.consent import withdrawn
 from retailblocks.fusion.memberships import segment_members
 from retailblocks.fusion.profile import NOT_SALES, net_amount
 from retailblocks.fusion.tables import campaign_coupons, campaign_members, campaign_sends, insert_new, reach_members
-from retailblocks.fusion.views import find_campaign, find_segment
+from retailblocks.fusion.views import catch_up, find_campaign, find_segment
 from retailblocks.hookspecs import membership
 from retailblocks.hookspecs.reach import DeliveryStatus, ReachMessage
 from retailblocks.model import Member, Money, Order
@@ -142,10 +143,12 @@ class CampaignReport:
     messages: dict[str, int] = attrs.field(factory=dict)
     #: None when the campaign holds no one out: then its effect cannot be told from what would have happened.
     uplift: Uplift | None = None
+    #: How many orders used the campaign's coupons, when ``orders`` lists only the first of them.
+    redeemed: int | None = None
 
     @property
     def redemptions(self) -> int:
-        return len(self.orders)
+        return len(self.orders) if self.redeemed is None else self.redeemed
 
     def to_data(self, money: Callable[[Money], object] = str) -> dict[str, object]:
         """Plain data; ``money`` renders each amount (the CLI passes its one JSON shape of money)."""
@@ -250,8 +253,10 @@ def _draw(ctx: FlowContext, campaign: Campaign, members: Sequence[str]) -> dict[
         if member_id in known:
             continue
         arm = HOLDOUT if in_holdout(campaign.seed, member_id, campaign.holdout_bp) else TREATED
-        row = {"campaign": campaign.id, "member_id": member_id, "arm": arm, "assigned_at": ctx.clock.now()}
-        insert_new(ctx.db, campaign_members, row)
+        assigned_at = ctx.clock.now()
+        row = {"campaign": campaign.id, "member_id": member_id, "arm": arm, "assigned_at": assigned_at}
+        if insert_new(ctx.db, campaign_members, row):
+            aggregates.drawn(ctx, campaign, member_id, arm, assigned_at)
         known[member_id] = arm
     return known
 
@@ -359,13 +364,76 @@ def _send(stack: Runtime, campaign: Campaign, member_id: str, code: str, attempt
         return str(delivery.status)
 
 
-def campaign_report(stack: Runtime, campaign_id: str) -> CampaignReport:
-    """Reach, and every order (not failed or cancelled) that used one of the campaign's coupons.
+def campaign_report(stack: Runtime, campaign_id: str, *, limit: int | None = None) -> CampaignReport:
+    """Reach, and every order (not failed or cancelled) that used one of the campaign's coupons (the first
+    ``limit`` of them by when they were placed; the totals count them all).
 
     Revenue is each order's total less its refunds; the discount is the coupon's adjustments on the
-    order, by funder. The totals are the sums of the per-order lines.
+    order, by funder. The totals are the sums of the per-order lines. They and the uplift are read from
+    the aggregates kept as events arrive (:mod:`retailblocks.fusion.aggregates`), computed from every
+    order when those are not built for this manifest.
     """
     campaign = find_campaign(stack, campaign_id)
+    if limit is not None and limit < 0:
+        raise InvalidValue(f"a report lists a number of orders of at least 0 (got {limit})")
+    catch_up(stack)  # the kept aggregates hold what was delivered: deliver what is pending first
+    with stack.engine.connect() as connection:
+        connection.info["read_only"] = True
+        if aggregates.usable(stack, connection):
+            report = _kept_report(stack, connection, campaign, limit)
+            connection.rollback()
+            return report
+        connection.rollback()
+    return _raw_report(stack, campaign, limit)
+
+
+def _kept_report(stack: Runtime, connection: sa.Connection, campaign: Campaign, limit: int | None) -> CampaignReport:
+    currency = stack.currency
+    reach = _count(connection, campaign_coupons, campaign.id)
+    held_out = _count(connection, campaign_members, campaign.id, campaign_members.c.arm == HOLDOUT)
+    messages = {
+        str(status): int(count)
+        for status, count in connection.execute(
+            sa.select(campaign_sends.c.status, sa.func.count())
+            .where(campaign_sends.c.campaign == campaign.id)
+            .group_by(campaign_sends.c.status)
+        ).all()
+    }
+    count, revenue, funders = aggregates.redemption_totals(connection, campaign.id)
+    listed = tuple(
+        AttributedOrder(
+            order_id=row["order_id"],
+            member_id=row["member_id"],
+            channel=row["channel"],
+            placed_at=as_utc(row["placed_at"]),
+            coupon=row["coupon"],
+            revenue=Money(int(row["revenue"]), currency),
+            discount_by_funder={f: Money(int(v), currency) for f, v in sorted((row["discount"] or {}).items())},
+        )
+        for row in aggregates.redemption_page(connection, campaign.id, limit)
+    )
+    sums = aggregates.arm_sums(connection, campaign.id)
+    empty = aggregates.ArmSums(0, 0, 0, 0)
+    return CampaignReport(
+        campaign=campaign.id,
+        promotion=campaign.promotion,
+        channel=campaign.channel,
+        reach=reach,
+        orders=listed,
+        revenue=Money(revenue, currency),
+        discount_by_funder={f: Money(v, currency) for f, v in funders.items()},
+        held_out=held_out,
+        messages=dict(sorted(messages.items())),
+        uplift=(
+            uplift_from_sums(sums.get(TREATED, empty), sums.get(HOLDOUT, empty), currency)
+            if campaign.holdout_bp
+            else None
+        ),
+        redeemed=count,
+    )
+
+
+def _raw_report(stack: Runtime, campaign: Campaign, limit: int | None) -> CampaignReport:
     with stack.engine.connect() as connection:
         connection.info["read_only"] = True
         codes = dict(
@@ -418,18 +486,64 @@ def campaign_report(stack: Runtime, campaign_id: str) -> CampaignReport:
     for line in attributed:
         for funder, amount in line.discount_by_funder.items():
             funders[funder] += amount.amount
+    attributed.sort(key=lambda o: (o.placed_at, o.order_id))
     return CampaignReport(
         campaign=campaign.id,
         promotion=campaign.promotion,
         channel=campaign.channel,
         reach=len(codes),
-        orders=tuple(attributed),
+        orders=tuple(attributed if limit is None else attributed[:limit]),
         revenue=Money(sum(line.revenue.amount for line in attributed), currency),
         discount_by_funder={f: Money(v, currency) for f, v in sorted(funders.items())},
         held_out=sum(1 for arm, _at in drawn.values() if arm == HOLDOUT),
         messages=dict(sorted(messages.items())),
         uplift=uplift(campaign, drawn, orders, currency, stack.clock.now()) if campaign.holdout_bp else None,
+        redeemed=len(attributed),
     )
+
+
+def uplift_from_sums(treated: aggregates.ArmSums, held: aggregates.ArmSums, currency: str) -> Uplift:
+    """The arms compared from their sums: members, buyers, revenue and the sum of squared revenue give each
+    arm's share of buyers, mean and sample variance exactly as the members' figures one by one would."""
+    n_t, n_h = treated.members, held.members
+    p_t, p_h = _share(treated.buyers, n_t), _share(held.buyers, n_h)
+    conversion_interval = None
+    if n_t >= 2 and n_h >= 2:
+        error = math.sqrt(p_t * (1 - p_t) / n_t + p_h * (1 - p_h) / n_h)
+        conversion_interval = Interval(p_t - p_h - Z_95 * error, p_t - p_h + Z_95 * error)
+    mean_t, var_t = _mean_variance_of_sums(n_t, treated.revenue, treated.revenue_squares)
+    mean_h, var_h = _mean_variance_of_sums(n_h, held.revenue, held.revenue_squares)
+    revenue_interval = None
+    if n_t >= 2 and n_h >= 2:
+        error = math.sqrt(var_t / n_t + var_h / n_h)
+        revenue_interval = Interval(mean_t - mean_h - Z_95 * error, mean_t - mean_h + Z_95 * error)
+    return Uplift(
+        treated=n_t,
+        holdout=n_h,
+        treated_buyers=treated.buyers,
+        holdout_buyers=held.buyers,
+        treated_revenue=Money(treated.revenue, currency),
+        holdout_revenue=Money(held.revenue, currency),
+        conversion_treated=p_t,
+        conversion_holdout=p_h,
+        conversion_uplift=p_t - p_h,
+        conversion_interval=conversion_interval,
+        revenue_per_member_treated=mean_t,
+        revenue_per_member_holdout=mean_h,
+        revenue_per_member_uplift=mean_t - mean_h,
+        revenue_interval=revenue_interval,
+    )
+
+
+def _mean_variance_of_sums(count: int, total: int, squares: int) -> tuple[float, float]:
+    """The mean and sample variance of ``count`` integers from their sum and sum of squares, the variance
+    as one exact integer ratio (n·Σx² − (Σx)²) / (n·(n−1)), so no cancellation loses precision."""
+    if count == 0:
+        return 0.0, 0.0
+    mean = total / count
+    if count < 2:
+        return mean, 0.0
+    return mean, (count * squares - total * total) / (count * (count - 1))
 
 
 def uplift(

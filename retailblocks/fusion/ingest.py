@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from retailblocks.errors import InvalidInput, InvalidValue, suggestion
+from retailblocks.fusion import aggregates
 from retailblocks.fusion.memberships import after_signals
 from retailblocks.fusion.tables import insert_new, timeline
 from retailblocks.fusion.views import parse_identity
@@ -416,6 +417,7 @@ def ingest(stack: Runtime, signals: Sequence[Signal], bad: Sequence[BadLine] = (
             )
         # Segments counting signals see them as soon as they are committed, not at the member's next event.
         after_signals(stack, ctx, named)
+        aggregates.after_signals(ctx, named)
     kept = len(signals) - len(refused)
     return IngestReport(
         read=len(signals) + len(bad),

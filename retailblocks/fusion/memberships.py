@@ -56,7 +56,14 @@ from retailblocks.fusion.segments import (
     SignalFact,
     evaluate,
 )
-from retailblocks.fusion.tables import order_facts, segment_answers, segment_store, timeline
+from retailblocks.fusion.tables import (
+    aggregate_store,
+    member_totals,
+    order_facts,
+    segment_answers,
+    segment_store,
+    timeline,
+)
 from retailblocks.manifest import Segment
 from retailblocks.manifest.conditions import AllOf, AnyOf, Condition, MetricCondition, Not, condition_data
 from retailblocks.model import Member, Order
@@ -64,6 +71,7 @@ from retailblocks.storage.tables import order_lines, orders, outbox
 
 if TYPE_CHECKING:
     from retailblocks.assembly.runtime import Runtime
+    from retailblocks.fusion.aggregates import AggregateReport
 
 #: Events after which a member's facts or answers may have changed.
 _ORDER_EVENTS = frozenset({"order.placed", "order.cancelled", "order.refunded", "points.earned"})
@@ -142,7 +150,7 @@ def _fact_row(fact: OrderFact) -> dict[str, Any]:
     }
 
 
-def _fact_of(row: Any) -> OrderFact:
+def stored_fact(row: Any) -> OrderFact:
     return OrderFact(
         order_id=row["order_id"],
         member_id=row["member_id"],
@@ -159,7 +167,7 @@ def _fact_of(row: Any) -> OrderFact:
     )
 
 
-def _lock(connection: sa.Connection) -> Any:
+def lock_store(connection: sa.Connection) -> Any:
     """The store's row, locked for this transaction (SQLite serialises writers by itself)."""
     query = sa.select(segment_store).where(segment_store.c.name == _STORE)
     row: Any = connection.execute(query.with_for_update()).mappings().first()
@@ -209,7 +217,7 @@ def member_facts(
         rows = ctx.db.execute(
             sa.select(order_facts).where(order_facts.c.member_id == member_id).order_by(order_facts.c.placed_at)
         ).mappings()
-        orders_of = [_fact_of(row) for row in rows]
+        orders_of = [stored_fact(row) for row in rows]
     bought = tuple(orders_of)
     aliases = sorted({member_id, *(fact.placed_by for fact in bought)})
     identities = sorted(str(identity) for identity in member.identities) if member is not None else []
@@ -241,7 +249,7 @@ def on_event(stack: Runtime, ctx: FlowContext, event: Event) -> None:
     relevant = event.type in _ORDER_EVENTS or event.type.startswith("member.")
     if event.member_id is None or not relevant:
         return
-    _lock(ctx.db)
+    lock_store(ctx.db)
     resolver = MemberResolver(stack, ctx)
     touched = {resolver.canonical(event.member_id)}
     if event.type in _ORDER_EVENTS and event.order_id:
@@ -263,7 +271,7 @@ def _refresh_order(ctx: FlowContext, resolver: MemberResolver, order_id: str, ea
         # Another event of the order: keep what its earn event gave.
         stored = ctx.db.execute(sa.select(order_facts).where(order_facts.c.order_id == order_id)).mappings().first()
         if stored is not None:
-            kept = _fact_of(stored)
+            kept = stored_fact(stored)
             by_index = {line.index: was.points for line, was in zip(order.lines, kept.lines, strict=False)}
             earned = Earned(kept.points, by_index)
     _upsert(ctx.db, order_facts, _fact_row(order_fact(order, resolver.canonical(order.member_id), earned)))
@@ -294,7 +302,7 @@ def _follow_merge(ctx: FlowContext, resolver: MemberResolver, event: Event) -> s
 def after_signals(stack: Runtime, ctx: FlowContext, member_ids: Collection[str]) -> None:
     """Refresh the answers of the members newly ingested signals name (in the ingest's transaction)."""
     if member_ids and stack.manifest.segments:
-        _lock(ctx.db)
+        lock_store(ctx.db)
         resolver = MemberResolver(stack, ctx)
         refresh_members(stack, ctx, {resolver.canonical(m) for m in member_ids}, resolver)
 
@@ -368,7 +376,7 @@ def refresh_stale(stack: Runtime, ctx: FlowContext, limit: int = 500) -> int:
         ).scalars()
     )
     if members:
-        _lock(ctx.db)
+        lock_store(ctx.db)
         refresh_members(stack, ctx, members)
     return len(members)
 
@@ -395,7 +403,7 @@ def _answers(stack: Runtime, ctx: FlowContext, segments: list[Segment]) -> dict[
     if not segments:
         return {}
     if needs_rebuild(ctx.db):
-        return _evaluate_all(stack, ctx, segments, _raw_facts(stack, ctx))
+        return _evaluate_all(stack, ctx, segments, raw_facts(stack, ctx))
     now = ctx.clock.now()
     at = reading(stack, now)
     digests = {segment.id: definition(segment, at) for segment in segments}
@@ -423,6 +431,40 @@ def _answers(stack: Runtime, ctx: FlowContext, segments: list[Segment]) -> dict[
     return answers
 
 
+def segments_of(stack: Runtime, ctx: FlowContext, member_ids: Collection[str]) -> dict[str, tuple[str, ...]]:
+    """The segments each of ``member_ids`` (canonical ids) is in now, in the manifest's order: stored answers
+    where fresh, evaluated from the member's facts where not. Reads only these members' rows."""
+    segments = list(stack.manifest.segments)
+    if not segments or not member_ids:
+        return dict.fromkeys(member_ids, ())
+    now = ctx.clock.now()
+    at = reading(stack, now)
+    digests = {segment.id: definition(segment, at) for segment in segments}
+    stored: dict[tuple[str, str], Any] = {}
+    wanted = sorted(member_ids)
+    for start in range(0, len(wanted), 500):
+        for row in ctx.db.execute(
+            sa.select(segment_answers).where(segment_answers.c.member_id.in_(wanted[start : start + 500]))
+        ).mappings():
+            stored[row["segment"], row["member_id"]] = row
+    resolver = MemberResolver(stack, ctx)
+    found: dict[str, tuple[str, ...]] = {}
+    for member_id in wanted:
+        inside: list[str] = []
+        facts: MemberFacts | None = None
+        for segment in segments:
+            kept = stored.get((segment.id, member_id))
+            if kept is not None and _fresh(kept, digests[segment.id], now):
+                holds = bool(kept["member"])
+            else:
+                facts = facts or member_facts(ctx, member_id, resolver.member(member_id))
+                holds = evaluate(segment, facts, at).holds
+            if holds:
+                inside.append(segment.id)
+        found[member_id] = tuple(inside)
+    return found
+
+
 def _fresh(row: Any, digest: str, now: datetime) -> bool:
     if row["definition"] != digest or as_utc(row["evaluated_at"]) > now:
         return False  # another definition, or a clock set back past the evaluation
@@ -432,6 +474,11 @@ def _fresh(row: Any, digest: str, now: datetime) -> bool:
 def _known_members(ctx: FlowContext, resolver: MemberResolver, answered: set[str]) -> set[str]:
     """Every member the store has seen (answers, facts, timeline), by the id membership knows them by now."""
     known = set(answered)
+    if _totals_kept(ctx.db):
+        # The kept member totals list every known member by the id membership knows them by: no scan of
+        # every order's facts or of the whole timeline.
+        known |= set(ctx.db.execute(sa.select(member_totals.c.member_id)).scalars())
+        return known
     known |= set(ctx.db.execute(sa.select(order_facts.c.member_id).distinct()).scalars())
     on_timeline = set(
         ctx.db.execute(sa.select(timeline.c.member_id).where(timeline.c.member_id.is_not(None)).distinct()).scalars()
@@ -439,6 +486,16 @@ def _known_members(ctx: FlowContext, resolver: MemberResolver, answered: set[str
     # Only ids the store holds no answer for need asking: a merged member's old id leads to the survivor.
     known |= {resolver.canonical(member_id) for member_id in on_timeline - known}
     return known
+
+
+def _totals_kept(connection: sa.Connection) -> bool:
+    row = connection.execute(
+        sa.select(aggregate_store.c.needs_rebuild, aggregate_store.c.digest).where(
+            aggregate_store.c.name == "aggregates"
+        )
+    ).first()
+    # The digest is of the manifest's partners and campaigns, which member totals do not depend on.
+    return row is not None and not row[0] and row[1] != ""
 
 
 def _evaluate_all(
@@ -462,7 +519,7 @@ def _evaluate_all(
 # -- from the raw data -----------------------------------------------------------------------------
 
 
-def _raw_facts(stack: Runtime, ctx: FlowContext) -> dict[str, list[OrderFact]]:
+def raw_facts(stack: Runtime, ctx: FlowContext) -> dict[str, list[OrderFact]]:
     """Every member's order facts computed from the orders table and the outbox's earn events."""
     earned: dict[str, Earned] = {}
     for order_id, payload in ctx.db.execute(
@@ -514,10 +571,13 @@ class RebuildReport:
     facts_changed: tuple[str, ...]
     memberships_changed: tuple[MembershipChange, ...]
     rebuilt_at: datetime
+    #: the member totals, settlement lines and campaign results rebuilt beside (fusion.aggregates)
+    aggregates: AggregateReport | None = None
 
     @property
     def differences(self) -> int:
-        return len(self.facts_changed) + len(self.memberships_changed)
+        kept = len(self.aggregates.differences) if self.aggregates is not None else 0
+        return len(self.facts_changed) + len(self.memberships_changed) + kept
 
     def to_data(self) -> dict[str, object]:
         return {
@@ -530,6 +590,7 @@ class RebuildReport:
                 for c in self.memberships_changed
             ],
             "rebuilt_at": self.rebuilt_at.isoformat(),
+            "aggregates": self.aggregates.to_data() if self.aggregates is not None else None,
         }
 
 
@@ -538,10 +599,10 @@ def rebuild(stack: Runtime) -> RebuildReport:
     write them in one transaction, and report where the store differed."""
     segments = list(stack.manifest.segments)
     with stack.context(flow="segments-rebuild") as ctx:
-        was_marked = bool(_lock(ctx.db)["needs_rebuild"])
+        was_marked = bool(lock_store(ctx.db)["needs_rebuild"])
         before = {} if was_marked else _answers(stack, ctx, segments)
-        raw = _raw_facts(stack, ctx)
-        stored = {row["order_id"]: _fact_of(row) for row in ctx.db.execute(sa.select(order_facts)).mappings()}
+        raw = raw_facts(stack, ctx)
+        stored = {row["order_id"]: stored_fact(row) for row in ctx.db.execute(sa.select(order_facts)).mappings()}
         rebuilt = {fact.order_id: fact for facts in raw.values() for fact in facts}
         changed = sorted(
             order_id for order_id in set(stored) | set(rebuilt) if stored.get(order_id) != rebuilt.get(order_id)
@@ -614,7 +675,7 @@ def explain(stack: Runtime, ctx: FlowContext, segment: Segment, member_id: str) 
     resolver = MemberResolver(stack, ctx)
     member = resolver.member(member_id)
     canonical = member.id if member is not None else member_id
-    raw = _raw_facts(stack, ctx) if needs_rebuild(ctx.db) else None
+    raw = raw_facts(stack, ctx) if needs_rebuild(ctx.db) else None
     facts = member_facts(ctx, canonical, member, None if raw is None else raw.get(canonical, []))
     if member is None and not facts.orders and not facts.signals:
         raise UnknownMember(f"unknown member {member_id!r}: no membership record, order or signal names it")

@@ -15,7 +15,7 @@ completed, one line per refund, so a refund in a later period is settled in that
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from retailblocks.clock import as_utc
 from retailblocks.errors import InvalidValue, suggestion
+from retailblocks.events.dispatcher import dispatch
 from retailblocks.flows.orders import list_orders
 from retailblocks.flows.saga import SagaStatus
 from retailblocks.flows.state import FlowKind, RefundState, load_state
@@ -140,12 +141,21 @@ def completed_refunds(engine: sa.Engine) -> dict[str, list[Refund]]:
     """
     with engine.connect() as connection:
         connection.info["read_only"] = True
-        rows = connection.execute(
-            sa.select(sagas.c.id, sagas.c.order_id, sagas.c.state, sagas.c.updated_at)
-            .where(sagas.c.flow == FlowKind.REFUND.value, sagas.c.status == SagaStatus.COMPLETED.value)
-            .order_by(sagas.c.updated_at, sagas.c.id)
-        ).all()
+        refunds = refunds_of(connection)
         connection.rollback()
+    return refunds
+
+
+def refunds_of(connection: sa.Connection, order_id: str | None = None) -> dict[str, list[Refund]]:
+    """The completed refunds of ``order_id`` (of every order when None), by order, oldest first."""
+    query = (
+        sa.select(sagas.c.id, sagas.c.order_id, sagas.c.state, sagas.c.updated_at)
+        .where(sagas.c.flow == FlowKind.REFUND.value, sagas.c.status == SagaStatus.COMPLETED.value)
+        .order_by(sagas.c.updated_at, sagas.c.id)
+    )
+    if order_id is not None:
+        query = query.where(sagas.c.order_id == order_id)
+    rows = connection.execute(query).all()
     refunds: dict[str, list[Refund]] = {}
     for row in rows:
         state = load_state(RefundState, row.state)
@@ -213,44 +223,66 @@ def _funded_detail(adjustment: PriceAdjustment, part: Money) -> str:
     return text + (f": {part} of {adjustment.amount}" if part != adjustment.amount else "")
 
 
-def settle(stack: Runtime, partner_id: str, start: date, end: date) -> Settlement:
+def collected_by(stack: Runtime, partner: Partner) -> frozenset[str]:
+    """The channels whose orders the partner (a marketplace) collects payment for."""
+    return frozenset(channel.id for channel in stack.channels.values() if channel.settles_with == partner.id)
+
+
+def order_settlement_lines(
+    order: Order, partner: Partner, collects_for: Collection[str], refunds: Sequence[Refund]
+) -> list[SettlementLine]:
+    """Every line ``order`` makes with ``partner``, whatever its date: the funded discount and marketplace
+    sale (dated when it was placed) and, under ``clawback``, one line per completed refund that credited
+    the partner back (dated when the refund completed). None for an order that never became a sale."""
+    if order.status in NOT_SALES:
+        return []
+    placed_at = as_utc(order.created_at)
+    lines: list[SettlementLine] = []
+    if partner.on_refund is RefundPolicy.CLAWBACK and refunds:
+        lines += _clawbacks(order, partner.id, refunds)
+    if order.channel in collects_for:
+        sale = _marketplace_sale(order, placed_at)
+        if sale is not None:
+            lines.append(sale)
+    funded = [(a, a.funded_by_party(partner.id)) for a in order.adjustments]
+    funded = [(a, part) for a, part in funded if part.amount]
+    if funded:
+        lines.append(
+            SettlementLine(
+                kind="discount",
+                reference=order.id,
+                member_id=order.member_id,
+                at=placed_at,
+                amount=Money(sum(part.amount for _, part in funded), order.currency),
+                detail="; ".join(_funded_detail(a, part) for a, part in funded),
+            )
+        )
+    return lines
+
+
+def settle(stack: Runtime, partner_id: str, start: date, end: date, *, kept: bool = True) -> Settlement:
     """The settlement with ``partner_id`` for orders placed, refunds completed and points exchanged from
     ``start`` to ``end``.
 
     Cancelled orders are left out: cancelling gives the coupon back, so nobody funded anything. With the
     partner's ``on_refund: keep`` refunds leave the discount standing, as the shopper kept the price
     they were charged on what they kept; with ``clawback`` each refund credits the partner back.
+
+    With ``kept``, pending events are delivered first and the orders' lines are read from the settlement
+    lines kept as they arrive (:mod:`retailblocks.fusion.aggregates`), one period's by index; they are
+    computed from every order when those are not built for this manifest, or without ``kept`` (a caller
+    inside a transaction of its own, which delivering events would wait on).
     """
+    from retailblocks.fusion.aggregates import kept_settlement_lines
+
     partner = find_partner(stack, partner_id)
     since, until = period(start, end)
-    collects_for = {channel.id for channel in stack.channels.values() if channel.settles_with == partner.id}
-    refunds = completed_refunds(stack.engine) if partner.on_refund is RefundPolicy.CLAWBACK else {}
-    lines: list[SettlementLine] = []
-    for order in list_orders(stack.engine):
-        placed_at = as_utc(order.created_at)
-        if order.status in NOT_SALES:
-            continue
-        if order.id in refunds:
-            lines += [c for c in _clawbacks(order, partner.id, refunds[order.id]) if since <= c.at < until]
-        if not since <= placed_at < until:
-            continue
-        if order.channel in collects_for:
-            sale = _marketplace_sale(order, placed_at)
-            if sale is not None:
-                lines.append(sale)
-        funded = [(a, a.funded_by_party(partner.id)) for a in order.adjustments]
-        funded = [(a, part) for a, part in funded if part.amount]
-        if funded:
-            lines.append(
-                SettlementLine(
-                    kind="discount",
-                    reference=order.id,
-                    member_id=order.member_id,
-                    at=placed_at,
-                    amount=Money(sum(part.amount for _, part in funded), order.currency),
-                    detail="; ".join(_funded_detail(a, part) for a, part in funded),
-                )
-            )
+    lines = None
+    if kept:
+        dispatch(stack)
+        lines = kept_settlement_lines(stack, partner, since, until)
+    if lines is None:
+        lines = raw_settlement_lines(stack, partner, since, until)
     with stack.context(flow="settlement", read_only=True) as ctx:
         movements = stack.hooks.maybe(membership.membership_partner_movements, ctx, partner.id, since, until) or ()
     for movement in movements:
@@ -268,3 +300,15 @@ def settle(stack: Runtime, partner_id: str, start: date, end: date) -> Settlemen
         )
     lines.sort(key=lambda line: (line.at, line.kind, line.reference))
     return Settlement(partner, start, end, tuple(lines))
+
+
+def raw_settlement_lines(stack: Runtime, partner: Partner, since: datetime, until: datetime) -> list[SettlementLine]:
+    """The orders' lines with ``partner`` dated in ``[since, until)``, computed from every order."""
+    collects_for = collected_by(stack, partner)
+    refunds = completed_refunds(stack.engine) if partner.on_refund is RefundPolicy.CLAWBACK else {}
+    return [
+        line
+        for order in list_orders(stack.engine)
+        for line in order_settlement_lines(order, partner, collects_for, refunds.get(order.id, ()))
+        if since <= line.at < until
+    ]

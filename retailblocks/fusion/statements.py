@@ -313,7 +313,7 @@ def audit_statements(stack: Runtime) -> list[AuditFinding]:
                     if not line.corrects:
                         originals[line.item] = originals.get(line.item, 0) + 1
             twice += [f"{partner.id} {kind} {reference}" for (kind, reference), n in originals.items() if n > 1]
-            ledgers = settle(stack, partner.id, issued[0].start, issued[-1].end)
+            ledgers = settle(stack, partner.id, issued[0].start, issued[-1].end, kept=False)
             for item in ledgers.lines:
                 key = (item.kind, item.reference)
                 if key not in originals and item.amount.amount:
@@ -353,7 +353,7 @@ def _draft(stack: Runtime, connection: sa.Connection, partner_id: str, start: da
                 f"(the last one issued, {issued[-1].id}, covers {issued[-1].start} … {issued[-1].end})"
             )
     first = issued[0].start if issued else start
-    now = {(line.kind, line.reference): line for line in settle(stack, partner.id, first, end).lines}
+    now = {(line.kind, line.reference): line for line in settle(stack, partner.id, first, end, kept=False).lines}
     billed: dict[tuple[str, str], int] = {}
     for statement in issued:
         for line in statement.lines:

@@ -202,6 +202,130 @@ consents = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Aggregates kept as events arrive (retailblocks.fusion.aggregates), so profiles, campaign reports and
+# settlements read in time independent of the order history. Each row is a pure function of its sources
+# (a member's order facts, an order, a campaign member's facts), recomputed whole when one of its events is
+# delivered, so a redelivered event writes the same row; the sums over rows are moved by the difference
+# between the row before and after, so they too are unchanged by a replay.
+
+# One row per known member (canonical id): what their order facts sum to.
+member_totals = sa.Table(
+    "fusion_member_totals",
+    metadata,
+    sa.Column("member_id", sa.String(64), primary_key=True),
+    # Every id the member's orders were placed under (more than one after a merge), the member's included.
+    sa.Column("aliases", sa.JSON, nullable=False),
+    sa.Column("orders", sa.Integer, nullable=False),
+    sa.Column("spend", sa.BigInteger, nullable=False),
+    sa.Column("first_purchase", sa.DateTime(timezone=True)),
+    sa.Column("last_purchase", sa.DateTime(timezone=True)),
+    sa.Column("channel_mix", sa.JSON, nullable=False),
+    sa.Column("skus", sa.JSON, nullable=False),
+)
+
+# Every settlement line an order makes with each partner (funded discount, clawback per refund,
+# marketplace sale), dated as the settlement dates it: a settlement reads one period's lines by index.
+settlement_items = sa.Table(
+    "fusion_settlement_items",
+    metadata,
+    sa.Column("partner", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("reference", sa.String(200), primary_key=True),
+    sa.Column("order_id", sa.String(64), nullable=False, index=True),
+    sa.Column("member_id", sa.String(64)),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Index("fusion_settlement_items_period", "partner", "at"),
+)
+
+# Every order (a sale) that used a campaign's coupon, and what it brought.
+campaign_orders = sa.Table(
+    "fusion_campaign_orders",
+    metadata,
+    sa.Column("campaign", sa.String(64), primary_key=True),
+    sa.Column("order_id", sa.String(64), primary_key=True, index=True),
+    sa.Column("member_id", sa.String(64)),
+    sa.Column("channel", sa.String(64), nullable=False),
+    sa.Column("placed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("coupon", sa.String(64), nullable=False),
+    sa.Column("revenue", sa.BigInteger, nullable=False),
+    sa.Column("discount", sa.JSON, nullable=False),  # {funder: minor units}
+    sa.Index("fusion_campaign_orders_listing", "campaign", "placed_at", "order_id"),
+)
+
+# Per campaign: "" holds the redemptions (count) and their revenue (amount); "funder:<id>" the discount a
+# funder gave (amount) over how many orders (count).
+campaign_totals = sa.Table(
+    "fusion_campaign_totals",
+    metadata,
+    sa.Column("campaign", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(80), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+)
+
+# Each member drawn into a campaign's arm: their sales (placed under their id) from the draw to the
+# campaign's end, as the uplift counts them.
+campaign_results = sa.Table(
+    "fusion_campaign_results",
+    metadata,
+    sa.Column("campaign", sa.String(64), primary_key=True),
+    sa.Column("member_id", sa.String(64), primary_key=True, index=True),
+    sa.Column("arm", sa.String(16), nullable=False),
+    sa.Column("revenue", sa.BigInteger, nullable=False),
+    sa.Column("bought", sa.Boolean, nullable=False),
+)
+
+# The sums the uplift is computed from, per campaign and arm. The sum of squares can pass 2**63, so it is
+# kept exactly as decimal text and moved in Python under the store's lock.
+campaign_arms = sa.Table(
+    "fusion_campaign_arms",
+    metadata,
+    sa.Column("campaign", sa.String(64), primary_key=True),
+    sa.Column("arm", sa.String(16), primary_key=True),
+    sa.Column("members", sa.BigInteger, nullable=False),
+    sa.Column("buyers", sa.BigInteger, nullable=False),
+    sa.Column("revenue", sa.BigInteger, nullable=False),
+    sa.Column("revenue_squares", sa.String(80), nullable=False),
+)
+
+# One row, "aggregates": ``needs_rebuild`` while the aggregates were not built over the data they sum (a
+# database upgraded with history), ``digest`` the manifest they were built under (partners' refund policies,
+# the channels marketplaces collect on, campaigns' ends): under another, reads compute from the raw data.
+aggregate_store = sa.Table(
+    "fusion_aggregate_store",
+    metadata,
+    sa.Column("name", sa.String(16), primary_key=True),
+    sa.Column("needs_rebuild", sa.Boolean, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("rebuilt_at", sa.DateTime(timezone=True)),
+)
+
+AGGREGATE_TABLES = (
+    member_totals,
+    settlement_items,
+    campaign_orders,
+    campaign_totals,
+    campaign_results,
+    campaign_arms,
+    aggregate_store,
+)
+
+
+#: A member's signals counted without reading their whole timeline (a profile counts them at read time).
+timeline_signals = sa.Index("fusion_timeline_member_source", timeline.c.member_id, timeline.c.source)
+
+
+def _aggregates(connection: sa.Connection) -> None:
+    for table in AGGREGATE_TABLES:
+        table.create(connection, checkfirst=True)
+    timeline_signals.create(connection, checkfirst=True)
+    had_history = connection.execute(sa.select(timeline.c.id).limit(1)).first() is not None
+    connection.execute(aggregate_store.insert().values(name="aggregates", needs_rebuild=had_history, digest=""))
+
+
 MIGRATIONS: list[Migration] = [
     create_tables(1, "member timeline and campaign coupons", timeline, campaign_coupons),
     create_tables(2, "partner statements and their lines", statements, statement_lines),
@@ -215,6 +339,12 @@ MIGRATIONS: list[Migration] = [
         4, "campaign arms, campaign messages and members messaged", campaign_members, campaign_sends, reach_members
     ),
     create_tables(5, "members' consents per purpose and medium, with their history", consents),
+    Migration(
+        6,
+        "member totals, settlement lines and campaign results, kept as events arrive",
+        _aggregates,
+        tuple(table.name for table in AGGREGATE_TABLES),
+    ),
 ]
 
 

@@ -8,11 +8,20 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from retailblocks.fusion.tables import MIGRATIONS, segment_store, timeline
+from retailblocks.fusion.tables import MIGRATIONS, aggregate_store, segment_store, timeline
 from retailblocks.storage import create_engine, migrate
 from retailblocks.storage.migrations import SCHEMA_TABLE
 
 SEGMENT_TABLES = {"fusion_order_facts", "fusion_segment_members", "fusion_segment_store"}
+AGGREGATE_TABLES = {
+    "fusion_member_totals",
+    "fusion_settlement_items",
+    "fusion_campaign_orders",
+    "fusion_campaign_totals",
+    "fusion_campaign_results",
+    "fusion_campaign_arms",
+    "fusion_aggregate_store",
+}
 
 
 def fusion_version(engine: sa.Engine) -> int:
@@ -29,6 +38,7 @@ def test_the_steps_are_statements_the_segment_store_then_campaign_messages_each_
         (3, SEGMENT_TABLES),
         (4, {"fusion_campaign_members", "fusion_campaign_sends", "fusion_reach_members"}),
         (5, {"fusion_consents"}),
+        (6, AGGREGATE_TABLES),
     ]
 
 
@@ -46,17 +56,22 @@ def test_a_database_at_version_2_with_history_gets_the_store_marked_for_a_rebuil
             )
         )
         assert SEGMENT_TABLES.isdisjoint(sa.inspect(connection).get_table_names())
-    assert migrate(engine, {"fusion": MIGRATIONS}) == {"fusion": (2, 5)}
-    assert fusion_version(engine) == 5
+    assert migrate(engine, {"fusion": MIGRATIONS}) == {"fusion": (2, 6)}
+    assert fusion_version(engine) == 6
     with engine.connect() as connection:
-        assert SEGMENT_TABLES | {"fusion_statements"} <= set(sa.inspect(connection).get_table_names())
+        assert SEGMENT_TABLES | AGGREGATE_TABLES | {"fusion_statements"} <= set(
+            sa.inspect(connection).get_table_names()
+        )
         assert connection.execute(sa.select(segment_store.c.needs_rebuild)).scalars().all() == [True]
+        # The aggregates too: until rebuilt, profiles, reports and settlements are computed from the orders.
+        assert connection.execute(sa.select(aggregate_store.c.needs_rebuild)).scalars().all() == [True]
     engine.dispose()
 
 
 def test_a_new_database_needs_no_rebuild(database_url: str) -> None:
     engine = create_engine(database_url)
-    assert migrate(engine, {"fusion": MIGRATIONS}) == {"fusion": (0, 5)}
+    assert migrate(engine, {"fusion": MIGRATIONS}) == {"fusion": (0, 6)}
     with engine.connect() as connection:
         assert connection.execute(sa.select(segment_store.c.needs_rebuild)).scalars().all() == [False]
+        assert connection.execute(sa.select(aggregate_store.c.needs_rebuild)).scalars().all() == [False]
     engine.dispose()
