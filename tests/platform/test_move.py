@@ -472,6 +472,34 @@ def test_a_paused_copy_can_be_asked_for_and_the_cli_says_how_it_copied(platform:
 
 
 @pytest.mark.postgres
+def test_a_source_server_without_logical_replication_gets_the_paused_copy_and_says_why(platform: Platform) -> None:
+    if is_sqlite(platform):
+        pytest.skip("the choice is PostgreSQL's: a SQLite file is always copied paused")
+    north = platform.stack("north")
+    receive(north, {"BEANS": 5})
+    ordered = place_orders(north, 2, "before")
+    source = platform.placement.server(platform.manifest.databases["main"])
+
+    def as_if_replica(
+        _connection: sa.Connection, _cursor: object, statement: str, parameters: object, _context: object, _many: bool
+    ) -> tuple[str, object]:
+        # The source answers as a server started with the default wal_level would (a restart setting).
+        return ("SELECT 'replica'" if statement == "SHOW wal_level" else statement), parameters
+
+    sa.event.listen(source, "before_cursor_execute", as_if_replica, retval=True)
+    try:
+        moved = move_merchant(platform, "north", "other", settle_seconds=0)
+    finally:
+        sa.event.remove(source, "before_cursor_execute", as_if_replica)
+
+    assert not moved.online
+    assert moved.paused_copy_reason is not None and "wal_level=replica" in moved.paused_copy_reason
+    assert "wal_level=replica" in moved.as_json()["paused_copy_reason"]
+    assert sorted(order.id for order in platform.stack("north").orders()) == sorted(ordered)
+    assert replication_left(platform) == []
+
+
+@pytest.mark.postgres
 def test_tables_without_a_primary_key_are_replicated_by_their_whole_row(tmp_path: Path) -> None:
     if postgres_server_url() is None:
         pytest.skip("set RETAILBLOCKS_TEST_POSTGRES_URL to run PostgreSQL tests")
