@@ -1,21 +1,39 @@
-"""Moving one merchant to another of the platform's databases, its writes paused for the switch.
+"""Moving one merchant to another of the platform's databases, its writes paused only for the switch.
 
-The steps, each safe to run again (a crashed move is finished by running it again):
+Between PostgreSQL servers whose source has ``wal_level = logical``, the move is online:
 
-1. ``moving``: the registry marks the merchant ``moving`` (served like a pause: 503 with Retry-After) and
-   records the target; then the move waits out the workers' status cache and a request's grace, so no
-   writer is left on the source.
-2. The target is cleared (a schema or file left by a crashed attempt served nothing: the registry never
-   pointed at it) and migrated like an assembly (the merchant's ``blocks.lock``, on the target's engine).
-3. Every table's rows are copied in foreign-key order in one target transaction, ids kept (and on
-   PostgreSQL the sequences' positions).
-4. Each table's row count and a checksum of its rows (order-free) are compared on both sides.
-5. The switch, one registry transaction: the merchant lives on the target and has its status from before
-   the move back. Workers see both within their cache's life and assemble its stack on the target.
-6. The source schema (or file) is dropped, then the move is marked done.
+1. The registry records the move (``moving_to``); the merchant keeps serving reads and writes from the
+   source. The target is cleared (what a crashed attempt left there served nothing) and migrated like an
+   assembly (the merchant's ``blocks.lock``, on the target's engine), its tables emptied.
+2. Logical replication copies the rows: a publication of the merchant's schema and a logical slot on the
+   source, a subscription on the target (the target server connects to the source with the platform's
+   own URL) whose ``copy_data`` copies every table, then streams every change made since. Tables without a
+   primary key get ``REPLICA IDENTITY FULL`` so their updates and deletes replicate too.
+3. The move waits until every table is copied and the target confirmed the source's WAL up to where it
+   ended then (the slot's ``confirmed_flush_lsn`` past ``pg_current_wal_lsn()``): the changes made during
+   the copy are caught up. Step ``copied``.
+4. The pause: the merchant is marked ``moving`` (served like a pause: 503 with Retry-After), the move waits
+   out the workers' status cache and a request's grace, then the target's catch-up to the source's last
+   WAL position (bounded: :data:`CATCH_UP_SECONDS`), copies the sequences' positions (replication does not
+   carry them) and compares every table's row count and checksum on both sides.
+5. The subscription, slot(s) and publication are removed, then the switch, one registry transaction: the
+   merchant lives on the target and has its status from before the pause back. Workers see both within
+   their cache's life and assemble its stack on the target. The source schema is dropped; the move is done.
 
-Before the switch the source is the merchant's only storage; after it, the target is. A run after a crash
-before the switch starts again at step 2; after it, only step 6 is left.
+Everywhere else the copy is paused throughout, and the move says why (:attr:`Move.paused_copy_reason`):
+SQLite files (no logical replication), a source without ``wal_level = logical`` (a setting read at the
+server's start), no free replication slot or WAL sender, a platform login on the source without
+``REPLICATION`` or on the target unable to create a subscription (superuser, or ``pg_create_subscription``
+on PostgreSQL 16), or ``online=False``. Then the merchant is ``moving`` from the start, its rows are copied
+in foreign-key order in one target transaction (ids and sequence positions kept), compared, and switched.
+
+A move that fails before its switch (an error or an interrupt) is undone: replication removed from both
+servers (a slot left behind would keep the source's WAL forever), the target's copy dropped, the merchant
+given back its status on its source; the error says what could not be cleaned, which the next run of the
+move removes. A move whose process died is finished by running it again: before the switch, the next run
+removes what was left (subscription, slots, publication, the pause) and moves afresh; after the switch, only
+the source's storage is left to drop. Before the switch the source is the merchant's only storage; after it,
+the target is.
 """
 
 from __future__ import annotations
