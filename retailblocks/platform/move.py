@@ -57,6 +57,7 @@ from retailblocks.platform.manifest import DatabaseServer, MerchantEntry, Mercha
 from retailblocks.platform.operations import STATUS_TTL_SECONDS, Platform, open_platform
 from retailblocks.platform.placement import quoted
 from retailblocks.stack import assemble
+from retailblocks.storage.engine import pool_mode
 
 #: How long a request that read the merchant as active just before the move may still be writing.
 REQUEST_GRACE_SECONDS = 3.0
@@ -67,6 +68,18 @@ BATCH_ROWS = 1000
 CATCH_UP_SECONDS = 60.0
 #: How often replication's progress is read while waiting for it.
 POLL_SECONDS = 0.1
+#: How long replication may have no worker running (the target server retrying to reach the source) before
+#: the move gives up.
+STALL_SECONDS = 30.0
+#: The keys of a SQLAlchemy URL's query the target server's connection to the source takes (libpq's); the
+#: platform's own (``pool_mode``) and a driver's are not the server's business.
+LIBPQ_KEYS = frozenset(
+    {"host", "hostaddr", "port", "sslmode", "sslrootcert", "sslcert", "sslkey", "sslcrl", "sslpassword",
+     "sslnegotiation", "channel_binding", "gssencmode", "krbsrvname", "options", "application_name",
+     "connect_timeout", "target_session_attrs", "passfile", "service", "keepalives", "keepalives_idle",
+     "keepalives_interval", "keepalives_count", "tcp_user_timeout", "requirepeer", "ssl_min_protocol_version",
+     "ssl_max_protocol_version"}
+)  # fmt: skip
 
 
 @attrs.frozen
@@ -508,6 +521,11 @@ def _why_not_online(platform: Platform, entry: MerchantEntry, source: str, targe
     target_db = platform.placement.database(target, entry.id)
     if source_db.is_sqlite:
         return "SQLite files have no logical replication: the file is copied with the merchant paused"
+    if source_db.url is not None and pool_mode(sa.make_url(source_db.url)) != "session":
+        return (
+            f"the platform reaches {source!r} through a connection pooler (pool_mode="
+            f"{pool_mode(sa.make_url(source_db.url))}), which replication connections cannot pass"
+        )
     try:
         with platform.placement.server(source_db).connect() as connection:
             wal_level = connection.exec_driver_sql("SHOW wal_level").scalar()
@@ -561,7 +579,10 @@ def _conninfo(database: DatabaseServer) -> str:
         "dbname": url.database,
     }
     for key, value in url.query.items():
-        parts.setdefault(key, value if isinstance(value, str) else value[-1])
+        if key in LIBPQ_KEYS:
+            parts.setdefault(key, value if isinstance(value, str) else value[-1])
+    # An unreachable source fails the subscription's creation within this, not the system's TCP timeout.
+    parts.setdefault("connect_timeout", "10")
     return " ".join(
         f"{key}='{value.replace(chr(92), chr(92) * 2).replace(chr(39), chr(92) + chr(39))}'"
         for key, value in parts.items()
@@ -673,6 +694,31 @@ def _subscription_errors(connection: sa.Connection, name: str) -> int:
     return int(found or 0)
 
 
+class _Watch:
+    """Ends a wait on replication that has no worker running for :data:`STALL_SECONDS` (the target
+    server cannot reach the source, say: such failures are retried by PostgreSQL, not counted)."""
+
+    def __init__(self, entry: MerchantEntry, target_db: DatabaseServer, name: str) -> None:
+        self.entry, self.target_db, self.name = entry, target_db, name
+        self.running_at = time.monotonic()
+
+    def check(self, subscriber: sa.Connection, doing: str) -> None:
+        if _subscription_errors(subscriber, self.name):
+            raise _stalled(self.entry, self.target_db, f"failed {doing}")
+        running = subscriber.execute(
+            sa.text("SELECT count(pid) FROM pg_stat_subscription WHERE subname = :n"), {"n": self.name}
+        ).scalar()
+        now = time.monotonic()
+        if running:
+            self.running_at = now
+        elif now - self.running_at > STALL_SECONDS:
+            raise _stalled(
+                self.entry,
+                self.target_db,
+                f"has had no worker running for {STALL_SECONDS:g} s {doing} (can the target server reach the source?)",
+            )
+
+
 def _stalled(entry: MerchantEntry, target_db: DatabaseServer, what: str) -> EnvironmentFailure:
     return EnvironmentFailure(
         f"cannot move merchant {entry.id!r}: replication to {target_db.describe()} {what} (the target "
@@ -683,6 +729,7 @@ def _stalled(entry: MerchantEntry, target_db: DatabaseServer, what: str) -> Envi
 def _wait_copied(subscriber: sa.Engine, name: str, entry: MerchantEntry, target_db: DatabaseServer) -> None:
     """Until every table's initial copy is done (the merchant serves meanwhile, so this is not bounded
     in time); an error replicating ends the move."""
+    watch = _Watch(entry, target_db, name)
     with subscriber.connect() as connection:
         while True:
             pending = connection.execute(
@@ -694,8 +741,7 @@ def _wait_copied(subscriber: sa.Engine, name: str, entry: MerchantEntry, target_
             ).scalar()
             if pending == 0:
                 return
-            if _subscription_errors(connection, name):
-                raise _stalled(entry, target_db, "failed while copying the rows")
+            watch.check(connection, "while copying the rows")
             time.sleep(POLL_SECONDS)
 
 
@@ -710,6 +756,7 @@ def _wait_applied(
     """Until the target confirms it applied the source's WAL up to where it ends now (the slot's
     ``confirmed_flush_lsn`` past ``pg_current_wal_lsn()``); bounded by ``limit`` seconds when given."""
     started = time.monotonic()
+    watch = _Watch(entry, target_db, name)
     with publisher.connect() as source, subscriber.connect() as target:
         end = source.exec_driver_sql("SELECT pg_current_wal_lsn()").scalar()
         while True:
@@ -724,8 +771,7 @@ def _wait_applied(
                 raise _stalled(entry, target_db, "lost its slot on the source")
             if not behind:
                 return
-            if _subscription_errors(target, name):
-                raise _stalled(entry, target_db, "failed applying changes")
+            watch.check(target, "while applying changes")
             if limit is not None and time.monotonic() - started > limit:
                 raise _stalled(entry, target_db, f"did not catch up within {limit:g} s of the pause")
             time.sleep(POLL_SECONDS)

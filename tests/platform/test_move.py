@@ -22,7 +22,8 @@ from retailblocks.flows.audit import audit_flows
 from retailblocks.flows.capabilities import block_findings
 from retailblocks.fusion.statements import audit_statements
 from retailblocks.http.platform import create_platform_app
-from retailblocks.platform.move import _replica_identity, _side, move_merchant
+from retailblocks.platform.manifest import DatabaseServer
+from retailblocks.platform.move import _conninfo, _replica_identity, _side, move_merchant
 from retailblocks.platform.operations import (
     Platform,
     assemble_platform,
@@ -518,3 +519,13 @@ def test_tables_without_a_primary_key_are_replicated_by_their_whole_row(tmp_path
             )
         engine.dispose()
     assert found == {"keyed": "d", "bare": "f"}
+
+
+def test_the_target_reaches_the_source_with_the_platforms_address_and_libpq_keys_only() -> None:
+    source = DatabaseServer(
+        "main", url="postgresql+psycopg://ops:it's\\secret@db.internal:6543/shop?sslmode=require&pool_mode=session"
+    )
+    assert _conninfo(source) == (
+        "host='db.internal' port='6543' user='ops' password='it\\'s\\\\secret' dbname='shop' "
+        "sslmode='require' connect_timeout='10'"
+    )
