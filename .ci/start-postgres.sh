@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Start a throwaway PostgreSQL server as an unprivileged user on a local port and print its URL.
 # Usage: eval "$(bash .ci/start-postgres.sh)"   → exports RETAILBLOCKS_TEST_POSTGRES_URL
+# wal_level=logical and room for replication slots: `blocks platform move` copies a merchant between two
+# such servers by logical replication while it keeps serving (a server without it gets the paused copy).
 set -euo pipefail
 PORT="${RB_PG_PORT:-54329}"
 DATA="${RB_PG_DATA:-/tmp/retailblocks-pg-$PORT}"
@@ -35,7 +37,8 @@ else
   chown "$RUN_AS" "$DATA"
   as_user "$bindir/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 >/dev/null
   as_user "$bindir/pg_ctl" -D "$DATA" -l "$DATA/server.log" -w -t 60 \
-    -o "-p $PORT -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    -o "-p $PORT -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+       -c wal_level=logical -c max_replication_slots=40 -c max_wal_senders=40 -c max_logical_replication_workers=16 -c max_worker_processes=32" \
     start >&2
 fi
 echo "export RETAILBLOCKS_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:$PORT/postgres"

@@ -179,22 +179,37 @@ def remove(platform: Path, merchant: str, archive: Path, as_json: bool) -> None:
     help="How long the merchant answers 503 before its rows are read, so no request still writes them "
     "(default: the servers' status cache plus a request's grace, 5 s; 0 when no server runs).",
 )
+@click.option(
+    "--paused",
+    "paused",
+    is_flag=True,
+    help="Copy with the merchant paused throughout, even where the servers could copy it while it serves.",
+)
 @json_option("Print what was moved as JSON.")
-def move(platform: Path, merchant: str, to: str, settle: float | None, as_json: bool) -> None:
-    """Move MERCHANT to database DATABASE: it answers 503 while its rows are copied and checked, then is
-    served from there and its old schema (or file) is dropped. Run again to finish a move cut short."""
+def move(platform: Path, merchant: str, to: str, settle: float | None, paused: bool, as_json: bool) -> None:
+    """Move MERCHANT to database DATABASE. Between PostgreSQL servers with wal_level=logical its rows are
+    copied by logical replication while it keeps serving, and it answers 503 only for the last changes, the
+    check and the switch; otherwise (SQLite, or no logical replication: the output says why) it answers
+    503 for the whole copy. Then it is served from DATABASE and its old schema (or file) is dropped. A move
+    that fails leaves it served from where it was; run again to finish a move whose process died."""
     from retailblocks.platform.move import move_merchant_at
 
     with reporting_errors():
-        moved = move_merchant_at(platform, merchant, to, settle_seconds=settle)
+        moved = move_merchant_at(platform, merchant, to, settle_seconds=settle, online=not paused)
     if as_json:
         print_json(moved.as_json())
         return
     finished = " (finished an earlier run's move)" if moved.resumed else ""
+    if moved.online:
+        how = f"copied online, writes paused {moved.paused_seconds:.1f} s for the switch"
+    elif moved.rows:
+        how = f"copied paused ({moved.paused_copy_reason}), paused {moved.paused_seconds:.1f} s"
+    else:
+        how = "only its old storage was left to drop"
     console.print(
         f"[green]✓[/] merchant {escape(moved.id)} moved from {escape(moved.source)} to {escape(moved.target)}"
-        f"{finished}: {sum(moved.rows.values())} rows copied and checked; set its 'database: {escape(moved.target)}' "
-        "in the platform manifest",
+        f"{finished}: {sum(moved.rows.values())} rows copied and checked, {escape(how)}; set its "
+        f"'database: {escape(moved.target)}' in the platform manifest",
         soft_wrap=True,
     )
 

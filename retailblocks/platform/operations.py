@@ -408,7 +408,11 @@ def remove_merchant(
     with open_platform(path, environ=environ) as platform:
         entry = platform.manifest.merchant(merchant_id)
         clock = SystemClock()
-        if platform.statuses(fresh=True).get(merchant_id) is MerchantStatus.MOVING:
+        moving = registry.locations(platform.home).get(merchant_id)
+        if platform.statuses(fresh=True).get(merchant_id) is MerchantStatus.MOVING or (
+            # An online move copies a merchant that is still served: its replication reads the source.
+            moving is not None and moving.moving_to is not None
+        ):
             raise InvalidInput(
                 f"merchant {merchant_id!r} is being moved; finish the move (`blocks platform move`) first"
             )

@@ -27,7 +27,8 @@ merchants = sa.Table(
 
 #: Where each merchant lives when it was moved (``blocks platform move``), overriding ``database:`` of
 #: ``platform.yaml``, and the move under way if any: ``moving_to`` set while the merchant's rows are copied
-#: (``database`` still the source); ``moved_from`` set once switched, until the source storage is dropped.
+#: (``database`` still the source; ``status_before`` is the status to give back once the move has paused
+#: it); ``moved_from`` set once switched, until the source storage is dropped.
 #: A table of its own (not columns of ``merchants``) so a platform assembled before moves existed needs no
 #: ALTER: it is created when first needed.
 placements = sa.Table(
@@ -89,9 +90,10 @@ def locations(engine: sa.Engine) -> dict[str, Placed]:
 
 
 def begin_move(
-    engine: sa.Engine, merchant_id: str, source: str, target: str, at: datetime
+    engine: sa.Engine, merchant_id: str, source: str, target: str, at: datetime, *, pause: bool = True
 ) -> tuple[MerchantStatus, Placed | None]:
-    """Mark the merchant ``moving`` towards ``target`` (one transaction), unless a move is already recorded.
+    """Record the move towards ``target`` (one transaction), unless a move is already recorded; with
+    ``pause`` the merchant is also marked ``moving`` (an online move pauses it later, see :func:`pause_move`).
 
     Returns the merchant's status and its placement row as they were: the caller decides from them whether
     this is a new move or a move to finish."""
@@ -118,18 +120,70 @@ def begin_move(
             return MerchantStatus(status), placed
         if source == target:
             return MerchantStatus(status), placed
-        values = {"database": source, "moving_to": target, "moved_from": None, "status_before": status,
-                  "updated_at": at}  # fmt: skip
+        values = {"database": source, "moving_to": target, "moved_from": None,
+                  "status_before": status if pause else None, "updated_at": at}  # fmt: skip
         if row is None:
             connection.execute(placements.insert().values(merchant_id=merchant_id, **values))
         else:
             connection.execute(placements.update().where(placements.c.merchant_id == merchant_id).values(**values))
+        if pause:
+            connection.execute(
+                merchants.update()
+                .where(merchants.c.merchant_id == merchant_id)
+                .values(status=MerchantStatus.MOVING.value, updated_at=at)
+            )
+    return MerchantStatus(status), placed
+
+
+def pause_move(engine: sa.Engine, merchant_id: str, target: str, at: datetime) -> MerchantStatus:
+    """Mark a merchant whose move to ``target`` is recorded ``moving`` (served as paused), remembering the
+    status it has now (an operator may have paused or resumed it while its rows were copied); returns that
+    status. Already ``moving``: the status remembered then."""
+    with _on(engine).begin() as connection:
+        status = connection.execute(
+            sa.select(merchants.c.status).where(merchants.c.merchant_id == merchant_id).with_for_update()
+        ).scalar()
+        row = connection.execute(
+            sa.select(placements).where(placements.c.merchant_id == merchant_id).with_for_update()
+        ).first()
+        if status is None or row is None or row.moving_to != target:
+            raise LookupError(merchant_id)
+        if status == MerchantStatus.MOVING.value:
+            return MerchantStatus(row.status_before or MerchantStatus.ACTIVE.value)
+        connection.execute(
+            placements.update()
+            .where(placements.c.merchant_id == merchant_id)
+            .values(status_before=status, updated_at=at)
+        )
         connection.execute(
             merchants.update()
             .where(merchants.c.merchant_id == merchant_id)
             .values(status=MerchantStatus.MOVING.value, updated_at=at)
         )
-    return MerchantStatus(status), placed
+    return MerchantStatus(status)
+
+
+def abandon_move(engine: sa.Engine, merchant_id: str, target: str, at: datetime) -> bool:
+    """Forget a move to ``target`` that was not switched: the merchant stays where it lives, with the status
+    it had before the move paused it. False (and nothing changed) when no such move is recorded (switched
+    already, say): the switch is the commit point and is never undone here."""
+    with _on(engine).begin() as connection:
+        row = connection.execute(
+            sa.select(placements).where(placements.c.merchant_id == merchant_id).with_for_update()
+        ).first()
+        if row is None or row.moving_to != target:
+            return False
+        connection.execute(
+            placements.update()
+            .where(placements.c.merchant_id == merchant_id)
+            .values(moving_to=None, status_before=None, updated_at=at)
+        )
+        connection.execute(
+            merchants.update()
+            .where(merchants.c.merchant_id == merchant_id, merchants.c.status == MerchantStatus.MOVING.value)
+            .values(status=row.status_before or MerchantStatus.ACTIVE.value, updated_at=at)
+        )
+    return True
 
 
 def switch(engine: sa.Engine, merchant_id: str, source: str, target: str, status: MerchantStatus, at: datetime) -> None:
