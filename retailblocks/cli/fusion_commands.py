@@ -456,7 +456,7 @@ def consent(
 def privacy(
     manifest: Path, action: str, member_id: str, source: str | None, output: Path | None, as_json: bool
 ) -> None:
-    """Data-subject requests: ``export`` everything held about MEMBER as one JSON document, or ``erase``
+    """Data-subject requests: `export` everything held about MEMBER as one JSON document, or `erase`
     MEMBER (every identifier pseudonymised in every table and stored event; ledgers stay balanced)."""
     if action == "erase" and not source:
         raise click.UsageError("blocks privacy erase needs --source: who asked for the erasure, and how")
