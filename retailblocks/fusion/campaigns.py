@@ -515,6 +515,7 @@ def uplift_from_sums(treated: aggregates.ArmSums, held: aggregates.ArmSums, curr
     mean_h, var_h = _mean_variance_of_sums(n_h, held.revenue, held.revenue_squares)
     revenue_interval = None
     if n_t >= 2 and n_h >= 2:
+        # Welch: the arms' variances differ (a coupon changes who buys and how much).
         error = math.sqrt(var_t / n_t + var_h / n_h)
         revenue_interval = Interval(mean_t - mean_h - Z_95 * error, mean_t - mean_h + Z_95 * error)
     return Uplift(
@@ -564,47 +565,19 @@ def uplift(
             bought.add(str(order.member_id))
             revenue[str(order.member_id)] += net_amount(order)
     arms = {arm: [m for m, (drawn_arm, _at) in drawn.items() if drawn_arm == arm] for arm in (TREATED, HOLDOUT)}
-    treated, held = arms[TREATED], arms[HOLDOUT]
-    buyers_t, buyers_h = sum(m in bought for m in treated), sum(m in bought for m in held)
-    p_t, p_h = _share(buyers_t, len(treated)), _share(buyers_h, len(held))
-    conversion_interval = None
-    if len(treated) >= 2 and len(held) >= 2:
-        error = math.sqrt(p_t * (1 - p_t) / len(treated) + p_h * (1 - p_h) / len(held))
-        conversion_interval = Interval(p_t - p_h - Z_95 * error, p_t - p_h + Z_95 * error)
-    mean_t, var_t = _mean_variance([revenue[m] for m in treated])
-    mean_h, var_h = _mean_variance([revenue[m] for m in held])
-    revenue_interval = None
-    if len(treated) >= 2 and len(held) >= 2:
-        # Welch: the arms' variances differ (a coupon changes who buys and how much).
-        error = math.sqrt(var_t / len(treated) + var_h / len(held))
-        revenue_interval = Interval(mean_t - mean_h - Z_95 * error, mean_t - mean_h + Z_95 * error)
-    return Uplift(
-        treated=len(treated),
-        holdout=len(held),
-        treated_buyers=buyers_t,
-        holdout_buyers=buyers_h,
-        treated_revenue=Money(sum(revenue[m] for m in treated), currency),
-        holdout_revenue=Money(sum(revenue[m] for m in held), currency),
-        conversion_treated=p_t,
-        conversion_holdout=p_h,
-        conversion_uplift=p_t - p_h,
-        conversion_interval=conversion_interval,
-        revenue_per_member_treated=mean_t,
-        revenue_per_member_holdout=mean_h,
-        revenue_per_member_uplift=mean_t - mean_h,
-        revenue_interval=revenue_interval,
-    )
+
+    def sums(members: Sequence[str]) -> aggregates.ArmSums:
+        revenues = [revenue[m] for m in members]
+        return aggregates.ArmSums(
+            members=len(members),
+            buyers=sum(m in bought for m in members),
+            revenue=sum(revenues),
+            revenue_squares=sum(r * r for r in revenues),
+        )
+
+    # The same arithmetic as the kept sums, so a report reads the same before and after a rebuild.
+    return uplift_from_sums(sums(arms[TREATED]), sums(arms[HOLDOUT]), currency)
 
 
 def _share(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
-
-
-def _mean_variance(values: Sequence[int]) -> tuple[float, float]:
-    """The mean and the sample variance (0 for fewer than two values)."""
-    if not values:
-        return 0.0, 0.0
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, sum((value - mean) ** 2 for value in values) / (len(values) - 1)
