@@ -46,7 +46,7 @@ from retailblocks.context import Event, FlowContext
 from retailblocks.errors import UnknownMember, UnknownOrder
 from retailblocks.flows.orders import load_order, order_from_rows
 from retailblocks.fusion.consent import withdrawn
-from retailblocks.fusion.profile import NOT_SALES, MemberResolver, net_amount
+from retailblocks.fusion.profile import NEVER_PLACED, NOT_SALES, MemberResolver, net_amount
 from retailblocks.fusion.segments import (
     Check,
     LineFact,
@@ -530,8 +530,12 @@ def raw_facts(stack: Runtime, ctx: FlowContext) -> dict[str, list[OrderFact]]:
         # One earn per order (the loyalty block keys it by the order); the last one stands, as it does
         # when the listener receives them.
         earned[order_id] = Earned.from_payload(payload)
+    # An order never placed (a checkout under way, or one that failed) is no one's history: the listener
+    # hears of none (no order.placed), so a recomputation leaves them out as well.
     rows = ctx.db.execute(
-        sa.select(orders).where(orders.c.member_id.is_not(None)).order_by(orders.c.created_at, orders.c.id)
+        sa.select(orders)
+        .where(orders.c.member_id.is_not(None), orders.c.status.not_in([status.value for status in NEVER_PLACED]))
+        .order_by(orders.c.created_at, orders.c.id)
     ).mappings()
     by_order = {row["id"]: row for row in rows}
     lines: dict[str, list[Any]] = {order_id: [] for order_id in by_order}

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 #: Orders that never became a sale (or were undone entirely) say nothing about a member's buying.
 NOT_SALES = frozenset({OrderStatus.PENDING, OrderStatus.FAILED, OrderStatus.CANCELLED})
+#: Orders no listener has heard of as placed: they name no member in profiles, facts or aggregates.
+NEVER_PLACED = frozenset({OrderStatus.PENDING, OrderStatus.FAILED})
 
 
 @attrs.frozen
@@ -92,7 +94,8 @@ def build_profiles(
     by_member: dict[str, list[Order]] = {}
     aliases: dict[str, set[str]] = {}
     for order in orders:
-        if order.member_id is None:
+        # An order never placed (under way, or failed: a declined card) makes no one a buyer.
+        if order.member_id is None or order.status in NEVER_PLACED:
             continue
         member_id = resolver.canonical(order.member_id)
         aliases.setdefault(member_id, set()).add(order.member_id)

@@ -5,6 +5,7 @@ replayed event changes nothing; a rebuild check finds a tampered row and a rebui
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Iterator
 from datetime import timedelta
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from retailblocks.errors import PromotionRejected
+from retailblocks.errors import PaymentDeclined, PromotionRejected
 from retailblocks.events.dispatcher import read_events
 from retailblocks.fusion import aggregates
 from retailblocks.fusion.campaigns import _raw_report, campaign_report
@@ -38,7 +39,7 @@ from retailblocks.model import Identity
 from retailblocks.stack import Stack
 from tests.fusion.conftest import BRAND
 from tests.fusion.test_segment_language import deliver
-from tests.helpers import cart, make_stack
+from tests.helpers import CARD_DECLINED, card, cart, make_stack
 
 MANIFEST = (
     BRAND.replace(
@@ -102,6 +103,13 @@ def shop(stack: Stack, seed: int, days: int = 8, shoppers: int = 10) -> None:
                 stack.refund(order.id, {i: line.quantity for i, line in enumerate(order.lines)}, key=f"all-{order.id}")
             elif roll < 0.3 and channel == "web":
                 stack.cancel(order.id)
+        if day == 1:
+            # A newcomer enrolled at checkout whose card is declined: their order failed, never placed, so no
+            # aggregate counts it (the listener hears of no sale), and a recomputation must not either.
+            with contextlib.suppress(PaymentDeclined):
+                stack.checkout(
+                    cart(("MUG", 1), identities=(phone(900),), pay=(card(CARD_DECLINED),)), key=f"declined-{seed}"
+                )
         if day == days // 2:
             # The same shopper: members 1 and 2 merge at the till.
             stack.checkout(cart(("TEA", 1), channel="store-a", identities=(phone(1), phone(2))), key="merge")
