@@ -167,7 +167,7 @@ class OrderFlows:
                 FlowKind.REFUND: self._aftercare.refund_steps,
             }[flow]()
             if flow is FlowKind.CHECKOUT:
-                runner = SagaRunner(self.stack, flow, steps, self.faults, settled=CHECKOUT_SETTLED)
+                runner = SagaRunner(self.stack, flow, steps, self.faults, settled=CHECKOUT_SETTLED, grouped=True)
             else:
                 runner = SagaRunner(self.stack, flow, steps, self.faults, forward_only=True)
             self._runners[flow] = runner

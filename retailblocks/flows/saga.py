@@ -1,5 +1,6 @@
 """A small saga engine: steps declared with their compensation, progress persisted in the same
-transaction as each step's writes.
+transaction as each step's writes (a flow may let steps that only write share the transaction of the step
+before them: see ``SagaRunner.groups``).
 
 A step either only writes to the database (its writes and its progress record commit together, so it
 happened or it did not), or first calls the outside world and then records what came back. Outside calls
@@ -221,6 +222,7 @@ class SagaRunner:
         *,
         forward_only: bool = False,
         settled: Sequence[str] = (),
+        grouped: bool = False,
     ):
         self.stack = stack
         self.flow = flow
@@ -231,25 +233,62 @@ class SagaRunner:
         #: State keys that no step changes once set (the cart's price, plan and reservation at checkout):
         #: encoded once per run, though every step writes the whole state.
         self.settled = tuple(settled)
+        #: Whether steps that only write share the transaction of the step before them (see ``groups``).
+        #: Only for flows whose every step that calls the outside world says so (``Step.outside``).
+        self.grouped = grouped
 
     def context(self, uow: UnitOfWork, run: SagaRun[Any]) -> FlowContext:
         """The context of one step of ``run``: outside calls derive their keys from the saga's own id."""
         return self.stack.new_context(uow, run.channel, flow=self.flow, flow_id=run.order_id, key=run.id)
 
+    def groups(self, start: int) -> list[list[Step]]:
+        """The steps from ``start`` in the transactions they run in.
+
+        Ungrouped, every step is a transaction of its own. Grouped, a step that only writes to the database
+        joins the transaction of the step before it, and a new one begins at every step that calls the
+        outside world: its call is made before its transaction takes any lock, and the steps after it record
+        with it. A crash anywhere in a group rolls the whole group back, so it is as if none of its steps
+        ran; the outside call at its head carries its key, so running the group again repeats no effect.
+        """
+        steps = self.steps[start:]
+        if not self.grouped:
+            return [[step] for step in steps]
+        groups: list[list[Step]] = []
+        for step in steps:
+            if groups and not step.outside:
+                groups[-1].append(step)
+            else:
+                groups.append([step])
+        return groups
+
     def run_step(self, run: SagaRun[Any], step: Step) -> None:
-        self.faults.check(self.flow, step.name, "before")
+        self.run_steps(run, [step])
+
+    def run_steps(self, run: SagaRun[Any], steps: Sequence[Step]) -> None:
+        """Run ``steps`` in one transaction with their progress; on any failure none of them is done."""
+        done_before = len(run.done)
+        self.faults.check(self.flow, steps[0].name, "before")
         uow = UnitOfWork(self.stack.engine)
         ctx = self.context(uow, run)
         run.effects = 0
         try:
-            step.action(run, ctx)
-            self.faults.check(self.flow, step.name, "after")
-            run.done.append(step.name)
-            self._progress(ctx, run, step.name, StepMark.DONE, status=SagaStatus.COMPLETED if step.completes else None)
+            for index, step in enumerate(steps):
+                if index:
+                    self.faults.check(self.flow, step.name, "before")
+                step.action(run, ctx)
+                self.faults.check(self.flow, step.name, "after")
+                run.done.append(step.name)
+            last = steps[-1]
+            self._progress(
+                ctx,
+                run,
+                [step.name for step in steps],
+                StepMark.DONE,
+                status=SagaStatus.COMPLETED if last.completes else None,
+            )
         except BaseException:
             uow.rollback()
-            if step.name in run.done:
-                run.done.remove(step.name)
+            del run.done[done_before:]
             raise
         uow.commit()
 
@@ -263,9 +302,12 @@ class SagaRunner:
         """
         # The run's units of work share one connection, in turn; it waits for the next run in between.
         with keeping_connection(self.stack.engine, self.stack.idle_connection):
-            for step in self.steps[start:]:
+            for group in self.groups(start):
+                # The step whose effect a failure leaves unknown: the group's head, when it calls out (the
+                # steps after it in the group only write, and rolled back with it).
+                step = group[0]
                 try:
-                    self.run_step(run, step)
+                    self.run_steps(run, group)
                 except FlowTakenOver:
                     raise
                 except Exception as error:
@@ -388,21 +430,29 @@ class SagaRunner:
         self,
         ctx: FlowContext,
         run: SagaRun[Any],
-        step: str,
+        steps: str | Sequence[str],
         action: StepMark,
         detail: str | None = None,
         *,
         status: SagaStatus | None = None,
     ) -> None:
+        """Log ``steps`` (one step's name, or the names of a group run in one transaction) and write the
+        saga's state once, fenced by the epoch this process owns."""
         now = self.stack.clock.now()
         connection = ctx.db
         # Plain strings for the driver, whatever enum the step's name is.
-        step = str(step)
-        _LOG_STEP.execute(connection, saga_id=run.id, step=step, action=str(action), detail=detail, at=now)
+        names = [str(steps)] if isinstance(steps, str) else [str(step) for step in steps]
+        logged = [
+            {"saga_id": run.id, "step": name, "action": str(action), "detail": detail, "at": now} for name in names
+        ]
+        if len(logged) == 1:
+            _LOG_STEP.execute(connection, logged[0])
+        else:
+            _LOG_STEP.execute_many(connection, logged)
         values = {
             "saga_id": run.id,
             "epoch": run.epoch,
-            "step": step,
+            "step": names[-1],
             "state": state_text(run, self.settled),
             "updated_at": now,
             "lease_until": self.stack.lease_clock.now() + self.stack.lease,

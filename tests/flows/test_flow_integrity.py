@@ -191,7 +191,8 @@ def test_a_stalled_owner_cannot_redo_what_recovery_took_over(tmp_path: Path, dat
     with stack.context() as ctx:
         for sku in stack.catalog:
             stack.hooks.call(inventory.inventory_adjust, ctx, sku, "dc", 10, "received", f"r-{sku}")
-    reached, release = stack.flows.faults.hold("checkout", "earn", when)
+    # Frozen between transactions ("before" the group deliver, earn and complete run in), or inside one.
+    reached, release = stack.flows.faults.hold("checkout", "deliver" if when == "before" else "earn", when)
     outcome: dict[str, Any] = {}
 
     def shopper() -> None:
