@@ -167,7 +167,15 @@ class OrderFlows:
                 FlowKind.REFUND: self._aftercare.refund_steps,
             }[flow]()
             if flow is FlowKind.CHECKOUT:
-                runner = SagaRunner(self.stack, flow, steps, self.faults, settled=CHECKOUT_SETTLED, grouped=True)
+                runner = SagaRunner(
+                    self.stack,
+                    flow,
+                    steps,
+                    self.faults,
+                    settled=CHECKOUT_SETTLED,
+                    grouped=True,
+                    before_progress=self._checkout.write_order,
+                )
             else:
                 runner = SagaRunner(self.stack, flow, steps, self.faults, forward_only=True)
             self._runners[flow] = runner

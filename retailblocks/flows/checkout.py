@@ -300,7 +300,7 @@ class CheckoutSteps:
             run.state = attrs.evolve(run.state, authorizations={**run.state.authorizations, index: authorization})
         made = data_of(run.state.authorizations, run.transient.data)
         details_now = self._details(run, ctx, authorizations=made)
-        set_order(ctx.db, run.order_id, details=details_now, updated_at=ctx.clock.now())
+        self._set_order(run, ctx, details=details_now)
 
     def _resolve_unknown(self, run: Run, ctx: FlowContext, method: str, key: str) -> PaymentAuthorization:
         try:
@@ -342,7 +342,7 @@ class CheckoutSteps:
             # A saga resumed by recovery: the member as membership knows them now.
             member = self.hooks.maybe(membership.membership_member, ctx, order.member_id)
         place_adjustments(self.hooks, ctx, order, member)
-        set_order(ctx.db, run.order_id, status=OrderStatus.PLACED, updated_at=ctx.clock.now())
+        self._set_order(run, ctx, status=OrderStatus.PLACED)
         ctx.record(
             "order.placed",
             {
@@ -385,7 +385,7 @@ class CheckoutSteps:
             )
         captures = run.state.captures
         details = self._details(run, ctx, captures=data_of(captures, run.transient.data))
-        set_order(ctx.db, run.order_id, status=OrderStatus.PAID, details=details, updated_at=ctx.clock.now())
+        self._set_order(run, ctx, status=OrderStatus.PAID, details=details)
         ctx.record(
             "order.paid",
             {"captured": sum(captures.values()), "currency": self.stack.currency},
@@ -431,7 +431,7 @@ class CheckoutSteps:
         if parcels:
             self.hooks.call(inventory.inventory_fulfil, ctx, run.order_id, parcels)
         details = self._details(run, ctx, shipments=shipments, backordered=backordered)
-        set_order(ctx.db, run.order_id, details=details, updated_at=ctx.clock.now())
+        self._set_order(run, ctx, details=details)
         if backordered:
             ctx.record("order.backordered", {"lines": backordered}, member_id=run.state.member_id)
 
@@ -462,13 +462,12 @@ class CheckoutSteps:
     # -- complete ---------------------------------------------------------------------------------
 
     def complete(self, run: Run, ctx: FlowContext) -> None:
-        now = ctx.clock.now()
         reservation = run.state.reservation
         # What deliver wrote to the order's details, derived again from the saga's state instead of read.
         waiting = reservation is not None and any(line.backordered for line in reservation.lines)
         # An order with back-ordered units stays "paid" until they are received and sent.
         status = OrderStatus.PAID if waiting else OrderStatus.FULFILLED
-        set_order(ctx.db, run.order_id, status=status, updated_at=now)
+        self._set_order(run, ctx, status=status)
         # The saga is marked completed by this step's progress record (Step.completes).
         ctx.record("order.completed", {"total": run.state.total}, member_id=run.state.member_id)
         # The order as the caller gets it: as earn saw it with its final status, or built like earn builds it
@@ -477,6 +476,26 @@ class CheckoutSteps:
         run.transient.result = attrs.evolve(paid, status=status) if paid is not None else self._order(run, ctx, status)
 
     # -- the order as the steps know it -----------------------------------------------------------
+
+    def _set_order(
+        self, run: Run, ctx: FlowContext, *, status: OrderStatus | None = None, details: Any | None = None
+    ) -> None:
+        """Change the order's status or details when the step's transaction records its progress: steps that
+        share a transaction (authorize and place; deliver and complete) write the order's row once."""
+        pending = run.transient.order_write
+        if status is not None:
+            pending["status"] = status
+        if details is not None:
+            pending["details"] = details
+        pending["updated_at"] = ctx.clock.now()
+
+    def write_order(self, run: Run, ctx: FlowContext) -> None:
+        """What the steps of this transaction changed of the order, in one statement (the runner's
+        ``before_progress``; also before the order is read back in the transaction)."""
+        pending = run.transient.order_write
+        if pending:
+            set_order(ctx.db, run.order_id, **pending)
+            pending.clear()
 
     def _details(self, run: Run, ctx: FlowContext | None, **changes: Any) -> dict[str, Any] | str:
         """The order's details with ``changes``, as the next write stores them.
@@ -489,6 +508,7 @@ class CheckoutSteps:
         known = run.transient.order
         if known is None:
             assert ctx is not None
+            self.write_order(run, ctx)
             return {**order_details(ctx.db, run.order_id), **changes}
         memo = run.transient.data
         details: dict[str, Any] = {**known[0]["details"], "authorizations": data_of(run.state.authorizations, memo)}
@@ -510,7 +530,10 @@ class CheckoutSteps:
         """
         base = run.transient.base_order  # what reserve inserted, as an order
         if base is None:
-            return load_order(ctx.db, run.order_id) if ctx is not None else self.flows.order(run.order_id)
+            if ctx is None:
+                return self.flows.order(run.order_id)
+            self.write_order(run, ctx)
+            return load_order(ctx.db, run.order_id)
         return attrs.evolve(
             base,
             status=status,

@@ -256,10 +256,10 @@ class Prepared:
             raise _wrapped(connection, form.sql, parameters, error) from error
         return cursor, form.sql, parameters
 
-    def execute_many(self, connection: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run the statement once per row, in one driver call."""
+    def execute_many(self, connection: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Run the statement once per row, in one driver call; returns the rows changed in all."""
         if not rows:
-            return
+            return 0
         form = self._form(connection.dialect)
         if form.parameters is _unexpanded:
             raise ValueError("execute_many cannot take expanding (IN) parameters")
@@ -270,6 +270,7 @@ class Prepared:
             cursor.executemany(form.sql, parameters)
         except connection.dialect.loaded_dbapi.Error as error:
             raise _wrapped(connection, form.sql, parameters, error) from error
+        return int(cursor.rowcount)
 
 
 def _unexpanded(values: Mapping[str, Any]) -> _Parameters:

@@ -48,9 +48,13 @@ class Ledger:
         key = f"fulfil:{order_id}:{ctx.flow_id}:{request_hash(request)[:24]}"
         if not claim(connection, key, "fulfil", request, now).fresh:
             return
+        # One statement locks the order's rows and one driver call makes each kind of change, whatever the
+        # number of lines: a shipment is on every checkout's path.
+        held_by_pair = stock.lock_allocations(connection, order_id)
         shipped_backordered: dict[str, int] = defaultdict(int)
+        changes: dict[Pair, dict[str, int]] = {}
         for (sku, location), quantity in units.items():
-            held = stock.lock_allocation(connection, order_id, sku, location)
+            held = held_by_pair.get((sku, location))
             allocated = held.allocated if held is not None else 0
             if allocated < quantity:
                 raise InvalidValue(
@@ -61,28 +65,30 @@ class Ledger:
             # Units from stock ship first; back-ordered ones as the stock received for them allows.
             backordered = max(0, quantity - (held.allocated - held.backordered))
             shipped_backordered[sku] += backordered
-            stock.change_allocation(
-                connection,
-                order_id,
-                sku,
-                location,
-                allocated=-quantity,
-                backordered=-backordered,
-                fulfilled=quantity,
-            )
-        for (sku, location), quantity in units.items():
-            stock.ship(connection, sku, location, quantity)
-            stock.record_movement(
-                connection,
-                sku=sku,
-                location=location,
-                delta=-quantity,
-                kind="ship",
-                reason="shipped",
-                key=f"{key}:{sku}:{location}",
-                at=now,
-                order_id=order_id,
-            )
+            changes[(sku, location)] = {"allocated": -quantity, "backordered": -backordered, "fulfilled": quantity}
+        stock.change_allocations(connection, order_id, changes)
+        if any(shipped_backordered.values()):
+            # Back-ordered units leave only once received: each line is checked, and a shortfall named.
+            for (sku, location), quantity in units.items():
+                stock.ship(connection, sku, location, quantity)
+        else:
+            stock.ship_many(connection, units)
+        stock.record_movements(
+            connection,
+            [
+                {
+                    "sku": sku,
+                    "location": location,
+                    "delta": -quantity,
+                    "kind": "ship",
+                    "reason": "shipped",
+                    "order_id": order_id,
+                    "key": f"{key}:{sku}:{location}",
+                    "at": now,
+                }
+                for (sku, location), quantity in units.items()
+            ],
+        )
         stock.settle_backorders(connection, shipped_backordered)
         settle(connection, key, sum(units.values()))
         ctx.record(

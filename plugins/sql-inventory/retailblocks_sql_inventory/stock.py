@@ -138,6 +138,20 @@ _THIS_ALLOCATION = sa.and_(
     allocations.c.sku == sa.bindparam("sku"),
     allocations.c.location == sa.bindparam("location"),
 )
+# Every allocation row of one order, locked in one statement in a fixed order (a shipment moves several).
+_LOCK_ORDER_ALLOCATIONS = PreparedQuery(
+    sa.select(
+        allocations.c.sku,
+        allocations.c.location,
+        allocations.c.allocated,
+        allocations.c.backordered,
+        allocations.c.fulfilled,
+        allocations.c.returned,
+    )
+    .where(allocations.c.order_id == sa.bindparam("order_id"))
+    .order_by(allocations.c.sku, allocations.c.location)
+    .with_for_update()
+)
 _LOCK_ALLOCATION = PreparedQuery(
     sa.select(allocations.c.allocated, allocations.c.backordered, allocations.c.fulfilled, allocations.c.returned)
     .where(_THIS_ALLOCATION)
@@ -363,6 +377,41 @@ class Held:
 def lock_allocation(connection: sa.Connection, order_id: str, sku: str, location: str) -> Held | None:
     row = _LOCK_ALLOCATION.first(connection, order_id=order_id, sku=sku, location=location)
     return None if row is None else Held(*(int(value) for value in row))
+
+
+def lock_allocations(connection: sa.Connection, order_id: str) -> dict[Pair, Held]:
+    """Every allocation row of ``order_id``, locked, by (SKU, location)."""
+    return {
+        (row[0], row[1]): Held(*(int(value) for value in row[2:]))
+        for row in _LOCK_ORDER_ALLOCATIONS.all(connection, order_id=order_id)
+    }
+
+
+def change_allocations(connection: sa.Connection, order_id: str, changes: Mapping[Pair, Mapping[str, int]]) -> None:
+    """:func:`change_allocation` for several rows the caller has locked, in one driver call."""
+    rows = [
+        {"order_id": order_id, "sku": sku, "location": location, **{n: deltas.get(n, 0) for n in ALLOCATION_COLUMNS}}
+        for (sku, location), deltas in changes.items()
+        if any(deltas.values())
+    ]
+    _CHANGE_ALLOCATION.execute_many(connection, rows)
+
+
+def ship_many(connection: sa.Connection, units: Mapping[Pair, int]) -> None:
+    """:func:`ship` for units none of which is back-ordered, in one driver call.
+
+    Units that were allocated from stock are on hand (no adjustment may take on hand below what is
+    reserved and allocated), so every row matches; if one does not, nothing of the shipment stands.
+    """
+    rows = [{"sku": sku, "location": location, "units": quantity} for (sku, location), quantity in units.items()]
+    if _SHIP.execute_many(connection, rows) != len(rows):
+        listed = ", ".join(f"{quantity} of {sku!r} at {location!r}" for (sku, location), quantity in units.items())
+        raise InvalidValue(f"cannot ship {listed}: on hand or allocated no longer covers every line")
+
+
+def record_movements(connection: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """:func:`record_movement` for several rows (the same keys), in one driver call."""
+    _RECORD_MOVEMENT.execute_many(connection, rows)
 
 
 def allocation_values(order_id: str, sku: str, location: str, *, allocated: int, backordered: int) -> dict[str, Any]:
