@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
@@ -193,7 +193,7 @@ def _new_app(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | 
     openapi.install(app)
     app.add_middleware(_BodyLimit)
     app.add_middleware(_Cors)
-    app.middleware("http")(_request_log)
+    app.add_middleware(_RequestLog)
     return app
 
 
@@ -247,28 +247,59 @@ def _install_error_handlers(app: FastAPI) -> None:
         return problem(500, "internal", "Internal error", "the server failed; it is safe to retry with the same key")
 
 
-async def _request_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """One JSON line per request, with an id echoed to the caller; never headers, bodies or queries."""
-    request_id = request.headers.get(REQUEST_ID, "")
-    if not (0 < len(request_id) <= 64 and request_id.isascii() and request_id.isprintable()):
-        request_id = uuid.uuid4().hex
-    started = time.perf_counter()
-    response = await call_next(request)
-    elapsed = time.perf_counter() - started
-    response.headers[REQUEST_ID] = request_id
-    observe(request.scope, request.method, response.status_code, elapsed)
-    access_log.info(
-        json.dumps(
-            {
-                "request_id": request_id,
-                "method": request.method,
-                "route": route_template(request.scope),
-                "status": response.status_code,
-                "ms": round(elapsed * 1000, 2),
-            }
-        )
-    )
-    return response
+class _RequestLog:
+    """One JSON line per request, with an id echoed to the caller; never headers, bodies or queries.
+
+    A plain ASGI middleware: it wraps ``send`` to stamp the id and learn the status, so the response
+    streams through untouched (no task group or memory stream per request, as a ``call_next`` one has).
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = ""
+        for name, value in scope.get("headers") or ():
+            if name == _REQUEST_ID_HEADER:
+                request_id = value.decode("latin-1")
+                break
+        if not (0 < len(request_id) <= 64 and request_id.isascii() and request_id.isprintable()):
+            request_id = uuid.uuid4().hex
+        stamp = (_REQUEST_ID_HEADER, request_id.encode("latin-1"))
+        status = 500
+        started = time.perf_counter()
+
+        async def stamped(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = [(name, value) for name, value in message.get("headers", ()) if name != stamp[0]]
+                message = {**message, "headers": [*headers, stamp]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, stamped)
+        finally:
+            elapsed = time.perf_counter() - started
+            method = scope["method"]
+            observe(scope, method, status, elapsed)
+            access_log.info(
+                json.dumps(
+                    {
+                        "request_id": request_id,
+                        "method": method,
+                        "route": route_template(scope),
+                        "status": status,
+                        "ms": round(elapsed * 1000, 2),
+                    }
+                )
+            )
+
+
+_REQUEST_ID_HEADER = REQUEST_ID.lower().encode("latin-1")
 
 
 class _BodyLimit:
@@ -284,9 +315,12 @@ class _BodyLimit:
         api = api_in_scope(scope)
         limit = api.stack.manifest.api.max_body_bytes if api is not None else DEFAULT_MAX_BODY_BYTES
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        too_large = problem(413, "too-large", "Request too large", f"the body may be at most {limit} bytes")
+
+        def too_large() -> Response:
+            return problem(413, "too-large", "Request too large", f"the body may be at most {limit} bytes")
+
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await too_large(scope, receive, send)
+            await too_large()(scope, receive, send)
             return
         seen = 0
 
@@ -302,7 +336,7 @@ class _BodyLimit:
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await too_large(scope, receive, send)
+            await too_large()(scope, receive, send)
 
 
 class _Cors:
