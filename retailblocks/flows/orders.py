@@ -11,6 +11,7 @@ from retailblocks.clock import as_utc
 from retailblocks.errors import UnknownOrder
 from retailblocks.model import (
     Fulfilment,
+    FulfilmentGroup,
     Money,
     Order,
     OrderLine,
@@ -95,6 +96,7 @@ def order_from_rows(row: Any, lines: Sequence[Any]) -> Order:
         adjustments=tuple(from_data(a, PriceAdjustment) for a in details.get("adjustments", [])),
         payments=tuple(from_data(p, PaymentAuthorization) for p in details.get("authorizations", {}).values()),
         shipments=tuple(from_data(s, Shipment) for s in details.get("shipments", [])),
+        groups=tuple(from_data(g, FulfilmentGroup) for g in details.get("groups") or ()),
         refunded=money(row["refunded"]),
         attribution=row["attribution"],
         failure=row["failure"],
