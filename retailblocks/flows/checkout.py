@@ -204,7 +204,8 @@ class CheckoutSteps:
                 "shipments": [],
             }
         else:
-            reservation = self._reserve_stock(ctx, cart.fulfilment, _demands(cart, range(len(cart.lines))))
+            demands = [StockDemand(sku, quantity) for sku, quantity in sorted(cart.demand().items())]
+            reservation = self._reserve_stock(ctx, cart.fulfilment, demands)
             run.state = state = attrs.evolve(
                 run.state,
                 member_id=member.id if member else None,
@@ -608,10 +609,8 @@ class CheckoutSteps:
         )
 
 
-def _demands(cart: Cart, indexes: Sequence[int] | range) -> list[StockDemand]:
+def _demands(cart: Cart, indexes: Sequence[int]) -> list[StockDemand]:
     """What the lines at ``indexes`` need, summed per SKU (two lines of one SKU are one demand)."""
-    if len(indexes) == len(cart.lines):
-        return [StockDemand(sku, quantity) for sku, quantity in sorted(cart.demand().items())]
     wanted: dict[str, int] = defaultdict(int)
     for index in indexes:
         wanted[cart.lines[index].sku] += cart.lines[index].quantity
