@@ -108,6 +108,20 @@ def show_order(
             else adjustment.funder
         )
         console.print(f"  − {adjustment.amount} {escape(adjustment.reason)} (funded by {escape(funded)})")
+    if order.groups:
+        print_table(
+            "Leaves in groups",
+            ["lines", "fulfilment", "at / option", "shipping"],
+            [
+                [
+                    ", ".join(str(index) for index in group.lines),
+                    group.fulfilment.kind.value,
+                    group.fulfilment.pickup_location or group.option_id or "",
+                    group.shipping,
+                ]
+                for group in order.groups
+            ],
+        )
     console.print(
         f"subtotal {order.subtotal}  discount {order.discount}  shipping {order.shipping}  [bold]total {order.total}[/]"
     )

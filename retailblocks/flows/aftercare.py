@@ -17,7 +17,7 @@ from retailblocks.context import FlowContext
 from retailblocks.errors import InvalidValue, NotRefundable
 from retailblocks.flows.capabilities import release_adjustments
 from retailblocks.flows.orders import load_order, order_details, set_order, update_order
-from retailblocks.flows.saga import SagaRun, Step, insert_saga
+from retailblocks.flows.saga import SagaRun, Step, insert_saga, numbered
 from retailblocks.flows.state import (
     CancelState,
     CancelStep,
@@ -132,20 +132,22 @@ class AftercareSteps:
 
     def stop_delivery(self, run: CancelRun, ctx: FlowContext) -> None:
         details = order_details(ctx.db, run.order_id)
-        for data in details.get("shipments", []):
+        for number, data in enumerate(details.get("shipments", [])):
             shipment = from_data(data, Shipment)
-            if not self.hooks.call(logistics.logistics_cancel, ctx, shipment, ctx.key_for("cancel-shipment")):
+            # One shipment per way the order leaves, each cancelled under a key of its own.
+            key = ctx.key_for(numbered("cancel-shipment", number))
+            if not self.hooks.call(logistics.logistics_cancel, ctx, shipment, key):
                 raise NotRefundable(
                     f"order {run.order_id}: shipment {shipment.id} has already left; refund its lines instead"
                 )
 
     def return_all_stock(self, run: CancelRun, ctx: FlowContext) -> None:
         checkout = checkout_state(ctx.db, run.order_id)
-        reservation = checkout.reservation if checkout is not None else None
-        if reservation is not None:
-            self.hooks.call(
-                inventory.inventory_return, ctx, run.order_id, reservation.lines, ctx.key_for("return-stock")
-            )
+        reservations = checkout.reservations() if checkout is not None else ()
+        if reservations:
+            # Every way the order left, in one return: each unit goes back to the location it came from.
+            lines = tuple(line for reservation in reservations for line in reservation.lines)
+            self.hooks.call(inventory.inventory_return, ctx, run.order_id, lines, ctx.key_for("return-stock"))
 
     def release_promotions(self, run: CancelRun, ctx: FlowContext) -> None:
         release_adjustments(self.hooks, ctx, load_order(ctx.db, run.order_id))
@@ -290,13 +292,14 @@ class AftercareSteps:
         if not run.state.restock:
             return
         checkout = checkout_state(ctx.db, run.order_id)
-        reservation = checkout.reservation if checkout is not None else None
-        if reservation is None:
+        reservations = checkout.reservations() if checkout is not None else ()
+        if not reservations:
             return
+        reserved = [line for reservation in reservations for line in reservation.lines]
         items: list[ReservedStock] = []
         for unit in run.state.units:
             wanted = unit.quantity
-            for line in reservation.lines:
+            for line in reserved:
                 if line.sku != unit.sku or wanted == 0:
                     continue
                 take = min(wanted, line.quantity)

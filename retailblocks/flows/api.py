@@ -46,7 +46,7 @@ from retailblocks.flows.saga import (
 )
 from retailblocks.flows.state import CancelState, CheckoutState, CheckoutStep, FlowKind, RefundState, load_state
 from retailblocks.hookspecs import payment
-from retailblocks.model import Cart, Fulfilment, Order, OrderStatus
+from retailblocks.model import Cart, Order, OrderStatus
 from retailblocks.model.limits import MAX_ID_LENGTH, check_key, check_quantity, check_text
 from retailblocks.storage import UnitOfWork
 from retailblocks.storage.json_text import json_encoder
@@ -194,7 +194,6 @@ class OrderFlows:
             raise InvalidValue(f"checkout expects a Cart (got {type(cart).__name__})")
         check_key(key)
         self.stack.channel(cart.channel)
-        _check_one_fulfilment(cart)
         # Refused here, before anything is recorded: a method no block answers, or details its block could
         # never authorize (no card number), are invalid input, which leaves no order behind; only a real
         # rejection (a decline, no stock) is kept, so that its key replays it.
@@ -638,28 +637,3 @@ def _one_line(error: BaseException) -> str:
 
 
 __all__ = ["OrderFlows", "RecoveryReport"]
-
-
-def _check_one_fulfilment(cart: Cart) -> None:
-    """An order is reserved, charged for shipping and shipped one way: the cart's. A line that asks to leave
-    another way is priced so in a quote (its promotions see it), but placing it would reserve and ship it
-    the cart's way while its discount assumed the other, so such a cart is refused before anything is
-    recorded; the shopper's channel places one order per way the lines leave."""
-    for number, line in enumerate(cart.lines, start=1):
-        if line.fulfilment is not None and line.fulfilment != cart.fulfilment:
-            own, carts = _way(line.fulfilment), _way(cart.fulfilment)
-            if own == carts:
-                own += " to another address"
-            raise InvalidValue(
-                f"line {number} ({line.sku}) asks to leave by {own} while the cart leaves by {carts}; an order "
-                "leaves one way: place one order per way the lines leave (a quote prices such a cart line by line)"
-            )
-
-
-def _way(fulfilment: Fulfilment) -> str:
-    described = fulfilment.kind.value
-    if fulfilment.option_id:
-        described += f" ({fulfilment.option_id})"
-    if fulfilment.pickup_location:
-        described += f" at {fulfilment.pickup_location}"
-    return described

@@ -20,18 +20,21 @@ import sqlalchemy as sa
 
 from retailblocks.context import FlowContext
 from retailblocks.errors import (
+    BusinessRejection,
     InvalidValue,
     PaymentDeclined,
     PaymentOutcomeUnknown,
 )
 from retailblocks.flows.capabilities import place_adjustments, ranked_locations, release_adjustments, stock_locations
 from retailblocks.flows.orders import load_order, order_details, order_from_rows, set_order
-from retailblocks.flows.pricing import price_cart, price_lines
-from retailblocks.flows.saga import SagaRun, Step, insert_saga
-from retailblocks.flows.state import CheckoutState, CheckoutStep, FlowKind, PaymentShare, data_of
+from retailblocks.flows.pricing import PricedCart, one_way, price_cart, price_lines
+from retailblocks.flows.saga import SagaRun, Step, insert_saga, numbered
+from retailblocks.flows.state import CheckoutState, CheckoutStep, FlowKind, GroupState, PaymentShare, data_of
 from retailblocks.hookspecs import inventory, logistics, membership, payment
 from retailblocks.model import (
     Cart,
+    Fulfilment,
+    FulfilmentGroup,
     FulfilmentKind,
     Money,
     Order,
@@ -56,9 +59,9 @@ if TYPE_CHECKING:
 RESERVATION_TTL = timedelta(minutes=15)
 
 #: What reserve writes in the order's details and no step changes afterwards.
-_DETAILS_SETTLED = ("fulfilment", "adjustments", "reservation", "quote", "identities")
+_DETAILS_SETTLED = ("fulfilment", "adjustments", "reservation", "quote", "identities", "groups")
 #: What the first step puts in the saga's state and no step changes afterwards (see SagaRunner.settled).
-CHECKOUT_SETTLED = ("request_hash", "channel", "key", "member_id", "plan", "reservation", "quote", "total")
+CHECKOUT_SETTLED = ("request_hash", "channel", "key", "member_id", "plan", "reservation", "quote", "total", "groups")
 
 # The statements of every checkout, built once. A concurrent request with the same key fails on the key's
 # INSERT with SQLAlchemy's IntegrityError, which prepared statements raise as any other statement would.
@@ -147,6 +150,7 @@ class CheckoutSteps:
     def reserve(self, run: Run, ctx: FlowContext) -> None:
         cart = run.transient.cart
         assert cart is not None, "a checkout run begins with its cart"
+        cart = one_way(cart)  # itself, unless every line names one other way to leave
         now = ctx.clock.now()
         # The key goes in first: a request with a key already used (a replay, or a concurrent request)
         # fails here, before reserving, and OrderFlows.checkout replays the first request's outcome.
@@ -166,30 +170,63 @@ class CheckoutSteps:
         lines = price_lines(cart, self.stack.catalog, self.stack.currency)
         priced = price_cart(ctx, self.hooks, cart, lines, member, self.stack.currency)
         plan = plan_payments(cart, priced.total)
-        reservation = self._reserve_stock(ctx, cart)
         run.transient.member = member
-        run.state = state = attrs.evolve(
-            run.state,
-            member_id=member.id if member else None,
-            plan=plan,
-            reservation=reservation,
-            quote=priced.quote,
-            total=priced.total.amount,
-            authorizations={},
-            captures={},
-        )
         memo = run.transient.data
-        # The settled keys first (see _DETAILS_SETTLED), in the order every later write keeps; the
-        # reservation's and quote's data are the objects the saga's state is written with.
-        details = {
-            "fulfilment": to_data(cart.fulfilment),
-            "adjustments": to_data(list(priced.adjustments)),
-            "reservation": data_of(reservation, memo),
-            "quote": None if state.quote is None else data_of(state.quote, memo),
-            "identities": [str(i) for i in cart.identities],
-            "authorizations": {},
-            "shipments": [],
-        }
+        groups: tuple[FulfilmentGroup, ...] = ()
+        if priced.groups:
+            # Lines that leave in several ways: a reservation and a quote per way (see _reserve_groups).
+            run.state = state = attrs.evolve(
+                run.state,
+                member_id=member.id if member else None,
+                plan=plan,
+                total=priced.total.amount,
+                authorizations={},
+                captures={},
+                groups=self._reserve_groups(ctx, cart, priced),
+            )
+            groups = tuple(
+                FulfilmentGroup(
+                    g.fulfilment,
+                    g.lines,
+                    Money(g.shipping, self.stack.currency),
+                    g.quote.option_id if g.quote is not None else None,
+                )
+                for g in state.groups
+            )
+            details = {
+                "fulfilment": to_data(cart.fulfilment),
+                "adjustments": to_data(list(priced.adjustments)),
+                "reservation": None,
+                "quote": None,
+                "identities": [str(i) for i in cart.identities],
+                "groups": to_data(list(groups)),
+                "authorizations": {},
+                "shipments": [],
+            }
+        else:
+            demands = [StockDemand(sku, quantity) for sku, quantity in sorted(cart.demand().items())]
+            reservation = self._reserve_stock(ctx, cart.fulfilment, demands)
+            run.state = state = attrs.evolve(
+                run.state,
+                member_id=member.id if member else None,
+                plan=plan,
+                reservation=reservation,
+                quote=priced.quote,
+                total=priced.total.amount,
+                authorizations={},
+                captures={},
+            )
+            # The settled keys first (see _DETAILS_SETTLED), in the order every later write keeps; the
+            # reservation's and quote's data are the objects the saga's state is written with.
+            details = {
+                "fulfilment": to_data(cart.fulfilment),
+                "adjustments": to_data(list(priced.adjustments)),
+                "reservation": data_of(reservation, memo),
+                "quote": None if state.quote is None else data_of(state.quote, memo),
+                "identities": [str(i) for i in cart.identities],
+                "authorizations": {},
+                "shipments": [],
+            }
         row = {
             "id": run.order_id,
             "channel": cart.channel,
@@ -233,6 +270,7 @@ class CheckoutSteps:
             order_from_rows({**row, "details": {}, "failure": None}, line_rows),
             fulfilment=cart.fulfilment,
             adjustments=tuple(priced.adjustments),
+            groups=groups,
         )
         ctx.record(
             "order.created",
@@ -247,9 +285,30 @@ class CheckoutSteps:
             member_id=state.member_id,
         )
 
-    def _reserve_stock(self, ctx: FlowContext, cart: Cart) -> Reservation:
-        demands = [StockDemand(sku, quantity) for sku, quantity in sorted(cart.demand().items())]
-        fulfilment = cart.fulfilment
+    def _reserve_groups(self, ctx: FlowContext, cart: Cart, priced: PricedCart) -> tuple[GroupState, ...]:
+        """A reservation per way the lines leave, each at that way's locations (the store a pick-up names,
+        the locations logistics ranks for a delivery's address), in this step's one transaction.
+
+        A group that cannot be reserved rejects the checkout with nothing half-applied: the groups
+        reserved before it are released (an inventory block keeping its stock in the stack's database
+        has them undone by the rollback as well; one that keeps it elsewhere needs the release)."""
+        reserved: list[GroupState] = []
+        try:
+            for number, group in enumerate(priced.groups):
+                reservation = self._reserve_stock(ctx, group.fulfilment, _demands(cart, group.lines))
+                reserved.append(
+                    GroupState(group.fulfilment, group.lines, reservation, group.quote, group.shipping.amount)
+                )
+                # A crash between two groups: the step's transaction never commits, so nothing stays held.
+                self.flows.faults.check(FlowKind.CHECKOUT, f"{CheckoutStep.RESERVE}-group-{number}", "after")
+        except BusinessRejection:
+            for made in reserved:
+                if made.reservation is not None:
+                    self.hooks.call(inventory.inventory_release, ctx, made.reservation.id)
+            raise
+        return tuple(reserved)
+
+    def _reserve_stock(self, ctx: FlowContext, fulfilment: Fulfilment, demands: list[StockDemand]) -> Reservation:
         if fulfilment.kind is FulfilmentKind.CARRY_OUT:
             location = ctx.channel.location if ctx.channel else None
             locations = [location] if location else stock_locations(self.hooks, ctx)
@@ -264,8 +323,7 @@ class CheckoutSteps:
         return self.hooks.call(inventory.inventory_reserve, ctx, demands, locations, allow_split, RESERVATION_TTL)
 
     def release(self, run: Run, ctx: FlowContext) -> None:
-        reservation = run.state.reservation
-        if reservation is not None:
+        for reservation in run.state.reservations():
             self.hooks.call(inventory.inventory_release, ctx, reservation.id)
         failure = run.state.failure or "checkout failed"
         failed = ctx.db.execute(
@@ -333,9 +391,10 @@ class CheckoutSteps:
     # -- place: the order exists from here on ---------------------------------------------------
 
     def place(self, run: Run, ctx: FlowContext) -> None:
-        reservation = run.state.reservation
-        assert reservation is not None
-        self.hooks.call(inventory.inventory_commit, ctx, reservation.id, run.order_id)
+        reservations = run.state.reservations()
+        assert reservations, "reserve settled the order's stock"
+        for reservation in reservations:
+            self.hooks.call(inventory.inventory_commit, ctx, reservation.id, run.order_id)
         order = self._order(run, ctx, OrderStatus.PENDING)
         member = run.transient.member
         if member is None and order.member_id is not None and order.adjustments:
@@ -359,10 +418,11 @@ class CheckoutSteps:
 
     def unplace(self, run: Run, ctx: FlowContext) -> None:
         release_adjustments(self.hooks, ctx, self._order(run, ctx, OrderStatus.PLACED))
-        reservation = run.state.reservation
-        if reservation is not None:
+        reservations = run.state.reservations()
+        if reservations:
             # Gives back allocated units (and units that already left, if delivery had started).
-            self.hooks.call(inventory.inventory_return, ctx, run.order_id, reservation.lines, ctx.key_for("undo-place"))
+            lines = reservations[0].lines if len(reservations) == 1 else _reserved_lines(reservations)
+            self.hooks.call(inventory.inventory_return, ctx, run.order_id, lines, ctx.key_for("undo-place"))
 
     # -- capture ----------------------------------------------------------------------------------
 
@@ -415,6 +475,9 @@ class CheckoutSteps:
     # -- deliver ----------------------------------------------------------------------------------
 
     def deliver(self, run: Run, ctx: FlowContext) -> None:
+        if run.state.groups:
+            self._deliver_groups(run, ctx)
+            return
         reservation = run.state.reservation
         assert reservation is not None
         # Back-ordered units stay allocated to the order until they are received; the rest leave now.
@@ -435,12 +498,41 @@ class CheckoutSteps:
         if backordered:
             ctx.record("order.backordered", {"lines": backordered}, member_id=run.state.member_id)
 
+    def _deliver_groups(self, run: Run, ctx: FlowContext) -> None:
+        """One shipment per way the lines leave (a pick-up is made ready at its store, each delivery booked
+        with its own option), each under a key of its own: a resumed step books each again under the same
+        key, which the logistics block answers with the shipment it booked before."""
+        made: list[Shipment] = []
+        order: Order | None = None
+        for number, group in enumerate(run.state.groups):
+            lines = group.reservation.lines if group.reservation is not None else ()
+            parcels = parcels_from([line for line in lines if not line.backordered])
+            if group.quote is None or not parcels:
+                continue
+            if order is None:
+                order = self._order(run, None, OrderStatus.PAID)
+            key = ctx.key_for(numbered("deliver", number))
+            made.append(self.hooks.call(logistics.logistics_arrange, ctx, order, group.quote, parcels, key))
+            self.flows.faults.check(FlowKind.CHECKOUT, f"{CheckoutStep.DELIVER}-group-{number}", "after")
+        run.state = attrs.evolve(run.state, shipments=tuple(made))
+        reserved = _reserved_lines(run.state.reservations())
+        parcels = parcels_from([line for line in reserved if not line.backordered])
+        backordered = [to_data(line) for line in reserved if line.backordered]
+        if parcels:
+            self.hooks.call(inventory.inventory_fulfil, ctx, run.order_id, parcels)
+        shipments = data_of(run.state.shipments, run.transient.data)
+        details = self._details(run, ctx, shipments=shipments, backordered=backordered)
+        self._set_order(run, ctx, details=details)
+        if backordered:
+            ctx.record("order.backordered", {"lines": backordered}, member_id=run.state.member_id)
+
     def cancel_delivery(self, run: Run, ctx: FlowContext) -> None:
-        if run.state.quote is None:
+        if all(quote is None for quote in run.state.quotes()):
             return
         details = order_details(ctx.db, run.order_id)
-        for data in details.get("shipments", []):
-            self.hooks.call(logistics.logistics_cancel, ctx, from_data(data, Shipment), ctx.key_for("undo-deliver"))
+        for number, data in enumerate(details.get("shipments", [])):
+            shipment = from_data(data, Shipment)
+            self.hooks.call(logistics.logistics_cancel, ctx, shipment, ctx.key_for(numbered("undo-deliver", number)))
 
     # -- earn -------------------------------------------------------------------------------------
 
@@ -462,9 +554,8 @@ class CheckoutSteps:
     # -- complete ---------------------------------------------------------------------------------
 
     def complete(self, run: Run, ctx: FlowContext) -> None:
-        reservation = run.state.reservation
         # What deliver wrote to the order's details, derived again from the saga's state instead of read.
-        waiting = reservation is not None and any(line.backordered for line in reservation.lines)
+        waiting = any(line.backordered for reservation in run.state.reservations() for line in reservation.lines)
         # An order with back-ordered units stays "paid" until they are received and sent.
         status = OrderStatus.PAID if waiting else OrderStatus.FULFILLED
         self._set_order(run, ctx, status=status)
@@ -516,8 +607,7 @@ class CheckoutSteps:
             details["captures"] = data_of(run.state.captures, memo)
         if "shipments" not in changes and CheckoutStep.DELIVER in run.done:
             details["shipments"] = data_of(run.state.shipments, memo)
-            reservation = run.state.reservation
-            lines = reservation.lines if reservation is not None else ()
+            lines = _reserved_lines(run.state.reservations())
             details["backordered"] = [to_data(line) for line in lines if line.backordered]
         details.update(changes)
         return run.encoder("details", _DETAILS_SETTLED).encode(details)
@@ -540,6 +630,18 @@ class CheckoutSteps:
             payments=tuple(run.state.authorizations.values()),
             shipments=run.state.shipments if CheckoutStep.DELIVER in run.done else (),
         )
+
+
+def _demands(cart: Cart, indexes: Sequence[int]) -> list[StockDemand]:
+    """What the lines at ``indexes`` need, summed per SKU (two lines of one SKU are one demand)."""
+    wanted: dict[str, int] = defaultdict(int)
+    for index in indexes:
+        wanted[cart.lines[index].sku] += cart.lines[index].quantity
+    return [StockDemand(sku, quantity) for sku, quantity in sorted(wanted.items())]
+
+
+def _reserved_lines(reservations: Sequence[Reservation]) -> tuple[ReservedStock, ...]:
+    return tuple(line for reservation in reservations for line in reservation.lines)
 
 
 def parcels_from(lines: Sequence[ReservedStock]) -> tuple[Parcel, ...]:

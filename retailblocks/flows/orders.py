@@ -11,6 +11,7 @@ from retailblocks.clock import as_utc
 from retailblocks.errors import UnknownOrder
 from retailblocks.model import (
     Fulfilment,
+    FulfilmentGroup,
     Money,
     Order,
     OrderLine,
@@ -95,10 +96,15 @@ def order_from_rows(row: Any, lines: Sequence[Any]) -> Order:
         adjustments=tuple(from_data(a, PriceAdjustment) for a in details.get("adjustments", [])),
         payments=tuple(from_data(p, PaymentAuthorization) for p in details.get("authorizations", {}).values()),
         shipments=tuple(from_data(s, Shipment) for s in details.get("shipments", [])),
+        groups=_groups(details["groups"]) if "groups" in details else (),
         refunded=money(row["refunded"]),
         attribution=row["attribution"],
         failure=row["failure"],
     )
+
+
+def _groups(data: Sequence[Any] | None) -> tuple[FulfilmentGroup, ...]:
+    return tuple(from_data(group, FulfilmentGroup) for group in data or ())
 
 
 def update_order(connection: sa.Connection, order_id: str, **values: Any) -> None:

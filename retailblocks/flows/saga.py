@@ -519,6 +519,12 @@ def lost(run: SagaRun[Any]) -> FlowTakenOver:
     )
 
 
+def numbered(key: str, number: int) -> str:
+    """The idempotency key of the ``number``-th of several calls a step makes (shipments, one per way an
+    order leaves): the first keeps the key a single call always had."""
+    return key if number == 0 else f"{key}-{number}"
+
+
 def insert_saga(
     connection: sa.Connection, run: SagaRun[Any], now: datetime, lease_until: datetime, settled: Sequence[str] = ()
 ) -> None:

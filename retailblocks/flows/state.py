@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from retailblocks.model import Money, PaymentAuthorization, Reservation, Shipment, ShippingQuote
+from retailblocks.model import Fulfilment, Money, PaymentAuthorization, Reservation, Shipment, ShippingQuote
 from retailblocks.model.serialize import converter as model_converter
 from retailblocks.model.serialize import to_data
 
@@ -102,6 +102,20 @@ class PaymentShare:
     amount: Money
 
 
+@attrs.frozen
+class GroupState:
+    """One way an order's lines leave (see retailblocks.model.FulfilmentGroup): the stock reserved for its
+    lines at its location, and the shipping quote it is delivered by (None for a pick-up)."""
+
+    fulfilment: Fulfilment
+    #: The cart's line indexes that leave this way.
+    lines: tuple[int, ...]
+    reservation: Reservation | None = None
+    quote: ShippingQuote | None = None
+    #: What the shopper pays for this group's delivery, after the shipping promotions that target it.
+    shipping: int = 0
+
+
 @attrs.frozen(kw_only=True, slots=False)
 class CheckoutState(FlowState):
     request_hash: str
@@ -117,6 +131,27 @@ class CheckoutState(FlowState):
     #: By plan index: the amount each capture took.
     captures: Mapping[int, int] = attrs.field(factory=dict, converter=_read_only)
     shipments: tuple[Shipment, ...] = attrs.field(default=(), metadata=OMIT_DEFAULT)
+    #: An order whose lines leave in several ways: one group each, with its own reservation and quote
+    #: (``reservation`` and ``quote`` are then None). Empty for an order that leaves one way, as every
+    #: state written before orders could have several fulfilments.
+    groups: tuple[GroupState, ...] = attrs.field(default=(), metadata=OMIT_DEFAULT)
+
+    def leaving(self) -> tuple[GroupState | None, ...]:
+        """Each way the order leaves: its groups, or for an order that leaves one way a single None (its
+        ``reservation`` and ``quote`` are the state's own); see reservations() and quotes()."""
+        return self.groups or (None,)
+
+    def reservations(self) -> tuple[Reservation, ...]:
+        """The stock reserved for the order, one reservation per way its lines leave."""
+        if not self.groups:
+            return () if self.reservation is None else (self.reservation,)
+        return tuple(group.reservation for group in self.groups if group.reservation is not None)
+
+    def quotes(self) -> tuple[ShippingQuote | None, ...]:
+        """The shipping quote of each way the order leaves (None for a way nothing is shipped)."""
+        if not self.groups:
+            return (self.quote,)
+        return tuple(group.quote for group in self.groups)
 
 
 @attrs.frozen(kw_only=True, slots=False)
@@ -269,6 +304,7 @@ __all__ = [
     "CheckoutStep",
     "FlowKind",
     "FlowState",
+    "GroupState",
     "PaymentShare",
     "RefundState",
     "RefundStep",

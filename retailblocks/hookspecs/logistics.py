@@ -31,7 +31,11 @@ def logistics_quote(
 ) -> Sequence[ShippingQuote]:
     """Offer ways to deliver ``lines``. ``order_value`` is after item and order discounts, for free-shipping
     thresholds. Return an empty sequence when the block cannot serve the ``fulfilment``. A quote changes
-    nothing: pricing one cart may ask twice (before and after its discounts)."""
+    nothing: pricing one cart may ask twice (before and after its discounts).
+
+    .. versionchanged:: 1.6 A cart whose lines leave in several ways is quoted once per way: ``lines`` are
+       that group's, ``fulfilment`` its own and ``order_value`` the value of its lines.
+    """
 
 
 @contract(Dispatch.ONE_PROVIDER)
@@ -50,7 +54,11 @@ def logistics_arrange(
     parcels: Sequence[Parcel],
     idempotency_key: str,
 ) -> Shipment:
-    """Book the delivery ``quote`` promised for ``order``, one of ``parcels`` per location. Idempotent per key."""
+    """Book the delivery ``quote`` promised for ``order``, one of ``parcels`` per location. Idempotent per key.
+
+    .. versionchanged:: 1.6 An order whose lines leave in several ways (``order.groups``) is booked once per
+       group, with that group's quote and parcels and a key of its own.
+    """
 
 
 @contract(Dispatch.ROUTED, required=True, route="shipment")

@@ -48,6 +48,10 @@ def marketing_adjustments(
 
     .. versionchanged:: 1.5
        Each line's ``fulfilment`` says how it reaches the shopper: its cart line's own, else the cart's.
+
+    .. versionchanged:: 1.6
+       For a cart whose lines leave in several ways the core also asks once per delivery group, with that
+       group's ``lines`` and ``shipping`` alone, and keeps only the shipping adjustments of those answers.
     """
 
 

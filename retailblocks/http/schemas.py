@@ -20,6 +20,7 @@ from retailblocks.model import (
     Cart,
     CartLine,
     Fulfilment,
+    FulfilmentGroup,
     Identity,
     Member,
     Money,
@@ -118,7 +119,8 @@ class QuotedLineIn(CartLineIn):
     fulfilment: FulfilmentIn | None = Field(
         default=None,
         description="how this line reaches the shopper when not as the cart does (picked up while the rest is "
-        "delivered); promotions read it, shipping and stock still follow the cart's fulfilment",
+        "delivered): the order then leaves in several groups, each reserved where it leaves from, quoted and "
+        "shipped on its own, and promotions read it",
     )
 
 
@@ -233,6 +235,58 @@ class LineOut(BaseModel):
     total: MoneyOut
 
 
+class FulfilmentOut(BaseModel):
+    kind: str = Field(description="carry_out, pickup or delivery")
+    address: AddressIn | None
+    pickup_location: str | None
+    option_id: str | None
+
+
+class GroupOut(BaseModel):
+    """The lines of an order or quote that leave one way."""
+
+    fulfilment: FulfilmentOut
+    lines: list[int] = Field(description="the indexes of the lines that leave this way")
+    shipping_option: str | None = Field(description="the shipping option this group goes by; none for nothing shipped")
+    shipping: MoneyOut = Field(description="this group's shipping, after the shipping promotions that target it")
+
+
+def fulfilment_out(fulfilment: Fulfilment) -> FulfilmentOut:
+    address = fulfilment.address
+    return FulfilmentOut(
+        kind=fulfilment.kind.value,
+        address=AddressIn(
+            country=address.country,
+            region=address.region,
+            city=address.city,
+            postal_code=address.postal_code,
+            line1=address.line1,
+            name=address.name,
+            phone=address.phone,
+        )
+        if address is not None
+        else None,
+        pickup_location=fulfilment.pickup_location,
+        option_id=fulfilment.option_id,
+    )
+
+
+def group_out(group: FulfilmentGroup) -> GroupOut:
+    return GroupOut(
+        fulfilment=fulfilment_out(group.fulfilment),
+        lines=list(group.lines),
+        shipping_option=group.option_id,
+        shipping=money_out(group.shipping),
+    )
+
+
+#: Said of ``groups`` wherever an order or a quote shows them.
+GROUPS_DESCRIPTION = (
+    "one group per way the lines leave when they leave in several ways (a pick-up beside a delivery, two "
+    "shipping options); empty when everything leaves one way"
+)
+
+
 class QuoteOut(BaseModel):
     lines: list[LineOut]
     adjustments: list[AdjustmentOut]
@@ -241,6 +295,7 @@ class QuoteOut(BaseModel):
     discount: MoneyOut
     shipping: MoneyOut
     total: MoneyOut
+    groups: list[GroupOut] = Field(default_factory=list, description=GROUPS_DESCRIPTION)
 
 
 def quote_out(priced: PricedCart) -> QuoteOut:
@@ -263,6 +318,12 @@ def quote_out(priced: PricedCart) -> QuoteOut:
         discount=money_out(priced.discount),
         shipping=money_out(priced.shipping),
         total=money_out(priced.total),
+        groups=[
+            group_out(
+                FulfilmentGroup(g.fulfilment, g.lines, g.shipping, g.quote.option_id if g.quote is not None else None)
+            )
+            for g in priced.groups
+        ],
     )
 
 
@@ -288,6 +349,7 @@ class OrderOut(BaseModel):
     token: str | None = Field(
         default=None, description="returned once, at checkout: send it as Order-Token to read this order"
     )
+    groups: list[GroupOut] = Field(default_factory=list, description=GROUPS_DESCRIPTION)
 
 
 def order_out(order: Order, token: str | None = None) -> OrderOut:
@@ -318,6 +380,7 @@ def order_out(order: Order, token: str | None = None) -> OrderOut:
         refunded=money_out(order.refunded or zero),
         created_at=order.created_at.isoformat(),
         token=token,
+        groups=[group_out(group) for group in order.groups],
     )
 
 
@@ -464,13 +527,6 @@ class CartLineOut(BaseModel):
     quantity: int
 
 
-class FulfilmentOut(BaseModel):
-    kind: str = Field(description="carry_out, pickup or delivery")
-    address: AddressIn | None
-    pickup_location: str | None
-    option_id: str | None
-
-
 class CartPaymentOut(BaseModel):
     method: str
     amount: MoneyOut | None = Field(description="absent: what is left")
@@ -493,30 +549,13 @@ class CartOut(BaseModel):
 
 
 def cart_out(cart: ServerCart) -> CartOut:
-    fulfilment = cart.fulfilment
-    address = fulfilment.address
     return CartOut(
         id=cart.id,
         channel=cart.channel,
         status=cart.status.value,
         version=cart.version,
         lines=[CartLineOut(sku=line.sku, quantity=line.quantity) for line in cart.lines],
-        fulfilment=FulfilmentOut(
-            kind=fulfilment.kind.value,
-            address=AddressIn(
-                country=address.country,
-                region=address.region,
-                city=address.city,
-                postal_code=address.postal_code,
-                line1=address.line1,
-                name=address.name,
-                phone=address.phone,
-            )
-            if address is not None
-            else None,
-            pickup_location=fulfilment.pickup_location,
-            option_id=fulfilment.option_id,
-        ),
+        fulfilment=fulfilment_out(cart.fulfilment),
         coupons=list(cart.coupons),
         payments=[
             CartPaymentOut(method=p.method, amount=money_out(p.amount) if p.amount is not None else None)

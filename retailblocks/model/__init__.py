@@ -6,7 +6,7 @@ from retailblocks.model.catalog import Product
 from retailblocks.model.channel import Channel, ChannelType, Merchant
 from retailblocks.model.member import Identity, IdentityKind, Member
 from retailblocks.model.money import Money, allocate_integer, currency_exponent
-from retailblocks.model.order import Order, OrderLine, OrderStatus
+from retailblocks.model.order import FulfilmentGroup, Order, OrderLine, OrderStatus
 from retailblocks.model.results import (
     AdjustmentTarget,
     Parcel,
@@ -35,6 +35,7 @@ __all__ = [
     "Channel",
     "ChannelType",
     "Fulfilment",
+    "FulfilmentGroup",
     "FulfilmentKind",
     "Identity",
     "IdentityKind",

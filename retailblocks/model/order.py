@@ -49,6 +49,22 @@ class OrderLine:
 
 
 @attrs.frozen
+class FulfilmentGroup:
+    """The lines of an order that leave one way: the same fulfilment kind, store or shipping option, and
+    address. ``lines`` are the order's line indexes; ``shipping`` is what this group's delivery costs the
+    shopper, after the shipping promotions that target it (zero for a pick-up); ``option_id`` is the
+    shipping option it goes by, None when nothing is shipped.
+
+    .. versionadded:: 1.6
+    """
+
+    fulfilment: Fulfilment
+    lines: tuple[int, ...]
+    shipping: Money
+    option_id: str | None = None
+
+
+@attrs.frozen
 class Order:
     id: str
     channel: str
@@ -68,3 +84,8 @@ class Order:
     refunded: Money | None = None
     attribution: str | None = None
     failure: str | None = None
+    #: How the order's lines leave when they leave in several ways (one group each, see FulfilmentGroup);
+    #: empty when the whole order leaves one way, its ``fulfilment``.
+    #:
+    #: .. versionadded:: 1.6
+    groups: tuple[FulfilmentGroup, ...] = ()

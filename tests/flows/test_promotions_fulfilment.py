@@ -1,7 +1,7 @@
 """A cart whose lines leave different ways, priced through a stack: a pick-up promotion, a promotion on one
 delivery option written before tax on tax-inclusive prices, and a 'once' promotion for one region over a
-whole-cart threshold each reach only their lines. An order leaves one way, so checkout refuses such a cart
-(nothing recorded) and each way is placed as an order of its own, at what its own quote said."""
+whole-cart threshold each reach only their lines. Checkout places such a cart as one order that leaves in
+several groups, at what its quote said (tests/flows/test_several_fulfilments.py follows the groups)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from retailblocks.errors import InvalidValue
 from retailblocks.manifest import ManifestError
 from retailblocks.model import Address, Cart, CartLine, Fulfilment, FulfilmentKind, Money, OrderStatus
 from tests.helpers import SHOP_MANIFEST, card, make_stack, write_manifest
@@ -72,25 +71,20 @@ def test_a_mixed_fulfilment_cart_is_quoted_and_checked_out(tmp_path: Path, datab
             ("two-cheapest", 2): 891,
             ("two-cheapest", 1): 1500,
         }
-        assert quoted.discount == cny(3609) and quoted.shipping == cny(1000) and quoted.total == cny(12391)
-        with pytest.raises(InvalidValue, match=r"line 1 \(BEANS\) asks to leave by pickup at store-a while the "
-                           r"cart leaves by delivery \(sf-std\)"):  # fmt: skip
-            stack.checkout(mixed_cart(), key="mixed-1")
-        assert stack.orders() == []
-        # Placed one way each: the beans picked up keep their pick-up discount, the tea its express one.
-        mixed = mixed_cart()
-        beans = Cart(
-            channel="web", lines=(CartLine("BEANS", 2),), payments=(card(),), fulfilment=mixed.lines[0].fulfilment
-        )
-        tea = Cart(channel="web", lines=(CartLine("TEA", 1),), payments=(card(),), fulfilment=mixed.lines[2].fulfilment)
-        for part, key in ((beans, "beans"), (tea, "tea")):
-            part_quote = stack.quote(part)
-            order = stack.checkout(part, key=key)
-            assert order.status is OrderStatus.FULFILLED and order.total == part_quote.total
-            assert all(line.total.amount >= 0 for line in order.lines)
-        beans_order, tea_order = sorted(stack.orders(), key=lambda o: o.lines[0].sku)
-        assert beans_order.lines[0].discount == cny(1000)
-        assert tea_order.lines[0].discount == cny(218)
+        # Shipping quoted per way the lines leave: the pick-up free, the mug by the standard option (10.00),
+        # the tea express (20.00).
+        assert quoted.discount == cny(3609) and quoted.shipping == cny(3000) and quoted.total == cny(14391)
+        assert [(group.lines, group.shipping) for group in quoted.groups] == [
+            ((0,), cny(0)),
+            ((1,), cny(1000)),
+            ((2,), cny(2000)),
+        ]
+        # Checkout places it as one order, at what the quote said, each line keeping its discount.
+        order = stack.checkout(mixed_cart(), key="mixed-1")
+        assert order.status is OrderStatus.FULFILLED and order.total == quoted.total
+        assert [line.discount.amount for line in order.lines] == [1000, 1500, 1109]
+        assert [group.option_id for group in order.groups] == ["click-and-collect", "sf-std", "sf-express"]
+        assert len(order.shipments) == 3
 
 
 def test_the_same_cart_in_another_order_is_priced_the_same(tmp_path: Path, database_url: str) -> None:
