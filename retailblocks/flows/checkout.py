@@ -22,6 +22,7 @@ from retailblocks.context import FlowContext
 from retailblocks.errors import (
     BusinessRejection,
     InvalidValue,
+    NotDeliverable,
     PaymentDeclined,
     PaymentOutcomeUnknown,
 )
@@ -45,6 +46,7 @@ from retailblocks.model import (
     Reservation,
     ReservedStock,
     Shipment,
+    ShippingQuote,
     StockDemand,
 )
 from retailblocks.model.serialize import from_data, to_data
@@ -513,8 +515,10 @@ class CheckoutSteps:
                 order = self._order(run, None, OrderStatus.PAID)
             key = ctx.key_for(numbered("deliver", number))
             made.append(self.hooks.call(logistics.logistics_arrange, ctx, order, group.quote, parcels, key))
+            # Known at once, booking by booking: if a later group's booking fails, undoing the step cancels
+            # the ones made before it.
+            run.state = attrs.evolve(run.state, shipments=tuple(made))
             self.flows.faults.check(FlowKind.CHECKOUT, f"{CheckoutStep.DELIVER}-group-{number}", "after")
-        run.state = attrs.evolve(run.state, shipments=tuple(made))
         reserved = _reserved_lines(run.state.reservations())
         parcels = parcels_from([line for line in reserved if not line.backordered])
         backordered = [to_data(line) for line in reserved if line.backordered]
@@ -527,12 +531,48 @@ class CheckoutSteps:
             ctx.record("order.backordered", {"lines": backordered}, member_id=run.state.member_id)
 
     def cancel_delivery(self, run: Run, ctx: FlowContext) -> None:
-        if all(quote is None for quote in run.state.quotes()):
+        bookings = self._bookings(run)
+        if not bookings:
             return
-        details = order_details(ctx.db, run.order_id)
-        for number, data in enumerate(details.get("shipments", [])):
-            shipment = from_data(data, Shipment)
+        stored = order_details(ctx.db, run.order_id).get("shipments", [])
+        shipments = [from_data(data, Shipment) for data in stored] or self._book_again(run, ctx, bookings)
+        for number, shipment in enumerate(shipments):
             self.hooks.call(logistics.logistics_cancel, ctx, shipment, ctx.key_for(numbered("undo-deliver", number)))
+
+    def _bookings(self, run: Run) -> list[tuple[str, ShippingQuote, tuple[Parcel, ...]]]:
+        """What deliver books, one booking per way the order leaves: the name of its key, the quote and
+        the parcels (the units that are not back-ordered)."""
+        if run.state.groups:
+            groups = enumerate(run.state.groups)
+            ways = [(numbered("deliver", n), group.quote, group.reservation) for n, group in groups]
+        else:
+            ways = [("deliver", run.state.quote, run.state.reservation)]
+        bookings = []
+        for name, quote, reservation in ways:
+            lines = reservation.lines if reservation is not None else ()
+            parcels = parcels_from([line for line in lines if not line.backordered])
+            if quote is not None and parcels:
+                bookings.append((name, quote, parcels))
+        return bookings
+
+    def _book_again(
+        self, run: Run, ctx: FlowContext, bookings: Sequence[tuple[str, ShippingQuote, tuple[Parcel, ...]]]
+    ) -> list[Shipment]:
+        """The shipments deliver booked, when its record of them rolled back with its transaction (a later
+        step of its group failed, or the process died in it) while the carrier, called before that
+        transaction opened, kept the bookings. Booking again under the same keys answers with what the
+        carrier booked — or books now, to be cancelled at once: the way to learn an outcome that is not
+        known, as capturing again does for a payment. A booking the carrier refuses was never made."""
+        order = self._order(run, None, OrderStatus.PAID)
+        shipments = []
+        for name, quote, parcels in bookings:
+            try:
+                shipments.append(
+                    self.hooks.call(logistics.logistics_arrange, ctx, order, quote, parcels, ctx.key_for(name))
+                )
+            except NotDeliverable:
+                continue
+        return shipments
 
     # -- earn -------------------------------------------------------------------------------------
 

@@ -295,9 +295,6 @@ class SagaRunner:
                 groups.append([step])
         return groups
 
-    def run_step(self, run: SagaRun[Any], step: Step) -> None:
-        self.run_steps(run, [step])
-
     def run_steps(self, run: SagaRun[Any], steps: Sequence[Step]) -> None:
         """Run ``steps`` in one transaction with their progress; on any failure none of them is done."""
         done_before = len(run.done)

@@ -247,12 +247,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         return problem(500, "internal", "Internal error", "the server failed; it is safe to retry with the same key")
 
 
-class _RequestLog:
-    """One JSON line per request, with an id echoed to the caller; never headers, bodies or queries.
-
-    A plain ASGI middleware: it wraps ``send`` to stamp the id and learn the status, so the response
-    streams through untouched (no task group or memory stream per request, as a ``call_next`` one has).
-    """
+class _HttpMiddleware:
+    """A plain ASGI middleware that acts on HTTP requests and passes anything else (lifespan) through."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -261,6 +257,20 @@ class _RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class _RequestLog(_HttpMiddleware):
+    """One JSON line per request, with an id echoed to the caller; never headers, bodies or queries.
+
+    A plain ASGI middleware: it wraps ``send`` to stamp the id and learn the status, so the response
+    streams through untouched (no task group or memory stream per request, as a ``call_next`` one has).
+    """
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = ""
         for name, value in scope.get("headers") or ():
             if name == _REQUEST_ID_HEADER:
@@ -302,16 +312,10 @@ class _RequestLog:
 _REQUEST_ID_HEADER = REQUEST_ID.lower().encode("latin-1")
 
 
-class _BodyLimit:
+class _BodyLimit(_HttpMiddleware):
     """413 for a body over the manifest's ``api.max_body_bytes``, whether it says its length or streams."""
 
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         api = api_in_scope(scope)
         limit = api.stack.manifest.api.max_body_bytes if api is not None else DEFAULT_MAX_BODY_BYTES
         declared = dict(scope.get("headers") or []).get(b"content-length")
@@ -339,7 +343,7 @@ class _BodyLimit:
             await too_large()(scope, receive, send)
 
 
-class _Cors:
+class _Cors(_HttpMiddleware):
     """CORS for web channels: an origin a store key lists in ``cors`` may call the API from a browser.
 
     A preflight carries no key, so it is answered for the origins any key lists; the request itself is then
@@ -349,13 +353,7 @@ class _Cors:
     ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, Shopper-Token, Order-Token, If-Match, X-Request-Id"
     EXPOSED_HEADERS = "Idempotent-Replayed, X-Request-Id, Retry-After, ETag"
 
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers") or [])
         origin = headers.get(b"origin", b"").decode("latin-1")
         api = api_in_scope(scope)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from retailblocks_logistics.testing import FakeCarrier
 
 from retailblocks import assemble
 from retailblocks.errors import (
@@ -22,11 +23,11 @@ from retailblocks.errors import (
 )
 from retailblocks.flows.audit import audit_flows
 from retailblocks.flows.saga import SimulatedCrash
-from retailblocks.hookspecs import inventory, payment
+from retailblocks.hookspecs import inventory, membership, payment
 from retailblocks.model import Money, OrderStatus, PaymentRequest
 from retailblocks.stack import Stack
 from retailblocks.storage.tables import idempotency_keys, orders, outbox, saga_log, sagas
-from tests.helpers import card, cart, make_stack, member, write_manifest
+from tests.helpers import card, cart, levels, make_stack, member, write_manifest
 
 
 def cny(text: str) -> Money:
@@ -326,3 +327,33 @@ def test_leases_are_on_the_wall_clock_whatever_the_business_clock(tmp_path: Path
     assert outcome["order"].status is OrderStatus.FULFILLED
     assert failing(simulated) == []
     simulated.close()
+
+
+# --- 11. a checkout undone after deliver leaves no booking at the carrier ----------------------------------
+
+
+def test_a_step_after_deliver_that_fails_cancels_the_carriers_booking(tmp_path: Path, database_url: str) -> None:
+    """Earn fails for good: its transaction, shared with deliver, rolls back the logistics block's record of the
+    shipment, but the carrier was called before that transaction opened and holds the booking."""
+    with make_stack(tmp_path, database_url) as stack:
+        carrier = FakeCarrier()
+        stack.block("logistics").use_carrier_api("sf", carrier)  # type: ignore[attr-defined]
+        before = levels(stack)
+        real = stack.hooks.maybe
+
+        def maybe(spec: Any, *args: Any, **kwargs: Any) -> Any:
+            if spec is membership.membership_earn:
+                raise InvalidValue("the points ledger refuses this order (scripted)")
+            return real(spec, *args, **kwargs)
+
+        stack.hooks.maybe = maybe  # type: ignore[method-assign]
+        with pytest.raises(InvalidValue, match="points ledger refuses"):
+            stack.checkout(cart(("MUG", 1), identities=member("+8613800000009")), key="earn-fails")
+        stack.hooks.maybe = real  # type: ignore[method-assign]
+        assert len(carrier.bookings) == 1
+        assert carrier.cancelled == {booking.tracking_number for booking in carrier.bookings.values()}
+        (row,) = saga_rows(stack, "checkout")
+        assert row["status"] == "compensated"
+        assert levels(stack) == before
+        assert card_refunded(stack) == 4000  # captured in an earlier transaction: the mug and its shipping paid back
+        assert failing(stack) == []

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from retailblocks_logistics.carriers import Booking, BookingRequest, CarrierRefused
+from retailblocks_logistics.testing import FakeCarrier
 
 from retailblocks.errors import OutOfStock
 from retailblocks.flows.saga import SimulatedCrash
@@ -190,6 +192,30 @@ def test_a_crash_between_groups_is_finished_or_undone_by_recovery(
         stack.dispatch_events()
         failures = [f"{i.name}: {i.detail}" for i in check_invariants(stack, before, stack.orders()) if not i.ok]
         assert not failures, failures
+
+
+class RefusesExpress(FakeCarrier):
+    """Books the standard option and refuses express, as a carrier refuses a parcel it cannot take."""
+
+    def book(self, request: BookingRequest) -> Booking:
+        if request.option == "sf-express":
+            raise CarrierRefused("the carrier takes no express parcels today (scripted)")
+        return super().book(request)
+
+
+def test_a_group_the_carrier_refuses_cancels_the_groups_booked_before_it(tmp_path: Path, database_url: str) -> None:
+    with shop(tmp_path, database_url) as stack:
+        carrier = RefusesExpress()
+        stack.block("logistics").use_carrier_api("sf", carrier)  # type: ignore[attr-defined]
+        with pytest.raises(CarrierRefused, match="no express parcels"):
+            stack.checkout(mixed(), key="refused")
+        # The mug's delivery was booked before the tea's was refused, and is cancelled at the carrier.
+        [booking] = carrier.bookings.values()
+        assert carrier.cancelled == {booking.tracking_number}
+        [order] = stack.orders()
+        assert order.status is OrderStatus.FAILED
+        assert held(stack) == BEFORE
+        assert all(status == "cancelled" for _, status in booked(stack, order.id))
 
 
 def test_a_mixed_order_is_cancelled_group_by_group(tmp_path: Path, database_url: str) -> None:
