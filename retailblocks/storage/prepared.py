@@ -263,6 +263,9 @@ class Prepared:
         form = self._form(connection.dialect)
         if form.parameters is _unexpanded:
             raise ValueError("execute_many cannot take expanding (IN) parameters")
+        if len(rows) == 1:
+            # One row is one statement: the driver's executemany would wrap it in a pipeline of its own.
+            return self.execute(connection, rows[0])
         parameters = [form.parameters(row) for row in rows]
         cursor = driver_cursor(connection)
         _announce(connection, cursor, form.sql, parameters, True)

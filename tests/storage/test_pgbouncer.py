@@ -17,16 +17,20 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
 from retailblocks.clock import ManualClock
 from retailblocks.errors import InvalidInput, OutOfStock
 from retailblocks.flows.saga import SimulatedCrash
+from retailblocks.http import create_app
 from retailblocks.model import OrderStatus
 from retailblocks.stack import assemble
 from retailblocks.storage.engine import LOCK_TIMEOUT_MS, create_engine
 from retailblocks.testing.databases import fresh_database, postgres_server_url
 from tests.events.test_several_dispatchers import audit, run_dispatchers
 from tests.helpers import SHOP_MANIFEST, cart, receive, write_manifest
+from tests.http.conftest import api_stack
+from tests.http.test_store_api import cart_body, place
 from tests.webhook_receiver import ENV, SECRET, Receiver, order_event_ids, webhooks_section
 
 PGBOUNCER_ENV = "RETAILBLOCKS_TEST_PGBOUNCER_URL"
@@ -137,3 +141,17 @@ def test_webhooks_are_delivered_in_order_through_pgbouncer(tmp_path: Path, bounc
             assert stack.delivery_failures() == []
     finally:
         receiver.down()
+
+
+def test_http_idempotency_claims_replays_and_refuses_through_pgbouncer(tmp_path: Path, bouncer_url: str) -> None:
+    """The HTTP layer claims a new key and stores its answer as single statements outside any transaction
+    (no SET LOCAL to send there); a reused key still replays, and a reused key with another body is 422."""
+    with api_stack(tmp_path, bouncer_url) as stack, TestClient(create_app(stack)) as client:
+        body = cart_body(("BEANS", 1))
+        first = place(client, body, "bouncer-order")
+        assert first.status_code == 201, first.text
+        again = place(client, body, "bouncer-order")
+        assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+        assert again.json() == first.json()
+        assert place(client, cart_body(("BEANS", 2)), "bouncer-order").status_code == 422
+        assert len(stack.orders()) == 1
