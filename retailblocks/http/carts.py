@@ -59,7 +59,7 @@ _CHANGE: dict[int | str, dict[str, Any]] = {
 _POST: dict[int | str, dict[str, Any]] = {**_CHANGE, 400: {"description": f"no {HEADER} header"}}
 
 
-def cart_owner(
+async def cart_owner(
     request: Request,
     caller: Caller,
     token: Annotated[str | None, Header(alias=sessions.HEADER)] = None,

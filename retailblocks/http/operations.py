@@ -13,7 +13,7 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", operation_id="healthz", response_model=Health, summary="The server process is alive")
-def healthz() -> Health:
+async def healthz() -> Health:
     return Health(status="ok")
 
 

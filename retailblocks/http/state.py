@@ -70,6 +70,12 @@ def api_of(request: Request) -> Api:
     return api
 
 
+async def api_dependency(request: Request) -> Api:
+    """``api_of`` as a route's dependency. Dependencies that wait on nothing are coroutines: FastAPI runs a
+    plain function's dependency in the thread pool, a hand-over to a thread and back for every request."""
+    return api_of(request)
+
+
 async def run_once(
     request: Request,
     api: Api,

@@ -51,7 +51,7 @@ from retailblocks.http.schemas import (
     quote_out,
     redemption_out,
 )
-from retailblocks.http.state import Api, api_of, run_once
+from retailblocks.http.state import Api, api_dependency, api_of, run_once
 from retailblocks.manifest.api import ApiKey
 
 router = APIRouter(prefix="/store", tags=["store"])
@@ -64,7 +64,9 @@ STORE_PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def store_key(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> ApiKey:
+async def store_key(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> ApiKey:
     api = api_of(request)
     key = api.keys.authenticate(credentials.credentials if credentials else None)
     if not key.is_store_key:
@@ -77,7 +79,7 @@ def store_key(request: Request, credentials: Annotated[HTTPAuthorizationCredenti
 
 
 Caller = Annotated[ApiKey, Depends(store_key)]
-ApiDep = Annotated[Api, Depends(api_of)]
+ApiDep = Annotated[Api, Depends(api_dependency)]
 
 
 def channel_of(key: ApiKey) -> str:
@@ -192,7 +194,7 @@ def read_order(
     return order_out(order)
 
 
-def shopper(
+async def shopper(
     request: Request,
     caller: Caller,
     token: Annotated[str | None, Header(alias=sessions.HEADER)] = None,

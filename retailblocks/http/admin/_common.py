@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -14,10 +14,10 @@ from fastapi.security import HTTPAuthorizationCredentials
 from retailblocks.errors import InvalidInput
 from retailblocks.http.auth import Forbidden, bearer
 from retailblocks.http.idempotency import HEADER
-from retailblocks.http.state import Api, api_of
+from retailblocks.http.state import Api, api_dependency, api_of
 from retailblocks.manifest.api import ADMIN_AREAS, ApiKey
 
-ApiDep = Annotated[Api, Depends(api_of)]
+ApiDep = Annotated[Api, Depends(api_dependency)]
 IdempotencyKey = Annotated[str | None, Header(alias=HEADER, description="required: the POST runs once per key")]
 
 READ_PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -33,11 +33,11 @@ WRITE_PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def scoped(area: str, access: str) -> Callable[..., ApiKey]:
+def scoped(area: str, access: str) -> Callable[..., Awaitable[ApiKey]]:
     """A dependency admitting admin keys whose scopes allow ``access`` (read or write) to ``area``."""
     assert area in ADMIN_AREAS and access in ("read", "write"), (area, access)
 
-    def admin_key(
+    async def admin_key(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> ApiKey:
         api = api_of(request)
