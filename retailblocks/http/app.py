@@ -7,6 +7,7 @@ model's values, calls one Stack operation and converts its result back.
 
 from __future__ import annotations
 
+import abc
 import json
 import logging
 import os
@@ -247,7 +248,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return problem(500, "internal", "Internal error", "the server failed; it is safe to retry with the same key")
 
 
-class _HttpMiddleware:
+class _HttpMiddleware(abc.ABC):
     """A plain ASGI middleware that acts on HTTP requests and passes anything else (lifespan) through."""
 
     def __init__(self, app: ASGIApp):
@@ -259,8 +260,9 @@ class _HttpMiddleware:
             return
         await self.http(scope, receive, send)
 
+    @abc.abstractmethod
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raise NotImplementedError
+        """Handle one HTTP request."""
 
 
 class _RequestLog(_HttpMiddleware):
