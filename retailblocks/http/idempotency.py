@@ -68,12 +68,6 @@ class IdempotentRequests:
     def __init__(self, engine: sa.Engine, clock: Clock):
         self._engine = engine
         self._clock = clock
-        #: On PostgreSQL, the two writes every request makes — claiming a new key, storing its response —
-        #: are single statements, each run as a transaction of its own: no BEGIN and COMMIT round trips.
-        #: (SQLite's transactions begin with ``BEGIN IMMEDIATE`` from the engine; they cost no round trip.)
-        self._single: sa.Engine | None = (
-            engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else None
-        )
 
     def run(self, api_key_id: str, key: str, fingerprint: str, handler: Callable[[], Response]) -> Response:
         """The stored response for ``key`` if there is one, else ``handler()``'s, stored."""
@@ -108,15 +102,13 @@ class IdempotentRequests:
             "lease_until": now + LEASE,
             "created_at": now,
         }
-        if self._single is not None:
-            # A new key, the common case, is claimed by one statement; a key seen before is looked at below.
-            with self._single.connect() as connection:
-                if insert_if_absent(connection, http_requests, claim):
-                    return None
         where = sa.and_(http_requests.c.api_key == api_key_id, http_requests.c.idempotency_key == key)
+        # Each write is a transaction of its own, never autocommit: a platform's merchant engine scopes every
+        # transaction to the merchant's schema as it begins (SET LOCAL), and a statement outside one would
+        # land in whatever schema the connection's default path names.
         with self._engine.begin() as connection:
             if insert_if_absent(connection, http_requests, claim):
-                return None
+                return None  # a new key, the common case: claimed by one prepared statement
             row = connection.execute(sa.select(http_requests).where(where)).one()
             if row.request_hash != fingerprint:
                 return problem(
@@ -149,7 +141,7 @@ class IdempotentRequests:
 
     def _store(self, api_key_id: str, key: str, response: Response) -> None:
         body = bytes(response.body).decode("utf-8") if isinstance(response, JSONResponse | Response) else ""
-        with (self._single or self._engine).begin() as connection:
+        with self._engine.begin() as connection:
             _STORE.execute(
                 connection, api_key=api_key_id, key=key, done=DONE, done_status=response.status_code, done_body=body
             )

@@ -130,10 +130,7 @@ def _postgres_engine(parsed: sa.URL, *, pool_size: int) -> sa.Engine:
 
         @event.listens_for(engine, "begin")
         def _bound_lock_waits_in_transaction(connection: sa.Connection) -> None:
-            # A connection in autocommit runs each statement as a transaction of its own, where SET LOCAL
-            # has nothing to hold on to (PostgreSQL warns and ignores it).
-            if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-                execute_control(connection, _SET_LOCAL_LOCK_TIMEOUT)
+            execute_control(connection, _SET_LOCAL_LOCK_TIMEOUT)
 
     else:
 

@@ -144,8 +144,8 @@ def test_webhooks_are_delivered_in_order_through_pgbouncer(tmp_path: Path, bounc
 
 
 def test_http_idempotency_claims_replays_and_refuses_through_pgbouncer(tmp_path: Path, bouncer_url: str) -> None:
-    """The HTTP layer claims a new key and stores its answer as single statements outside any transaction
-    (no SET LOCAL to send there); a reused key still replays, and a reused key with another body is 422."""
+    """The HTTP layer's idempotency row through a transaction-mode pooler: claimed and stored by prepared
+    statements, a reused key replays, and a reused key with another body is 422."""
     with api_stack(tmp_path, bouncer_url) as stack, TestClient(create_app(stack)) as client:
         body = cart_body(("BEANS", 1))
         first = place(client, body, "bouncer-order")
