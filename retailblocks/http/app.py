@@ -283,18 +283,11 @@ class _RequestLog(_HttpMiddleware):
         stamp = (_REQUEST_ID_HEADER, request_id.encode("latin-1"))
         status = 500
         started = time.perf_counter()
+        recorded = False
 
-        async def stamped(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                headers = [(name, value) for name, value in message.get("headers", ()) if name != stamp[0]]
-                message = {**message, "headers": [*headers, stamp]}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, stamped)
-        finally:
+        def record() -> None:
+            nonlocal recorded
+            recorded = True
             elapsed = time.perf_counter() - started
             method = scope["method"]
             observe(scope, method, status, elapsed)
@@ -309,6 +302,24 @@ class _RequestLog(_HttpMiddleware):
                     }
                 )
             )
+
+        async def stamped(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = [(name, value) for name, value in message.get("headers", ()) if name != stamp[0]]
+                message = {**message, "headers": [*headers, stamp]}
+            elif message["type"] == "http.response.body" and not message.get("more_body", False) and not recorded:
+                # Counted before the last of the body leaves: a client that has its answer can already see
+                # it in /metrics (recorded after sending, a scrape right after the answer could miss it).
+                record()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, stamped)
+        finally:
+            if not recorded:
+                record()
 
 
 _REQUEST_ID_HEADER = REQUEST_ID.lower().encode("latin-1")
