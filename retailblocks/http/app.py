@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, context
 from typing import Any
 
 import sqlalchemy as sa
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -49,6 +50,7 @@ def create_app(
     recover_on_start: bool = True,
     webhook_interval: float | None = 1.0,
     recover_every: float | None = None,
+    threads: int | None = None,
 ) -> FastAPI:
     """The ASGI app for ``stack``, or for the stack of ``manifest``, assembled when the server starts (and
     closed when it stops). At start, flows a crash left half-way are finished or undone and the report is
@@ -60,12 +62,16 @@ def create_app(
 
     With ``recover_every`` (what ``blocks serve`` sets), another thread recovers every that many seconds
     what is left half-way and whose lease has run out — a worker killed mid-checkout, a payment whose
-    outcome a provider has since told — and runs the blocks' housekeeping (expired reservations)."""
+    outcome a provider has since told — and runs the blocks' housekeeping (expired reservations).
+
+    ``threads`` caps how many requests run at once in this process's thread pool (see
+    :func:`limit_request_threads`); None keeps the server's default."""
     if (stack is None) == (manifest is None):
         raise TypeError("create_app takes a stack or a manifest path, not both")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_request_threads(threads)
         owned = stack is None
         running = stack if stack is not None else assemble(manifest, require_lock=True)  # type: ignore[arg-type]
         try:
@@ -94,6 +100,20 @@ def create_app(
     if stack is not None:
         app.state.api = api_for(stack)
     return app
+
+
+def limit_request_threads(threads: int | None) -> None:
+    """Run at most ``threads`` requests at once in the running event loop's thread pool (the rest wait
+    their turn in the loop). Called from a lifespan, in the loop whose pool it limits.
+
+    Why fewer can be faster: a checkout is many short database round trips, and the threads of one
+    process hand the interpreter's lock to each other at every one of them. Measured on two cores, four
+    threads checking out at once in one process used 8.0 ms of CPU per checkout, one thread 5.0 ms. With
+    payment providers that answer in milliseconds, a few threads per worker (and a worker per core or two)
+    serve more checkouts; with providers that take a second, a worker needs as many threads as checkouts
+    it should keep waiting on them."""
+    if threads is not None:
+        to_thread.current_default_thread_limiter().total_tokens = threads
 
 
 @contextmanager

@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from retailblocks.errors import RetailBlocksError, UnknownObject
-from retailblocks.http.app import _new_app
+from retailblocks.http.app import _new_app, limit_request_threads
 from retailblocks.http.auth import KeyRing, Unauthorized
 from retailblocks.http.problems import problem, problem_for
 from retailblocks.http.state import API_SCOPE_KEY, Api, api_for
@@ -362,18 +362,21 @@ def create_platform_app(
     path: str | os.PathLike[str] | None = None,
     recover_every: float | None = None,
     webhook_interval: float | None = None,
+    threads: int | None = None,
 ) -> PlatformRouter:
     """The ASGI app serving ``platform`` (or the platform at ``path``, opened when the server starts and
     closed when it stops). Merchants' stacks are assembled on their first request, or by the sweeps.
 
     With ``recover_every`` (what ``blocks serve`` sets) a thread recovers every active merchant that often;
-    with ``webhook_interval`` another delivers the webhooks of every active merchant that declares some."""
+    with ``webhook_interval`` another delivers the webhooks of every active merchant that declares some.
+    ``threads`` caps the requests running at once in this process (see :func:`limit_request_threads`)."""
     if (platform is None) == (path is None):
         raise TypeError("create_platform_app takes a platform or a path, not both")
     opened = platform if platform is not None else open_platform(path)  # type: ignore[arg-type]
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        limit_request_threads(threads)
         try:
             server_log.info("serving platform %s", json.dumps({"merchants": len(opened.manifest.merchants)}))
             with (

@@ -17,6 +17,8 @@ WEBHOOK_INTERVAL_SECONDS = 1.0
 
 #: The manifest the serving command checked, passed to the worker processes it starts.
 SERVE_MANIFEST_ENV = "RETAILBLOCKS_SERVE_MANIFEST"
+#: The requests each worker runs at once (``blocks serve --threads``), when the command was given it.
+SERVE_THREADS_ENV = "RETAILBLOCKS_SERVE_THREADS"
 
 
 def app() -> ASGIApp:
@@ -25,13 +27,17 @@ def app() -> ASGIApp:
     from retailblocks.platform.manifest import is_platform_file
 
     manifest = os.environ[SERVE_MANIFEST_ENV]
+    threads = int(os.environ[SERVE_THREADS_ENV]) if os.environ.get(SERVE_THREADS_ENV) else None
     if is_platform_file(manifest):
         from retailblocks.http.platform import create_platform_app
 
         return create_platform_app(
-            path=manifest, recover_every=RECOVER_EVERY_SECONDS, webhook_interval=WEBHOOK_INTERVAL_SECONDS
+            path=manifest,
+            recover_every=RECOVER_EVERY_SECONDS,
+            webhook_interval=WEBHOOK_INTERVAL_SECONDS,
+            threads=threads,
         )
-    return create_app(manifest=manifest, recover_every=RECOVER_EVERY_SECONDS)
+    return create_app(manifest=manifest, recover_every=RECOVER_EVERY_SECONDS, threads=threads)
 
 
 LOG_CONFIG = {
