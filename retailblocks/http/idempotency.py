@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from retailblocks.clock import Clock
 from retailblocks.errors import RetailBlocksError
 from retailblocks.http.problems import PROBLEM_JSON, problem, problem_for
-from retailblocks.storage.blocks_api import insert_if_absent
+from retailblocks.storage.blocks_api import insert_if_absent, single_statement
 from retailblocks.storage.prepared import Prepared
 from retailblocks.storage.tables import http_requests
 
@@ -103,10 +103,9 @@ class IdempotentRequests:
             "created_at": now,
         }
         where = sa.and_(http_requests.c.api_key == api_key_id, http_requests.c.idempotency_key == key)
-        # Each write is a transaction of its own, never autocommit: a platform's merchant engine scopes every
-        # transaction to the merchant's schema as it begins (SET LOCAL), and a statement outside one would
-        # land in whatever schema the connection's default path names.
-        with self._engine.begin() as connection:
+        # Each statement below is complete on its own (the takeover is one conditional UPDATE), so each is
+        # committed as it runs where the engine allows (see single_statement).
+        with single_statement(self._engine) as connection:
             if insert_if_absent(connection, http_requests, claim):
                 return None  # a new key, the common case: claimed by one prepared statement
             row = connection.execute(sa.select(http_requests).where(where)).one()
@@ -141,7 +140,7 @@ class IdempotentRequests:
 
     def _store(self, api_key_id: str, key: str, response: Response) -> None:
         body = bytes(response.body).decode("utf-8") if isinstance(response, JSONResponse | Response) else ""
-        with self._engine.begin() as connection:
+        with single_statement(self._engine) as connection:
             _STORE.execute(
                 connection, api_key=api_key_id, key=key, done=DONE, done_status=response.status_code, done_body=body
             )

@@ -23,7 +23,7 @@ from sqlalchemy import event
 
 from retailblocks.errors import EnvironmentFailure
 from retailblocks.platform.manifest import DatabaseServer, MerchantEntry, PlatformManifest
-from retailblocks.storage.engine import create_engine
+from retailblocks.storage.engine import SCOPED_TRANSACTIONS, create_engine
 from retailblocks.storage.prepared import execute_control
 
 #: The option a merchant's engine carries, so a connection can say whose transaction it runs.
@@ -45,7 +45,7 @@ def scope_statement(schema: str, role: bool) -> str:
 
 def schema_engine(server: sa.Engine, schema: str, *, role: bool = False) -> sa.Engine:
     """An engine on ``server``'s pool whose every transaction is confined to ``schema`` (and its role)."""
-    engine = server.execution_options(**{MERCHANT_OPTION: schema})
+    engine = server.execution_options(**{MERCHANT_OPTION: schema, SCOPED_TRANSACTIONS: True})
     statement = scope_statement(schema, role)
 
     @event.listens_for(engine, "begin")

@@ -22,7 +22,7 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from retailblocks.storage.engine import reading
+from retailblocks.storage.engine import autocommit_engine, reading
 from retailblocks.storage.json_text import json_encoder
 from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks.storage.unit_of_work import UNITS_BY_CONNECTION, UnitOfWork
@@ -150,6 +150,25 @@ def request_hash(request: Any) -> str:
     anything else as ``str``), to tell a replay from a reused key. The text is stored and compared: it
     never changes for a given request."""
     return hashlib.sha256(_CANONICAL(request).encode("utf-8")).hexdigest()
+
+
+@contextmanager
+def single_statement(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection for a write complete in one statement, apart from any step (an attempt noted before a
+    gateway call): committed as it runs on PostgreSQL, saving the BEGIN and COMMIT round trips of a
+    transaction around it; a transaction of its own on SQLite and where the engine's transactions must
+    stay transactions (:func:`~retailblocks.storage.engine.autocommit_engine`).
+
+    Each statement run here stands alone: a second one is not undone if the first fails, nor the first if
+    the second does. Writes that must succeed or fail together belong in a transaction.
+    """
+    twin = autocommit_engine(engine)
+    if twin is None:
+        with engine.begin() as connection:
+            yield connection
+        return
+    with twin.connect() as connection:
+        yield connection
 
 
 @contextmanager

@@ -37,6 +37,11 @@ SUPPORTED_SCHEMES = ("sqlite:///<path>", "postgresql+psycopg://user:password@hos
 #: the URL before it reaches the driver): ``session`` (the default: a direct connection, or a pooler in
 #: session mode) or ``transaction`` (PgBouncer's ``pool_mode = transaction``: each transaction may run on
 #: another server connection, so nothing may rest on session state).
+#: An engine option: each transaction of this engine begins with statements of its own (a transaction-mode
+#: pooler's lock timeout, a platform merchant's schema), which a statement run outside a transaction
+#: would go without. Such an engine has no autocommit twin (see :func:`autocommit_engine`).
+SCOPED_TRANSACTIONS = "retailblocks_scoped_transactions"
+
 POOL_MODE_PARAMETER = "pool_mode"
 POOL_MODES = ("session", "transaction")
 
@@ -127,6 +132,7 @@ def _postgres_engine(parsed: sa.URL, *, pool_size: int) -> sa.Engine:
         connect_args=connect_args,
     )
     if mode == "transaction":
+        engine.update_execution_options(**{SCOPED_TRANSACTIONS: True})
 
         @event.listens_for(engine, "begin")
         def _bound_lock_waits_in_transaction(connection: sa.Connection) -> None:
@@ -176,6 +182,29 @@ def _sqlite_engine(url: str, *, pool_size: int) -> sa.Engine:
         record.info.pop("read_only", None)
 
     return engine
+
+
+#: Where an engine keeps its autocommit twin, made on first use (kept on the engine itself: a cache
+#: keyed by engine would keep every engine a test suite makes alive, since the twin refers to its engine).
+_TWIN = "_retailblocks_autocommit"
+
+
+def autocommit_engine(engine: sa.Engine) -> sa.Engine | None:
+    """``engine`` with every statement committed as it runs, on the same pool; None where its transactions
+    must stay transactions.
+
+    For writes complete in one statement: on PostgreSQL a transaction around one statement costs two more
+    round trips (BEGIN, COMMIT) than the statement itself. None on SQLite, where a transaction costs no
+    round trip and its ``BEGIN IMMEDIATE`` takes the write lock up front, and for an engine whose
+    transactions are scoped (:data:`SCOPED_TRANSACTIONS`).
+    """
+    known = vars(engine)
+    if _TWIN not in known:
+        plain = engine.dialect.name == "postgresql" and not engine.get_execution_options().get(SCOPED_TRANSACTIONS)
+        # Two threads making it at once make two equivalent twins; either serves.
+        known[_TWIN] = engine.execution_options(isolation_level="AUTOCOMMIT") if plain else None
+    twin: sa.Engine | None = known[_TWIN]
+    return twin
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from retailblocks.platform.operations import (
 )
 from retailblocks.platform.placement import schema_engine
 from tests.cli.harness import blocks
-from tests.helpers import cart, receive
+from tests.helpers import CARD_OK, cart, receive
 from tests.platform.conftest import (
     ENV,
     NORTH_ADMIN,
@@ -209,6 +209,35 @@ def test_another_merchants_order_is_not_found(platform: Platform, client: TestCl
     missing = client.get(f"/m/south/admin/orders/{order.id}", headers=bearer(SOUTH_ADMIN))
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
+
+
+def test_an_orders_idempotency_row_is_kept_in_its_merchants_storage(platform: Platform, client: TestClient) -> None:
+    # The row is written apart from the checkout's transactions; on PostgreSQL it must still land in the
+    # merchant's schema (a statement outside the merchant's scoped transaction would land elsewhere).
+    receive(platform.stack("north"), {"BEANS": 5})
+    body = {
+        "lines": [{"sku": "BEANS", "quantity": 1}],
+        "payments": [{"method": "card", "details": {"card_number": CARD_OK}}],
+        "fulfilment": {"kind": "carry_out"},
+    }
+    headers = {**bearer(NORTH_WEB), "Idempotency-Key": "order-1"}
+    first = client.post("/m/north/store/orders", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    again = client.post("/m/north/store/orders", json=body, headers=headers)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    north, south = platform.stack("north"), platform.stack("south")
+    with north.engine.begin() as connection:
+        kept = connection.execute(sa.text("SELECT idempotency_key, state FROM http_requests")).all()
+    assert [tuple(row) for row in kept] == [("order-1", "done")]
+    with south.engine.begin() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM http_requests")).scalar() == 0
+    if north.engine.dialect.name == "postgresql":
+        with north.engine.begin() as connection:
+            owners = connection.execute(
+                sa.text("SELECT schemaname FROM pg_tables WHERE tablename = 'http_requests' ORDER BY 1")
+            ).scalars()
+            assert list(owners) == ["m_north", "m_south"]
 
 
 def test_an_unknown_merchant_is_404_and_a_paused_one_503(platform_path: Path, client: TestClient) -> None:

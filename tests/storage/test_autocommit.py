@@ -1,0 +1,77 @@
+"""Writes complete in one statement are committed as they run where the engine allows it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from retailblocks.platform.placement import schema_engine
+from retailblocks.storage.blocks_api import insert_if_absent, single_statement
+from retailblocks.storage.engine import autocommit_engine, create_engine
+from retailblocks.testing.databases import fresh_database
+
+NOTES = sa.Table("autocommit_notes", sa.MetaData(), sa.Column("key", sa.String(40), primary_key=True))
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    made = create_engine(database_url)
+    NOTES.create(made)
+    yield made
+    made.dispose()
+
+
+def test_a_single_statement_is_seen_by_others_before_its_block_ends_on_postgresql_only(engine: sa.Engine) -> None:
+    with single_statement(engine) as connection:
+        assert insert_if_absent(connection, NOTES, {"key": "first"})
+        assert not insert_if_absent(connection, NOTES, {"key": "first"})
+        if engine.dialect.name == "postgresql":
+            # Committed as it ran: no transaction holds it.
+            with engine.connect() as other:
+                assert other.execute(sa.select(NOTES.c.key)).scalars().all() == ["first"]
+    with engine.connect() as other:
+        assert other.execute(sa.select(NOTES.c.key)).scalars().all() == ["first"]
+
+
+def test_a_failing_block_keeps_nothing_on_sqlite_where_it_is_a_transaction(engine: sa.Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("on PostgreSQL each statement commits as it runs")
+    def write_then_fail() -> None:
+        with single_statement(engine) as connection:
+            insert_if_absent(connection, NOTES, {"key": "gone"})
+            raise RuntimeError("after the write")
+
+    with pytest.raises(RuntimeError):
+        write_then_fail()
+    with engine.connect() as other:
+        assert other.execute(sa.select(NOTES.c.key)).scalars().all() == []
+
+
+def test_only_a_plain_postgresql_engine_has_an_autocommit_twin(tmp_path: Path) -> None:
+    assert autocommit_engine(create_engine(f"sqlite:///{tmp_path / 'shop.db'}")) is None
+    pooled = create_engine("postgresql+psycopg://app@db.example.com/shop?pool_mode=transaction")
+    assert autocommit_engine(pooled) is None, "each transaction sets its lock timeout as it begins"
+    plain = create_engine("postgresql+psycopg://app@db.example.com/shop")
+    twin = autocommit_engine(plain)
+    assert twin is not None and twin.get_execution_options()["isolation_level"] == "AUTOCOMMIT"
+    assert autocommit_engine(plain) is twin, "made once per engine"
+    assert autocommit_engine(schema_engine(plain, "m_north")) is None, "a merchant's scope is per transaction"
+
+
+@pytest.mark.postgres
+def test_a_merchants_single_statement_lands_in_its_schema(tmp_path: Path) -> None:
+    with fresh_database("postgresql", tmp_path) as url:
+        server = create_engine(url)
+        with server.begin() as connection:
+            connection.exec_driver_sql('CREATE SCHEMA "m_north"')
+        north = schema_engine(server, "m_north")
+        with north.begin() as connection:
+            NOTES.create(connection)
+        with single_statement(north) as connection:
+            assert insert_if_absent(connection, NOTES, {"key": "north"})
+        with server.connect() as connection:
+            assert connection.execute(sa.text("SELECT key FROM m_north.autocommit_notes")).scalars().all() == ["north"]
+        server.dispose()
