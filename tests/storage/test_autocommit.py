@@ -39,6 +39,7 @@ def test_a_single_statement_is_seen_by_others_before_its_block_ends_on_postgresq
 def test_a_failing_block_keeps_nothing_on_sqlite_where_it_is_a_transaction(engine: sa.Engine) -> None:
     if engine.dialect.name != "sqlite":
         pytest.skip("on PostgreSQL each statement commits as it runs")
+
     def write_then_fail() -> None:
         with single_statement(engine) as connection:
             insert_if_absent(connection, NOTES, {"key": "gone"})
