@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from retailblocks.clock import Clock, IdFactory
 from retailblocks.model import Channel, Merchant, Product
-from retailblocks.storage.blocks_api import read_only_connection
+from retailblocks.storage.blocks_api import read_only_connection, single_statement
 from retailblocks.storage.json_text import json_encoder
 from retailblocks.storage.unit_of_work import UnitOfWork
 
@@ -166,6 +166,19 @@ class FlowContext:
         :class:`OutsideWriteWouldWait` once the step has begun on SQLite (see :meth:`outside_engine`)."""
         with UnitOfWork(self.outside_engine()) as apart:
             yield apart.connection
+
+    @contextmanager
+    def outside_statement(self) -> Iterator[sa.Connection]:
+        """A connection apart from the step for a write complete in one statement (an attempt noted before a
+        gateway call): on PostgreSQL each statement commits as it runs, saving the BEGIN and COMMIT round
+        trips of :meth:`outside_connection`; a transaction of its own on SQLite and where the engine's
+        transactions are scoped (see :func:`retailblocks.storage.single_statement`). Raises
+        :class:`OutsideWriteWouldWait` once the step has begun on SQLite.
+
+        .. versionadded:: 1.7
+        """
+        with single_statement(self.outside_engine()) as connection:
+            yield connection
 
     def key_for(self, step: str) -> str:
         """An idempotency key for one outside call of this flow, stable across retries and recovery, and

@@ -2,9 +2,9 @@
 
 Public API for blocks (see docs/block-storage.md): :class:`Prepared` and :class:`PreparedQuery` (statements built
 once, run on the step's connection), :class:`InsertIfAbsent` / :func:`insert_if_absent`,
-:class:`KeyClaimer`, :func:`read_only_connection`, :func:`request_hash`, :class:`Migration` and
-:func:`create_tables`. For test kits: :func:`enforcing_permissions` turns the table permission guard on
-(see :mod:`retailblocks.storage.permissions`).
+:class:`KeyClaimer`, :func:`read_only_connection`, :func:`single_statement`, :func:`request_hash`,
+:class:`Migration` and :func:`create_tables`. For test kits: :func:`enforcing_permissions` turns the table
+permission guard on (see :mod:`retailblocks.storage.permissions`).
 """
 
 from retailblocks.storage.blocks_api import (
@@ -15,6 +15,7 @@ from retailblocks.storage.blocks_api import (
     insert_if_absent,
     read_only_connection,
     request_hash,
+    single_statement,
 )
 from retailblocks.storage.engine import check_reachable, create_engine, describe_url, is_sqlite
 from retailblocks.storage.erasure import pseudonymise
@@ -47,4 +48,5 @@ __all__ = [
     "pseudonymise",
     "read_only_connection",
     "request_hash",
+    "single_statement",
 ]

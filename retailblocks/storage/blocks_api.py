@@ -35,6 +35,7 @@ __all__ = [
     "insert_if_absent",
     "read_only_connection",
     "request_hash",
+    "single_statement",
 ]
 
 
@@ -164,8 +165,9 @@ def single_statement(engine: sa.Engine) -> Iterator[sa.Connection]:
     """
     twin = autocommit_engine(engine)
     if twin is None:
-        with engine.begin() as connection:
-            yield connection
+        # A unit of work, not engine.begin(): inside a flow on SQLite it borrows the flow's kept connection.
+        with UnitOfWork(engine) as uow:
+            yield uow.connection
         return
     with twin.connect() as connection:
         yield connection

@@ -151,14 +151,16 @@ def test_an_unknown_name_suggests_the_close_ones_and_touches_nothing(tmp_path: P
 
 
 def test_a_block_for_another_core_api_is_refused_before_install(tmp_path: Path) -> None:
-    source = write(tmp_path / "c.json", {"catalogue": 1, "blocks": [entry(core_api=">=1.7,<2")]})
+    major, minor = CORE_API_VERSION.split(".")
+    newer = f">={major}.{int(minor) + 1},<{int(major) + 1}"
+    source = write(tmp_path / "c.json", {"catalogue": 1, "blocks": [entry(core_api=newer)]})
     manifest = write(tmp_path / "blocks.yaml", MANIFEST)
     # An installer that ran would fail on this nonexistent distribution with another message; the refusal
     # comes first, naming both ranges.
     outcome = blocks("add", "qr-wallet", "-m", manifest, "--catalogue", source, "--no-index")
     assert outcome.status == 2
     line = outcome.one_error_line()
-    assert "runs on core API >=1.7,<2" in line
+    assert f"runs on core API {newer}" in line
     assert f"this retailblocks {__version__} provides core API {CORE_API_VERSION}" in line
     assert "nothing was installed" in line
     assert manifest.read_text(encoding="utf-8") == MANIFEST

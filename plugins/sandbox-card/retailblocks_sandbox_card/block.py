@@ -108,7 +108,7 @@ class SandboxCard(Block):
     )
     reads_core_tables: ClassVar[tuple[str, ...]] = ()
     capabilities = frozenset({Capability.PAYMENT})
-    core_api = "1.3"  # simulation_payment_details
+    core_api = "1.7"  # ctx.outside_statement
     Config = SandboxCardConfig
     payment_methods = (METHOD,)
     description = "A card gateway sandbox: authorize, capture, void, refund, with test cards."
@@ -632,7 +632,7 @@ def _ensure_payment(ctx: FlowContext, authorization: PaymentAuthorization, charg
 
 def _note_attempt(ctx: FlowContext, key: str, amount: Money) -> None:
     """Note the attempt before the gateway call, committed on its own, so it outlives a crash."""
-    with ctx.outside_connection() as connection:
+    with ctx.outside_statement() as connection:
         insert_if_absent(
             connection,
             attempts,
@@ -653,5 +653,5 @@ def _resolve_attempt(connection: sa.Connection, key: str, status: str, ctx: Flow
 
 def _resolve_attempt_apart(key: str, status: str, ctx: FlowContext) -> None:
     # Apart from the step's transaction, which rolls back when the hook raises.
-    with ctx.outside_connection() as connection:
+    with ctx.outside_statement() as connection:
         _resolve_attempt(connection, key, status, ctx)

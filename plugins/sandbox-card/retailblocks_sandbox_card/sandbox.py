@@ -17,7 +17,14 @@ import sqlalchemy as sa
 
 from retailblocks.clock import Clock, IdFactory, as_utc
 from retailblocks.model import Money
-from retailblocks.storage import Prepared, PreparedQuery, UnitOfWork, insert_if_absent, read_only_connection
+from retailblocks.storage import (
+    Prepared,
+    PreparedQuery,
+    UnitOfWork,
+    insert_if_absent,
+    read_only_connection,
+    single_statement,
+)
 from retailblocks_sandbox_card import cards
 from retailblocks_sandbox_card.cards import CardOutcome
 from retailblocks_sandbox_card.gateway import (
@@ -132,7 +139,8 @@ class SandboxGateway:
             "resolves_at": now + self._timeout_resolution if timed_out else None,
             "created_at": now,
         }
-        with self._transaction() as connection:
+        # One statement unless the answer times out, which queues its notification with the charge.
+        with self._transaction() if timed_out else self._statement() as connection:
             inserted = insert_if_absent(connection, charges, values)
             if inserted and timed_out:
                 # The caller never hears the answer; the gateway tells it later, by notification.
@@ -229,13 +237,15 @@ class SandboxGateway:
 
     @contextmanager
     def _transaction(self) -> Iterator[sa.Connection]:
-        try:
-            # A unit of work of its own (not the step's): the stack may lend it the flow's connection.
-            with UnitOfWork(self._engine) as uow:
-                yield uow.connection
-        except sa.exc.OperationalError as error:
-            # The sandbox's "network": an unreachable database is an unreachable gateway.
-            raise GatewayUnavailable(f"the sandbox gateway is unreachable: {error.orig}") from error
+        # A unit of work of its own (not the step's): the stack may lend it the flow's connection.
+        with _reachable(), UnitOfWork(self._engine) as uow:
+            yield uow.connection
+
+    @contextmanager
+    def _statement(self) -> Iterator[sa.Connection]:
+        """For a write complete in one statement: committed as it runs on PostgreSQL."""
+        with _reachable(), single_statement(self._engine) as connection:
+            yield connection
 
     def _answer(self, row: Mapping[Any, Any], now: datetime, *, key: str) -> GatewayCharge:
         """What the gateway says about an authorization attempt it holds, at ``now``."""
@@ -367,3 +377,12 @@ def _charge(row: Mapping[Any, Any]) -> GatewayCharge:
         brand=row["brand"],
         created_at=as_utc(row["created_at"]),
     )
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    try:
+        yield
+    except sa.exc.OperationalError as error:
+        # The sandbox's "network": an unreachable database is an unreachable gateway.
+        raise GatewayUnavailable(f"the sandbox gateway is unreachable: {error.orig}") from error
