@@ -357,3 +357,33 @@ def test_a_step_after_deliver_that_fails_cancels_the_carriers_booking(tmp_path: 
         assert levels(stack) == before
         assert card_refunded(stack) == 4000  # captured in an earlier transaction: the mug and its shipping paid back
         assert failing(stack) == []
+
+
+# --- 12. a payment recorded in its step's transaction is undone with that step ---------------------------------
+
+
+def test_a_gift_card_paying_alone_is_released_when_place_fails_for_good(tmp_path: Path, database_url: str) -> None:
+    """The gift card's hold is written in the transaction of authorize and place; place fails for good, so the
+    hold rolls back with it and compensation finds nothing held: the saga is compensated, not stuck."""
+    with make_stack(tmp_path, database_url) as stack:
+        with stack.context() as ctx:
+            code = stack.hooks.call(payment.payment_issue, ctx, "gift_card", cny("100.00"), None, "issue")
+        before = levels(stack)
+        real = stack.hooks.call
+
+        def call(spec: Any, *args: Any, **kwargs: Any) -> Any:
+            if spec is inventory.inventory_commit:
+                raise InvalidValue("the stock ledger refuses this order (scripted)")
+            return real(spec, *args, **kwargs)
+
+        stack.hooks.call = call  # type: ignore[method-assign]
+        pay = (PaymentRequest("gift_card", None, {"code": code}),)  # the whole order, the last (only) share
+        with pytest.raises(InvalidValue, match="stock ledger refuses"):
+            stack.checkout(cart(("MUG", 1), pay=pay), key="place-fails")
+        stack.hooks.call = real  # type: ignore[method-assign]
+        (row,) = saga_rows(stack, "checkout")
+        assert row["status"] == "compensated"
+        assert levels(stack) == before
+        with stack.context() as ctx:
+            assert stack.block("stored-value").balance(ctx, code) == cny("100.00")  # type: ignore[attr-defined]
+        assert failing(stack) == []
