@@ -5,7 +5,8 @@ over; and `blocks audit` catches every inconsistency between the orders and the 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,23 @@ def card_refunded(stack: Stack) -> int:
 
 def failing(stack: Stack) -> list[str]:
     return [f"{finding.name}: {finding.detail}" for finding in audit_flows(stack) if not finding.ok]
+
+
+@contextmanager
+def refusing(stack: Stack, way: str, spec: Any, error: Exception) -> Iterator[None]:
+    """Every call of the hook ``spec`` through ``stack.hooks.<way>`` ("call" or "maybe") raises ``error``."""
+    real = getattr(stack.hooks, way)
+
+    def scripted(called: Any, *args: Any, **kwargs: Any) -> Any:
+        if called is spec:
+            raise error
+        return real(called, *args, **kwargs)
+
+    setattr(stack.hooks, way, scripted)
+    try:
+        yield
+    finally:
+        setattr(stack.hooks, way, real)
 
 
 def saga_rows(stack: Stack, flow: str) -> list[Any]:
@@ -339,17 +357,9 @@ def test_a_step_after_deliver_that_fails_cancels_the_carriers_booking(tmp_path: 
         carrier = FakeCarrier()
         stack.block("logistics").use_carrier_api("sf", carrier)  # type: ignore[attr-defined]
         before = levels(stack)
-        real = stack.hooks.maybe
-
-        def maybe(spec: Any, *args: Any, **kwargs: Any) -> Any:
-            if spec is membership.membership_earn:
-                raise InvalidValue("the points ledger refuses this order (scripted)")
-            return real(spec, *args, **kwargs)
-
-        stack.hooks.maybe = maybe  # type: ignore[method-assign]
-        with pytest.raises(InvalidValue, match="points ledger refuses"):
+        refusal = InvalidValue("the points ledger refuses this order (scripted)")
+        with refusing(stack, "maybe", membership.membership_earn, refusal), pytest.raises(InvalidValue, match="ledger"):
             stack.checkout(cart(("MUG", 1), identities=member("+8613800000009")), key="earn-fails")
-        stack.hooks.maybe = real  # type: ignore[method-assign]
         assert len(carrier.bookings) == 1
         assert carrier.cancelled == {booking.tracking_number for booking in carrier.bookings.values()}
         (row,) = saga_rows(stack, "checkout")
@@ -369,18 +379,10 @@ def test_a_gift_card_paying_alone_is_released_when_place_fails_for_good(tmp_path
         with stack.context() as ctx:
             code = stack.hooks.call(payment.payment_issue, ctx, "gift_card", cny("100.00"), None, "issue")
         before = levels(stack)
-        real = stack.hooks.call
-
-        def call(spec: Any, *args: Any, **kwargs: Any) -> Any:
-            if spec is inventory.inventory_commit:
-                raise InvalidValue("the stock ledger refuses this order (scripted)")
-            return real(spec, *args, **kwargs)
-
-        stack.hooks.call = call  # type: ignore[method-assign]
         pay = (PaymentRequest("gift_card", None, {"code": code}),)  # the whole order, the last (only) share
-        with pytest.raises(InvalidValue, match="stock ledger refuses"):
+        refusal = InvalidValue("the stock ledger refuses this order (scripted)")
+        with refusing(stack, "call", inventory.inventory_commit, refusal), pytest.raises(InvalidValue, match="ledger"):
             stack.checkout(cart(("MUG", 1), pay=pay), key="place-fails")
-        stack.hooks.call = real  # type: ignore[method-assign]
         (row,) = saga_rows(stack, "checkout")
         assert row["status"] == "compensated"
         assert levels(stack) == before
