@@ -296,15 +296,8 @@ class SagaRunner:
         return groups
 
     def run_steps(self, run: SagaRun[Any], steps: Sequence[Step]) -> None:
-        """Run ``steps`` in one transaction with their progress; on any failure none of them is done.
-
-        On a failure the run's state goes back to what its stored progress says, as a crash at that point
-        would leave it: what the steps learnt from the outside world rolled back with their transaction,
-        and compensation learns it again under the same keys (a payment's status, a capture or a booking
-        made again), never from memory the database does not hold.
-        """
+        """Run ``steps`` in one transaction with their progress; on any failure none of them is done."""
         done_before = len(run.done)
-        state_before = run.state
         self.faults.check(self.flow, steps[0].name, "before")
         uow = UnitOfWork(self.stack.engine)
         ctx = self.context(uow, run)
@@ -329,7 +322,6 @@ class SagaRunner:
         except BaseException:
             uow.rollback()
             del run.done[done_before:]
-            run.state = state_before
             run.transient.order_write.clear()
             raise
         uow.commit()

@@ -369,12 +369,13 @@ def test_a_step_after_deliver_that_fails_cancels_the_carriers_booking(tmp_path: 
         assert failing(stack) == []
 
 
-# --- 12. a payment recorded in its step's transaction is undone with that step ---------------------------------
+# --- 12. a gift card paying alone is released when the order cannot be placed -----------------------------------
 
 
 def test_a_gift_card_paying_alone_is_released_when_place_fails_for_good(tmp_path: Path, database_url: str) -> None:
-    """The gift card's hold is written in the transaction of authorize and place; place fails for good, so the
-    hold rolls back with it and compensation finds nothing held: the saga is compensated, not stuck."""
+    """The gift card holds the whole order, then place fails for good: compensation releases the hold, and the
+    saga ends compensated, not stuck. (A gift card's hold is a write in this database: were it made in the
+    transaction that then rolled back, voiding it would find nothing and leave the saga stuck.)"""
     with make_stack(tmp_path, database_url) as stack:
         with stack.context() as ctx:
             code = stack.hooks.call(payment.payment_issue, ctx, "gift_card", cny("100.00"), None, "issue")
