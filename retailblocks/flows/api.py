@@ -512,8 +512,7 @@ class OrderFlows:
             except (RetailBlocksError, Exception):
                 continue  # the flow is stuck now, with its reason: reported below
             (resumed if outcome is RecoveryOutcome.RESUMED else compensated).append(saga_id)
-        with self.stack.context(flow="maintenance") as ctx:
-            maintain(self.stack.hooks, ctx)
+        maintain(self.stack.hooks, lambda: self.stack.context(flow="maintenance"))
         stuck = self.stuck_flows()
         reasons.update(stuck)
         return RecoveryReport(tuple(resumed), tuple(compensated), tuple(stuck), tuple(skipped), reasons)

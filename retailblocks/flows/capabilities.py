@@ -3,7 +3,8 @@ place each, so every flow (and the simulation) asks the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 
 import attrs
 
@@ -194,6 +195,15 @@ def block_findings(hooks: Hooks, ctx: FlowContext) -> list[tuple[str, AuditFindi
     ]
 
 
-def maintain(hooks: Hooks, ctx: FlowContext) -> None:
-    """The housekeeping every block has due (expired reservations, points, unknown payment outcomes)."""
-    hooks.each(lifecycle.stack_maintain, ctx)
+def maintain(hooks: Hooks, context: Callable[[], AbstractContextManager[FlowContext]]) -> None:
+    """The housekeeping every block has due (expired reservations, points, unknown payment outcomes), each
+    block's in a transaction of its own from ``context``.
+
+    One transaction for all of them held one block's locks while the next block took its own: the stock's
+    expired reservations, then a card's payments. A checkout takes the same rows the other way round (its
+    card records the payment, then its order commits the reservation), and the two deadlocked. Apart, no
+    block's housekeeping waits while holding another's rows, and one that fails leaves the others' done.
+    """
+    for block_id in hooks.implementers(lifecycle.stack_maintain):
+        with context() as ctx:
+            hooks.at(block_id, lifecycle.stack_maintain, ctx)

@@ -86,6 +86,8 @@ def stack_routes(stack: RouteStack) -> AsgiApp | None:
 def stack_maintain(ctx: FlowContext) -> None:
     """Housekeeping that time makes due: release expired reservations, expire points, resolve payments
     whose outcome was unknown. Called by ``blocks recover`` and the event dispatcher; must be idempotent.
+    Each block's housekeeping runs in a transaction of its own (``ctx.db``), apart from every other
+    block's.
     """
 
 

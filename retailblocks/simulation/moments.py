@@ -198,6 +198,5 @@ class Moments:
         if self.day.clock is None or not self.hooks.provides(membership.membership_identify):
             return
         self.day.clock.advance(timedelta(days=400))
-        with self.stack.context(flow="maintenance") as ctx:
-            maintain(self.hooks, ctx)
+        maintain(self.hooks, lambda: self.stack.context(flow="maintenance"))
         result.notes.append("a year later, unspent points expired")
