@@ -42,6 +42,7 @@ from retailblocks.flows.saga import (
     SagaRunner,
     SagaStatus,
     Transient,
+    hold,
     load_run,
 )
 from retailblocks.flows.state import CancelState, CheckoutState, CheckoutStep, FlowKind, RefundState, load_state
@@ -138,12 +139,34 @@ class OrderFlows:
         self._runners: dict[FlowKind, SagaRunner] = {}
 
     @contextmanager
-    def outside_call(self, run: SagaRun[Any], ctx: FlowContext) -> Iterator[FlowContext]:
+    def outside_call(self, run: SagaRun[Any], ctx: FlowContext, *, last: bool = False) -> Iterator[FlowContext]:
         """A context of its own for one call to the outside world and what the block records about it.
 
         Each payment share gets its own unit of work: a block records its side of one call without holding
         the database while the next provider is called (on SQLite a held write lock would stall everyone).
+
+        The ``last`` call of a step whose transaction has not begun records in the step's own transaction
+        instead: no call follows it, so no lock is held across one, and the block's record commits with
+        the step's — one transaction fewer. Should the step then roll back, the block's view misses the
+        call, as after a crash between a call and its record: the call carries its key, so the block learns
+        it again from the provider, and compensation undoes it.
         """
+        if last and not ctx.step_started:
+            # The block's record comes before the step's writes, so the locks it takes come first too: the
+            # saga's row, taken before any, keeps a compensation of the flow from taking the same locks
+            # in the other order (see hold).
+            ctx.uow.open_with(lambda connection: hold(connection, run))
+            try:
+                yield ctx
+            except BusinessRejection:
+                # Nothing of the step is in its transaction yet but the block's record of the refusal: keep it.
+                ctx.uow.commit()
+                raise
+            except BaseException:
+                ctx.uow.rollback()
+                raise
+            run.effects += 1
+            return
         uow = UnitOfWork(self.stack.engine)
         try:
             yield self.stack.new_context(uow, run.channel, flow=ctx.flow, flow_id=run.order_id, key=run.id)

@@ -338,13 +338,14 @@ class CheckoutSteps:
 
     def authorize(self, run: Run, ctx: FlowContext) -> None:
         details = run.transient.payment_details
+        final = len(run.state.plan) - 1
         for index, share in enumerate(run.state.plan):
             if index in run.state.authorizations:
                 continue
             key = ctx.key_for(f"authorize-{index}")
             amount = share.amount
             try:
-                with self.flows.outside_call(run, ctx) as call:
+                with self.flows.outside_call(run, ctx, last=index == final) as call:
                     authorization = self.hooks.call(
                         payment.payment_authorize,
                         call,
@@ -355,16 +356,18 @@ class CheckoutSteps:
                         key,
                     )
             except PaymentOutcomeUnknown:
-                authorization = self._resolve_unknown(run, ctx, share.method, key)
+                authorization = self._resolve_unknown(run, ctx, share.method, key, last=index == final)
             # Recorded at once: a later share failing undoes this one (see void).
             run.state = attrs.evolve(run.state, authorizations={**run.state.authorizations, index: authorization})
         made = data_of(run.state.authorizations, run.transient.data)
         details_now = self._details(run, ctx, authorizations=made)
         self._set_order(run, ctx, details=details_now)
 
-    def _resolve_unknown(self, run: Run, ctx: FlowContext, method: str, key: str) -> PaymentAuthorization:
+    def _resolve_unknown(
+        self, run: Run, ctx: FlowContext, method: str, key: str, *, last: bool
+    ) -> PaymentAuthorization:
         try:
-            with self.flows.outside_call(run, ctx) as call:
+            with self.flows.outside_call(run, ctx, last=last) as call:
                 resolved = self.hooks.call(payment.payment_status, call, method, key)
         except PaymentOutcomeUnknown:
             # The shopper is not kept waiting: the order is not placed, and recovery voids the
@@ -429,10 +432,11 @@ class CheckoutSteps:
     # -- capture ----------------------------------------------------------------------------------
 
     def capture(self, run: Run, ctx: FlowContext) -> None:
+        final = max(run.state.authorizations, default=-1)
         for index, authorization in sorted(run.state.authorizations.items()):
             if index in run.state.captures:
                 continue
-            with self.flows.outside_call(run, ctx) as call:
+            with self.flows.outside_call(run, ctx, last=index == final) as call:
                 capture = self.hooks.call(
                     payment.payment_capture, call, authorization, authorization.amount, ctx.key_for(f"capture-{index}")
                 )

@@ -79,6 +79,7 @@ _OWNED = sa.and_(sagas.c.id == sa.bindparam("saga_id"), sagas.c.attempts == sa.b
 _PROGRESS = Prepared(sagas.update().where(_OWNED).values(**_PROGRESS_VALUES))
 # The last step's progress also closes the saga, in the same statement.
 _PROGRESS_AND_STATUS = Prepared(sagas.update().where(_OWNED).values(status=sa.bindparam("status"), **_PROGRESS_VALUES))
+_HOLD = PreparedQuery(sa.select(sagas.c.attempts).where(sagas.c.id == sa.bindparam("saga_id")).with_for_update())
 
 
 def _logged_progress(steps: int, with_status: bool) -> Prepared:
@@ -296,8 +297,15 @@ class SagaRunner:
         return groups
 
     def run_steps(self, run: SagaRun[Any], steps: Sequence[Step]) -> None:
-        """Run ``steps`` in one transaction with their progress; on any failure none of them is done."""
+        """Run ``steps`` in one transaction with their progress; on any failure none of them is done.
+
+        On a failure the run's state goes back to what its stored progress says, as a crash at that point
+        would leave it: what the steps learnt from the outside world rolled back with their transaction,
+        and compensation learns it again under the same keys (a payment's status, a capture or a booking
+        made again), never from memory the database does not hold.
+        """
         done_before = len(run.done)
+        state_before = run.state
         self.faults.check(self.flow, steps[0].name, "before")
         uow = UnitOfWork(self.stack.engine)
         ctx = self.context(uow, run)
@@ -322,6 +330,7 @@ class SagaRunner:
         except BaseException:
             uow.rollback()
             del run.done[done_before:]
+            run.state = state_before
             run.transient.order_write.clear()
             raise
         uow.commit()
@@ -507,6 +516,20 @@ class SagaRunner:
             changed = _PROGRESS_AND_STATUS.execute(connection, values, status=status.value)
         if changed != 1:
             raise lost(run)
+
+
+def hold(connection: sa.Connection, run: SagaRun[Any]) -> None:
+    """Lock the saga's row for the rest of the transaction, or raise FlowTakenOver if recovery took it.
+
+    For a transaction that writes what a block recorded of an outside call before the step's own writes
+    (see :meth:`~retailblocks.flows.api.OrderFlows.outside_call`). Recovery takes a flow over by updating
+    this row, so while the transaction holds it, no compensation of the flow can run beside it: the
+    compensation's locks (the stock, then the payment) cannot meet this transaction's in the other order.
+    A flow already taken over stops here, before it writes anything. (SQLite runs one writer at a time:
+    there is no lock to take, only the epoch to check.)
+    """
+    if _HOLD.scalar(connection, saga_id=run.id) != run.epoch:
+        raise lost(run)
 
 
 def lost(run: SagaRun[Any]) -> FlowTakenOver:

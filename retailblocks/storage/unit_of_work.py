@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -201,6 +201,7 @@ class UnitOfWork:
         keeper = _KEEPER.get()
         self._keeper = keeper if keeper is not None and keeper.engine is engine else None
         self._borrowed = False
+        self._opening: Callable[[sa.Connection], None] | None = None
         #: The block whose hook is running on this unit now (the flow context's ``current_block`` writes
         #: it here), or None for the core: what the table permission guard checks statements against.
         self.acting_block: str | None = None
@@ -225,7 +226,27 @@ class UnitOfWork:
             UNITS_BY_CONNECTION[connection] = self
             self._connection = connection
             self._transaction = connection.begin()
+            opening, self._opening = self._opening, None
+            if opening is not None:
+                self._run_opening(opening, connection)
         return self._connection
+
+    def _run_opening(self, opening: Callable[[sa.Connection], None], connection: sa.Connection) -> None:
+        # The core's statement, whichever block's hook touched the connection first.
+        acting, self.acting_block = self.acting_block, None
+        try:
+            opening(connection)
+        finally:
+            self.acting_block = acting
+
+    def open_with(self, opening: Callable[[sa.Connection], None]) -> None:
+        """Run ``opening`` first in the transaction, when something first uses the connection (at once if
+        the transaction has begun). A flow uses it to lock its own row before any block writes: see
+        :meth:`retailblocks.flows.api.OrderFlows.outside_call`."""
+        if self._connection is not None:
+            self._run_opening(opening, self._connection)
+        else:
+            self._opening = opening
 
     @property
     def started(self) -> bool:

@@ -17,11 +17,14 @@ from retailblocks_logistics.testing import FakeCarrier
 
 from retailblocks import assemble
 from retailblocks.errors import (
+    BusinessRejection,
     FlowStuck,
+    FlowTakenOver,
     IdempotencyConflict,
     InvalidValue,
     NotRefundable,
 )
+from retailblocks.flows import api as flows_api
 from retailblocks.flows.audit import audit_flows
 from retailblocks.flows.saga import SimulatedCrash
 from retailblocks.hookspecs import inventory, membership, payment
@@ -200,6 +203,72 @@ def test_an_unroutable_payment_method_is_refused_before_any_flow(tmp_path: Path,
 # --- 5. fencing -----------------------------------------------------------------------------------------
 
 
+def test_an_owner_stalled_in_its_payment_call_stops_before_recording_it(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The card's record of the checkout's last authorization commits with the step. An owner frozen after
+    the gateway said yes, past its lease, finds recovery's takeover when it comes back to record: it stops
+    there (on PostgreSQL before it takes any lock a compensation takes), and the new owner's void stands."""
+    from retailblocks_sandbox_card.sandbox import SandboxGateway
+
+    stack = assemble(write_manifest(tmp_path, database_url))  # system clocks
+    stack.lease = timedelta(milliseconds=300)
+    with stack.context() as ctx:
+        for sku in stack.catalog:
+            stack.hooks.call(inventory.inventory_adjust, ctx, sku, "dc", 10, "received", f"r-{sku}")
+    before = levels(stack)
+    reached, release = threading.Event(), threading.Event()
+    real_authorize = SandboxGateway.authorize
+
+    def authorize_then_freeze(gateway: SandboxGateway, *args: Any, **kwargs: Any) -> Any:
+        charge = real_authorize(gateway, *args, **kwargs)
+        if not reached.is_set():
+            reached.set()
+            release.wait(30)
+        return charge
+
+    monkeypatch.setattr(SandboxGateway, "authorize", authorize_then_freeze)
+    stopped: list[BaseException] = []
+    real_hold = flows_api.hold
+
+    def watched_hold(connection: sa.Connection, run: Any) -> None:
+        try:
+            real_hold(connection, run)
+        except FlowTakenOver as error:
+            stopped.append(error)
+            raise
+
+    monkeypatch.setattr(flows_api, "hold", watched_hold)
+    outcome: dict[str, Any] = {}
+
+    def shopper() -> None:
+        try:
+            outcome["order"] = stack.checkout(cart(("BEANS", 1)), key="frozen-in-the-call")
+        except BaseException as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=shopper)
+    thread.start()
+    assert reached.wait(30)
+    threading.Event().wait(0.6)  # the lease runs out
+    report = stack.recover()
+    assert report.compensated, report
+    release.set()
+    thread.join(30)
+    assert len(stopped) == 1  # at its record's first statement
+    # The shopper gets the flow's outcome, as a replay of the key would: recovery undid it.
+    assert isinstance(outcome.get("error"), BusinessRejection), outcome
+    with stack.engine.connect() as connection:
+        charges = list(connection.execute(sa.text("SELECT voided, captured FROM sandbox_card_gateway_charges")))
+        payments = list(connection.execute(sa.text("SELECT status FROM sandbox_card_payments")))
+    assert [(bool(voided), captured) for voided, captured in charges] == [(True, 0)]
+    assert [status for (status,) in payments] == ["voided"]  # the new owner's record, not the stalled one's
+    assert [order.status for order in stack.orders()] in ([], [OrderStatus.FAILED])
+    assert levels(stack) == before
+    assert failing(stack) == []
+    stack.close()
+
+
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_a_stalled_owner_cannot_redo_what_recovery_took_over(tmp_path: Path, database_url: str, when: str) -> None:
     """The real clock: a checkout frozen past its (short) lease while recovery finishes it, then resumed."""
@@ -369,13 +438,12 @@ def test_a_step_after_deliver_that_fails_cancels_the_carriers_booking(tmp_path: 
         assert failing(stack) == []
 
 
-# --- 12. a gift card paying alone is released when the order cannot be placed -----------------------------------
+# --- 12. a payment recorded in its step's transaction is undone with that step ---------------------------------
 
 
 def test_a_gift_card_paying_alone_is_released_when_place_fails_for_good(tmp_path: Path, database_url: str) -> None:
-    """The gift card holds the whole order, then place fails for good: compensation releases the hold, and the
-    saga ends compensated, not stuck. (A gift card's hold is a write in this database: were it made in the
-    transaction that then rolled back, voiding it would find nothing and leave the saga stuck.)"""
+    """The gift card's hold is written in the transaction of authorize and place; place fails for good, so the
+    hold rolls back with it and compensation finds nothing held: the saga is compensated, not stuck."""
     with make_stack(tmp_path, database_url) as stack:
         with stack.context() as ctx:
             code = stack.hooks.call(payment.payment_issue, ctx, "gift_card", cny("100.00"), None, "issue")
