@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from retailblocks.storage.json_text import JsonText, dumps
-from retailblocks.storage.prepared import Prepared
+from retailblocks.storage.prepared import Prepared, driver_cursor, sqlalchemy_error
 from retailblocks.storage.tables import outbox
 
 # The step's events are written in one executemany when the step commits (or before a savepoint begins),
@@ -292,6 +292,8 @@ class UnitOfWork:
 
     def commit(self) -> None:
         try:
+            if self._events and self._connection is not None and self._transaction is not None:
+                self._commit_with_events(self._connection)
             if self._events:
                 self.flush_events()
             if self._transaction is not None:
@@ -300,6 +302,23 @@ class UnitOfWork:
             self.rollback()
             raise
         self._close()
+
+    def _commit_with_events(self, connection: sa.Connection) -> None:
+        """On PostgreSQL, send the buffered events and the ``COMMIT`` in one pipeline: one round trip where
+        the events and the commit took one each. The driver's transaction ends here; SQLAlchemy's commit
+        after it finds nothing left to send. Should an event's insert fail, the pipeline skips the
+        ``COMMIT`` and raises, and the transaction rolls back as it would have."""
+        cursor = driver_cursor(connection)
+        driver = cursor.connection
+        if getattr(driver, "pgconn", None) is None or driver.autocommit:
+            return
+        try:
+            with driver.pipeline():
+                self.flush_events()
+                cursor.execute("COMMIT", prepare=False)
+        except connection.dialect.loaded_dbapi.Error as error:
+            # Raised as the pipeline ends, not by the statement that failed: made SQLAlchemy's here.
+            raise sqlalchemy_error(connection, "the unit's events, then COMMIT (pipelined)", None, error) from error
 
     def rollback(self) -> None:
         self._events.clear()

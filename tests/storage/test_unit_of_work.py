@@ -122,3 +122,57 @@ def test_a_read_only_connection_does_not_make_the_next_write_transaction_deferre
     finally:
         other.close()
         engine.dispose()
+
+
+def test_an_event_that_cannot_be_written_commits_nothing_of_its_unit(database_url: str) -> None:
+    """On PostgreSQL the events and the COMMIT leave in one pipeline: an insert that fails there must
+    keep the COMMIT from running, and the unit's other writes roll back with it."""
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    uow = UnitOfWork(engine)
+    uow.connection.execute(
+        outbox.insert().values(type="kept.only.if.committed", source="core", payload={}, occurred_at=MOMENT)
+    )
+    record(uow, "a.fine")
+    uow.record_event(
+        event_type=None,  # type: ignore[arg-type]  # a NOT NULL column: refused everywhere
+        payload={},
+        source="core",
+        channel=None,
+        order_id=None,
+        member_id=None,
+        occurred_at=MOMENT,
+    )
+    with pytest.raises(sa.exc.IntegrityError):
+        uow.commit()
+    assert recorded(engine) == []
+    # The connection went back to the pool clean: the next unit commits as usual.
+    with UnitOfWork(engine) as later:
+        record(later, "a.later")
+    assert recorded(engine) == [("a.later", {"n": 1})]
+    engine.dispose()
+
+
+def test_a_units_first_statement_returns_its_rows_and_its_errors_as_any_other(database_url: str) -> None:
+    """On PostgreSQL a unit's first prepared statement leaves with the driver's BEGIN, in one pipeline:
+    its rows, its row count and its errors come back as for the statements after it."""
+    from retailblocks.storage.prepared import Prepared, PreparedQuery
+
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    insert = Prepared.insert(outbox, "type", "source", "payload", "occurred_at")
+    count = PreparedQuery(sa.select(sa.func.count()).select_from(outbox).where(outbox.c.type == sa.bindparam("type")))
+    with UnitOfWork(engine) as uow:
+        assert count.scalar(uow.connection, type="a.first") == 0
+        assert insert.execute(uow.connection, type="a.first", source="core", payload={}, occurred_at=MOMENT) == 1
+    with UnitOfWork(engine) as uow:
+        assert insert.execute(uow.connection, type="a.second", source="core", payload={}, occurred_at=MOMENT) == 1
+        assert count.scalar(uow.connection, type="a.second") == 1
+    uow = UnitOfWork(engine)
+    with pytest.raises(sa.exc.IntegrityError):
+        insert.execute(uow.connection, type=None, source="core", payload={}, occurred_at=MOMENT)
+    uow.rollback()
+    with UnitOfWork(engine) as uow:
+        assert count.scalar(uow.connection, type="a.second") == 1
+    assert [event_type for event_type, _payload in recorded(engine)] == ["a.first", "a.second"]
+    engine.dispose()
