@@ -51,7 +51,7 @@ from retailblocks.model import (
 )
 from retailblocks.model.serialize import from_data, to_data
 from retailblocks.storage.json_text import JsonText
-from retailblocks.storage.prepared import Prepared
+from retailblocks.storage.prepared import Prepared, together
 from retailblocks.storage.tables import idempotency_keys, order_lines, orders
 
 if TYPE_CHECKING:
@@ -259,10 +259,14 @@ class CheckoutSteps:
             for line in priced.lines
         ]
         connection = ctx.db
-        # Encoded by the encoder later steps rewrite the details with: their settled part once per run.
-        _INSERT_ORDER.execute(connection, {**row, "details": run.encoder("details", _DETAILS_SETTLED).encode(details)})
-        _INSERT_LINES.execute_many(connection, line_rows)
-        insert_saga(connection, run, now, self.stack.lease_until(), CHECKOUT_SETTLED)
+        # Nothing is read back from these three: they leave in one round trip. (A second request for the
+        # same saga still fails with IntegrityError, when the block ends.)
+        with together(connection):
+            # Encoded by the encoder later steps rewrite the details with: their settled part once per run.
+            encoded = run.encoder("details", _DETAILS_SETTLED).encode(details)
+            _INSERT_ORDER.execute(connection, {**row, "details": encoded})
+            _INSERT_LINES.execute_many(connection, line_rows)
+            insert_saga(connection, run, now, self.stack.lease_until(), CHECKOUT_SETTLED)
         # What later steps need of the order, kept in memory so that they neither read it back nor
         # read-modify-write its details. A saga resumed by recovery has none of it and reads the database.
         run.transient.order = (row, line_rows)
