@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 #: The version of the block contract (hook specifications and models) this core implements. Blocks
 #: declare the version they target; the same major with a minor no newer than this one is compatible.
-CORE_API_VERSION = "1.7"
+CORE_API_VERSION = "1.8"
 
 #: The first release of the ``retailblocks`` distribution that provides each core API version. A new major
 #: of the core API comes only with a new major of the distribution, so the pip requirement a block needs on
@@ -20,4 +20,5 @@ CORE_API_RELEASES: dict[str, str] = {
     "1.5": "0.1.0",
     "1.6": "0.1.0",
     "1.7": "0.1.0",
+    "1.8": "0.1.0",
 }

@@ -2,7 +2,7 @@
 
 Public API for blocks (see docs/block-storage.md): :class:`Prepared` and :class:`PreparedQuery` (statements built
 once, run on the step's connection), :class:`InsertIfAbsent` / :func:`insert_if_absent`,
-:class:`KeyClaimer`, :func:`read_only_connection`, :func:`single_statement`, :func:`request_hash`,
+:class:`KeyClaimer`, :func:`read_only_connection`, :func:`single_statement`, :func:`together`, :func:`request_hash`,
 :class:`Migration` and :func:`create_tables`. For test kits: :func:`enforcing_permissions` turns the table
 permission guard on (see :mod:`retailblocks.storage.permissions`).
 """
@@ -22,7 +22,7 @@ from retailblocks.storage.erasure import pseudonymise
 from retailblocks.storage.json_text import JsonText, json_encoder
 from retailblocks.storage.migrations import Migration, create_tables, migrate
 from retailblocks.storage.permissions import enforcing_permissions, permissions_enforced
-from retailblocks.storage.prepared import Prepared, PreparedQuery
+from retailblocks.storage.prepared import Prepared, PreparedQuery, together
 from retailblocks.storage.unit_of_work import UnitOfWork
 
 __all__ = [
@@ -49,4 +49,5 @@ __all__ = [
     "read_only_connection",
     "request_hash",
     "single_statement",
+    "together",
 ]

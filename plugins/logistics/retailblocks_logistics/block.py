@@ -32,7 +32,7 @@ from retailblocks.model import (
     ShipmentStatus,
     ShippingQuote,
 )
-from retailblocks.storage import Migration, insert_if_absent, pseudonymise
+from retailblocks.storage import Migration, insert_if_absent, pseudonymise, together
 from retailblocks_logistics import engine
 from retailblocks_logistics import tables as t
 from retailblocks_logistics.carriers import BookingRequest, CarrierApi, SandboxCarrier
@@ -107,7 +107,7 @@ class Logistics(Block):
     )
     reads_core_tables: ClassVar[tuple[str, ...]] = ()
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.LOGISTICS})
-    core_api: ClassVar[str] = "1.0"
+    core_api: ClassVar[str] = "1.8"  # storage.together
     Config: ClassVar[type[Any]] = LogisticsConfig
     description: ClassVar[str] = (
         "Zones, weight and order-value rates, free-shipping thresholds, click-and-collect, "
@@ -374,20 +374,22 @@ class Logistics(Block):
                     f"got order {order.id!r} ({quote.option_id})"
                 )
             return existing.shipment
-        if merged:
-            t.INSERT_PARCEL.execute_many(
-                ctx.db,
-                [
-                    {
-                        "shipment_id": shipment.id,
-                        "seq": seq,
-                        "location": p.location,
-                        "lines": [[sku, qty] for sku, qty in p.lines],
-                    }
-                    for seq, p in enumerate(merged)
-                ],
-            )
-        self._append_history(ctx, shipment.id, status, "booked", now)
+        # Nothing is read back from the parcels and the first history entry: one round trip for both.
+        with together(ctx.db):
+            if merged:
+                t.INSERT_PARCEL.execute_many(
+                    ctx.db,
+                    [
+                        {
+                            "shipment_id": shipment.id,
+                            "seq": seq,
+                            "location": p.location,
+                            "lines": [[sku, qty] for sku, qty in p.lines],
+                        }
+                        for seq, p in enumerate(merged)
+                    ],
+                )
+            self._append_history(ctx, shipment.id, status, "booked", now)
         payload: dict[str, Any] = {
             "shipment_id": shipment.id,
             "order_id": order.id,

@@ -52,7 +52,7 @@ class SqlInventory(Block):
     )
     reads_core_tables: ClassVar[tuple[str, ...]] = ()
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.INVENTORY})
-    core_api: ClassVar[str] = "1.1"
+    core_api: ClassVar[str] = "1.8"  # storage.together
     Config: ClassVar[type[Any]] = SqlInventoryConfig
     description: ClassVar[str] = (
         "Stock per warehouse and store in the stack's database: per-channel sourcing and safety "

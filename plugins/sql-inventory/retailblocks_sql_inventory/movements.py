@@ -12,6 +12,7 @@ from retailblocks import FlowContext
 from retailblocks.errors import InvalidValue
 from retailblocks.model import Parcel, ReservedStock, StockLevel
 from retailblocks.model.limits import MAX_QUANTITY, check_quantity, check_text
+from retailblocks.storage import together
 from retailblocks_sql_inventory import stock
 from retailblocks_sql_inventory.reservations import COMMITTED
 from retailblocks_sql_inventory.rules import StockRules
@@ -73,24 +74,26 @@ class Ledger:
                 stock.ship(connection, sku, location, quantity)
         else:
             stock.ship_many(connection, units)
-        stock.record_movements(
-            connection,
-            [
-                {
-                    "sku": sku,
-                    "location": location,
-                    "delta": -quantity,
-                    "kind": "ship",
-                    "reason": "shipped",
-                    "order_id": order_id,
-                    "key": f"{key}:{sku}:{location}",
-                    "at": now,
-                }
-                for (sku, location), quantity in units.items()
-            ],
-        )
-        stock.settle_backorders(connection, shipped_backordered)
-        settle(connection, key, sum(units.values()))
+        # What is left writes and reads nothing back: one round trip.
+        with together(connection):
+            stock.record_movements(
+                connection,
+                [
+                    {
+                        "sku": sku,
+                        "location": location,
+                        "delta": -quantity,
+                        "kind": "ship",
+                        "reason": "shipped",
+                        "order_id": order_id,
+                        "key": f"{key}:{sku}:{location}",
+                        "at": now,
+                    }
+                    for (sku, location), quantity in units.items()
+                ],
+            )
+            stock.settle_backorders(connection, shipped_backordered)
+            settle(connection, key, sum(units.values()))
         ctx.record(
             "stock.fulfilled",
             {

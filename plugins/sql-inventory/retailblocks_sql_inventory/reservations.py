@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from retailblocks import FlowContext
 from retailblocks.errors import InvalidValue, OutOfStock
 from retailblocks.model import Reservation, StockDemand
-from retailblocks.storage import Prepared, PreparedQuery
+from retailblocks.storage import Prepared, PreparedQuery, together
 from retailblocks_sql_inventory import stock
 from retailblocks_sql_inventory.engine import PlannedLine, Shortfall, plan_reservation, sum_demands
 from retailblocks_sql_inventory.rules import StockRules, backordered_by_sku, lines_payload, reserved_stock
@@ -97,29 +97,30 @@ class Reservations:
         plan = self._reserve_plan(connection, totals, candidates, safety, allow_split=allow_split)
         now = ctx.clock.now()
         reservation = Reservation(id=ctx.ids.new_id("res"), lines=reserved_stock(plan), expires_at=now + ttl)
-        _INSERT_RESERVATION.execute(
-            connection,
-            id=reservation.id,
-            status=ACTIVE,
-            channel=ctx.channel.id if ctx.channel else None,
-            created_at=now,
-            expires_at=reservation.expires_at,
-            updated_at=now,
-        )
-        if plan:
-            _INSERT_RESERVATION_LINE.execute_many(
+        with together(connection):  # (the reservation and its lines: one round trip)
+            _INSERT_RESERVATION.execute(
                 connection,
-                [
-                    {
-                        "reservation_id": reservation.id,
-                        "sku": line.sku,
-                        "location": line.location,
-                        "quantity": line.quantity,
-                        "backordered": line.backordered,
-                    }
-                    for line in plan
-                ],
+                id=reservation.id,
+                status=ACTIVE,
+                channel=ctx.channel.id if ctx.channel else None,
+                created_at=now,
+                expires_at=reservation.expires_at,
+                updated_at=now,
             )
+            if plan:
+                _INSERT_RESERVATION_LINE.execute_many(
+                    connection,
+                    [
+                        {
+                            "reservation_id": reservation.id,
+                            "sku": line.sku,
+                            "location": line.location,
+                            "quantity": line.quantity,
+                            "backordered": line.backordered,
+                        }
+                        for line in plan
+                    ],
+                )
         ctx.record(
             "stock.reserved",
             {
@@ -271,7 +272,14 @@ class Reservations:
     ) -> None:
         ordered = sorted(lines, key=lambda line: (line.sku, line.location))
         # All allocation rows, then all level rows, each in (SKU, location) order: the lock order that keeps
-        # concurrent checkouts from deadlocking. One driver call per table.
+        # concurrent checkouts from deadlocking. One driver call per table, both in one round trip.
+        with together(connection):
+            self._allocate_rows(connection, order_id, ordered, from_reservation=from_reservation)
+
+    @staticmethod
+    def _allocate_rows(
+        connection: sa.Connection, order_id: str, ordered: Sequence[PlannedLine], *, from_reservation: bool
+    ) -> None:
         stock.allocate_many(
             connection,
             [
