@@ -67,6 +67,27 @@ def refusing(stack: Stack, way: str, spec: Any, error: Exception) -> Iterator[No
         setattr(stack.hooks, way, real)
 
 
+def checkout_aside(stack: Stack, the_cart: Any, key: str) -> tuple[threading.Thread, dict[str, Any]]:
+    """Start a checkout in a thread of its own; its order (or its error) lands in the returned dict."""
+    outcome: dict[str, Any] = {}
+
+    def shopper() -> None:
+        try:
+            outcome["order"] = stack.checkout(the_cart, key=key)
+        except BaseException as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=shopper)
+    thread.start()
+    return thread, outcome
+
+
+def stock_every_sku(stack: Stack, units: int) -> None:
+    with stack.context() as ctx:
+        for sku in stack.catalog:
+            stack.hooks.call(inventory.inventory_adjust, ctx, sku, "dc", units, "received", f"r-{sku}")
+
+
 def saga_rows(stack: Stack, flow: str) -> list[Any]:
     with stack.engine.connect() as connection:
         return list(connection.execute(sa.select(sagas).where(sagas.c.flow == flow)).mappings())
@@ -213,9 +234,7 @@ def test_an_owner_stalled_in_its_payment_call_stops_before_recording_it(
 
     stack = assemble(write_manifest(tmp_path, database_url))  # system clocks
     stack.lease = timedelta(milliseconds=300)
-    with stack.context() as ctx:
-        for sku in stack.catalog:
-            stack.hooks.call(inventory.inventory_adjust, ctx, sku, "dc", 10, "received", f"r-{sku}")
+    stock_every_sku(stack, 10)
     before = levels(stack)
     reached, release = threading.Event(), threading.Event()
     real_authorize = SandboxGateway.authorize
@@ -239,16 +258,7 @@ def test_an_owner_stalled_in_its_payment_call_stops_before_recording_it(
             raise
 
     monkeypatch.setattr(flows_api, "hold", watched_hold)
-    outcome: dict[str, Any] = {}
-
-    def shopper() -> None:
-        try:
-            outcome["order"] = stack.checkout(cart(("BEANS", 1)), key="frozen-in-the-call")
-        except BaseException as error:
-            outcome["error"] = error
-
-    thread = threading.Thread(target=shopper)
-    thread.start()
+    thread, outcome = checkout_aside(stack, cart(("BEANS", 1)), "frozen-in-the-call")
     assert reached.wait(30)
     threading.Event().wait(0.6)  # the lease runs out
     report = stack.recover()
@@ -276,21 +286,10 @@ def test_a_stalled_owner_cannot_redo_what_recovery_took_over(tmp_path: Path, dat
         pytest.skip("a SQLite writer frozen inside its transaction holds the database's one write lock")
     stack = assemble(write_manifest(tmp_path, database_url))  # system clocks
     stack.lease = timedelta(milliseconds=300)
-    with stack.context() as ctx:
-        for sku in stack.catalog:
-            stack.hooks.call(inventory.inventory_adjust, ctx, sku, "dc", 10, "received", f"r-{sku}")
+    stock_every_sku(stack, 10)
     # Frozen between transactions ("before" the group deliver, earn and complete run in), or inside one.
     reached, release = stack.flows.faults.hold("checkout", "deliver" if when == "before" else "earn", when)
-    outcome: dict[str, Any] = {}
-
-    def shopper() -> None:
-        try:
-            outcome["order"] = stack.checkout(cart(("BEANS", 1), identities=member("+8613900000009")), key="frozen")
-        except BaseException as error:
-            outcome["error"] = error
-
-    thread = threading.Thread(target=shopper)
-    thread.start()
+    thread, outcome = checkout_aside(stack, cart(("BEANS", 1), identities=member("+8613900000009")), "frozen")
     assert reached.wait(30)
     threading.Event().wait(0.6)  # the lease runs out
     report = stack.recover()
