@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from retailblocks.storage.json_text import JsonText, dumps
-from retailblocks.storage.prepared import Prepared, driver_cursor, sqlalchemy_error
+from retailblocks.storage.prepared import Prepared, driver_cursor, together
 from retailblocks.storage.tables import outbox
 
 # The step's events are written in one executemany when the step commits (or before a savepoint begins),
@@ -312,13 +312,9 @@ class UnitOfWork:
         driver = cursor.connection
         if getattr(driver, "pgconn", None) is None or driver.autocommit:
             return
-        try:
-            with driver.pipeline():
-                self.flush_events()
-                cursor.execute("COMMIT", prepare=False)
-        except connection.dialect.loaded_dbapi.Error as error:
-            # Raised as the pipeline ends, not by the statement that failed: made SQLAlchemy's here.
-            raise sqlalchemy_error(connection, "the unit's events, then COMMIT (pipelined)", None, error) from error
+        with together(connection):
+            self.flush_events()
+            cursor.execute("COMMIT", prepare=False)
 
     def rollback(self) -> None:
         self._events.clear()

@@ -176,3 +176,27 @@ def test_a_units_first_statement_returns_its_rows_and_its_errors_as_any_other(da
         assert count.scalar(uow.connection, type="a.second") == 1
     assert [event_type for event_type, _payload in recorded(engine)] == ["a.first", "a.second"]
     engine.dispose()
+
+
+def test_writes_sent_together_fail_as_sqlalchemy_errors_and_keep_nothing(database_url: str) -> None:
+    """storage.together: a failing statement in the batch is raised, as SQLAlchemy's, when the block ends;
+    the unit then rolls back whole, the statement before it included."""
+    from retailblocks.storage import Prepared, together
+
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    insert = Prepared.insert(outbox, "type", "source", "payload", "occurred_at")
+    uow = UnitOfWork(engine)
+
+    def send_both() -> None:
+        with together(uow.connection):
+            insert.execute(uow.connection, type="a.sent", source="core", payload={}, occurred_at=MOMENT)
+            insert.execute(uow.connection, type=None, source="core", payload={}, occurred_at=MOMENT)
+
+    with pytest.raises(sa.exc.IntegrityError):
+        send_both()
+    uow.rollback()
+    with UnitOfWork(engine) as uow, together(uow.connection):
+        insert.execute(uow.connection, type="a.kept", source="core", payload={}, occurred_at=MOMENT)
+    assert [event_type for event_type, _payload in recorded(engine)] == ["a.kept"]
+    engine.dispose()

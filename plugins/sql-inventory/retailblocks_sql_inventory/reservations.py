@@ -273,34 +273,21 @@ class Reservations:
         ordered = sorted(lines, key=lambda line: (line.sku, line.location))
         # All allocation rows, then all level rows, each in (SKU, location) order: the lock order that keeps
         # concurrent checkouts from deadlocking. One driver call per table, both in one round trip.
+        allocations = [
+            stock.allocation_values(
+                order_id, line.sku, line.location, allocated=line.quantity, backordered=line.backordered
+            )
+            for line in ordered
+        ]
+        shifts = [
+            stock.shift_values(
+                line.sku, line.location, reserved=-line.quantity if from_reservation else 0, allocated=line.quantity
+            )
+            for line in ordered
+        ]
         with together(connection):
-            self._allocate_rows(connection, order_id, ordered, from_reservation=from_reservation)
-
-    @staticmethod
-    def _allocate_rows(
-        connection: sa.Connection, order_id: str, ordered: Sequence[PlannedLine], *, from_reservation: bool
-    ) -> None:
-        stock.allocate_many(
-            connection,
-            [
-                stock.allocation_values(
-                    order_id, line.sku, line.location, allocated=line.quantity, backordered=line.backordered
-                )
-                for line in ordered
-            ],
-        )
-        stock.shift_many(
-            connection,
-            [
-                stock.shift_values(
-                    line.sku,
-                    line.location,
-                    reserved=-line.quantity if from_reservation else 0,
-                    allocated=line.quantity,
-                )
-                for line in ordered
-            ],
-        )
+            stock.allocate_many(connection, allocations)
+            stock.shift_many(connection, shifts)
 
     def release(self, ctx: FlowContext, reservation_id: str) -> None:
         connection = ctx.db
