@@ -66,37 +66,54 @@ def _wire(engine: sa.Engine) -> None:
 
 
 class IdleConnection:
-    """A place for one connection between flow runs, so a run does not take one from the pool and give
-    it back (the pool's check-out, check-in and reset cost about as much as a statement).
+    """A place for connections between uses, so a use does not take one from the pool and give it back
+    (the pool's check-out, check-in and reset cost about as much as a statement; for a connection of the
+    autocommit twin, whose isolation level is set on check-out and reset on check-in, twice that).
 
-    At most one connection waits here, taken out of the pool, whatever the number of threads: a thread
-    that finds the place empty takes a connection from the pool, as before. The stack that owns it
-    closes it before disposing of the engine.
+    At most ``capacity`` connections wait here, taken out of the pool, whatever the number of threads: a
+    thread that finds the place empty takes a connection from the pool, as before, and one that finds it
+    full gives its connection back to the pool. With ``pool_has_room``, a connection is kept only while
+    it says the pool is not short of connections: a thread waiting for the pool is woken by a connection
+    given back to it, never by one left here. Whoever owns the place closes it before the engine is
+    disposed of (:func:`close_on_dispose` does it from the engine's ``engine_disposed`` event).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = 1, *, pool_has_room: Callable[[], bool] | None = None) -> None:
         self._lock = threading.Lock()
-        self._connection: sa.Connection | None = None
+        self._capacity = capacity
+        self._pool_has_room = pool_has_room
+        self._connections: list[sa.Connection] = []
 
     def take(self) -> sa.Connection | None:
         with self._lock:
-            connection, self._connection = self._connection, None
-        return connection
+            return self._connections.pop() if self._connections else None
 
     def offer(self, connection: sa.Connection) -> bool:
-        """Keep ``connection`` if the place is free and the connection is fit for the next run."""
+        """Keep ``connection`` if the place has room and the connection is fit for the next use."""
         if connection.closed or connection.invalidated or connection.in_transaction():
             return False
+        if self._pool_has_room is not None and not self._pool_has_room():
+            return False  # threads may be waiting for the pool: it gets the connection back
         with self._lock:
-            if self._connection is not None:
+            if len(self._connections) >= self._capacity:
                 return False
-            self._connection = connection
+            self._connections.append(connection)
         return True
 
     def close(self) -> None:
-        connection = self.take()
-        if connection is not None:
+        while (connection := self.take()) is not None:
             connection.close()
+
+    def close_on_dispose(self, engine: sa.Engine) -> None:
+        """Close the waiting connections when ``engine`` is disposed of. By then its pool is a new one, so
+        each driver connection is closed at once (invalidated) rather than handed to the old pool."""
+
+        def closing(_engine: sa.Engine) -> None:
+            while (connection := self.take()) is not None:
+                connection.invalidate()
+                connection.close()
+
+        event.listen(engine, "engine_disposed", closing)
 
 
 class ConnectionKeeper:
@@ -145,6 +162,51 @@ class ConnectionKeeper:
         connection, self._connection = self._connection, None
         if connection is not None and (self._idle is None or not self._idle.offer(connection)):
             connection.close()
+
+
+#: Where a PostgreSQL engine keeps the connections that wait between units of work (made on first use).
+_IDLE_UNITS = "_retailblocks_idle_units"
+_IDLE_UNITS_LOCK = threading.Lock()
+
+
+def idle_units(engine: sa.Engine) -> IdleConnection | None:
+    """The place where ``engine``'s connections wait between units of work, or None where they go back to
+    the pool: on SQLite (a flow's units share a kept connection instead, see :class:`ConnectionKeeper`) and
+    for an engine made from another by ``execution_options`` (a platform merchant's, among many sharing one
+    pool: places of their own would hold the pool's connections away from the others).
+
+    A checkout runs about seven units one after another; taking each one's connection from the pool and
+    giving it back (a SQLAlchemy connection made, the pool's check-out, check-in and reset) cost more
+    than one of its statements.
+    """
+    if engine.dialect.name != "postgresql" or type(engine) is not sa.Engine:  # (an option engine: a subclass)
+        return None
+    known = vars(engine)
+    idle: IdleConnection | None = known.get(_IDLE_UNITS)
+    if idle is None:
+        with _IDLE_UNITS_LOCK:
+            idle = known.get(_IDLE_UNITS)
+            if idle is None:
+                idle = known[_IDLE_UNITS] = idle_place(engine)
+    return idle
+
+
+def idle_place(engine: sa.Engine) -> IdleConnection:
+    """A place for connections of ``engine``'s pool (see :class:`IdleConnection`), closed when the engine is
+    disposed of: at most half the pool's size and four at most, and only while no more than the pool's
+    size are out (beyond it, the pool lends its overflow, and threads may be waiting for it)."""
+    pool = engine.pool
+    if not isinstance(pool, sa.pool.QueuePool):
+        idle = IdleConnection(0)  # (a pool that keeps nothing itself: nothing is kept here either)
+    else:
+        size = pool.size()
+        # engine.pool, read again each time: disposing of the engine replaces it.
+        idle = IdleConnection(
+            min(4, max(1, size // 2)),
+            pool_has_room=lambda: engine.pool.checkedout() <= size,  # type: ignore[attr-defined]
+        )
+    idle.close_on_dispose(engine)
+    return idle
 
 
 _KEEPER: ContextVar[ConnectionKeeper | None] = ContextVar("retailblocks_connection_keeper", default=None)
@@ -201,6 +263,7 @@ class UnitOfWork:
         keeper = _KEEPER.get()
         self._keeper = keeper if keeper is not None and keeper.engine is engine else None
         self._borrowed = False
+        self._idle: IdleConnection | None = None
         self._opening: Callable[[sa.Connection], None] | None = None
         #: The block whose hook is running on this unit now (the flow context's ``current_block`` writes
         #: it here), or None for the core: what the table permission guard checks statements against.
@@ -219,7 +282,8 @@ class UnitOfWork:
             self._borrowed = connection is not None
             if connection is None:
                 _wire(self._engine)  # (a keeper wired its engine when it was made)
-                connection = self._engine.connect()
+                self._idle = idle_units(self._engine)
+                connection = (self._idle.take() if self._idle is not None else None) or self._engine.connect()
             info = connection.info
             info["read_only"] = self._read_only
             info[_UOW] = self
@@ -329,7 +393,7 @@ class UnitOfWork:
             if self._borrowed:
                 assert self._keeper is not None
                 self._keeper.give_back(self._connection)
-            else:
+            elif self._idle is None or not self._idle.offer(self._connection):
                 self._connection.close()
         self._connection = None
         self._transaction = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,3 +79,56 @@ def test_a_merchants_single_statement_lands_in_its_schema(tmp_path: Path) -> Non
         with server.connect() as connection:
             assert connection.execute(sa.text("SELECT key FROM m_north.autocommit_notes")).scalars().all() == ["north"]
         server.dispose()
+
+
+def driver_connection(connection: sa.Connection) -> object:
+    return connection.connection.dbapi_connection
+
+
+def test_single_statements_one_after_another_reuse_one_autocommit_connection(engine: sa.Engine) -> None:
+    if autocommit_engine(engine) is None:
+        pytest.skip("only an engine with an autocommit twin keeps its connections waiting")
+    used = []
+    for n in range(3):
+        with single_statement(engine) as connection:
+            used.append(driver_connection(connection))
+            assert insert_if_absent(connection, NOTES, {"key": f"turn-{n}"})
+        # It waits outside the pool, committed: nothing is held, everything is visible.
+        assert engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+    assert used[0] is used[1] is used[2]
+    with engine.connect() as other:
+        assert other.execute(sa.select(NOTES.c.key).order_by(NOTES.c.key)).scalars().all() == [
+            "turn-0",
+            "turn-1",
+            "turn-2",
+        ]
+    engine.dispose()
+    assert used[0].closed, "disposing of the engine closes the connection that waited"  # type: ignore[attr-defined]
+
+
+def test_a_single_statement_that_fails_does_not_leave_its_connection_waiting(engine: sa.Engine) -> None:
+    if autocommit_engine(engine) is None:
+        pytest.skip("only an engine with an autocommit twin keeps its connections waiting")
+    used = []
+
+    def fail() -> None:
+        with single_statement(engine) as connection:
+            used.append(connection)
+            connection.execute(sa.text("SELECT * FROM no_such_table"))
+
+    with pytest.raises(sa.exc.ProgrammingError):
+        fail()
+    assert used[0].closed and engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    with single_statement(engine) as connection:
+        assert insert_if_absent(connection, NOTES, {"key": "after"})
+
+
+def test_at_most_four_autocommit_connections_wait(engine: sa.Engine) -> None:
+    if autocommit_engine(engine) is None:
+        pytest.skip("only an engine with an autocommit twin keeps its connections waiting")
+    with contextlib.ExitStack() as stack:
+        for n in range(6):  # six at once, as six threads would hold them
+            connection = stack.enter_context(single_statement(engine))
+            assert insert_if_absent(connection, NOTES, {"key": f"at-once-{n}"})
+        assert engine.pool.checkedout() == 6  # type: ignore[attr-defined]
+    assert engine.pool.checkedout() == 4  # type: ignore[attr-defined]

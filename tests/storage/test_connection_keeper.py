@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from retailblocks.storage import UnitOfWork, create_engine
 from retailblocks.storage.prepared import Prepared
 from retailblocks.storage.tables import metadata, outbox
-from retailblocks.storage.unit_of_work import IdleConnection, keeping_connection
+from retailblocks.storage.unit_of_work import IdleConnection, idle_units, keeping_connection
 
 
 def driver_connections(engine: sa.Engine) -> list[int]:
@@ -94,6 +94,55 @@ def test_postgresql_units_keep_taking_connections_from_the_pool(database_url: st
     engine.dispose()
 
 
+def test_postgresql_units_in_turn_reuse_a_waiting_connection_and_dispose_closes_it(database_url: str) -> None:
+    engine = create_engine(database_url)
+    if engine.dialect.name != "postgresql":
+        assert idle_units(engine) is None, "SQLite's units share a kept connection instead"
+        return
+    metadata.create_all(engine)
+    seen: list[Any] = []
+
+    def unit(event_type: str, *, fail: bool = False) -> None:
+        with UnitOfWork(engine) as uow:
+            write(uow, event_type)
+            seen.append(uow.connection.connection.dbapi_connection)
+            if fail:
+                raise RuntimeError("the step failed")
+
+    for n in range(3):
+        unit(f"turn.{n}")
+        # Committed, the connection waits outside the pool with no transaction open.
+        assert engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError):
+        unit("rolled back", fail=True)
+    unit("after")
+    assert all(driver is seen[0] for driver in seen), "one connection, even after a unit rolled back"
+    assert stored(engine) == ["turn.0", "turn.1", "turn.2", "after"]
+    engine.dispose()
+    assert seen[0].closed, "disposing of the engine closes the connection that waited"
+
+
+def test_units_of_an_engine_made_from_another_go_back_to_the_pool(database_url: str) -> None:
+    # A platform merchant's engine shares its server's pool with every other merchant's.
+    engine = create_engine(database_url)
+    assert idle_units(engine.execution_options(logging_token="merchant")) is None
+    engine.dispose()
+
+
+def test_a_place_keeps_at_most_its_capacity(tmp_path: object) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path}/keeper.db")
+    idle = IdleConnection(2)
+    connections = [engine.connect() for _ in range(3)]
+    assert idle.offer(connections[0]) and idle.offer(connections[1])
+    assert not idle.offer(connections[2])
+    assert idle.take() is connections[1], "the last one offered goes out first"
+    idle.close()
+    assert connections[0].closed and idle.take() is None
+    for connection in connections:
+        connection.close()
+    engine.dispose()
+
+
 def test_a_run_leaves_its_connection_for_the_next_run(tmp_path: object) -> None:
     engine = create_engine(f"sqlite:///{tmp_path}/keeper.db")
     metadata.create_all(engine)
@@ -166,4 +215,20 @@ def test_kept_units_hold_the_write_lock_and_end_their_transaction_on_every_path(
     other.execute("ROLLBACK")
     other.close()
     assert stored(engine) == ["direct", "mixed.prepared", "mixed.core", "after"]
+    engine.dispose()
+
+
+def test_a_place_gives_connections_back_to_a_pool_lending_its_overflow(database_url: str) -> None:
+    engine = create_engine(database_url, pool_size=2)
+    if engine.dialect.name != "postgresql":
+        return
+    place = idle_units(engine)
+    assert place is not None
+    held = [engine.connect() for _ in range(3)]  # one beyond the pool's size: threads may wait for it
+    assert not place.offer(held[0]), "beyond the pool's size the connection goes back to the pool"
+    held[0].close()
+    held[1].close()
+    assert place.offer(held[2]), "within it, it waits here"
+    assert place.take() is held[2]
+    held[2].close()
     engine.dispose()
