@@ -310,13 +310,14 @@ class _RequestLog(_HttpMiddleware):
             recorded = True
             elapsed = time.perf_counter() - started
             method = scope["method"]
-            observe(scope, method, status, elapsed)
+            route = route_template(scope)
+            observe(route, method, status, elapsed)
             access_log.info(
                 json.dumps(
                     {
                         "request_id": request_id,
                         "method": method,
-                        "route": route_template(scope),
+                        "route": route,
                         "status": status,
                         "ms": round(elapsed * 1000, 2),
                     }

@@ -102,12 +102,12 @@ class IdempotentRequests:
             "lease_until": now + LEASE,
             "created_at": now,
         }
-        where = sa.and_(http_requests.c.api_key == api_key_id, http_requests.c.idempotency_key == key)
         # Each statement below is complete on its own (the takeover is one conditional UPDATE), so each is
         # committed as it runs where the engine allows (see single_statement).
         with single_statement(self._engine) as connection:
             if insert_if_absent(connection, http_requests, claim):
                 return None  # a new key, the common case: claimed by one prepared statement
+            where = sa.and_(http_requests.c.api_key == api_key_id, http_requests.c.idempotency_key == key)
             row = connection.execute(sa.select(http_requests).where(where)).one()
             if row.request_hash != fingerprint:
                 return problem(

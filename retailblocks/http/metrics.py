@@ -82,9 +82,9 @@ def exposition(stack: Stack) -> bytes:
     return generate_latest(_Scrape(stack))
 
 
-def observe(scope: Scope, method: str, status: int, seconds: float) -> None:
-    """Count one answered request (called by the access log middleware, which times every request)."""
-    route = route_template(scope)
+def observe(route: str, method: str, status: int, seconds: float) -> None:
+    """Count one answered request to ``route`` (its template, :func:`route_template`), called by the access
+    log middleware, which times every request."""
     method = method if method in _METHODS else "OTHER"
     REQUESTS.labels(method, route, str(status)).inc()
     LATENCY.labels(method, route).observe(seconds)

@@ -11,7 +11,8 @@ import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 
 from retailblocks.errors import UnknownOrder
@@ -136,9 +137,17 @@ def availability(
     },
     summary="Price a cart as checkout would: adjustments with reasons and funders, shipping; nothing is kept",
 )
-def create_quote(body: CartIn, caller: Caller, api: ApiDep) -> QuoteOut:
-    cart = cart_of(body, channel_of(caller), api.stack.currency)
-    return quote_out(api.stack.quote(cart))
+async def create_quote(body: CartIn, caller: Caller, api: ApiDep) -> Response:
+    channel = channel_of(caller)
+
+    def price() -> Response:
+        document = quote_out(api.stack.quote(cart_of(body, channel, api.stack.currency)))
+        return JSONResponse(document.model_dump(mode="json"))
+
+    # Pricing waits on the database, so it runs in the thread pool, and the document is rendered there
+    # too: one hand-over to a thread and back. (A plain function's answer would be validated against
+    # the response model in a second hand-over, for a document built from that model.)
+    return await run_in_threadpool(price)
 
 
 @router.post(
