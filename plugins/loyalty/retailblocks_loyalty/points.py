@@ -29,6 +29,7 @@ from retailblocks_loyalty.engine import (
 from retailblocks_loyalty.members import refresh_tier, resolve
 from retailblocks_loyalty.tables import (
     accounts,
+    issued_account,
     journals,
     lots,
     member_account,
@@ -38,7 +39,6 @@ from retailblocks_loyalty.tables import (
     system_account,
 )
 
-ISSUED = system_account("issued")
 EXPIRED = system_account("expired")
 
 # Built once (see ledger.py). The spend UPDATE answers the tier and spend it left, which is all
@@ -121,7 +121,7 @@ def earn(ctx: FlowContext, config: LoyaltyConfig, member_id: str, order: Order, 
         return ledger.movement(claim.existing) if int(claim.existing["points"]) else None
     balance_after: int | None = None
     if points:
-        ledger.post(ctx, claim.journal_id, ISSUED, -points)
+        ledger.post(ctx, claim.journal_id, issued_account(claim.journal_id), -points)
         balance_after = ledger.credit_member(
             ctx, claim.journal_id, member["id"], points, expire_after=config.points_expire_after
         )
@@ -220,7 +220,7 @@ def reverse(
         reason += f"; shortfall {wanted - taking} points already spent, written off"
     if taking:
         ledger.debit_member(ctx, claim.journal_id, member["id"], taking)
-        ledger.post(ctx, claim.journal_id, ISSUED, taking)
+        ledger.post(ctx, claim.journal_id, issued_account(claim.journal_id), taking)
     # Refunded spend no longer counts towards tiers (tiers themselves are never lowered here).
     spend_back = max(0, min(refunded.amount, earned_spend - refunded_before))
     if spend_back:
@@ -269,11 +269,11 @@ def adjust(
     if claim.replay:
         return ledger.movement(claim.existing)
     if points > 0:
-        ledger.post(ctx, claim.journal_id, ISSUED, -points)
+        ledger.post(ctx, claim.journal_id, issued_account(claim.journal_id), -points)
         ledger.credit_member(ctx, claim.journal_id, member["id"], points, expire_after=config.points_expire_after)
     else:
         ledger.debit_member(ctx, claim.journal_id, member["id"], -points)
-        ledger.post(ctx, claim.journal_id, ISSUED, -points)
+        ledger.post(ctx, claim.journal_id, issued_account(claim.journal_id), -points)
     balance_after = _balance(ctx, member["id"])
     ledger.finish(ctx, claim.journal_id, points=points, balance_after=balance_after)
     ctx.record(
