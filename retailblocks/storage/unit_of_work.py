@@ -221,7 +221,9 @@ def keeping_connection(engine: sa.Engine, idle: IdleConnection | None = None) ->
 
     SQLite only: an embedded database gains a warm page cache and no pool round per unit. A PostgreSQL
     connection kept through a flow would sit idle in the pool's count while the flow waits on a payment
-    provider, and what it saves is small next to a network round trip.
+    provider, and a flow that then needed a second one could wait on a pool its peers had emptied the same
+    way; there, each unit takes a waiting connection from its engine's place instead, and leaves it there
+    (see :func:`idle_units`).
     """
     outer = _KEEPER.get()
     if engine.dialect.name != "sqlite" or (outer is not None and outer.engine is engine):
