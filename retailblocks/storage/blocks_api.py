@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from retailblocks.storage.engine import autocommit_engine, reading
 from retailblocks.storage.json_text import json_encoder
 from retailblocks.storage.prepared import Prepared, PreparedQuery
-from retailblocks.storage.unit_of_work import UNITS_BY_CONNECTION, IdleConnection, UnitOfWork, idle_place
+from retailblocks.storage.unit_of_work import UNITS_BY_CONNECTION, UnitOfWork, idle_place
 
 __all__ = [
     "ClaimOutcome",
@@ -169,7 +169,7 @@ def single_statement(engine: sa.Engine) -> Iterator[sa.Connection]:
         with UnitOfWork(engine) as uow:
             yield uow.connection
         return
-    idle = _idle_autocommit(engine)
+    idle = idle_place(engine, _IDLE_AUTOCOMMIT)
     connection = idle.take() or twin.connect()
     try:
         yield connection
@@ -182,23 +182,10 @@ def single_statement(engine: sa.Engine) -> Iterator[sa.Connection]:
         connection.close()
 
 
-#: Where an engine keeps the autocommit connections that wait between single statements (made on first use).
+#: The name under which an engine keeps the autocommit connections that wait between single statements:
+#: taking one from the pool sets its isolation level to autocommit and giving it back resets it, which
+#: together cost more than the statement.
 _IDLE_AUTOCOMMIT = "_retailblocks_idle_autocommit"
-_IDLE_AUTOCOMMIT_LOCK = threading.Lock()
-
-
-def _idle_autocommit(engine: sa.Engine) -> IdleConnection:
-    """The place where ``engine``'s autocommit connections wait between single statements: taking one
-    from the pool sets its isolation level to autocommit and giving it back resets it, which together
-    cost more than the statement."""
-    known = vars(engine)
-    idle: IdleConnection | None = known.get(_IDLE_AUTOCOMMIT)
-    if idle is None:
-        with _IDLE_AUTOCOMMIT_LOCK:
-            idle = known.get(_IDLE_AUTOCOMMIT)
-            if idle is None:
-                idle = known[_IDLE_AUTOCOMMIT] = idle_place(engine)
-    return idle
 
 
 @contextmanager

@@ -164,9 +164,9 @@ class ConnectionKeeper:
             connection.close()
 
 
-#: Where a PostgreSQL engine keeps the connections that wait between units of work (made on first use).
+#: The name under which a PostgreSQL engine keeps the connections that wait between units of work.
 _IDLE_UNITS = "_retailblocks_idle_units"
-_IDLE_UNITS_LOCK = threading.Lock()
+_PLACES_LOCK = threading.Lock()
 
 
 def idle_units(engine: sa.Engine) -> IdleConnection | None:
@@ -181,32 +181,38 @@ def idle_units(engine: sa.Engine) -> IdleConnection | None:
     """
     if engine.dialect.name != "postgresql" or type(engine) is not sa.Engine:  # (an option engine: a subclass)
         return None
+    return idle_place(engine, _IDLE_UNITS)
+
+
+def idle_place(engine: sa.Engine, name: str) -> IdleConnection:
+    """The place called ``name`` for connections of ``engine``'s pool (see :class:`IdleConnection`), made
+    on first use and kept on the engine, closed when the engine is disposed of: at most half the pool's
+    size and four at most, and only while no more than the pool's size are out (beyond it, the pool lends
+    its overflow, and threads may be waiting for it)."""
     known = vars(engine)
-    idle: IdleConnection | None = known.get(_IDLE_UNITS)
-    if idle is None:
-        with _IDLE_UNITS_LOCK:
-            idle = known.get(_IDLE_UNITS)
-            if idle is None:
-                idle = known[_IDLE_UNITS] = idle_place(engine)
-    return idle
+    place: IdleConnection | None = known.get(name)
+    if place is not None:
+        return place
+    with _PLACES_LOCK:
+        place = known.get(name)
+        if place is None:
+            place = known[name] = _new_place(engine)
+    return place
 
 
-def idle_place(engine: sa.Engine) -> IdleConnection:
-    """A place for connections of ``engine``'s pool (see :class:`IdleConnection`), closed when the engine is
-    disposed of: at most half the pool's size and four at most, and only while no more than the pool's
-    size are out (beyond it, the pool lends its overflow, and threads may be waiting for it)."""
+def _new_place(engine: sa.Engine) -> IdleConnection:
     pool = engine.pool
     if not isinstance(pool, sa.pool.QueuePool):
-        idle = IdleConnection(0)  # (a pool that keeps nothing itself: nothing is kept here either)
+        place = IdleConnection(0)  # (a pool that keeps nothing itself: nothing is kept here either)
     else:
         size = pool.size()
         # engine.pool, read again each time: disposing of the engine replaces it.
-        idle = IdleConnection(
+        place = IdleConnection(
             min(4, max(1, size // 2)),
             pool_has_room=lambda: engine.pool.checkedout() <= size,  # type: ignore[attr-defined]
         )
-    idle.close_on_dispose(engine)
-    return idle
+    place.close_on_dispose(engine)
+    return place
 
 
 _KEEPER: ContextVar[ConnectionKeeper | None] = ContextVar("retailblocks_connection_keeper", default=None)
