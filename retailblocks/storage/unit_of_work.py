@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -106,9 +107,18 @@ class IdleConnection:
 
     def close_on_dispose(self, engine: sa.Engine) -> None:
         """Close the waiting connections when ``engine`` is disposed of. By then its pool is a new one, so
-        each driver connection is closed at once (invalidated) rather than handed to the old pool."""
+        each driver connection is closed at once (invalidated) rather than handed to the old pool.
+
+        In a process forked from the one that made the place, the connections are the parent's, which
+        still uses them: they are forgotten, not closed, as the pool forgets its own when a forked child
+        disposes of the engine (``engine.dispose(close=False)``)."""
+        made_in = os.getpid()
 
         def closing(_engine: sa.Engine) -> None:
+            if os.getpid() != made_in:
+                with self._lock:
+                    self._connections.clear()
+                return
             while (connection := self.take()) is not None:
                 connection.invalidate()
                 connection.close()

@@ -232,3 +232,28 @@ def test_a_place_gives_connections_back_to_a_pool_lending_its_overflow(database_
     assert place.take() is held[2]
     held[2].close()
     engine.dispose()
+
+
+def test_a_forked_child_that_disposes_of_the_engine_forgets_the_parents_waiting_connection(
+    database_url: str,
+) -> None:
+    import os
+
+    engine = create_engine(database_url)
+    if engine.dialect.name != "postgresql":
+        return
+    metadata.create_all(engine)
+    with UnitOfWork(engine) as uow:
+        write(uow, "parent.before")
+    place = idle_units(engine)
+    assert place is not None and engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's verdict is its exit status
+        engine.dispose(close=False)
+        os._exit(0 if place.take() is None else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child still held the parent's connection"
+    with UnitOfWork(engine) as uow:  # the parent's connection still works: the child did not close it
+        write(uow, "parent.after")
+    assert stored(engine) == ["parent.before", "parent.after"]
+    engine.dispose()
