@@ -8,6 +8,7 @@ model's values, calls one Stack operation and converts its result back.
 from __future__ import annotations
 
 import abc
+import gc
 import json
 import logging
 import os
@@ -51,6 +52,7 @@ def create_app(
     webhook_interval: float | None = 1.0,
     recover_every: float | None = None,
     threads: int | None = None,
+    freeze_after_start: bool = False,
 ) -> FastAPI:
     """The ASGI app for ``stack``, or for the stack of ``manifest``, assembled when the server starts (and
     closed when it stops). At start, flows a crash left half-way are finished or undone and the report is
@@ -65,7 +67,9 @@ def create_app(
     outcome a provider has since told — and runs the blocks' housekeeping (expired reservations).
 
     ``threads`` caps how many requests run at once in this process's thread pool (see
-    :func:`limit_request_threads`); None keeps the server's default."""
+    :func:`limit_request_threads`); None keeps the server's default. With ``freeze_after_start`` (what
+    ``blocks serve`` sets in its workers, whose process is the app's alone), what is alive once the stack
+    is assembled is set aside from the garbage collector (:func:`_freeze_startup_objects`)."""
     if (stack is None) == (manifest is None):
         raise TypeError("create_app takes a stack or a manifest path, not both")
 
@@ -90,6 +94,8 @@ def create_app(
                         }
                     ),
                 )
+            if freeze_after_start:
+                _freeze_startup_objects()
             with _delivering_webhooks(running, webhook_interval), _recovering(running, recover_every):
                 yield
         finally:
@@ -100,6 +106,21 @@ def create_app(
     if stack is not None:
         app.state.api = api_for(stack)
     return app
+
+
+def _freeze_startup_objects() -> None:
+    """Collect once, then move every object still alive (the modules, the assembled stack, the routes and
+    their schemas) to the collector's permanent generation (``gc.freeze``).
+
+    A worker keeps them for its whole life, yet each full collection, triggered by the objects requests
+    allocate, would walk all of them again, holding the interpreter's lock meanwhile: a pause in the middle
+    of whichever requests are running. Measured with the HTTP benchmark (4 workers, PostgreSQL, runs
+    alternating with and without): 134 / 120 / 115 / 100 against 122 / 101 / 98 / 92 complete checkouts a
+    second, and a lower p99 in three pairs of four. Not for an app embedded in a process of its own:
+    frozen objects are never collected, even once they are garbage.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def limit_request_threads(threads: int | None) -> None:

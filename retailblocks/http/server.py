@@ -37,7 +37,7 @@ def app() -> ASGIApp:
             webhook_interval=WEBHOOK_INTERVAL_SECONDS,
             threads=threads,
         )
-    return create_app(manifest=manifest, recover_every=RECOVER_EVERY_SECONDS, threads=threads)
+    return create_app(manifest=manifest, recover_every=RECOVER_EVERY_SECONDS, threads=threads, freeze_after_start=True)
 
 
 LOG_CONFIG = {

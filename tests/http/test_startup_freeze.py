@@ -1,0 +1,23 @@
+"""A served worker sets what start-up left alive aside from the garbage collector; an embedded app does not."""
+
+from __future__ import annotations
+
+import gc
+
+from fastapi.testclient import TestClient
+
+from retailblocks.http import create_app
+from retailblocks.stack import Stack
+
+
+def test_only_an_app_told_to_freezes_what_start_up_left_alive(stack: Stack) -> None:
+    gc.unfreeze()
+    try:
+        with TestClient(create_app(stack)) as client:
+            assert client.get("/healthz").status_code == 200
+            assert gc.get_freeze_count() == 0, "an app embedded in a process of its own leaves the collector alone"
+        with TestClient(create_app(stack, freeze_after_start=True)) as client:
+            assert gc.get_freeze_count() > 1000, "the modules, the stack and the app are set aside"
+            assert client.get("/healthz").status_code == 200
+    finally:
+        gc.unfreeze()  # (the rest of the test session collects as before)
