@@ -12,6 +12,7 @@ from sqlalchemy import event
 
 from retailblocks.errors import EnvironmentFailure, InvalidInput
 from retailblocks.storage.json_text import dumps
+from retailblocks.storage.libpq import SESSION_KEEPS_STATEMENTS
 from retailblocks.storage.prepared import execute_control
 
 _BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
@@ -110,17 +111,17 @@ def _postgres_engine(parsed: sa.URL, *, pool_size: int) -> sa.Engine:
     and PgBouncer refuses (or, told to ignore it, drops) libpq's startup ``options``: there each transaction
     sets the limit for itself with ``SET LOCAL`` as it begins — one more round trip per transaction, but it
     holds on whatever server connection the transaction runs, whatever the pooler's or the role's settings.
-    psycopg's automatic server-side prepared statements (a statement's fifth run is prepared on the
-    session) are turned off there too: the next transaction may run on a server connection that never saw
-    the PREPARE.
+    Server-side prepared statements are the core's (:mod:`retailblocks.storage.libpq` prepares each
+    :class:`~retailblocks.storage.prepared.Prepared` statement once per session), never psycopg's: psycopg
+    deallocates every statement of the session when a transaction rolls back, the core's with its own.
+    Through a transaction-mode pooler nothing is prepared: the next transaction may run on a server
+    connection that never saw the PREPARE.
     """
     mode = pool_mode(parsed)
     parsed = parsed.difference_update_query([POOL_MODE_PARAMETER])
     if parsed.get_driver_name() != "psycopg":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    connect_args: dict[str, Any] = {"connect_timeout": 10}
-    if mode == "transaction":
-        connect_args["prepare_threshold"] = None
+    connect_args: dict[str, Any] = {"connect_timeout": 10, "prepare_threshold": None}
     engine = sa.create_engine(
         parsed,
         pool_size=pool_size,
@@ -141,10 +142,11 @@ def _postgres_engine(parsed: sa.URL, *, pool_size: int) -> sa.Engine:
     else:
 
         @event.listens_for(engine, "connect")
-        def _bound_lock_waits(dbapi_connection: Any, _record: Any) -> None:
+        def _bound_lock_waits(dbapi_connection: Any, record: Any) -> None:
             with dbapi_connection.cursor() as cursor:
                 cursor.execute(_SET_LOCK_TIMEOUT)
             dbapi_connection.commit()
+            record.info[SESSION_KEEPS_STATEMENTS] = True
 
     return engine
 

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import keyword
 import operator
+import re
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -62,6 +63,7 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from retailblocks.storage.json_text import dumps
+from retailblocks.storage.libpq import SESSION_KEEPS_STATEMENTS, Lane, Statement
 
 __all__ = ["Prepared", "PreparedQuery"]
 
@@ -75,6 +77,10 @@ class _Form:
 
     sql: str
     parameters: Callable[[Mapping[str, Any]], _Parameters]
+    #: On psycopg, the same statement as libpq takes it (``$1``… placeholders, see :mod:`.libpq`), and the
+    #: maker of its parameter list; None elsewhere.
+    wire_sql: bytes | None = None
+    wire_parameters: Callable[[Mapping[str, Any]], list[Any]] | None = None
 
 
 @attrs.frozen
@@ -235,42 +241,47 @@ class Prepared:
     # -- running -----------------------------------------------------------------------------------------
 
     def execute(self, connection: sa.Connection, values: Mapping[str, Any] | None = None, /, **more: Any) -> int:
-        """Run the statement in ``connection``'s transaction; returns the number of rows it changed."""
-        cursor, _sql, _parameters = self._run(connection, _merged(values, more))
-        return int(cursor.rowcount)
+        """Run the statement in ``connection``'s transaction; returns the number of rows it changed (-1
+        inside :func:`together` on PostgreSQL, where it is not known yet)."""
+        form, values = self._form_for(connection.dialect, _merged(values, more))
+        if form.wire_sql is not None:
+            result = _send(connection, form, values, rows=False)
+            return -1 if result is None else (result.command_tuples or 0)
+        return int(self._run(connection, form, values)[0].rowcount)
 
-    def _run(self, connection: sa.Connection, values: Mapping[str, Any]) -> tuple[Any, str, _Parameters]:
-        """The path of every statement of every flow: the form for these values, the driver's
-        parameters, the announcement to listeners, the driver call. Returns the cursor, with what was sent."""
-        dialect = connection.dialect
+    def _form_for(self, dialect: Dialect, values: Mapping[str, Any]) -> tuple[_Form, Mapping[str, Any]]:
+        """The form to send for these values, and the values it reads (by placeholder name, once expanded)."""
         form = self._forms.get(dialect.name) or self._form(dialect)
         if form.parameters is _unexpanded:
-            form, values = self._expanded_form(dialect, values)
+            return self._expanded_form(dialect, values)
+        return form, values
+
+    def _run(self, connection: sa.Connection, form: _Form, values: Mapping[str, Any]) -> tuple[Any, str, _Parameters]:
+        """The path of a statement on a driver other than psycopg (SQLite's): the driver's parameters, the
+        announcement to listeners, the driver call. Returns the cursor, with what was sent."""
         parameters = form.parameters(values)
         cursor = driver_cursor(connection)
         listeners = connection.dispatch.before_cursor_execute  # (_announce, written out: every statement)
         if listeners:
             listeners(connection, cursor, form.sql, parameters, None, False)
         try:
-            if opens_transaction(cursor):
-                with cursor.connection.pipeline():
-                    cursor.execute(form.sql, parameters)
-            else:
-                cursor.execute(form.sql, parameters)
-        except dialect.loaded_dbapi.Error as error:
+            cursor.execute(form.sql, parameters)
+        except connection.dialect.loaded_dbapi.Error as error:
             raise sqlalchemy_error(connection, form.sql, parameters, error) from error
         return cursor, form.sql, parameters
 
     def execute_many(self, connection: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Run the statement once per row, in one driver call; returns the rows changed in all."""
+        """Run the statement once per row, in one driver call; returns the rows changed in all (-1 inside
+        :func:`together` on PostgreSQL, where it is not known yet)."""
         if not rows:
             return 0
         form = self._form(connection.dialect)
         if form.parameters is _unexpanded:
             raise ValueError("execute_many cannot take expanding (IN) parameters")
         if len(rows) == 1:
-            # One row is one statement: the driver's executemany would wrap it in a pipeline of its own.
             return self.execute(connection, rows[0])
+        if form.wire_sql is not None:
+            return _send_many(connection, form, rows)
         parameters = [form.parameters(row) for row in rows]
         cursor = driver_cursor(connection)
         _announce(connection, cursor, form.sql, parameters, True)
@@ -344,7 +355,36 @@ def _compile(statement: sa.ClauseElement, dialect: Dialect) -> _Form:
         if not bind.required and bind.callable is None:
             defaults[name] = bind.effective_value
     maker = _list_maker if positional else _dict_maker
-    return _Form(compiled.string, maker(names, processors, defaults))
+    form = _Form(compiled.string, maker(names, processors, defaults))
+    if dialect.driver == "psycopg" and not positional:
+        original = {escaped: name for name, escaped in (compiled.escaped_bind_names or {}).items()}
+        wire_sql, order = _numbered(compiled.string, original)
+        form = attrs.evolve(form, wire_sql=wire_sql, wire_parameters=_list_maker(order, processors, defaults))
+    return form
+
+
+_PLACEHOLDER = re.compile(r"%\(([^)]*)\)s|%%")
+
+
+def _numbered(sql: str, original: Mapping[str, str]) -> tuple[bytes, list[str]]:
+    """psycopg's text of a statement (``%(name)s`` placeholders, ``%%`` for a percent sign) as libpq takes
+    it: ``$1``, ``$2``… numbered by first appearance, the same number for each appearance of a name; and
+    the names in that order."""
+    order: list[str] = []
+    numbers: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        escaped = match.group(1)
+        if escaped is None:
+            return "%"
+        name = original.get(escaped, escaped)
+        found = numbers.get(name)
+        if found is None:
+            order.append(name)
+            found = numbers[name] = len(order)
+        return f"${found}"
+
+    return _PLACEHOLDER.sub(number, sql).encode(), order
 
 
 def _bind_processor(type_: sa.types.TypeEngine[Any], dialect: Dialect) -> _Processor | None:
@@ -418,43 +458,103 @@ _CURSOR = "retailblocks.prepared_cursor"
 
 @contextmanager
 def together(connection: sa.Connection) -> Iterator[None]:
-    """Send the prepared statements run inside in one round trip, on PostgreSQL (a psycopg pipeline);
-    elsewhere they run one by one, as without it.
+    """Send the prepared statements run inside in one round trip, on PostgreSQL; elsewhere they run one by
+    one, as without it.
 
-    For writes whose outcome is not read: inside, a statement's row count is not known yet, and rows
-    cannot be fetched. An error is raised as SQLAlchemy's when the block ends (the statements after the
-    failing one are skipped, and the transaction must roll back, as after any failed statement).
+    For writes whose outcome is not read: inside, a statement's row count is not known yet (-1). A query
+    inside sends what is held before it, with it, and returns its rows. Only :class:`Prepared` statements
+    are held: anything else sent inside would reach the database before them. An error is raised as
+    SQLAlchemy's when the block ends (the statements after the failing one are skipped, and the
+    transaction must roll back, as after any failed statement). Blocks nest: an inner one joins the outer.
     """
-    cursor = driver_cursor(connection)
-    driver = cursor.connection
-    if getattr(driver, "pgconn", None) is None:
+    lane = lane_for(connection)
+    if lane is None or lane.held is not None:
         yield
         return
+    lane.held = []
     try:
-        with driver.pipeline():
-            yield
+        yield
+        held = lane.held
+    finally:
+        lane.held = None
+    if held:
+        _exchange(connection, lane, held, "statements sent together (pipelined)", None)
+
+
+_LANE = "retailblocks.libpq_lane"
+
+
+def lane_for(connection: sa.Connection) -> Lane | None:
+    """The libpq lane of this connection's psycopg connection (in the connection's transaction, begun
+    here if none is), or None on another driver. Kept with the driver connection, as the cursor is."""
+    if not connection.in_transaction():
+        connection.begin()
+    pooled = connection.connection
+    driver = pooled.dbapi_connection
+    info = pooled.info
+    lane = info.get(_LANE)
+    if lane is not None and lane.driver is driver:
+        return lane  # type: ignore[no-any-return]
+    if getattr(driver, "pgconn", None) is None:
+        return None
+    prepares = bool(info.get(SESSION_KEEPS_STATEMENTS)) and driver.prepare_threshold is None  # type: ignore[union-attr]
+    lane = info[_LANE] = Lane(driver, prepares=prepares)  # type: ignore[arg-type]
+    return lane
+
+
+def _send(connection: sa.Connection, form: _Form, values: Mapping[str, Any], *, rows: bool) -> Any:
+    """Send one statement on the connection's lane; its result, or None when :func:`together` holds it."""
+    assert form.wire_sql is not None and form.wire_parameters is not None
+    lane = lane_for(connection)
+    assert lane is not None
+    if connection.dispatch.before_cursor_execute:
+        _announce(connection, driver_cursor(connection), form.sql, form.parameters(values), False)
+    statement = (form.wire_sql, form.wire_parameters(values))
+    held = lane.held
+    if held is None:
+        return _exchange(connection, lane, [statement], form.sql, statement[1])[0]
+    held.append(statement)
+    if not rows:
+        return None
+    # Rows are wanted now: what is held goes first, in the same exchange.
+    lane.held = []
+    return _exchange(connection, lane, held, form.sql, statement[1])[-1]
+
+
+def _send_many(connection: sa.Connection, form: _Form, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Send one statement per row on the connection's lane, in one exchange; the rows changed in all."""
+    assert form.wire_sql is not None and form.wire_parameters is not None
+    lane = lane_for(connection)
+    assert lane is not None
+    if connection.dispatch.before_cursor_execute:
+        _announce(connection, driver_cursor(connection), form.sql, [form.parameters(row) for row in rows], True)
+    sql, make = form.wire_sql, form.wire_parameters
+    statements: list[Statement] = [(sql, make(row)) for row in rows]
+    if lane.held is not None:
+        lane.held.extend(statements)
+        return -1
+    results = _exchange(connection, lane, statements, form.sql, None)
+    return sum(result.command_tuples or 0 for result in results if result is not None)
+
+
+def _exchange(
+    connection: sa.Connection, lane: Lane, statements: list[Statement], sql: str, parameters: Any
+) -> list[Any]:
+    try:
+        return lane.exchange(statements)
     except connection.dialect.loaded_dbapi.Error as error:
-        raise sqlalchemy_error(connection, "statements sent together (pipelined)", None, error) from error
+        raise sqlalchemy_error(connection, sql, parameters, error) from error
 
 
-def opens_transaction(cursor: Any) -> bool:
-    """Whether a statement on this psycopg cursor is the first of its transaction, so that the driver
-    sends ``BEGIN`` before it, and may send both in one pipeline: one round trip instead of two.
-
-    psycopg begins a transaction lazily, with a ``BEGIN`` of its own that waits for its answer before the
-    statement goes out. In pipeline mode the two leave together and their answers come back together;
-    the statement's rows and row count are the cursor's once the pipeline ends, as without one. A
-    transaction is about ten round trips: one of them saved per transaction is worth a pipeline's setup.
-    (sqlite3 cursors, autocommit connections and statements already in a pipeline are left alone.)
-    """
-    driver = cursor.connection
-    pgconn = getattr(driver, "pgconn", None)
-    if pgconn is None:
-        return False
-    return pgconn.transaction_status == _IDLE and not pgconn.pipeline_status and not driver.autocommit
-
-
-_IDLE = 0  # libpq's PQTRANS_IDLE: no transaction open on the connection
+def send_command(connection: sa.Connection, command: bytes) -> None:
+    """Send a statement without parameters (``COMMIT``) on the connection's lane: held by
+    :func:`together` when inside one, sent at once otherwise."""
+    lane = lane_for(connection)
+    assert lane is not None
+    if lane.held is not None:
+        lane.held.append((command, None))
+    else:
+        _exchange(connection, lane, [(command, None)], command.decode(), None)
 
 
 def driver_cursor(connection: sa.Connection) -> Any:
@@ -506,10 +606,20 @@ def _merged(values: Mapping[str, Any] | None, more: dict[str, Any]) -> Mapping[s
 
 def sqlalchemy_error(connection: sa.Connection, sql: str, parameters: Any, error: Exception) -> sa.exc.StatementError:
     """The driver's error as SQLAlchemy would raise it (``sa.exc.IntegrityError`` for a unique violation…),
-    so callers catch one family of errors whichever path a statement took."""
-    return sa.exc.DBAPIError.instance(
-        sql, parameters, error, connection.dialect.loaded_dbapi.Error, dialect=connection.dialect
+    so callers catch one family of errors whichever path a statement took. As SQLAlchemy's own execution
+    does, a lost connection is invalidated here: the pool drops it, and closing it sends nothing."""
+    dialect = connection.dialect
+    lost = not connection.invalidated and dialect.is_disconnect(
+        error,  # type: ignore[arg-type]
+        connection.connection.dbapi_connection,
+        None,
     )
+    wrapped = sa.exc.DBAPIError.instance(
+        sql, parameters, error, dialect.loaded_dbapi.Error, dialect=dialect, connection_invalidated=lost
+    )
+    if lost:
+        connection.invalidate(wrapped)
+    return wrapped
 
 
 _TYPE_CODE = operator.itemgetter(1)  # a cursor.description entry's type code
@@ -545,8 +655,7 @@ class PreparedQuery(Prepared):
         self._row: Callable[[Sequence[Any]], Any] = namedtuple("Row", keys)._make  # type: ignore[attr-defined]
         self._processing: dict[str, _Processing] = {}
 
-    def _processing_for(self, dialect: Dialect, description: Sequence[Any]) -> _Processing:
-        coltypes = tuple(map(_TYPE_CODE, description))
+    def _processing_for(self, dialect: Dialect, coltypes: tuple[Any, ...]) -> _Processing:
         found = self._processing.get(dialect.name)
         if found is not None and found.coltypes == coltypes:
             return found
@@ -598,23 +707,37 @@ class PreparedQuery(Prepared):
 
     def _fetch(self, connection: sa.Connection, values: Mapping[str, Any], *, one: bool) -> list[Any]:
         dialect = connection.dialect
-        cursor, sql, parameters = self._run(connection, values)
-        try:
-            # Fetch everything (a statement with RETURNING must run to the end), keep what was asked.
-            raw = cursor.fetchall()
-        except dialect.loaded_dbapi.Error as error:
-            raise sqlalchemy_error(connection, sql, parameters, error) from error
-        if one:
-            raw = raw[:1]
-        if not raw:
-            return []
+        form, values = self._form_for(dialect, values)
+        if form.wire_sql is not None:
+            result = _send(connection, form, values, rows=True)
+            count = result.ntuples
+            if not count:
+                return []
+            lane = lane_for(connection)
+            assert lane is not None
+            transformer = lane.transformer
+            transformer.set_pgresult(result)
+            raw = transformer.load_rows(0, 1 if one else count, tuple)
+            coltypes = tuple(result.ftype(index) for index in range(result.nfields))
+        else:
+            cursor, sql, parameters = self._run(connection, form, values)
+            try:
+                # Fetch everything (a statement with RETURNING must run to the end), keep what was asked.
+                raw = cursor.fetchall()
+            except dialect.loaded_dbapi.Error as error:
+                raise sqlalchemy_error(connection, sql, parameters, error) from error
+            if one:
+                raw = raw[:1]
+            if not raw:
+                return []
+            coltypes = tuple(map(_TYPE_CODE, cursor.description))
         make = self._row
-        processors = self._processing_for(dialect, cursor.description).processors
+        processors = self._processing_for(dialect, coltypes).processors
         if not processors:
-            return [make(values) for values in raw]
+            return [make(record) for record in raw]
         rows = []
-        for values in raw:
-            converted = list(values)
+        for record in raw:
+            converted = list(record)
             for index, processor in processors:
                 value = converted[index]
                 if value is not None:

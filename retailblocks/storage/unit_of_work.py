@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from retailblocks.storage.json_text import JsonText, dumps
-from retailblocks.storage.prepared import Prepared, driver_cursor, together
+from retailblocks.storage.prepared import Prepared, lane_for, send_command, together
 from retailblocks.storage.tables import outbox
 
 # The step's events are written in one executemany when the step commits (or before a savepoint begins),
@@ -390,13 +390,12 @@ class UnitOfWork:
         the events and the commit took one each. The driver's transaction ends here; SQLAlchemy's commit
         after it finds nothing left to send. Should an event's insert fail, the pipeline skips the
         ``COMMIT`` and raises, and the transaction rolls back as it would have."""
-        cursor = driver_cursor(connection)
-        driver = cursor.connection
-        if getattr(driver, "pgconn", None) is None or driver.autocommit:
+        lane = lane_for(connection)
+        if lane is None or lane.driver.autocommit:
             return
         with together(connection):
             self.flush_events()
-            cursor.execute("COMMIT", prepare=False)
+            send_command(connection, b"COMMIT")
 
     def rollback(self) -> None:
         self._events.clear()
