@@ -197,7 +197,7 @@ class OrderFlows:
                     self.faults,
                     settled=CHECKOUT_SETTLED,
                     grouped=True,
-                    before_progress=self._checkout.write_order,
+                    before_progress=self._checkout.write_order_at_commit,
                 )
             else:
                 runner = SagaRunner(self.stack, flow, steps, self.faults, forward_only=True)

@@ -27,7 +27,7 @@ from retailblocks.errors import (
     PaymentOutcomeUnknown,
 )
 from retailblocks.flows.capabilities import place_adjustments, ranked_locations, release_adjustments, stock_locations
-from retailblocks.flows.orders import load_order, order_details, order_from_rows, set_order
+from retailblocks.flows.orders import load_order, order_details, order_from_rows, order_write, set_order
 from retailblocks.flows.pricing import PricedCart, one_way, price_cart, price_lines
 from retailblocks.flows.saga import SagaRun, Step, insert_saga, numbered
 from retailblocks.flows.state import CheckoutState, CheckoutStep, FlowKind, GroupState, PaymentShare, data_of
@@ -629,11 +629,19 @@ class CheckoutSteps:
         pending["updated_at"] = ctx.clock.now()
 
     def write_order(self, run: Run, ctx: FlowContext) -> None:
-        """What the steps of this transaction changed of the order, in one statement (the runner's
-        ``before_progress``; also before the order is read back in the transaction)."""
+        """What the steps of this transaction changed of the order, in one statement, now: before the
+        order is read back in the transaction."""
         pending = run.transient.order_write
         if pending:
             set_order(ctx.db, run.order_id, **pending)
+            pending.clear()
+
+    def write_order_at_commit(self, run: Run, ctx: FlowContext) -> None:
+        """The same, sent as the transaction commits (the runner's ``before_progress``): nothing reads the
+        order back after its progress, so the write leaves with the commit (one round trip fewer)."""
+        pending = run.transient.order_write
+        if pending:
+            ctx.uow.defer(*order_write(run.order_id, **pending))
             pending.clear()
 
     def _details(self, run: Run, ctx: FlowContext | None, **changes: Any) -> dict[str, Any] | str:

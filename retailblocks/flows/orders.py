@@ -125,19 +125,30 @@ def set_order(
     ``details`` is the whole document, as a mapping or as JSON text already encoded (a flow that
     rewrites it step after step encodes its settled part once, see ``SettledJson``).
     """
+    statement, values = order_write(order_id, updated_at=updated_at, status=status, details=details)
+    statement.execute(connection, values)
+
+
+def order_write(
+    order_id: str,
+    *,
+    updated_at: Any,
+    status: OrderStatus | None = None,
+    details: Mapping[str, Any] | str | None = None,
+) -> tuple[Prepared, dict[str, Any]]:
+    """The statement :func:`set_order` runs, with its values: for a unit of work to run later
+    (:meth:`~retailblocks.storage.UnitOfWork.defer`)."""
     if details is not None and not isinstance(details, str):
         details = dumps(details)
     # The driver is handed plain strings.
     value = None if status is None else str(status)
     if details is None:
         assert status is not None, "set_order needs a status, details, or both"
-        _SET_STATUS.execute(connection, order_id=order_id, status=value, updated_at=updated_at)
-    elif status is None:
-        _SET_DETAILS.execute(connection, order_id=order_id, details=details, updated_at=updated_at)
-    else:
-        _SET_STATUS_AND_DETAILS.execute(
-            connection, order_id=order_id, status=value, details=details, updated_at=updated_at
-        )
+        return _SET_STATUS, {"order_id": order_id, "status": value, "updated_at": updated_at}
+    if status is None:
+        return _SET_DETAILS, {"order_id": order_id, "details": details, "updated_at": updated_at}
+    both = {"order_id": order_id, "status": value, "details": details, "updated_at": updated_at}
+    return _SET_STATUS_AND_DETAILS, both
 
 
 def order_details(connection: sa.Connection, order_id: str) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from retailblocks.storage import UnitOfWork
 from retailblocks.storage.json_text import JsonText, SettledJson
 from retailblocks.storage.prepared import Prepared, PreparedQuery
 from retailblocks.storage.tables import saga_log, sagas
-from retailblocks.storage.unit_of_work import keeping_connection
+from retailblocks.storage.unit_of_work import UNITS_BY_CONNECTION, keeping_connection
 
 if TYPE_CHECKING:
     from retailblocks.assembly.runtime import Runtime
@@ -165,6 +165,9 @@ class Transient:
     #: The order's status and details as the steps of the running transaction changed them, written once
     #: before its progress (see ``SagaRunner.before_progress``); forgotten if the transaction rolls back.
     order_write: dict[str, Any] = attrs.field(factory=dict)
+    #: The unit of work whose transaction holds the saga's row with the epoch this process owns (it
+    #: inserted the row, or locked it with :func:`hold`): its progress needs no fence.
+    fenced_by: UnitOfWork | None = None
 
 
 @attrs.define
@@ -327,13 +330,14 @@ class SagaRunner:
                 StepMark.DONE,
                 status=SagaStatus.COMPLETED if last.completes else None,
             )
+            # Inside: writes deferred to the commit fail there, and then nothing of the steps is done.
+            uow.commit()
         except BaseException:
             uow.rollback()
             del run.done[done_before:]
             run.state = state_before
             run.transient.order_write.clear()
             raise
-        uow.commit()
 
     def run(self, run: SagaRun[Any], *, start: int = 0, recovering: bool = False) -> None:
         """Run steps from ``start``; on a rejection or failure undo what was done (or, in a forward-only
@@ -500,7 +504,12 @@ class SagaRunner:
                 statement = _LOGGED_PROGRESS.setdefault(shape, _logged_progress(*shape))
             logged = {f"logged_{index}": name for index, name in enumerate(names)}
             extra = {} if status is None else {"status": status.value}
-            if statement.execute(connection, values, action=str(action), detail=detail, **logged, **extra) != 1:
+            every = {**values, "action": str(action), "detail": detail, **logged, **extra}
+            if run.transient.fenced_by is ctx.uow:
+                # The transaction holds the row at this epoch: the write cannot miss, and leaves with the
+                # commit instead of waiting for its row count.
+                ctx.uow.defer(statement, every)
+            elif statement.execute(connection, every) != 1:
                 raise lost(run)
             return
         logged_rows = [
@@ -530,6 +539,7 @@ def hold(connection: sa.Connection, run: SagaRun[Any]) -> None:
     """
     if _HOLD.scalar(connection, saga_id=run.id) != run.epoch:
         raise lost(run)
+    run.transient.fenced_by = UNITS_BY_CONNECTION.get(connection)
 
 
 def lost(run: SagaRun[Any]) -> FlowTakenOver:
@@ -562,6 +572,7 @@ def insert_saga(
         attempts=run.epoch,
         created_at=now,
     )
+    run.transient.fenced_by = UNITS_BY_CONNECTION.get(connection)
 
 
 def state_text(run: SagaRun[Any], settled: Sequence[str], done: Sequence[str] | None = None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -48,15 +48,17 @@ def _on_savepoint(connection: sa.Connection, _name: str | None) -> None:
     # rolling the savepoint back can only take away events recorded inside it.
     uow = connection.info.get(_UOW)
     if uow is not None and uow.started and uow.connection is connection:
+        uow.flush_deferred()
         uow.flush_events()
 
 
 def _on_rollback_savepoint(connection: sa.Connection, _name: str, _context: Any) -> None:
-    # Every event still buffered was recorded after the most recent savepoint began (each savepoint
-    # flushes first), so after any savepoint that began at or before it: all of them are undone.
+    # Every event (and deferred write) still buffered came after the most recent savepoint began (each
+    # savepoint flushes first), so after any savepoint that began at or before it: all of them are undone.
     uow = connection.info.get(_UOW)
     if uow is not None and uow.started and uow.connection is connection:
         uow.discard_events()
+        uow.discard_deferred()
 
 
 def _wire(engine: sa.Engine) -> None:
@@ -278,6 +280,7 @@ class UnitOfWork:
         self._connection: sa.Connection | None = None
         self._transaction: sa.RootTransaction | None = None
         self._events: list[dict[str, Any]] = []
+        self._deferred: list[tuple[Prepared, Mapping[str, Any]]] = []
         keeper = _KEEPER.get()
         self._keeper = keeper if keeper is not None and keeper.engine is engine else None
         self._borrowed = False
@@ -372,10 +375,34 @@ class UnitOfWork:
     def discard_events(self) -> None:
         self._events.clear()
 
+    def defer(self, statement: Prepared, values: Mapping[str, Any]) -> None:
+        """Run ``statement`` with ``values`` as the unit commits, before its events: for a write nothing in
+        the unit reads back and whose row count nothing checks (on PostgreSQL it leaves with the events
+        and the ``COMMIT``, in one round trip). Deferred writes run in the order given, after everything
+        sent before the commit, and are undone with the unit; a savepoint sends those deferred before it
+        (as it writes the events), so rolling it back undoes only what was deferred inside it. The core's
+        own writes: blocks write in their hooks, where a statement's effect may be read back."""
+        self._deferred.append((statement, values))
+
+    def discard_deferred(self) -> None:
+        self._deferred.clear()
+
+    def flush_deferred(self) -> None:
+        """Run the deferred writes now, in this unit's transaction."""
+        if self._deferred:
+            deferred, self._deferred = self._deferred, []
+            acting, self.acting_block = self.acting_block, None  # the core's writes, as the events are
+            try:
+                for statement, values in deferred:
+                    statement.execute(self.connection, values)
+            finally:
+                self.acting_block = acting
+
     def commit(self) -> None:
         try:
-            if self._events and self._connection is not None and self._transaction is not None:
+            if (self._events or self._deferred) and self._connection is not None and self._transaction is not None:
                 self._commit_with_events(self._connection)
+            self.flush_deferred()
             if self._events:
                 self.flush_events()
             if self._transaction is not None:
@@ -386,19 +413,21 @@ class UnitOfWork:
         self._close()
 
     def _commit_with_events(self, connection: sa.Connection) -> None:
-        """On PostgreSQL, send the buffered events and the ``COMMIT`` in one pipeline: one round trip where
-        the events and the commit took one each. The driver's transaction ends here; SQLAlchemy's commit
+        """On PostgreSQL, send the deferred writes, the buffered events and the ``COMMIT`` in one pipeline:
+        one round trip where each took one. The driver's transaction ends here; SQLAlchemy's commit
         after it finds nothing left to send. Should an event's insert fail, the pipeline skips the
         ``COMMIT`` and raises, and the transaction rolls back as it would have."""
         lane = lane_for(connection)
         if lane is None or lane.driver.autocommit:
             return
         with together(connection):
+            self.flush_deferred()
             self.flush_events()
             send_command(connection, b"COMMIT")
 
     def rollback(self) -> None:
         self._events.clear()
+        self._deferred.clear()
         if self._transaction is not None and self._transaction.is_active:
             self._transaction.rollback()
         self._close()

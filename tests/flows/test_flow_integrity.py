@@ -457,3 +457,38 @@ def test_a_gift_card_paying_alone_is_released_when_place_fails_for_good(tmp_path
         with stack.context() as ctx:
             assert stack.block("stored-value").balance(ctx, code) == cny("100.00")  # type: ignore[attr-defined]
         assert failing(stack) == []
+
+
+def test_a_step_whose_commit_fails_is_not_done_and_recovery_finishes_the_flow(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step's progress and the order's row are written as its transaction commits (on PostgreSQL in the
+    commit's round trip): a commit that fails there leaves the step undone in the database and in the
+    running flow alike, and the flow is finished once, as after any failed step."""
+    from retailblocks.storage import UnitOfWork
+
+    stack = make_stack(tmp_path, database_url)
+    before = levels(stack)
+    real_flush = UnitOfWork.flush_deferred
+    failed: list[int] = []
+
+    def failing_once(uow: UnitOfWork) -> None:
+        if uow._deferred and not failed:  # the first step transaction with deferred writes
+            failed.append(len(uow._deferred))
+            raise sa.exc.OperationalError("COMMIT", None, Exception("the server went away"))
+        real_flush(uow)
+
+    monkeypatch.setattr(UnitOfWork, "flush_deferred", failing_once)
+    with pytest.raises(sa.exc.OperationalError):
+        stack.checkout(cart(("MUG", 1)), key="commit-fails")
+    monkeypatch.setattr(UnitOfWork, "flush_deferred", real_flush)
+    assert failed  # the failure struck
+    # Undone whole: the order failed, its stock back, no flow left running, the ledgers agree.
+    assert [order.status for order in stack.orders()] in ([], [OrderStatus.FAILED])
+    assert levels(stack) == before
+    assert [row["status"] for row in saga_rows(stack, "checkout")] in ([], ["compensated"])
+    assert failing(stack) == []
+    order = stack.checkout(cart(("MUG", 1)), key="after-the-failure")
+    assert order.status is OrderStatus.FULFILLED
+    assert failing(stack) == []
+    stack.close()

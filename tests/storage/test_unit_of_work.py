@@ -200,3 +200,80 @@ def test_writes_sent_together_fail_as_sqlalchemy_errors_and_keep_nothing(databas
         insert.execute(uow.connection, type="a.kept", source="core", payload={}, occurred_at=MOMENT)
     assert [event_type for event_type, _payload in recorded(engine)] == ["a.kept"]
     engine.dispose()
+
+
+def test_deferred_writes_run_at_commit_in_order_and_vanish_with_a_rollback(
+    database_url: str, keeping: Callable[[sa.Engine], Any]
+) -> None:
+    from retailblocks.storage import Prepared
+
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    insert = Prepared.insert(outbox, "type", "source", "payload", "occurred_at")
+    rename = Prepared(outbox.update().where(outbox.c.type == sa.bindparam("old")).values(type=sa.bindparam("new")))
+
+    def row(event_type: str) -> dict[str, Any]:
+        return {"type": event_type, "source": "core", "payload": {}, "occurred_at": MOMENT}
+
+    with keeping(engine):
+        with UnitOfWork(engine) as uow:
+            uow.defer(insert, row("deferred"))
+            uow.defer(rename, {"old": "deferred", "new": "deferred, renamed"})  # runs after the insert
+            insert.execute(uow.connection, row("sent at once"))
+            record(uow, "event")
+        uow = UnitOfWork(engine)
+        uow.defer(insert, row("rolled back"))
+        insert.execute(uow.connection, row("rolled back too"))
+        uow.rollback()
+        with UnitOfWork(engine) as uow:
+            uow.defer(insert, row("before the savepoint"))
+            savepoint = uow.connection.begin_nested()
+            uow.defer(insert, row("inside the savepoint"))
+            savepoint.rollback()
+        with UnitOfWork(engine) as uow:  # nothing else in the unit: the deferred write opens it
+            uow.defer(insert, row("alone"))
+    kinds = [kind for kind, _ in recorded(engine)]
+    assert kinds == ["sent at once", "deferred, renamed", "event", "before the savepoint", "alone"]
+    engine.dispose()
+
+
+def test_a_deferred_write_that_fails_fails_the_commit_and_keeps_nothing(database_url: str) -> None:
+    from retailblocks.storage import Prepared
+
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    insert = Prepared.insert(outbox, "type", "source", "payload", "occurred_at")
+    uow = UnitOfWork(engine)
+    insert.execute(uow.connection, type="a.first", source="core", payload={}, occurred_at=MOMENT)
+    uow.defer(insert, {"type": None, "source": "core", "payload": {}, "occurred_at": MOMENT})
+    record(uow, "an event")
+    with pytest.raises(sa.exc.IntegrityError):
+        uow.commit()
+    assert recorded(engine) == []
+    engine.dispose()
+
+
+def test_on_postgresql_deferred_writes_events_and_commit_leave_in_one_exchange(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's pipeline")
+    from retailblocks.storage import Prepared, libpq
+
+    engine = create_engine(database_url)
+    metadata.create_all(engine)
+    insert = Prepared.insert(outbox, "type", "source", "payload", "occurred_at")
+    sent: list[list[bytes]] = []
+    exchange = libpq.Lane.exchange
+
+    def counting(lane: libpq.Lane, statements: Any) -> Any:
+        sent.append([sql.split(b" ")[0] for sql, _parameters in statements])
+        return exchange(lane, statements)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(libpq.Lane, "exchange", counting)
+        with UnitOfWork(engine) as uow:
+            insert.execute(uow.connection, type="a.first", source="core", payload={}, occurred_at=MOMENT)
+            uow.defer(insert, {"type": "a.deferred", "source": "core", "payload": {}, "occurred_at": MOMENT})
+            record(uow, "an event")
+    assert sent == [[b"INSERT"], [b"INSERT", b"INSERT", b"COMMIT"]]
+    assert [kind for kind, _ in recorded(engine)] == ["a.first", "a.deferred", "an event"]
+    engine.dispose()
