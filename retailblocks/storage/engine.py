@@ -128,7 +128,7 @@ def _postgres_engine(parsed: sa.URL, *, pool_size: int) -> sa.Engine:
         max_overflow=pool_size,
         pool_pre_ping=False,
         # The connection returned last goes out next: a single worker keeps using one server session,
-        # whose prepared statements (psycopg prepares a statement on its fifth use) stay warm.
+        # whose prepared statements (the core prepares each once per session) stay warm.
         pool_use_lifo=True,
         connect_args=connect_args,
     )

@@ -4,7 +4,8 @@ Building a SQLAlchemy statement per call (``table.update().where(...).values(...
 before the database sees anything — twenty times what SQLite needs to run it. A :class:`Prepared`
 statement is built once at import time with named parameters, compiled once per dialect, and executed on
 the connection's own DB-API connection with the same parameter conversions SQLAlchemy would apply (each
-type's bind processor: JSON encoding, SQLite's datetime strings), inside the connection's transaction.
+type's bind processor: JSON encoding, SQLite's datetime strings), inside the connection's transaction. On
+PostgreSQL it goes through libpq itself, prepared once per session (see :mod:`.libpq`).
 
 Use it for the INSERT, UPDATE and DELETE statements a flow issues many times, and :class:`PreparedQuery`
 for the SELECTs (and INSERT/UPDATE … RETURNING) it issues many times: the same path, with each result
