@@ -246,7 +246,7 @@ class Prepared:
         inside :func:`together` on PostgreSQL, where it is not known yet)."""
         form, values = self._form_for(connection.dialect, _merged(values, more))
         if form.wire_sql is not None:
-            result = _send(connection, form, values, rows=False)
+            result = _send(connection, lane_for(connection), form, values, rows=False)
             return -1 if result is None else (result.command_tuples or 0)
         return int(self._run(connection, form, values)[0].rowcount)
 
@@ -503,10 +503,9 @@ def lane_for(connection: sa.Connection) -> Lane | None:
     return lane
 
 
-def _send(connection: sa.Connection, form: _Form, values: Mapping[str, Any], *, rows: bool) -> Any:
+def _send(connection: sa.Connection, lane: Lane | None, form: _Form, values: Mapping[str, Any], *, rows: bool) -> Any:
     """Send one statement on the connection's lane; its result, or None when :func:`together` holds it."""
     assert form.wire_sql is not None and form.wire_parameters is not None
-    lane = lane_for(connection)
     assert lane is not None
     if connection.dispatch.before_cursor_execute:
         _announce(connection, driver_cursor(connection), form.sql, form.parameters(values), False)
@@ -710,11 +709,11 @@ class PreparedQuery(Prepared):
         dialect = connection.dialect
         form, values = self._form_for(dialect, values)
         if form.wire_sql is not None:
-            result = _send(connection, form, values, rows=True)
+            lane = lane_for(connection)
+            result = _send(connection, lane, form, values, rows=True)
             count = result.ntuples
             if not count:
                 return []
-            lane = lane_for(connection)
             assert lane is not None
             transformer = lane.transformer
             transformer.set_pgresult(result)

@@ -73,7 +73,7 @@ def test_a_statement_is_prepared_once_per_session_and_type_of_its_values(engine:
         connection.commit()
 
 
-def test_the_first_statement_opens_the_transaction_psycopg_would_open(tmp_path: Path, engine: sa.Engine) -> None:
+def test_the_first_statement_opens_the_transaction_psycopg_would_open(engine: sa.Engine) -> None:
     serializable = engine.execution_options(isolation_level="SERIALIZABLE")
     with serializable.connect() as connection:
         INSERT.execute(connection, _row("s1"))
